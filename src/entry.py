@@ -1,0 +1,43 @@
+"""The Cloudflare Worker entry: HTTP through the ASGI bridge, cron jobs, and the Durable Object class.
+
+Deliberately thin. Everything interesting lives in `fastest` (the same app the local server runs);
+this module only connects Cloudflare's handlers to it. Import time does no work beyond imports (no
+randomness is allowed at global scope on Python Workers): the app is built on the first request and
+kept for the life of the isolate.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from workers import WorkerEntrypoint
+
+# The Durable Object class must be exported by the main module under the name wrangler.toml binds.
+# It lives in the top-level durable_objects/ package, vendored into python_modules/ at build time.
+from durable_objects.cloudflare import ConversationSession
+
+__all__ = ["ConversationSession", "Default"]
+
+
+@functools.cache
+def _asgi_app():
+    """The FastAPI app, built once per isolate (a one-entry cache, hence bounded)."""
+    from fastest.app import create_app
+    from fastest.platform.cloudflare import platform_for_scope
+
+    return create_app(platform_for_scope)
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        from workers import asgi
+
+        return await asgi.fetch(_asgi_app(), request, self.env)
+
+    async def scheduled(self, controller, env=None, ctx=None):
+        """A cron trigger fired: run the jobs due for that cron string (see wrangler.toml)."""
+        from fastest.platform.cloudflare import platform_from_env
+        from fastest.services.jobs import run_due
+
+        # self.env is the SDK-wrapped env (bindings return Python values); prefer it to the raw one.
+        await run_due(platform_from_env(self.env), str(controller.cron))

@@ -1,0 +1,1 @@
+"""HTTP layer: one router module per route group, plus errors, middleware and dependencies."""

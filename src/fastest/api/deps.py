@@ -1,0 +1,71 @@
+"""FastAPI dependencies: the platform, the authenticated caller, pagination parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from fastest.domain.pagination import InvalidCursor, decode_cursor
+from fastest.errors import Unauthenticated, ValidationFailed
+from fastest.platform import Platform
+from fastest.services import identity, rate_limits
+from fastest.services.identity import Principal
+
+_bearer = HTTPBearer(auto_error=False, description="A `fst_…` token from sign-in, the device flow or `fastest admin token`.")
+
+
+def get_platform(request: Request) -> Platform:
+    return request.state.platform
+
+
+def authorize(
+    ability: str, *, route_class: str = "default", fresh: bool = False
+) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that authenticates the bearer token, spends one unit of the caller's rate limit,
+    and checks the ability (and, for sensitive routes, that the session is fresh)."""
+
+    async def dependency(
+        request: Request,
+        credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+        platform: Platform = Depends(get_platform),
+    ) -> Principal:
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise Unauthenticated("Send `Authorization: Bearer <token>`.")
+        principal = await identity.authenticate(platform, credentials.credentials)
+        decision = await rate_limits.enforce(platform, principal.user_id, route_class)
+        request.state.rate_limit = (route_class, decision)
+        identity.require_ability(principal, ability)
+        if fresh:
+            identity.require_fresh_session(platform, principal)
+        return principal
+
+    return dependency
+
+
+@dataclass(frozen=True, slots=True)
+class PageParams:
+    limit: int
+    cursor: str | None
+
+    def key(self, *types: type) -> list | None:
+        """The decoded keyset position (elements of these types), or None for the first page.
+        A cursor we did not issue is a 422."""
+        if self.cursor is None:
+            return None
+        try:
+            return decode_cursor(self.cursor, *types)
+        except InvalidCursor as exc:
+            raise ValidationFailed("The cursor is not one this API issued.", fields={"query.cursor": "invalid cursor"}) from exc
+
+
+def page_params(default_limit: int) -> Callable[..., PageParams]:
+    def dependency(
+        limit: int = Query(default_limit, ge=1, le=100, description="Page size (1–100)."),
+        cursor: str | None = Query(None, max_length=512, description="`next_cursor` from the previous page."),
+    ) -> PageParams:
+        return PageParams(limit=limit, cursor=cursor)
+
+    return dependency

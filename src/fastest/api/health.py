@@ -1,0 +1,24 @@
+"""`GET /health`: liveness without auth; `?deep=1` also checks D1, R2 and KV."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+
+from fastest.api.deps import get_platform
+from fastest.platform import Platform
+from fastest.services import health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", summary="Health check")
+async def get_health(
+    deep: bool = Query(False, description="Also check that D1, R2 and KV answer."),
+    platform: Platform = Depends(get_platform),
+) -> Any:
+    body = await health.report(platform, deep=deep)
+    status = 200 if body["status"] == "ok" else 503
+    return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,121 @@
+"""Pure-ASGI middleware around the whole app (cheaper than BaseHTTPMiddleware on the hot path).
+
+For every HTTP request it: attaches the platform, assigns or echoes `X-Request-Id`, bounds the request
+body (413 before reading when `Content-Length` says so, or as soon as the stream passes the limit),
+adds `RateLimit` headers decided during the request and security headers, and turns any unexpected
+exception into a 500 problem that leaks nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from typing import Any, Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fastest.api.errors import internal_error_response, problem_response
+from fastest.config import Settings
+from fastest.errors import PayloadTooLarge
+from fastest.platform import Platform
+from fastest.services.rate_limits import rate_limit_headers
+
+log = logging.getLogger("fastest")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+# Routes that carry blobs rather than JSON get the blob limit (the blob routes enforce their own too).
+_BLOB_BODY_PREFIXES = ("/v1/blobs/upload/", "/v1/blobs/batch")
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+]
+
+
+def body_limit(path: str, settings: Settings) -> int:
+    if path.startswith(_BLOB_BODY_PREFIXES):
+        return settings.blob_max_bytes
+    return settings.max_body_bytes
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, platform_provider: Callable[[Scope], Platform]) -> None:
+        self.app = app
+        self.platform_provider = platform_provider
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state: dict[str, Any] = scope.setdefault("state", {})
+        platform = self.platform_provider(scope)
+        state["platform"] = platform
+        request_id = _incoming_request_id(scope) or f"req_{secrets.token_hex(12)}"
+        state["request_id"] = request_id
+        response_started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                headers.extend(SECURITY_HEADERS)
+                decided = state.get("rate_limit")
+                if decided is not None and not any(k.lower() == b"ratelimit" for k, _ in headers):
+                    for name, value in rate_limit_headers(*decided).items():
+                        headers.append((name.lower().encode(), value.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        limit = body_limit(scope["path"], platform.settings)
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await problem_response(_too_large(limit), scope)(scope, receive, send_with_headers)
+            return
+
+        received = 0
+
+        async def bounded_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _too_large(limit)
+            return message
+
+        try:
+            await self.app(scope, bounded_receive, send_with_headers)
+        except Exception:
+            log.exception("unhandled error (request %s)", request_id)
+            if not response_started:
+                await internal_error_response(scope)(scope, receive, send_with_headers)
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes.", extra={"limit_bytes": limit})
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value
+    return None
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    value = _header(scope, b"x-request-id")
+    if value is None:
+        return None
+    text = value.decode("latin-1")
+    return text if _REQUEST_ID.match(text) else None
+
+
+def _content_length(scope: Scope) -> int | None:
+    value = _header(scope, b"content-length")
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None

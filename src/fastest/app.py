@@ -1,0 +1,42 @@
+"""`create_app(platform_provider)` → the FastAPI application both runtimes serve.
+
+The app holds no platform of its own: `platform_provider(scope)` returns it per request (locally the
+one process-wide platform; on Workers the isolate's platform built from `scope["env"]`). Nothing
+here runs at import time, and no start-up work happens in lifespan, which the Workers ASGI bridge
+runs on every request.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from fastapi import FastAPI
+from starlette.types import Scope
+
+from fastest.api import docs, env_vars, errors, health, projects
+from fastest.api.middleware import RequestContextMiddleware
+from fastest.platform import Platform
+
+API_VERSION = "1.0.0"
+
+DESCRIPTION = """\
+Sync folders into content-addressed snapshots, see drift between workspaces, merge a workspace into
+main, chat with a coding agent and deploy. Errors are `application/problem+json` with a stable
+`error.code`; every response carries `X-Request-Id`.
+"""
+
+
+def create_app(platform_provider: Callable[[Scope], Platform]) -> FastAPI:
+    app = FastAPI(
+        title="Fastest API",
+        version=API_VERSION,
+        description=DESCRIPTION,
+        docs_url=None,  # our own /docs page: Swagger UI would load scripts from a CDN
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    errors.install(app)
+    app.add_middleware(RequestContextMiddleware, platform_provider=platform_provider)
+    for router in (health.router, docs.router, projects.router, env_vars.router):
+        app.include_router(router)
+    return app

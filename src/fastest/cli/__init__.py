@@ -1,0 +1,1 @@
+"""The `fastest` command: run the local server and administer it (client commands come later)."""

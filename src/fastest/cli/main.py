@@ -1,0 +1,104 @@
+"""`fastest serve | migrate | admin token`.
+
+Server-side commands open the local runtime's data directory (default `.fastest/`, or
+`$FASTEST_DATA_DIR`) directly; they are for whoever runs the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from fastest.config import Settings
+from fastest.domain import tokens
+
+DEFAULT_DATA_DIR = ".fastest"
+
+
+def _data_dir(value: str | None) -> Path:
+    return Path(value or os.environ.get("FASTEST_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve()
+
+
+def _settings() -> Settings:
+    return Settings.from_mapping(os.environ)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fastest", description="Fastest: workspaces, snapshots, drift and merge.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the local server (applies pending migrations first)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8787)
+    serve.add_argument("--data-dir", help=f"where state lives (default $FASTEST_DATA_DIR or {DEFAULT_DATA_DIR})")
+
+    migrate = commands.add_parser("migrate", help="apply pending database migrations and exit")
+    migrate.add_argument("--data-dir")
+
+    admin = commands.add_parser("admin", help="administer the local runtime")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
+    token = admin_commands.add_parser("token", help="create the user if needed and print a new bearer token")
+    token.add_argument("--email", required=True)
+    token.add_argument(
+        "--abilities",
+        nargs="+",
+        default=list(tokens.DEFAULT_ABILITIES),
+        help=f"space- or comma-separated (default: all but secrets:read). Known: {' '.join(tokens.ABILITIES)}",
+    )
+    token.add_argument("--label", default="admin")
+    token.add_argument("--data-dir")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        from fastest.platform.local.server import serve
+
+        return serve(host=args.host, port=args.port, data_dir=_data_dir(args.data_dir), settings=_settings())
+    if args.command == "migrate":
+        return asyncio.run(_migrate(_data_dir(args.data_dir)))
+    if args.command == "admin" and args.admin_command == "token":
+        try:
+            abilities = tokens.parse_abilities(args.abilities)
+        except ValueError as exc:
+            print(f"fastest: {exc}", file=sys.stderr)
+            return 2
+        return asyncio.run(_admin_token(_data_dir(args.data_dir), args.email, abilities, args.label))
+    return 2
+
+
+async def _migrate(data_dir: Path) -> int:
+    from fastest.platform.local import open_local_platform
+
+    platform = open_local_platform(data_dir, _settings())
+    platform.close()
+    print(f"database at {data_dir} is up to date")
+    return 0
+
+
+async def _admin_token(data_dir: Path, email: str, abilities: tuple[str, ...], label: str) -> int:
+    from fastest.errors import ApiError
+    from fastest.platform.local import open_local_platform
+    from fastest.services import identity
+
+    platform = open_local_platform(data_dir, _settings())
+    try:
+        user = await identity.ensure_user(platform, email)
+        issued = await identity.issue_token(platform, user["id"], abilities=abilities, label=label)
+    except ApiError as exc:
+        print(f"fastest: {exc.message}", file=sys.stderr)
+        return 2
+    finally:
+        platform.close()
+    print(issued.token)
+    print(f"user {user['id']} <{user['email']}>, abilities: {' '.join(abilities)}, expires {issued.expires_at}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,48 @@
+"""Settings, read once from environment variables (local) or Worker vars and secrets (Cloudflare).
+
+There are no module-level settings: `Settings.from_mapping(env)` is called where a platform is built,
+and the resulting object is handed down explicitly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    environment: str = "local"
+    public_url: str = "http://127.0.0.1:8787"
+    # Largest JSON request body. Blob uploads have their own limit below.
+    max_body_bytes: int = 1 * MIB
+    # Largest single blob, the same on both runtimes (the Worker isolate has 128 MB).
+    blob_max_bytes: int = 32 * MIB
+    rate_limit_per_minute: int = 60
+    ai_rate_limit_per_minute: int = 6
+    token_ttl_days: int = 30
+    fresh_session_minutes: int = 15
+    idempotency_ttl_hours: int = 24
+    # Comma-separated origins allowed by CORS; empty means no cross-origin browser access.
+    cors_origins: str = ""
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, Any]) -> "Settings":
+        """Build settings from `FASTEST_*` names (e.g. `FASTEST_BLOB_MAX_BYTES`), ignoring the rest.
+
+        Values are converted to the field's type; a malformed number fails loudly at start-up rather
+        than being silently replaced by a default.
+        """
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get("FASTEST_" + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = int(raw) if f.type == "int" else str(raw)
+        return cls(**values)
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]

@@ -1,0 +1,43 @@
+"""Implementations of the ports: `cloudflare` (env bindings) and `local` (SQLite + files)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from fastest.config import Settings
+from fastest.ports import (
+    AIModel,
+    BlobStore,
+    Clock,
+    Database,
+    HttpClient,
+    KeyValue,
+    RateLimiter,
+    SessionNamespace,
+    Vault,
+)
+
+
+@dataclass(slots=True)
+class Platform:
+    """Everything a service may touch, built once per process (local) or per isolate (Worker)."""
+
+    db: Database
+    blobs: BlobStore
+    kv: KeyValue
+    sessions: SessionNamespace
+    clock: Clock
+    vault: Vault
+    rate_limiter: RateLimiter
+    settings: Settings
+    ai: AIModel | None = None
+    http: HttpClient | None = None
+    # Release functions for what the platform opened (files, connections), run by `close()` in
+    # reverse order. Empty on Cloudflare, where the runtime owns the bindings.
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        closers, self.closers = self.closers, []
+        for closer in reversed(closers):
+            closer()

@@ -1,0 +1,152 @@
+"""Durable Objects, both sides of the call.
+
+Caller side: `DurableObjectNamespace` implements `SessionNamespace` over the `CONVERSATIONS` binding
+(`idFromName` → `get` → `stub.fetch`), turning `SessionRequest`/`SessionResponse` into a fetch.
+
+Object side: what `durable_objects.cloudflare.ConversationSession` needs to host the platform-neutral
+core: `DurableObjectStorage` (the `SessionStorage` port over `ctx.storage`), `read_session_request`
+(JS Request → `SessionRequest`) and `to_js_response` (`SessionResponse` → JS Response).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastest.platform.cloudflare.interop import field, from_js, is_null, to_bytes, to_str_dict
+from fastest.ports import SessionRequest, SessionResponse
+
+# Requests to a stub need an absolute URL; the host is never resolved (the stub routes them).
+SESSION_ORIGIN = "https://session.internal"
+
+
+# --------------------------------------------------------------------------------------------------
+# Caller side
+# --------------------------------------------------------------------------------------------------
+
+
+def fetch_options(request: SessionRequest) -> dict[str, Any]:
+    """The `fetch` options for a `SessionRequest` (a body only when there is one: GET has none)."""
+    options: dict[str, Any] = {"method": request.method.upper()}
+    if request.headers:
+        options["headers"] = dict(request.headers)
+    if request.body:
+        options["body"] = bytes(request.body)
+    return options
+
+
+def session_url(path: str) -> str:
+    return SESSION_ORIGIN + (path if path.startswith("/") else "/" + path)
+
+
+async def _body_bytes(message: Any) -> bytes:
+    """The whole body of a Response/Request: the SDK's `bytes()`, or JS `arrayBuffer()`."""
+    read = getattr(message, "bytes", None)
+    if callable(read):
+        return to_bytes(await read())
+    return to_bytes(await message.arrayBuffer())
+
+
+async def read_session_response(response: Any) -> SessionResponse:
+    return SessionResponse(
+        status=int(field(response, "status")),
+        body=await _body_bytes(response),
+        headers=_headers(field(response, "headers")),
+    )
+
+
+class DurableObjectStub:
+    """`SessionStub` over a Durable Object stub."""
+
+    def __init__(self, stub: Any) -> None:
+        self._stub = stub
+
+    async def fetch(self, request: SessionRequest) -> SessionResponse:
+        response = await self._stub.fetch(session_url(request.path), **fetch_options(request))
+        return await read_session_response(response)
+
+    async def forward(self, request: Any) -> Any:
+        """Cloudflare only: pass a JS Request through untouched and return the JS Response, for
+        what a `SessionResponse` cannot carry (a WebSocket upgrade's 101 + socket)."""
+        return await self._stub.fetch(request)
+
+
+class DurableObjectNamespace:
+    """`SessionNamespace` over a Durable Object namespace binding: one object per name."""
+
+    def __init__(self, binding: Any) -> None:
+        self._binding = binding
+
+    def get(self, name: str) -> DurableObjectStub:
+        return DurableObjectStub(self._binding.get(self._binding.idFromName(name)))
+
+
+# --------------------------------------------------------------------------------------------------
+# Object side
+# --------------------------------------------------------------------------------------------------
+
+
+class DurableObjectStorage:
+    """`SessionStorage` over `ctx.storage` (the SQLite-backed key-value API of the object).
+
+    Values are structured-cloned by the runtime: JSON-shaped values round-trip as they are.
+    """
+
+    def __init__(self, storage: Any) -> None:
+        self._storage = storage
+
+    async def get(self, key: str) -> Any:
+        return from_js(await self._storage.get(key))
+
+    async def put(self, key: str, value: Any) -> None:
+        await self._storage.put(key, value)
+
+    async def delete(self, key: str) -> bool:
+        return bool(from_js(await self._storage.delete(key)))
+
+    async def list(self, *, prefix: str = "") -> dict[str, Any]:
+        result = await (self._storage.list(prefix=prefix) if prefix else self._storage.list())
+        return dict(from_js(result) or {})
+
+
+def object_name(ctx: Any) -> str:
+    """The name the object was addressed by (`idFromName`), else its hex id."""
+    object_id = field(ctx, "id")
+    name = field(object_id, "name")
+    return str(name) if not is_null(name) and name != "" else str(object_id.toString())
+
+
+def _headers(headers: Any) -> dict[str, str]:
+    """Headers as a dict with lower-case names (JS Headers, the SDK's HTTPMessage, or a dict)."""
+    if is_null(headers):
+        return {}
+    items = getattr(headers, "items", None)
+    pairs = items() if callable(items) else to_str_dict(headers).items()
+    return {str(k).lower(): str(v) for k, v in pairs}
+
+
+def _method(method: Any) -> str:
+    """The SDK gives an `http.HTTPMethod`, a raw JS Request a string."""
+    return str(getattr(method, "value", method)).upper()
+
+
+async def read_session_request(request: Any) -> SessionRequest:
+    url = urlsplit(str(field(request, "url")))
+    path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+    return SessionRequest(
+        method=_method(field(request, "method")),
+        path=path,
+        body=await _body_bytes(request),
+        headers=_headers(field(request, "headers")),
+    )
+
+
+# Bodies are not allowed with these statuses (Fetch spec "null body status").
+NULL_BODY_STATUSES = frozenset({101, 103, 204, 205, 304})
+
+
+def to_js_response(response: SessionResponse) -> Any:
+    from workers import Response  # type: ignore[import-not-found]
+
+    body = None if response.status in NULL_BODY_STATUSES or not response.body else bytes(response.body)
+    return Response(body, status=response.status, headers=dict(response.headers) or None)

@@ -1,0 +1,117 @@
+"""The local runtime's platform: SQLite D1, file R2, SQLite KV, in-process Durable Objects.
+
+Everything lives under one data directory (mode 0700):
+
+    d1.sqlite      the relational database (migrations applied at start, recorded in d1_migrations)
+    r2/            blob bodies and their index
+    kv.sqlite      the cache
+    sessions/      one SQLite file per session object
+    vault.key      the vault key, created on first start (0600) unless FASTEST_VAULT_KEY is set
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from fastest.config import Settings
+from fastest.platform import Platform
+from fastest.platform.local.blobs import LocalBlobStore
+from fastest.platform.local.clock import ManualClock, SystemClock
+from fastest.platform.local.database import LocalDatabase
+from fastest.platform.local.kv import LocalKeyValue
+from fastest.platform.local.migrations import apply_migrations, default_migrations_dir
+from fastest.platform.local.rate_limit import SlidingWindowRateLimiter
+from fastest.platform.local.sessions import LocalSessionNamespace, LocalSessionStorage
+from fastest.platform.local.vault import LocalVault, load_or_create_key_file
+from fastest.ports import Clock
+
+__all__ = [
+    "LocalBlobStore",
+    "LocalDatabase",
+    "LocalKeyValue",
+    "LocalSessionNamespace",
+    "LocalSessionStorage",
+    "LocalVault",
+    "ManualClock",
+    "SlidingWindowRateLimiter",
+    "SystemClock",
+    "conversation_session_factory",
+    "open_local_platform",
+]
+
+VAULT_KEY_ENV = "FASTEST_VAULT_KEY"
+VAULT_PREVIOUS_KEYS_ENV = "FASTEST_VAULT_PREVIOUS_KEYS"
+
+
+def conversation_session_factory(name: str, storage: LocalSessionStorage) -> Any:
+    """Create the application's session object. Imported here, on first use, so the platform opens
+    even where `durable_objects` is not importable (tests that bring their own factory)."""
+    from durable_objects.conversation_session import ConversationSession
+
+    return ConversationSession(name, storage)
+
+
+def open_local_platform(
+    data_dir: Path,
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    migrations_dir: Path | None = None,
+    session_factory: Callable[[str, LocalSessionStorage], Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    fsync_blobs: bool = True,
+) -> Platform:
+    """Open (creating on first start) the local platform over `data_dir`. Call `platform.close()`
+    when done. `env` defaults to the process environment (for the vault key variables).
+
+    `fsync_blobs=False` skips the fsync of each blob body before it becomes visible (a few ms per
+    put on a real disk): fine for tests and throwaway data, where power loss does not matter.
+    """
+    data_dir = Path(data_dir)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    env = os.environ if env is None else env
+    clock = clock or SystemClock()
+    closers: list[Callable[[], None]] = []
+    try:
+        vault = _open_vault(data_dir, env)
+
+        db = LocalDatabase(data_dir / "d1.sqlite")
+        closers.append(db.close)
+        apply_migrations(db, migrations_dir or default_migrations_dir())
+
+        blobs = LocalBlobStore(data_dir / "r2", clock, durable=fsync_blobs)
+        closers.append(blobs.close)
+
+        kv = LocalKeyValue(data_dir / "kv.sqlite", clock)
+        closers.append(kv.close)
+
+        sessions = LocalSessionNamespace(data_dir / "sessions", session_factory or conversation_session_factory)
+        closers.append(sessions.close)
+    except BaseException:
+        for closer in reversed(closers):
+            closer()
+        raise
+
+    return Platform(
+        db=db,
+        blobs=blobs,
+        kv=kv,
+        sessions=sessions,
+        clock=clock,
+        vault=vault,
+        rate_limiter=SlidingWindowRateLimiter(clock),
+        settings=settings,
+        closers=closers,
+    )
+
+
+def _open_vault(data_dir: Path, env: Mapping[str, str]) -> LocalVault:
+    """The vault key from the environment if set (shared with other installs), else the data
+    directory's own key file, created on first start."""
+    current = env.get(VAULT_KEY_ENV, "").strip()
+    previous = env.get(VAULT_PREVIOUS_KEYS_ENV, "")
+    if not current:
+        current = load_or_create_key_file(data_dir / "vault.key")
+    return LocalVault.from_base64(current, previous)

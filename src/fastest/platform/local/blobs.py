@@ -1,0 +1,472 @@
+"""R2 on the local runtime: object bodies as files, their metadata in a small SQLite index.
+
+Layout under `root`:
+
+    index.sqlite            key → (file id, size, etag, uploaded, custom metadata, content type)
+    objects/<ab>/<file id>  the bytes of one object version (file ids are random, never reused)
+    .tmp/<pid>-<file id>    bodies being written; never listed, removed after a crash
+
+Why an index rather than one file per key: R2 keys are case-sensitive byte strings up to 1,024 bytes
+in which "a" and "a/b" can both be objects. A file-per-key layout breaks on case-insensitive file
+systems, on long segments and on file/directory clashes, and listing a prefix in key order with a
+cursor would mean walking and sorting directories. The index answers `head` and `list` with one
+indexed query, in R2's order (UTF-8 byte order = SQLite's BINARY collation).
+
+**Atomic put.** The body streams into `.tmp/`, is fsynced, renamed into `objects/`, and only then is
+the index row committed: the object becomes visible (with its metadata) in that commit, and not a
+moment before. A crash at any point leaves either the old object or the new one; at worst an
+unreferenced file that no read ever reaches. Replacing a key never touches the old version's file
+until the new row is committed, so a reader streaming the old version keeps reading it whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import secrets
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastest.ports import BlobInfo, BlobListing, ByteRange, Clock
+
+R2_MAX_KEY_BYTES = 1024
+R2_MAX_METADATA_BYTES = 8192  # custom metadata, keys and values together
+R2_MAX_LIST_LIMIT = 1000
+R2_MAX_DELETE_KEYS = 1000
+READ_CHUNK_BYTES = 64 * 1024
+
+_INDEX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+    key              TEXT PRIMARY KEY,   -- BINARY collation: R2's UTF-8 byte order
+    file_id          TEXT NOT NULL,
+    size             INTEGER NOT NULL,
+    etag             TEXT NOT NULL,
+    uploaded         TEXT NOT NULL,
+    custom_metadata  TEXT NOT NULL,
+    content_type     TEXT
+) WITHOUT ROWID
+"""
+_COLUMNS = "key, file_id, size, etag, uploaded, custom_metadata, content_type"
+
+
+# --------------------------------------------------------------------------------------------------
+# Keys, ranges, cursors
+# --------------------------------------------------------------------------------------------------
+
+
+def validate_key(key: str) -> str:
+    """Refuse keys that are not plain `segment/segment/…` paths.
+
+    R2 itself would store "a//b" or "../x", but in this application such a key is always a bug (keys
+    are built from ids and hashes), so it fails loudly on both runtimes' callers.
+    """
+    if not isinstance(key, str) or not key:
+        raise ValueError("blob key must be a non-empty string")
+    if "\x00" in key:
+        raise ValueError("blob key must not contain NUL")
+    if len(key.encode("utf-8", "surrogatepass")) > R2_MAX_KEY_BYTES:
+        raise ValueError(f"blob key longer than {R2_MAX_KEY_BYTES} bytes")
+    if key.startswith("/") or "\\" in key:
+        raise ValueError("blob key must be a relative path with '/' separators")
+    for segment in key.split("/"):
+        if segment in ("", ".", ".."):
+            raise ValueError("blob key must not have empty, '.' or '..' segments")
+    return key
+
+
+def _validated_metadata(custom_metadata: Mapping[str, str] | None) -> dict[str, str]:
+    metadata = dict(custom_metadata or {})
+    size = 0
+    for name, value in metadata.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise ValueError("custom metadata keys and values must be strings")
+        size += len(name.encode("utf-8")) + len(value.encode("utf-8"))
+    if size > R2_MAX_METADATA_BYTES:
+        raise ValueError(f"custom metadata larger than {R2_MAX_METADATA_BYTES} bytes")
+    return metadata
+
+
+def _resolve_range(requested: ByteRange | None, size: int) -> ByteRange | None:
+    """Clip a requested range to the object; an impossible range is an error (R2: InvalidRange)."""
+    if requested is None:
+        return None
+    if requested.offset < 0 or (requested.length is not None and requested.length < 0):
+        raise ValueError("invalid range: negative offset or length")
+    if requested.offset > size:
+        raise ValueError("invalid range: offset beyond the end of the object")
+    available = size - requested.offset
+    length = available if requested.length is None else min(requested.length, available)
+    return ByteRange(offset=requested.offset, length=length)
+
+
+def successor(text: str) -> str | None:
+    """The smallest string greater than every string that starts with `text` (None: no such bound).
+
+    Used as the exclusive upper bound of a prefix scan and to skip past a delimited prefix.
+    """
+    chars = list(text)
+    while chars:
+        code = ord(chars.pop())
+        if code < 0x10FFFF:
+            code += 1
+            if 0xD800 <= code <= 0xDFFF:  # surrogates are not valid UTF-8: skip over them
+                code = 0xE000
+            return "".join(chars) + chr(code)
+    return None
+
+
+# A listing position: continue with keys greater than ("gt") or at least ("ge") the value.
+_Position = tuple[str, str]
+
+
+def encode_cursor(position: _Position) -> str:
+    raw = json.dumps(list(position), ensure_ascii=False).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str) -> _Position:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        op, value = json.loads(raw.decode("utf-8"))
+    except (ValueError, TypeError) as exc:
+        raise ValueError("invalid list cursor") from exc
+    if op not in ("gt", "ge") or not isinstance(value, str):
+        raise ValueError("invalid list cursor")
+    return op, value
+
+
+# --------------------------------------------------------------------------------------------------
+# Bodies
+# --------------------------------------------------------------------------------------------------
+
+
+class LocalBlobBody:
+    """An object and its (possibly ranged) body, read from a file opened at `get` time.
+
+    Opening at `get` time matches R2: the body is the version that was current when `get` ran, even if
+    the key is overwritten or deleted while it streams. Like R2's body, it can be consumed once.
+    """
+
+    def __init__(self, info: BlobInfo, range: ByteRange | None, handle: Any) -> None:
+        self.info = info
+        self.range = range
+        self._handle = handle
+        self._consumed = False
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        if self._consumed:
+            raise ValueError("blob body already consumed")
+        self._consumed = True
+        offset = self.range.offset if self.range is not None else 0
+        remaining = self.range.length if self.range is not None else self.info.size
+        handle = self._handle
+        try:
+            handle.seek(offset)
+            while remaining:
+                chunk = handle.read(min(READ_CHUNK_BYTES, remaining))
+                if not chunk:
+                    raise OSError("blob file shorter than its recorded size")
+                remaining -= len(chunk)
+                yield chunk
+        finally:
+            handle.close()
+
+    async def read(self) -> bytes:
+        return b"".join([chunk async for chunk in self.stream()])
+
+    def close(self) -> None:
+        """Release the file if the body is not going to be read."""
+        self._consumed = True
+        self._handle.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# The store
+# --------------------------------------------------------------------------------------------------
+
+
+class LocalBlobStore:
+    """The `BlobStore` port over a directory. `durable=False` skips fsync (tests, benchmarks)."""
+
+    def __init__(self, root: Path, clock: Clock, *, durable: bool = True) -> None:
+        self.root = Path(root)
+        self._clock = clock
+        self._durable = durable
+        self._objects_dir = self.root / "objects"
+        self._tmp_dir = self.root / ".tmp"
+        for directory in (self.root, self._objects_dir, self._tmp_dir):
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._remove_abandoned_temp_files()
+        self._index = sqlite3.connect(
+            str(self.root / "index.sqlite"), isolation_level=None, check_same_thread=False
+        )
+        self._index.execute("PRAGMA journal_mode=WAL").fetchall()
+        self._index.execute("PRAGMA synchronous=NORMAL")
+        self._index.execute("PRAGMA busy_timeout=5000")
+        self._index.execute(_INDEX_SCHEMA)
+        self._lock = threading.RLock()
+
+    # -- writes ------------------------------------------------------------------------------------
+
+    async def put(
+        self,
+        key: str,
+        data: bytes | AsyncIterator[bytes],
+        *,
+        custom_metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> BlobInfo:
+        validate_key(key)
+        metadata = _validated_metadata(custom_metadata)
+        file_id = secrets.token_hex(16)
+        final_path = self._object_path(file_id)
+        size, etag = await self._write_file(file_id, data, final_path)
+        info = BlobInfo(
+            key=key,
+            size=size,
+            etag=etag,
+            uploaded=self._clock.now(),
+            custom_metadata=metadata,
+            content_type=content_type,
+        )
+        try:
+            replaced_file_id = self._commit_object(info, file_id)
+        except BaseException:
+            final_path.unlink(missing_ok=True)
+            raise
+        if replaced_file_id is not None:
+            self._object_path(replaced_file_id).unlink(missing_ok=True)
+        return info
+
+    async def delete(self, keys: str | Sequence[str]) -> None:
+        key_list = [keys] if isinstance(keys, str) else list(keys)
+        if len(key_list) > R2_MAX_DELETE_KEYS:
+            raise ValueError(f"at most {R2_MAX_DELETE_KEYS} keys per delete")
+        for key in key_list:
+            validate_key(key)
+        file_ids: list[str] = []
+        with self._lock:
+            self._index.execute("BEGIN IMMEDIATE")
+            try:
+                for key in key_list:
+                    row = self._index.execute(
+                        "DELETE FROM objects WHERE key = ? RETURNING file_id", (key,)
+                    ).fetchone()
+                    if row is not None:
+                        file_ids.append(row[0])
+                self._index.execute("COMMIT")
+            except BaseException:
+                self._index.execute("ROLLBACK")
+                raise
+        # Files go after the commit: a crash in between leaves only unreferenced files behind.
+        for file_id in file_ids:
+            self._object_path(file_id).unlink(missing_ok=True)
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    async def head(self, key: str) -> BlobInfo | None:
+        validate_key(key)
+        found = self._lookup(key)
+        return found[0] if found is not None else None
+
+    async def get(self, key: str, *, range: ByteRange | None = None) -> LocalBlobBody | None:
+        validate_key(key)
+        found = self._lookup(key)
+        if found is None:
+            return None
+        info, file_id = found
+        resolved = _resolve_range(range, info.size)
+        try:
+            handle = open(self._object_path(file_id), "rb")
+        except FileNotFoundError:
+            return None  # deleted by another process between the lookup and the open
+        return LocalBlobBody(info, resolved, handle)
+
+    async def list(
+        self,
+        *,
+        prefix: str = "",
+        cursor: str | None = None,
+        delimiter: str | None = None,
+        limit: int = 1000,
+    ) -> BlobListing:
+        if not 1 <= limit <= R2_MAX_LIST_LIMIT:
+            raise ValueError(f"list limit must be between 1 and {R2_MAX_LIST_LIMIT}")
+        position: _Position | None = decode_cursor(cursor) if cursor else ("ge", prefix)
+        upper = successor(prefix)
+        objects: list[BlobInfo] = []
+        prefixes: list[str] = []
+        exhausted = False
+        with self._lock:
+            while position is not None and len(objects) + len(prefixes) < limit:
+                wanted = limit - len(objects) - len(prefixes)
+                rows = self._rows_after(position, prefix, upper, wanted)
+                skipped_to_prefix = False
+                for row in rows:
+                    key = row[0]
+                    cut = key.find(delimiter, len(prefix)) if delimiter else -1
+                    if cut >= 0:
+                        # R2 rolls every key under `prefix…delimiter` into one delimited prefix.
+                        rolled = key[: cut + len(delimiter)]  # type: ignore[arg-type]
+                        prefixes.append(rolled)
+                        after = successor(rolled)
+                        position = ("ge", after) if after is not None else None
+                        skipped_to_prefix = True
+                        break
+                    objects.append(self._info_from_row(row))
+                    position = ("gt", key)
+                if not skipped_to_prefix and len(rows) < wanted:
+                    exhausted = True
+                    break
+            truncated = (
+                not exhausted
+                and position is not None
+                and bool(self._rows_after(position, prefix, upper, 1))
+            )
+        return BlobListing(
+            objects=objects,
+            delimited_prefixes=prefixes,
+            truncated=truncated,
+            cursor=encode_cursor(position) if truncated and position is not None else None,
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._index.close()
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _object_path(self, file_id: str) -> Path:
+        return self._objects_dir / file_id[:2] / file_id
+
+    async def _write_file(
+        self, file_id: str, data: bytes | AsyncIterator[bytes], final_path: Path
+    ) -> tuple[int, str]:
+        """Stream `data` into a temp file, make it durable, move it to `final_path`.
+
+        Returns (size, md5 hex). The md5 is R2's etag for a single-part upload. On any failure,
+        including the source iterator raising half-way, the temp file is removed.
+        """
+        temp_path = self._tmp_dir / f"{os.getpid()}-{file_id}"
+        digest = hashlib.md5(usedforsecurity=False)
+        size = 0
+        descriptor = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "wb") as temp_file:
+                async for chunk in _chunks(data):
+                    temp_file.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+                temp_file.flush()
+                if self._durable:
+                    await asyncio.to_thread(os.fsync, temp_file.fileno())
+            final_path.parent.mkdir(mode=0o700, exist_ok=True)
+            # The directory entry is not fsynced: the index commit that makes the object visible is
+            # not fsynced either (WAL, synchronous=NORMAL), and what must hold is "never a partial
+            # body", which the file fsync before the rename guarantees. If power loss drops the rename,
+            # `get` finds no file and answers None, never a truncated body.
+            os.replace(temp_path, final_path)
+        except BaseException:
+            temp_path.unlink(missing_ok=True)
+            final_path.unlink(missing_ok=True)
+            raise
+        return size, digest.hexdigest()
+
+    def _commit_object(self, info: BlobInfo, file_id: str) -> str | None:
+        """Point `info.key` at `file_id` (the moment the object becomes visible); return the file
+        id of the version it replaced, whose file the caller removes."""
+        with self._lock:
+            self._index.execute("BEGIN IMMEDIATE")
+            try:
+                previous = self._index.execute(
+                    "SELECT file_id FROM objects WHERE key = ?", (info.key,)
+                ).fetchone()
+                self._index.execute(
+                    f"INSERT OR REPLACE INTO objects ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        info.key,
+                        file_id,
+                        info.size,
+                        info.etag,
+                        info.uploaded.isoformat(),
+                        json.dumps(info.custom_metadata, ensure_ascii=False, sort_keys=True),
+                        info.content_type,
+                    ),
+                )
+                self._index.execute("COMMIT")
+            except BaseException:
+                self._index.execute("ROLLBACK")
+                raise
+        return previous[0] if previous is not None else None
+
+    def _lookup(self, key: str) -> tuple[BlobInfo, str] | None:
+        with self._lock:
+            row = self._index.execute(f"SELECT {_COLUMNS} FROM objects WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        return self._info_from_row(row), row[1]
+
+    def _rows_after(self, position: _Position, prefix: str, upper: str | None, limit: int) -> list[Any]:
+        op, value = position
+        comparison = ">" if op == "gt" else ">="
+        sql = f"SELECT {_COLUMNS} FROM objects WHERE key {comparison} ? AND key >= ?"
+        params: list[Any] = [value, prefix]
+        if upper is not None:
+            sql += " AND key < ?"
+            params.append(upper)
+        sql += " ORDER BY key LIMIT ?"
+        params.append(limit)
+        return self._index.execute(sql, params).fetchall()
+
+    @staticmethod
+    def _info_from_row(row: Any) -> BlobInfo:
+        key, _file_id, size, etag, uploaded, custom_metadata, content_type = row
+        return BlobInfo(
+            key=key,
+            size=size,
+            etag=etag,
+            uploaded=datetime.fromisoformat(uploaded),
+            custom_metadata=json.loads(custom_metadata),
+            content_type=content_type,
+        )
+
+    def _remove_abandoned_temp_files(self) -> None:
+        """Delete temp files left by writers that died mid-put (their pid no longer runs)."""
+        for entry in self._tmp_dir.iterdir():
+            pid_text, _, _ = entry.name.partition("-")
+            if pid_text.isdigit() and _process_is_running(int(pid_text)):
+                continue  # a live writer (another store on this root) may still be streaming
+            entry.unlink(missing_ok=True)
+
+
+async def _chunks(data: bytes | AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        if len(data):
+            yield bytes(data)
+        return
+    if not hasattr(data, "__aiter__"):
+        raise TypeError("blob data must be bytes or an async iterator of bytes")
+    async for chunk in data:
+        if not isinstance(chunk, (bytes, bytearray, memoryview)):
+            raise TypeError("blob data chunks must be bytes")
+        if len(chunk):
+            yield bytes(chunk)
+
+
+def _process_is_running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True

@@ -1,0 +1,51 @@
+"""`fastest serve`: the local runtime behind uvicorn.
+
+Start-up work (migrations, the vault key) happens here, once, before the socket opens. SIGINT and
+SIGTERM stop accepting connections, let in-flight requests finish, close the storage, and exit 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+from pathlib import Path
+from typing import Iterator
+
+import uvicorn
+
+from fastest.app import create_app
+from fastest.config import Settings
+from fastest.platform.local import open_local_platform
+
+log = logging.getLogger("fastest")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises the stop signal after its graceful shutdown, so the process would die by
+    signal (exit -15) before our storage is closed. A stop we asked for is a clean exit: handle the
+    signals without re-raising them."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def serve(*, host: str, port: int, data_dir: Path, settings: Settings) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    platform = open_local_platform(data_dir, settings)
+    app = create_app(lambda scope: platform)
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="off", server_header=False)
+    server = _Server(config)
+    log.info("data in %s; serving on http://%s:%d", data_dir, host, port)
+    try:
+        server.run()
+    finally:
+        platform.close()
+    log.info("stopped")
+    return 0

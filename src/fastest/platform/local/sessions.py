@@ -1,0 +1,159 @@
+"""Durable Objects on the local runtime: in-process instances, one SQLite file of storage each.
+
+The guarantees the application relies on, as on Cloudflare:
+
+- **One instance per name.** `get(name)` may be called any number of times; every stub for a name
+  reaches the same live object, created lazily on its first request.
+- **Requests to one instance are serialized.** Each instance has an `asyncio.Lock` held for the whole
+  `fetch`, so a conversation never interleaves two turns. Different instances run concurrently.
+- **Storage survives restarts.** An object's storage is its own SQLite file under `root`, named by the
+  SHA-256 of the object's name (names are user-influenced; file names must not be).
+
+Instances are kept for the life of the namespace (the local server's process): unlike the edge, the
+local runtime does not evict idle objects, because an object may hold live WebSockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from fastest.platform.local.blobs import successor
+from fastest.ports import SessionRequest, SessionResponse
+
+# SQLite-backed Durable Objects: "key and value combined cannot exceed 2 MB".
+DO_MAX_ENTRY_BYTES = 2_000_000
+
+
+class LocalSessionStorage:
+    """One object's storage (DO `ctx.storage`): JSON-serialisable values by string key."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._connection.execute("PRAGMA journal_mode=WAL").fetchall()
+        self._connection.execute("PRAGMA synchronous=NORMAL")
+        self._connection.execute(
+            "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
+        )
+        self._lock = threading.Lock()
+
+    async def get(self, key: str) -> Any:
+        _check_key(key)
+        with self._lock:
+            row = self._connection.execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row is not None else None
+
+    async def put(self, key: str, value: Any) -> None:
+        _check_key(key)
+        try:
+            encoded = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise ValueError("session storage values must be JSON-serialisable") from exc
+        if len(key.encode("utf-8")) + len(encoded.encode("utf-8")) > DO_MAX_ENTRY_BYTES:
+            raise ValueError(f"session storage entry larger than {DO_MAX_ENTRY_BYTES} bytes")
+        with self._lock:
+            self._connection.execute(
+                "INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)", (key, encoded)
+            )
+
+    async def delete(self, key: str) -> bool:
+        _check_key(key)
+        with self._lock:
+            cursor = self._connection.execute("DELETE FROM entries WHERE key = ?", (key,))
+        return cursor.rowcount > 0
+
+    async def list(self, *, prefix: str = "") -> dict[str, Any]:
+        """All entries whose key starts with `prefix`, in key order (as DO storage lists them)."""
+        sql = "SELECT key, value FROM entries WHERE key >= ?"
+        params: list[Any] = [prefix]
+        upper = successor(prefix)
+        if upper is not None:
+            sql += " AND key < ?"
+            params.append(upper)
+        sql += " ORDER BY key"
+        with self._lock:
+            rows = self._connection.execute(sql, params).fetchall()
+        return {key: json.loads(value) for key, value in rows}
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+
+def _check_key(key: str) -> None:
+    if not isinstance(key, str) or not key:
+        raise ValueError("session storage keys must be non-empty strings")
+
+
+SessionFactory = Callable[[str, LocalSessionStorage], Any]
+
+
+@dataclass(slots=True)
+class _LiveObject:
+    instance: Any
+    storage: LocalSessionStorage
+    lock: asyncio.Lock
+
+
+class LocalSessionStub:
+    """What `namespace.get(name)` returns: cheap, stateless, any number of them per name."""
+
+    __slots__ = ("_namespace", "name")
+
+    def __init__(self, namespace: LocalSessionNamespace, name: str) -> None:
+        self._namespace = namespace
+        self.name = name
+
+    async def fetch(self, request: SessionRequest) -> SessionResponse:
+        live = self._namespace._live_object(self.name)
+        async with live.lock:
+            return await live.instance.fetch(request)
+
+
+class LocalSessionNamespace:
+    """The `SessionNamespace` port: named objects created by `factory(name, storage)`."""
+
+    def __init__(self, root: Path, factory: SessionFactory) -> None:
+        self.root = Path(root)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._factory = factory
+        self._objects: dict[str, _LiveObject] = {}
+
+    def get(self, name: str) -> LocalSessionStub:
+        if not isinstance(name, str) or not name:
+            raise ValueError("session names must be non-empty strings")
+        return LocalSessionStub(self, name)
+
+    def instance(self, name: str) -> Any:
+        """The live object for `name`, for the local WebSocket bridge, which hands frames to the same
+        instance that serves `fetch` (on Cloudflare the runtime does this)."""
+        return self._live_object(name).instance
+
+    def storage_path(self, name: str) -> Path:
+        return self.root / f"{hashlib.sha256(name.encode('utf-8')).hexdigest()}.sqlite"
+
+    def _live_object(self, name: str) -> _LiveObject:
+        # No await between the lookup and the insert: two first requests cannot create two objects.
+        live = self._objects.get(name)
+        if live is None:
+            storage = LocalSessionStorage(self.storage_path(name))
+            try:
+                instance = self._factory(name, storage)
+            except BaseException:
+                storage.close()
+                raise
+            live = _LiveObject(instance=instance, storage=storage, lock=asyncio.Lock())
+            self._objects[name] = live
+        return live
+
+    def close(self) -> None:
+        objects, self._objects = self._objects, {}
+        for live in objects.values():
+            live.storage.close()

@@ -1,0 +1,286 @@
+"""The storage and service contracts the application is written against.
+
+Each port is shaped like the Cloudflare API it stands for (D1, R2, KV, Durable Objects, Workers AI),
+so the Cloudflare adapters stay thin and the local adapters can be held to the platform's semantics,
+limits included. Nothing above `fastest.platform` knows which implementation it is talking to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, AsyncIterator, Mapping, Protocol, Sequence, runtime_checkable
+
+
+# --------------------------------------------------------------------------------------------------
+# Database (D1)
+# --------------------------------------------------------------------------------------------------
+
+# D1's documented limits. The local Database enforces them so a limit is found in a test.
+D1_MAX_BOUND_PARAMETERS = 100
+D1_MAX_STATEMENT_BYTES = 100_000
+D1_MAX_VALUE_BYTES = 2_000_000
+D1_MAX_SAFE_INTEGER = 2**53 - 1  # values cross the JS boundary as doubles
+
+
+class DatabaseError(Exception):
+    """A statement failed: bad SQL, a constraint, or a platform limit (message like D1's)."""
+
+
+class ConstraintError(DatabaseError):
+    """A UNIQUE / FOREIGN KEY / CHECK constraint refused the write."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """What D1 returns from `all()`/`run()`: rows as dicts plus `meta` (changes, last_row_id…)."""
+
+    results: list[dict[str, Any]]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def changes(self) -> int:
+        return int(self.meta.get("changes", 0))
+
+    @property
+    def last_row_id(self) -> int:
+        return int(self.meta.get("last_row_id", 0))
+
+
+class Statement(Protocol):
+    """A prepared statement. `bind` returns a new bound statement (D1 semantics)."""
+
+    def bind(self, *params: Any) -> "Statement": ...
+
+    async def all(self) -> QueryResult: ...
+
+    async def first(self, column: str | None = None) -> Any: ...
+
+    async def run(self) -> QueryResult: ...
+
+
+class Database(Protocol):
+    """D1: `prepare(sql).bind(*args)` → `all()/first()/run()`.
+
+    `batch([...])` is the **only** atomic unit: D1 has no interactive transactions, so a use case that
+    must change several rows together builds its statements first and sends them in one batch.
+    """
+
+    def prepare(self, sql: str) -> Statement: ...
+
+    async def batch(self, statements: Sequence[Statement]) -> list[QueryResult]: ...
+
+
+# --------------------------------------------------------------------------------------------------
+# BlobStore (R2)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BlobInfo:
+    """An object's metadata (R2's `R2Object` without the body)."""
+
+    key: str
+    size: int
+    etag: str
+    uploaded: datetime
+    custom_metadata: dict[str, str] = field(default_factory=dict)
+    content_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ByteRange:
+    """A ranged read: `offset` and `length` (length None = to the end), like R2's `range` option."""
+
+    offset: int
+    length: int | None = None
+
+
+class BlobBody(Protocol):
+    """An object with its body (R2's `R2ObjectBody`). The body streams; `read()` buffers it."""
+
+    info: BlobInfo
+    range: ByteRange | None
+
+    def stream(self) -> AsyncIterator[bytes]: ...
+
+    async def read(self) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BlobListing:
+    objects: list[BlobInfo]
+    delimited_prefixes: list[str]
+    truncated: bool
+    cursor: str | None
+
+
+class BlobStore(Protocol):
+    """R2. A `put` is atomic: readers see the whole object or nothing, never a partial write."""
+
+    async def put(
+        self,
+        key: str,
+        data: bytes | AsyncIterator[bytes],
+        *,
+        custom_metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> BlobInfo: ...
+
+    async def get(self, key: str, *, range: ByteRange | None = None) -> BlobBody | None: ...
+
+    async def head(self, key: str) -> BlobInfo | None: ...
+
+    async def delete(self, keys: str | Sequence[str]) -> None: ...
+
+    async def list(
+        self,
+        *,
+        prefix: str = "",
+        cursor: str | None = None,
+        delimiter: str | None = None,
+        limit: int = 1000,
+    ) -> BlobListing: ...
+
+
+# --------------------------------------------------------------------------------------------------
+# KeyValue (Workers KV)
+# --------------------------------------------------------------------------------------------------
+
+KV_MIN_TTL_SECONDS = 60
+KV_MAX_VALUE_BYTES = 25 * 1024 * 1024
+KV_MAX_KEY_BYTES = 512
+
+
+@dataclass(frozen=True, slots=True)
+class KeyListing:
+    keys: list[str]
+    cursor: str | None
+    list_complete: bool
+
+
+class KeyValue(Protocol):
+    """Workers KV: eventually consistent, for caches only (never counters or locks).
+
+    `expiration_ttl` must be at least 60 seconds, as on the platform.
+    """
+
+    async def get(self, key: str) -> str | None: ...
+
+    async def put(self, key: str, value: str, *, expiration_ttl: int | None = None) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def list(self, *, prefix: str = "", cursor: str | None = None, limit: int = 1000) -> KeyListing: ...
+
+
+# --------------------------------------------------------------------------------------------------
+# SessionNamespace (Durable Objects)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRequest:
+    """A request to one session object: the shape of a DO `fetch`, without a JS Request."""
+
+    method: str
+    path: str
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionResponse:
+    status: int
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class SessionStub(Protocol):
+    async def fetch(self, request: SessionRequest) -> SessionResponse: ...
+
+
+class SessionNamespace(Protocol):
+    """One instance per id; requests to one instance are serialized; its storage survives restarts."""
+
+    def get(self, name: str) -> SessionStub: ...
+
+
+class SessionStorage(Protocol):
+    """A session object's own storage (DO `ctx.storage`): small JSON-able values by key."""
+
+    async def get(self, key: str) -> Any: ...
+
+    async def put(self, key: str, value: Any) -> None: ...
+
+    async def delete(self, key: str) -> bool: ...
+
+    async def list(self, *, prefix: str = "") -> dict[str, Any]: ...
+
+
+# --------------------------------------------------------------------------------------------------
+# Vault, Clock, RateLimiter, HttpClient, AIModel
+# --------------------------------------------------------------------------------------------------
+
+
+class VaultError(Exception):
+    """A ciphertext could not be opened: wrong key, wrong owner/purpose, or tampered."""
+
+
+class Vault(Protocol):
+    """AES-GCM with a 96-bit random nonce; the associated data binds owner + purpose, so a ciphertext
+    copied to another row or another user does not decrypt. Ciphertexts carry their key id."""
+
+    async def encrypt(self, plaintext: str, *, owner: str, purpose: str) -> str: ...
+
+    async def decrypt(self, ciphertext: str, *, owner: str, purpose: str) -> str: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current UTC time (timezone-aware)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int  # until the window frees a slot
+
+
+class RateLimiter(Protocol):
+    """Counts hits per key inside a window. Approximate on the edge is fine for abuse limits."""
+
+    async def hit(self, key: str, *, limit: int, window_seconds: int) -> RateDecision: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class HttpClient(Protocol):
+    """Outbound HTTP, only to configured hosts, always with a timeout."""
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        timeout: float = 10.0,
+    ) -> HttpResponse: ...
+
+
+@runtime_checkable
+class AIModel(Protocol):
+    """Chat completion and embeddings. The answer names the provider/model that produced it."""
+
+    async def complete(self, messages: Sequence[Mapping[str, str]], **options: Any) -> Mapping[str, Any]: ...
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...

@@ -1,0 +1,53 @@
+"""Shared model bases and field types.
+
+Requests are strict: no coercion (`"4abc"`, `1.5` or `false` are not integers; `1` is not a boolean)
+and unknown fields are rejected, so a typo is an error rather than a silently ignored field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+
+class RequestModel(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class ResponseModel(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Success(ResponseModel):
+    success: bool = True
+
+
+# A display name: trimmed, 1–100 characters, no control characters.
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+class ProblemError(BaseModel):
+    code: str = Field(description="Stable snake_case error code clients can branch on.")
+    message: str
+    fields: dict[str, str] | None = Field(default=None, description="Field path → what is wrong with it.")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, plus `error: {code, message, fields}` (seed 001's error shape)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    error: ProblemError
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries documenting problem+json errors for a route."""
+    return {
+        status: {"model": Problem, "content": {"application/problem+json": {}}, "description": "Error"}
+        for status in statuses
+    }

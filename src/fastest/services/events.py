@@ -1,0 +1,74 @@
+"""The project activity log: every write to a project appends one event (seed 000's operator ledger).
+
+Writers do not insert events themselves: they add `record(...)` to the batch that makes the change,
+so the change and its event land together or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+from fastest.domain.pagination import encode_cursor
+from fastest.platform import Platform
+from fastest.ports import Statement
+from fastest.services.common import dumps, new_id, now_iso
+
+
+def record(
+    platform: Platform,
+    project_id: str,
+    actor: str,
+    type: str,
+    summary: str,
+    data: Mapping[str, Any] | None = None,
+    *,
+    touch: bool = True,
+) -> list[Statement]:
+    """Statements that append the event and, for changes (`touch`), mark the project as updated.
+
+    Add them to the batch that makes the change. Audited reads (a secret reveal) pass touch=False.
+    """
+    now = now_iso(platform)
+    statements = [
+        platform.db.prepare(
+            "INSERT INTO project_events (id, project_id, actor, type, summary, data, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)"
+        ).bind(new_id(platform, "evt"), project_id, actor, type, summary, dumps(dict(data or {})), now),
+    ]
+    if touch:
+        statements.append(
+            platform.db.prepare("UPDATE projects SET updated_at = ?, last_activity_at = ? WHERE id = ?").bind(
+                now, now, project_id
+            )
+        )
+    return statements
+
+
+def event_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "type": row["type"],
+        "actor": row["actor"],
+        "summary": row["summary"],
+        "data": json.loads(row["data"]),
+        "created_at": row["created_at"],
+    }
+
+
+async def page(
+    platform: Platform, project_id: str, *, limit: int, before_seq: int | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest first, keyset-paginated by insertion order (`seq`; ids only sort to the millisecond)."""
+    if before_seq is None:
+        stmt = platform.db.prepare(
+            "SELECT * FROM project_events WHERE project_id = ? ORDER BY seq DESC LIMIT ?"
+        ).bind(project_id, limit + 1)
+    else:
+        stmt = platform.db.prepare(
+            "SELECT * FROM project_events WHERE project_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+        ).bind(project_id, before_seq, limit + 1)
+    rows = (await stmt.all()).results
+    items = [event_view(r) for r in rows[:limit]]
+    next_cursor = encode_cursor(rows[limit - 1]["seq"]) if len(rows) > limit else None
+    return items, next_cursor
