@@ -17,7 +17,8 @@ from fastest.services.identity import Principal
 _bearer = HTTPBearer(auto_error=False, description="A `fst_…` token from sign-in, the device flow or `fastest admin token`.")
 
 
-def get_platform(request: Request) -> Platform:
+async def get_platform(request: Request) -> Platform:
+    # async: FastAPI runs plain `def` dependencies in a thread pool, a costly hop on every request.
     return request.state.platform
 
 
@@ -62,7 +63,7 @@ class PageParams:
 
 
 def page_params(default_limit: int) -> Callable[..., PageParams]:
-    def dependency(
+    async def dependency(
         limit: int = Query(default_limit, ge=1, le=100, description="Page size (1–100)."),
         cursor: str | None = Query(None, max_length=512, description="`next_cursor` from the previous page."),
     ) -> PageParams:

@@ -204,13 +204,7 @@ class LocalBlobStore:
         for directory in (self.root, self._objects_dir, self._tmp_dir):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._remove_abandoned_temp_files()
-        self._index = sqlite3.connect(
-            str(self.root / "index.sqlite"), isolation_level=None, check_same_thread=False
-        )
-        self._index.execute("PRAGMA journal_mode=WAL").fetchall()
-        self._index.execute("PRAGMA synchronous=NORMAL")
-        self._index.execute("PRAGMA busy_timeout=5000")
-        self._index.execute(_INDEX_SCHEMA)
+        self._index = _open_index(self.root / "index.sqlite")
         self._lock = threading.RLock()
 
     # -- writes ------------------------------------------------------------------------------------
@@ -444,6 +438,19 @@ class LocalBlobStore:
             if pid_text.isdigit() and _process_is_running(int(pid_text)):
                 continue  # a live writer (another store on this root) may still be streaming
             entry.unlink(missing_ok=True)
+
+
+def _open_index(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL").fetchall()
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA busy_timeout=5000")
+        connection.execute(_INDEX_SCHEMA)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
 
 
 async def _chunks(data: bytes | AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -359,6 +359,8 @@ class LocalDatabase:
                 cursor.close()
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
+        except UnicodeEncodeError as exc:  # a str holding lone surrogates cannot become UTF-8 text
+            raise DatabaseError("D1_TYPE_ERROR: string is not valid Unicode text") from exc
         rows = [dict(zip(names, raw)) for raw in raw_rows]
         written = self._connection.total_changes - total_before
         meta = {

@@ -47,11 +47,16 @@ class LocalKeyValue:
 
     def __init__(self, path: Path | str, clock: Clock) -> None:
         self._clock = clock
-        self._connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._connection.execute("PRAGMA journal_mode=WAL").fetchall()
-        self._connection.execute("PRAGMA synchronous=NORMAL")
-        self._connection.execute("PRAGMA busy_timeout=5000")
-        self._connection.executescript(_SCHEMA)
+        connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL").fetchall()
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA busy_timeout=5000")
+            connection.executescript(_SCHEMA)
+        except BaseException:
+            connection.close()
+            raise
+        self._connection = connection
         self._lock = threading.Lock()
 
     def _now(self) -> float:

@@ -36,12 +36,17 @@ class LocalSessionStorage:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self._connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._connection.execute("PRAGMA journal_mode=WAL").fetchall()
-        self._connection.execute("PRAGMA synchronous=NORMAL")
-        self._connection.execute(
-            "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
-        )
+        connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL").fetchall()
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
+            )
+        except BaseException:
+            connection.close()
+            raise
+        self._connection = connection
         self._lock = threading.Lock()
 
     async def get(self, key: str) -> Any:
