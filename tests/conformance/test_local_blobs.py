@@ -338,7 +338,8 @@ def test_list_with_a_delimiter_rolls_up_prefixes(blob_store: LocalBlobStore) -> 
 
 
 def test_delimited_listing_pages_without_duplicates(blob_store: LocalBlobStore) -> None:
-    keys = [f"r/{group}/{item}" for group in "abcdefg" for item in range(3)] + [f"r/file{i}" for i in range(5)]
+    keys = [f"r/{group}/{item}" for group in "abcdefg" for item in range(3)]
+    keys += [f"r/file{i}" for i in range(5)]
     put_all(blob_store, keys)
 
     async def scenario() -> None:

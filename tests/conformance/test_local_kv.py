@@ -42,7 +42,9 @@ def test_ttl_expires_on_the_clock(kv_store: LocalKeyValue, manual_clock: ManualC
     asyncio.run(scenario())
 
 
-def test_rewriting_a_key_without_ttl_clears_its_expiry(kv_store: LocalKeyValue, manual_clock: ManualClock) -> None:
+def test_rewriting_a_key_without_ttl_clears_its_expiry(
+    kv_store: LocalKeyValue, manual_clock: ManualClock
+) -> None:
     async def scenario() -> None:
         await kv_store.put("k", "short", expiration_ttl=60)
         await kv_store.put("k", "long")
@@ -52,7 +54,9 @@ def test_rewriting_a_key_without_ttl_clears_its_expiry(kv_store: LocalKeyValue, 
     asyncio.run(scenario())
 
 
-def test_expired_entries_are_purged(tmp_path: Path, kv_store: LocalKeyValue, manual_clock: ManualClock) -> None:
+def test_expired_entries_are_purged(
+    tmp_path: Path, kv_store: LocalKeyValue, manual_clock: ManualClock
+) -> None:
     async def scenario() -> None:
         for index in range(10):
             await kv_store.put(f"tmp:{index}", "v", expiration_ttl=60)

@@ -11,7 +11,9 @@ from fastest.platform.local.rate_limit import SlidingWindowRateLimiter
 from fastest.ports import RateDecision
 
 
-def hit(limiter: SlidingWindowRateLimiter, key: str = "usr_1:write", limit: int = 3, window: int = 60) -> RateDecision:
+def hit(
+    limiter: SlidingWindowRateLimiter, key: str = "usr_1:write", limit: int = 3, window: int = 60
+) -> RateDecision:
     return asyncio.run(limiter.hit(key, limit=limit, window_seconds=window))
 
 

@@ -87,7 +87,9 @@ def open_local_platform(
         kv = LocalKeyValue(data_dir / "kv.sqlite", clock)
         closers.append(kv.close)
 
-        sessions = LocalSessionNamespace(data_dir / "sessions", session_factory or conversation_session_factory)
+        sessions = LocalSessionNamespace(
+            data_dir / "sessions", session_factory or conversation_session_factory
+        )
         closers.append(sessions.close)
     except BaseException:
         for closer in reversed(closers):
