@@ -89,3 +89,25 @@ def test_foreign_keys_are_enforced(local_d1) -> None:
     """The local Database mirrors this (DESIGN §3): D1 runs with foreign keys on."""
     rows = local_d1("PRAGMA foreign_keys")
     assert rows and list(rows[0].values())[0] == 1
+
+
+def test_bootstrap_token_sql_runs_on_real_d1(local_d1) -> None:
+    """`fastest admin token --sql` output is accepted by D1 as-is, and rerunning it adds a token only."""
+    from datetime import datetime, timezone
+
+    from fastest.domain.tokens import DEFAULT_ABILITIES, token_hash
+    from fastest.services.identity import bootstrap_token_sql
+
+    hashes = []
+    for _ in range(2):
+        token, sql = bootstrap_token_sql(
+            "boot@example.com", abilities=DEFAULT_ABILITIES, label="boot", now=datetime.now(timezone.utc), ttl_days=30
+        )
+        local_d1(sql)
+        hashes.append(token_hash(token))
+    rows = local_d1(
+        "SELECT u.email, t.token_hash FROM auth_tokens t JOIN users u ON u.id = t.user_id "
+        "WHERE u.email = 'boot@example.com' ORDER BY t.created_at, t.id"
+    )
+    assert sorted(r["token_hash"] for r in rows) == sorted(hashes)
+    assert local_d1("SELECT COUNT(*) AS n FROM users WHERE email = 'boot@example.com'") == [{"n": 1}]

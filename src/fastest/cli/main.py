@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     token.add_argument("--label", default="admin")
     token.add_argument("--data-dir")
+    token.add_argument(
+        "--sql",
+        metavar="FILE",
+        help="instead of the local database, write SQL for a Cloudflare D1 "
+        "(`npx wrangler d1 execute fastest --remote --file FILE`)",
+    )
     return parser
 
 
@@ -68,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as exc:
             print(f"fastest: {exc}", file=sys.stderr)
             return 2
+        if args.sql:
+            return _admin_token_sql(Path(args.sql), args.email, abilities, args.label)
         return asyncio.run(_admin_token(_data_dir(args.data_dir), args.email, abilities, args.label))
     return 2
 
@@ -97,6 +105,25 @@ async def _admin_token(data_dir: Path, email: str, abilities: tuple[str, ...], l
         platform.close()
     print(issued.token)
     print(f"user {user['id']} <{user['email']}>, abilities: {' '.join(abilities)}, expires {issued.expires_at}", file=sys.stderr)
+    return 0
+
+
+def _admin_token_sql(path: Path, email: str, abilities: tuple[str, ...], label: str) -> int:
+    from datetime import datetime, timezone
+
+    from fastest.errors import ApiError
+    from fastest.services.identity import bootstrap_token_sql
+
+    try:
+        token, sql = bootstrap_token_sql(
+            email, abilities=abilities, label=label, now=datetime.now(timezone.utc), ttl_days=_settings().token_ttl_days
+        )
+    except ApiError as exc:
+        print(f"fastest: {exc.message}", file=sys.stderr)
+        return 2
+    path.write_text(sql, encoding="utf-8")
+    print(token)
+    print(f"token for {email}: run `npx wrangler d1 execute fastest --remote --file {path}` to install it", file=sys.stderr)
     return 0
 
 

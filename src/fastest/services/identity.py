@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fastest.domain import tokens
-from fastest.domain.ids import iso, parse_iso
+from fastest.domain.ids import ENTROPY_BYTES, iso, make_id, millis_of, parse_iso
 from fastest.errors import Forbidden, ReauthenticationRequired, Unauthenticated, ValidationFailed
 from fastest.platform import Platform
 from fastest.services.common import new_id, now_iso
@@ -135,3 +135,32 @@ async def revoke_token(platform: Platform, user_id: str, token_id: str) -> bool:
         "UPDATE auth_tokens SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL"
     ).bind(now_iso(platform), token_id, user_id).run()
     return result.changes == 1
+
+
+def _sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def bootstrap_token_sql(
+    email: str, *, abilities: tuple[str, ...], label: str, now: datetime, ttl_days: int
+) -> tuple[str, str]:
+    """A new token for `email` as SQL to run on a remote D1 (`wrangler d1 execute --file`), creating
+    the user if needed. Returns (token, sql). For the first token of a fresh Cloudflare deployment,
+    before any sign-in method exists; only the token's hash is in the SQL."""
+    email = email.strip()
+    if "@" not in email or len(email) > 320:
+        raise ValidationFailed("A valid email address is required.", fields={"email": "invalid email"})
+    token = tokens.format_token(secrets.token_bytes(tokens.ENTROPY_BYTES))
+    millis = millis_of(now)
+    user_id = make_id("usr", millis, secrets.token_bytes(ENTROPY_BYTES))
+    token_id = make_id("tok", millis, secrets.token_bytes(ENTROPY_BYTES))
+    stamp, expires = iso(now), iso(now + timedelta(days=ttl_days))
+    q = _sql_literal
+    sql = (
+        f"INSERT INTO users (id, email, created_at, updated_at) VALUES ({q(user_id)}, {q(email)}, {q(stamp)}, {q(stamp)}) "
+        "ON CONFLICT(email) DO NOTHING;\n"
+        "INSERT INTO auth_tokens (id, user_id, token_hash, label, abilities, created_at, authenticated_at, expires_at) "
+        f"SELECT {q(token_id)}, id, {q(tokens.token_hash(token))}, {q(label)}, {q(json.dumps(list(abilities)))}, "
+        f"{q(stamp)}, {q(stamp)}, {q(expires)} FROM users WHERE email = {q(email)};\n"
+    )
+    return token, sql
