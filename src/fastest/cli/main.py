@@ -1,4 +1,4 @@
-"""`fastest serve | migrate | admin token`.
+"""`fastest serve | migrate | jobs run | admin token`.
 
 Server-side commands open the local runtime's data directory (default `.fastest/`, or
 `$FASTEST_DATA_DIR`) directly; they are for whoever runs the server.
@@ -39,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply pending database migrations and exit")
     migrate.add_argument("--data-dir")
 
+    jobs = commands.add_parser("jobs", help="background jobs (cron on Cloudflare)")
+    jobs_commands = jobs.add_subparsers(dest="jobs_command", required=True)
+    run_job = jobs_commands.add_parser("run", help="run one job now")
+    run_job.add_argument("name", help="e.g. purge-idempotency-keys")
+    run_job.add_argument("--data-dir")
+
     admin = commands.add_parser("admin", help="administer the local runtime")
     admin_commands = admin.add_subparsers(dest="admin_command", required=True)
     token = admin_commands.add_parser("token", help="create the user if needed and print a new bearer token")
@@ -68,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(host=args.host, port=args.port, data_dir=_data_dir(args.data_dir), settings=_settings())
     if args.command == "migrate":
         return asyncio.run(_migrate(_data_dir(args.data_dir)))
+    if args.command == "jobs" and args.jobs_command == "run":
+        return asyncio.run(_run_job(_data_dir(args.data_dir), args.name))
     if args.command == "admin" and args.admin_command == "token":
         try:
             abilities = tokens.parse_abilities(args.abilities)
@@ -86,6 +94,22 @@ async def _migrate(data_dir: Path) -> int:
     platform = open_local_platform(data_dir, _settings())
     platform.close()
     print(f"database at {data_dir} is up to date")
+    return 0
+
+
+async def _run_job(data_dir: Path, name: str) -> int:
+    from fastest.platform.local import open_local_platform
+    from fastest.services import jobs
+
+    if name not in jobs.JOBS:
+        print(f"fastest: unknown job {name!r}; known: {', '.join(sorted(jobs.JOBS))}", file=sys.stderr)
+        return 2
+    platform = open_local_platform(data_dir, _settings())
+    try:
+        processed = await jobs.run(platform, name)
+    finally:
+        platform.close()
+    print(f"{name}: {processed} item(s)")
     return 0
 
 

@@ -1,0 +1,58 @@
+"""Background jobs, run by cron triggers on Cloudflare (`Default.scheduled`) and by hand locally
+(`fastest jobs run NAME`).
+
+Every job is idempotent and safe to run twice at once: each is a set-based statement or a sweep that
+tolerates a concurrent sweep. `SCHEDULE` maps the cron strings of wrangler.toml's `[triggers]` to the
+jobs they run; a cron string not listed runs nothing (and says so) rather than failing the trigger.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Awaitable, Callable
+
+from fastest.platform import Platform
+from fastest.services import idempotency
+
+log = logging.getLogger("fastest.jobs")
+
+Job = Callable[[Platform], Awaitable[int]]
+
+
+async def purge_idempotency_keys(platform: Platform) -> int:
+    """Drop Idempotency-Key records past their lifetime."""
+    return await idempotency.purge_expired(platform)
+
+
+JOBS: dict[str, Job] = {
+    "purge-idempotency-keys": purge_idempotency_keys,
+}
+
+# Keep in step with [triggers] crons in wrangler.toml.
+SCHEDULE: dict[str, tuple[str, ...]] = {
+    "*/15 * * * *": (),
+    "0 3 * * *": ("purge-idempotency-keys",),
+}
+
+
+async def run(platform: Platform, name: str) -> int:
+    """Run one job by name; returns how many items it processed."""
+    if name not in JOBS:
+        raise KeyError(f"unknown job {name!r}; known: {', '.join(sorted(JOBS))}")
+    processed = await JOBS[name](platform)
+    log.info("job %s processed %d item(s)", name, processed)
+    return processed
+
+
+async def run_due(platform: Platform, cron: str) -> dict[str, int]:
+    """Run every job scheduled on this cron string. One failing job does not stop the others."""
+    if cron not in SCHEDULE:
+        log.warning("no jobs are scheduled on cron %r", cron)
+    results: dict[str, int] = {}
+    for name in SCHEDULE.get(cron, ()):
+        try:
+            results[name] = await run(platform, name)
+        except Exception:
+            log.exception("job %s failed", name)
+            results[name] = -1
+    return results
