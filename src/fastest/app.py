@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from starlette.types import Scope
 
 from fastest.api import docs, env_vars, errors, health, projects
+from fastest.api.cors import CorsMiddleware
 from fastest.api.middleware import RequestContextMiddleware
 from fastest.platform import Platform
 
@@ -36,6 +37,8 @@ def create_app(platform_provider: Callable[[Scope], Platform]) -> FastAPI:
         openapi_url="/openapi.json",
     )
     errors.install(app)
+    # Added last = outermost: the request context (platform, request id) exists before CORS runs.
+    app.add_middleware(CorsMiddleware)
     app.add_middleware(RequestContextMiddleware, platform_provider=platform_provider)
     for router in (health.router, docs.router, projects.router, env_vars.router):
         app.include_router(router)
