@@ -1,11 +1,13 @@
 """`fastest serve`: the local runtime behind uvicorn.
 
-Start-up work (migrations, the vault key) happens here, once, before the socket opens. SIGINT and
-SIGTERM stop accepting connections, let in-flight requests finish, close the storage, and exit 0.
+Start-up work (migrations, the vault key) happens here, once, before the socket opens; the cron
+schedule of wrangler.toml runs in-process beside the server. SIGINT and SIGTERM stop accepting
+connections, let in-flight requests finish, close the storage, and exit 0.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import signal
@@ -17,6 +19,8 @@ import uvicorn
 from fastest.app import create_app
 from fastest.config import Settings
 from fastest.platform.local import open_local_platform
+from fastest.platform.local.scheduler import CronScheduler
+from fastest.services import jobs
 
 log = logging.getLogger("fastest")
 
@@ -36,15 +40,26 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+async def _serve_with_jobs(server: uvicorn.Server, scheduler: CronScheduler) -> None:
+    jobs_task = asyncio.create_task(scheduler.run_forever())
+    try:
+        await server.serve()
+    finally:
+        jobs_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await jobs_task
+
+
 def serve(*, host: str, port: int, data_dir: Path, settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     platform = open_local_platform(data_dir, settings)
     app = create_app(lambda scope: platform)
     config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="off", server_header=False)
     server = _Server(config)
+    scheduler = CronScheduler(jobs.SCHEDULE, lambda cron: jobs.run_due(platform, cron), platform.clock)
     log.info("data in %s; serving on http://%s:%d", data_dir, host, port)
     try:
-        server.run()
+        asyncio.run(_serve_with_jobs(server, scheduler))
     finally:
         platform.close()
     log.info("stopped")
