@@ -42,4 +42,25 @@ def create_app(platform_provider: Callable[[Scope], Platform]) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, platform_provider=platform_provider)
     for router in (health.router, docs.router, projects.router, env_vars.router):
         app.include_router(router)
+    app.openapi = _problem_aware_openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _problem_aware_openapi(app: FastAPI) -> Callable[[], dict]:
+    """FastAPI documents every response schema under `application/json`; our errors are
+    `application/problem+json`, so the document says so (it is generated, never hand-kept)."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = generate()
+            for item in schema.get("paths", {}).values():
+                for operation in item.values():
+                    for status, response in operation.get("responses", {}).items():
+                        content = response.get("content", {})
+                        if status[:1] in ("4", "5") and "application/json" in content:
+                            content["application/problem+json"] = content.pop("application/json")
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return openapi

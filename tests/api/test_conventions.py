@@ -268,7 +268,8 @@ def test_openapi_describes_routes_and_docs_page_renders(client):
     spec = client.get("/openapi.json").json()
     assert spec["openapi"].startswith("3.1")
     assert "/v1/projects" in spec["paths"] and "/v1/projects/{project_id}/env-vars/values" in spec["paths"]
-    assert "application/problem+json" in spec["paths"]["/v1/projects"]["post"]["responses"]["422"]["content"]
+    problem = spec["paths"]["/v1/projects"]["post"]["responses"]["422"]["content"]
+    assert problem == {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     page = client.get("/docs")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "/v1/projects" in page.text and "<script" not in page.text
