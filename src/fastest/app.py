@@ -47,8 +47,8 @@ def create_app(platform_provider: Callable[[Scope], Platform]) -> FastAPI:
 
 
 def _problem_aware_openapi(app: FastAPI) -> Callable[[], dict]:
-    """FastAPI documents every response schema under `application/json`; our errors are
-    `application/problem+json`, so the document says so (it is generated, never hand-kept)."""
+    """FastAPI documents every response schema under `application/json`, and its own 422 body; our
+    errors are `application/problem+json` problems, so the document says so."""
     generate = app.openapi
 
     def openapi() -> dict:
@@ -60,6 +60,13 @@ def _problem_aware_openapi(app: FastAPI) -> Callable[[], dict]:
                         content = response.get("content", {})
                         if status[:1] in ("4", "5") and "application/json" in content:
                             content["application/problem+json"] = content.pop("application/json")
+                        problem = content.get("application/problem+json", {})
+                        if problem.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
+                            # FastAPI's default 422 body is not what our error handler sends.
+                            problem["schema"] = {"$ref": "#/components/schemas/Problem"}
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for unused in ("HTTPValidationError", "ValidationError"):
+                components.pop(unused, None)
             app.openapi_schema = schema
         return app.openapi_schema
 

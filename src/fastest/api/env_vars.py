@@ -13,7 +13,7 @@ from fastest.services import env_vars
 from fastest.services.identity import Principal
 
 router = APIRouter(
-    prefix="/v1/projects/{project_id}/env-vars", tags=["env vars"], responses=problem_responses(401, 403, 404, 422, 429)
+    prefix="/v1/projects/{project_id}/env-vars", tags=["env vars"], responses=problem_responses(400, 401, 403, 404, 413, 422, 429)
 )
 
 ProjectId = Path(..., max_length=64, description="A project id (`prj_…`).")

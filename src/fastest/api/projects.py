@@ -22,7 +22,7 @@ from fastest.schemas.projects import (
 from fastest.services import projects
 from fastest.services.identity import Principal
 
-router = APIRouter(prefix="/v1/projects", tags=["projects"], responses=problem_responses(401, 403, 404, 422, 429))
+router = APIRouter(prefix="/v1/projects", tags=["projects"], responses=problem_responses(400, 401, 403, 404, 413, 422, 429))
 
 ProjectId = Path(..., max_length=64, description="A project id (`prj_…`).")
 read = authorize("projects:read")
