@@ -1,0 +1,171 @@
+"""Manifests: one canonical JSON document per directory, content-addressed (a Merkle tree).
+
+```json
+{"entries": [{"hash": "<64 hex>", "mode": 420, "name": "README.md", "size": 12, "type": "file"},
+             {"hash": "<64 hex of the child manifest>", "name": "src", "type": "tree"}], "version": 1}
+```
+
+The canonical bytes are `json.dumps(m, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`
+in UTF-8, with entries sorted by the UTF-8 bytes of their names, so one tree has one hash whoever
+builds it. A manifest's hash is the SHA-256 of those bytes. The server accepts nothing else: a
+manifest that parses but is not byte-for-byte canonical is refused, as are bad names, unknown
+entry types or fields, and duplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable, Literal
+
+VERSION = 1
+MODE_FILE = 0o644  # 420
+MODE_EXECUTABLE = 0o755  # 493
+MODES = frozenset({MODE_FILE, MODE_EXECUTABLE})
+MAX_SIZE = 2**53 - 1
+MAX_NAME_BYTES = 255
+HEX = frozenset("0123456789abcdef")
+
+EntryType = Literal["file", "tree"]
+
+
+class ManifestError(ValueError):
+    """Why a manifest was refused. `code` is the API error code, `field` where it went wrong."""
+
+    def __init__(self, message: str, *, code: str = "manifest_invalid", field: str = "manifest") -> None:
+        super().__init__(message)
+        self.code = code
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    name: str
+    type: EntryType
+    hash: str
+    size: int | None = None  # files only
+    mode: int | None = None  # files only
+
+    @property
+    def is_tree(self) -> bool:
+        return self.type == "tree"
+
+    def to_json(self) -> dict[str, Any]:
+        if self.type == "tree":
+            return {"name": self.name, "type": "tree", "hash": self.hash}
+        return {"name": self.name, "type": "file", "hash": self.hash, "size": self.size, "mode": self.mode}
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    entries: tuple[Entry, ...]
+
+    def canonical_bytes(self) -> bytes:
+        return canonical_bytes(self.entries)
+
+    @property
+    def hash(self) -> str:
+        return sha256_hex(self.canonical_bytes())
+
+    def child_hashes(self) -> tuple[list[str], list[str]]:
+        """(tree hashes, blob hashes) this manifest points at: its edges."""
+        trees = [e.hash for e in self.entries if e.type == "tree"]
+        blobs = [e.hash for e in self.entries if e.type == "file"]
+        return trees, blobs
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def is_sha256_hex(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in HEX for c in value)
+
+
+def name_sort_key(name: str) -> bytes:
+    return name.encode("utf-8")
+
+
+def canonical_bytes(entries: Iterable[Entry]) -> bytes:
+    """The canonical encoding of a directory's entries (sorted here, so callers need not)."""
+    ordered = sorted(entries, key=lambda e: name_sort_key(e.name))
+    document = {"version": VERSION, "entries": [e.to_json() for e in ordered]}
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def validate_name(name: object, where: str) -> str:
+    if not isinstance(name, str) or not name:
+        raise ManifestError("An entry name must be a non-empty string.", field=where)
+    if name in (".", ".."):
+        raise ManifestError(f"An entry may not be named {name!r}.", field=where)
+    if "/" in name or "\x00" in name:
+        raise ManifestError("An entry name may not contain '/' or NUL.", field=where)
+    try:
+        encoded = name.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates
+        raise ManifestError("An entry name must be valid UTF-8.", field=where) from exc
+    if len(encoded) > MAX_NAME_BYTES:
+        raise ManifestError(f"An entry name may be at most {MAX_NAME_BYTES} bytes.", field=where)
+    return name
+
+
+_FILE_KEYS = frozenset({"name", "type", "hash", "size", "mode"})
+_TREE_KEYS = frozenset({"name", "type", "hash"})
+
+
+def _entry(raw: object, index: int) -> Entry:
+    where = f"entries.{index}"
+    if not isinstance(raw, dict):
+        raise ManifestError("Each entry must be an object.", field=where)
+    name = validate_name(raw.get("name"), f"{where}.name")
+    kind = raw.get("type")
+    if kind not in ("file", "tree"):
+        raise ManifestError("An entry's type is 'file' or 'tree'.", field=f"{where}.type")
+    expected = _FILE_KEYS if kind == "file" else _TREE_KEYS
+    if set(raw) != expected:
+        raise ManifestError(f"A {kind} entry has exactly the fields {sorted(expected)}.", field=where)
+    if not is_sha256_hex(raw["hash"]):
+        raise ManifestError("An entry hash is 64 lowercase hex digits (SHA-256).", field=f"{where}.hash")
+    if kind == "tree":
+        return Entry(name=name, type="tree", hash=raw["hash"])
+    size, mode = raw["size"], raw["mode"]
+    if type(size) is not int or not 0 <= size <= MAX_SIZE:
+        raise ManifestError("A file size is a non-negative integer.", field=f"{where}.size")
+    if type(mode) is not int or mode not in MODES:
+        raise ManifestError("A file mode is 420 (0644) or 493 (0755).", field=f"{where}.mode")
+    return Entry(name=name, type="file", hash=raw["hash"], size=size, mode=mode)
+
+
+def parse_manifest(data: bytes) -> Manifest:
+    """Parse and fully validate a manifest, requiring its canonical bytes."""
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ManifestError("A manifest is a UTF-8 JSON document.", code="manifest_invalid") from exc
+    if not isinstance(document, dict) or set(document) != {"version", "entries"}:
+        raise ManifestError("A manifest is an object with exactly 'version' and 'entries'.")
+    if document["version"] != VERSION or type(document["version"]) is not int:
+        raise ManifestError(f"Only manifest version {VERSION} is supported.", field="version")
+    raw_entries = document["entries"]
+    if not isinstance(raw_entries, list):
+        raise ManifestError("'entries' must be a list.", field="entries")
+    entries = tuple(_entry(raw, i) for i, raw in enumerate(raw_entries))
+    for index in range(1, len(entries)):
+        previous, current = name_sort_key(entries[index - 1].name), name_sort_key(entries[index].name)
+        if previous == current:
+            raise ManifestError(f"Duplicate entry name {entries[index].name!r}.", field=f"entries.{index}.name")
+        if previous > current:
+            raise ManifestError(
+                "Entries must be sorted by the UTF-8 bytes of their names.",
+                code="manifest_not_canonical",
+                field=f"entries.{index}.name",
+            )
+    manifest = Manifest(entries=entries)
+    if manifest.canonical_bytes() != data:
+        raise ManifestError(
+            "The manifest is not in canonical form: json.dumps(m, sort_keys=True, separators=(',', ':'), "
+            "ensure_ascii=False) encoded as UTF-8.",
+            code="manifest_not_canonical",
+        )
+    return manifest
