@@ -1,7 +1,8 @@
 """`fastest serve | migrate | jobs run | admin token`.
 
-Server-side commands open the local runtime's data directory (default `.fastest/`, or
-`$FASTEST_DATA_DIR`) directly; they are for whoever runs the server.
+Server-side commands open the local runtime's data directory (`--data-dir`, else `$FASTEST_DATA_DIR`,
+else `$XDG_DATA_HOME/fastest`, i.e. `~/.local/share/fastest`) directly; they are for whoever runs the
+server. The data directory is kept out of project folders, which the client pushes.
 """
 
 from __future__ import annotations
@@ -16,11 +17,15 @@ from typing import Sequence
 from fastest.config import Settings
 from fastest.domain import tokens
 
-DEFAULT_DATA_DIR = ".fastest"
+DEFAULT_DATA_DIR = "$XDG_DATA_HOME/fastest"
 
 
 def _data_dir(value: str | None) -> Path:
-    return Path(value or os.environ.get("FASTEST_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve()
+    chosen = value or os.environ.get("FASTEST_DATA_DIR")
+    if chosen:
+        return Path(chosen).expanduser().resolve()
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return (Path(data_home) / "fastest").resolve()
 
 
 def _settings() -> Settings:
