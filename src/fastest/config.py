@@ -20,7 +20,14 @@ class Settings:
     max_body_bytes: int = 1 * MIB
     # Largest single blob, the same on both runtimes (the Worker isolate has 128 MB).
     blob_max_bytes: int = 32 * MIB
+    # Most frames one `POST /v1/blobs/batch` may carry (their total is bounded by blob_max_bytes).
+    blob_batch_max_frames: int = 1000
+    # GC keeps whatever was uploaded, checked or relied on within this many seconds, reachable or not,
+    # so an upload racing a snapshot is never collected.
+    gc_grace_seconds: int = 24 * 60 * 60
     rate_limit_per_minute: int = 60
+    # Blob and manifest transfer: a push of a large tree is hundreds of small requests.
+    sync_rate_limit_per_minute: int = 3000
     ai_rate_limit_per_minute: int = 6
     token_ttl_days: int = 30
     fresh_session_minutes: int = 15

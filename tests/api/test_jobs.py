@@ -25,9 +25,21 @@ def test_purge_drops_only_expired_idempotency_keys(client, alice, platform, cloc
     clock.advance(timedelta(hours=23).total_seconds())
     client.post("/v1/projects", headers={**alice.headers, "Idempotency-Key": "new"}, json={"name": "b"})
     clock.advance(timedelta(hours=2).total_seconds())
-    assert run(jobs.run_due(platform, "0 3 * * *")) == {"purge-idempotency-keys": 1}
+    assert run(jobs.run_due(platform, "0 3 * * *"))["purge-idempotency-keys"] == 1
     assert count_rows(platform, "SELECT COUNT(*) AS n FROM idempotency_keys") == 1
-    assert run(jobs.run_due(platform, "0 3 * * *")) == {"purge-idempotency-keys": 0}  # idempotent
+    assert run(jobs.run_due(platform, "0 3 * * *"))["purge-idempotency-keys"] == 0  # idempotent
+
+
+def test_nightly_gc_collects_unreachable_old_blobs(client, alice, platform, clock):
+    import hashlib
+
+    content = b"orphan"
+    digest = hashlib.sha256(content).hexdigest()
+    assert client.put(f"/v1/blobs/upload/{digest}", headers=alice.headers, content=content).status_code == 201
+    assert run(jobs.run_due(platform, "0 3 * * *"))["collect-garbage"] == 0  # within the grace period
+    clock.advance(platform.settings.gc_grace_seconds + 1)
+    assert run(jobs.run_due(platform, "0 3 * * *"))["collect-garbage"] >= 1
+    assert client.get(f"/v1/blobs/download/{digest}", headers=alice.headers).status_code == 404
 
 
 def test_unknown_cron_runs_nothing(platform):

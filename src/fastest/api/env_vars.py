@@ -38,9 +38,9 @@ async def set_env_var(
 ):
     async def produce():
         await env_vars.set_many(platform, principal.user_id, project_id, [(body.key, body.value, body.is_secret)])
-        return {"success": True}
+        return 200, {"success": True}
 
-    return await respond_once(request, platform, principal.user_id, 200, produce)
+    return await respond_once(request, platform, principal.user_id, produce)
 
 
 @router.put("", response_model=EnvVarBulkResult, summary="Set many env vars at once (atomic)")

@@ -18,23 +18,24 @@ async def respond_once(
     request: Request,
     platform: Platform,
     user_id: str,
-    status_code: int,
-    produce: Callable[[], Awaitable[Any]],
+    produce: Callable[[], Awaitable[tuple[int, Any]]],
 ) -> JSONResponse:
-    """Call `produce()` and answer `status_code` with its result — or replay the stored answer.
+    """Call `produce()` → (status, body) and answer with it — or replay the stored answer.
 
     Only successes are stored: a request that failed changed nothing, so its key is released and a
     retry runs again (and fails again the same way if nothing else changed).
     """
     key = request.headers.get(HEADER)
     if key is None:
-        return JSONResponse(jsonable_encoder(await produce()), status_code=status_code)
+        status_code, body = await produce()
+        return JSONResponse(jsonable_encoder(body), status_code=status_code)
     request_fingerprint = idempotency.fingerprint(request.method, request.url.path, await request.body())
     stored = await idempotency.begin(platform, user_id, key, request_fingerprint)
     if stored is not None:
         return JSONResponse(stored.body, status_code=stored.status, headers={"Idempotent-Replayed": "true"})
     try:
-        body = jsonable_encoder(await produce())
+        status_code, produced = await produce()
+        body = jsonable_encoder(produced)
     except BaseException:
         await idempotency.release(platform, user_id, key)
         raise

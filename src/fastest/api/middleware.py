@@ -19,12 +19,15 @@ from fastest.api.errors import internal_error_response, problem_response
 from fastest.config import Settings
 from fastest.errors import PayloadTooLarge
 from fastest.platform import Platform
+from fastest.ports import D1_MAX_VALUE_BYTES
 from fastest.services.rate_limits import rate_limit_headers
 
 log = logging.getLogger("fastest")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-# Routes that carry blobs rather than JSON get the blob limit (the blob routes enforce their own too).
+# Routes that carry blobs rather than JSON get the blob limit (the blob routes enforce their own too);
+# a manifest may be as large as a D1 value, which is more than a JSON request.
 _BLOB_BODY_PREFIXES = ("/v1/blobs/upload/", "/v1/blobs/batch")
+_MANIFEST_BODY_PREFIX = "/v1/blobs/manifests/"
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -36,6 +39,8 @@ SECURITY_HEADERS = [
 def body_limit(path: str, settings: Settings) -> int:
     if path.startswith(_BLOB_BODY_PREFIXES):
         return settings.blob_max_bytes
+    if path.startswith(_MANIFEST_BODY_PREFIX):
+        return max(settings.max_body_bytes, D1_MAX_VALUE_BYTES)
     return settings.max_body_bytes
 
 

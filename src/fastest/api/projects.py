@@ -37,9 +37,9 @@ async def create_project(
     platform: Platform = Depends(get_platform),
 ):
     async def produce():
-        return {"project": await projects.create(platform, principal.user_id, body.name)}
+        return 201, {"project": await projects.create(platform, principal.user_id, body.name)}
 
-    return await respond_once(request, platform, principal.user_id, 201, produce)
+    return await respond_once(request, platform, principal.user_id, produce)
 
 
 @router.get("", response_model=ProjectList, summary="List projects, most recently updated first")

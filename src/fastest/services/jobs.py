@@ -12,7 +12,7 @@ import logging
 from typing import Awaitable, Callable
 
 from fastest.platform import Platform
-from fastest.services import idempotency
+from fastest.services import idempotency, storage
 
 log = logging.getLogger("fastest.jobs")
 
@@ -24,14 +24,20 @@ async def purge_idempotency_keys(platform: Platform) -> int:
     return await idempotency.purge_expired(platform)
 
 
+async def collect_garbage(platform: Platform) -> int:
+    """Blob and manifest GC for every user (unreachable and past the grace period)."""
+    return await storage.collect_garbage_all_users(platform)
+
+
 JOBS: dict[str, Job] = {
     "purge-idempotency-keys": purge_idempotency_keys,
+    "collect-garbage": collect_garbage,
 }
 
 # Keep in step with [triggers] crons in wrangler.toml.
 SCHEDULE: dict[str, tuple[str, ...]] = {
     "*/15 * * * *": (),
-    "0 3 * * *": ("purge-idempotency-keys",),
+    "0 3 * * *": ("purge-idempotency-keys", "collect-garbage"),
 }
 
 

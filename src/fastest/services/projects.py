@@ -82,11 +82,11 @@ async def detail(platform: Platform, user_id: str, project_id: str) -> dict[str,
     db = platform.db
     workspaces, snapshots, recent_events, insights = await db.batch(
         [
-            db.prepare("SELECT * FROM workspaces WHERE project_id = ? ORDER BY created_at, id").bind(project_id),
+            db.prepare("SELECT * FROM workspaces WHERE project_id = ? ORDER BY rowid").bind(project_id),
             db.prepare(
                 "SELECT s.*, (SELECT json_group_array(parent_id) FROM "
                 "(SELECT parent_id FROM snapshot_parents p WHERE p.snapshot_id = s.id ORDER BY position)) "
-                "AS parent_ids FROM snapshots s WHERE s.project_id = ? ORDER BY s.created_at DESC, s.id DESC LIMIT ?"
+                "AS parent_ids FROM snapshots s WHERE s.project_id = ? ORDER BY s.rowid DESC LIMIT ?"
             ).bind(project_id, RECENT_SNAPSHOTS),
             db.prepare("SELECT * FROM project_events WHERE project_id = ? ORDER BY seq DESC LIMIT ?").bind(
                 project_id, RECENT_EVENTS

@@ -12,6 +12,8 @@ WINDOW_SECONDS = 60
 def limit_for(platform: Platform, route_class: str) -> int:
     if route_class == "ai":
         return platform.settings.ai_rate_limit_per_minute
+    if route_class == "sync":
+        return platform.settings.sync_rate_limit_per_minute
     return platform.settings.rate_limit_per_minute
 
 

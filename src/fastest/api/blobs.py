@@ -1,0 +1,289 @@
+"""Blobs and manifests (seed 001 + API.md): exists, presign, upload, batch, download, GC, stats.
+
+Every route needs the `sync` ability and is scoped to the caller: another user's hash is a 404 (or
+"missing"), exactly like one that was never uploaded. Upload bodies are streamed, never parsed as
+JSON: the service reads them chunk by chunk (hashing and counting as it goes). Downloads stream
+from the BlobStore and are immutable (the ETag is the content hash).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import AsyncIterator
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.requests import ClientDisconnect
+
+from fastest.api.deps import authorize, get_platform
+from fastest.errors import ApiError, MethodNotAllowed, ValidationFailed
+from fastest.platform import Platform
+from fastest.schemas.blobs import (
+    BatchResult,
+    BlobUploaded,
+    ExistsResult,
+    GcRequest,
+    GcResult,
+    HashList,
+    ManifestUploaded,
+    StorageStats,
+    UrlMap,
+)
+from fastest.schemas.common import problem_responses
+from fastest.services import storage
+from fastest.services.identity import Principal
+from fastest.services.storage import Download, RequestedRange
+
+router = APIRouter(prefix="/v1/blobs", tags=["blobs"], responses=problem_responses(400, 401, 403, 422, 429))
+
+# Own budget: a push is hundreds of small transfers (see Settings.sync_rate_limit_per_minute).
+sync = authorize("sync", route_class="sync")
+HASH_PATTERN = r"^[0-9a-f]{64}$"
+BlobHash = Path(..., pattern=HASH_PATTERN, description="The blob's SHA-256 (64 lowercase hex digits).")
+IMMUTABLE = "public, max-age=31536000, immutable"
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_UPLOAD_ERRORS = problem_responses(409, 413)
+
+
+def _binary_body(description: str, *, required: bool = True) -> dict:
+    content = {"application/octet-stream": _BINARY}
+    return {"requestBody": {"required": required, "description": description, "content": content}}
+
+
+async def manifest_hash(
+    hash: str = Path(
+        ..., description="The manifest's SHA-256 (64 lowercase hex digits).", json_schema_extra={"pattern": HASH_PATTERN}
+    ),
+) -> str:
+    """The `{hash}` of `/manifests/{hash}`, checked here rather than by the route: that path also
+    matches `/manifests/exists`, which for any method but POST is a 405, not a malformed hash."""
+    if hash == "exists":
+        raise MethodNotAllowed("Only POST is allowed on /v1/blobs/manifests/exists.", headers={"Allow": "POST"})
+    if re.fullmatch(HASH_PATTERN, hash) is None:
+        raise ValidationFailed(
+            "The request is invalid: see error.fields.",
+            fields={"path.hash": f"String should match pattern '{HASH_PATTERN}'"},
+        )
+    return hash
+
+
+def _download_responses(media_type: str, *, ranges: bool) -> dict:
+    responses: dict = {
+        200: {"description": "The bytes (immutable; the ETag is the hash).", "content": {media_type: _BINARY}},
+        304: {"description": "Not modified: `If-None-Match` named this hash."},
+        **problem_responses(404),
+    }
+    if ranges:
+        responses[206] = {"description": "The requested byte range (`Content-Range`).", "content": {media_type: _BINARY}}
+        responses.update(problem_responses(416))
+    return responses
+
+
+# --------------------------------------------------------------------------------------------------
+# HTTP details the service does not need to know about
+# --------------------------------------------------------------------------------------------------
+
+
+async def _body(request: Request) -> AsyncIterator[bytes]:
+    """The request body as it arrives. A client that goes away mid-body is a 400 (nothing stored)."""
+    try:
+        async for chunk in request.stream():
+            if chunk:
+                yield chunk
+    except ClientDisconnect as exc:
+        raise ApiError(
+            "The request body ended before it was complete; nothing was stored.", code="request_incomplete"
+        ) from exc
+
+
+def _declared_length(request: Request) -> int | None:
+    value = request.headers.get("content-length")
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def parse_range(header: str | None) -> RequestedRange | None:
+    """One `bytes=` range, or None to send the whole object: no header, other units, several ranges
+    or an invalid spec are ignored, as RFC 9110 §14.2 allows."""
+    if header is None:
+        return None
+    match = _RANGE.fullmatch(header.strip())
+    if match is None or match.group(1) == match.group(2) == "":
+        return None
+    first_text, last_text = match.groups()
+    if first_text == "":
+        return RequestedRange(first=None, last=int(last_text))
+    first, last = int(first_text), (int(last_text) if last_text else None)
+    if last is not None and last < first:
+        return None
+    return RequestedRange(first=first, last=last)
+
+
+def etag_matches(header: str | None, object_hash: str) -> bool:
+    """`If-None-Match` names this object (weak comparison, `*` included)."""
+    if header is None:
+        return False
+    for tag in header.split(","):
+        tag = tag.strip()
+        if tag.startswith("W/"):
+            tag = tag[2:]
+        if tag in ("*", f'"{object_hash}"'):
+            return True
+    return False
+
+
+def _download_response(download: Download, media_type: str, *, ranges: bool) -> Response:
+    headers = {"ETag": f'"{download.hash}"', "Cache-Control": IMMUTABLE}
+    if ranges:
+        headers["Accept-Ranges"] = "bytes"
+    if download.not_modified:
+        return Response(status_code=304, headers=headers)
+    assert download.body is not None
+    headers["Content-Length"] = str(download.length)
+    status = 200
+    if download.partial:
+        status = 206
+        headers["Content-Range"] = f"bytes {download.first}-{download.last}/{download.size}"
+    return StreamingResponse(download.body.stream(), status_code=status, media_type=media_type, headers=headers)
+
+
+# --------------------------------------------------------------------------------------------------
+# Routes
+# --------------------------------------------------------------------------------------------------
+
+
+@router.post("/exists", response_model=ExistsResult, summary="Which blobs are stored (max 100)")
+async def blobs_exist(body: HashList, principal: Principal = Depends(sync), platform: Platform = Depends(get_platform)):
+    return await storage.blobs_exist(platform, principal.user_id, body.hashes)
+
+
+@router.post("/manifests/exists", response_model=ExistsResult, summary="Which manifests are stored (max 100)")
+async def manifests_exist(body: HashList, principal: Principal = Depends(sync), platform: Platform = Depends(get_platform)):
+    return await storage.manifests_exist(platform, principal.user_id, body.hashes)
+
+
+@router.post("/presign-upload", response_model=UrlMap, summary="Upload paths for blobs (worker-proxied)")
+async def presign_upload(body: HashList, principal: Principal = Depends(sync)):
+    return {"urls": storage.upload_paths(body.hashes)}
+
+
+@router.post(
+    "/presign-download",
+    response_model=UrlMap,
+    summary="Download paths for blobs (worker-proxied; a hash not stored is a 404 when fetched)",
+)
+async def presign_download(body: HashList, principal: Principal = Depends(sync)):
+    return {"urls": storage.download_paths(body.hashes)}
+
+
+@router.put(
+    "/upload/{hash}",
+    status_code=201,
+    response_model=BlobUploaded,
+    responses={200: {"model": BlobUploaded, "description": "Already stored: nothing written."}, **_UPLOAD_ERRORS},
+    summary="Upload a blob (SHA-256 verified; 201 if new, 200 if already stored)",
+    openapi_extra=_binary_body("The blob's bytes."),
+)
+async def upload_blob(
+    request: Request,
+    hash: str = BlobHash,
+    principal: Principal = Depends(sync),
+    platform: Platform = Depends(get_platform),
+):
+    result = await storage.upload_blob(
+        platform, principal.user_id, hash, _body(request), declared_length=_declared_length(request)
+    )
+    return JSONResponse(result, status_code=201 if result["created"] else 200)
+
+
+@router.post(
+    "/batch",
+    response_model=BatchResult,
+    responses=problem_responses(413),
+    summary="Upload many small blobs in one request (frames: 64-hex hash, 8-hex length, bytes)",
+    openapi_extra=_binary_body("Frames `<64 hex hash><8 hex length><bytes>`, back to back (none: empty).", required=False),
+)
+async def upload_batch(request: Request, principal: Principal = Depends(sync), platform: Platform = Depends(get_platform)):
+    return await storage.store_batch(
+        platform, principal.user_id, _body(request), declared_length=_declared_length(request)
+    )
+
+
+@router.get(
+    "/download/{hash}",
+    response_class=Response,
+    responses=_download_responses("application/octet-stream", ranges=True),
+    summary="Download a blob (immutable; ETag, If-None-Match and single byte ranges supported)",
+)
+async def download_blob(
+    request: Request,
+    hash: str = BlobHash,
+    principal: Principal = Depends(sync),
+    platform: Platform = Depends(get_platform),
+):
+    download = await storage.open_blob(
+        platform,
+        principal.user_id,
+        hash,
+        requested=parse_range(request.headers.get("range")),
+        client_has_it=etag_matches(request.headers.get("if-none-match"), hash),
+    )
+    return _download_response(download, "application/octet-stream", ranges=True)
+
+
+@router.put(
+    "/manifests/{hash}",
+    status_code=201,
+    response_model=ManifestUploaded,
+    responses={200: {"model": ManifestUploaded, "description": "Already stored: nothing written."}, **_UPLOAD_ERRORS},
+    summary="Upload a manifest (canonical JSON of one directory; 201 if new, 200 if already stored)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "The manifest's canonical bytes (see API.md, Manifests are trees).",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def upload_manifest(
+    request: Request,
+    principal: Principal = Depends(sync),  # before the hash: authentication comes first
+    hash: str = Depends(manifest_hash),
+    platform: Platform = Depends(get_platform),
+):
+    result = await storage.upload_manifest(
+        platform, principal.user_id, hash, _body(request), declared_length=_declared_length(request)
+    )
+    return JSONResponse(result, status_code=201 if result["created"] else 200)
+
+
+@router.get(
+    "/manifests/{hash}",
+    response_class=Response,
+    responses=_download_responses("application/json", ranges=False),
+    summary="Download a manifest (immutable; ETag and If-None-Match supported)",
+)
+async def download_manifest(
+    request: Request,
+    principal: Principal = Depends(sync),  # before the hash: authentication comes first
+    hash: str = Depends(manifest_hash),
+    platform: Platform = Depends(get_platform),
+):
+    download = await storage.open_manifest(
+        platform, principal.user_id, hash, client_has_it=etag_matches(request.headers.get("if-none-match"), hash)
+    )
+    return _download_response(download, "application/json", ranges=False)
+
+
+@router.post("/gc", response_model=GcResult, summary="Collect unreachable blobs and manifests (dry run by default)")
+async def collect_garbage(
+    body: GcRequest | None = None, principal: Principal = Depends(sync), platform: Platform = Depends(get_platform)
+):
+    options = body or GcRequest()
+    return await storage.collect_garbage(platform, principal.user_id, dry_run=options.dryRun, max_blobs=options.maxBlobs)
+
+
+@router.get("/stats", response_model=StorageStats, summary="Storage used by the caller")
+async def storage_stats(principal: Principal = Depends(sync), platform: Platform = Depends(get_platform)):
+    return await storage.stats(platform, principal.user_id)

@@ -1,0 +1,283 @@
+"""Walking, diffing and building Merkle trees of manifests (one manifest per directory).
+
+A snapshot's tree can hold 100,000 files, and the Worker has 128 MB. So nothing here materializes a
+whole tree: `walk` and `diff` are async generators that hold only the manifests on the current path
+(memory bounded by depth × directory size), and `diff` never loads a subtree whose hash is the same
+on both sides — the way git's merge-ort skips unchanged trees. A one-file change deep in a big tree
+costs the manifests on that file's path, nothing else.
+
+Order. Everything is yielded in *tree order*: depth first, entries of a directory by the UTF-8 bytes
+of their names (the manifest order). That is the order of `path_sort_key`, which compares paths
+component by component; it differs from plain string order (`a/b` comes before `a-c`, because the
+directory `a` sorts before the file `a-c`).
+
+Loading is the caller's business (the service reads R2 and parses; tests read a dict), passed in as
+a `ManifestLoader`, so this module stays pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Literal, Mapping, NamedTuple
+
+from .manifest import (
+    MAX_SIZE,
+    MODES,
+    Entry,
+    Manifest,
+    ManifestError,
+    canonical_bytes,
+    is_sha256_hex,
+    name_sort_key,
+    parse_manifest,
+    parse_stored_manifest,
+    sha256_hex,
+    validate_name,
+)
+
+ManifestLoader = Callable[[str], Awaitable[Manifest]]
+"""Fetch and parse the manifest with this hash (async: the service reads it from R2)."""
+
+EMPTY_MANIFEST = Manifest(entries=())
+EMPTY_TREE_HASH = EMPTY_MANIFEST.hash
+"""The root of a tree with no files (empty directories are not recorded, so that is every empty tree)."""
+
+ChangeKind = Literal["added", "modified", "deleted"]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One file that differs between two trees. `old`/`new` are the file entries (leaf name in
+    `.name`); `old` is None for an added file, `new` is None for a deleted one. A change of mode
+    alone is `modified`. Directories never appear: a file that became a directory is the file
+    `deleted` plus every file of the new subtree `added` (and the reverse)."""
+
+    path: str
+    kind: ChangeKind
+    old: Entry | None
+    new: Entry | None
+
+
+def path_sort_key(path: str) -> tuple[bytes, ...]:
+    """The tree order of `/`-joined paths: component by component, by UTF-8 bytes."""
+    return tuple(name_sort_key(part) for part in path.split("/"))
+
+
+# --- walking ---------------------------------------------------------------------------------
+
+
+async def walk(root_hash: str, load: ManifestLoader, *, prefix: str = "") -> AsyncIterator[tuple[str, Entry]]:
+    """Yield every file under `root_hash` as (full path, entry), in tree order.
+
+    An explicit stack of entry iterators rather than nested generators: one level of Python per
+    file instead of one per directory level, and what is held is exactly the manifests on the
+    current path. `prefix` is prepended to every path (e.g. "src/" when walking a subtree)."""
+    stack: list[tuple[str, Iterator[Entry]]] = [(prefix, iter((await _read(root_hash, load)).entries))]
+    while stack:
+        directory, entries = stack[-1]
+        for entry in entries:
+            if entry.type == "tree":
+                child = await _read(entry.hash, load)
+                stack.append((f"{directory}{entry.name}/", iter(child.entries)))
+                break
+            yield directory + entry.name, entry
+        else:
+            stack.pop()
+
+
+async def find(root_hash: str, path: str, load: ManifestLoader) -> Entry | None:
+    """The entry (file or directory) at a `/`-joined path, or None if there is none; loads only the
+    manifests from the root down to it."""
+    names = path.split("/")
+    directory = root_hash
+    entry: Entry | None = None
+    for depth, name in enumerate(names):
+        manifest = await _read(directory, load)
+        entry = next((candidate for candidate in manifest.entries if candidate.name == name), None)
+        if entry is None or (depth < len(names) - 1 and entry.type != "tree"):
+            return None
+        directory = entry.hash
+    return entry
+
+
+# --- diffing ---------------------------------------------------------------------------------
+
+
+async def diff(old_root: str | None, new_root: str | None, load: ManifestLoader) -> AsyncIterator[Change]:
+    """Yield the file changes that turn tree `old_root` into tree `new_root`, in tree order.
+
+    None stands for the empty tree. Equal hashes (the roots, or any pair of subtrees) are skipped
+    without being loaded: diffing a tree against itself loads nothing."""
+    if old_root == new_root:
+        return
+    old = EMPTY_MANIFEST if old_root is None else await _read(old_root, load)
+    new = EMPTY_MANIFEST if new_root is None else await _read(new_root, load)
+    async for change in _diff_directories("", old, new, load):
+        yield change
+
+
+async def _read(manifest_hash: str, load: ManifestLoader) -> Manifest:
+    """Load a manifest; the empty one is known without asking (storage need not hold it)."""
+    return EMPTY_MANIFEST if manifest_hash == EMPTY_TREE_HASH else await load(manifest_hash)
+
+
+def _differing_pairs(old: Manifest, new: Manifest) -> Iterator[tuple[Entry | None, Entry | None]]:
+    """Merge-join two directories' entries (both sorted by name bytes) by name, yielding only the
+    names whose entries differ. This loop runs once per entry of every directory that changed, so
+    the common case (same name, same entry) is kept to a few comparisons."""
+    old_entries, new_entries = old.entries, new.entries
+    i = j = 0
+    while i < len(old_entries) and j < len(new_entries):
+        a, b = old_entries[i], new_entries[j]
+        if a.name == b.name:
+            if a.hash != b.hash or a.type != b.type or a.mode != b.mode or a.size != b.size:
+                yield a, b
+            i += 1
+            j += 1
+        elif name_sort_key(a.name) < name_sort_key(b.name):
+            yield a, None
+            i += 1
+        else:
+            yield None, b
+            j += 1
+    for a in old_entries[i:]:
+        yield a, None
+    for b in new_entries[j:]:
+        yield None, b
+
+
+async def _diff_directories(prefix: str, old: Manifest, new: Manifest, load: ManifestLoader) -> AsyncIterator[Change]:
+    """The changes between two versions of one directory, name by name."""
+    for a, b in _differing_pairs(old, new):
+        async for change in _diff_entry(prefix, a, b, load):
+            yield change
+
+
+async def _diff_entry(prefix: str, a: Entry | None, b: Entry | None, load: ManifestLoader) -> AsyncIterator[Change]:
+    """The changes under one name that differs. Order matters for tree order: the name itself
+    (a file) comes before anything below it (a directory's files)."""
+    path = prefix + (a or b).name  # type: ignore[union-attr]  # never both None
+    if a is not None and b is not None and a.type == "tree" and b.type == "tree":
+        old_dir, new_dir = await _read(a.hash, load), await _read(b.hash, load)
+        async for change in _diff_directories(path + "/", old_dir, new_dir, load):
+            yield change
+        return
+    if a is not None and a.type == "file" and b is not None and b.type == "file":
+        yield Change(path, "modified", a, b)
+        return
+    # Everything else is one side's file and/or subtree going away or appearing.
+    if a is not None and a.type == "file":
+        yield Change(path, "deleted", a, None)
+    if b is not None and b.type == "file":
+        yield Change(path, "added", None, b)
+    if a is not None and a.type == "tree":
+        async for sub_path, entry in walk(a.hash, load, prefix=path + "/"):
+            yield Change(sub_path, "deleted", entry, None)
+    if b is not None and b.type == "tree":
+        async for sub_path, entry in walk(b.hash, load, prefix=path + "/"):
+            yield Change(sub_path, "added", None, entry)
+
+
+# --- building --------------------------------------------------------------------------------
+
+FileRecord = tuple[str, str, int, int]
+"""(path, blob hash, size, mode) of one file; the path is `/`-joined and relative."""
+
+
+class BuiltTree(NamedTuple):
+    """A tree's root hash and every manifest's canonical bytes by hash, children before parents
+    (the order to upload them in, so a parent never arrives before what it points at)."""
+
+    root: str
+    manifests: dict[str, bytes]
+
+
+class _Directory:
+    """A directory being built: its children by name (files as entries, directories nested)."""
+
+    __slots__ = ("children",)
+
+    def __init__(self) -> None:
+        self.children: dict[str, Entry | _Directory] = {}
+
+
+def build_manifests(files: Iterable[FileRecord]) -> BuiltTree:
+    """Build the manifests of a tree, bottom-up, from a flat list of files.
+
+    Used by the CLI (push), tests and benchmarks. Empty directories cannot be expressed and are not
+    recorded; no files at all gives the empty manifest as root. Raises ManifestError for a bad
+    name, hash, size or mode, a duplicate path, or a path that is both a file and a directory."""
+    root = _Directory()
+    for index, record in enumerate(files):
+        _insert(root, index, record)
+    manifests: dict[str, bytes] = {}
+    return BuiltTree(_seal(root, manifests), manifests)
+
+
+def _insert(root: _Directory, index: int, record: FileRecord) -> None:
+    path, blob_hash, size, mode = record
+    where = f"files.{index}"
+    if not isinstance(path, str):
+        raise ManifestError("A file path must be a string.", field=f"{where}.path")
+    *directories, name = (validate_name(part, f"{where}.path") for part in path.split("/"))
+    if not is_sha256_hex(blob_hash):
+        raise ManifestError("A file hash is 64 lowercase hex digits (SHA-256).", field=f"{where}.hash")
+    if type(size) is not int or not 0 <= size <= MAX_SIZE:
+        raise ManifestError("A file size is a non-negative integer.", field=f"{where}.size")
+    if type(mode) is not int or mode not in MODES:
+        raise ManifestError("A file mode is 420 (0644) or 493 (0755).", field=f"{where}.mode")
+    directory = root
+    for part in directories:
+        child = directory.children.setdefault(part, _Directory())
+        if not isinstance(child, _Directory):
+            raise ManifestError(f"{path!r} is below a path that is a file.", field=f"{where}.path")
+        directory = child
+    if name in directory.children:
+        what = "a duplicate" if isinstance(directory.children[name], Entry) else "also a directory"
+        raise ManifestError(f"{path!r} is {what}.", field=f"{where}.path")
+    directory.children[name] = Entry(name=name, type="file", hash=blob_hash, size=size, mode=mode)
+
+
+def _seal(root: _Directory, manifests: dict[str, bytes]) -> str:
+    """Encode every directory after its subdirectories (post-order, iteratively so that deep trees
+    cannot hit the recursion limit); record each manifest once; return the root's hash."""
+    hashes: dict[int, str] = {}  # id(directory) -> its manifest hash, while its parent is pending
+    stack: list[tuple[_Directory, bool]] = [(root, False)]
+    while stack:
+        directory, children_done = stack.pop()
+        if not children_done:
+            stack.append((directory, True))
+            stack.extend((child, False) for child in directory.children.values() if isinstance(child, _Directory))
+            continue
+        entries = [
+            child if isinstance(child, Entry) else Entry(name=name, type="tree", hash=hashes.pop(id(child)))
+            for name, child in directory.children.items()
+        ]
+        data = canonical_bytes(entries)
+        digest = sha256_hex(data)
+        manifests.setdefault(digest, data)
+        hashes[id(directory)] = digest
+    return hashes[id(root)]
+
+
+def memory_loader(manifests: Mapping[str, bytes], *, validate: bool = True) -> ManifestLoader:
+    """A loader over manifests held in memory by hash (tests, benchmarks, the CLI's local tree).
+
+    `validate=True` checks everything, as for bytes from a client (`parse_manifest`);
+    `validate=False` only checks the hash, as the service does for what it stored itself
+    (`parse_stored_manifest`). A missing hash raises ManifestError `manifest_missing`; bytes that
+    are not those of their hash raise ManifestError `manifest_corrupt`."""
+
+    async def load(manifest_hash: str) -> Manifest:
+        try:
+            data = manifests[manifest_hash]
+        except KeyError:
+            raise ManifestError(f"Manifest {manifest_hash} is missing.", code="manifest_missing", field=manifest_hash) from None
+        if not validate:
+            return parse_stored_manifest(data, manifest_hash)
+        manifest = parse_manifest(data)
+        if sha256_hex(data) != manifest_hash:
+            raise ManifestError(f"Manifest {manifest_hash} does not match its hash.", code="manifest_corrupt", field=manifest_hash)
+        return manifest
+
+    return load
