@@ -1,1 +1,1 @@
-"""The `fastest` command: run the local server and administer it (client commands come later)."""
+"""The `fastest` command: run and administer the local server, and the client that syncs folders to a server."""

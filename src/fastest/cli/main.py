@@ -1,8 +1,10 @@
-"""`fastest serve | migrate | jobs run | admin token`.
+"""`fastest serve | migrate | jobs run | admin token`, and the client: `login | init | push | status | log | checkout`.
 
 Server-side commands open the local runtime's data directory (`--data-dir`, else `$FASTEST_DATA_DIR`,
 else `$XDG_DATA_HOME/fastest`, i.e. `~/.local/share/fastest`) directly; they are for whoever runs the
 server. The data directory is kept out of project folders, which the client pushes.
+
+Client commands (`fastest.cli.commands`) talk to a server over HTTP and import nothing server-side.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from fastest.cli.arguments import CLIENT_COMMANDS, add_client_commands
 from fastest.config import Settings
 from fastest.domain import tokens
 
@@ -68,11 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead of the local database, write SQL for a Cloudflare D1 "
         "(`npx wrangler d1 execute fastest --remote --file FILE`)",
     )
+    add_client_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in CLIENT_COMMANDS:
+        from fastest.cli.commands import run
+
+        return run(args)
     if args.command == "serve":
         from fastest.platform.local.server import serve
 

@@ -1,0 +1,47 @@
+"""Arguments of the client commands (login, init, push, status, log, checkout).
+
+Kept apart from their handlers so that building the parser imports nothing heavy: `fastest serve`
+should not pay for the HTTP client, nor `fastest push` for the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+CLIENT_COMMANDS = frozenset({"login", "init", "push", "status", "log", "checkout"})
+
+
+def add_client_commands(commands: argparse._SubParsersAction) -> None:
+    """Register the client subcommands on the `fastest` parser."""
+    login = commands.add_parser("login", help="check a token against a server and save both")
+    login.add_argument("--server", required=True, help="e.g. https://api.example.com or http://127.0.0.1:8787")
+    login.add_argument("--token", required=True, help="a bearer token (fst_…); '-' reads it from stdin")
+
+    init = commands.add_parser("init", help="link this folder to a project and a new workspace")
+    target = init.add_mutually_exclusive_group()
+    target.add_argument("--project", help="project name, found or created (default: the folder's name)")
+    target.add_argument("--project-id", help="an existing project's id (prj_…)")
+    init.add_argument("--workspace", help="workspace name (default: <hostname>:<folder>)")
+    init.add_argument("--dir", help="the folder (default: the current directory)")
+    init.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    push_parser = commands.add_parser("push", help="upload the folder's changes as a new snapshot")
+    push_parser.add_argument("-m", "--message", help="a short description, kept with the snapshot")
+    push_parser.add_argument("--dir", help="the folder (default: the one containing the current directory)")
+    push_parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    status_parser = commands.add_parser("status", help="local changes since the last push, and drift from main")
+    status_parser.add_argument("--dir")
+    status_parser.add_argument("--no-drift", action="store_true", help="do not ask the server about drift")
+    status_parser.add_argument("--json", action="store_true")
+
+    log = commands.add_parser("log", help="the workspace's snapshots, newest first")
+    log.add_argument("-n", "--limit", type=int, default=20, help="how many (1-100, default 20)")
+    log.add_argument("--dir")
+    log.add_argument("--json", action="store_true")
+
+    checkout_parser = commands.add_parser("checkout", help="write a snapshot's files into a directory")
+    checkout_parser.add_argument("snapshot", help="a snapshot id (snp_…)")
+    checkout_parser.add_argument("dir", nargs="?", help="where (default: ./<snapshot id>); must be empty or absent")
+    checkout_parser.add_argument("--force", action="store_true", help="replace a non-empty directory")
+    checkout_parser.add_argument("--json", action="store_true")

@@ -1,0 +1,147 @@
+"""`fastest checkout SNAPSHOT [DIR]`: materialise a snapshot's files, verified, all or nothing.
+
+Everything is written into a temporary directory next to DIR (same file system, so the final step
+is a rename): a failed download or a hash mismatch leaves DIR exactly as it was. A blob used by
+several paths is downloaded once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Mapping
+
+from fastest.cli.client import ApiClient
+from fastest.cli.loader import manifest_loader
+from fastest.cli.parallel import run_parallel
+from fastest.cli.progress import Progress
+from fastest.cli.state import ManifestCache
+from fastest.domain.manifest import Entry
+from fastest.domain.tree import ManifestLoader, walk
+
+DOWNLOAD_THREADS = 4
+
+
+class CheckoutError(Exception):
+    """A checkout that cannot proceed; one line for the user (exit code 1)."""
+
+
+@dataclass(slots=True)
+class CheckoutReport:
+    snapshot_id: str
+    manifest_hash: str
+    directory: str
+    files: int
+    bytes: int
+    blobs_downloaded: int
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def is_empty_dir(path: Path) -> bool:
+    with os.scandir(path) as entries:
+        return next(entries, None) is None
+
+
+def check_target(target: Path, *, force: bool) -> None:
+    if not target.exists():
+        return
+    if not target.is_dir() or target.is_symlink():
+        raise CheckoutError(f"{target} exists and is not a directory")
+    if is_empty_dir(target):
+        return
+    if not force:
+        raise CheckoutError(f"{target} is not empty (use --force to replace its contents)")
+    here = Path.cwd().resolve()
+    if here == target.resolve() or target.resolve() in here.parents:
+        raise CheckoutError(f"refusing to replace {target}: it contains the current directory")
+
+
+def list_files(root_hash: str, load: ManifestLoader) -> list[tuple[str, Entry]]:
+    async def collect() -> list[tuple[str, Entry]]:
+        return [item async for item in walk(root_hash, load)]
+
+    return asyncio.run(collect())
+
+
+def checkout(api: ApiClient, snapshot_id: str, target: Path, *, force: bool = False,
+             cache: ManifestCache | None = None, known: Mapping[str, bytes] | None = None,
+             progress: bool | None = None) -> CheckoutReport:
+    """`known`: manifests already at hand (the folder's last pushed tree), spared a download."""
+    target = Path(os.path.abspath(target))
+    check_target(target, force=force)
+    snapshot = api.get_snapshot(snapshot_id)
+    files = list_files(snapshot["manifest_hash"], manifest_loader(api, cache, known or {}))
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.checkout-", dir=target.parent))
+    try:
+        downloaded = materialise(api, staging, files, progress=progress)
+        place(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return CheckoutReport(
+        snapshot_id=snapshot["id"], manifest_hash=snapshot["manifest_hash"], directory=str(target),
+        files=len(files), bytes=sum(entry.size or 0 for _, entry in files), blobs_downloaded=downloaded,
+    )
+
+
+def materialise(api: ApiClient, staging: Path, files: list[tuple[str, Entry]], *, progress: bool | None = None) -> int:
+    """Download every blob once into `staging`, copy it to its other paths, set modes. Returns blobs fetched."""
+    by_hash: dict[str, list[tuple[str, Entry]]] = {}
+    for path, entry in files:
+        by_hash.setdefault(entry.hash, []).append((path, entry))
+    for path, _ in files:
+        (staging / path).parent.mkdir(parents=True, exist_ok=True)
+    total_bytes = sum(group[0][1].size or 0 for group in by_hash.values())
+
+    with Progress("downloading", len(by_hash), total_bytes=total_bytes, enabled=progress) as bar:
+
+        def fetch(group: list[tuple[str, Entry]]) -> None:
+            first_path, first = group[0]
+            destination = staging / first_path
+            with open(destination, "wb") as sink:
+                size = api.download_blob(first.hash, sink)
+            if first.size is not None and size != first.size:
+                raise CheckoutError(f"{first_path}: the server sent {size} bytes, the manifest says {first.size}")
+            os.chmod(destination, first.mode or 0o644)
+            for path, entry in group[1:]:
+                shutil.copyfile(destination, staging / path)
+                os.chmod(staging / path, entry.mode or 0o644)
+            bar.advance(1, size)
+
+        run_parallel(fetch, list(by_hash.values()), threads=DOWNLOAD_THREADS)
+    return len(by_hash)
+
+
+def place(staging: Path, target: Path) -> None:
+    """Move the finished tree to `target`; an existing (forced) target is swapped out, then removed."""
+    os.chmod(staging, 0o777 & ~_umask())
+    if not target.exists():
+        os.rename(staging, target)
+        return
+    if is_empty_dir(target):
+        target.rmdir()
+        os.rename(staging, target)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    retired.rmdir()
+    os.rename(target, retired)
+    try:
+        os.rename(staging, target)
+    except BaseException:
+        os.rename(retired, target)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current

@@ -1,0 +1,254 @@
+"""The HTTP client of the API: one `httpx.Client` (keep-alive), one method per route the CLI uses.
+
+Failures become one `ApiError` carrying the server's problem+json `error.code` and `error.message`,
+so commands print one clear line. Transient trouble is retried: connection errors, 429 (after
+`Retry-After`) and 502/503/504. Every request made here is safe to repeat: reads, uploads keyed by
+content hash, creations with an `Idempotency-Key` (or a client-chosen `snapshot_id`), and the
+compare-and-set on the workspace manifest, whose caller recognises its own earlier success.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+import httpx
+
+USER_AGENT = "fastest-cli/0.1.0"
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+MAX_ATTEMPTS = 5
+MAX_RETRY_WAIT_SECONDS = 60.0
+DOWNLOAD_CHUNK_BYTES = 256 * 1024
+EXISTS_BATCH = 100  # the server answers at most 100 hashes per exists call
+
+
+class ApiError(Exception):
+    """A request that failed for good: HTTP status (0 when the server was unreachable), code, message."""
+
+    def __init__(self, status: int, code: str, message: str, body: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.body = body
+
+
+@dataclass(frozen=True, slots=True)
+class ExistsAnswer:
+    missing: list[str]
+    existing: list[str]
+
+
+def problem_of(response: httpx.Response) -> ApiError:
+    """The server's own words from a problem+json body, else the status line."""
+    body: Any = None
+    code, message = "http_error", f"{response.status_code} {response.reason_phrase}"
+    try:
+        body = response.json()
+    except ValueError:
+        pass
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            code = str(error.get("code") or code)
+            message = str(error.get("message") or body.get("detail") or message)
+            fields = error.get("fields")
+            if isinstance(fields, dict) and fields:
+                message += " (" + "; ".join(f"{k}: {v}" for k, v in fields.items()) + ")"
+        elif isinstance(body.get("detail"), str):
+            message = body["detail"]
+    return ApiError(response.status_code, code, message, body)
+
+
+def _retry_after(response: httpx.Response, attempt: int) -> float:
+    header = response.headers.get("retry-after", "")
+    try:
+        wait = float(header)
+    except ValueError:
+        wait = 0.5 * 2**attempt
+    return min(max(wait, 0.0), MAX_RETRY_WAIT_SECONDS)
+
+
+class ApiClient:
+    def __init__(self, server: str, token: str, *, transport: httpx.BaseTransport | None = None,
+                 sleep: Callable[[float], None] = time.sleep, max_connections: int = 8) -> None:
+        self.server = server
+        self._sleep = sleep
+        self._http = httpx.Client(
+            base_url=server,
+            headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT},
+            timeout=httpx.Timeout(120.0, connect=10.0),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            transport=transport,
+        )
+        self.requests_sent = 0
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "ApiClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------------------------------------
+    # plumbing
+
+    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201), allow: tuple[int, ...] = (),
+                content_factory: Callable[[], Any] | None = None, **kwargs: Any) -> httpx.Response:
+        """Send with retries; return the response if its status is in `ok` or `allow`, else raise ApiError.
+
+        `content_factory` builds a fresh body per attempt (a file object cannot be replayed).
+        """
+        for attempt in range(MAX_ATTEMPTS):
+            last = attempt == MAX_ATTEMPTS - 1
+            if content_factory is not None:
+                kwargs["content"] = content_factory()
+            try:
+                self.requests_sent += 1
+                response = self._http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                if last:
+                    raise ApiError(0, "unreachable", f"cannot reach {self.server}: {exc or type(exc).__name__}") from exc
+                self._sleep(0.25 * 2**attempt)
+                continue
+            finally:
+                closer = getattr(kwargs.get("content"), "close", None)
+                if content_factory is not None and callable(closer):
+                    closer()
+            if response.status_code in ok or response.status_code in allow:
+                return response
+            if response.status_code in RETRY_STATUSES and not last:
+                self._sleep(_retry_after(response, attempt))
+                continue
+            raise problem_of(response)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def get_json(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        return self.request("GET", path, **kwargs).json()
+
+    def post_json(self, path: str, body: dict[str, Any], *, idempotent_create: bool = False, **kwargs: Any) -> httpx.Response:
+        headers = {"Idempotency-Key": str(uuid.uuid4())} if idempotent_create else {}
+        return self.request("POST", path, json=body, headers=headers, **kwargs)
+
+    # ----------------------------------------------------------------------------------------------
+    # projects and workspaces
+
+    def list_projects(self, *, limit: int = 100, cursor: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        return self.get_json("/v1/projects", params=params)
+
+    def create_project(self, name: str) -> dict[str, Any]:
+        return self.post_json("/v1/projects", {"name": name}, idempotent_create=True).json()["project"]
+
+    def get_project(self, project_id: str) -> dict[str, Any]:
+        return self.get_json(f"/v1/projects/{project_id}")
+
+    def create_workspace(self, project_id: str, name: str, *, machine_id: str | None = None,
+                         local_path: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": name}
+        if machine_id:
+            body["machine_id"] = machine_id
+        if local_path:
+            body["local_path"] = local_path
+        return self.post_json(f"/v1/projects/{project_id}/workspaces", body, idempotent_create=True).json()["workspace"]
+
+    def workspace_snapshots(self, workspace_id: str, *, limit: int) -> dict[str, Any]:
+        return self.get_json(f"/v1/workspaces/{workspace_id}/snapshots", params={"limit": limit})
+
+    def drift_compare(self, workspace_id: str) -> dict[str, Any]:
+        return self.get_json(f"/v1/workspaces/{workspace_id}/drift/compare")
+
+    def set_current_manifest(self, workspace_id: str, manifest_hash: str, previous: str | None) -> httpx.Response:
+        """The compare-and-set; returns 200 or 409 responses for the caller to read."""
+        return self.post_json(
+            f"/v1/workspaces/{workspace_id}/current-manifest",
+            {"manifest_hash": manifest_hash, "previous_manifest_hash": previous},
+            allow=(409,),
+        )
+
+    # ----------------------------------------------------------------------------------------------
+    # snapshots
+
+    def create_snapshot(self, project_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.post_json(f"/v1/projects/{project_id}/snapshots", body).json()
+
+    def get_snapshot(self, snapshot_id: str) -> dict[str, Any]:
+        return self.get_json(f"/v1/snapshots/{snapshot_id}")["snapshot"]
+
+    # ----------------------------------------------------------------------------------------------
+    # blobs and manifests
+
+    def _exists(self, path: str, hashes: list[str]) -> ExistsAnswer:
+        missing: list[str] = []
+        existing: list[str] = []
+        for start in range(0, len(hashes), EXISTS_BATCH):
+            answer = self.post_json(path, {"hashes": hashes[start : start + EXISTS_BATCH]}).json()
+            missing.extend(answer.get("missing", []))
+            existing.extend(answer.get("existing", []))
+        return ExistsAnswer(missing, existing)
+
+    def blobs_exist(self, hashes: list[str]) -> ExistsAnswer:
+        return self._exists("/v1/blobs/exists", hashes)
+
+    def manifests_exist(self, hashes: list[str]) -> ExistsAnswer:
+        return self._exists("/v1/blobs/manifests/exists", hashes)
+
+    def upload_batch(self, body: bytes) -> dict[str, Any]:
+        return self.request(
+            "POST", "/v1/blobs/batch", content=body, headers={"Content-Type": "application/octet-stream"}
+        ).json()
+
+    def upload_blob_file(self, digest: str, path: Path) -> dict[str, Any]:
+        """Stream one file; the server checks the hash (422 `hash_mismatch` if it changed meanwhile)."""
+        return self.request(
+            "PUT",
+            f"/v1/blobs/upload/{digest}",
+            content_factory=lambda: open(path, "rb"),
+            headers={"Content-Type": "application/octet-stream"},
+        ).json()
+
+    def upload_manifest(self, digest: str, data: bytes) -> dict[str, Any]:
+        return self.request(
+            "PUT", f"/v1/blobs/manifests/{digest}", content=data, headers={"Content-Type": "application/json"}
+        ).json()
+
+    def get_manifest(self, digest: str) -> bytes:
+        return self.request("GET", f"/v1/blobs/manifests/{digest}").content
+
+    def download_blob(self, digest: str, sink: BinaryIO) -> int:
+        """Stream a blob into `sink`, verifying its hash; returns its size. Retries restart from the top."""
+        for attempt in range(MAX_ATTEMPTS):
+            sink.seek(0)
+            sink.truncate()
+            hasher = hashlib.sha256()
+            size = 0
+            try:
+                self.requests_sent += 1
+                with self._http.stream("GET", f"/v1/blobs/download/{digest}") as response:
+                    if response.status_code in RETRY_STATUSES and attempt < MAX_ATTEMPTS - 1:
+                        self._sleep(_retry_after(response, attempt))
+                        continue
+                    if response.status_code != 200:
+                        response.read()
+                        raise problem_of(response)
+                    for chunk in response.iter_bytes(DOWNLOAD_CHUNK_BYTES):
+                        hasher.update(chunk)
+                        sink.write(chunk)
+                        size += len(chunk)
+            except httpx.TransportError as exc:
+                if attempt == MAX_ATTEMPTS - 1:
+                    raise ApiError(0, "unreachable", f"cannot reach {self.server}: {exc}") from exc
+                self._sleep(0.25 * 2**attempt)
+                continue
+            if hasher.hexdigest() != digest:
+                raise ApiError(200, "hash_mismatch", f"blob {digest} came back with different content")
+            return size
+        raise ApiError(0, "unreachable", f"gave up downloading blob {digest}")

@@ -1,0 +1,273 @@
+"""The client commands: login, init, push, status, log, checkout.
+
+Each handler takes the parsed arguments and the environment, prints its result on stdout (human
+text, or one JSON document with `--json`) and returns an exit code. Failures are raised as
+exceptions and turned into one `fastest: …` line on stderr by `run`:
+
+    0  success
+    1  the operation failed (server said no, network, conflict, a file changed under us)
+    2  usage: bad arguments, not logged in, not a fastest folder
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import socket
+import sys
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from fastest.cli import config
+from fastest.cli.checkout import CheckoutError, checkout
+from fastest.cli.client import ApiClient, ApiError
+from fastest.cli.config import ConfigError, Credentials
+from fastest.cli.progress import human_bytes
+from fastest.cli.push import PushError, push
+from fastest.cli.state import Folder, ManifestCache, NotAWorkspace, PushedTree, WorkspaceState, find_folder
+from fastest.cli.status import drift_line, short_lines, status
+from fastest.domain.manifest import ManifestError
+
+NAME_MAX = 100  # project and workspace names (API schema)
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+Env = Mapping[str, str]
+
+
+class UsageError(Exception):
+    """Wrong use of a command (exit code 2)."""
+
+
+def run(args: argparse.Namespace, env: Env | None = None) -> int:
+    """Dispatch one client command; every expected failure ends as one stderr line and an exit code."""
+    env = os.environ if env is None else env
+    handlers: dict[str, Callable[[argparse.Namespace, Env], int]] = {
+        "login": cmd_login, "init": cmd_init, "push": cmd_push,
+        "status": cmd_status, "log": cmd_log, "checkout": cmd_checkout,
+    }
+    try:
+        return handlers[args.command](args, env)
+    except (ConfigError, NotAWorkspace, UsageError) as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except ApiError as exc:
+        if exc.status == 401:
+            return _fail("the server rejected the token (expired or revoked?); run fastest login", EXIT_FAILED)
+        return _fail(exc.message, EXIT_FAILED)
+    except (PushError, CheckoutError) as exc:
+        return _fail(str(exc), EXIT_FAILED)
+    except ManifestError as exc:
+        return _fail(f"cannot describe this folder: {exc}", EXIT_FAILED)
+    except OSError as exc:
+        return _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), EXIT_FAILED)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_FAILED)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"fastest: {message}", file=sys.stderr)
+    return code
+
+
+def _emit(as_json: bool, document: dict[str, Any], lines: list[str]) -> None:
+    if as_json:
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        for line in lines:
+            print(line)
+
+
+def _folder_of(args: argparse.Namespace) -> Folder:
+    return find_folder(Path(args.dir) if getattr(args, "dir", None) else Path.cwd())
+
+
+def _client(credentials: Credentials) -> ApiClient:
+    return ApiClient(credentials.server, credentials.token)
+
+
+# --------------------------------------------------------------------------------------------------
+# login
+
+
+def cmd_login(args: argparse.Namespace, env: Env) -> int:
+    server = config.normalise_server(args.server)
+    token = sys.stdin.readline().strip() if args.token == "-" else args.token.strip()
+    if not token:
+        raise UsageError("empty token")
+    with ApiClient(server, token) as api:
+        try:
+            api.request("GET", "/v1/projects", params={"limit": 1})
+        except ApiError as exc:
+            if exc.status == 401:
+                return _fail(f"token rejected by {server}", EXIT_FAILED)
+            raise
+    path = config.save(env, Credentials(server, token))
+    print(f"logged in to {server} (saved in {path})")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------------
+# init
+
+
+def machine_id() -> str:
+    """A stable, non-identifying id for this machine: a hash of the OS machine id (or MAC address)."""
+    for candidate in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            raw = Path(candidate).read_text().strip()
+        except OSError:
+            continue
+        if raw:
+            break
+    else:
+        raw = str(uuid.getnode())
+    return hashlib.sha256(f"fastest:{raw}".encode()).hexdigest()[:32]
+
+
+def clean_name(text: str, fallback: str) -> str:
+    """A name the API accepts: no control characters, 1-100 characters."""
+    cleaned = "".join(c for c in text if c.isprintable()).strip()[:NAME_MAX].strip()
+    return cleaned or fallback
+
+
+def find_project(api: ApiClient, name: str) -> dict[str, Any] | None:
+    cursor: str | None = None
+    while True:
+        page = api.list_projects(limit=100, cursor=cursor)
+        for project in page.get("projects", []):
+            if project.get("name") == name:
+                return project
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return None
+
+
+def find_or_create_project(api: ApiClient, name: str) -> tuple[dict[str, Any], bool]:
+    found = find_project(api, name)
+    if found is not None:
+        return found, False
+    try:
+        return api.create_project(name), True
+    except ApiError as exc:
+        if exc.status == 409:  # created meanwhile by someone else: use it
+            found = find_project(api, name)
+            if found is not None:
+                return found, False
+        raise
+
+
+def cmd_init(args: argparse.Namespace, env: Env) -> int:
+    root = Path(args.dir or ".").resolve()
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a directory")
+    folder = Folder(root)
+    if folder.is_initialised():
+        state = folder.load()
+        _emit(args.json, {"already_initialised": True, **asdict(state)},
+              [f"{root} is already initialised (project {state.project_id}, workspace {state.workspace_id}); nothing changed"])
+        return EXIT_OK
+    credentials = config.resolve(env)
+    with _client(credentials) as api:
+        if args.project_id:
+            project, created = api.get_project(args.project_id)["project"], False
+        else:
+            project, created = find_or_create_project(api, clean_name(args.project or root.name, "project"))
+        workspace_name = clean_name(args.workspace or f"{socket.gethostname()}:{root.name}", "workspace")
+        workspace = api.create_workspace(project["id"], workspace_name, machine_id=machine_id(), local_path=str(root))
+    state = WorkspaceState(server=credentials.server, project_id=project["id"], workspace_id=workspace["id"])
+    folder.save(state)
+    verb = "created" if created else "using"
+    _emit(args.json, {"already_initialised": False, "project_created": created, "project_name": project["name"],
+                      "workspace_name": workspace["name"], **asdict(state)},
+          [f"{verb} project {project['name']} ({project['id']})",
+           f"created workspace {workspace['name']} ({workspace['id']})",
+           f"initialised {root}; run fastest push"])
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------------
+# push, status, log
+
+
+def _workspace(args: argparse.Namespace, env: Env) -> tuple[Folder, WorkspaceState, Credentials]:
+    folder = _folder_of(args)
+    state = folder.load()
+    return folder, state, config.resolve(env, state.server)
+
+
+def cmd_push(args: argparse.Namespace, env: Env) -> int:
+    folder, state, credentials = _workspace(args, env)
+    with _client(credentials) as api:
+        report = push(folder, state, api, message=args.message)
+    lines = [
+        f"scanned {report.files_scanned} files ({report.files_hashed} hashed, {report.files_reused} unchanged)"
+        + (f"; skipped {report.symlinks_skipped} symlink(s)" if report.symlinks_skipped else "")
+        + (f", {report.special_skipped} special file(s)" if report.special_skipped else "")
+    ]
+    lines += [f"skipped {path!r}: not a UTF-8 name" for path in report.unencodable_skipped]
+    if report.nothing_to_push:
+        lines.append(f"nothing to push (at {report.snapshot_id})")
+    else:
+        lines.append(
+            f"uploaded {report.blobs_uploaded} blob(s) ({human_bytes(report.blob_bytes_uploaded)}), "
+            f"{report.manifests_uploaded} of {report.manifests_total} manifest(s)"
+        )
+        lines.append(f"snapshot {report.snapshot_id} (tree {report.manifest_hash[:12]})")
+    _emit(args.json, report.to_json(), lines)
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace, env: Env) -> int:
+    folder, state, credentials = _workspace(args, env)
+    with _client(credentials) as api:
+        report = status(folder, state, api, with_drift=not args.no_drift)
+    head = f"at {state.head_snapshot_id}" if state.head_snapshot_id else "never pushed"
+    lines = [f"{head}; " + ("nothing changed since the last push" if report.clean else f"{len(report.changes)} change(s):")]
+    lines += short_lines(report.changes)
+    if not args.no_drift:
+        lines.append(drift_line(report.drift) if report.drift is not None else f"drift unavailable ({report.drift_error})")
+    _emit(args.json, report.to_json(), lines)
+    return EXIT_OK
+
+
+def cmd_log(args: argparse.Namespace, env: Env) -> int:
+    if not 1 <= args.limit <= 100:
+        raise UsageError("-n must be between 1 and 100")
+    folder, state, credentials = _workspace(args, env)
+    with _client(credentials) as api:
+        snapshots = api.workspace_snapshots(state.workspace_id, limit=args.limit).get("snapshots", [])
+    lines = []
+    for snapshot in snapshots:
+        mark = "*" if snapshot["id"] == state.head_snapshot_id else " "
+        summary = snapshot.get("summary") or ""
+        parents = ",".join(snapshot.get("parent_snapshot_ids") or []) or "-"
+        lines.append(f"{mark} {snapshot['id']}  {snapshot.get('created_at', '')}  {snapshot.get('source', '')}"
+                     f"  parent {parents}  {summary}".rstrip())
+    if not snapshots:
+        lines.append("no snapshots yet; run fastest push")
+    _emit(args.json, {"head_snapshot_id": state.head_snapshot_id, "snapshots": snapshots}, lines)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------------
+# checkout
+
+
+def cmd_checkout(args: argparse.Namespace, env: Env) -> int:
+    folder: Folder | None
+    try:
+        folder = find_folder(Path.cwd())
+        state: WorkspaceState | None = folder.load()
+    except NotAWorkspace:
+        folder, state = None, None
+    credentials = config.resolve(env, state.server if state else None)
+    target = Path(args.dir) if args.dir else Path.cwd() / args.snapshot
+    cache = ManifestCache(folder.manifest_dir) if folder else None
+    known = PushedTree.load(folder.pushed_file, state.manifest_hash).manifests if folder and state else {}
+    with _client(credentials) as api:
+        report = checkout(api, args.snapshot, target, force=args.force, cache=cache, known=known)
+    _emit(args.json, report.to_json(),
+          [f"checked out {report.snapshot_id} into {report.directory}: {report.files} files, {human_bytes(report.bytes)}"])
+    return EXIT_OK

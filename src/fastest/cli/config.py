@@ -1,0 +1,90 @@
+"""Who the client talks to: `{server, token}` in `$FASTEST_CONFIG_DIR/config.json`, overridable by env.
+
+The directory defaults to `$XDG_CONFIG_HOME/fastest` (`~/.config/fastest`). The token is a bearer
+credential, so the directory is 0700 and the file 0600 from the moment it exists (created with that
+mode, never chmod-ed afterwards). `FASTEST_SERVER` and `FASTEST_TOKEN` take precedence, for CI and
+scripts that should not write a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlsplit
+
+from fastest.cli.fsutil import write_atomic
+
+CONFIG_FILE = "config.json"
+
+
+class ConfigError(Exception):
+    """Not logged in, or a malformed setting: a usage problem (exit code 2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    server: str
+    token: str
+
+
+def config_dir(env: Mapping[str, str]) -> Path:
+    chosen = env.get("FASTEST_CONFIG_DIR")
+    if chosen:
+        return Path(chosen).expanduser()
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base).expanduser() / "fastest"
+
+
+def normalise_server(url: str) -> str:
+    """`http(s)://host[:port][/prefix]` without a trailing slash; anything else is refused."""
+    text = url.strip().rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"not a server URL: {url!r} (expected e.g. https://api.example.com)")
+    return text
+
+
+def load_saved(env: Mapping[str, str]) -> Credentials | None:
+    path = config_dir(env) / CONFIG_FILE
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    server, token = document.get("server"), document.get("token")
+    if not isinstance(server, str) or not isinstance(token, str):
+        raise ConfigError(f"{path} is missing 'server' or 'token'; run fastest login")
+    return Credentials(server=server, token=token)
+
+
+def save(env: Mapping[str, str], credentials: Credentials) -> Path:
+    directory = config_dir(env)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)  # also when it existed: it holds a credential
+    path = directory / CONFIG_FILE
+    body = json.dumps({"server": credentials.server, "token": credentials.token}, indent=2) + "\n"
+    write_atomic(path, body.encode("utf-8"), mode=0o600)
+    return path
+
+
+def resolve(env: Mapping[str, str], workspace_server: str | None = None) -> Credentials:
+    """The server and token to use: env first, then the folder's server, then the saved login.
+
+    A folder initialised against one server must not silently send its files to another, and a
+    token saved for one server must not be sent to another: both mismatches are errors.
+    """
+    saved = load_saved(env)
+    token = env.get("FASTEST_TOKEN") or (saved.token if saved else None)
+    server = env.get("FASTEST_SERVER") or workspace_server or (saved.server if saved else None)
+    if not server or not token:
+        raise ConfigError("not logged in; run fastest login --server URL --token TOKEN")
+    server = normalise_server(server)
+    if workspace_server and normalise_server(workspace_server) != server:
+        raise ConfigError(f"this folder belongs to {workspace_server}, not {server}")
+    if not env.get("FASTEST_TOKEN") and saved and normalise_server(saved.server) != server:
+        raise ConfigError(f"logged in to {saved.server}, not {server}; run fastest login --server {server}")
+    return Credentials(server=server, token=token)

@@ -1,0 +1,92 @@
+"""The local index, `.fastest/index.json`: path → (size, mtime_ns, hash), so unchanged files are not re-read.
+
+A file whose size and modification time match its index entry is taken to have the recorded hash,
+as git's index does. The catch is a "racily clean" file: one modified again within the timestamp
+granularity of the moment it was hashed keeps the same (size, mtime) with new content. So an entry
+is only recorded once the file's mtime is safely older than the moment hashing started (the window
+covers coarse clocks: whole seconds on FAT/HFS+, a kernel tick elsewhere); a file too fresh to
+trust is simply hashed again next time.
+
+Every push and status loads the index, so entries stay plain JSON lists `[size, mtime_ns, hash]`,
+checked when used rather than converted on load.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fastest.cli.fsutil import write_atomic
+
+INDEX_VERSION = 1
+# How much older than the hashing moment an mtime must be before (size, mtime) is trusted.
+FINE_CLOCK_WINDOW_NS = 50_000_000  # 50 ms: above a kernel tick (1-10 ms)
+COARSE_CLOCK_WINDOW_NS = 2_000_000_000  # 2 s: file systems that store whole (or even) seconds
+
+
+def is_settled(mtime_ns: int, hashed_at_ns: int) -> bool:
+    """True when a later write could not have kept this mtime, so (size, mtime) identifies the content."""
+    window = COARSE_CLOCK_WINDOW_NS if mtime_ns % 1_000_000_000 == 0 else FINE_CLOCK_WINDOW_NS
+    return mtime_ns + window < hashed_at_ns
+
+
+def _looks_like_sha256(value: Any) -> bool:
+    return type(value) is str and len(value) == 64
+
+
+class LocalIndex:
+    """In-memory view of the index file; `save` writes it back atomically, only if something changed."""
+
+    def __init__(self, path: Path, entries: dict[str, list[Any]] | None = None) -> None:
+        self.path = path
+        self._entries: dict[str, list[Any]] = dict(entries or {})
+        self._dirty = False
+
+    @classmethod
+    def load(cls, path: Path) -> "LocalIndex":
+        """Read the index; a missing or unreadable one is an empty index (it is only a cache)."""
+        try:
+            document = json.loads(path.read_bytes())
+            entries = document["entries"] if document.get("version") == INDEX_VERSION else {}
+            if not isinstance(entries, dict):
+                entries = {}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            entries = {}
+        return cls(path, entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def lookup(self, path: str, size: int, mtime_ns: int) -> str | None:
+        """The recorded hash if the file still has the recorded size and mtime, else None."""
+        entry = self._entries.get(path)
+        if type(entry) is list and len(entry) == 3 and entry[0] == size and entry[1] == mtime_ns:
+            digest = entry[2]
+            if _looks_like_sha256(digest):
+                return digest
+        return None
+
+    def record(self, path: str, size: int, mtime_ns: int, digest: str, hashed_at_ns: int) -> None:
+        """Remember a freshly computed hash, unless the file is too fresh for (size, mtime) to be trusted."""
+        if is_settled(mtime_ns, hashed_at_ns):
+            entry = [size, mtime_ns, digest]
+            if self._entries.get(path) != entry:
+                self._entries[path] = entry
+                self._dirty = True
+        elif self._entries.pop(path, None) is not None:
+            self._dirty = True
+
+    def retain(self, paths: set[str]) -> None:
+        """Forget files that are gone (or now ignored)."""
+        stale = [path for path in self._entries if path not in paths]
+        for path in stale:
+            del self._entries[path]
+        self._dirty = self._dirty or bool(stale)
+
+    def save(self) -> None:
+        if not self._dirty:
+            return
+        document = {"version": INDEX_VERSION, "entries": self._entries}
+        write_atomic(self.path, json.dumps(document, separators=(",", ":")).encode("utf-8"))
+        self._dirty = False

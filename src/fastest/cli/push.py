@@ -1,0 +1,317 @@
+"""`fastest push`: scan the folder, upload what the server lacks, record a snapshot, move the workspace.
+
+The order is what makes a push safe to interrupt at any point: blobs, then manifests children first,
+then the snapshot (whose creation checks that the whole tree is stored), then the compare-and-set
+of the workspace's current manifest, and only then the local state. A push that dies half-way
+leaves nothing visible on the server but content-addressed objects, which the next push reuses.
+
+Only new hashes are considered: the last pushed tree's blobs and manifests are kept by the server
+as long as its snapshot exists (`PushedTree`), so a one-file change costs one blob and the
+manifests on that file's path (sent without asking first, as there are only a few). Should the server disagree (snapshot creation answers
+`manifest_missing`/`blobs_missing`), the push checks everything once and tries again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+
+from fastest.cli.client import ApiClient, ApiError
+from fastest.cli.frames import SMALL_BLOB_MAX, PendingBlob, encode_frames, plan_batches, split_by_size
+from fastest.cli.index import LocalIndex
+from fastest.cli.parallel import run_parallel
+from fastest.cli.progress import Progress
+from fastest.cli.scan import ScanResult, ScannedFile, scan
+from fastest.cli.state import Folder, PushedTree, WorkspaceState
+from fastest.domain.ids import make_id
+from fastest.domain.tree import BuiltTree, build_manifests
+
+UPLOAD_THREADS = 4
+ASK_FIRST_ABOVE = 16  # candidates; at or below this many (small) ones, upload without asking
+CLOSURE_ERRORS = frozenset({"manifest_missing", "blobs_missing"})
+
+
+class PushError(Exception):
+    """A push that cannot complete; the message is one line for the user (exit code 1)."""
+
+
+class WorkspaceMoved(PushError):
+    """The compare-and-set lost: someone else moved the workspace on the server."""
+
+    def __init__(self, current_manifest_hash: str | None) -> None:
+        super().__init__("workspace moved on the server; run fastest status")
+        self.current_manifest_hash = current_manifest_hash
+
+
+@dataclass(slots=True)
+class PushReport:
+    """What a push looked at and sent; `--json` prints exactly this."""
+
+    nothing_to_push: bool = False
+    manifest_hash: str | None = None
+    snapshot_id: str | None = None
+    snapshot_created: bool = False
+    files_scanned: int = 0
+    files_hashed: int = 0
+    files_reused: int = 0
+    bytes_hashed: int = 0
+    ignored: int = 0
+    symlinks_skipped: int = 0
+    special_skipped: int = 0
+    unencodable_skipped: list[str] = field(default_factory=list)
+    blobs_new: int = 0  # not in the last pushed tree
+    blobs_checked: int = 0  # asked about with blobs/exists
+    blobs_uploaded: int = 0
+    blob_bytes_uploaded: int = 0
+    manifests_total: int = 0
+    manifests_new: int = 0
+    manifests_checked: int = 0
+    manifests_uploaded: int = 0
+    requests: int = 0
+    timings_ms: dict[str, float] = field(default_factory=dict)  # per phase, to see where a slow push goes
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def new_snapshot_id() -> str:
+    """`snp_` + 26 Crockford base32, chosen here so that a retried create is recognised as the same one."""
+    return make_id("snp", time.time_ns() // 1_000_000, os.urandom(10))
+
+
+def scan_folder(folder: Folder, pushed: PushedTree, *, progress: bool | None = None,
+                timings: dict[str, float] | None = None) -> tuple[ScanResult, BuiltTree, str]:
+    """Scan with the local index (saving it) and build the tree's manifests (unless it is `pushed`).
+
+    Returns the scan, the tree and the file list's digest.
+    """
+    timings = {} if timings is None else timings
+    with phase(timings, "scan"):
+        index = LocalIndex.load(folder.index_file)
+        result = scan(folder.root, index, progress=progress)
+        index.save()
+    with phase(timings, "build"):
+        digest = result.records_digest()
+        if pushed.root is not None and digest == pushed.records_digest:
+            tree = BuiltTree(pushed.root, dict(pushed.manifests))
+        else:
+            tree = build_manifests(result.manifest_records())
+    return result, tree, digest
+
+
+@contextmanager
+def phase(timings: dict[str, float], name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = timings.get(name, 0.0) + round((time.perf_counter() - started) * 1000, 1)
+
+
+def push(
+    folder: Folder,
+    state: WorkspaceState,
+    api: ApiClient,
+    *,
+    message: str | None = None,
+    progress: bool | None = None,
+) -> PushReport:
+    timings: dict[str, float] = {}
+    pushed = PushedTree.load(folder.pushed_file, state.manifest_hash)
+    scanned, tree, records_digest = scan_folder(folder, pushed, progress=progress, timings=timings)
+    report = PushReport(
+        timings_ms=timings,
+        manifest_hash=tree.root,
+        files_scanned=len(scanned.files),
+        files_hashed=scanned.hashed,
+        files_reused=scanned.reused,
+        bytes_hashed=scanned.hashed_bytes,
+        ignored=scanned.ignored,
+        symlinks_skipped=scanned.symlinks,
+        special_skipped=scanned.special,
+        unencodable_skipped=scanned.unencodable,
+        manifests_total=len(tree.manifests),
+    )
+    if tree.root == state.manifest_hash:
+        report.nothing_to_push = True
+        report.snapshot_id = state.head_snapshot_id
+        return report
+
+    requests_before = api.requests_sent
+    blobs = {f.hash: f for f in scanned.files}  # one path per distinct content
+    snapshot_id = new_snapshot_id()
+    body = {
+        "manifest_hash": tree.root,
+        "snapshot_id": snapshot_id,
+        "parent_snapshot_ids": [state.head_snapshot_id] if state.head_snapshot_id else [],
+        "workspace_id": state.workspace_id,
+        "source": "cli",
+    }
+    if message:
+        body["summary"] = message
+    for attempt in range(2):
+        upload_missing(api, folder.root, blobs, tree, pushed, report, progress=progress)
+        try:
+            with phase(timings, "snapshot"):
+                answer = api.create_snapshot(state.project_id, body)
+            break
+        except ApiError as exc:
+            if exc.code not in CLOSURE_ERRORS or attempt == 1:
+                raise
+            pushed = PushedTree.empty()  # the server lost something we thought it had: check everything
+    report.snapshot_id = answer["snapshot"]["id"]
+    report.snapshot_created = bool(answer.get("created"))
+
+    with phase(timings, "workspace"):
+        move_workspace(api, state, tree.root)
+    with phase(timings, "save"):
+        state.head_snapshot_id = report.snapshot_id
+        state.manifest_hash = tree.root
+        folder.save(state)
+        PushedTree(tree.root, records_digest, frozenset(blobs), tree.manifests).save(folder.pushed_file)
+    report.requests = api.requests_sent - requests_before
+    return report
+
+
+def move_workspace(api: ApiClient, state: WorkspaceState, manifest_hash: str) -> None:
+    """Compare-and-set the workspace's current manifest from the last pushed one to this one."""
+    response = api.set_current_manifest(state.workspace_id, manifest_hash, state.manifest_hash)
+    if response.status_code == 409:
+        current = _current_of_conflict(response)
+        if current != manifest_hash:  # equal: our own earlier attempt landed (a retried request)
+            raise WorkspaceMoved(current)
+
+
+def _current_of_conflict(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    current = body.get("current_manifest_hash")
+    if current is None and isinstance(body.get("error"), dict):
+        current = body["error"].get("current_manifest_hash")
+    return current
+
+
+# --------------------------------------------------------------------------------------------------
+# uploads
+
+
+def upload_missing(
+    api: ApiClient,
+    root: Path,
+    blobs: dict[str, ScannedFile],
+    tree: BuiltTree,
+    pushed: PushedTree,
+    report: PushReport,
+    *,
+    progress: bool | None = None,
+) -> None:
+    """Upload what the server lacks of what is not in `pushed`: blobs first, then manifests.
+
+    A handful of small candidates (the usual edit) are sent without asking first: the upload
+    routes skip what they already hold, and one round trip is saved. Otherwise the server is asked.
+    """
+    blob_candidates = [h for h in blobs if h not in pushed.blobs]
+    manifest_candidates = [h for h in tree.manifests if h not in pushed.manifests]
+    report.blobs_new, report.manifests_new = len(blob_candidates), len(manifest_candidates)
+    timings = report.timings_ms
+    with phase(timings, "check"):
+        if len(blob_candidates) > ASK_FIRST_ABOVE or sum(blobs[h].size for h in blob_candidates) > SMALL_BLOB_MAX:
+            missing_blobs = api.blobs_exist(blob_candidates).missing
+            report.blobs_checked += len(blob_candidates)
+        else:
+            missing_blobs = blob_candidates
+        if len(manifest_candidates) > ASK_FIRST_ABOVE:
+            missing_manifests = set(api.manifests_exist(manifest_candidates).missing)
+            report.manifests_checked += len(manifest_candidates)
+        else:
+            missing_manifests = set(manifest_candidates)
+
+    pending = [PendingBlob(h, blobs[h].size, blobs[h].path) for h in missing_blobs if h in blobs]
+    with phase(timings, "blobs"):
+        upload_blobs(api, root, pending, report, progress=progress)
+    waves = manifest_waves(tree.manifests, missing_manifests)
+    with phase(timings, "manifests"), Progress("manifests", len(missing_manifests), enabled=progress) as bar:
+        for wave in waves:
+            def send(digest: str) -> None:
+                api.upload_manifest(digest, tree.manifests[digest])
+                bar.advance()
+
+            run_parallel(send, wave, UPLOAD_THREADS)
+            report.manifests_uploaded += len(wave)
+
+
+def upload_blobs(api: ApiClient, root: Path, pending: list[PendingBlob], report: PushReport, *,
+                 progress: bool | None = None) -> None:
+    small, big = split_by_size(pending)
+    batches = plan_batches(small)
+    with Progress("uploading", len(pending), total_bytes=sum(b.size for b in pending), enabled=progress) as bar:
+
+        def send_batch(batch: list[PendingBlob]) -> None:
+            body = encode_frames((blob.hash, read_verified(root, blob)) for blob in batch)
+            answer = api.upload_batch(body)
+            rejected = answer.get("rejected") or []
+            if rejected:
+                first = rejected[0]
+                path = next((b.path for b in batch if b.hash == first.get("hash")), first.get("hash"))
+                raise PushError(f"the server refused {path} ({first.get('code')}); {len(rejected)} blob(s) rejected")
+            bar.advance(len(batch), sum(b.size for b in batch))
+
+        def send_big(blob: PendingBlob) -> None:
+            try:
+                api.upload_blob_file(blob.hash, root / blob.path)
+            except ApiError as exc:
+                if exc.code == "hash_mismatch":
+                    raise PushError(f"{blob.path} changed while pushing; run fastest push again") from exc
+                if exc.status in (413, 422):  # e.g. larger than the server's blob limit
+                    raise PushError(f"{blob.path}: {exc.message}") from exc
+                raise
+            except FileNotFoundError as exc:
+                raise PushError(f"{blob.path} disappeared while pushing; run fastest push again") from exc
+            bar.advance(1, blob.size)
+
+        run_parallel(send_batch, batches, UPLOAD_THREADS)
+        run_parallel(send_big, big, UPLOAD_THREADS)
+    report.blobs_uploaded += len(pending)
+    report.blob_bytes_uploaded += sum(b.size for b in pending)
+
+
+def read_verified(root: Path, blob: PendingBlob) -> bytes:
+    """The file's bytes, provided they still hash to what the manifest says (else the push is stale)."""
+    try:
+        data = (root / blob.path).read_bytes()
+    except FileNotFoundError as exc:
+        raise PushError(f"{blob.path} disappeared while pushing; run fastest push again") from exc
+    if hashlib.sha256(data).hexdigest() != blob.hash:
+        raise PushError(f"{blob.path} changed while pushing; run fastest push again")
+    return data
+
+
+def manifest_waves(manifests: dict[str, bytes], missing: set[str]) -> list[list[str]]:
+    """Group the missing manifests so that each wave only points at manifests of earlier waves.
+
+    A manifest's wave is its height among the missing ones (0: no missing child). Uploading wave
+    by wave lets each wave go in parallel while no parent ever reaches the server before a child.
+    `manifests` is in children-before-parents order, so one pass computes every height.
+    """
+    height: dict[str, int] = {}
+    for digest, data in manifests.items():
+        if digest not in missing or digest in height:
+            continue
+        entries = json.loads(data)["entries"]
+        children = [height[e["hash"]] for e in entries if e["type"] == "tree" and e["hash"] in height]
+        height[digest] = 1 + max(children) if children else 0
+    waves: list[list[str]] = [[] for _ in range(1 + max(height.values(), default=-1))]
+    for digest, level in height.items():
+        waves[level].append(digest)
+    return waves
+

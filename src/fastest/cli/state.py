@@ -1,0 +1,154 @@
+"""A folder's link to the server, kept in `.fastest/` at its root (like `.git/`).
+
+    .fastest/workspace.json   {server, project_id, workspace_id, head_snapshot_id, manifest_hash}
+    .fastest/index.json       path → (size, mtime_ns, hash): see `fastest.cli.index`
+    .fastest/pushed           the last pushed tree: blob hashes and manifests (see `PushedTree`)
+    .fastest/manifests/<h>    manifests fetched from the server: immutable, so cached for good
+
+`pushed` lets a re-push ask the server only about what is new: everything the head snapshot
+references is kept by the server for as long as the snapshot exists. Should that ever be wrong,
+snapshot creation says which hashes are missing and push falls back to checking everything.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Mapping
+
+from fastest.cli.frames import decode_frames, encode_frames
+from fastest.cli.fsutil import write_atomic
+from fastest.domain.manifest import is_sha256_hex, sha256_hex
+
+STATE_DIR = ".fastest"
+WORKSPACE_FILE = "workspace.json"
+PUSHED_MAGIC = b"fastest-pushed 1"
+
+
+class NotAWorkspace(Exception):
+    """The folder (and its parents) has no `.fastest/workspace.json`: a usage problem (exit code 2)."""
+
+
+@dataclass(slots=True)
+class WorkspaceState:
+    server: str
+    project_id: str
+    workspace_id: str
+    head_snapshot_id: str | None = None
+    manifest_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Folder:
+    """A workspace folder and the paths of its state files."""
+
+    root: Path
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def workspace_file(self) -> Path:
+        return self.state_dir / WORKSPACE_FILE
+
+    @property
+    def index_file(self) -> Path:
+        return self.state_dir / "index.json"
+
+    @property
+    def pushed_file(self) -> Path:
+        return self.state_dir / "pushed"
+
+    @property
+    def manifest_dir(self) -> Path:
+        return self.state_dir / "manifests"
+
+    def is_initialised(self) -> bool:
+        return self.workspace_file.is_file()
+
+    def load(self) -> WorkspaceState:
+        try:
+            document = json.loads(self.workspace_file.read_text(encoding="utf-8"))
+            return WorkspaceState(**{name: document.get(name) for name in WorkspaceState.__dataclass_fields__})
+        except FileNotFoundError as exc:
+            raise NotAWorkspace(f"{self.root} is not a fastest folder; run fastest init") from exc
+        except (OSError, ValueError, TypeError) as exc:
+            raise NotAWorkspace(f"cannot read {self.workspace_file}: {exc}") from exc
+
+    def save(self, state: WorkspaceState) -> None:
+        self.state_dir.mkdir(exist_ok=True)
+        write_atomic(self.workspace_file, (json.dumps(asdict(state), indent=2) + "\n").encode("utf-8"))
+
+
+def find_folder(start: Path) -> Folder:
+    """The nearest enclosing workspace folder, so commands work from subdirectories as git's do."""
+    here = start.resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / STATE_DIR / WORKSPACE_FILE).is_file():
+            return Folder(candidate)
+    raise NotAWorkspace(f"{here} is not inside a fastest folder; run fastest init")
+
+
+@dataclass(frozen=True, slots=True)
+class PushedTree:
+    """The last pushed tree: its root, a digest of its file list, its blob hashes and its manifests.
+
+    The server keeps all of it while the head snapshot exists, so a push only asks about the rest,
+    and `status` diffs against these manifests without a request. When a scan yields the same file
+    list (`records_digest`), the tree is this one and is not rebuilt. One file, rewritten per push:
+
+        fastest-pushed 1\n<root>\n<records digest>\n<blob hashes run together>\n<manifests as batch frames>
+    """
+
+    root: str | None
+    records_digest: str | None
+    blobs: frozenset[str]
+    manifests: Mapping[str, bytes]
+
+    @classmethod
+    def empty(cls) -> "PushedTree":
+        return cls(None, None, frozenset(), {})
+
+    @classmethod
+    def load(cls, path: Path, expected_root: str | None) -> "PushedTree":
+        """The saved tree if it is `expected_root` (the folder's last pushed manifest) and intact; else empty."""
+        try:
+            magic, root, records_digest, blobs, frames = path.read_bytes().split(b"\n", 4)
+            if magic != PUSHED_MAGIC or not expected_root or root.decode("ascii") != expected_root or len(blobs) % 64:
+                return cls.empty()
+            manifests = dict(decode_frames(frames))
+        except (OSError, ValueError):
+            return cls.empty()
+        if any(sha256_hex(data) != digest for digest, data in manifests.items()):
+            return cls.empty()
+        text = blobs.decode("ascii")
+        blob_set = frozenset(text[i : i + 64] for i in range(0, len(text), 64))
+        return cls(expected_root, records_digest.decode("ascii"), blob_set, manifests)
+
+    def save(self, path: Path) -> None:
+        lines = [self.root or "", self.records_digest or "", "".join(self.blobs), ""]
+        header = b"\n".join([PUSHED_MAGIC, *(line.encode("ascii") for line in lines)])
+        write_atomic(path, header + encode_frames(self.manifests.items()))
+
+
+class ManifestCache:
+    """Manifests by hash under `.fastest/manifests/`; a corrupt file is treated as absent."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def get(self, digest: str) -> bytes | None:
+        if not is_sha256_hex(digest):
+            return None
+        try:
+            data = (self.directory / digest).read_bytes()
+        except OSError:
+            return None
+        return data if sha256_hex(data) == digest else None
+
+    def put(self, digest: str, data: bytes) -> None:
+        path = self.directory / digest
+        if not path.exists():
+            write_atomic(path, data)

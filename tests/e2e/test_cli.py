@@ -1,0 +1,261 @@
+"""The real `fastest` client against the real server, both as subprocesses.
+
+login → init → push a folder → change it → push again (one blob per changed file, only the manifests
+on the changed paths) → log → checkout of each snapshot reproduces it byte for byte, modes included
+→ status clean, then dirty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fastest.domain.tree import build_manifests
+from tests.e2e.test_server import admin_token, free_port, wait_until_healthy
+
+FASTEST = [sys.executable, "-m", "fastest.cli.main"]
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    data_dir = tmp_path / "data"
+    port = free_port()
+    env = {**os.environ, "FASTEST_RATE_LIMIT_PER_MINUTE": "100000"}
+    process = subprocess.Popen(
+        [*FASTEST, "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(base_url, process)
+        yield base_url, data_dir
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+class Cli:
+    """Runs `fastest …` with its own config directory, like a user on their own machine."""
+
+    def __init__(self, config_dir: Path) -> None:
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("FASTEST_")}
+        self.env["FASTEST_CONFIG_DIR"] = str(config_dir)
+
+    def __call__(self, *args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run([*FASTEST, *args], cwd=cwd, env=self.env, capture_output=True, text=True, timeout=120)
+        if check and done.returncode != 0:
+            raise AssertionError(f"fastest {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def json(self, *args: str, cwd: Path) -> dict:
+        done = self(*args, "--json", cwd=cwd)
+        return json.loads(done.stdout)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path / "config")
+
+
+@pytest.fixture
+def logged_in(server, cli: Cli, tmp_path: Path) -> Cli:
+    base_url, data_dir = server
+    cli("login", "--server", base_url, "--token", admin_token(data_dir, "cli@example.com"), cwd=tmp_path)
+    return cli
+
+
+def write(path: Path, content: bytes | str, mode: int | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    if mode is not None:
+        path.chmod(mode)
+
+
+def generate_folder(root: Path) -> None:
+    write(root / "README.md", "# demo\n")
+    write(root / "src" / "app" / "main.py", "from .util import helpers\n")
+    write(root / "src" / "app" / "util" / "helpers.py", "def help():\n    return 1\n")
+    write(root / "src" / "same-a.txt", "duplicate content\n")
+    write(root / "src" / "same-b.txt", "duplicate content\n")  # one blob, two paths
+    write(root / "docs" / "guide" / "intro.md", "intro\n")
+    write(root / "bin" / "run.sh", "#!/bin/sh\necho run\n", mode=0o755)
+    write(root / "assets" / "logo.bin", bytes(range(256)) * 12 + b"\x00\xff")
+    write(root / "assets" / "big.bin", hashlib.sha256(b"seed").digest() * 50_000)  # 1.6 MB: streamed upload
+    write(root / "données" / "résumé ✓.txt", "unicode name\n")
+    write(root / "node_modules" / "dep" / "index.js", "ignored by default\n")
+    write(root / "secret.env", "TOKEN=ignored by .fastestignore\n")
+    write(root / ".fastestignore", "*.env\n")
+    (root / "link-to-readme").symlink_to("README.md")
+
+
+def tree_of(root: Path) -> dict[str, tuple[bytes, int]]:
+    """What a snapshot of `root` holds: path → (bytes, manifest mode), without ignored or state files."""
+    files = {}
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root).as_posix()
+        top = relative.split("/")[0]
+        if top in (".fastest", "node_modules") or relative.endswith(".env") or path.is_symlink() or not path.is_file():
+            continue
+        files[relative] = (path.read_bytes(), 493 if path.stat().st_mode & 0o100 else 420)
+    return files
+
+
+def manifests_of(files: dict[str, tuple[bytes, int]]) -> dict[str, bytes]:
+    records = [(p, hashlib.sha256(data).hexdigest(), len(data), mode) for p, (data, mode) in files.items()]
+    return build_manifests(records).manifests
+
+
+def checked_out(root: Path) -> dict[str, tuple[bytes, int]]:
+    files = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            mode = path.stat().st_mode & 0o777
+            assert mode in (0o644, 0o755), (path, oct(mode))
+            files[path.relative_to(root).as_posix()] = (path.read_bytes(), 493 if mode == 0o755 else 420)
+    return files
+
+
+def test_push_change_push_log_checkout_status(logged_in: Cli, tmp_path: Path):
+    cli = logged_in
+    folder = tmp_path / "demo"
+    generate_folder(folder)
+
+    init = cli.json("init", "--project", "demo", cwd=folder)
+    assert init["project_created"] is True and init["workspace_id"].startswith("wsp_")
+    state = json.loads((folder / ".fastest" / "workspace.json").read_text())
+    assert state["head_snapshot_id"] is None and state["manifest_hash"] is None
+    again = cli("init", cwd=folder)
+    assert "already initialised" in again.stdout
+    assert json.loads((folder / ".fastest" / "workspace.json").read_text()) == state
+
+    version1 = tree_of(folder)
+    first = cli("push", "-m", "first", "--json", cwd=folder)
+    assert first.stderr == ""  # no progress bar without a terminal
+    first = json.loads(first.stdout)
+    assert first["files_scanned"] == len(version1) == 11
+    assert first["symlinks_skipped"] == 1
+    assert first["blobs_uploaded"] == len({data for data, _ in version1.values()}) == 10
+    assert first["manifests_uploaded"] == first["manifests_total"] == len(manifests_of(version1))
+    assert first["snapshot_id"].startswith("snp_") and first["snapshot_created"] is True
+
+    unchanged = cli.json("push", cwd=folder)
+    assert unchanged["nothing_to_push"] is True and unchanged["blobs_uploaded"] == 0
+    assert unchanged["files_hashed"] == 0 or unchanged["files_reused"] > 0
+    assert "nothing to push" in cli("push", cwd=folder).stdout
+
+    write(folder / "src" / "app" / "util" / "helpers.py", "def help():\n    return 2\n")  # edit
+    write(folder / "docs" / "guide" / "new.md", "brand new\n")  # add
+    (folder / "README.md").unlink()  # delete
+    version2 = tree_of(folder)
+    second = cli.json("push", "-m", "second", cwd=folder)
+    assert second["blobs_uploaded"] == 2  # the edited file and the new one
+    on_changed_paths = set(manifests_of(version2)) - set(manifests_of(version1))
+    assert len(on_changed_paths) == 6  # root, src, src/app, src/app/util, docs, docs/guide
+    assert second["manifests_uploaded"] == 6
+    assert second["blobs_new"] == 2 and second["manifests_new"] == 6  # the rest is known from the last push
+
+    log = cli.json("log", "-n", "10", cwd=folder)
+    ids = [s["id"] for s in log["snapshots"]]
+    assert ids == [second["snapshot_id"], first["snapshot_id"]]
+    assert log["head_snapshot_id"] == second["snapshot_id"]
+    assert log["snapshots"][0]["parent_snapshot_ids"] == [first["snapshot_id"]]
+    human_log = cli("log", cwd=folder).stdout.splitlines()
+    assert human_log[0].startswith(f"* {second['snapshot_id']}") and human_log[1].startswith(f"  {first['snapshot_id']}")
+
+    out = tmp_path / "out"
+    cli("checkout", first["snapshot_id"], str(out / "v1"), cwd=tmp_path)
+    assert checked_out(out / "v1") == version1
+    cli("checkout", second["snapshot_id"], cwd=out)  # default directory: ./<snapshot id>
+    assert checked_out(out / second["snapshot_id"]) == version2
+
+    status = cli.json("status", cwd=folder)
+    assert status["clean"] is True and status["changes"] == []
+    write(folder / "docs" / "guide" / "intro.md", "edited locally\n")
+    write(folder / "src" / "extra.py", "x = 1\n")
+    (folder / "bin" / "run.sh").unlink()
+    status = cli.json("status", cwd=folder)
+    assert {(c["kind"], c["path"]) for c in status["changes"]} == {
+        ("modified", "docs/guide/intro.md"), ("added", "src/extra.py"), ("deleted", "bin/run.sh"),
+    }
+    short = cli("status", cwd=(folder / "src")).stdout  # works from a subdirectory too
+    assert "M docs/guide/intro.md" in short and "A src/extra.py" in short and "D bin/run.sh" in short
+    assert "drift" in short.splitlines()[-1]
+
+
+def test_checkout_refuses_a_non_empty_directory(logged_in: Cli, tmp_path: Path):
+    folder = tmp_path / "p"
+    write(folder / "a.txt", "a\n")
+    logged_in("init", cwd=folder)
+    snapshot = logged_in.json("push", cwd=folder)["snapshot_id"]
+    busy = tmp_path / "busy"
+    write(busy / "keep.txt", "mine\n")
+    refused = logged_in("checkout", snapshot, str(busy), cwd=tmp_path, check=False)
+    assert refused.returncode == 1 and "not empty" in refused.stderr
+    assert (busy / "keep.txt").read_text() == "mine\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".busy")) == []  # no leftovers
+    logged_in("checkout", snapshot, str(busy), "--force", cwd=tmp_path)
+    assert checked_out(busy) == {"a.txt": (b"a\n", 420)}
+    missing = logged_in("checkout", "snp_00000000000000000000000000", str(tmp_path / "none"), cwd=tmp_path, check=False)
+    assert missing.returncode == 1 and missing.stderr.startswith("fastest: ") and len(missing.stderr.splitlines()) == 1
+    assert not (tmp_path / "none").exists()
+
+
+def test_login_with_a_bad_token_fails(server, cli: Cli, tmp_path: Path):
+    base_url, _ = server
+    done = cli("login", "--server", base_url, "--token", "fst_not_a_real_token", cwd=tmp_path, check=False)
+    assert done.returncode == 1 and "token rejected" in done.stderr
+    assert not (tmp_path / "config" / "config.json").exists()
+
+
+def test_commands_need_login_and_a_folder(server, cli: Cli, tmp_path: Path):
+    not_logged_in = cli("init", cwd=tmp_path, check=False)
+    assert not_logged_in.returncode == 2 and "not logged in" in not_logged_in.stderr
+    not_a_folder = cli("push", cwd=tmp_path, check=False)
+    assert not_a_folder.returncode == 2 and "fastest init" in not_a_folder.stderr
+
+
+def test_init_finds_an_existing_project_by_name(logged_in: Cli, tmp_path: Path):
+    one, two = tmp_path / "one" / "shared", tmp_path / "two" / "shared"
+    one.mkdir(parents=True)
+    two.mkdir(parents=True)
+    first = logged_in.json("init", cwd=one)  # default project name: the folder's
+    second = logged_in.json("init", "--workspace", "laptop", cwd=two)
+    assert first["project_name"] == "shared" and first["project_created"] is True
+    assert second["project_id"] == first["project_id"] and second["project_created"] is False
+    assert second["workspace_id"] != first["workspace_id"] and second["workspace_name"] == "laptop"
+
+
+def test_workspace_moved_on_the_server_is_reported(logged_in: Cli, server, tmp_path: Path):
+    import httpx
+
+    base_url, _ = server
+    folder = tmp_path / "w"
+    write(folder / "a.txt", "1\n")
+    logged_in("init", cwd=folder)
+    logged_in("push", cwd=folder)
+    state = json.loads((folder / ".fastest" / "workspace.json").read_text())
+    # Someone else moves the workspace to another (stored) manifest behind our back.
+    other = tmp_path / "other"
+    write(other / "b.txt", "2\n")
+    logged_in("init", "--project-id", state["project_id"], cwd=other)
+    other_hash = logged_in.json("push", cwd=other)["manifest_hash"]
+    token = json.loads((tmp_path / "config" / "config.json").read_text())["token"]
+    moved = httpx.post(
+        f"{base_url}/v1/workspaces/{state['workspace_id']}/current-manifest",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"manifest_hash": other_hash, "previous_manifest_hash": state["manifest_hash"]},
+    )
+    assert moved.status_code == 200, moved.text
+    write(folder / "a.txt", "changed\n")
+    done = logged_in("push", cwd=folder, check=False)
+    assert done.returncode == 1 and "workspace moved on the server" in done.stderr
+    (folder / ".fastest" / "pushed").unlink()  # local copies are only a cache: the server has the manifests
+    assert logged_in.json("status", "--no-drift", cwd=folder)["changes"] == [{"path": "a.txt", "kind": "modified"}]
+    assert [p.name for p in (folder / ".fastest" / "manifests").iterdir()] == [state["manifest_hash"]]

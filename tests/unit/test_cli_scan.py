@@ -1,0 +1,388 @@
+"""The client's parts that need no server: ignore rules, the local index, the walk, batch frames,
+upload order, local state, config, and the HTTP client's error and retry handling (mock transport)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import stat
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fastest.cli import config
+from fastest.cli.client import ApiClient, ApiError
+from fastest.cli.frames import (
+    BATCH_MAX_BYTES,
+    FRAME_HEADER_BYTES,
+    PendingBlob,
+    decode_frames,
+    encode_frames,
+    frame_header,
+    plan_batches,
+    split_by_size,
+)
+from fastest.cli.ignore import IgnoreRules
+from fastest.cli.index import LocalIndex, is_settled
+from fastest.cli.push import manifest_waves
+from fastest.cli.scan import scan, walk
+from fastest.cli.state import ManifestCache, PushedTree
+from fastest.domain.tree import build_manifests
+
+# --------------------------------------------------------------------------------------------------
+# ignore rules
+
+
+def ignored(rules: IgnoreRules, path: str, is_dir: bool = False) -> bool:
+    return rules.is_ignored(path, is_dir=is_dir)
+
+
+def test_defaults_ignore_tool_and_dependency_directories():
+    rules = IgnoreRules.from_lines([])
+    for directory in (".git", ".fastest", "node_modules", "a/b/node_modules", ".venv", "venv", "src/__pycache__", ".wrangler"):
+        assert ignored(rules, directory, is_dir=True), directory
+    assert ignored(rules, "pkg/mod.pyc")
+    assert ignored(rules, "deep/.DS_Store")
+    # Directory-only patterns do not hit files of the same name.
+    assert not ignored(rules, "node_modules")
+    assert not ignored(rules, "src/main.py")
+
+
+def test_unanchored_patterns_match_names_at_any_depth():
+    rules = IgnoreRules.from_lines(["*.log", "build", "secret?.txt", "[Tt]emp*"], defaults=False)
+    assert ignored(rules, "app.log") and ignored(rules, "a/b/app.log")
+    assert ignored(rules, "build") and ignored(rules, "x/build", is_dir=True)
+    assert ignored(rules, "secret1.txt") and not ignored(rules, "secret12.txt")
+    assert ignored(rules, "x/Temporary") and ignored(rules, "temp")
+    assert not ignored(rules, "logs/app.txt")
+
+
+def test_anchored_patterns_match_from_the_root_only():
+    rules = IgnoreRules.from_lines(["/dist", "docs/*.pdf", "a/**/z", "out/**"], defaults=False)
+    assert ignored(rules, "dist", is_dir=True) and not ignored(rules, "pkg/dist", is_dir=True)
+    assert ignored(rules, "docs/manual.pdf") and not ignored(rules, "x/docs/manual.pdf")
+    assert not ignored(rules, "docs/sub/manual.pdf")  # `*` never crosses `/`
+    assert ignored(rules, "a/z") and ignored(rules, "a/b/c/z")
+    assert ignored(rules, "out/x/y.txt") and not ignored(rules, "out", is_dir=True)
+
+
+def test_double_star_prefix_and_directory_only():
+    rules = IgnoreRules.from_lines(["**/cache/", "**/tmp/*.bin"], defaults=False)
+    assert ignored(rules, "cache", is_dir=True) and ignored(rules, "a/b/cache", is_dir=True)
+    assert not ignored(rules, "a/cache")  # a file named cache
+    assert ignored(rules, "tmp/x.bin") and ignored(rules, "a/tmp/x.bin")
+
+
+def test_negation_last_match_wins():
+    rules = IgnoreRules.from_lines(["*.env", "!example.env", "# a comment", "", "  "], defaults=False)
+    assert ignored(rules, "prod.env")
+    assert not ignored(rules, "config/example.env")
+    rules = IgnoreRules.from_lines(["!keep.txt", "*.txt"], defaults=False)
+    assert ignored(rules, "keep.txt")  # the later rule wins
+
+
+def test_state_directory_cannot_be_reincluded():
+    rules = IgnoreRules.from_lines(["!.fastest/"])
+    assert ignored(rules, ".fastest", is_dir=True)
+
+
+def test_escapes_and_trailing_spaces():
+    rules = IgnoreRules.from_lines(["\\#notes", "\\!bang", "spaced\\ ", "trailing   "], defaults=False)
+    assert ignored(rules, "#notes") and ignored(rules, "!bang")
+    assert ignored(rules, "spaced ") and ignored(rules, "trailing") and not ignored(rules, "trailing   ")
+
+
+def test_for_folder_reads_fastestignore(tmp_path: Path):
+    (tmp_path / ".fastestignore").write_text("*.tmp\n/private/\n", encoding="utf-8")
+    rules = IgnoreRules.for_folder(tmp_path)
+    assert ignored(rules, "a.tmp") and ignored(rules, "private", is_dir=True)
+    assert ignored(rules, "node_modules", is_dir=True)  # defaults still apply
+    assert not ignored(IgnoreRules.for_folder(tmp_path / "nowhere"), "a.tmp")
+
+
+# --------------------------------------------------------------------------------------------------
+# walk and index
+
+
+def make_tree(root: Path) -> None:
+    (root / "src" / "pkg").mkdir(parents=True)
+    (root / "src" / "pkg" / "mod.py").write_text("print('hi')\n")
+    (root / "src" / "pkg" / "mod.pyc").write_bytes(b"\x00compiled")
+    (root / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    (root / "run.sh").chmod(0o755)
+    (root / "node_modules" / "dep").mkdir(parents=True)
+    (root / "node_modules" / "dep" / "index.js").write_text("x")
+    (root / "empty").mkdir()
+    (root / "notes.log").write_text("ignored by .fastestignore")
+    (root / ".fastestignore").write_text("*.log\n")
+    (root / "café ☕.txt").write_text("unicode")
+    (root / "link").symlink_to("run.sh")
+    (root / "dirlink").symlink_to("src")
+    os.mkfifo(root / "pipe")
+
+
+def test_walk_keeps_regular_files_and_counts_what_it_skips(tmp_path: Path):
+    make_tree(tmp_path)
+    result = walk(tmp_path, IgnoreRules.for_folder(tmp_path))
+    paths = [f.path for f in result.files]
+    assert paths == sorted([".fastestignore", "café ☕.txt", "run.sh", "src/pkg/mod.py"])
+    assert result.symlinks == 2 and result.special == 1
+    modes = {f.path: f.mode for f in result.files}
+    assert modes["run.sh"] == 493 and modes["src/pkg/mod.py"] == 420
+
+
+def test_walk_skips_names_that_are_not_utf8(tmp_path: Path):
+    (tmp_path / os.fsdecode(b"bad\xffname")).write_text("x")
+    (tmp_path / "good").write_text("y")
+    result = walk(tmp_path, IgnoreRules.from_lines([]))
+    assert [f.path for f in result.files] == ["good"]
+    assert len(result.unencodable) == 1
+
+
+def age(path: Path, seconds: float = 10.0) -> None:
+    """Backdate a file so its (size, mtime) is trusted by the index (not 'racily clean')."""
+    moment = time.time() - seconds
+    os.utime(path, (moment, moment))
+
+
+def test_scan_hashes_once_then_reuses_the_index(tmp_path: Path):
+    make_tree(tmp_path)
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            age(path)
+    index_path = tmp_path / ".fastest" / "index.json"
+    first = scan(tmp_path, LocalIndex.load(index_path), progress=False)
+    assert first.hashed == 4 and first.reused == 0
+    expected = hashlib.sha256(b"print('hi')\n").hexdigest()
+    assert {f.path: f.hash for f in first.files}["src/pkg/mod.py"] == expected
+
+    index = LocalIndex.load(index_path)
+    assert len(index) == 0  # never saved
+    index = LocalIndex(index_path)
+    scan(tmp_path, index, progress=False)
+    index.save()
+    second = scan(tmp_path, LocalIndex.load(index_path), progress=False)
+    assert second.hashed == 0 and second.reused == 4
+    assert second.files == first.files
+
+
+def test_index_notices_size_or_mtime_changes(tmp_path: Path):
+    (tmp_path / "a.txt").write_text("one")
+    age(tmp_path / "a.txt")
+    index_path = tmp_path / ".fastest" / "index.json"
+    index = LocalIndex(index_path)
+    scan(tmp_path, index, progress=False)
+    index.save()
+    (tmp_path / "a.txt").write_text("two")  # same size, new mtime
+    age(tmp_path / "a.txt", 5)
+    index = LocalIndex.load(index_path)
+    result = scan(tmp_path, index, progress=False)
+    assert result.hashed == 1 and result.files[0].hash == hashlib.sha256(b"two").hexdigest()
+
+
+def test_index_does_not_trust_racily_clean_files(tmp_path: Path):
+    (tmp_path / "fresh.txt").write_text("just written")
+    index = LocalIndex(tmp_path / "index.json")
+    scan(tmp_path, index, progress=False)
+    assert len(index) == 0  # too fresh: hashed again next time
+    now = time.time_ns()
+    assert not is_settled(now - 1_000_000, now)  # 1 ms old
+    assert is_settled(now - 1_000_000_000 + 1, now)  # 1 s old, sub-second clock
+    assert not is_settled((now // 10**9) * 10**9, now)  # whole-second clock: needs 2 s
+
+
+def test_index_forgets_deleted_files_and_survives_corruption(tmp_path: Path):
+    for name in ("a", "b"):
+        (tmp_path / name).write_text(name)
+        age(tmp_path / name)
+    path = tmp_path / ".fastest" / "index.json"
+    index = LocalIndex(path)
+    scan(tmp_path, index, progress=False)
+    index.save()
+    (tmp_path / "b").unlink()
+    index = LocalIndex.load(path)
+    scan(tmp_path, index, progress=False)
+    index.save()
+    assert set(json.loads(path.read_text())["entries"]) == {"a"}
+    path.write_text("{not json")
+    assert len(LocalIndex.load(path)) == 0
+
+
+# --------------------------------------------------------------------------------------------------
+# frames and batches
+
+
+def blob(size: int, n: int = 0) -> PendingBlob:
+    return PendingBlob(hashlib.sha256(f"{n}".encode()).hexdigest(), size, f"f{n}")
+
+
+def test_frame_encoding_round_trips():
+    data = [(hashlib.sha256(b).hexdigest(), b) for b in (b"", b"hello", bytes(range(256)))]
+    body = encode_frames(data)
+    assert body[:72] == (data[0][0] + "00000000").encode()
+    assert body[72 : 72 + 64].decode() == data[1][0]
+    assert body[136:144] == b"00000005"
+    assert list(decode_frames(body)) == data
+    with pytest.raises(ValueError):
+        list(decode_frames(body[:-1]))
+    with pytest.raises(ValueError):
+        frame_header("abc", 1)
+
+
+def test_batches_respect_byte_and_frame_limits():
+    blobs = [blob(100_000, n) for n in range(200)]  # 20 MB in 100 KB blobs
+    batches = plan_batches(blobs)
+    assert [b for batch in batches for b in batch] == blobs  # order kept, nothing lost
+    for batch in batches:
+        assert sum(FRAME_HEADER_BYTES + b.size for b in batch) <= BATCH_MAX_BYTES
+    assert len(batches) == 3
+    tiny = [blob(10, n) for n in range(2500)]
+    assert [len(batch) for batch in plan_batches(tiny)] == [1000, 1000, 500]
+    exact = [blob(BATCH_MAX_BYTES // 2 - FRAME_HEADER_BYTES, n) for n in range(4)]
+    assert [len(batch) for batch in plan_batches(exact)] == [2, 2]
+    with pytest.raises(ValueError):
+        plan_batches([blob(BATCH_MAX_BYTES, 1)])
+
+
+def test_big_blobs_go_alone():
+    small, big = split_by_size([blob(1024 * 1024, 1), blob(1024 * 1024 + 1, 2), blob(0, 3)])
+    assert [b.path for b in small] == ["f1", "f3"] and [b.path for b in big] == ["f2"]
+
+
+# --------------------------------------------------------------------------------------------------
+# manifests: upload order and local state
+
+
+def record(path: str, content: bytes) -> tuple[str, str, int, int]:
+    return path, hashlib.sha256(content).hexdigest(), len(content), 420
+
+
+def test_manifest_waves_put_children_before_parents():
+    tree = build_manifests([record("a/b/c/x", b"1"), record("a/y", b"2"), record("d/z", b"3"), record("top", b"4")])
+    waves = manifest_waves(tree.manifests, set(tree.manifests))
+    assert waves[-1] == [tree.root]
+    seen: set[str] = set()
+    for wave in waves:
+        for digest in wave:
+            children = [e["hash"] for e in json.loads(tree.manifests[digest])["entries"] if e["type"] == "tree"]
+            assert all(child in seen for child in children)
+        seen.update(wave)
+    assert seen == set(tree.manifests)
+
+
+def test_manifest_waves_only_cover_missing_ones():
+    before = build_manifests([record("a/b/x", b"1"), record("c/y", b"2")])
+    after = build_manifests([record("a/b/x", b"changed"), record("c/y", b"2")])
+    missing = set(after.manifests) - set(before.manifests)
+    waves = manifest_waves(after.manifests, missing)
+    assert [len(w) for w in waves] == [1, 1, 1]  # a/b, a, root: the changed path only
+
+
+def test_pushed_tree_round_trips_and_only_applies_to_its_root(tmp_path: Path):
+    path = tmp_path / "pushed"
+    tree = build_manifests([record("a/x", b"1"), record("b", b"2")])
+    blob_hashes = frozenset({hashlib.sha256(b"1").hexdigest(), hashlib.sha256(b"2").hexdigest()})
+    PushedTree(tree.root, "d" * 64, blob_hashes, tree.manifests).save(path)
+    assert PushedTree.load(path, tree.root) == PushedTree(tree.root, "d" * 64, blob_hashes, tree.manifests)
+    assert PushedTree.load(path, "x" * 64) == PushedTree.empty()
+    assert PushedTree.load(tmp_path / "missing", tree.root) == PushedTree.empty()
+    path.write_bytes(path.read_bytes().replace(b'"a"', b'"z"'))  # a damaged manifest
+    assert PushedTree.load(path, tree.root) == PushedTree.empty()
+
+
+def test_manifest_cache_verifies_what_it_returns(tmp_path: Path):
+    cache = ManifestCache(tmp_path / "m")
+    data = b'{"entries":[],"version":1}'
+    digest = hashlib.sha256(data).hexdigest()
+    cache.put(digest, data)
+    assert cache.get(digest) == data
+    (tmp_path / "m" / digest).write_bytes(b"tampered")
+    assert cache.get(digest) is None
+    assert cache.get("../etc/passwd") is None
+
+
+# --------------------------------------------------------------------------------------------------
+# config
+
+
+def test_config_is_private_and_env_overrides(tmp_path: Path):
+    env = {"FASTEST_CONFIG_DIR": str(tmp_path / "cfg")}
+    path = config.save(env, config.Credentials("http://127.0.0.1:1", "fst_x"))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert config.resolve(env) == config.Credentials("http://127.0.0.1:1", "fst_x")
+    assert config.resolve({**env, "FASTEST_TOKEN": "fst_y"}).token == "fst_y"
+    with pytest.raises(config.ConfigError):
+        config.resolve(env, workspace_server="http://elsewhere:2")
+    with pytest.raises(config.ConfigError):
+        config.resolve({"FASTEST_CONFIG_DIR": str(tmp_path / "none")})
+    with pytest.raises(config.ConfigError):
+        config.normalise_server("ftp://x")
+    assert config.config_dir({"XDG_CONFIG_HOME": "/xdg"}) == Path("/xdg/fastest")
+
+
+# --------------------------------------------------------------------------------------------------
+# the HTTP client's error and retry handling (no server: httpx.MockTransport)
+
+
+def mock_client(responses: list) -> tuple[ApiClient, list[float], list[httpx.Request]]:
+    slept: list[float] = []
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        answer = responses.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    client = ApiClient("http://api.test", "fst_t", transport=httpx.MockTransport(handler), sleep=slept.append)
+    return client, slept, seen
+
+
+def problem(status: int, code: str, message: str, **extra) -> httpx.Response:
+    body = {"type": "about:blank", "title": "x", "status": status, "detail": message, "error": {"code": code, "message": message, **extra}}
+    return httpx.Response(status, json=body, headers={"content-type": "application/problem+json"})
+
+
+def test_client_reports_the_servers_message():
+    client, _, seen = mock_client([problem(422, "validation_failed", "Bad input.", fields={"name": "too long"})])
+    with pytest.raises(ApiError) as failure:
+        client.create_project("x" * 500)
+    assert failure.value.status == 422 and failure.value.code == "validation_failed"
+    assert failure.value.message == "Bad input. (name: too long)"
+    assert seen[0].headers["authorization"] == "Bearer fst_t" and "idempotency-key" in seen[0].headers
+
+
+def test_client_retries_rate_limits_and_transient_failures_with_the_same_idempotency_key():
+    client, slept, seen = mock_client([
+        httpx.Response(429, headers={"retry-after": "3"}, json={"error": {"code": "rate_limited", "message": "Slow down."}}),
+        httpx.ConnectError("refused"),
+        httpx.Response(503),
+        httpx.Response(201, json={"project": {"id": "prj_1", "name": "p"}}),
+    ])
+    assert client.create_project("p") == {"id": "prj_1", "name": "p"}
+    assert slept[0] == 3.0 and len(slept) == 3
+    assert len({r.headers["idempotency-key"] for r in seen}) == 1  # one logical request
+
+
+def test_client_gives_up_on_an_unreachable_server():
+    client, slept, _ = mock_client([httpx.ConnectError("refused")] * 5)
+    with pytest.raises(ApiError) as failure:
+        client.list_projects()
+    assert failure.value.status == 0 and "cannot reach http://api.test" in failure.value.message
+
+
+def test_download_verifies_the_hash():
+    data = b"content"
+    client, _, _ = mock_client([httpx.Response(200, content=b"tampered")])
+    with pytest.raises(ApiError) as failure:
+        client.download_blob(hashlib.sha256(data).hexdigest(), io.BytesIO())
+    assert failure.value.code == "hash_mismatch"
+    client, _, _ = mock_client([httpx.Response(200, content=data)])
+    sink = io.BytesIO()
+    assert client.download_blob(hashlib.sha256(data).hexdigest(), sink) == len(data) and sink.getvalue() == data
