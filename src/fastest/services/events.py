@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
-from fastest.domain.pagination import encode_cursor
 from fastest.platform import Platform
 from fastest.ports import Statement
-from fastest.services.common import dumps, new_id, now_iso
+from fastest.services.common import dumps, new_id, now_iso, split_page
 
 
 def record(
@@ -68,7 +67,5 @@ async def page(
         stmt = platform.db.prepare(
             "SELECT * FROM project_events WHERE project_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
         ).bind(project_id, before_seq, limit + 1)
-    rows = (await stmt.all()).results
-    items = [event_view(r) for r in rows[:limit]]
-    next_cursor = encode_cursor(rows[limit - 1]["seq"]) if len(rows) > limit else None
-    return items, next_cursor
+    rows, next_cursor = split_page((await stmt.all()).results, limit, lambda r: (r["seq"],))
+    return [event_view(r) for r in rows], next_cursor

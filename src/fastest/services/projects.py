@@ -8,12 +8,11 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
-from fastest.domain.pagination import encode_cursor
 from fastest.errors import Conflict, NotFound
 from fastest.platform import Platform
 from fastest.ports import ConstraintError
 from fastest.services import events
-from fastest.services.common import new_id, now_iso
+from fastest.services.common import new_id, now_iso, split_page
 
 RECENT_SNAPSHOTS = 10
 RECENT_EVENTS = 20
@@ -71,10 +70,8 @@ async def list_page(
             f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE user_id = ? AND (updated_at, id) < (?, ?) "
             "ORDER BY updated_at DESC, id DESC LIMIT ?"
         ).bind(user_id, after[0], after[1], limit + 1)
-    rows = (await stmt.all()).results
-    items = [project_view(r) for r in rows[:limit]]
-    next_cursor = encode_cursor(items[-1]["updated_at"], items[-1]["id"]) if len(rows) > limit else None
-    return items, next_cursor
+    rows, next_cursor = split_page((await stmt.all()).results, limit, lambda r: (r["updated_at"], r["id"]))
+    return [project_view(r) for r in rows], next_cursor
 
 
 async def detail(platform: Platform, user_id: str, project_id: str) -> dict[str, Any]:

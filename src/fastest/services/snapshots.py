@@ -12,12 +12,11 @@ from typing import Any, AsyncIterator, Mapping
 
 from fastest.domain import drift, tree
 from fastest.domain.ids import has_prefix
-from fastest.domain.pagination import encode_cursor
 from fastest.errors import Conflict, NotFound, ValidationFailed
 from fastest.platform import Platform
 from fastest.ports import ConstraintError, Statement
 from fastest.services import events, projects, storage
-from fastest.services.common import new_id, now_iso
+from fastest.services.common import new_id, now_iso, split_page
 
 MAX_PARENTS = 8
 CHANGE_LIST_LIMIT = 1000
@@ -188,10 +187,8 @@ async def _page(
             f"SELECT s.rowid AS position, s.*, {_PARENTS_SQL} FROM snapshots s WHERE s.{where} = ? AND s.rowid < ? "
             "ORDER BY s.rowid DESC LIMIT ?"
         ).bind(value, before, limit + 1)
-    rows = (await stmt.all()).results
-    items = [snapshot_view(r) for r in rows[:limit]]
-    next_cursor = encode_cursor(rows[limit - 1]["position"]) if len(rows) > limit else None
-    return items, next_cursor
+    rows, next_cursor = split_page((await stmt.all()).results, limit, lambda r: (r["position"],))
+    return [snapshot_view(r) for r in rows], next_cursor
 
 
 async def list_for_project(

@@ -12,11 +12,10 @@ from typing import Any, Mapping
 
 from fastest.domain import drift
 from fastest.domain.ids import iso, parse_iso
-from fastest.domain.pagination import encode_cursor
 from fastest.errors import Conflict, NotFound, ValidationFailed
 from fastest.platform import Platform
 from fastest.services import events, projects, snapshots, storage
-from fastest.services.common import dumps, new_id, now_iso
+from fastest.services.common import dumps, new_id, now_iso, split_page
 
 _WORKSPACE_COLUMNS = (
     "w.id, w.project_id, w.name, w.machine_id, w.local_path, w.base_snapshot_id, w.current_snapshot_id, "
@@ -227,9 +226,8 @@ async def drift_history(
             f"SELECT * FROM drift_reports WHERE workspace_id = ? {where} ORDER BY seq DESC LIMIT ?"
         ).bind(workspace_id, *args, limit + 1).all()
     ).results
-    items = [_drift_report_view(r) for r in rows[:limit]]
-    next_cursor = encode_cursor(rows[limit - 1]["seq"]) if len(rows) > limit else None
-    return items, next_cursor
+    rows, next_cursor = split_page(rows, limit, lambda r: (r["seq"],))
+    return [_drift_report_view(r) for r in rows], next_cursor
 
 
 async def latest_drift(platform: Platform, workspace_id: str) -> dict[str, Any] | None:
