@@ -1,10 +1,16 @@
-"""The local R2: atomic puts (even when the writer dies), metadata, ranges, listing like R2."""
+"""The local R2: atomic puts (even when the writer dies), metadata, ranges, listing like R2.
+
+Bodies up to the inline limit live in the index, larger ones as files; every behaviour is checked for
+both kinds, and the layout assertions (`files_under(...)`) tell which kind an object became.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -13,11 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from fastest.platform.local.blobs import READ_CHUNK_BYTES, LocalBlobStore
+from fastest.platform.local.blobs import DEFAULT_INLINE_LIMIT, READ_CHUNK_BYTES, LocalBlobStore
 from fastest.platform.local.clock import ManualClock
 from fastest.ports import ByteRange
 
 SRC = Path(__file__).resolve().parents[2] / "src"
+SMALL = 2_000  # stored inline
+LARGE = DEFAULT_INLINE_LIMIT + 1  # stored as a file
 
 
 async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
@@ -125,25 +133,29 @@ def test_ranged_get(blob_store: LocalBlobStore) -> None:
     asyncio.run(scenario())
 
 
-def test_overwrite_replaces_the_object_and_frees_the_old_file(blob_store: LocalBlobStore) -> None:
+@pytest.mark.parametrize("size", [SMALL, LARGE])
+def test_overwrite_replaces_the_object_and_frees_the_old_file(blob_store: LocalBlobStore, size: int) -> None:
+    first, second = b"1" * size, b"2" * (size + 10)
+
     async def scenario() -> None:
-        await blob_store.put("k/x", b"first", custom_metadata={"v": "1"})
+        await blob_store.put("k/x", first, custom_metadata={"v": "1"})
         reader = await blob_store.get("k/x")  # holds the first version
-        await blob_store.put("k/x", b"second version", custom_metadata={"v": "2"})
+        await blob_store.put("k/x", second, custom_metadata={"v": "2"})
         latest = await blob_store.get("k/x")
-        assert latest is not None and await latest.read() == b"second version"
+        assert latest is not None and await latest.read() == second
         assert latest.info.custom_metadata == {"v": "2"}
         # A body taken before the overwrite still reads the version it was taken from.
-        assert reader is not None and await reader.read() == b"first"
-        assert len(files_under(blob_store.root / "objects")) == 1
+        assert reader is not None and await reader.read() == first
+        assert len(files_under(blob_store.root / "objects")) == (1 if size > DEFAULT_INLINE_LIMIT else 0)
 
     asyncio.run(scenario())
 
 
 def test_delete_one_or_many(blob_store: LocalBlobStore) -> None:
     async def scenario() -> None:
-        for key in ("d/a", "d/b", "d/c"):
-            await blob_store.put(key, key.encode())
+        for key, size in (("d/a", SMALL), ("d/b", LARGE), ("d/c", SMALL)):
+            await blob_store.put(key, key.encode() * size)
+        assert len(files_under(blob_store.root / "objects")) == 1
         await blob_store.delete("d/a")
         assert await blob_store.head("d/a") is None
         await blob_store.delete(["d/b", "d/c", "d/never-existed"])
@@ -173,13 +185,156 @@ def test_custom_metadata_is_limited_to_8_kib(blob_store: LocalBlobStore) -> None
         asyncio.run(blob_store.put("k/meta", b"x", custom_metadata={"n": 1}))  # type: ignore[dict-item]
 
 
+# -- inline and file bodies ----------------------------------------------------------------------------
+
+
+def object_files(store: LocalBlobStore) -> list[Path]:
+    return files_under(store.root / "objects")
+
+
+async def uneven_chunks(data: bytes) -> AsyncIterator[bytes]:
+    """`data` in chunks of 1, 7, 4096, 1, 7, 4096… bytes, so no boundary lines up with the limit."""
+    sizes = (1, 7, 4096)
+    offset = 0
+    turn = 0
+    while offset < len(data):
+        await asyncio.sleep(0)
+        size = sizes[turn % len(sizes)]
+        yield data[offset : offset + size]
+        offset += size
+        turn += 1
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["bytes", "iterator"])
+@pytest.mark.parametrize(
+    ("size", "inline"),
+    [
+        (0, True),
+        (1, True),
+        (DEFAULT_INLINE_LIMIT - 1, True),
+        (DEFAULT_INLINE_LIMIT, True),  # exactly the limit: still inline
+        (DEFAULT_INLINE_LIMIT + 1, False),
+        (3 * DEFAULT_INLINE_LIMIT, False),
+    ],
+)
+def test_bodies_up_to_the_limit_are_inline_and_larger_ones_files(
+    blob_store: LocalBlobStore, size: int, inline: bool, streamed: bool
+) -> None:
+    data = os.urandom(size)
+
+    async def scenario() -> None:
+        info = await blob_store.put("k/b", uneven_chunks(data) if streamed else data)
+        assert info.size == size and info.etag == hashlib.md5(data).hexdigest()
+        assert len(object_files(blob_store)) == (0 if inline else 1)
+        if not inline:  # a spilled file holds the whole body, including what was read before the spill
+            assert object_files(blob_store)[0].read_bytes() == data
+        assert files_under(blob_store.root / ".tmp") == []
+        assert await blob_store.head("k/b") == info
+        body = await blob_store.get("k/b")
+        assert body is not None and body.info == info and await body.read() == data
+
+    asyncio.run(scenario())
+
+
+def test_the_inline_limit_is_configurable(tmp_path: Path, manual_clock: ManualClock) -> None:
+    store = LocalBlobStore(tmp_path / "r2", manual_clock, inline_limit=100)
+    try:
+
+        async def scenario() -> None:
+            await store.put("k/at-limit", b"a" * 100)
+            assert object_files(store) == []
+            await store.put("k/over-limit", chunks(b"b" * 60, b"b" * 41))
+            assert len(object_files(store)) == 1
+            for key, data in (("k/at-limit", b"a" * 100), ("k/over-limit", b"b" * 101)):
+                body = await store.get(key)
+                assert body is not None and await body.read() == data
+
+        asyncio.run(scenario())
+    finally:
+        store.close()
+    with pytest.raises(ValueError):
+        LocalBlobStore(tmp_path / "r2", manual_clock, inline_limit=-1)
+
+
+def test_inline_objects_are_read_without_any_file(blob_store: LocalBlobStore) -> None:
+    data = os.urandom(SMALL)
+
+    async def scenario() -> None:
+        await blob_store.put("k/inline", data, custom_metadata={"m": "1"}, content_type="text/plain")
+        shutil.rmtree(blob_store.root / "objects")  # an inline read must not even look there
+        body = await blob_store.get("k/inline", range=ByteRange(10, 20))
+        assert body is not None and await body.read() == data[10:30]
+        body = await blob_store.get("k/inline")
+        assert body is not None and await body.read() == data
+        assert body.info.custom_metadata == {"m": "1"} and body.info.content_type == "text/plain"
+
+    asyncio.run(scenario())
+
+
+def test_ranged_get_on_an_inline_object(blob_store: LocalBlobStore) -> None:
+    async def scenario() -> None:
+        data = bytes(range(256)) * 200  # 51,200 bytes: inline
+        await blob_store.put("k/ranged", data)
+        assert object_files(blob_store) == []
+
+        async def read(requested: ByteRange) -> tuple[bytes, ByteRange | None]:
+            body = await blob_store.get("k/ranged", range=requested)
+            assert body is not None
+            return await body.read(), body.range
+
+        assert await read(ByteRange(10, 5)) == (data[10:15], ByteRange(10, 5))
+        assert await read(ByteRange(50_000)) == (data[50_000:], ByteRange(50_000, 1_200))
+        assert await read(ByteRange(51_190, 1_000)) == (data[51_190:], ByteRange(51_190, 10))
+        assert await read(ByteRange(51_200)) == (b"", ByteRange(51_200, 0))
+        assert await read(ByteRange(0, 0)) == (b"", ByteRange(0, 0))
+        for invalid in (ByteRange(-1), ByteRange(0, -1), ByteRange(51_201)):
+            with pytest.raises(ValueError):
+                await blob_store.get("k/ranged", range=invalid)
+
+    asyncio.run(scenario())
+
+
+def test_an_inline_body_streams_in_chunks_and_is_consumed_once(blob_store: LocalBlobStore) -> None:
+    async def scenario() -> None:
+        data = os.urandom(DEFAULT_INLINE_LIMIT)
+        await blob_store.put("k/s", data)
+        body = await blob_store.get("k/s")
+        assert body is not None
+        received = [chunk async for chunk in body.stream()]
+        assert b"".join(received) == data and all(len(c) <= READ_CHUNK_BYTES for c in received)
+        with pytest.raises(ValueError):
+            await body.read()
+
+    asyncio.run(scenario())
+
+
+def test_replacing_an_object_switches_kinds_without_orphan_files(blob_store: LocalBlobStore) -> None:
+    async def scenario() -> None:
+        versions = [os.urandom(size) for size in (SMALL, LARGE, LARGE + 5, SMALL + 5, 0, LARGE)]
+        readers = []
+        for version, data in enumerate(versions):
+            await blob_store.put("k/switch", data, custom_metadata={"v": str(version)})
+            readers.append(await blob_store.get("k/switch"))
+            assert len(object_files(blob_store)) == (1 if len(data) > DEFAULT_INLINE_LIMIT else 0)
+            head = await blob_store.head("k/switch")
+            assert head is not None and head.size == len(data) and head.custom_metadata == {"v": str(version)}
+        # Each body reads the version current when it was taken, file or inline, even if replaced since.
+        for reader, data in zip(readers, versions):
+            assert reader is not None and await reader.read() == data
+        await blob_store.delete("k/switch")
+        assert object_files(blob_store) == [] and files_under(blob_store.root / ".tmp") == []
+
+    asyncio.run(scenario())
+
+
 # -- crashes ---------------------------------------------------------------------------------------
 
 
-def test_a_source_failing_halfway_leaves_nothing_visible(blob_store: LocalBlobStore) -> None:
+@pytest.mark.parametrize("parts", [5, 100])  # fails while still inline / after spilling to a file
+def test_a_source_failing_halfway_leaves_nothing_visible(blob_store: LocalBlobStore, parts: int) -> None:
     async def scenario() -> None:
         with pytest.raises(ConnectionResetError):
-            await blob_store.put("k/partial", failing_halfway(parts=5))
+            await blob_store.put("k/partial", failing_halfway(parts=parts))
         assert await blob_store.get("k/partial") is None
         assert await blob_store.head("k/partial") is None
         assert (await blob_store.list()).objects == []
@@ -189,14 +344,23 @@ def test_a_source_failing_halfway_leaves_nothing_visible(blob_store: LocalBlobSt
     asyncio.run(scenario())
 
 
-def test_a_failed_overwrite_keeps_the_previous_object(blob_store: LocalBlobStore) -> None:
+@pytest.mark.parametrize("original_size", [SMALL, LARGE])
+@pytest.mark.parametrize("parts", [3, 100])  # the new body fails while inline / after spilling
+def test_a_failed_overwrite_keeps_the_previous_object(
+    blob_store: LocalBlobStore, original_size: int, parts: int
+) -> None:
+    data = os.urandom(original_size)
+
     async def scenario() -> None:
-        original = await blob_store.put("k/keep", b"original")
+        original = await blob_store.put("k/keep", data)
+        objects_before = files_under(blob_store.root / "objects")
         with pytest.raises(ConnectionResetError):
-            await blob_store.put("k/keep", failing_halfway(parts=3))
+            await blob_store.put("k/keep", failing_halfway(parts=parts))
         assert await blob_store.head("k/keep") == original
         body = await blob_store.get("k/keep")
-        assert body is not None and await body.read() == b"original"
+        assert body is not None and await body.read() == data
+        assert files_under(blob_store.root / "objects") == objects_before
+        assert files_under(blob_store.root / ".tmp") == []
 
     asyncio.run(scenario())
 
@@ -232,9 +396,11 @@ CRASHING_WRITER = textwrap.dedent(
     async def main():
         store = LocalBlobStore(Path(sys.argv[1]), ManualClock(datetime.now(timezone.utc)))
 
+        chunk_size = int(sys.argv[3])
+
         async def body():
             for index in range(100):
-                yield b"z" * 65536
+                yield b"z" * chunk_size
                 if index == 10:
                     os._exit(17)  # the process dies mid-write: no cleanup, no finally, no atexit
 
@@ -246,20 +412,30 @@ CRASHING_WRITER = textwrap.dedent(
 )
 
 
-def test_a_writer_killed_mid_put_leaves_nothing_visible(tmp_path: Path, manual_clock: ManualClock) -> None:
+@pytest.mark.parametrize(
+    ("chunk_size", "spilled"),
+    [(65536, True), (1000, False)],  # dies after 11 chunks: 704 KiB in a temp file / 11 KB in memory
+    ids=["file", "inline"],
+)
+def test_a_writer_killed_mid_put_leaves_nothing_visible(
+    tmp_path: Path, manual_clock: ManualClock, chunk_size: int, spilled: bool
+) -> None:
     root = tmp_path / "r2"
     before = LocalBlobStore(root, manual_clock)
     asyncio.run(before.put("usr_1/blobs/existing", b"old content"))
     before.close()
 
     done = subprocess.run(
-        [sys.executable, "-c", CRASHING_WRITER, str(root), str(SRC)],
+        [sys.executable, "-c", CRASHING_WRITER, str(root), str(SRC), str(chunk_size)],
         capture_output=True,
         timeout=60,
     )
     assert done.returncode == 17, done.stderr.decode()
     leftovers = files_under(root / ".tmp")
-    assert leftovers and leftovers[0].stat().st_size > 0  # the crash really happened mid-write
+    if spilled:
+        assert leftovers and leftovers[0].stat().st_size > 0  # the crash really happened mid-write
+    else:
+        assert leftovers == []  # an inline body was only ever in the writer's memory
 
     store = LocalBlobStore(root, manual_clock)
     try:
@@ -360,6 +536,34 @@ def test_delimited_listing_pages_without_duplicates(blob_store: LocalBlobStore) 
     asyncio.run(scenario())
 
 
+def test_listing_mixes_inline_and_file_objects(blob_store: LocalBlobStore) -> None:
+    sizes = {f"m/{index:02d}": (SMALL if index % 3 else LARGE) + index for index in range(12)}
+    sizes["m/dir/inside"] = LARGE
+    sizes["m/dir/other"] = SMALL
+
+    async def scenario() -> None:
+        infos = {}
+        for key in sorted(sizes, reverse=True):  # insertion order must not matter
+            infos[key] = await blob_store.put(key, os.urandom(sizes[key]), custom_metadata={"k": key})
+        assert len(object_files(blob_store)) == 5
+
+        listed = []
+        cursor = None
+        while True:
+            page = await blob_store.list(prefix="m/", cursor=cursor, limit=5)
+            listed += page.objects
+            if not page.truncated:
+                break
+            cursor = page.cursor
+        assert listed == [infos[key] for key in sorted(sizes)]
+
+        rolled = await blob_store.list(prefix="m/", delimiter="/", limit=1000)
+        assert [info.key for info in rolled.objects] == sorted(k for k in sizes if "dir" not in k)
+        assert rolled.delimited_prefixes == ["m/dir/"]
+
+    asyncio.run(scenario())
+
+
 def test_list_validates_limit_and_cursor(blob_store: LocalBlobStore) -> None:
     for limit in (0, 1001):
         with pytest.raises(ValueError):
@@ -368,12 +572,62 @@ def test_list_validates_limit_and_cursor(blob_store: LocalBlobStore) -> None:
         asyncio.run(blob_store.list(cursor="not a cursor!"))
 
 
-def test_objects_survive_reopening(tmp_path: Path, manual_clock: ManualClock) -> None:
+@pytest.mark.parametrize("size", [SMALL, LARGE])
+def test_objects_survive_reopening(tmp_path: Path, manual_clock: ManualClock, size: int) -> None:
+    data = os.urandom(size)
     first = LocalBlobStore(tmp_path / "r2", manual_clock)
-    info = asyncio.run(first.put("k/persist", b"data", custom_metadata={"a": "b"}, content_type="x/y"))
+    info = asyncio.run(first.put("k/persist", data, custom_metadata={"a": "b"}, content_type="x/y"))
     first.close()
     second = LocalBlobStore(tmp_path / "r2", manual_clock)
     try:
         assert asyncio.run(second.head("k/persist")) == info
+        body = asyncio.run(second.get("k/persist"))
+        assert body is not None and asyncio.run(body.read()) == data
     finally:
         second.close()
+
+
+# -- upgrade ---------------------------------------------------------------------------------------
+
+INDEX_BEFORE_INLINE_BODIES = """
+CREATE TABLE objects (
+    key              TEXT PRIMARY KEY,
+    file_id          TEXT NOT NULL,
+    size             INTEGER NOT NULL,
+    etag             TEXT NOT NULL,
+    uploaded         TEXT NOT NULL,
+    custom_metadata  TEXT NOT NULL,
+    content_type     TEXT
+) WITHOUT ROWID
+"""
+
+
+def test_an_index_from_before_inline_bodies_is_upgraded(tmp_path: Path, manual_clock: ManualClock) -> None:
+    root = tmp_path / "r2"
+    file_id = "ab" + "0" * 30
+    (root / "objects" / "ab").mkdir(parents=True)
+    (root / "objects" / "ab" / file_id).write_bytes(b"old layout")
+    connection = sqlite3.connect(root / "index.sqlite")
+    connection.execute(INDEX_BEFORE_INLINE_BODIES)
+    etag = hashlib.md5(b"old layout").hexdigest()
+    connection.execute(
+        "INSERT INTO objects VALUES (?, ?, ?, ?, ?, ?, ?)",
+        ("k/old", file_id, 10, etag, manual_clock.now().isoformat(), "{}", None),
+    )
+    connection.commit()
+    connection.close()
+
+    store = LocalBlobStore(root, manual_clock)
+    try:
+
+        async def scenario() -> None:
+            body = await store.get("k/old")
+            assert body is not None and await body.read() == b"old layout"
+            await store.put("k/old", b"now inline")  # NULL file_id: refused by the old schema
+            body = await store.get("k/old")
+            assert body is not None and await body.read() == b"now inline"
+            assert object_files(store) == []
+
+        asyncio.run(scenario())
+    finally:
+        store.close()

@@ -19,11 +19,14 @@ from fastest.cli.client import ApiClient, ApiError
 from fastest.cli.frames import (
     BATCH_MAX_BYTES,
     FRAME_HEADER_BYTES,
+    FrameReader,
+    FramingError,
     PendingBlob,
     decode_frames,
     encode_frames,
     frame_header,
     plan_batches,
+    plan_manifest_batches,
     split_by_size,
 )
 from fastest.cli.ignore import IgnoreRules
@@ -246,6 +249,40 @@ def test_batches_respect_byte_and_frame_limits():
     assert [len(batch) for batch in plan_batches(exact)] == [2, 2]
     with pytest.raises(ValueError):
         plan_batches([blob(BATCH_MAX_BYTES, 1)])
+
+
+def test_frame_reader_reads_frames_split_anywhere():
+    frames = [(hashlib.sha256(b).hexdigest(), b) for b in (b"one", b"", b"three" * 100)]
+    body = encode_frames(frames)
+    for size in (1, 7, 72, 1000):
+        reader = FrameReader(body[i : i + size] for i in range(0, len(body), size))
+        got = []
+        while (header := reader.header()) is not None:
+            digest, length = header
+            got.append((digest, b"".join(reader.body(length))))
+        assert got == frames
+
+
+def test_manifest_batches_keep_the_order_within_limits():
+    manifests = [(f"{n:064x}", b"m" * (n * 100)) for n in range(50)]
+    batches = plan_manifest_batches(manifests, max_bytes=20_000, max_frames=8)
+    assert [m for batch in batches for m in batch] == manifests
+    for batch in batches:
+        assert len(batch) <= 8 and sum(FRAME_HEADER_BYTES + len(d) for _, d in batch) <= 20_000
+
+
+def test_frame_reader_tells_a_cut_stream_from_garbage():
+    whole = frame_header("ab" * 32, 10) + b"0123456789"
+    for cut in (whole[:40], whole[:75]):
+        reader = FrameReader([cut])
+        with pytest.raises(FramingError) as failure:
+            header = reader.header()
+            assert header is not None
+            list(reader.body(header[1]))
+        assert failure.value.truncated
+    with pytest.raises(FramingError) as failure:
+        FrameReader([b"Z" * 72]).header()
+    assert not failure.value.truncated
 
 
 def test_big_blobs_go_alone():

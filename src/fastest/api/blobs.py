@@ -1,4 +1,4 @@
-"""Blobs and manifests (seed 001 + API.md): exists, presign, upload, batch, download, GC, stats.
+"""Blobs and manifests (seed 001 + API.md): exists, presign, upload, batches, downloads, GC, stats.
 
 Every route needs the `sync` ability and is scoped to the caller: another user's hash is a 404 (or
 "missing"), exactly like one that was never uploaded. Upload bodies are streamed, never parsed as
@@ -21,6 +21,7 @@ from fastest.platform import Platform
 from fastest.schemas.blobs import (
     BatchResult,
     BlobUploaded,
+    DownloadBatchRequest,
     ExistsResult,
     GcRequest,
     GcResult,
@@ -32,7 +33,7 @@ from fastest.schemas.blobs import (
 from fastest.schemas.common import problem_responses
 from fastest.services import storage
 from fastest.services.identity import Principal
-from fastest.services.storage import Download, RequestedRange
+from fastest.services.storage import BatchDownload, Download, RequestedRange
 
 router = APIRouter(prefix="/v1/blobs", tags=["blobs"], responses=problem_responses(400, 401, 403, 422, 429))
 
@@ -45,6 +46,11 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _UPLOAD_ERRORS = problem_responses(409, 413)
+# A batch download lists the hashes it leaves out in this header when there are at most this many
+# (else it gives their count there too); X-Fastest-Missing-Count is always set.
+MISSING_HEADER_MAX_HASHES = 50
+# Paths under /manifests/ that are routes of their own (POST only), not a manifest's hash.
+_MANIFEST_POST_ROUTES = ("exists", "batch")
 
 
 def _binary_body(description: str, *, required: bool = True) -> dict:
@@ -52,21 +58,30 @@ def _binary_body(description: str, *, required: bool = True) -> dict:
     return {"requestBody": {"required": required, "description": description, "content": content}}
 
 
-async def manifest_hash(
-    hash: str = Path(
-        ..., description="The manifest's SHA-256 (64 lowercase hex digits).", json_schema_extra={"pattern": HASH_PATTERN}
-    ),
-) -> str:
-    """The `{hash}` of `/manifests/{hash}`, checked here rather than by the route: that path also
-    matches `/manifests/exists`, which for any method but POST is a 405, not a malformed hash."""
-    if hash == "exists":
-        raise MethodNotAllowed("Only POST is allowed on /v1/blobs/manifests/exists.", headers={"Allow": "POST"})
-    if re.fullmatch(HASH_PATTERN, hash) is None:
-        raise ValidationFailed(
-            "The request is invalid: see error.fields.",
-            fields={"path.hash": f"String should match pattern '{HASH_PATTERN}'"},
-        )
-    return hash
+def _hash_in_path(collection: str, post_routes: tuple[str, ...]):
+    """The `{hash}` of `/<collection>/{hash}`, checked here rather than by the route: that path also
+    matches POST-only routes of their own (`/manifests/exists`, `/download/batch`…), which for any
+    other method are a 405, not a malformed hash."""
+
+    async def dependency(
+        hash: str = Path(
+            ..., description="The object's SHA-256 (64 lowercase hex digits).", json_schema_extra={"pattern": HASH_PATTERN}
+        ),
+    ) -> str:
+        if hash in post_routes:
+            raise MethodNotAllowed(f"Only POST is allowed on /v1/blobs/{collection}/{hash}.", headers={"Allow": "POST"})
+        if re.fullmatch(HASH_PATTERN, hash) is None:
+            raise ValidationFailed(
+                "The request is invalid: see error.fields.",
+                fields={"path.hash": f"String should match pattern '{HASH_PATTERN}'"},
+            )
+        return hash
+
+    return dependency
+
+
+manifest_hash = _hash_in_path("manifests", _MANIFEST_POST_ROUTES)
+download_hash = _hash_in_path("download", ("batch",))
 
 
 def _download_responses(media_type: str, *, ranges: bool) -> dict:
@@ -148,6 +163,23 @@ def _download_response(download: Download, media_type: str, *, ranges: bool) -> 
     return StreamingResponse(download.body.stream(), status_code=status, media_type=media_type, headers=headers)
 
 
+def _batch_response(result: dict) -> JSONResponse:
+    """A batch upload's answer; `Retry-After` when some frame may be sent again shortly."""
+    busy = any(r["code"] in storage.BEING_COLLECTED_CODES for r in result["rejected"])
+    headers = {"Retry-After": str(storage.RETRY_AFTER_SECONDS)} if busy else None
+    return JSONResponse(result, headers=headers)
+
+
+def _batch_download_response(batch: BatchDownload) -> StreamingResponse:
+    missing = batch.missing
+    headers = {"X-Fastest-Missing-Count": str(len(missing)), "Cache-Control": "no-store"}
+    if missing:
+        headers["X-Fastest-Missing"] = (
+            ",".join(missing) if len(missing) <= MISSING_HEADER_MAX_HASHES else str(len(missing))
+        )
+    return StreamingResponse(batch.frames, media_type="application/octet-stream", headers=headers)
+
+
 # --------------------------------------------------------------------------------------------------
 # Routes
 # --------------------------------------------------------------------------------------------------
@@ -205,9 +237,31 @@ async def upload_blob(
     openapi_extra=_binary_body("Frames `<64 hex hash><8 hex length><bytes>`, back to back (none: empty).", required=False),
 )
 async def upload_batch(request: Request, principal: Principal = Depends(sync), platform: Platform = Depends(get_platform)):
-    return await storage.store_batch(
+    result = await storage.store_batch(
         platform, principal.user_id, _body(request), declared_length=_declared_length(request)
     )
+    return _batch_response(result)
+
+
+@router.post(
+    "/download/batch",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Frames `<64 hex hash><8 hex length><bytes>` for the blobs you have, in request order, "
+            "each once; the others are left out and named in `X-Fastest-Missing` (comma-separated, or their "
+            "count when more than 50) and counted in `X-Fastest-Missing-Count`. At most 64 MiB in all (422 "
+            "`batch_too_large` beyond, decided before anything is sent).",
+            "content": {"application/octet-stream": _BINARY},
+        },
+    },
+    summary="Download many blobs in one streamed answer (max 1,000 hashes)",
+)
+async def download_batch(
+    body: DownloadBatchRequest, principal: Principal = Depends(sync), platform: Platform = Depends(get_platform)
+):
+    batch = await storage.open_blob_batch(platform, principal.user_id, body.hashes)
+    return _batch_download_response(batch)
 
 
 @router.get(
@@ -218,7 +272,7 @@ async def upload_batch(request: Request, principal: Principal = Depends(sync), p
 )
 async def download_blob(
     request: Request,
-    hash: str = BlobHash,
+    hash: str = Depends(download_hash),
     principal: Principal = Depends(sync),
     platform: Platform = Depends(get_platform),
 ):
@@ -230,6 +284,26 @@ async def download_blob(
         client_has_it=etag_matches(request.headers.get("if-none-match"), hash),
     )
     return _download_response(download, "application/octet-stream", ranges=True)
+
+
+@router.post(
+    "/manifests/batch",
+    response_model=BatchResult,
+    responses=problem_responses(413),
+    summary="Upload many manifests in one request (the frames of /v1/blobs/batch; handled in order)",
+    openapi_extra=_binary_body(
+        "Frames `<64 hex hash><8 hex length><canonical manifest bytes>`, back to back; children may precede "
+        "their parents.",
+        required=False,
+    ),
+)
+async def upload_manifest_batch(
+    request: Request, principal: Principal = Depends(sync), platform: Platform = Depends(get_platform)
+):
+    result = await storage.store_manifest_batch(
+        platform, principal.user_id, _body(request), declared_length=_declared_length(request)
+    )
+    return _batch_response(result)
 
 
 @router.put(

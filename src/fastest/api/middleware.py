@@ -24,9 +24,10 @@ from fastest.services.rate_limits import rate_limit_headers
 
 log = logging.getLogger("fastest")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-# Routes that carry blobs rather than JSON get the blob limit (the blob routes enforce their own too);
-# a manifest may be as large as a D1 value, which is more than a JSON request.
-_BLOB_BODY_PREFIXES = ("/v1/blobs/upload/", "/v1/blobs/batch")
+# Routes that carry blobs rather than JSON get the blob limit (the blob routes enforce their own too),
+# and so does a batch of manifests; one manifest may be as large as a D1 value, which is more than a
+# JSON request.
+_BLOB_BODY_PREFIXES = ("/v1/blobs/upload/", "/v1/blobs/batch", "/v1/blobs/manifests/batch")
 _MANIFEST_BODY_PREFIX = "/v1/blobs/manifests/"
 
 SECURITY_HEADERS = [

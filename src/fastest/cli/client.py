@@ -2,7 +2,8 @@
 
 Failures become one `ApiError` carrying the server's problem+json `error.code` and `error.message`,
 so commands print one clear line. Transient trouble is retried: connection errors, 429 (after
-`Retry-After`) and 502/503/504. Every request made here is safe to repeat: reads, uploads keyed by
+`Retry-After`), 502/503/504, and a 409 `*_being_collected` (an upload of a hash the server's GC is
+deleting: after `Retry-After`). Every request made here is safe to repeat: reads, uploads keyed by
 content hash, creations with an `Idempotency-Key` (or a client-chosen `snapshot_id`), and the
 compare-and-set on the workspace manifest, whose caller recognises its own earlier success.
 """
@@ -18,12 +19,19 @@ from typing import Any, BinaryIO, Callable
 
 import httpx
 
+from fastest.cli.frames import FrameReader, FramingError
+
 USER_AGENT = "fastest-cli/0.1.0"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 MAX_ATTEMPTS = 5
 MAX_RETRY_WAIT_SECONDS = 60.0
 DOWNLOAD_CHUNK_BYTES = 256 * 1024
 EXISTS_BATCH = 100  # the server answers at most 100 hashes per exists call
+# Rejection codes (of a 409, or of one batch frame) that mean: send it again after Retry-After.
+BEING_COLLECTED = frozenset({"blob_being_collected", "manifest_being_collected"})
+DEFAULT_COLLECTED_WAIT_SECONDS = 5.0
+# What a server without a batch route answers for it (an older server).
+NO_SUCH_ROUTE = (404, 405)
 
 
 class ApiError(Exception):
@@ -41,6 +49,26 @@ class ApiError(Exception):
 class ExistsAnswer:
     missing: list[str]
     existing: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchAnswer:
+    """A batch upload's answer; `retry_after`: the server's `Retry-After`, when it sent one."""
+
+    stored: list[str]
+    existing: list[str]
+    rejected: list[dict[str, str]]
+    retry_after: float | None = None
+
+    @classmethod
+    def of(cls, response: httpx.Response) -> "BatchAnswer":
+        body = response.json()
+        try:
+            retry_after: float | None = float(response.headers.get("retry-after", ""))
+        except ValueError:
+            retry_after = None
+        return cls(list(body.get("stored", [])), list(body.get("existing", [])), list(body.get("rejected", [])),
+                   retry_after)
 
 
 def problem_of(response: httpx.Response) -> ApiError:
@@ -126,8 +154,16 @@ class ApiClient:
             if response.status_code in RETRY_STATUSES and not last:
                 self._sleep(_retry_after(response, attempt))
                 continue
-            raise problem_of(response)
+            problem = problem_of(response)
+            if response.status_code == 409 and problem.code in BEING_COLLECTED and not last:
+                self._sleep(_retry_after(response, attempt))
+                continue
+            raise problem
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def pause(self, seconds: float) -> None:
+        """Wait as this client waits between retries (tests pass a `sleep` that records instead)."""
+        self._sleep(min(max(seconds, 0.0), MAX_RETRY_WAIT_SECONDS))
 
     def get_json(self, path: str, **kwargs: Any) -> dict[str, Any]:
         return self.request("GET", path, **kwargs).json()
@@ -201,10 +237,18 @@ class ApiClient:
     def manifests_exist(self, hashes: list[str]) -> ExistsAnswer:
         return self._exists("/v1/blobs/manifests/exists", hashes)
 
-    def upload_batch(self, body: bytes) -> dict[str, Any]:
-        return self.request(
+    def upload_batch(self, body: bytes) -> BatchAnswer:
+        return BatchAnswer.of(self.request(
             "POST", "/v1/blobs/batch", content=body, headers={"Content-Type": "application/octet-stream"}
-        ).json()
+        ))
+
+    def upload_manifest_batch(self, body: bytes) -> BatchAnswer | None:
+        """Many manifests in one request; None when the server has no such route (use `upload_manifest`)."""
+        response = self.request(
+            "POST", "/v1/blobs/manifests/batch", content=body, allow=NO_SUCH_ROUTE,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        return None if response.status_code in NO_SUCH_ROUTE else BatchAnswer.of(response)
 
     def upload_blob_file(self, digest: str, path: Path) -> dict[str, Any]:
         """Stream one file; the server checks the hash (422 `hash_mismatch` if it changed meanwhile)."""
@@ -252,3 +296,67 @@ class ApiClient:
                 raise ApiError(200, "hash_mismatch", f"blob {digest} came back with different content")
             return size
         raise ApiError(0, "unreachable", f"gave up downloading blob {digest}")
+
+    def download_batch(self, hashes: list[str], open_sink: Callable[[str], BinaryIO],
+                       on_done: Callable[[str, int], None]) -> list[str] | None:
+        """Stream many blobs in one request (`POST /v1/blobs/download/batch`), frame by frame.
+
+        Each frame's bytes go into `open_sink(hash)` (closed here), are verified against the hash,
+        and then `on_done(hash, size)` is called. A broken connection or a transient status retries
+        the blobs not received yet. Returns the hashes the server did not send (it does not have
+        them), or None when it has no batch route (404/405: nothing was received).
+        """
+        remaining = list(dict.fromkeys(hashes))
+        for attempt in range(MAX_ATTEMPTS):
+            last = attempt == MAX_ATTEMPTS - 1
+            received: set[str] = set()
+            try:
+                self.requests_sent += 1
+                with self._http.stream("POST", "/v1/blobs/download/batch", json={"hashes": remaining}) as response:
+                    if response.status_code in NO_SUCH_ROUTE:
+                        response.read()
+                        return None
+                    if response.status_code in RETRY_STATUSES and not last:
+                        self._sleep(_retry_after(response, attempt))
+                        continue
+                    if response.status_code != 200:
+                        response.read()
+                        raise problem_of(response)
+                    _read_download_frames(response, remaining, received, open_sink, on_done)
+                return [h for h in remaining if h not in received]
+            except (httpx.TransportError, FramingError) as exc:
+                if isinstance(exc, FramingError) and not exc.truncated:
+                    raise ApiError(200, "invalid_batch_response", f"malformed batch answer: {exc}") from exc
+                remaining = [h for h in remaining if h not in received]
+                if not remaining:  # it broke after the last frame: nothing is missing
+                    return []
+                if last:
+                    raise ApiError(0, "unreachable", f"cannot reach {self.server}: {exc}") from exc
+                self._sleep(0.25 * 2**attempt)
+        raise ApiError(0, "unreachable", f"gave up downloading {len(remaining)} blob(s)")
+
+
+def _read_download_frames(response: httpx.Response, expected: list[str], received: set[str],
+                          open_sink: Callable[[str], BinaryIO], on_done: Callable[[str, int], None]) -> None:
+    """Check and store each frame of a batch download: only hashes asked for, in the order asked."""
+    position = {digest: index for index, digest in enumerate(expected)}
+    next_index = 0
+    reader = FrameReader(response.iter_bytes())  # as it arrives: what was received is kept if the stream breaks
+    while (header := reader.header()) is not None:
+        digest, length = header
+        index = position.get(digest)
+        if index is None or index < next_index:
+            raise ApiError(200, "invalid_batch_response", f"the server sent blob {digest}, not asked for at that point")
+        next_index = index + 1
+        hasher = hashlib.sha256()
+        sink = open_sink(digest)
+        try:
+            for piece in reader.body(length):
+                hasher.update(piece)
+                sink.write(piece)
+        finally:
+            sink.close()
+        if hasher.hexdigest() != digest:
+            raise ApiError(200, "hash_mismatch", f"blob {digest} came back with different content")
+        received.add(digest)
+        on_done(digest, length)

@@ -1,4 +1,6 @@
-"""`POST /v1/blobs/batch` bodies: frames `<64 hex hash><8 hex length><bytes>`, and how blobs are grouped.
+"""Batch frames `<64 hex hash><8 hex length><bytes>`: the bodies of `POST /v1/blobs/batch` and
+`POST /v1/blobs/manifests/batch`, the answer of `POST /v1/blobs/download/batch`, and how objects are
+grouped into requests.
 
 Thousands of small files cost one request per few megabytes instead of one each. Files above
 `SMALL_BLOB_MAX` go alone through `PUT /v1/blobs/upload/{hash}`, streamed from disk.
@@ -7,7 +9,9 @@ Thousands of small files cost one request per few megabytes instead of one each.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+
+T = TypeVar("T")
 
 MIB = 1024 * 1024
 SMALL_BLOB_MAX = 1 * MIB
@@ -15,6 +19,8 @@ BATCH_MAX_BYTES = 8 * MIB  # whole request body, frame headers included
 BATCH_MAX_FRAMES = 1000
 FRAME_HEADER_BYTES = 64 + 8
 MAX_FRAME_LENGTH = 0xFFFFFFFF
+_HEX_LOWER = frozenset(b"0123456789abcdef")
+_HEX_ANY = frozenset(b"0123456789abcdefABCDEF")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +74,24 @@ def split_by_size(blobs: Iterable[PendingBlob], small_max: int = SMALL_BLOB_MAX)
     return small, big
 
 
+def group_by_size(items: Iterable[T], cost: Callable[[T], int], *, max_bytes: int, max_items: int) -> list[list[T]]:
+    """Greedy groups, in the given order, of at most `max_items` items costing at most `max_bytes`
+    together; an item that alone costs more than `max_bytes` makes a group of its own."""
+    groups: list[list[T]] = []
+    current: list[T] = []
+    current_bytes = 0
+    for item in items:
+        item_cost = cost(item)
+        if current and (current_bytes + item_cost > max_bytes or len(current) >= max_items):
+            groups.append(current)
+            current, current_bytes = [], 0
+        current.append(item)
+        current_bytes += item_cost
+    if current:
+        groups.append(current)
+    return groups
+
+
 def plan_batches(
     blobs: Sequence[PendingBlob], *, max_bytes: int = BATCH_MAX_BYTES, max_frames: int = BATCH_MAX_FRAMES
 ) -> list[list[PendingBlob]]:
@@ -76,18 +100,63 @@ def plan_batches(
     Greedy, in the given order. A blob too big for any batch on its own is a caller error (such
     blobs go through the single upload route).
     """
-    batches: list[list[PendingBlob]] = []
-    current: list[PendingBlob] = []
-    current_bytes = 0
     for blob in blobs:
-        cost = FRAME_HEADER_BYTES + blob.size
-        if cost > max_bytes:
+        if FRAME_HEADER_BYTES + blob.size > max_bytes:
             raise ValueError(f"blob {blob.hash} ({blob.size} bytes) does not fit in a batch")
-        if current and (current_bytes + cost > max_bytes or len(current) >= max_frames):
-            batches.append(current)
-            current, current_bytes = [], 0
-        current.append(blob)
-        current_bytes += cost
-    if current:
-        batches.append(current)
-    return batches
+    return group_by_size(blobs, lambda b: FRAME_HEADER_BYTES + b.size, max_bytes=max_bytes, max_items=max_frames)
+
+
+def plan_manifest_batches(
+    manifests: Sequence[tuple[str, bytes]], *, max_bytes: int = BATCH_MAX_BYTES, max_frames: int = BATCH_MAX_FRAMES
+) -> list[list[tuple[str, bytes]]]:
+    """(hash, bytes) pairs grouped like `plan_batches`, order kept (children before parents stays so)."""
+    return group_by_size(manifests, lambda m: FRAME_HEADER_BYTES + len(m[1]), max_bytes=max_bytes, max_items=max_frames)
+
+
+class FramingError(ValueError):
+    """A frame stream that is not well formed. `truncated`: it merely stopped early (a cut connection)."""
+
+    def __init__(self, message: str, *, truncated: bool = False) -> None:
+        super().__init__(message)
+        self.truncated = truncated
+
+
+class FrameReader:
+    """Frames read as they arrive from an iterator of byte chunks (a streamed HTTP answer), holding
+    at most one chunk plus a header in memory: `header()`, then all of `body(length)`, and again."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._buffer = bytearray()
+
+    def _fill(self) -> bool:
+        for chunk in self._chunks:
+            if chunk:
+                self._buffer += chunk
+                return True
+        return False
+
+    def header(self) -> tuple[str, int] | None:
+        """The next frame's (hash, length), or None where the stream ends cleanly between frames."""
+        while len(self._buffer) < FRAME_HEADER_BYTES and self._fill():
+            pass
+        if not self._buffer:
+            return None
+        if len(self._buffer) < FRAME_HEADER_BYTES:
+            raise FramingError("the stream ends inside a frame header", truncated=True)
+        hash_part, length_part = bytes(self._buffer[:64]), bytes(self._buffer[64:FRAME_HEADER_BYTES])
+        del self._buffer[:FRAME_HEADER_BYTES]
+        if not set(hash_part) <= _HEX_LOWER or not set(length_part) <= _HEX_ANY:
+            raise FramingError("a frame header is not <64 hex hash><8 hex length>")
+        return hash_part.decode("ascii"), int(length_part, 16)
+
+    def body(self, length: int) -> Iterator[bytes]:
+        """The current frame's `length` bytes, in pieces; raises FramingError if the stream stops first."""
+        remaining = length
+        while remaining:
+            if not self._buffer and not self._fill():
+                raise FramingError(f"the stream ends {remaining} bytes before the end of a frame", truncated=True)
+            piece = bytes(self._buffer[:remaining])
+            del self._buffer[: len(piece)]
+            remaining -= len(piece)
+            yield piece

@@ -9,6 +9,12 @@ Only new hashes are considered: the last pushed tree's blobs and manifests are k
 as long as its snapshot exists (`PushedTree`), so a one-file change costs one blob and the
 manifests on that file's path (sent without asking first, as there are only a few). Should the server disagree (snapshot creation answers
 `manifest_missing`/`blobs_missing`), the push checks everything once and tries again.
+
+Small blobs and all manifests travel in batches (frames, see `frames.py`): a first push of 10,000
+files in 1,000 directories is a few dozen requests, not 11,000. Manifests go children first, in
+batches sent one after another; a server without `POST /v1/blobs/manifests/batch` (404/405) gets
+them one `PUT` each, wave by wave. A frame refused because the server's GC is deleting that hash
+(`*_being_collected`) is sent again after `Retry-After`, a bounded number of times.
 """
 
 from __future__ import annotations
@@ -20,12 +26,21 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import httpx
 
-from fastest.cli.client import ApiClient, ApiError
-from fastest.cli.frames import SMALL_BLOB_MAX, PendingBlob, encode_frames, plan_batches, split_by_size
+from fastest.cli.client import BEING_COLLECTED, DEFAULT_COLLECTED_WAIT_SECONDS, ApiClient, ApiError, BatchAnswer
+from fastest.cli.frames import (
+    BATCH_MAX_BYTES,
+    BATCH_MAX_FRAMES,
+    SMALL_BLOB_MAX,
+    PendingBlob,
+    encode_frames,
+    plan_batches,
+    plan_manifest_batches,
+    split_by_size,
+)
 from fastest.cli.index import LocalIndex
 from fastest.cli.parallel import run_parallel
 from fastest.cli.progress import Progress
@@ -37,6 +52,9 @@ from fastest.domain.tree import BuiltTree, build_manifests
 UPLOAD_THREADS = 4
 ASK_FIRST_ABOVE = 16  # candidates; at or below this many (small) ones, upload without asking
 CLOSURE_ERRORS = frozenset({"manifest_missing", "blobs_missing"})
+COLLECTED_RETRIES = 3  # times a frame refused as `*_being_collected` is sent again
+MANIFEST_BATCH_MAX_FRAMES = BATCH_MAX_FRAMES  # the server's default limit
+MANIFEST_BATCH_MAX_BYTES = BATCH_MAX_BYTES
 
 
 class PushError(Exception):
@@ -239,15 +257,73 @@ def upload_missing(
     pending = [PendingBlob(h, blobs[h].size, blobs[h].path) for h in missing_blobs if h in blobs]
     with phase(timings, "blobs"):
         upload_blobs(api, root, pending, report, progress=progress)
-    waves = manifest_waves(tree.manifests, missing_manifests)
-    with phase(timings, "manifests"), Progress("manifests", len(missing_manifests), enabled=progress) as bar:
-        for wave in waves:
-            def send(digest: str) -> None:
-                api.upload_manifest(digest, tree.manifests[digest])
-                bar.advance()
+    with phase(timings, "manifests"):
+        upload_manifests(api, tree.manifests, missing_manifests, report, progress=progress)
 
-            run_parallel(send, wave, UPLOAD_THREADS)
-            report.manifests_uploaded += len(wave)
+
+def send_frames(api: ApiClient, hashes: list[str], send: Callable[[list[str]], BatchAnswer | None],
+                name: Callable[[str], str]) -> BatchAnswer | None:
+    """Send `hashes` as one batch with `send`, then again those refused as being collected (after
+    the server's `Retry-After`), at most COLLECTED_RETRIES times. Any other refusal is a PushError.
+
+    Returns everything the server accepted (`stored`, `existing`), or None when the route is missing.
+    """
+    stored: list[str] = []
+    existing: list[str] = []
+    for attempt in range(COLLECTED_RETRIES + 1):
+        answer = send(hashes)
+        if answer is None:
+            return None
+        stored += answer.stored
+        existing += answer.existing
+        refused = [r for r in answer.rejected if r.get("code") not in BEING_COLLECTED]
+        if refused:
+            first = refused[0]
+            raise PushError(f"the server refused {name(str(first.get('hash')))} ({first.get('code')}); "
+                            f"{len(answer.rejected)} object(s) rejected")
+        busy = [str(r["hash"]) for r in answer.rejected]
+        if not busy:
+            return BatchAnswer(stored, existing, [])
+        if attempt == COLLECTED_RETRIES:
+            raise PushError(f"the server is still deleting {name(busy[0])} and {len(busy) - 1} more; "
+                            "run fastest push again in a minute")
+        api.pause(answer.retry_after if answer.retry_after is not None else DEFAULT_COLLECTED_WAIT_SECONDS)
+        hashes = busy
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def upload_manifests(api: ApiClient, manifests: dict[str, bytes], missing: set[str], report: PushReport, *,
+                     progress: bool | None = None) -> None:
+    """Upload the `missing` ones of `manifests` (which is in children-before-parents order) in batches
+    sent one after another, so no parent reaches the server before its children. An older server
+    without the batch route gets one PUT per manifest, wave by wave (`manifest_waves`)."""
+    ordered = [(digest, data) for digest, data in manifests.items() if digest in missing]
+    batches = plan_manifest_batches(ordered, max_bytes=MANIFEST_BATCH_MAX_BYTES, max_frames=MANIFEST_BATCH_MAX_FRAMES)
+    with Progress("manifests", len(ordered), enabled=progress) as bar:
+        for index, batch in enumerate(batches):
+            frames = dict(batch)
+            answer = send_frames(
+                api, list(frames),
+                lambda hashes: api.upload_manifest_batch(encode_frames((h, frames[h]) for h in hashes)),
+                lambda digest: f"manifest {digest}",
+            )
+            if answer is None:
+                left = {digest for later in batches[index:] for digest, _ in later}
+                upload_manifests_one_by_one(api, manifests, left, report, bar)
+                return
+            report.manifests_uploaded += len(answer.stored) + len(answer.existing)
+            bar.advance(len(batch))
+
+
+def upload_manifests_one_by_one(api: ApiClient, manifests: dict[str, bytes], missing: set[str],
+                                report: PushReport, bar: Progress) -> None:
+    for wave in manifest_waves(manifests, missing):
+        def send(digest: str) -> None:
+            api.upload_manifest(digest, manifests[digest])
+            bar.advance()
+
+        run_parallel(send, wave, UPLOAD_THREADS)
+        report.manifests_uploaded += len(wave)
 
 
 def upload_blobs(api: ApiClient, root: Path, pending: list[PendingBlob], report: PushReport, *,
@@ -257,13 +333,12 @@ def upload_blobs(api: ApiClient, root: Path, pending: list[PendingBlob], report:
     with Progress("uploading", len(pending), total_bytes=sum(b.size for b in pending), enabled=progress) as bar:
 
         def send_batch(batch: list[PendingBlob]) -> None:
-            body = encode_frames((blob.hash, read_verified(root, blob)) for blob in batch)
-            answer = api.upload_batch(body)
-            rejected = answer.get("rejected") or []
-            if rejected:
-                first = rejected[0]
-                path = next((b.path for b in batch if b.hash == first.get("hash")), first.get("hash"))
-                raise PushError(f"the server refused {path} ({first.get('code')}); {len(rejected)} blob(s) rejected")
+            by_hash = {blob.hash: blob for blob in batch}
+            send_frames(
+                api, list(by_hash),
+                lambda hashes: api.upload_batch(encode_frames((h, read_verified(root, by_hash[h])) for h in hashes)),
+                lambda digest: by_hash[digest].path if digest in by_hash else digest,
+            )
             bar.advance(len(batch), sum(b.size for b in batch))
 
         def send_big(blob: PendingBlob) -> None:

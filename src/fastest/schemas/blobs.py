@@ -13,6 +13,7 @@ from pydantic import Field, StringConstraints
 from fastest.schemas.common import RequestModel, ResponseModel
 
 MAX_HASHES = 100
+MAX_DOWNLOAD_BATCH_HASHES = 1000
 GC_MAX_BLOBS_LIMIT = 100_000
 
 # A SHA-256 as the API writes it everywhere: 64 lowercase hex digits.
@@ -22,6 +23,13 @@ Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$", min_length=
 class HashList(RequestModel):
     hashes: Annotated[list[Sha256], Field(min_length=1, max_length=MAX_HASHES)] = Field(
         description=f"1–{MAX_HASHES} SHA-256 hashes (64 lowercase hex digits). Duplicates are checked once."
+    )
+
+
+class DownloadBatchRequest(RequestModel):
+    hashes: Annotated[list[Sha256], Field(min_length=1, max_length=MAX_DOWNLOAD_BATCH_HASHES)] = Field(
+        description=f"1–{MAX_DOWNLOAD_BATCH_HASHES} blob hashes (64 lowercase hex digits). The answer holds the "
+        "ones you have, in this order, each once."
     )
 
 
@@ -48,7 +56,11 @@ class ManifestUploaded(ResponseModel):
 
 class RejectedFrame(ResponseModel):
     hash: str
-    code: str = Field(description="`hash_mismatch`, or `blob_being_collected` (retry shortly).")
+    code: str = Field(
+        description="`hash_mismatch`; for manifests also a format code (e.g. `manifest_not_canonical`) or "
+        "`payload_too_large`; `blob_being_collected` / `manifest_being_collected`: send it again after "
+        "`Retry-After` seconds."
+    )
 
 
 class BatchResult(ResponseModel):

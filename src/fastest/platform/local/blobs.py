@@ -1,10 +1,10 @@
-"""R2 on the local runtime: object bodies as files, their metadata in a small SQLite index.
+"""R2 on the local runtime: small objects inline in a SQLite index, larger ones as files.
 
 Layout under `root`:
 
-    index.sqlite            key → (file id, size, etag, uploaded, custom metadata, content type)
-    objects/<ab>/<file id>  the bytes of one object version (file ids are random, never reused)
-    .tmp/<pid>-<file id>    bodies being written; never listed, removed after a crash
+    index.sqlite            key → (file id | inline body, size, etag, uploaded, custom metadata, type)
+    objects/<ab>/<file id>  the bytes of one large object version (file ids are random, never reused)
+    .tmp/<pid>-<file id>    large bodies being written; never listed, removed after a crash
 
 Why an index rather than one file per key: R2 keys are case-sensitive byte strings up to 1,024 bytes
 in which "a" and "a/b" can both be objects. A file-per-key layout breaks on case-insensitive file
@@ -12,11 +12,25 @@ systems, on long segments and on file/directory clashes, and listing a prefix in
 cursor would mean walking and sorting directories. The index answers `head` and `list` with one
 indexed query, in R2's order (UTF-8 byte order = SQLite's BINARY collation).
 
-**Atomic put.** The body streams into `.tmp/`, is fsynced, renamed into `objects/`, and only then is
-the index row committed: the object becomes visible (with its metadata) in that commit, and not a
-moment before. A crash at any point leaves either the old object or the new one; at worst an
-unreferenced file that no read ever reaches. Replacing a key never touches the old version's file
-until the new row is committed, so a reader streaming the old version keeps reading it whole.
+Why small bodies live in the index: a first push stores thousands of objects of a few KB, and for
+those the file system work (create a temp file, rename it, a directory entry each) costs several
+times the index commit that has to happen anyway. A body of at most `inline_limit` bytes (64 KiB by
+default) is therefore a BLOB in its index row, written by the same single statement that publishes
+the metadata. A body that grows past the limit while it is read spills to a temp file and takes the
+file path below; nothing but its size decides which kind an object is.
+
+**Atomic put.** An inline object becomes visible in the one transaction that inserts its row, body
+included: a source that fails before its end writes nothing at all. A large body streams into
+`.tmp/`, is fsynced, renamed into `objects/`, and only then is the index row committed: the object
+becomes visible (with its metadata) in that commit, and not a moment before. A crash at any point
+leaves either the old object or the new one; at worst an unreferenced file that no read ever reaches.
+Replacing a key never touches the old version's file until the new row is committed, so a reader
+streaming the old version keeps reading it whole (an inline version is read whole at `get` time).
+
+**Durability.** The index runs in WAL mode with synchronous=NORMAL: a commit survives a crash of the
+process, and power loss can at worst drop the latest commits, never tear one. Inline objects are
+exactly as durable as that commit. File objects are fsynced before their commit when `durable=True`,
+so a committed row never points at a partially written file.
 """
 
 from __future__ import annotations
@@ -24,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
 import json
 import os
 import secrets
@@ -32,7 +47,7 @@ import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from fastest.ports import BlobInfo, BlobListing, ByteRange, Clock
 
@@ -41,18 +56,22 @@ R2_MAX_METADATA_BYTES = 8192  # custom metadata, keys and values together
 R2_MAX_LIST_LIMIT = 1000
 R2_MAX_DELETE_KEYS = 1000
 READ_CHUNK_BYTES = 64 * 1024
+DEFAULT_INLINE_LIMIT = 64 * 1024  # bodies up to this size are stored in the index, not as files
 
 _INDEX_SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
     key              TEXT PRIMARY KEY,   -- BINARY collation: R2's UTF-8 byte order
-    file_id          TEXT NOT NULL,
+    file_id          TEXT,               -- the body's file under objects/, or NULL when inline
     size             INTEGER NOT NULL,
     etag             TEXT NOT NULL,
     uploaded         TEXT NOT NULL,
     custom_metadata  TEXT NOT NULL,
-    content_type     TEXT
+    content_type     TEXT,
+    body             BLOB,               -- the inline body; last, so head/list never read its pages
+    CHECK ((file_id IS NULL) <> (body IS NULL))
 ) WITHOUT ROWID
 """
+# Everything but the body: what `head` and `list` read.
 _COLUMNS = "key, file_id, size, etag, uploaded, custom_metadata, content_type"
 
 
@@ -148,13 +167,15 @@ def decode_cursor(cursor: str) -> _Position:
 
 
 class LocalBlobBody:
-    """An object and its (possibly ranged) body, read from a file opened at `get` time.
+    """An object and its (possibly ranged) body, read from `handle`: the object's file opened at `get`
+    time, or a `BytesIO` over the inline body read at `get` time.
 
-    Opening at `get` time matches R2: the body is the version that was current when `get` ran, even if
-    the key is overwritten or deleted while it streams. Like R2's body, it can be consumed once.
+    Taking the handle at `get` time matches R2: the body is the version that was current when `get`
+    ran, even if the key is overwritten or deleted while it streams. Like R2's body, it can be
+    consumed once.
     """
 
-    def __init__(self, info: BlobInfo, range: ByteRange | None, handle: Any) -> None:
+    def __init__(self, info: BlobInfo, range: ByteRange | None, handle: BinaryIO) -> None:
         self.info = info
         self.range = range
         self._handle = handle
@@ -188,21 +209,107 @@ class LocalBlobBody:
 
 
 # --------------------------------------------------------------------------------------------------
+# Receiving a body
+# --------------------------------------------------------------------------------------------------
+
+
+class _Spool:
+    """Collects a body being put: in memory while it fits in `limit` bytes, then in a temp file.
+
+    The chunk that takes the body past the limit opens the temp file and writes everything received
+    before it first, so the file holds the whole body from its first byte and the source is read only
+    once. Size and md5 (R2's etag for a single-part upload) are computed on the way through.
+    """
+
+    def __init__(self, limit: int, tmp_dir: str) -> None:
+        self.size = 0
+        self.file_id: str | None = None  # set when the body spills to a file
+        self.temp_path: str | None = None
+        self._limit = limit
+        self._tmp_dir = tmp_dir
+        self._digest = hashlib.md5(usedforsecurity=False)
+        self._parts: list[bytes] = []
+        self._file: BinaryIO | None = None
+
+    @property
+    def etag(self) -> str:
+        return self._digest.hexdigest()
+
+    def write(self, chunk: bytes) -> None:
+        self._digest.update(chunk)
+        self.size += len(chunk)
+        if self._file is not None:
+            self._file.write(chunk)
+            return
+        self._parts.append(chunk)
+        if self.size > self._limit:
+            self._spill()
+
+    def inline_body(self) -> bytes:
+        return b"".join(self._parts)
+
+    async def seal(self, durable: bool) -> str:
+        """Write the spilled file out (and fsync it when `durable`) before it may become visible;
+        return its temp path."""
+        assert self._file is not None and self.temp_path is not None
+        self._file.flush()
+        if durable:
+            await asyncio.to_thread(os.fsync, self._file.fileno())
+        self._file.close()
+        return self.temp_path
+
+    def discard(self) -> None:
+        """Forget the body: close and remove the temp file, if there is one."""
+        self._parts = []
+        if self._file is not None:
+            self._file.close()
+        if self.temp_path is not None:
+            _unlink_if_present(self.temp_path)
+
+    def _spill(self) -> None:
+        # The pid in the name lets a later start tell a dead writer's leftovers from a live one's.
+        self.file_id = secrets.token_hex(16)
+        self.temp_path = os.path.join(self._tmp_dir, f"{os.getpid()}-{self.file_id}")
+        descriptor = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._file = os.fdopen(descriptor, "wb")
+        for part in self._parts:  # part by part: joining would copy a large first chunk once more
+            self._file.write(part)
+        self._parts = []
+
+
+# --------------------------------------------------------------------------------------------------
 # The store
 # --------------------------------------------------------------------------------------------------
 
 
 class LocalBlobStore:
-    """The `BlobStore` port over a directory. `durable=False` skips fsync (tests, benchmarks)."""
+    """The `BlobStore` port over a directory.
 
-    def __init__(self, root: Path, clock: Clock, *, durable: bool = True) -> None:
+    `durable=False` skips the fsync of file bodies (tests, benchmarks). `inline_limit` is the largest
+    body kept in the index instead of a file: larger means fewer files but a bigger index, and every
+    inline body is held in memory whole while it is put or read.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        clock: Clock,
+        *,
+        durable: bool = True,
+        inline_limit: int = DEFAULT_INLINE_LIMIT,
+    ) -> None:
+        if inline_limit < 0:
+            raise ValueError("inline_limit must not be negative")
         self.root = Path(root)
         self._clock = clock
         self._durable = durable
-        self._objects_dir = self.root / "objects"
-        self._tmp_dir = self.root / ".tmp"
+        self._inline_limit = inline_limit
+        # Plain strings: these paths are joined on every put, where pathlib's overhead shows.
+        self._objects_dir = str(self.root / "objects")
+        self._tmp_dir = str(self.root / ".tmp")
         for directory in (self.root, self._objects_dir, self._tmp_dir):
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        self._fanout_dirs: set[str] = set()  # objects/<ab> directories known to exist
         self._remove_abandoned_temp_files()
         self._index = _open_index(self.root / "index.sqlite")
         self._lock = threading.RLock()
@@ -219,24 +326,22 @@ class LocalBlobStore:
     ) -> BlobInfo:
         validate_key(key)
         metadata = _validated_metadata(custom_metadata)
-        file_id = secrets.token_hex(16)
-        final_path = self._object_path(file_id)
-        size, etag = await self._write_file(file_id, data, final_path)
+        spool = await self._receive(data)
         info = BlobInfo(
             key=key,
-            size=size,
-            etag=etag,
+            size=spool.size,
+            etag=spool.etag,
             uploaded=self._clock.now(),
             custom_metadata=metadata,
             content_type=content_type,
         )
-        try:
-            replaced_file_id = self._commit_object(info, file_id)
-        except BaseException:
-            final_path.unlink(missing_ok=True)
-            raise
+        if spool.file_id is None:
+            replaced_file_id = self._commit_object(info, file_id=None, body=spool.inline_body())
+        else:
+            replaced_file_id = self._commit_file_object(info, spool.file_id)
+        # The replaced version's file goes only now: until the commit it was the visible object.
         if replaced_file_id is not None:
-            self._object_path(replaced_file_id).unlink(missing_ok=True)
+            _unlink_if_present(self._object_path(replaced_file_id))
         return info
 
     async def delete(self, keys: str | Sequence[str]) -> None:
@@ -253,7 +358,7 @@ class LocalBlobStore:
                     row = self._index.execute(
                         "DELETE FROM objects WHERE key = ? RETURNING file_id", (key,)
                     ).fetchone()
-                    if row is not None:
+                    if row is not None and row[0] is not None:  # inline bodies go with their row
                         file_ids.append(row[0])
                 self._index.execute("COMMIT")
             except BaseException:
@@ -261,22 +366,29 @@ class LocalBlobStore:
                 raise
         # Files go after the commit: a crash in between leaves only unreferenced files behind.
         for file_id in file_ids:
-            self._object_path(file_id).unlink(missing_ok=True)
+            _unlink_if_present(self._object_path(file_id))
 
     # -- reads -------------------------------------------------------------------------------------
 
     async def head(self, key: str) -> BlobInfo | None:
         validate_key(key)
-        found = self._lookup(key)
-        return found[0] if found is not None else None
+        with self._lock:
+            row = self._index.execute(f"SELECT {_COLUMNS} FROM objects WHERE key = ?", (key,)).fetchone()
+        return self._info_from_row(row) if row is not None else None
 
     async def get(self, key: str, *, range: ByteRange | None = None) -> LocalBlobBody | None:
         validate_key(key)
-        found = self._lookup(key)
-        if found is None:
+        with self._lock:
+            row = self._index.execute(
+                f"SELECT {_COLUMNS}, body FROM objects WHERE key = ?", (key,)
+            ).fetchone()
+        if row is None:
             return None
-        info, file_id = found
+        info = self._info_from_row(row[:-1])
         resolved = _resolve_range(range, info.size)
+        file_id, body = row[1], row[-1]
+        if body is not None:
+            return LocalBlobBody(info, resolved, io.BytesIO(body))
         try:
             handle = open(self._object_path(file_id), "rb")
         except FileNotFoundError:
@@ -337,45 +449,50 @@ class LocalBlobStore:
 
     # -- internals ---------------------------------------------------------------------------------
 
-    def _object_path(self, file_id: str) -> Path:
-        return self._objects_dir / file_id[:2] / file_id
+    def _object_path(self, file_id: str) -> str:
+        return os.path.join(self._objects_dir, file_id[:2], file_id)
 
-    async def _write_file(
-        self, file_id: str, data: bytes | AsyncIterator[bytes], final_path: Path
-    ) -> tuple[int, str]:
-        """Stream `data` into a temp file, make it durable, move it to `final_path`.
+    async def _receive(self, data: bytes | AsyncIterator[bytes]) -> _Spool:
+        """Read the whole source: inline if it ends within the limit, else as a file in `objects/`.
 
-        Returns (size, md5 hex). The md5 is R2's etag for a single-part upload. On any failure,
-        including the source iterator raising half-way, the temp file is removed.
+        On any failure, including the source raising half-way or the put being cancelled, nothing is
+        left behind: an inline body was only ever in memory, a spilled one's temp file is removed.
         """
-        temp_path = self._tmp_dir / f"{os.getpid()}-{file_id}"
-        digest = hashlib.md5(usedforsecurity=False)
-        size = 0
-        descriptor = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        spool = _Spool(self._inline_limit, self._tmp_dir)
         try:
-            with os.fdopen(descriptor, "wb") as temp_file:
-                async for chunk in _chunks(data):
-                    temp_file.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
-                temp_file.flush()
-                if self._durable:
-                    await asyncio.to_thread(os.fsync, temp_file.fileno())
-            final_path.parent.mkdir(mode=0o700, exist_ok=True)
-            # The directory entry is not fsynced: the index commit that makes the object visible is
-            # not fsynced either (WAL, synchronous=NORMAL), and what must hold is "never a partial
-            # body", which the file fsync before the rename guarantees. If power loss drops the rename,
-            # `get` finds no file and answers None, never a truncated body.
-            os.replace(temp_path, final_path)
+            async for chunk in _chunks(data):
+                spool.write(chunk)
+            if spool.file_id is not None:
+                temp_path = await spool.seal(self._durable)
+                self._move_into_objects(temp_path, spool.file_id)
         except BaseException:
-            temp_path.unlink(missing_ok=True)
-            final_path.unlink(missing_ok=True)
+            spool.discard()
             raise
-        return size, digest.hexdigest()
+        return spool
 
-    def _commit_object(self, info: BlobInfo, file_id: str) -> str | None:
-        """Point `info.key` at `file_id` (the moment the object becomes visible); return the file
-        id of the version it replaced, whose file the caller removes."""
+    def _move_into_objects(self, temp_path: str, file_id: str) -> None:
+        # The directory entry is not fsynced: the index commit that makes the object visible is not
+        # fsynced either (WAL, synchronous=NORMAL), and what must hold is "never a partial body",
+        # which the file fsync before the rename guarantees. If power loss drops the rename, `get`
+        # finds no file and answers None, never a truncated body.
+        fanout = file_id[:2]
+        if fanout not in self._fanout_dirs:  # one mkdir per fan-out directory per process
+            os.makedirs(os.path.join(self._objects_dir, fanout), mode=0o700, exist_ok=True)
+            self._fanout_dirs.add(fanout)
+        os.replace(temp_path, self._object_path(file_id))
+
+    def _commit_file_object(self, info: BlobInfo, file_id: str) -> str | None:
+        """Commit an object whose body is already in `objects/`; remove that file if the commit fails."""
+        try:
+            return self._commit_object(info, file_id=file_id, body=None)
+        except BaseException:
+            _unlink_if_present(self._object_path(file_id))
+            raise
+
+    def _commit_object(self, info: BlobInfo, *, file_id: str | None, body: bytes | None) -> str | None:
+        """Point `info.key` at its body, a file or inline bytes (the moment the object becomes
+        visible); return the file id of the version it replaced, if that was a file, for the caller
+        to remove."""
         with self._lock:
             self._index.execute("BEGIN IMMEDIATE")
             try:
@@ -383,7 +500,7 @@ class LocalBlobStore:
                     "SELECT file_id FROM objects WHERE key = ?", (info.key,)
                 ).fetchone()
                 self._index.execute(
-                    f"INSERT OR REPLACE INTO objects ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT OR REPLACE INTO objects ({_COLUMNS}, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         info.key,
                         file_id,
@@ -392,6 +509,7 @@ class LocalBlobStore:
                         info.uploaded.isoformat(),
                         json.dumps(info.custom_metadata, ensure_ascii=False, sort_keys=True),
                         info.content_type,
+                        body,
                     ),
                 )
                 self._index.execute("COMMIT")
@@ -399,13 +517,6 @@ class LocalBlobStore:
                 self._index.execute("ROLLBACK")
                 raise
         return previous[0] if previous is not None else None
-
-    def _lookup(self, key: str) -> tuple[BlobInfo, str] | None:
-        with self._lock:
-            row = self._index.execute(f"SELECT {_COLUMNS} FROM objects WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            return None
-        return self._info_from_row(row), row[1]
 
     def _rows_after(self, position: _Position, prefix: str, upper: str | None, limit: int) -> list[Any]:
         op, value = position
@@ -433,11 +544,12 @@ class LocalBlobStore:
 
     def _remove_abandoned_temp_files(self) -> None:
         """Delete temp files left by writers that died mid-put (their pid no longer runs)."""
-        for entry in self._tmp_dir.iterdir():
-            pid_text, _, _ = entry.name.partition("-")
-            if pid_text.isdigit() and _process_is_running(int(pid_text)):
-                continue  # a live writer (another store on this root) may still be streaming
-            entry.unlink(missing_ok=True)
+        with os.scandir(self._tmp_dir) as entries:
+            for entry in entries:
+                pid_text, _, _ = entry.name.partition("-")
+                if pid_text.isdigit() and _process_is_running(int(pid_text)):
+                    continue  # a live writer (another store on this root) may still be streaming
+                _unlink_if_present(entry.path)
 
 
 def _open_index(path: Path) -> sqlite3.Connection:
@@ -447,10 +559,46 @@ def _open_index(path: Path) -> sqlite3.Connection:
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA busy_timeout=5000")
         connection.execute(_INDEX_SCHEMA)
+        _add_inline_bodies(connection)
     except BaseException:
         connection.close()
         raise
     return connection
+
+
+def _has_body_column(connection: sqlite3.Connection) -> bool:
+    return any(row[1] == "body" for row in connection.execute("PRAGMA table_info(objects)"))
+
+
+def _add_inline_bodies(connection: sqlite3.Connection) -> None:
+    """Upgrade an index written before inline bodies, once.
+
+    Its `file_id` is NOT NULL and it has no `body` column; SQLite cannot drop a NOT NULL constraint in
+    place, so the table is rebuilt under the new schema, in one transaction. Every existing row is a
+    file object and is copied as is.
+    """
+    if _has_body_column(connection):
+        return
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        if not _has_body_column(connection):  # another process may have upgraded it meanwhile
+            connection.execute("ALTER TABLE objects RENAME TO objects_before_inline")
+            connection.execute(_INDEX_SCHEMA)
+            connection.execute(
+                f"INSERT INTO objects ({_COLUMNS}) SELECT {_COLUMNS} FROM objects_before_inline"
+            )
+            connection.execute("DROP TABLE objects_before_inline")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
+def _unlink_if_present(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 async def _chunks(data: bytes | AsyncIterator[bytes]) -> AsyncIterator[bytes]:
