@@ -17,28 +17,13 @@ from pathlib import Path
 import pytest
 
 from fastest.domain.tree import build_manifests
-from tests.e2e.test_server import admin_token, free_port, wait_until_healthy
-
-FASTEST = [sys.executable, "-m", "fastest.cli.main"]
+from tests.e2e.conftest import FASTEST, admin_token, running_server
 
 
 @pytest.fixture
 def server(tmp_path: Path):
-    data_dir = tmp_path / "data"
-    port = free_port()
-    env = {**os.environ, "FASTEST_RATE_LIMIT_PER_MINUTE": "100000"}
-    process = subprocess.Popen(
-        [*FASTEST, "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(base_url, process)
-        yield base_url, data_dir
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    with running_server(tmp_path / "data", {"FASTEST_RATE_LIMIT_PER_MINUTE": "100000"}) as (base_url, _):
+        yield base_url, tmp_path / "data"
 
 
 class Cli:

@@ -2,68 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import sqlite3
 import stat
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-FASTEST = [sys.executable, "-m", "fastest.cli.main"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_healthy(base_url: str, process: subprocess.Popen, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited early:\n{process.stdout.read()}")
-        try:
-            if httpx.get(f"{base_url}/health", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError("server did not become healthy")
-
+from tests.e2e.conftest import FASTEST, admin_token, free_port, running_server, wait_until_healthy
 
 @pytest.fixture
 def server(tmp_path: Path):
     data_dir = tmp_path / "data"
-    port = free_port()
-    env = {**os.environ, "FASTEST_RATE_LIMIT_PER_MINUTE": "1000"}
-    process = subprocess.Popen(
-        [*FASTEST, "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(base_url, process)
+    with running_server(data_dir, {"FASTEST_RATE_LIMIT_PER_MINUTE": "1000"}) as (base_url, process):
         yield base_url, data_dir, process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
-def admin_token(data_dir: Path, email: str, *abilities: str) -> str:
-    command = [*FASTEST, "admin", "token", "--email", email, "--data-dir", str(data_dir)]
-    if abilities:
-        command += ["--abilities", *abilities]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    token = done.stdout.strip()
-    assert token.startswith("fst_")
-    return token
 
 
 def test_serve_migrates_creates_vault_key_and_serves_the_api(server):
