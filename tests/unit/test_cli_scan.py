@@ -157,7 +157,7 @@ def test_scan_hashes_once_then_reuses_the_index(tmp_path: Path):
     for path in tmp_path.rglob("*"):
         if path.is_file() and not path.is_symlink():
             age(path)
-    index_path = tmp_path / ".fastest" / "index.json"
+    index_path = tmp_path / ".fastest" / "index"
     first = scan(tmp_path, LocalIndex.load(index_path), progress=False)
     assert first.hashed == 4 and first.reused == 0
     expected = hashlib.sha256(b"print('hi')\n").hexdigest()
@@ -176,7 +176,7 @@ def test_scan_hashes_once_then_reuses_the_index(tmp_path: Path):
 def test_index_notices_size_or_mtime_changes(tmp_path: Path):
     (tmp_path / "a.txt").write_text("one")
     age(tmp_path / "a.txt")
-    index_path = tmp_path / ".fastest" / "index.json"
+    index_path = tmp_path / ".fastest" / "index"
     index = LocalIndex(index_path)
     scan(tmp_path, index, progress=False)
     index.save()
@@ -189,7 +189,7 @@ def test_index_notices_size_or_mtime_changes(tmp_path: Path):
 
 def test_index_does_not_trust_racily_clean_files(tmp_path: Path):
     (tmp_path / "fresh.txt").write_text("just written")
-    index = LocalIndex(tmp_path / "index.json")
+    index = LocalIndex(tmp_path / "index")
     scan(tmp_path, index, progress=False)
     assert len(index) == 0  # too fresh: hashed again next time
     now = time.time_ns()
@@ -202,7 +202,7 @@ def test_index_forgets_deleted_files_and_survives_corruption(tmp_path: Path):
     for name in ("a", "b"):
         (tmp_path / name).write_text(name)
         age(tmp_path / name)
-    path = tmp_path / ".fastest" / "index.json"
+    path = tmp_path / ".fastest" / "index"
     index = LocalIndex(path)
     scan(tmp_path, index, progress=False)
     index.save()
@@ -210,8 +210,10 @@ def test_index_forgets_deleted_files_and_survives_corruption(tmp_path: Path):
     index = LocalIndex.load(path)
     scan(tmp_path, index, progress=False)
     index.save()
-    assert set(json.loads(path.read_text())["entries"]) == {"a"}
-    path.write_text("{not json")
+    assert set(LocalIndex.load(path)._entries) == {"a"}
+    path.write_bytes(path.read_bytes()[:-5])  # truncated
+    assert len(LocalIndex.load(path)) == 0
+    path.write_text("{not an index")
     assert len(LocalIndex.load(path)) == 0
 
 
@@ -323,8 +325,9 @@ def test_pushed_tree_round_trips_and_only_applies_to_its_root(tmp_path: Path):
     path = tmp_path / "pushed"
     tree = build_manifests([record("a/x", b"1"), record("b", b"2")])
     blob_hashes = frozenset({hashlib.sha256(b"1").hexdigest(), hashlib.sha256(b"2").hexdigest()})
-    PushedTree(tree.root, "d" * 64, blob_hashes, tree.manifests).save(path)
-    assert PushedTree.load(path, tree.root) == PushedTree(tree.root, "d" * 64, blob_hashes, tree.manifests)
+    files = {"a/x": (hashlib.sha256(b"1").hexdigest(), 1, 420), "b": (hashlib.sha256(b"2").hexdigest(), 1, 420)}
+    PushedTree(tree.root, files, blob_hashes, tree.manifests).save(path)
+    assert PushedTree.load(path, tree.root) == PushedTree(tree.root, files, blob_hashes, tree.manifests)
     assert PushedTree.load(path, "x" * 64) == PushedTree.empty()
     assert PushedTree.load(tmp_path / "missing", tree.root) == PushedTree.empty()
     path.write_bytes(path.read_bytes().replace(b'"a"', b'"z"'))  # a damaged manifest

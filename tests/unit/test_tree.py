@@ -31,6 +31,7 @@ from fastest.domain.tree import (
     find,
     memory_loader,
     path_sort_key,
+    update_manifests,
     walk,
 )
 
@@ -191,6 +192,106 @@ def test_build_is_canonical_and_independent_of_input_order(files, rng):
         assert all(child in seen for child in manifest.child_hashes()[0])  # children before parents
         seen.add(manifest_hash)
     assert list(tree.manifests)[-1] == tree.root
+
+
+# --- updating --------------------------------------------------------------------------------
+
+
+def assert_children_first(tree: BuiltTree) -> None:
+    seen: set[str] = set()
+    for manifest_hash, data in tree.manifests.items():
+        assert sha256_hex(data) == manifest_hash
+        assert all(child in seen for child in parse_manifest(data).child_hashes()[0])
+        seen.add(manifest_hash)
+
+
+@st.composite
+def edits(draw: st.DrawFn) -> tuple[Files, dict[str, tuple[int, int] | None]]:
+    """A tree and changes to it: edits, adds, deletes (some of whole directories, some of paths that
+    are not files), re-stating unchanged files, and file <-> directory swaps, in any order."""
+    old, new = draw(tree_pairs())
+    changes: dict[str, tuple[int, int] | None] = {path: None for path in old if path not in new}
+    changes.update({path: content for path, content in new.items() if old.get(path) != content})
+    for path in old:
+        if path in new and draw(st.integers(0, 9)) == 0:
+            changes[path] = new[path]  # "changed" to what it was
+    for path in draw(st.lists(st.lists(NAMES, min_size=1, max_size=3).map("/".join), max_size=3)):
+        changes.setdefault(path, None)  # deleting a directory's path or a missing one: no effect
+    order = draw(st.permutations(list(changes)))
+    return old, {path: changes[path] for path in order}
+
+
+def applied(old: Files, changes: dict[str, tuple[int, int] | None]) -> Files:
+    files = dict(old)
+    for path, content in changes.items():
+        if content is None:
+            files.pop(path, None)
+        else:
+            files[path] = content
+    return files
+
+
+def change_records(changes: dict[str, tuple[int, int] | None]) -> dict[str, Any]:
+    return {path: None if c is None else (path, blob(c[0]), size_of(c[0]), c[1]) for path, c in changes.items()}
+
+
+@settings(max_examples=400)
+@given(edits())
+def test_update_is_build_of_the_changed_file_list(case):
+    old, changes = case
+    before = build(old)
+    after = update_manifests(before.root, before.manifests, change_records(changes))
+    assert after == build(applied(old, changes))
+    assert_children_first(after)
+    assert list(after.manifests)[-1] == after.root
+
+
+@settings(max_examples=300)
+@given(file_sets, st.dictionaries(st.lists(NAMES, min_size=1, max_size=4).map("/".join), st.none() | CONTENT, max_size=6))
+def test_update_refuses_exactly_what_build_refuses(old, changes):
+    """Arbitrary changes, including a file below a kept file or over a kept directory."""
+    before = build(old)
+    try:
+        expected: BuiltTree | None = build(applied(old, changes))
+    except ManifestError:
+        expected = None
+    if expected is None:
+        with pytest.raises(ManifestError):
+            update_manifests(before.root, before.manifests, change_records(changes))
+    else:
+        assert update_manifests(before.root, before.manifests, change_records(changes)) == expected
+
+
+def test_update_replaces_only_the_manifests_on_the_changed_path():
+    files = {f"d{i}/d{j}/d{k}/f{f}": (number, MODE_FILE) for number, (i, j, k, f) in enumerate(
+        (i, j, k, f) for i in range(3) for j in range(3) for k in range(3) for f in range(2))}  # no two directories alike
+    before = build(files)
+    changed = "d1/d2/d0/f1"
+    after = update_manifests(before.root, before.manifests, change_records({changed: (99, MODE_FILE)}))
+    assert after == build({**files, changed: (99, MODE_FILE)})
+    assert len(set(after.manifests) - set(before.manifests)) == 4  # the root, d1, d1/d2, d1/d2/d0
+    assert len(set(before.manifests) - set(after.manifests)) == 4
+    assert_children_first(after)
+
+
+def test_update_to_nothing_and_from_nothing():
+    tree = build({"a/b": (1, MODE_FILE), "c": (2, MODE_FILE)})
+    emptied = update_manifests(tree.root, tree.manifests, {"a/b": None, "c": None})
+    assert emptied == build_manifests([])
+    assert update_manifests(EMPTY_TREE_HASH, {}, change_records({"a/b": (1, MODE_FILE), "c": (2, MODE_FILE)})) == tree
+
+
+def test_update_keeps_a_directory_shared_with_an_unchanged_one():
+    tree = build({"x/f": (1, MODE_FILE), "y/f": (1, MODE_FILE)})
+    after = update_manifests(tree.root, tree.manifests, change_records({"x/f": (2, MODE_FILE)}))
+    assert after == build({"x/f": (2, MODE_FILE), "y/f": (1, MODE_FILE)})
+    assert len(after.manifests) == 3
+
+
+def test_update_refuses_a_record_for_another_path():
+    tree = build({"a": (1, MODE_FILE)})
+    with pytest.raises(ManifestError):
+        update_manifests(tree.root, tree.manifests, {"a": ("b", blob(1), 10, MODE_FILE)})
 
 
 @pytest.mark.parametrize(

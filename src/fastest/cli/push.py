@@ -26,7 +26,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping
 
 import httpx
 
@@ -44,10 +44,11 @@ from fastest.cli.frames import (
 from fastest.cli.index import LocalIndex
 from fastest.cli.parallel import run_parallel
 from fastest.cli.progress import Progress
-from fastest.cli.scan import ScanResult, ScannedFile, scan
+from fastest.cli.scan import FileState, ScanResult, ScannedFile, scan
 from fastest.cli.state import Folder, PushedTree, WorkspaceState
 from fastest.domain.ids import make_id
-from fastest.domain.tree import BuiltTree, build_manifests
+from fastest.domain.manifest import ManifestError
+from fastest.domain.tree import BuiltTree, build_manifests, update_manifests
 
 UPLOAD_THREADS = 4
 ASK_FIRST_ABOVE = 16  # candidates; at or below this many (small) ones, upload without asking
@@ -105,11 +106,17 @@ def new_snapshot_id() -> str:
     return make_id("snp", time.time_ns() // 1_000_000, os.urandom(10))
 
 
-def scan_folder(folder: Folder, pushed: PushedTree, *, progress: bool | None = None,
-                timings: dict[str, float] | None = None) -> tuple[ScanResult, BuiltTree, str]:
-    """Scan with the local index (saving it) and build the tree's manifests (unless it is `pushed`).
+Changes = dict[str, "FileState | None"]
+"""Path -> its new (hash, size, mode), or None if deleted: how a scan differs from the pushed tree."""
 
-    Returns the scan, the tree and the file list's digest.
+
+def scan_folder(folder: Folder, pushed: PushedTree, *, progress: bool | None = None,
+                timings: dict[str, float] | None = None) -> tuple[ScanResult, BuiltTree, Changes]:
+    """Scan with the local index (saving it if it changed) and derive the tree's manifests.
+
+    With the pushed tree at hand, only the directories on changed paths are rebuilt
+    (`update_manifests`); otherwise the whole tree is built. Returns the scan, the tree and the
+    changes since the pushed tree (every file, if there is none).
     """
     timings = {} if timings is None else timings
     with phase(timings, "scan"):
@@ -117,12 +124,39 @@ def scan_folder(folder: Folder, pushed: PushedTree, *, progress: bool | None = N
         result = scan(folder.root, index, progress=progress)
         index.save()
     with phase(timings, "build"):
-        digest = result.records_digest()
-        if pushed.root is not None and digest == pushed.records_digest:
-            tree = BuiltTree(pushed.root, dict(pushed.manifests))
-        else:
+        changes = changes_since(pushed.records, result.records)
+        tree = None
+        if pushed.root is not None:
+            if not changes:
+                tree = BuiltTree(pushed.root, dict(pushed.manifests))
+            else:
+                try:
+                    tree = update_manifests(pushed.root, pushed.manifests,
+                                            {path: None if state is None else (path, *state)
+                                             for path, state in changes.items()})
+                except ManifestError:
+                    tree = None  # e.g. a damaged manifest: build it all, which also names a bad record
+        if tree is None:
             tree = build_manifests(result.manifest_records())
-    return result, tree, digest
+    return result, tree, changes
+
+
+def changes_since(before: Mapping[str, FileState], after: Mapping[str, FileState]) -> Changes:
+    """What turns the file list `before` into `after`. Equal lists (the usual status) compare in C."""
+    if before == after:
+        return {}
+    changes: Changes = {path: state for path, state in after.items() if before.get(path) != state}
+    changes.update((path, None) for path in before.keys() - after.keys())
+    return changes
+
+
+def new_blobs(changes: Changes, pushed: PushedTree) -> dict[str, ScannedFile]:
+    """The blobs of changed files that the pushed tree does not hold, with one path each."""
+    blobs: dict[str, ScannedFile] = {}
+    for path, state in changes.items():
+        if state is not None and state[0] not in pushed.blobs and state[0] not in blobs:
+            blobs[state[0]] = ScannedFile(path, *state)
+    return blobs
 
 
 @contextmanager
@@ -144,11 +178,11 @@ def push(
 ) -> PushReport:
     timings: dict[str, float] = {}
     pushed = PushedTree.load(folder.pushed_file, state.manifest_hash)
-    scanned, tree, records_digest = scan_folder(folder, pushed, progress=progress, timings=timings)
+    scanned, tree, changes = scan_folder(folder, pushed, progress=progress, timings=timings)
     report = PushReport(
         timings_ms=timings,
         manifest_hash=tree.root,
-        files_scanned=len(scanned.files),
+        files_scanned=len(scanned.records),
         files_hashed=scanned.hashed,
         files_reused=scanned.reused,
         bytes_hashed=scanned.hashed_bytes,
@@ -164,7 +198,6 @@ def push(
         return report
 
     requests_before = api.requests_sent
-    blobs = {f.hash: f for f in scanned.files}  # one path per distinct content
     snapshot_id = new_snapshot_id()
     body = {
         "manifest_hash": tree.root,
@@ -176,6 +209,7 @@ def push(
     if message:
         body["summary"] = message
     for attempt in range(2):
+        blobs = new_blobs(changes, pushed)
         upload_missing(api, folder.root, blobs, tree, pushed, report, progress=progress)
         try:
             with phase(timings, "snapshot"):
@@ -185,6 +219,7 @@ def push(
             if exc.code not in CLOSURE_ERRORS or attempt == 1:
                 raise
             pushed = PushedTree.empty()  # the server lost something we thought it had: check everything
+            changes = changes_since({}, scanned.records)
     report.snapshot_id = answer["snapshot"]["id"]
     report.snapshot_created = bool(answer.get("created"))
 
@@ -194,7 +229,8 @@ def push(
         state.head_snapshot_id = report.snapshot_id
         state.manifest_hash = tree.root
         folder.save(state)
-        PushedTree(tree.root, records_digest, frozenset(blobs), tree.manifests).save(folder.pushed_file)
+        all_blobs = frozenset(state[0] for state in scanned.records.values())
+        PushedTree(tree.root, scanned.records, all_blobs, tree.manifests).save(folder.pushed_file)
     report.requests = api.requests_sent - requests_before
     return report
 
@@ -233,7 +269,8 @@ def upload_missing(
     *,
     progress: bool | None = None,
 ) -> None:
-    """Upload what the server lacks of what is not in `pushed`: blobs first, then manifests.
+    """Upload what the server lacks of what is not in `pushed`: `blobs` (by hash, one file each)
+    first, then the tree's manifests.
 
     A handful of small candidates (the usual edit) are sent without asking first: the upload
     routes skip what they already hold, and one round trip is saved. Otherwise the server is asked.

@@ -60,9 +60,13 @@ class WalkResult:
     unencodable: list[str] = field(default_factory=list)
 
 
+FileState = tuple[str, int, int]
+"""(hash, size, mode) of one scanned file: what its manifest entry says besides its name."""
+
+
 @dataclass(frozen=True, slots=True)
 class ScanResult:
-    files: list[ScannedFile]
+    records: dict[str, FileState]  # by `/`-joined relative path, in path order
     hashed: int  # read and hashed this time
     reused: int  # taken from the index
     hashed_bytes: int
@@ -71,15 +75,13 @@ class ScanResult:
     special: int
     unencodable: list[str]
 
+    @property
+    def files(self) -> list[ScannedFile]:
+        return [ScannedFile(path, *state) for path, state in self.records.items()]
+
     def manifest_records(self) -> list[tuple[str, str, int, int]]:
         """What `fastest.domain.tree.build_manifests` takes: (path, hash, size, mode) per file."""
-        return [(f.path, f.hash, f.size, f.mode) for f in self.files]
-
-    def records_digest(self) -> str:
-        """A hash of the file list (paths, hashes, sizes, modes): equal digests mean equal trees,
-        which is much cheaper to find out than building the tree."""
-        text = "\n".join(f"{f.path}\0{f.hash}\0{f.size}\0{f.mode}" for f in self.files)
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return [(path, *state) for path, state in self.records.items()]
 
 
 def file_mode(st_mode: int) -> int:
@@ -188,12 +190,13 @@ def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, pro
     walked = walk(root, rules or IgnoreRules.for_folder(root))
     known: dict[str, str] = {}
     to_hash: list[FoundFile] = []
+    lookup = index.lookup
     for found in walked.files:
-        digest = index.lookup(found.path, found.size, found.mtime_ns)
+        digest = lookup(found[0], found[1], found[2])
         if digest is None:
             to_hash.append(found)
         else:
-            known[found.path] = digest
+            known[found[0]] = digest
 
     base = str(root)
     fresh: dict[str, tuple[str, int]] = {}
@@ -223,7 +226,7 @@ def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, pro
             for found in to_hash:
                 one(found)
 
-    files: list[ScannedFile] = []
+    records: dict[str, FileState] = {}
     for path, size, _, mode in walked.files:
         digest = known.get(path)
         if digest is None:
@@ -231,10 +234,10 @@ def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, pro
                 continue  # vanished
             digest, size = fresh[path]
             hashed_bytes += size
-        files.append(ScannedFile(path, digest, size, mode))
-    index.retain({f.path for f in files})
+        records[path] = (digest, size, mode)
+    index.retain(records)
     return ScanResult(
-        files=files,
+        records=records,
         hashed=len(fresh),
         reused=len(known),
         hashed_bytes=hashed_bytes,

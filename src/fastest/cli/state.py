@@ -1,8 +1,8 @@
 """A folder's link to the server, kept in `.fastest/` at its root (like `.git/`).
 
     .fastest/workspace.json   {server, project_id, workspace_id, head_snapshot_id, manifest_hash}
-    .fastest/index.json       path → (size, mtime_ns, hash): see `fastest.cli.index`
-    .fastest/pushed           the last pushed tree: blob hashes and manifests (see `PushedTree`)
+    .fastest/index            path → (size, mtime_ns, hash): see `fastest.cli.index`
+    .fastest/pushed           the last pushed tree: its files and manifests (see `PushedTree`)
     .fastest/manifests/<h>    manifests fetched from the server: immutable, so cached for good
 
 `pushed` lets a re-push ask the server only about what is new: everything the head snapshot
@@ -13,17 +13,17 @@ snapshot creation says which hashes are missing and push falls back to checking 
 from __future__ import annotations
 
 import json
+import marshal
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Mapping
 
-from fastest.cli.frames import decode_frames, encode_frames
 from fastest.cli.fsutil import write_atomic
 from fastest.domain.manifest import is_sha256_hex, sha256_hex
 
 STATE_DIR = ".fastest"
 WORKSPACE_FILE = "workspace.json"
-PUSHED_MAGIC = b"fastest-pushed 1"
+PUSHED_MAGIC = b"fastest-pushed 2\n"
 
 
 class NotAWorkspace(Exception):
@@ -55,7 +55,7 @@ class Folder:
 
     @property
     def index_file(self) -> Path:
-        return self.state_dir / "index.json"
+        return self.state_dir / "index"
 
     @property
     def pushed_file(self) -> Path:
@@ -93,44 +93,48 @@ def find_folder(start: Path) -> Folder:
 
 @dataclass(frozen=True, slots=True)
 class PushedTree:
-    """The last pushed tree: its root, a digest of its file list, its blob hashes and its manifests.
+    """The last pushed tree: its root, its files, their blob hashes and its manifests.
 
     The server keeps all of it while the head snapshot exists, so a push only asks about the rest,
-    and `status` diffs against these manifests without a request. When a scan yields the same file
-    list (`records_digest`), the tree is this one and is not rebuilt. One file, rewritten per push:
+    and `status` diffs against these manifests without a request. A scan is compared with `records`
+    (path -> (hash, size, mode)) to find what changed since, and only the directories on those
+    paths are rebuilt (`update_manifests`). One file, rewritten per push, `marshal`led behind a
+    magic line (a private cache, loaded on every push and status: several times faster than JSON):
 
-        fastest-pushed 1\n<root>\n<records digest>\n<blob hashes run together>\n<manifests as batch frames>
+        fastest-pushed 2\n + marshal((root, records, manifests))
     """
 
     root: str | None
-    records_digest: str | None
+    records: Mapping[str, tuple[str, int, int]]
     blobs: frozenset[str]
     manifests: Mapping[str, bytes]
 
     @classmethod
     def empty(cls) -> "PushedTree":
-        return cls(None, None, frozenset(), {})
+        return cls(None, {}, frozenset(), {})
 
     @classmethod
     def load(cls, path: Path, expected_root: str | None) -> "PushedTree":
         """The saved tree if it is `expected_root` (the folder's last pushed manifest) and intact; else empty."""
         try:
-            magic, root, records_digest, blobs, frames = path.read_bytes().split(b"\n", 4)
-            if magic != PUSHED_MAGIC or not expected_root or root.decode("ascii") != expected_root or len(blobs) % 64:
+            data = path.read_bytes()
+            if not expected_root or not data.startswith(PUSHED_MAGIC):
                 return cls.empty()
-            manifests = dict(decode_frames(frames))
-        except (OSError, ValueError):
+            root, records, manifests = marshal.loads(data[len(PUSHED_MAGIC):])
+            if root != expected_root or type(records) is not dict or type(manifests) is not dict:
+                return cls.empty()
+            blobs = frozenset(state[0] for state in records.values())
+        except (OSError, ValueError, EOFError, TypeError, IndexError, KeyError):
             return cls.empty()
         if any(sha256_hex(data) != digest for digest, data in manifests.items()):
             return cls.empty()
-        text = blobs.decode("ascii")
-        blob_set = frozenset(text[i : i + 64] for i in range(0, len(text), 64))
-        return cls(expected_root, records_digest.decode("ascii"), blob_set, manifests)
+        return cls(expected_root, records, blobs, manifests)
 
     def save(self, path: Path) -> None:
-        lines = [self.root or "", self.records_digest or "", "".join(self.blobs), ""]
-        header = b"\n".join([PUSHED_MAGIC, *(line.encode("ascii") for line in lines)])
-        write_atomic(path, header + encode_frames(self.manifests.items()))
+        """Writes the root, records and manifests; `blobs` are the records' hashes, derived on load
+        (marshalling a set of 10,000 hashes costs ten times deriving it)."""
+        document = (self.root, dict(self.records), dict(self.manifests))
+        write_atomic(path, PUSHED_MAGIC + marshal.dumps(document, 2))
 
 
 class ManifestCache:

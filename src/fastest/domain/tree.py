@@ -17,6 +17,7 @@ a `ManifestLoader`, so this module stays pure.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Literal, Mapping, NamedTuple
 
@@ -217,15 +218,7 @@ def build_manifests(files: Iterable[FileRecord]) -> BuiltTree:
 def _insert(root: _Directory, index: int, record: FileRecord) -> None:
     path, blob_hash, size, mode = record
     where = f"files.{index}"
-    if not isinstance(path, str):
-        raise ManifestError("A file path must be a string.", field=f"{where}.path")
-    *directories, name = (validate_name(part, f"{where}.path") for part in path.split("/"))
-    if not is_sha256_hex(blob_hash):
-        raise ManifestError("A file hash is 64 lowercase hex digits (SHA-256).", field=f"{where}.hash")
-    if type(size) is not int or not 0 <= size <= MAX_SIZE:
-        raise ManifestError("A file size is a non-negative integer.", field=f"{where}.size")
-    if type(mode) is not int or mode not in MODES:
-        raise ManifestError("A file mode is 420 (0644) or 493 (0755).", field=f"{where}.mode")
+    *directories, name = _checked(record, where)
     directory = root
     for part in directories:
         child = directory.children.setdefault(part, _Directory())
@@ -238,10 +231,27 @@ def _insert(root: _Directory, index: int, record: FileRecord) -> None:
     directory.children[name] = Entry(name=name, type="file", hash=blob_hash, size=size, mode=mode)
 
 
+def _checked(record: FileRecord, where: str) -> list[str]:
+    """Validate one file record; return its path's components."""
+    path, blob_hash, size, mode = record
+    if not isinstance(path, str):
+        raise ManifestError("A file path must be a string.", field=f"{where}.path")
+    if not is_sha256_hex(blob_hash):
+        raise ManifestError("A file hash is 64 lowercase hex digits (SHA-256).", field=f"{where}.hash")
+    if type(size) is not int or not 0 <= size <= MAX_SIZE:
+        raise ManifestError("A file size is a non-negative integer.", field=f"{where}.size")
+    if type(mode) is not int or mode not in MODES:
+        raise ManifestError("A file mode is 420 (0644) or 493 (0755).", field=f"{where}.mode")
+    return [validate_name(part, f"{where}.path") for part in path.split("/")]
+
+
 def _seal(root: _Directory, manifests: dict[str, bytes]) -> str:
     """Encode every directory after its subdirectories (post-order, iteratively so that deep trees
-    cannot hit the recursion limit); record each manifest once; return the root's hash."""
-    hashes: dict[int, str] = {}  # id(directory) -> its manifest hash, while its parent is pending
+    cannot hit the recursion limit); record each manifest once; return the root's hash.
+
+    A directory left with nothing in it (possible only in `update_manifests`) is dropped from its
+    parent, as empty directories are not recorded; an empty root is the empty manifest."""
+    hashes: dict[int, str | None] = {}  # id(directory) -> its manifest hash (None: empty), while its parent is pending
     stack: list[tuple[_Directory, bool]] = [(root, False)]
     while stack:
         directory, children_done = stack.pop()
@@ -249,15 +259,127 @@ def _seal(root: _Directory, manifests: dict[str, bytes]) -> str:
             stack.append((directory, True))
             stack.extend((child, False) for child in directory.children.values() if isinstance(child, _Directory))
             continue
-        entries = [
-            child if isinstance(child, Entry) else Entry(name=name, type="tree", hash=hashes.pop(id(child)))
-            for name, child in directory.children.items()
-        ]
+        entries = []
+        for name, child in directory.children.items():
+            if isinstance(child, Entry):
+                entries.append(child)
+            elif (child_hash := hashes.pop(id(child))) is not None:
+                entries.append(Entry(name=name, type="tree", hash=child_hash))
+        if not entries and directory is not root:
+            hashes[id(directory)] = None
+            continue
         data = canonical_bytes(entries)
         digest = sha256_hex(data)
         manifests.setdefault(digest, data)
         hashes[id(directory)] = digest
-    return hashes[id(root)]
+    return hashes[id(root)]  # type: ignore[return-value]  # the root is never None
+
+
+# --- updating --------------------------------------------------------------------------------
+
+_TREE_ENTRY = re.compile(rb'\{"hash":"([0-9a-f]{64})","name":"')
+"""A tree entry in canonical bytes: keys are sorted, and a file entry has "mode" between "hash" and
+"name". Names are JSON strings (a quote inside one is escaped), so this cannot match inside a name."""
+
+
+def update_manifests(old_root: str, old_manifests: Mapping[str, bytes],
+                     changes: Mapping[str, FileRecord | None]) -> BuiltTree:
+    """The tree that `build_manifests` would build from tree `old_root`'s files with `changes` applied.
+
+    `changes` maps a path to its new record (added or modified; the record's path must be that
+    path) or to None (deleted; a path that is not a file of the old tree is ignored). Only the
+    directories on changed paths are read and rebuilt; every other subtree keeps its hash unread. A
+    directory emptied by deletions disappears, and a file may replace a directory (all of whose
+    files are deleted) or the reverse. `old_manifests` must hold the whole old tree, as
+    `BuiltTree.manifests` does; the result's manifests are the new tree's, children before parents.
+    Raises ManifestError for a bad record, or a path that ends up both a file and a directory."""
+    root = _opened(old_root, old_manifests)
+    additions: list[tuple[int, FileRecord]] = []
+    for index, (path, record) in enumerate(changes.items()):
+        if record is None:
+            _remove(root, path, old_manifests)
+        elif record[0] != path:
+            raise ManifestError(f"The record for {path!r} is for {record[0]!r}.", field=f"changes.{index}.path")
+        else:
+            additions.append((index, record))
+    for index, record in additions:
+        _put(root, index, record, old_manifests)
+    built: dict[str, bytes] = {}
+    new_root = _seal(root, built)
+    return BuiltTree(new_root, _reachable(new_root, built, old_manifests))
+
+
+def _opened(manifest_hash: str, manifests: Mapping[str, bytes]) -> _Directory:
+    """A directory of the old tree, ready to be changed."""
+    directory = _Directory()
+    if manifest_hash != EMPTY_TREE_HASH:
+        try:
+            data = manifests[manifest_hash]
+        except KeyError:
+            raise ManifestError(f"Manifest {manifest_hash} is missing.", code="manifest_missing", field=manifest_hash) from None
+        directory.children = {entry.name: entry for entry in parse_stored_manifest(data, manifest_hash).entries}
+    return directory
+
+
+def _child(directory: _Directory, name: str, manifests: Mapping[str, bytes]) -> Entry | _Directory | None:
+    """What `name` is in `directory`, a subdirectory being opened for change."""
+    child = directory.children.get(name)
+    if isinstance(child, Entry) and child.type == "tree":
+        child = directory.children[name] = _opened(child.hash, manifests)
+    return child
+
+
+def _remove(root: _Directory, path: str, manifests: Mapping[str, bytes]) -> None:
+    *directories, name = path.split("/")
+    directory = root
+    for part in directories:
+        child = _child(directory, part, manifests)
+        if not isinstance(child, _Directory):
+            return
+        directory = child
+    child = directory.children.get(name)
+    if isinstance(child, Entry) and child.type == "file":
+        del directory.children[name]
+
+
+def _put(root: _Directory, index: int, record: FileRecord, manifests: Mapping[str, bytes]) -> None:
+    path, blob_hash, size, mode = record
+    where = f"changes.{index}"
+    *directories, name = _checked(record, where)
+    directory = root
+    for part in directories:
+        child = _child(directory, part, manifests)
+        if child is None:
+            child = directory.children[part] = _Directory()
+        elif not isinstance(child, _Directory):
+            raise ManifestError(f"{path!r} is below a path that is a file.", field=f"{where}.path")
+        directory = child
+    existing = _child(directory, name, manifests)
+    if isinstance(existing, _Directory) and not _is_empty(existing):
+        raise ManifestError(f"{path!r} is also a directory.", field=f"{where}.path")
+    directory.children[name] = Entry(name=name, type="file", hash=blob_hash, size=size, mode=mode)
+
+
+def _is_empty(directory: _Directory) -> bool:
+    """True when nothing but (recursively) empty directories is left in it."""
+    return all(isinstance(child, _Directory) and _is_empty(child) for child in directory.children.values())
+
+
+def _reachable(root: str, built: Mapping[str, bytes], old: Mapping[str, bytes]) -> dict[str, bytes]:
+    """Every manifest of the tree `root` (from `built`, else `old`), children before parents."""
+    ordered: dict[str, bytes] = {}
+    stack: list[tuple[str, bytes | None]] = [(root, None)]
+    while stack:
+        digest, data = stack.pop()
+        if digest in ordered:
+            continue
+        if data is not None:  # its children are done
+            ordered[digest] = data
+            continue
+        data = built[digest] if digest in built else old[digest]
+        stack.append((digest, data))
+        stack.extend((child.decode("ascii"), None) for child in _TREE_ENTRY.findall(data))
+    return ordered
 
 
 def memory_loader(manifests: Mapping[str, bytes], *, validate: bool = True) -> ManifestLoader:
