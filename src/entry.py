@@ -30,6 +30,16 @@ def _asgi_app():
 
 class Default(WorkerEntrypoint):
     async def fetch(self, request):
+        from urllib.parse import urlsplit
+
+        from fastest.platform.cloudflare import blob_stream, platform_from_env
+
+        # Blob bodies bypass the ASGI bridge (which buffers whole request bodies): JS streams go
+        # straight between the client and R2 (DESIGN.md §3).
+        matched = blob_stream.match(request.method, urlsplit(str(request.url)).path)
+        if matched is not None:
+            return await blob_stream.handle(*matched, request, platform_from_env(self.env))
+
         from workers import asgi
 
         return await asgi.fetch(_asgi_app(), request, self.env)

@@ -148,18 +148,26 @@ def etag_matches(header: str | None, object_hash: str) -> bool:
     return False
 
 
-def _download_response(download: Download, media_type: str, *, ranges: bool) -> Response:
+def download_head(download: Download, *, ranges: bool) -> tuple[int, dict[str, str]]:
+    """The status and headers of a download's answer (200, 206 or 304), shared with the Worker's
+    streaming path (`platform.cloudflare.blob_stream`)."""
     headers = {"ETag": f'"{download.hash}"', "Cache-Control": IMMUTABLE}
     if ranges:
         headers["Accept-Ranges"] = "bytes"
     if download.not_modified:
-        return Response(status_code=304, headers=headers)
-    assert download.body is not None
+        return 304, headers
     headers["Content-Length"] = str(download.length)
-    status = 200
     if download.partial:
-        status = 206
         headers["Content-Range"] = f"bytes {download.first}-{download.last}/{download.size}"
+        return 206, headers
+    return 200, headers
+
+
+def _download_response(download: Download, media_type: str, *, ranges: bool) -> Response:
+    status, headers = download_head(download, ranges=ranges)
+    if download.not_modified:
+        return Response(status_code=status, headers=headers)
+    assert download.body is not None
     return StreamingResponse(download.body.stream(), status_code=status, media_type=media_type, headers=headers)
 
 

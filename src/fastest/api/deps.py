@@ -9,9 +9,10 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from fastest.domain.pagination import InvalidCursor, decode_cursor
-from fastest.errors import Unauthenticated, ValidationFailed
+from fastest.errors import ValidationFailed
 from fastest.platform import Platform
-from fastest.services import identity, rate_limits
+from fastest.ports import RateDecision
+from fastest.services import identity
 from fastest.services.identity import Principal
 
 _bearer = HTTPBearer(auto_error=False, description="A `fst_…` token from sign-in, the device flow or `fastest admin token`.")
@@ -33,15 +34,14 @@ def authorize(
         credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
         platform: Platform = Depends(get_platform),
     ) -> Principal:
-        if credentials is None or credentials.scheme.lower() != "bearer":
-            raise Unauthenticated("Send `Authorization: Bearer <token>`.")
-        principal = await identity.authenticate(platform, credentials.credentials)
-        decision = await rate_limits.enforce(platform, principal.user_id, route_class)
-        request.state.rate_limit = (route_class, decision)
-        identity.require_ability(principal, ability)
-        if fresh:
-            identity.require_fresh_session(platform, principal)
-        return principal
+        token = None if credentials is None or credentials.scheme.lower() != "bearer" else credentials.credentials
+
+        def report(decision: RateDecision) -> None:
+            request.state.rate_limit = (route_class, decision)
+
+        return await identity.authorize(
+            platform, token, ability, route_class=route_class, fresh=fresh, on_rate_decision=report
+        )
 
     return dependency
 

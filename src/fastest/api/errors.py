@@ -116,5 +116,10 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http_error)
 
 
+def internal_error() -> Internal:
+    """The 500 for anything unexpected: it reveals nothing but the request id (in `instance`)."""
+    return Internal("Something went wrong on our side. Quote the request id if you report it.")
+
+
 def internal_error_response(scope: Mapping[str, Any]) -> Response:
-    return problem_response(Internal("Something went wrong on our side. Quote the request id if you report it."), scope)
+    return problem_response(internal_error(), scope)

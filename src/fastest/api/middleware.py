@@ -57,7 +57,7 @@ class RequestContextMiddleware:
         state: dict[str, Any] = scope.setdefault("state", {})
         platform = self.platform_provider(scope)
         state["platform"] = platform
-        request_id = _incoming_request_id(scope) or f"req_{secrets.token_hex(12)}"
+        request_id = request_id_for(_incoming_request_id(scope))
         state["request_id"] = request_id
         response_started = False
 
@@ -98,6 +98,13 @@ class RequestContextMiddleware:
             log.exception("unhandled error (request %s)", request_id)
             if not response_started:
                 await internal_error_response(scope)(scope, receive, send_with_headers)
+
+
+def request_id_for(incoming: str | None) -> str:
+    """The request's id: the client's `X-Request-Id` when it is a sane token, else a new one."""
+    if incoming is not None and _REQUEST_ID.match(incoming):
+        return incoming
+    return f"req_{secrets.token_hex(12)}"
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

@@ -11,12 +11,14 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Callable
 
 from fastest.domain import tokens
 from fastest.domain.ids import ENTROPY_BYTES, iso, make_id, millis_of, parse_iso
 from fastest.errors import Forbidden, ReauthenticationRequired, Unauthenticated, ValidationFailed
 from fastest.platform import Platform
+from fastest.ports import RateDecision
+from fastest.services import rate_limits
 from fastest.services.common import new_id, now_iso
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -80,6 +82,34 @@ async def authenticate(platform: Platform, token: str) -> Principal:
 def require_ability(principal: Principal, ability: str) -> None:
     if not principal.can(ability):
         raise Forbidden(f"This token lacks the '{ability}' ability.", extra={"required_ability": ability})
+
+
+async def authorize(
+    platform: Platform,
+    token: str | None,
+    ability: str,
+    *,
+    route_class: str = "default",
+    fresh: bool = False,
+    on_rate_decision: Callable[[RateDecision], None] | None = None,
+) -> Principal:
+    """The one sequence every authenticated request goes through: authenticate the bearer token
+    (None: no `Authorization: Bearer` header), spend one unit of the caller's rate limit for
+    `route_class`, then check the ability (and, for sensitive routes, that the session is fresh).
+
+    `on_rate_decision` sees the rate decision as soon as it is made, so the caller can report the
+    `RateLimit` headers even when the ability check then fails.
+    """
+    if token is None:
+        raise Unauthenticated("Send `Authorization: Bearer <token>`.")
+    principal = await authenticate(platform, token)
+    decision = await rate_limits.enforce(platform, principal.user_id, route_class)
+    if on_rate_decision is not None:
+        on_rate_decision(decision)
+    require_ability(principal, ability)
+    if fresh:
+        require_fresh_session(platform, principal)
+    return principal
 
 
 def require_fresh_session(platform: Platform, principal: Principal) -> None:

@@ -364,6 +364,62 @@ def download_paths(hashes: Sequence[str]) -> dict[str, str]:
 # --------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class BlobUpload:
+    """What `prepare_upload` decided for one blob: already stored (`stored_size` set: answer 200 and
+    leave the body unread), or to be written under `key` and then recorded with `record_upload`."""
+
+    hash: str
+    key: str
+    limit: int
+    now: str
+    stored_size: int | None
+
+    @property
+    def already_stored(self) -> bool:
+        return self.stored_size is not None
+
+    @property
+    def custom_metadata(self) -> dict[str, str]:
+        return {"sha256": self.hash}
+
+    content_type = BLOBS.content_type
+
+    def existing(self) -> dict[str, Any]:
+        """The answer for a blob that was already stored (`created: false`)."""
+        assert self.stored_size is not None
+        return {"hash": self.hash, "size": self.stored_size, "created": False}
+
+
+async def prepare_upload(
+    platform: Platform, user_id: str, blob_hash: str, *, declared_length: int | None = None
+) -> BlobUpload:
+    """The checks before a blob's body is read: a declared length over the blob limit is a 413; a
+    stored hash is touched (so GC keeps it) and reported as such; one GC is deleting is a 409."""
+    limit = platform.settings.blob_max_bytes
+    _check_declared_length(declared_length, limit, "blob")
+    now = _now(platform)
+    size = await _touch_live(platform, BLOBS, user_id, blob_hash, now)
+    return BlobUpload(hash=blob_hash, key=BLOBS.key(user_id, blob_hash), limit=limit, now=now, stored_size=size)
+
+
+async def record_upload(platform: Platform, user_id: str, upload: BlobUpload, size: int) -> dict[str, Any]:
+    """Record a blob just written to R2 (`{hash, size, created: true}`); 409 if GC is deleting it."""
+    if upload.hash not in await _record_blobs(platform, user_id, [(upload.hash, size)], upload.now):
+        raise BLOBS.being_collected(upload.hash)
+    return {"hash": upload.hash, "size": size, "created": True}
+
+
+def checksum_mismatch(expected: str, size: int | None) -> HashMismatch:
+    """The 422 for a body the BlobStore itself refused because its SHA-256 is not `expected` (R2's
+    checksum check), when the actual hash is not known to us."""
+    return HashMismatch(
+        f"The SHA-256 of the body received is not {expected}. Nothing was stored.",
+        fields={"hash": "does not match the body"},
+        extra={"expected_hash": expected, **({"size": size} if size is not None else {})},
+    )
+
+
 async def upload_blob(
     platform: Platform, user_id: str, blob_hash: str, body: AsyncIterator[bytes], *, declared_length: int | None = None
 ) -> dict[str, Any]:
@@ -371,24 +427,20 @@ async def upload_blob(
 
     A stored hash is touched and its body is drained unread (200, `created: false`). Otherwise the
     body streams into R2 through `_verified` (hash and size checked on the way), so a mismatch, an
-    oversize body or a broken stream leaves nothing behind; then the row is recorded.
+    oversize body or a broken stream leaves nothing behind; then the row is recorded. (The Worker's
+    streaming path, `platform.cloudflare.blob_stream`, runs the same two steps around an R2 put.)
     """
-    limit = platform.settings.blob_max_bytes
-    _check_declared_length(declared_length, limit, "blob")
-    now = _now(platform)
-    size = await _touch_live(platform, BLOBS, user_id, blob_hash, now)
-    if size is not None:
-        await _drain(body, limit)
-        return {"hash": blob_hash, "size": size, "created": False}
+    upload = await prepare_upload(platform, user_id, blob_hash, declared_length=declared_length)
+    if upload.already_stored:
+        await _drain(body, upload.limit)
+        return upload.existing()
     info = await platform.blobs.put(
-        BLOBS.key(user_id, blob_hash),
-        _verified(body, blob_hash, limit),
-        custom_metadata={"sha256": blob_hash},
-        content_type="application/octet-stream",
+        upload.key,
+        _verified(body, blob_hash, upload.limit),
+        custom_metadata=upload.custom_metadata,
+        content_type=upload.content_type,
     )
-    if blob_hash not in await _record_blobs(platform, user_id, [(blob_hash, info.size)], now):
-        raise BLOBS.being_collected(blob_hash)
-    return {"hash": blob_hash, "size": info.size, "created": True}
+    return await record_upload(platform, user_id, upload, info.size)
 
 
 def _edge_rows(manifest: Manifest) -> list[list[Any]]:

@@ -5,6 +5,11 @@ conversions read them through `interop.field`, which accepts the documented shap
 A put is atomic on R2 itself. Bodies stream out chunk by chunk; a streamed put is buffered first,
 because R2 needs the length of a streamed body up front and a blob is at most `blob_max_bytes`
 (32 MiB by default), well inside the isolate's 128 MB.
+
+The Worker's streaming blob path (`blob_stream`) bypasses the buffering both ways: `put_stream` hands
+the request's own JS ReadableStream (known length: it is a request body with `Content-Length`) to R2
+with R2's `sha256` option, so R2 verifies the hash and refuses the put on a mismatch; `R2Body.js_stream`
+gives the object's JS body stream to return in a Response untouched.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 from typing import Any, AsyncIterator, Mapping, Sequence
 
 from fastest.platform.cloudflare.interop import (
+    error_message,
     field,
     from_js,
     is_null,
@@ -23,6 +29,18 @@ from fastest.ports import BlobInfo, BlobListing, ByteRange
 
 # R2 lists without metadata unless asked; the port's BlobInfo carries both.
 LIST_INCLUDE = ["httpMetadata", "customMetadata"]
+# How R2 refuses a put whose body does not match the checksum it was given (workerd/miniflare:
+# "put: The SHA-256 checksum you specified did not match what we received. … (10037)").
+_CHECKSUM_MISMATCH_MARKERS = ("checksum you specified did not match", "(10037)")
+
+
+class ChecksumMismatch(Exception):
+    """R2 refused a put because the body's checksum is not the one given; nothing was stored."""
+
+
+def is_checksum_mismatch(exc: BaseException) -> bool:
+    message = error_message(exc)
+    return any(marker in message for marker in _CHECKSUM_MISMATCH_MARKERS)
 
 
 def blob_info(obj: Any) -> BlobInfo:
@@ -85,6 +103,10 @@ class R2Body:
     def stream(self) -> AsyncIterator[bytes]:
         return read_stream(field(self._obj, "body"))
 
+    def js_stream(self) -> Any:
+        """The object's JS ReadableStream itself, for a Worker Response to send as it is."""
+        return field(self._obj, "body")
+
     async def read(self) -> bytes:
         return b"".join([chunk async for chunk in self.stream()])
 
@@ -114,6 +136,31 @@ class R2BlobStore:
         if content_type:
             options["httpMetadata"] = {"contentType": content_type}
         return blob_info(await self._binding.put(key, body, **options))
+
+    async def put_stream(
+        self,
+        key: str,
+        stream: Any,
+        *,
+        sha256: str,
+        custom_metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> BlobInfo:
+        """Put a JS ReadableStream of known length (a request body) as it is, with R2's `sha256`
+        option: R2 hashes what it receives and fails the put on a mismatch (`ChecksumMismatch`,
+        nothing stored)."""
+        options: dict[str, Any] = {"sha256": sha256}
+        if custom_metadata:
+            options["customMetadata"] = dict(custom_metadata)
+        if content_type:
+            options["httpMetadata"] = {"contentType": content_type}
+        try:
+            obj = await self._binding.put(key, stream, **options)
+        except Exception as exc:
+            if is_checksum_mismatch(exc):
+                raise ChecksumMismatch(error_message(exc)) from exc
+            raise
+        return blob_info(obj)
 
     async def get(self, key: str, *, range: ByteRange | None = None) -> R2Body | None:
         if range is None:
