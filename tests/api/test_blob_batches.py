@@ -305,3 +305,22 @@ def test_nothing_is_stored_for_a_manifest_batch_that_is_not_frames(client, alice
     problem = assert_problem(post_manifests(client, alice, b"not a frame"), 422, "invalid_batch")
     assert problem["stored"] == []
     assert_nothing_stored(platform, alice)
+
+
+def test_manifest_batch_download_streams_manifests_in_order_and_per_user(client, alice, bob):
+    from tests.api.trees import upload_tree
+
+    root = upload_tree(client, alice, {"a/x.txt": b"x", "b/y.txt": b"y", "top.txt": b"t"})
+    root_bytes = client.get(f"/v1/blobs/manifests/{root}", headers=alice.headers).content
+    children = [entry["hash"] for entry in json.loads(root_bytes)["entries"] if entry["type"] == "tree"]
+    absent = "e" * 64
+    url = "/v1/blobs/manifests/download/batch"
+    response = client.post(url, headers=alice.headers, json={"hashes": [root, absent, *children]})
+    assert response.status_code == 200
+    frames = list(decode_frames(response.content))
+    assert [digest for digest, _ in frames] == [root, *children]
+    assert frames[0][1] == root_bytes
+    assert response.headers["x-fastest-missing"] == absent
+    # Bob asks for Alice's manifests by hash: none of them is his.
+    theirs = client.post(url, headers=bob.headers, json={"hashes": [root, *children]})
+    assert list(decode_frames(theirs.content)) == [] and theirs.headers["x-fastest-missing-count"] == "3"

@@ -56,9 +56,12 @@ def api_for(client, caller, override=None) -> tuple[ApiClient, Recorder, list[fl
     return ApiClient("http://testserver", caller.token, transport=recorder, sleep=slept.append), recorder, slept
 
 
+MANIFEST_DOWNLOAD_BATCH = "/v1/blobs/manifests/download/batch"
+
+
 def no_batch_routes(request: httpx.Request) -> httpx.Response | None:
     """An older server: the batch routes match nothing that takes POST."""
-    if request.method == "POST" and request.url.path in (MANIFESTS_BATCH, DOWNLOAD_BATCH):
+    if request.method == "POST" and request.url.path in (MANIFESTS_BATCH, DOWNLOAD_BATCH, MANIFEST_DOWNLOAD_BATCH):
         return httpx.Response(405, json={"error": {"code": "method_not_allowed", "message": "no"}})
     return None
 
@@ -270,3 +273,28 @@ def test_cli_download_batch_detects_tampering(client, alice):
     assert failure.value.code == "hash_mismatch"
 
 
+
+
+def test_cli_fetches_a_tree_a_level_per_request(client, alice, tmp_path):
+    from fastest.cli.client import MANIFEST_DOWNLOAD_BATCH
+    from fastest.cli.loader import manifest_loader, prefetch_tree
+
+    records = write_tree(tmp_path / "src")
+    api, recorder, _ = api_for(client, alice)
+    _, manifests, root = push_tree(api, tmp_path / "src", records)
+    fetched = prefetch_tree(api, root)
+    assert fetched == manifests  # every manifest of the tree, hash-verified
+    assert recorder.count("POST", MANIFEST_DOWNLOAD_BATCH) == 3  # root, 12 directories, 36 below them
+    assert recorder.count("GET", "/v1/blobs/manifests/") == 0
+    assert list_files(root, manifest_loader(api, None, fetched)) == list_files(root, memory_loader(manifests))
+
+
+def test_cli_tree_prefetch_falls_back_on_an_older_server(client, alice, tmp_path):
+    from fastest.cli.loader import manifest_loader, prefetch_tree
+
+    records = write_tree(tmp_path / "src", files=20, dirs=4)
+    api, recorder, _ = api_for(client, alice, no_batch_routes)
+    _, manifests, root = push_tree(api, tmp_path / "src", records)
+    assert prefetch_tree(api, root) == {}
+    assert list_files(root, manifest_loader(api)) == list_files(root, memory_loader(manifests))
+    assert recorder.count("GET", "/v1/blobs/manifests/") == len(manifests)

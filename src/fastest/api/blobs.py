@@ -272,6 +272,25 @@ async def download_batch(
     return _batch_download_response(batch)
 
 
+@router.post(
+    "/manifests/download/batch",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The frames of `/v1/blobs/download/batch`, for manifests: a client walking a tree "
+            "fetches a whole level of directories in one request.",
+            "content": {"application/octet-stream": _BINARY},
+        },
+    },
+    summary="Download many manifests in one streamed answer (max 1,000 hashes)",
+)
+async def download_manifest_batch(
+    body: DownloadBatchRequest, principal: Principal = Depends(sync), platform: Platform = Depends(get_platform)
+):
+    batch = await storage.open_blob_batch(platform, principal.user_id, body.hashes, kind=storage.MANIFESTS)
+    return _batch_download_response(batch)
+
+
 @router.get(
     "/download/{hash}",
     response_class=Response,

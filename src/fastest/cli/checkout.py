@@ -22,7 +22,7 @@ from typing import Mapping
 
 from fastest.cli.client import ApiClient, ApiError
 from fastest.cli.frames import group_by_size
-from fastest.cli.loader import manifest_loader
+from fastest.cli.loader import manifest_loader, prefetch_tree
 from fastest.cli.parallel import run_parallel
 from fastest.cli.progress import Progress
 from fastest.cli.state import ManifestCache
@@ -84,7 +84,9 @@ def checkout(api: ApiClient, snapshot_id: str, target: Path, *, force: bool = Fa
     target = Path(os.path.abspath(target))
     check_target(target, force=force)
     snapshot = api.get_snapshot(snapshot_id)
-    files = list_files(snapshot["manifest_hash"], manifest_loader(api, cache, known or {}))
+    known = known or {}
+    prefetched = prefetch_tree(api, snapshot["manifest_hash"], cache, known)
+    files = list_files(snapshot["manifest_hash"], manifest_loader(api, cache, known, prefetched))
 
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.checkout-", dir=target.parent))

@@ -32,6 +32,8 @@ BEING_COLLECTED = frozenset({"blob_being_collected", "manifest_being_collected"}
 DEFAULT_COLLECTED_WAIT_SECONDS = 5.0
 # What a server without a batch route answers for it (an older server).
 NO_SUCH_ROUTE = (404, 405)
+BLOB_DOWNLOAD_BATCH = "/v1/blobs/download/batch"
+MANIFEST_DOWNLOAD_BATCH = "/v1/blobs/manifests/download/batch"
 
 
 class ApiError(Exception):
@@ -298,8 +300,9 @@ class ApiClient:
         raise ApiError(0, "unreachable", f"gave up downloading blob {digest}")
 
     def download_batch(self, hashes: list[str], open_sink: Callable[[str], BinaryIO],
-                       on_done: Callable[[str, int], None]) -> list[str] | None:
-        """Stream many blobs in one request (`POST /v1/blobs/download/batch`), frame by frame.
+                       on_done: Callable[[str, int], None], *, route: str = BLOB_DOWNLOAD_BATCH) -> list[str] | None:
+        """Stream many blobs in one request (`POST /v1/blobs/download/batch`, or the manifests' twin
+        with `route=MANIFEST_DOWNLOAD_BATCH`), frame by frame.
 
         Each frame's bytes go into `open_sink(hash)` (closed here), are verified against the hash,
         and then `on_done(hash, size)` is called. A broken connection or a transient status retries
@@ -312,7 +315,7 @@ class ApiClient:
             received: set[str] = set()
             try:
                 self.requests_sent += 1
-                with self._http.stream("POST", "/v1/blobs/download/batch", json={"hashes": remaining}) as response:
+                with self._http.stream("POST", route, json={"hashes": remaining}) as response:
                     if response.status_code in NO_SUCH_ROUTE:
                         response.read()
                         return None

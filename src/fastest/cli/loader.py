@@ -8,9 +8,10 @@ nothing else runs on that event loop.
 
 from __future__ import annotations
 
+import io
 from typing import Mapping
 
-from fastest.cli.client import ApiClient, ApiError
+from fastest.cli.client import MANIFEST_DOWNLOAD_BATCH, ApiClient, ApiError
 from fastest.cli.state import ManifestCache
 from fastest.domain.manifest import Manifest, parse_manifest, sha256_hex
 from fastest.domain.tree import ManifestLoader
@@ -39,3 +40,64 @@ def manifest_loader(api: ApiClient | None, cache: ManifestCache | None = None,
         return manifest
 
     return load
+
+
+PREFETCH_BATCH = 1000
+
+
+def prefetch_tree(api: ApiClient, root_hash: str, cache: ManifestCache | None = None,
+                  *local: Mapping[str, bytes]) -> dict[str, bytes]:
+    """Fetch every manifest of a tree a level at a time, one batch request per level (per 1,000), so a
+    walk over 1,000 directories costs a handful of requests instead of 1,000. Each manifest's hash is
+    verified as its frame arrives. Returns what was fetched (to pass as a `local` source to
+    `manifest_loader`); an old server without the batch route gets {} and the loader fetches one by one.
+    """
+    fetched: dict[str, bytes] = {}
+
+    def have(digest: str) -> bytes | None:
+        for source in (fetched, *local):
+            if digest in source:
+                return source[digest]
+        return cache.get(digest) if cache is not None else None
+
+    level, seen = [root_hash], {root_hash}
+    while level:
+        wanted = [digest for digest in level if have(digest) is None]
+        for start in range(0, len(wanted), PREFETCH_BATCH):
+            chunk = wanted[start:start + PREFETCH_BATCH]
+            sinks: dict[str, io.BytesIO] = {}
+
+            def open_sink(digest: str) -> io.BytesIO:
+                sinks[digest] = _KeptBuffer()
+                return sinks[digest]
+
+            def keep(digest: str, _size: int) -> None:
+                fetched[digest] = sinks[digest].getvalue()
+                if cache is not None:
+                    cache.put(digest, fetched[digest])
+
+            missing = api.download_batch(chunk, open_sink, keep, route=MANIFEST_DOWNLOAD_BATCH)
+            if missing is None:  # no batch route on this server
+                return fetched
+        next_level = []
+        for digest in level:
+            data = have(digest)
+            if data is None:
+                continue  # the loader will ask for it alone and report it missing
+            for entry in parse_manifest(data).entries:
+                if entry.type == "tree" and entry.hash not in seen:
+                    seen.add(entry.hash)
+                    next_level.append(entry.hash)
+        level = next_level
+    return fetched
+
+
+class _KeptBuffer(io.BytesIO):
+    """A BytesIO whose contents survive `close()` (the batch reader closes each sink)."""
+
+    def close(self) -> None:
+        self._kept = super().getvalue()
+        super().close()
+
+    def getvalue(self) -> bytes:
+        return self._kept if self.closed else super().getvalue()

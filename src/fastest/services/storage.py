@@ -800,8 +800,10 @@ class BatchDownload:
     frames: AsyncIterator[bytes]
 
 
-async def open_blob_batch(platform: Platform, user_id: str, hashes: Sequence[str]) -> BatchDownload:
-    """Look the blobs up first (one statement per 100 hashes, one D1 batch), so the missing ones are
+async def open_blob_batch(
+    platform: Platform, user_id: str, hashes: Sequence[str], *, kind: _Kind = BLOBS
+) -> BatchDownload:
+    """Look the blobs (or, with `kind=MANIFESTS`, the manifests) up first (one statement per 100 hashes, one D1 batch), so the missing ones are
     known before anything is sent, and refuse (422 `batch_too_large`) an answer whose size would pass
     DOWNLOAD_BATCH_MAX_BYTES. The frames then stream object by object from the BlobStore; an object
     GC deletes between the lookup and its turn is left out (the client sees it missing)."""
@@ -810,7 +812,7 @@ async def open_blob_batch(platform: Platform, user_id: str, hashes: Sequence[str
     results = await db.batch(
         [
             db.prepare(
-                "SELECT hash, size FROM blob_refs WHERE user_id = ? AND state = 'live' "
+                f"SELECT hash, size FROM {kind.table} WHERE user_id = ? AND state = 'live' "
                 "AND hash IN (SELECT value FROM json_each(?))"
             ).bind(user_id, dumps(list(chunk)))
             for chunk in _chunked(unique, DOWNLOAD_LOOKUP_CHUNK)
@@ -832,17 +834,17 @@ async def open_blob_batch(platform: Platform, user_id: str, hashes: Sequence[str
         found=found,
         missing=[h for h in unique if h not in sizes],
         total_bytes=total,
-        frames=_stream_frames(platform, user_id, found),
+        frames=_stream_frames(platform, kind, user_id, found),
     )
 
 
-async def _stream_frames(platform: Platform, user_id: str, hashes: Sequence[str]) -> AsyncIterator[bytes]:
+async def _stream_frames(platform: Platform, kind: _Kind, user_id: str, hashes: Sequence[str]) -> AsyncIterator[bytes]:
     """`<hash><8 hex length><bytes>` per object, opened one at a time when its turn comes; small
     pieces are joined up to DOWNLOAD_STREAM_PIECE_BYTES so thousands of small files are not
     thousands of writes."""
     pending = bytearray()
     for blob_hash in hashes:
-        body = await platform.blobs.get(BLOBS.key(user_id, blob_hash))
+        body = await platform.blobs.get(kind.key(user_id, blob_hash))
         if body is None:
             continue
         pending += f"{blob_hash}{body.info.size:08x}".encode("ascii")
