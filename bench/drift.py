@@ -19,29 +19,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
-import hashlib
 import random
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from _trees import CountingLoader, base_tree, best_time, fast_import_stream, records, traced_peak  # noqa: E402
 from fastest.domain.drift import DriftSummary, summarize_async  # noqa: E402
-from fastest.domain.manifest import MODE_EXECUTABLE, MODE_FILE  # noqa: E402
-from fastest.domain.tree import build_manifests, diff, memory_loader  # noqa: E402
+from fastest.domain.tree import build_manifests, diff  # noqa: E402
 
 BUDGET_SECONDS = 1.0
 BUDGET_BYTES = 64 * 2**20
-EXTENSIONS = (".py", ".ts", ".tsx", ".md", ".json", ".css", ".txt", "")
 CHANGED_SHARE = 0.01
 ADDED, DELETED = 50, 50  # of the changed files; the rest are modified
 
@@ -54,25 +49,9 @@ class Trees:
     new: dict[str, bytes]
 
 
-def directories(rng: random.Random, count: int) -> list[str]:
-    """~`count` leaf directories at depth 3–4 (pkg/module/area[/sub]), like a large monorepo."""
-    leaves: list[str] = []
-    for top in range(10):
-        for middle in range(10):
-            for area in range(count // 100):
-                base = f"pkg{top}/module{middle:02d}/area{area:02d}"
-                leaves.append(f"{base}/sub" if rng.random() < 0.3 else base)
-    return leaves
-
-
 def generate(files: int, seed: int) -> Trees:
     rng = random.Random(seed)
-    leaves = directories(rng, max(100, files // 100))
-    old: dict[str, bytes] = {}
-    for index in range(files):
-        directory = leaves[index % len(leaves)]
-        path = f"{directory}/file_{index:06d}{rng.choice(EXTENSIONS)}"
-        old[path] = f"content of {path}\n".encode() * rng.randint(1, 40)
+    old, leaves = base_tree(rng, files)
     new = dict(old)
     changed = rng.sample(sorted(old), int(files * CHANGED_SHARE))
     for path in changed[:DELETED]:
@@ -85,50 +64,16 @@ def generate(files: int, seed: int) -> Trees:
     return Trees(old, new)
 
 
-def records(tree: dict[str, bytes]) -> list[tuple[str, str, int, int]]:
-    return [
-        (path, hashlib.sha256(data).hexdigest(), len(data), MODE_EXECUTABLE if path.endswith(".sh") else MODE_FILE)
-        for path, data in tree.items()
-    ]
-
-
 async def drift(
     old_root: str, new_root: str, manifests: dict[str, bytes], old_count: int, new_count: int, *, validate: bool = False
 ) -> tuple[DriftSummary, int]:
-    loads = 0
-    parse = memory_loader(manifests, validate=validate)
-
-    async def load(manifest_hash: str):  # counts loads, otherwise the server's read + parse
-        nonlocal loads
-        loads += 1
-        return await parse(manifest_hash)
-
+    load = CountingLoader(manifests, validate=validate)
     summary = await summarize_async(diff(old_root, new_root, load), old_file_count=old_count, new_file_count=new_count)
-    return summary, loads
+    return summary, load.loads
 
 
 def run_drift(*args: object, **kwargs: object) -> tuple[DriftSummary, int]:
     return asyncio.run(drift(*args, **kwargs))  # type: ignore[arg-type]
-
-
-def best_time(run: Callable[[], object], repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return min(times)
-
-
-def traced_peak(run: Callable[[], object]) -> int:
-    """Peak traced allocation of one run (a separate run: tracing slows Python several times)."""
-    gc.collect()
-    tracemalloc.start()
-    run()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return peak
 
 
 def git_diff_tree(trees: Trees) -> float | None:
@@ -138,34 +83,13 @@ def git_diff_tree(trees: Trees) -> float | None:
     with tempfile.TemporaryDirectory() as workdir:
         run = lambda *args, **kw: subprocess.run(["git", *args], cwd=workdir, check=True, capture_output=True, **kw)  # noqa: E731
         run("init", "-q", "--bare")
-        run("fast-import", "--quiet", input=fast_import_stream(trees))
+        run("fast-import", "--quiet", input=fast_import_stream(trees.old, {"new": trees.new}, base_ref="old"))
         timings = []
         for _ in range(5):
             started = time.perf_counter()
             run("diff-tree", "-r", "--name-status", "refs/heads/old", "refs/heads/new")
             timings.append(time.perf_counter() - started)
         return min(timings)
-
-
-def fast_import_stream(trees: Trees) -> bytes:
-    """Two commits: `old` with every file, `new` = `old` plus only the differing files."""
-    out: list[bytes] = []
-
-    def commit(ref: str, mark: int, parent: int | None, files: list[tuple[str, bytes | None]]) -> None:
-        out.append(f"commit {ref}\nmark :{mark}\ncommitter bench <b@x> 0 +0000\ndata 0\n".encode())
-        if parent is not None:
-            out.append(f"from :{parent}\n".encode())
-        for path, data in files:
-            if data is None:
-                out.append(f"D {path}\n".encode())
-            else:
-                out.append(f"M 100644 inline {path}\ndata {len(data)}\n".encode() + data + b"\n")
-        out.append(b"\n")
-
-    commit("refs/heads/old", 1, None, list(trees.old.items()))
-    delta = [(p, d) for p, d in trees.new.items() if trees.old.get(p) != d] + [(p, None) for p in trees.old if p not in trees.new]
-    commit("refs/heads/new", 2, 1, delta)
-    return b"".join(out)
 
 
 def main() -> int:

@@ -12,14 +12,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
-from pathlib import Path
 
 SERVER = textwrap.dedent(
     """

@@ -28,30 +28,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
-import hashlib
 import random
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 from collections import Counter
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from fastest.domain.manifest import MODE_EXECUTABLE, MODE_FILE  # noqa: E402
+from _trees import CountingLoader, base_tree, best_time, fast_import_stream, records, traced_peak  # noqa: E402
 from fastest.domain.merge import MergeResult, merge_text, merge_trees  # noqa: E402
-from fastest.domain.tree import BuiltTree, build_manifests, memory_loader, update_manifests  # noqa: E402
+from fastest.domain.tree import BuiltTree, build_manifests, update_manifests  # noqa: E402
 
 BUDGET_SECONDS = 1.0
 BUDGET_BYTES = 64 * 2**20
-EXTENSIONS = (".py", ".ts", ".tsx", ".md", ".json", ".css", ".txt", "")
 CHANGED_SHARE = 0.01
 ADDED, DELETED = 50, 50  # per side, of its changed files; the rest are modified
 # The overlap, changed by both sides (counts of base files):
@@ -71,25 +66,9 @@ class Trees:
     theirs: dict[str, bytes]
 
 
-def directories(rng: random.Random, count: int) -> list[str]:
-    """~`count` leaf directories at depth 3–4 (pkg/module/area[/sub]), like a large monorepo."""
-    leaves: list[str] = []
-    for top in range(10):
-        for middle in range(10):
-            for area in range(count // 100):
-                base = f"pkg{top}/module{middle:02d}/area{area:02d}"
-                leaves.append(f"{base}/sub" if rng.random() < 0.3 else base)
-    return leaves
-
-
 def generate(files: int, seed: int) -> Trees:
     rng = random.Random(seed)
-    leaves = directories(rng, max(100, files // 100))
-    base: dict[str, bytes] = {}
-    for index in range(files):
-        directory = leaves[index % len(leaves)]
-        path = f"{directory}/file_{index:06d}{rng.choice(EXTENSIONS)}"
-        base[path] = f"content of {path}\n".encode() * rng.randint(1, 40)
+    base, leaves = base_tree(rng, files)
     ours, theirs = dict(base), dict(base)
     per_side = int(files * CHANGED_SHARE)
     overlap = BOTH_IDENTICAL + BOTH_CLEAN + BOTH_CONFLICT + MODIFY_DELETE + DELETE_MODIFY
@@ -123,47 +102,13 @@ def generate(files: int, seed: int) -> Trees:
     return Trees(base, ours, theirs)
 
 
-def records(tree: dict[str, bytes]) -> list[tuple[str, str, int, int]]:
-    return [
-        (path, hashlib.sha256(data).hexdigest(), len(data), MODE_EXECUTABLE if path.endswith(".sh") else MODE_FILE)
-        for path, data in tree.items()
-    ]
-
-
 async def merge(base: str, ours: str, theirs: str, manifests: dict[str, bytes]) -> tuple[MergeResult, int]:
-    loads = 0
-    parse = memory_loader(manifests, validate=False)
-
-    async def load(manifest_hash: str):  # counts loads, otherwise the server's read + parse
-        nonlocal loads
-        loads += 1
-        return await parse(manifest_hash)
-
-    return await merge_trees(base, ours, theirs, load), loads
+    load = CountingLoader(manifests)
+    return await merge_trees(base, ours, theirs, load), load.loads
 
 
 def run_merge(*args: object) -> tuple[MergeResult, int]:
     return asyncio.run(merge(*args))  # type: ignore[arg-type]
-
-
-def best_time(run: Callable[[], object], repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return min(times)
-
-
-def traced_peak(run: Callable[[], object]) -> int:
-    """Peak traced allocation of one run (a separate run: tracing slows Python several times)."""
-    gc.collect()
-    tracemalloc.start()
-    run()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return peak
 
 
 def text_outcomes(result: MergeResult, trees: Trees) -> Counter[str]:
@@ -193,7 +138,7 @@ def git_merge_tree(trees: Trees) -> GitMerge | None:
             return subprocess.run(["git", *args], cwd=workdir, check=check, capture_output=True, **kw)  # type: ignore[call-overload]
 
         git("init", "-q", "--bare")
-        git("fast-import", "--quiet", input=fast_import_stream(trees))
+        git("fast-import", "--quiet", input=fast_import_stream(trees.base, {"ours": trees.ours, "theirs": trees.theirs}, base_ref="base"))
         command = ("merge-tree", "--write-tree", "--name-only", "--messages", "refs/heads/ours", "refs/heads/theirs")
         timings = []
         for _ in range(3):
@@ -213,30 +158,6 @@ def git_merge_tree(trees: Trees) -> GitMerge | None:
             elif line.startswith("CONFLICT ("):
                 kinds[line[len("CONFLICT ("): line.index(")")]] += 1
         return GitMerge(min(timings), len(conflicted), auto, kinds)
-
-
-def fast_import_stream(trees: Trees) -> bytes:
-    """Three commits: `base` with every file; `ours` and `theirs` = `base` plus only their changes."""
-    out: list[bytes] = []
-
-    def commit(ref: str, mark: int, parent: int | None, files: list[tuple[str, bytes | None]]) -> None:
-        out.append(f"commit {ref}\nmark :{mark}\ncommitter bench <b@x> 0 +0000\ndata 0\n".encode())
-        if parent is not None:
-            out.append(f"from :{parent}\n".encode())
-        for path, data in files:
-            if data is None:
-                out.append(f"D {path}\n".encode())
-            else:
-                out.append(f"M 100644 inline {path}\ndata {len(data)}\n".encode() + data + b"\n")
-        out.append(b"\n")
-
-    def delta(side: dict[str, bytes]) -> list[tuple[str, bytes | None]]:
-        return [(p, d) for p, d in side.items() if trees.base.get(p) != d] + [(p, None) for p in trees.base if p not in side]
-
-    commit("refs/heads/base", 1, None, list(trees.base.items()))
-    commit("refs/heads/ours", 2, 1, delta(trees.ours))
-    commit("refs/heads/theirs", 3, 1, delta(trees.theirs))
-    return b"".join(out)
 
 
 def main() -> int:

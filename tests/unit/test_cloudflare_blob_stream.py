@@ -361,7 +361,7 @@ def test_an_unexpected_r2_failure_is_a_500_that_reveals_nothing(worker: Platform
 
     r2.put = broken_put  # type: ignore[method-assign]
     sent, _ = upload(worker, alice, b"boom")
-    body = assert_problem(sent, 500, "internal")
+    assert_problem(sent, 500, "internal")
     assert "secret" not in sent.body
     assert refs(worker, alice, sha(b"boom")) == 0
 

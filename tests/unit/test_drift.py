@@ -7,7 +7,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
 
 from fastest.domain.drift import (
     HIGH_CHANGED_FILES,
