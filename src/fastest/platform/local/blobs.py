@@ -49,6 +49,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from fastest.platform.local.sqlite_files import open_sqlite
 from fastest.ports import BlobInfo, BlobListing, ByteRange, Clock
 
 R2_MAX_KEY_BYTES = 1024
@@ -553,17 +554,11 @@ class LocalBlobStore:
 
 
 def _open_index(path: Path) -> sqlite3.Connection:
-    connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    try:
-        connection.execute("PRAGMA journal_mode=WAL").fetchall()
-        connection.execute("PRAGMA synchronous=NORMAL")
-        connection.execute("PRAGMA busy_timeout=5000")
+    def prepare(connection: sqlite3.Connection) -> None:
         connection.execute(_INDEX_SCHEMA)
         _add_inline_bodies(connection)
-    except BaseException:
-        connection.close()
-        raise
-    return connection
+
+    return open_sqlite(path, prepare)
 
 
 def _has_body_column(connection: sqlite3.Connection) -> bool:

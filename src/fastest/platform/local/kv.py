@@ -8,11 +8,11 @@ Expired keys disappear from `get` and `list` at once and are purged lazily.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
 
 from fastest.platform.local.blobs import decode_cursor, encode_cursor, successor
+from fastest.platform.local.sqlite_files import open_sqlite
 from fastest.ports import (
     KV_MAX_KEY_BYTES,
     KV_MAX_VALUE_BYTES,
@@ -47,16 +47,7 @@ class LocalKeyValue:
 
     def __init__(self, path: Path | str, clock: Clock) -> None:
         self._clock = clock
-        connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        try:
-            connection.execute("PRAGMA journal_mode=WAL").fetchall()
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute("PRAGMA busy_timeout=5000")
-            connection.executescript(_SCHEMA)
-        except BaseException:
-            connection.close()
-            raise
-        self._connection = connection
+        self._connection = open_sqlite(path, lambda connection: connection.executescript(_SCHEMA))
         self._lock = threading.Lock()
 
     def _now(self) -> float:

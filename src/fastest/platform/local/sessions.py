@@ -18,13 +18,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from fastest.platform.local.blobs import successor
+from fastest.platform.local.sqlite_files import open_sqlite
 from fastest.ports import SessionRequest, SessionResponse
 
 # SQLite-backed Durable Objects: "key and value combined cannot exceed 2 MB".
@@ -36,17 +36,12 @@ class LocalSessionStorage:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        try:
-            connection.execute("PRAGMA journal_mode=WAL").fetchall()
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute(
+        self._connection = open_sqlite(
+            path,
+            lambda connection: connection.execute(
                 "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
-            )
-        except BaseException:
-            connection.close()
-            raise
-        self._connection = connection
+            ),
+        )
         self._lock = threading.Lock()
 
     async def get(self, key: str) -> Any:
