@@ -59,13 +59,9 @@ async def page(
     platform: Platform, project_id: str, *, limit: int, before_seq: int | None = None
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Newest first, keyset-paginated by insertion order (`seq`; ids only sort to the millisecond)."""
-    if before_seq is None:
-        stmt = platform.db.prepare(
-            "SELECT * FROM project_events WHERE project_id = ? ORDER BY seq DESC LIMIT ?"
-        ).bind(project_id, limit + 1)
-    else:
-        stmt = platform.db.prepare(
-            "SELECT * FROM project_events WHERE project_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
-        ).bind(project_id, before_seq, limit + 1)
+    after, args = ("AND seq < ?", [before_seq]) if before_seq is not None else ("", [])
+    stmt = platform.db.prepare(
+        f"SELECT * FROM project_events WHERE project_id = ? {after} ORDER BY seq DESC LIMIT ?"
+    ).bind(project_id, *args, limit + 1)
     rows, next_cursor = split_page((await stmt.all()).results, limit, lambda r: (r["seq"],))
     return [event_view(r) for r in rows], next_cursor

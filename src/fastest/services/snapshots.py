@@ -177,16 +177,11 @@ async def _page(
     platform: Platform, where: str, value: str, *, limit: int, before: int | None
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Newest first, keyset-paginated on insertion order (rowid): timestamps tie within a millisecond."""
-    if before is None:
-        stmt = platform.db.prepare(
-            f"SELECT s.rowid AS position, s.*, {_PARENTS_SQL} FROM snapshots s WHERE s.{where} = ? "
-            "ORDER BY s.rowid DESC LIMIT ?"
-        ).bind(value, limit + 1)
-    else:
-        stmt = platform.db.prepare(
-            f"SELECT s.rowid AS position, s.*, {_PARENTS_SQL} FROM snapshots s WHERE s.{where} = ? AND s.rowid < ? "
-            "ORDER BY s.rowid DESC LIMIT ?"
-        ).bind(value, before, limit + 1)
+    after, args = ("AND s.rowid < ?", [before]) if before is not None else ("", [])
+    stmt = platform.db.prepare(
+        f"SELECT s.rowid AS position, s.*, {_PARENTS_SQL} FROM snapshots s WHERE s.{where} = ? {after} "
+        "ORDER BY s.rowid DESC LIMIT ?"
+    ).bind(value, *args, limit + 1)
     rows, next_cursor = split_page((await stmt.all()).results, limit, lambda r: (r["position"],))
     return [snapshot_view(r) for r in rows], next_cursor
 
