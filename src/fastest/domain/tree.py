@@ -293,6 +293,16 @@ def update_manifests(old_root: str, old_manifests: Mapping[str, bytes],
     files are deleted) or the reverse. `old_manifests` must hold the whole old tree, as
     `BuiltTree.manifests` does; the result's manifests are the new tree's, children before parents.
     Raises ManifestError for a bad record, or a path that ends up both a file and a directory."""
+    rebuilt = rebuild_manifests(old_root, old_manifests, changes)
+    return BuiltTree(rebuilt.root, _reachable(rebuilt.root, rebuilt.manifests, old_manifests))
+
+
+def rebuild_manifests(old_root: str, old_manifests: Mapping[str, bytes],
+                      changes: Mapping[str, FileRecord | None]) -> BuiltTree:
+    """`update_manifests` without the untouched rest: the new root and only the manifests rebuilt
+    on changed paths (children before parents; some may equal old ones). `old_manifests` needs
+    only the directories on changed paths — what a server holding nothing else in memory reads
+    from storage (see `directories_on_paths`)."""
     root = _opened(old_root, old_manifests)
     additions: list[tuple[int, FileRecord]] = []
     for index, (path, record) in enumerate(changes.items()):
@@ -305,8 +315,33 @@ def update_manifests(old_root: str, old_manifests: Mapping[str, bytes],
     for index, record in additions:
         _put(root, index, record, old_manifests)
     built: dict[str, bytes] = {}
-    new_root = _seal(root, built)
-    return BuiltTree(new_root, _reachable(new_root, built, old_manifests))
+    return BuiltTree(_seal(root, built), built)
+
+
+async def directories_on_paths(root_hash: str, paths: Iterable[str], load_bytes: Callable[[str], Awaitable[bytes]]) -> dict[str, bytes]:
+    """The manifests (by hash, raw bytes) of the root and every existing directory on the way to
+    `paths` (a path's own directory included) in the tree `root_hash`: what `rebuild_manifests`
+    opens for changes at those paths."""
+    found: dict[str, bytes] = {}
+    parsed: dict[str, dict[str, Entry]] = {}
+
+    async def children(manifest_hash: str) -> dict[str, Entry]:
+        if manifest_hash not in parsed:
+            data = found[manifest_hash] = await load_bytes(manifest_hash)
+            parsed[manifest_hash] = {e.name: e for e in parse_stored_manifest(data, manifest_hash).entries}
+        return parsed[manifest_hash]
+
+    if root_hash == EMPTY_TREE_HASH:
+        return found
+    await children(root_hash)  # the root is always opened, even for no changes
+    for path in paths:
+        directory = await children(root_hash)
+        for part in path.split("/"):
+            entry = directory.get(part)
+            if entry is None or entry.type != "tree":
+                break
+            directory = await children(entry.hash)
+    return found
 
 
 def _opened(manifest_hash: str, manifests: Mapping[str, bytes]) -> _Directory:

@@ -181,3 +181,115 @@ class DocContent(ResponseModel):
     workspace_id: str
     workspace_name: str
     size: int
+
+
+# --- sync: prepare, execute, undo -----------------------------------------------------------------
+
+SyncOption = Literal["keep_workspace", "take_main", "keep_both", "ai_combined"]
+PreviewId = Annotated[str, StringConstraints(pattern=r"^syp_[0-9A-HJKMNP-TV-Z]{26}$")]
+FilePath = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+class SyncAction(ResponseModel):
+    path: str
+    action: Literal["add", "update", "delete", "merge"] = Field(
+        description="What happens to the workspace's file: main's version added or taken, deleted as main "
+                    "deleted it, or both versions merged line by line."
+    )
+    source: Literal["main", "both"]
+
+
+class SyncOptionView(ResponseModel):
+    id: SyncOption
+    description: str
+
+
+class SyncDecision(ResponseModel):
+    path: str
+    kind: Literal["modify/modify", "add/add", "modify/delete", "delete/modify", "file/directory", "directory/file"]
+    reason: str
+    options: list[SyncOptionView]
+
+
+class SyncRename(ResponseModel):
+    side: Literal["workspace", "main"]
+    from_: str = Field(alias="from")
+    to: str
+
+
+class SyncSummary(ResponseModel):
+    up_to_date: bool
+    auto: int
+    decisions: int
+    files_to_update: int
+    files_to_add: int
+    files_to_delete: int
+    line_merged: int
+    identical: int
+    renames: int
+    requires_mass_change_confirmation: bool
+
+
+class SyncAiStatus(ResponseModel):
+    engine: str
+    available: bool = Field(description="False with the builtin engine: no model, so no `ai_combined` option.")
+    offered: int
+    message: str
+
+
+class SyncPreview(ResponseModel):
+    id: str
+    workspace_id: str
+    created_at: str
+    expires_at: str
+    base_snapshot_id: str | None
+    workspace_snapshot_id: str | None
+    main_snapshot_id: str | None
+    main_workspace_id: str
+    auto_actions: list[SyncAction]
+    decisions_needed: list[SyncDecision]
+    files_to_update: list[str]
+    files_to_add: list[str]
+    files_to_delete: list[str]
+    renames: list[SyncRename]
+    summary: SyncSummary
+    ai: SyncAiStatus
+
+
+class SyncPreviewResponse(ResponseModel):
+    preview: SyncPreview
+
+
+class SyncExecute(RequestModel):
+    preview_id: PreviewId
+    decisions: Annotated[dict[FilePath, SyncOption], Field(max_length=10_000)] = {}
+    create_snapshot_before: bool = Field(
+        False, description="Record the pre-sync state as its own snapshot even when the workspace has no "
+                           "unsnapshotted changes (with changes, it is always recorded).")
+    create_snapshot_after: bool = Field(
+        True, description="Accepted for seed 001; the merge snapshot (parents: both heads) is always created.")
+    confirm_mass_change: bool = False
+    summary: ShortText | None = None
+
+
+class SyncExecuted(ResponseModel):
+    success: bool
+    sync_id: str
+    snapshot_id: str
+    manifest_hash: str
+    pre_sync_snapshot_id: str
+    files_updated: int
+    files_added: int
+    files_deleted: int
+
+
+class SyncUndo(RequestModel):
+    force: bool = Field(False, description="Undo even if the workspace moved since the sync (its state is kept as a snapshot).")
+
+
+class SyncUndone(ResponseModel):
+    success: bool
+    reverted_to_snapshot_id: str
+    manifest_hash: str
+    undone_sync_id: str
+    before_undo_snapshot_id: str | None

@@ -69,8 +69,10 @@ def insert_statements(
     parent_ids: list[str],
     source: str,
     summary: str | None,
+    move_workspace: bool = True,
 ) -> list[Statement]:
-    """The writes that record a snapshot and move the heads it belongs to (for one batch)."""
+    """The writes that record a snapshot and move the heads it belongs to (for one batch).
+    `move_workspace=False`: the caller moves the workspace itself (by compare-and-set)."""
     db = platform.db
     now = now_iso(platform)
     statements = [
@@ -86,7 +88,7 @@ def insert_statements(
         ],
         db.prepare("UPDATE projects SET last_snapshot_id = ? WHERE id = ?").bind(snapshot_id, project_id),
     ]
-    if workspace_id is not None:
+    if workspace_id is not None and move_workspace:
         statements.append(
             db.prepare(
                 "UPDATE workspaces SET current_snapshot_id = ?, version = version + 1, updated_at = ? WHERE id = ?"

@@ -39,7 +39,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, AsyncIterator, Callable, Iterable, NamedTuple, Sequence
+from typing import Any, AsyncIterator, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from fastest.domain.ids import iso, parse_iso
 from fastest.domain.manifest import (
@@ -993,6 +993,31 @@ async def read_manifest(platform: Platform, user_id: str, manifest_hash: str) ->
     except (ManifestError, ValueError, KeyError) as exc:
         log.error("stored manifest %s of user %s is corrupt: %s", manifest_hash, user_id, exc)
         raise Internal("A stored manifest is corrupt.") from exc
+
+
+async def read_manifest_bytes(platform: Platform, user_id: str, manifest_hash: str) -> bytes:
+    """A stored manifest's canonical bytes, hash-checked (to rebuild a tree from). 404 if absent."""
+    manifest = await read_manifest(platform, user_id, manifest_hash)
+    return manifest.canonical_bytes()
+
+
+async def store_objects(platform: Platform, user_id: str, *, blobs: Mapping[str, bytes] = {},
+                        manifests: Mapping[str, bytes] = {}) -> None:
+    """Store blobs and manifests the server made itself (merged files, rebuilt trees), as a batch
+    upload would: hash-checked, recorded in D1 (manifests with their edges). Blobs go first, and
+    manifests in the order given (children before parents). 409 if GC is deleting one of them."""
+    for kind, objects, check in ((BLOBS, blobs, _check_blob_frame), (MANIFESTS, manifests, _check_manifest_frame)):
+        frames = []
+        for object_hash, data in objects.items():
+            checked = check(object_hash, data)
+            if isinstance(checked, str):
+                raise Internal(f"The server built an invalid {kind.noun} ({checked}).")
+            frames.append(checked)
+        outcome = _BatchOutcome(stored=[], existing=[], rejected=[], handled=set())
+        for start in range(0, len(frames), BATCH_GROUP_FRAMES):
+            await _store_group(platform, kind, user_id, frames[start : start + BATCH_GROUP_FRAMES], outcome)
+        if outcome.rejected:
+            raise kind.being_collected(outcome.rejected[0]["hash"])
 
 
 async def read_blob(platform: Platform, user_id: str, blob_hash: str, *, max_bytes: int | None = None) -> bytes:
