@@ -1,4 +1,4 @@
-"""Arguments of the client commands (login, init, push, status, log, checkout).
+"""Arguments of the client commands (login, init, push, status, log, checkout, sync).
 
 Kept apart from their handlers so that building the parser imports nothing heavy: `fastest serve`
 should not pay for the HTTP client, nor `fastest push` for the server.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-CLIENT_COMMANDS = frozenset({"login", "init", "push", "status", "log", "checkout"})
+CLIENT_COMMANDS = frozenset({"login", "init", "push", "status", "log", "checkout", "sync"})
 
 
 def add_client_commands(commands: argparse._SubParsersAction) -> None:
@@ -45,3 +45,14 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     checkout_parser.add_argument("dir", nargs="?", help="where (default: ./<snapshot id>); must be empty or absent")
     checkout_parser.add_argument("--force", action="store_true", help="replace a non-empty directory")
     checkout_parser.add_argument("--json", action="store_true")
+
+    sync_parser = commands.add_parser("sync", help="merge main into this workspace and update the folder")
+    sync_parser.add_argument("--prefer", choices=("workspace", "main"),
+                             help="answer every decision with this side's version instead of asking")
+    sync_parser.add_argument("--decide", action="append", default=[], metavar="PATH=OPTION",
+                             help="answer one decision (keep_workspace, take_main, keep_both, ai_combined); repeatable")
+    sync_parser.add_argument("--yes", action="store_true", help="go ahead even if most files are deleted or replaced")
+    sync_parser.add_argument("--undo", action="store_true", help="undo the last sync (workspace and folder)")
+    sync_parser.add_argument("--force", action="store_true", help="with --undo: even if the workspace moved since")
+    sync_parser.add_argument("--dir")
+    sync_parser.add_argument("--json", action="store_true")

@@ -1,4 +1,4 @@
-"""The client commands: login, init, push, status, log, checkout.
+"""The client commands: login, init, push, status, log, checkout, sync.
 
 Each handler takes the parsed arguments and the environment, prints its result on stdout (human
 text, or one JSON document with `--json`) and returns an exit code. Failures are raised as
@@ -30,6 +30,7 @@ from fastest.cli.progress import human_bytes
 from fastest.cli.push import PushError, push
 from fastest.cli.state import Folder, ManifestCache, NotAWorkspace, PushedTree, WorkspaceState, find_folder
 from fastest.cli.status import drift_line, short_lines, status
+from fastest.cli.sync import SyncError, ask_on, report_lines, sync, undo
 from fastest.domain.manifest import ManifestError
 
 NAME_MAX = 100  # project and workspace names (API schema)
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace, env: Env | None = None) -> int:
     env = os.environ if env is None else env
     handlers: dict[str, Callable[[argparse.Namespace, Env], int]] = {
         "login": cmd_login, "init": cmd_init, "push": cmd_push,
-        "status": cmd_status, "log": cmd_log, "checkout": cmd_checkout,
+        "status": cmd_status, "log": cmd_log, "checkout": cmd_checkout, "sync": cmd_sync,
     }
     try:
         return handlers[args.command](args, env)
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace, env: Env | None = None) -> int:
         if exc.status == 401:
             return _fail("the server rejected the token (expired or revoked?); run fastest login", EXIT_FAILED)
         return _fail(exc.message, EXIT_FAILED)
-    except (PushError, CheckoutError) as exc:
+    except (PushError, CheckoutError, SyncError) as exc:
         return _fail(str(exc), EXIT_FAILED)
     except ManifestError as exc:
         return _fail(f"cannot describe this folder: {exc}", EXIT_FAILED)
@@ -270,4 +271,30 @@ def cmd_checkout(args: argparse.Namespace, env: Env) -> int:
         report = checkout(api, args.snapshot, target, force=args.force, cache=cache, known=known)
     _emit(args.json, report.to_json(),
           [f"checked out {report.snapshot_id} into {report.directory}: {report.files} files, {human_bytes(report.bytes)}"])
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------------
+# sync
+
+
+def cmd_sync(args: argparse.Namespace, env: Env) -> int:
+    decide: dict[str, str] = {}
+    for item in args.decide:
+        path, sep, option = item.partition("=")
+        if not sep or not path or not option:
+            raise UsageError(f"--decide takes PATH=OPTION, not {item!r}")
+        decide[path] = option
+    if args.force and not args.undo:
+        raise UsageError("--force goes with --undo")
+    folder, state, credentials = _workspace(args, env)
+    # With --json, stdout carries only the document: progress and questions go to stderr.
+    say = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    with _client(credentials) as api:
+        if args.undo:
+            report = undo(folder, state, api, force=args.force)
+        else:
+            report = sync(folder, state, api, prefer=args.prefer, decide=decide, confirm_mass_change=args.yes,
+                          ask=ask_on(sys.stdin, sys.stderr if args.json else sys.stdout), say=say)
+    _emit(args.json, report.to_json(), report_lines(report))
     return EXIT_OK
