@@ -18,7 +18,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal
+from typing import Any, Iterable, Literal, NamedTuple
 
 VERSION = 1
 MODE_FILE = 0o644  # 420
@@ -41,8 +41,10 @@ class ManifestError(ValueError):
         self.field = field
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
+    """One name in a directory. A named tuple, not a dataclass: a 100,000-file diff or merge builds
+    hundreds of thousands of these, and a tuple is built several times faster."""
+
     name: str
     type: EntryType
     hash: str
@@ -185,9 +187,8 @@ def parse_stored_manifest(data: bytes, manifest_hash: str) -> Manifest:
             f"The stored manifest {manifest_hash} does not match its hash.", code="manifest_corrupt", field=manifest_hash
         )
     raw_entries = json.loads(data)["entries"]
+    new = tuple.__new__  # Entry's own constructor, minus a Python-level call per entry
     return Manifest(
-        entries=tuple(
-            Entry(raw["name"], raw["type"], raw["hash"], raw.get("size"), raw.get("mode"))  # positional: faster
-            for raw in raw_entries
-        )
+        entries=tuple([new(Entry, (raw["name"], raw["type"], raw["hash"], raw.get("size"), raw.get("mode")))
+                       for raw in raw_entries])
     )

@@ -121,7 +121,7 @@ async def merge_trees(base_root: str | None, ours_root: str, theirs_root: str, l
     base = base_root or EMPTY_TREE_HASH
     await merge.name("", _root(base), _root(ours_root), _root(theirs_root))
     merge.theirs_renames()
-    await merge.rename_hints(base, ours_root, theirs_root)
+    await merge.rename_hints()
     return merge.result
 
 
@@ -142,24 +142,38 @@ def _same(x: Entry | None, y: Entry | None) -> bool:
 
 
 class _TreeMerge:
-    """One merge in progress: the loader, the result, and theirs' deletions (for renames)."""
+    """One merge in progress: the loader, the result, and what rename hints need.
+
+    Rename hints (`rename_hints`) ask: which files did a side add (a file where base had none),
+    by content hash? The walk records the additions it sees anyway, and the subtrees where it
+    did not look at a side's changes (`unseen`); only when a hint is needed are those read."""
 
     def __init__(self, load: ManifestLoader) -> None:
         self.load = load
         self.result = MergeResult()
         self.theirs_deleted: dict[str, str] = {}  # path -> content hash, of files theirs deleted
+        self.added: dict[Side, dict[str, list[str]]] = {"ours": {}, "theirs": {}}  # content hash -> paths
+        self.unseen: dict[Side, list[tuple[str, Entry | None, Entry | None]]] = {"ours": [], "theirs": []}
+
+    def saw_added(self, side: Side, path: str, entry: Entry | None) -> None:
+        if entry is not None and entry.type == "file":
+            self.added[side].setdefault(entry.hash, []).append(path)
 
     async def name(self, path: str, base: Entry | None, ours: Entry | None, theirs: Entry | None) -> None:
         """Merge what the three sides have under one name (`path`; "" is the root)."""
         if _same(ours, theirs):
             if not _same(base, ours):
-                async for _ in _changes(path, base, ours, self.load):
+                async for file_path, old, new in _changes(path, base, ours, self.load):
                     self.result.identical += 1
+                    if old is None:
+                        self.saw_added("ours", file_path, new)
+                        self.saw_added("theirs", file_path, new)
             return
         if _same(base, ours):
             await self.take_theirs(path, ours, theirs)
             return
         if _same(base, theirs):
+            self.unseen["ours"].append((path, base, ours))
             return  # ours as it is
         # All three differ.
         ours_is_tree = ours is not None and ours.type == "tree"
@@ -167,14 +181,18 @@ class _TreeMerge:
         if ours is not None and theirs is not None and ours_is_tree != theirs_is_tree:
             kind: ConflictKind = "directory/file" if ours_is_tree else "file/directory"
             self.result.conflicts.append(Conflict(path, kind, base, ours, theirs))
+            self.unseen["ours"].append((path, base, ours))
+            self.unseen["theirs"].append((path, base, theirs))
         elif ours_is_tree or theirs_is_tree:
             # Both directories, or a directory and a deletion: merge name by name (a deleted side
             # is an empty directory; a base file here was removed by both sides).
             await self.directories(path, _tree_hash(base), _tree_hash(ours), _tree_hash(theirs))
         elif base is None or base.type == "tree":
             # Files or nothing on both sides, and no base file: both removed what base had here.
+            self.saw_added("ours", path, ours)
             if ours is not None and theirs is not None:
                 self.result.conflicts.append(Conflict(path, "add/add", base, ours, theirs))
+                self.saw_added("theirs", path, theirs)
             elif ours is None:
                 await self.take_theirs(path, None, theirs)  # only theirs put a file there
         elif ours is None or theirs is None:
@@ -220,6 +238,7 @@ class _TreeMerge:
                 updates[file_path] = (file_path, new.hash, new.size, new.mode)  # type: ignore[assignment]
                 if old is None:
                     new_paths.add(file_path)
+                    self.saw_added("theirs", file_path, new)  # ours is base here, so theirs added it
 
     def theirs_renames(self) -> None:
         """Files theirs moved (deleted here, added there, same content) among what ours takes."""
@@ -230,26 +249,31 @@ class _TreeMerge:
             if content in added:
                 self.result.renames.append(Rename("theirs", path, added[content], content))
 
-    async def rename_hints(self, base_root: str, ours_root: str, theirs_root: str) -> None:
+    async def rename_hints(self) -> None:
         """For a file one side modified and the other deleted: did the deleting side add the base
-        content elsewhere? Reads that side's changes only when there is such a conflict."""
+        content elsewhere? The first such path in tree order is the hint. Reads the subtrees the
+        walk did not look into only when there is such a conflict."""
         conflicts = self.result.conflicts
-        for side, side_root, kind in (("ours", ours_root, "delete/modify"), ("theirs", theirs_root, "modify/delete")):
+        for side, kind in (("ours", "delete/modify"), ("theirs", "modify/delete")):
             wanted: dict[str, list[int]] = {}
             for index, conflict in enumerate(conflicts):
                 if conflict.kind == kind and conflict.base is not None:
                     wanted.setdefault(conflict.base.hash, []).append(index)
             if not wanted:
                 continue
-            async for change in diff(base_root, side_root, self.load):
-                if change.kind != "added" or change.new is None or change.new.hash not in wanted:
+            found = {content: list(self.added[side].get(content, ())) for content in wanted}  # type: ignore[index]
+            for path, base, entry in self.unseen[side]:  # type: ignore[index]
+                async for file_path, old, new in _changes(path, base, entry, self.load):
+                    if old is None and new is not None and new.hash in found:
+                        found[new.hash].append(file_path)
+            for content, indexes in wanted.items():
+                if not found[content]:
                     continue
-                for index in wanted.pop(change.new.hash):
+                target = min(found[content], key=path_sort_key)
+                for index in indexes:
                     c = conflicts[index]
-                    conflicts[index] = Conflict(c.path, c.kind, c.base, c.ours, c.theirs, renamed_to=change.path)
-                    self.result.renames.append(Rename(side, c.path, change.path, change.new.hash))  # type: ignore[arg-type]
-                if not wanted:
-                    break
+                    conflicts[index] = Conflict(c.path, c.kind, c.base, c.ours, c.theirs, renamed_to=target)
+                    self.result.renames.append(Rename(side, c.path, target, content))  # type: ignore[arg-type]
 
 
 def _pick(base: object, ours: object, theirs: object) -> object | None:
