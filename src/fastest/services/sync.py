@@ -433,10 +433,7 @@ async def execute(
     db = platform.db
     batch = [
         # The compare-and-set, then the guard that fails the whole batch if it lost (see migration 0005).
-        db.prepare(
-            "UPDATE workspaces SET current_snapshot_id = ?, current_manifest_hash = ?, version = version + 1, "
-            "updated_at = ? WHERE id = ? AND version = ?"
-        ).bind(merge_id, new_root, now, workspace_id, ours["version"]),
+        _move_workspace(platform, workspace_id, merge_id, new_root, expected_version=ours["version"], now=now),
         db.prepare(
             "INSERT INTO sync_runs (id, workspace_id, preview_id, pre_sync_snapshot_id, merge_snapshot_id, "
             "main_snapshot_id, manifest_hash, created_at) VALUES (?, ?, ?, CASE WHEN changes() = 1 THEN ? END, ?, ?, ?, ?)"
@@ -476,6 +473,15 @@ def _needs_confirmation(file_count: int, counts: Mapping[str, int]) -> bool:
     """The safety valve (DESIGN §5): deleting or replacing most of the workspace, or emptying it."""
     return mass_change(file_count, counts["files_deleted"] + counts["files_updated"],
                        result_file_count=file_count - counts["files_deleted"] + counts["files_added"])
+
+
+def _move_workspace(platform: Platform, workspace_id: str, snapshot_id: str, manifest_hash: str, *,
+                    expected_version: int, now: str) -> Statement:
+    """Point the workspace at a snapshot and its tree if its version is still `expected_version`."""
+    return platform.db.prepare(
+        "UPDATE workspaces SET current_snapshot_id = ?, current_manifest_hash = ?, version = version + 1, "
+        "updated_at = ? WHERE id = ? AND version = ?"
+    ).bind(snapshot_id, manifest_hash, now, workspace_id, expected_version)
 
 
 async def _already_executed(platform: Platform, preview_id: str) -> bool:
@@ -528,10 +534,8 @@ async def undo(platform: Platform, user_id: str, workspace_id: str, *, force: bo
     now = now_iso(platform)
     db = platform.db
     batch = [
-        db.prepare(
-            "UPDATE workspaces SET current_snapshot_id = ?, current_manifest_hash = ?, version = version + 1, "
-            "updated_at = ? WHERE id = ? AND version = ?"
-        ).bind(run["pre_sync_snapshot_id"], target_manifest, now, workspace_id, workspace["version"]),
+        _move_workspace(platform, workspace_id, run["pre_sync_snapshot_id"], target_manifest,
+                        expected_version=workspace["version"], now=now),
         db.prepare(
             "INSERT INTO sync_undos (id, sync_run_id, before_undo_snapshot_id, created_at) "
             "VALUES (?, ?, ?, CASE WHEN changes() = 1 THEN ? END)"
