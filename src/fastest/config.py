@@ -29,6 +29,8 @@ class Settings:
     # Blob and manifest transfer: a push of a large tree is hundreds of small requests.
     sync_rate_limit_per_minute: int = 3000
     ai_rate_limit_per_minute: int = 6
+    # A sync deleting or replacing more than this share of a workspace's files needs confirming.
+    sync_mass_change_percent: int = 50
     token_ttl_days: int = 30
     fresh_session_minutes: int = 15
     idempotency_ttl_hours: int = 24

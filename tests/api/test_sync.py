@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from fastest.app import create_app
+from fastest.config import Settings
 from fastest.domain.manifest import parse_manifest
 from tests.api.trees import new_project, new_workspace, snapshot, upload_tree
 from tests.conftest import assert_problem, count_rows
@@ -431,3 +432,14 @@ def test_an_ai_proposal_that_does_not_parse_is_refused(client, alice, platform):
     [decision] = preview["decisions_needed"]
     assert "ai_combined" not in [o["id"] for o in decision["options"]]
     assert preview["ai"]["offered"] == 0 and "refused" in preview["ai"]["message"]
+
+
+@pytest.mark.parametrize("settings", [Settings(sync_mass_change_percent=90)])
+def test_the_mass_change_share_is_configurable(client, alice, settings):
+    # Four of the six files replaced or deleted (67%): over the default 50%, under the configured 90%.
+    ours = BASE
+    theirs = edit(BASE, {"src/app.py": b"x\n", "src/util.py": b"y\n", "src/gone.py": None, "docs/guide.md": None})
+    world = World(client, alice, ours, theirs)
+    preview = world.prepare()
+    assert preview["summary"]["requires_mass_change_confirmation"] is False
+    assert world.execute(preview["id"]).status_code == 200

@@ -198,7 +198,7 @@ async def prepare(platform: Platform, user_id: str, workspace_id: str) -> dict[s
     }
     await platform.kv.put(_preview_key(user_id, workspace_id, preview_id), json.dumps(stored),
                           expiration_ttl=PREVIEW_TTL_SECONDS)
-    return preview_view(stored)
+    return preview_view(platform, stored)
 
 
 async def _settle(platform: Platform, user_id: str, conflict: MergeConflict, ours: _Side, theirs: _Side,
@@ -303,7 +303,7 @@ def _limited(paths: list[str]) -> list[str]:
     return paths[:PATH_LIST_LIMIT]
 
 
-def preview_view(stored: Mapping[str, Any]) -> dict[str, Any]:
+def preview_view(platform: Platform, stored: Mapping[str, Any]) -> dict[str, Any]:
     """The preview as the API shows it: no change records, options by id and description."""
     auto_actions = stored["auto_actions"]
     by_action: dict[str, list[str]] = {"add": [], "update": [], "delete": [], "merge": []}
@@ -316,7 +316,7 @@ def preview_view(stored: Mapping[str, Any]) -> dict[str, Any]:
     ]
     auto_counts = {"files_added": len(by_action["add"]), "files_deleted": len(by_action["delete"]),
                    "files_updated": len(by_action["update"]) + len(by_action["merge"])}
-    needs_confirmation = _needs_confirmation(stored["workspace"]["file_count"], auto_counts)
+    needs_confirmation = _needs_confirmation(platform, stored["workspace"]["file_count"], auto_counts)
     return {
         "id": stored["id"],
         "workspace_id": stored["workspace_id"],
@@ -392,7 +392,7 @@ async def execute(
     if main["version"] != stored["main"]["version"] or workspace["main_workspace_id"] != main["id"]:
         raise Conflict("Main changed since the preview; prepare the sync again.", code="main_changed")
     counts = _counts(changes, set(stored["workspace_paths"]))
-    if not confirm_mass_change and _needs_confirmation(ours["file_count"], counts):
+    if not confirm_mass_change and _needs_confirmation(platform, ours["file_count"], counts):
         raise ValidationFailed(
             "This sync would delete or replace most of the workspace's files; send confirm_mass_change: true "
             "to go ahead.", code="mass_change_unconfirmed", fields={"confirm_mass_change": "required for this sync"},
@@ -469,9 +469,11 @@ def _counts(changes: Mapping[str, FileRecord | None], workspace_paths: set[str])
     return {"files_added": len(changes) - deleted - updated, "files_updated": updated, "files_deleted": deleted}
 
 
-def _needs_confirmation(file_count: int, counts: Mapping[str, int]) -> bool:
-    """The safety valve (DESIGN §5): deleting or replacing most of the workspace, or emptying it."""
-    return mass_change(file_count, counts["files_deleted"] + counts["files_updated"],
+def _needs_confirmation(platform: Platform, file_count: int, counts: Mapping[str, int]) -> bool:
+    """The safety valve (DESIGN §5): deleting or replacing more than the configured share of the
+    workspace's files (FASTEST_SYNC_MASS_CHANGE_PERCENT, default 50), or emptying it."""
+    share = min(max(platform.settings.sync_mass_change_percent, 1), 100) / 100
+    return mass_change(file_count, counts["files_deleted"] + counts["files_updated"], threshold=share,
                        result_file_count=file_count - counts["files_deleted"] + counts["files_added"])
 
 
