@@ -176,6 +176,18 @@ def test_bad_token_4401_and_other_users_conversation_4404(setup):
     assert close_code(ws_url(s["base_url"], cid, "fst_not_a_token")) == 4401
     assert close_code(ws_url(s["base_url"], cid, s["bob"].token)) == 4404
     assert close_code(ws_url(s["base_url"], "cnv_00000000000000000000000000", s["alice"].token)) == 4404
+    # Bad frames get an error frame (no event id) and change nothing.
+    with connect(ws_url(s["base_url"], cid, s["alice"].token)) as ws:
+        read_until(ws, is_type("ready"))
+        ws.send(json.dumps({"type": "prompt", "data": {"prompt": "x" * 70_000}}))
+        assert read_until(ws, is_type("error"))[-1]["data"]["code"] == "frame_too_large"
+        ws.send("not json")
+        assert read_until(ws, is_type("error"))[-1] == {"type": "error", "id": None, "data": {"code": "invalid_frame", "message": 'A frame is a JSON object with a "type".'}}
+        ws.send(json.dumps({"type": "dance"}))
+        assert read_until(ws, is_type("error"))[-1]["data"]["code"] == "unknown_frame_type"
+        ws.send(json.dumps({"type": "prompt", "data": {"prompt": "   "}}))
+        assert read_until(ws, is_type("error"))[-1]["data"]["code"] == "validation_failed"
+    assert s["client"].get(f"/v1/conversations/{cid}/timeline", headers=s["alice"].headers).json()["timeline"] == []
 
 
 def test_concurrent_prompts_never_interleave(setup):

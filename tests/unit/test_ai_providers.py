@@ -69,3 +69,57 @@ def test_provider_choice():
     assert model_for(Settings(ai_provider="openai", ai_model="m"), object()).provider == "openai"
     assert model_for(Settings(ai_provider="anthropic", ai_model="m"), object()).provider == "anthropic"
     assert "sk-secret" not in repr(Settings(ai_api_key="sk-secret"))
+
+
+ANTHROPIC_STREAM = [
+    ("message_start", {"type": "message_start", "message": {"model": "claude-test"}}),
+    ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+    ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Writing"}}),
+    ("content_block_start", {"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "tu_1", "name": "write_file", "input": {}}}),
+    ("content_block_delta", {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": '{"path": "a.t'}}),
+    ("content_block_delta", {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": 'xt", "content": "hi"}'}}),
+    ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use"}}),
+    ("message_stop", {"type": "message_stop"}),
+]
+
+
+def test_anthropic_stream_from_a_loopback_server():
+    """The Messages API's event stream (as documented) becomes the port's events."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from fastest.platform.ai.anthropic import AnthropicModel
+    from fastest.platform.local.http import HttpxClient
+
+    seen = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            seen["headers"] = dict(self.headers)
+            seen["body"] = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.end_headers()
+            for name, data in ANTHROPIC_STREAM:
+                self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+            self.wfile.flush()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        model = AnthropicModel(HttpxClient(), base_url=f"http://127.0.0.1:{server.server_address[1]}", model="claude-test", api_key="k")
+        events = collect(model.stream([{"role": "system", "content": "s"}, {"role": "user", "content": "go"}],
+                                      tools=[{"type": "function", "function": {"name": "write_file", "parameters": {"type": "object"}}}]))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert events == [
+        {"type": "delta", "content": "Writing"},
+        {"type": "tool_call", "id": "tu_1", "name": "write_file", "arguments": '{"path": "a.txt", "content": "hi"}'},
+        {"type": "done", "model": "claude-test", "provider": "anthropic", "finish_reason": "tool_use"},
+    ]
+    assert seen["headers"]["x-api-key"] == "k" and seen["headers"]["anthropic-version"] == "2023-06-01"
+    assert seen["body"]["system"] == "s" and seen["body"]["tools"][0]["input_schema"] == {"type": "object"}
