@@ -250,7 +250,8 @@ class ConversationSession:
         return event
 
     async def events_after(self, since: int) -> list[dict[str, Any]]:
-        events = await self.storage.list(prefix=EVENT_PREFIX)
+        """What a client reconnecting with `since` missed: read from its position on, not the whole log."""
+        events = await self.storage.list(prefix=EVENT_PREFIX, start=f"{EVENT_PREFIX}{since + 1:012d}")
         return [event for event in events.values() if event["id"] > since]
 
     async def attach(self, socket: Socket, since: int | None = None) -> None:
@@ -401,8 +402,11 @@ class ConversationSession:
     # ----------------------------------------------------------------------------------------------
 
     async def _model(self, context: dict[str, Any]) -> AIModel:
+        from fastest.services.conversations import provider_keys
+
         platform = self._require_platform()
-        return await user_model(platform.settings, platform.http, context["user_id"], key_lookup=self._key_lookup, workers_ai=self._workers_ai)
+        key_lookup = self._key_lookup if self._key_lookup is not None else provider_keys(platform)
+        return await user_model(platform.settings, platform.http, context["user_id"], key_lookup=key_lookup, workers_ai=self._workers_ai)
 
     async def _spend(self, context: dict[str, Any], model: AIModel) -> None:
         """One unit of the AI budget per model call (the builtin engine is not a model: free)."""

@@ -215,7 +215,10 @@ class SessionStorage(Protocol):
 
     async def delete(self, key: str) -> bool: ...
 
-    async def list(self, *, prefix: str = "") -> dict[str, Any]: ...
+    async def list(self, *, prefix: str = "", start: str | None = None, limit: int | None = None) -> dict[str, Any]:
+        """Entries whose key starts with `prefix`, in key order, from `start` (inclusive) on, at
+        most `limit` of them (DO storage's `list({prefix, start, limit})`)."""
+        ...
 
 
 # --------------------------------------------------------------------------------------------------

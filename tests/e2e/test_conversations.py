@@ -243,9 +243,21 @@ def test_clear_and_sse(setup):
     with client.stream("GET", f"/v1/conversations/{cid}/events", headers={**alice.headers, "Last-Event-ID": "0"}) as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
         records = []
-        for line in stream.iter_lines():
+        lines = stream.iter_lines()
+        for line in lines:
             if line.startswith("data: "):
                 records.append(json.loads(line[6:]))
                 if records[-1]["type"] == "ready":
                     break
-    assert [r["id"] for r in records[:-1]] == [e["id"] for e in timeline]
+        assert [r["id"] for r in records[:-1]] == [e["id"] for e in timeline]
+        # Then live: a prompt sent over HTTP streams its turn on this SSE connection.
+        accepted = client.post(f"/v1/conversations/{cid}/messages", headers=alice.headers, json={"prompt": "hello"})
+        assert accepted.status_code == 202
+        live = []
+        for line in lines:
+            if line.startswith("data: "):
+                live.append(json.loads(line[6:]))
+                if live[-1]["type"] == "turn.completed":
+                    break
+    assert "".join(f["data"]["delta"] for f in live if f["type"] == "message.delta") == "Hello world"
+    assert [f["id"] for f in live] == list(range(timeline[-1]["id"] + 1, live[-1]["id"] + 1))

@@ -123,3 +123,19 @@ def test_anthropic_stream_from_a_loopback_server():
     ]
     assert seen["headers"]["x-api-key"] == "k" and seen["headers"]["anthropic-version"] == "2023-06-01"
     assert seen["body"]["system"] == "s" and seen["body"]["tools"][0]["input_schema"] == {"type": "object"}
+
+
+def test_a_users_stored_key_wins_over_the_servers():
+    from fastest.platform.ai import user_model
+
+    asked = []
+
+    async def lookup(user_id, provider):
+        asked.append((user_id, provider))
+        return "sk-user" if user_id == "usr_a" else None
+
+    settings = Settings(ai_provider="openai", ai_model="m", ai_api_key="sk-server")
+    assert asyncio.run(user_model(settings, object(), "usr_a", key_lookup=lookup))._api_key == "sk-user"
+    assert asyncio.run(user_model(settings, object(), "usr_b", key_lookup=lookup))._api_key == "sk-server"
+    assert asyncio.run(user_model(settings, object(), "usr_c"))._api_key == "sk-server"
+    assert asked == [("usr_a", "openai"), ("usr_b", "openai")]

@@ -55,8 +55,9 @@ class MemoryStorage:
     async def delete(self, key):
         return self.data.pop(key, None) is not None
 
-    async def list(self, *, prefix=""):
-        return {k: self.data[k] for k in sorted(self.data) if k.startswith(prefix)}
+    async def list(self, *, prefix="", start=None, limit=None):
+        keys = [k for k in sorted(self.data) if k.startswith(prefix) and (start is None or k >= start)]
+        return {k: self.data[k] for k in keys[:limit]}
 
 
 def test_stream_route_and_upgrade_parsing():

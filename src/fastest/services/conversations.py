@@ -25,6 +25,7 @@ from fastest.errors import (
     ValidationFailed,
 )
 from fastest.platform import Platform
+from fastest.platform.ai import KeyLookup
 from fastest.ports import SessionRequest
 from fastest.services import events, snapshots, storage, workspaces
 from fastest.services.common import new_id, now_iso, split_page
@@ -36,6 +37,16 @@ _SELECT = (
     "w.name AS workspace_name, p.name AS project_name FROM conversations c "
     "JOIN workspaces w ON w.id = c.workspace_id JOIN projects p ON p.id = c.project_id"
 )
+
+
+def provider_keys(platform: Platform) -> KeyLookup | None:
+    """Where a user's own API key for the model provider comes from (issue 5 stores them, as
+    `fastest.services.api_keys.provider_key(platform, user_id, provider)`). Not wired yet, so the
+    server's FASTEST_AI_API_KEY is used; wiring it is this one line:
+
+        return lambda user_id, provider: api_keys.provider_key(platform, user_id, provider)
+    """
+    return None
 
 
 def conversation_view(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -203,7 +214,7 @@ async def _summary(platform: Platform, user_id: str, changes: Mapping[str, Any])
     plain = f"{len(listing)} file(s) changed: " + ", ".join(listing[:20]) + (" …" if len(listing) > 20 else "")
     if not listing:
         return "No changes."
-    model = await user_model(platform.settings, platform.http, user_id)
+    model = await user_model(platform.settings, platform.http, user_id, key_lookup=provider_keys(platform))
     if model.provider == "builtin":
         return plain
     await ai_budget.spend(platform, user_id)

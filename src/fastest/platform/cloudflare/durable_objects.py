@@ -105,8 +105,9 @@ class DurableObjectStorage:
     async def delete(self, key: str) -> bool:
         return bool(from_js(await self._storage.delete(key)))
 
-    async def list(self, *, prefix: str = "") -> dict[str, Any]:
-        result = await (self._storage.list(prefix=prefix) if prefix else self._storage.list())
+    async def list(self, *, prefix: str = "", start: str | None = None, limit: int | None = None) -> dict[str, Any]:
+        options = {k: v for k, v in (("prefix", prefix or None), ("start", start), ("limit", limit)) if v is not None}
+        result = await (self._storage.list(**options) if options else self._storage.list())
         return dict(from_js(result) or {})
 
 

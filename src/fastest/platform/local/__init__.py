@@ -49,9 +49,7 @@ VAULT_PREVIOUS_KEYS_ENV = "FASTEST_VAULT_PREVIOUS_KEYS"
 
 def conversation_session_factory(name: str, storage: LocalSessionStorage, platform: Platform | None = None) -> Any:
     """Create the application's session object. Imported here, on first use, so the platform opens
-    even where `durable_objects` is not importable (tests that bring their own factory).
-
-    The per-user provider key (issue 5) is not wired yet: pass `key_lookup=` here when it is."""
+    even where `durable_objects` is not importable (tests that bring their own factory)."""
     from durable_objects.conversation_session import ConversationSession
 
     return ConversationSession(name, storage, platform=platform)
