@@ -2,8 +2,13 @@
 
 All the behaviour is in `durable_objects.conversation_session.ConversationSession`; this wrapper only
 translates a JS Request into a `SessionRequest`, hands the core a `SessionStorage` over `ctx.storage`,
-and turns the `SessionResponse` back into a JS Response. The conversions live in
+the isolate's `Platform` (D1, R2, the model) and the hibernatable WebSockets, and turns the
+`SessionResponse` back into a JS Response. The conversions live in
 `fastest.platform.cloudflare.durable_objects`, where they are unit-tested with fakes.
+
+WebSockets use the hibernation API: `ctx.acceptWebSocket(server)` hands the socket to the runtime,
+which calls `webSocketMessage` / `webSocketClose` / `webSocketError` (on a fresh instance if the
+object hibernated meanwhile); the core's socket set is `ctx.getWebSockets()`.
 """
 
 from __future__ import annotations
@@ -19,13 +24,50 @@ class ConversationSession(DurableObject):
     def _session(self):
         if self._core is None:
             from durable_objects.conversation_session import ConversationSession as Core
-            from fastest.platform.cloudflare.durable_objects import DurableObjectStorage, object_name
+            from fastest.platform.cloudflare import platform_from_env
+            from fastest.platform.cloudflare.durable_objects import (
+                DurableObjectStorage,
+                HibernatableSockets,
+                background,
+                object_name,
+            )
 
-            self._core = Core(object_name(self.ctx), DurableObjectStorage(self.ctx.storage))
+            platform = platform_from_env(self.env)
+            self._core = Core(
+                object_name(self.ctx), DurableObjectStorage(self.ctx.storage), platform=platform,
+                sockets=HibernatableSockets(self.ctx), spawn=background(self.ctx), workers_ai=platform.ai,
+            )
         return self._core
 
     async def fetch(self, request):
-        from fastest.platform.cloudflare.durable_objects import read_session_request, to_js_response
+        from fastest.platform.cloudflare.durable_objects import (
+            accept_websocket,
+            read_session_request,
+            since_of,
+            to_js_response,
+            wants_websocket,
+        )
 
+        if wants_websocket(request):
+            # The Worker authenticated the upgrade and checked ownership before forwarding it here.
+            client, socket = accept_websocket(self.ctx)
+            await self._session().attach(socket, since_of(request))
+            return socket.upgrade_response(client)
         response = await self._session().fetch(await read_session_request(request))
         return to_js_response(response)
+
+    async def webSocketMessage(self, ws, message):
+        from fastest.platform.cloudflare.durable_objects import JsSocket
+
+        await self._session().receive(JsSocket(ws), message)
+
+    async def webSocketClose(self, ws, code, reason, was_clean):
+        from fastest.platform.cloudflare.durable_objects import JsSocket
+
+        self._session().detach(JsSocket(ws))
+        JsSocket(ws).close(1000, "closing")
+
+    async def webSocketError(self, ws, error):
+        from fastest.platform.cloudflare.durable_objects import JsSocket
+
+        self._session().detach(JsSocket(ws))

@@ -1,50 +1,629 @@
 """`ConversationSession`: the platform-neutral core of the per-conversation Durable Object.
 
-One instance exists per conversation id, and the platform serializes requests to it (DESIGN.md §6),
-so the core needs no locks of its own. It talks to its storage through `fastest.ports.SessionStorage`
-and answers `SessionRequest`s: the Cloudflare wrapper (`durable_objects.cloudflare`) and the local
-namespace (`fastest.platform.local.sessions`) both just translate requests in and out.
+One instance exists per conversation id (DESIGN.md §6). It owns, in its own storage:
 
-So far it holds the conversation's context (what it is attached to); the chat, event log and
-WebSocket protocol build on this same dispatch.
+- the **context**: owner, project, workspace and the base manifest of the working tree;
+- the **event log**: every frame sent to clients is an event `{type, id, data}` with a monotonic id,
+  stored before it is sent, so a client reconnecting with `since=<id>` gets exactly what it missed;
+- the **messages** (OpenAI chat format: user, assistant with `tool_calls`, tool results);
+- **pending questions** (the `ask_question` tool; answered by the reply/reject routes);
+- the **working-tree overlay** (`fastest.services.working_tree`).
+
+It answers `SessionRequest`s (`fetch`) and WebSocket traffic (`attach` / `receive` / `detach`).
+The Cloudflare wrapper (`durable_objects.cloudflare`) and the local namespace
+(`fastest.platform.local.sessions`) only translate. The agent turn runs as a background task
+(`spawn`), so requests keep being served while the model streams; `_busy` makes it one turn at a
+time: a second prompt while one runs is refused with 409 `turn_in_progress`, never interleaved.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from typing import Any
+import logging
+import re
+from typing import Any, Awaitable, Callable, Protocol
 
-from fastest.ports import SessionRequest, SessionResponse, SessionStorage
+from fastest.errors import AIRateLimited, ApiError
+from fastest.platform import Platform
+from fastest.platform.ai import KeyLookup, user_model
+from fastest.ports import AIError, AIModel, SessionRequest, SessionResponse, SessionStorage
+
+log = logging.getLogger("fastest.conversations")
 
 CONTEXT_KEY = "context"
 _CONTEXT_FIELDS = ("conversation_id", "user_id", "project_id", "workspace_id", "manifest_hash")
+LAST_EVENT_KEY = "meta:last_event_id"
+LAST_MESSAGE_KEY = "meta:last_message_seq"
+EVENT_PREFIX = "event:"
+MESSAGE_PREFIX = "msg:"
+QUESTION_PREFIX = "question:"
+DEPLOYMENT_PREFIX = "deployment:"
+TIMELINE_LIMIT = 500
+TOOL_RESULT_LIMIT = 64 * 1024  # what a tool result may put into the model's context
+# A turn waits this long for a question's answer, then goes on without (the turn must not hold the
+# conversation forever: no other prompt can run meanwhile).
+QUESTION_TIMEOUT_SECONDS = 30 * 60
+
+SYSTEM_PROMPT = (
+    "You are a coding agent working on the files of the user's workspace. Use the tools to list, "
+    "read, write and delete files (paths are relative to the workspace root) and ask_question when "
+    "you need the user to decide. Keep answers short; say what you changed."
+)
+
+TOOLS: list[dict[str, Any]] = [
+    {"type": "function", "function": {
+        "name": "list_files", "description": "List the files of the working tree (optionally under a directory).",
+        "parameters": {"type": "object", "properties": {"path": {"type": "string", "description": "A directory; empty for all."}}},
+    }},
+    {"type": "function", "function": {
+        "name": "read_file", "description": "Read a text file.",
+        "parameters": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]},
+    }},
+    {"type": "function", "function": {
+        "name": "write_file", "description": "Create or replace a file with this content.",
+        "parameters": {"type": "object", "properties": {"path": {"type": "string"}, "content": {"type": "string"}},
+                       "required": ["path", "content"]},
+    }},
+    {"type": "function", "function": {
+        "name": "delete_file", "description": "Delete a file.",
+        "parameters": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]},
+    }},
+    {"type": "function", "function": {
+        "name": "ask_question", "description": "Ask the user and wait for the answer.",
+        "parameters": {"type": "object", "properties": {
+            "question": {"type": "string"},
+            "options": {"type": "array", "items": {"type": "string"}},
+        }, "required": ["question"]},
+    }},
+]
+
+
+class Socket(Protocol):
+    """A client connection (a WebSocket, or an SSE stream). `send` must not block: it queues."""
+
+    def send(self, text: str) -> None: ...
+
+    def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+class _Refusal(Exception):
+    """A request the session refuses: becomes a JSON error response, or an `error` frame."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message}, **self.extra}
 
 
 def _json(status: int, body: Any) -> SessionResponse:
     return SessionResponse(status=status, body=json.dumps(body).encode(), headers={"content-type": "application/json"})
 
 
+def _frame(type_: str, data: Any, event_id: int | None = None) -> str:
+    return json.dumps({"type": type_, "id": event_id, "data": data}, ensure_ascii=False)
+
+
+def _default_spawn(coroutine: Awaitable[Any]) -> asyncio.Task:
+    return asyncio.ensure_future(coroutine)
+
+
 class ConversationSession:
-    def __init__(self, name: str, storage: SessionStorage) -> None:
+    def __init__(
+        self,
+        name: str,
+        storage: SessionStorage,
+        *,
+        platform: Platform | None = None,
+        sockets: Any = None,
+        spawn: Callable[[Awaitable[Any]], Any] = _default_spawn,
+        key_lookup: KeyLookup | None = None,
+        workers_ai: Any = None,
+    ) -> None:
         self.name = name
         self.storage = storage
+        self.platform = platform
+        # The connected clients. Locally a set this object owns; on Cloudflare a view over
+        # `ctx.getWebSockets()` (the runtime keeps them across hibernation).
+        self.sockets = sockets if sockets is not None else set()
+        self._spawn = spawn
+        self._key_lookup = key_lookup
+        self._workers_ai = workers_ai
+        self._last_event_id: int | None = None
+        self._busy = False
+        self._turn_task: Any = None
+        self._waiting: dict[str, asyncio.Future] = {}
+        self._replaying: dict[int, list[tuple[int, str]]] = {}
+
+    # ----------------------------------------------------------------------------------------------
+    # Requests
+    # ----------------------------------------------------------------------------------------------
 
     async def fetch(self, request: SessionRequest) -> SessionResponse:
-        route = (request.method.upper(), request.path)
-        if route == ("PUT", "/context"):
-            return await self._put_context(request)
-        if route == ("GET", "/context"):
+        path, _, query = request.path.partition("?")
+        method = request.method.upper()
+        try:
+            if (method, path) == ("PUT", "/context"):
+                return await self._put_context(request)
             context = await self.storage.get(CONTEXT_KEY)
-            return _json(200, {"context": context}) if context is not None else _json(404, {"error": "not_initialized"})
-        return _json(404, {"error": "no_such_route"})
+            if context is None:
+                return _json(404, {"error": {"code": "not_initialized", "message": "This conversation was never created."}})
+            body = self._body(request) if method in ("POST", "PATCH") else {}
+            return await self._route(method, path, _query(query), body, context)
+        except _Refusal as refusal:
+            return _json(refusal.status, refusal.body())
+        except ApiError as error:
+            return _json(error.status, {"error": {"code": error.code, "message": error.message}, **error.extra})
 
-    async def _put_context(self, request: SessionRequest) -> SessionResponse:
+    async def _route(self, method: str, path: str, query: dict[str, str], body: dict[str, Any], context: dict[str, Any]) -> SessionResponse:
+        if (method, path) == ("GET", "/context"):
+            return _json(200, {"context": context})
+        if (method, path) == ("PATCH", "/context"):
+            return await self._patch_context(body, context)
+        if (method, path) == ("POST", "/messages"):
+            return _json(202, await self.prompt(body.get("prompt"), context))
+        if (method, path) == ("GET", "/messages"):
+            return _json(200, await self._messages_page(query))
+        if (method, path) == ("GET", "/opencode-messages"):
+            return _json(200, await self._opencode_messages())
+        if (method, path) == ("POST", "/clear"):
+            return _json(200, await self.clear())
+        if (method, path) == ("GET", "/timeline"):
+            return _json(200, {"timeline": await self.timeline()})
+        if (method, path) == ("GET", "/project-info"):
+            return _json(200, await self._project_info(context))
+        if (method, path) == ("GET", "/files/changes"):
+            return _json(200, {"manifest_hash": context.get("manifest_hash"), "changes": await self._tree(context).overlay()})
+        if (method, path) == ("POST", "/files/rebase"):
+            return _json(200, await self._rebase(body, context))
+        if (method, path) == ("GET", "/deployments"):
+            deployments = await self.storage.list(prefix=DEPLOYMENT_PREFIX)
+            return _json(200, {"deployments": list(deployments.values())})
+        if (match := re.fullmatch(r"/deployments/([^/]+)/logs", path)) and method == "GET":
+            deployment = await self.storage.get(DEPLOYMENT_PREFIX + match.group(1))
+            if deployment is None:
+                raise _Refusal(404, "not_found", "Deployment not found.")
+            return _json(200, {"logs": deployment.get("logs", [])})
+        if (match := re.fullmatch(r"/questions/([^/]+)/(reply|reject)", path)) and method == "POST":
+            if match.group(2) == "reply":
+                await self.answer(match.group(1), body.get("answers"))
+            else:
+                await self.answer(match.group(1), None)
+            return _json(200, {"success": True})
+        return _json(404, {"error": {"code": "no_such_route", "message": "No such route."}})
+
+    @staticmethod
+    def _body(request: SessionRequest) -> dict[str, Any]:
         try:
             body = json.loads(request.body or b"{}")
         except ValueError:
-            return _json(400, {"error": "invalid_json"})
-        if not isinstance(body, dict) or not all(isinstance(body.get(f), (str, type(None))) for f in _CONTEXT_FIELDS):
-            return _json(422, {"error": "validation_failed"})
-        context = {field: body.get(field) for field in _CONTEXT_FIELDS}
+            raise _Refusal(400, "invalid_json", "The body is not JSON.") from None
+        if not isinstance(body, dict):
+            raise _Refusal(422, "validation_failed", "The body must be a JSON object.")
+        return body
+
+    async def _put_context(self, request: SessionRequest) -> SessionResponse:
+        body = self._body(request)
+        if not all(isinstance(body.get(f), (str, type(None))) for f in _CONTEXT_FIELDS):
+            return _json(422, {"error": {"code": "validation_failed", "message": "Context fields are strings."}})
+        context = {f: body.get(f) for f in _CONTEXT_FIELDS}
         await self.storage.put(CONTEXT_KEY, context)
         return _json(200, {"context": context})
+
+    async def _patch_context(self, body: dict[str, Any], context: dict[str, Any]) -> SessionResponse:
+        """Move to another workspace of the same project: its manifest becomes the base; the
+        overlay (the agent's edits) stays on top."""
+        for name in ("workspace_id", "manifest_hash"):
+            if name in body and isinstance(body[name], (str, type(None))):
+                context[name] = body[name]
+        await self.storage.put(CONTEXT_KEY, context)
+        await self.emit("conversation.updated", {"workspace_id": context["workspace_id"]})
+        return _json(200, {"context": context})
+
+    # ----------------------------------------------------------------------------------------------
+    # Event log and clients
+    # ----------------------------------------------------------------------------------------------
+
+    async def _next_event_id(self) -> int:
+        if self._last_event_id is None:
+            stored = int(await self.storage.get(LAST_EVENT_KEY) or 0)
+            if self._last_event_id is None:  # another emit may have loaded it meanwhile
+                self._last_event_id = stored
+        self._last_event_id += 1
+        return self._last_event_id
+
+    async def emit(self, type_: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Record an event, then send it to every client (those still replaying get it after)."""
+        event_id = await self._next_event_id()
+        event = {"type": type_, "id": event_id, "data": data}
+        await self.storage.put(f"{EVENT_PREFIX}{event_id:012d}", event)
+        await self.storage.put(LAST_EVENT_KEY, event_id)
+        text = json.dumps(event, ensure_ascii=False)
+        for socket in list(self.sockets):
+            pending = self._replaying.get(id(socket))
+            if pending is not None:
+                pending.append((event_id, text))
+            else:
+                _send(socket, text)
+        return event
+
+    async def events_after(self, since: int) -> list[dict[str, Any]]:
+        """What a client reconnecting with `since` missed: read from its position on, not the whole log."""
+        events = await self.storage.list(prefix=EVENT_PREFIX, start=f"{EVENT_PREFIX}{since + 1:012d}")
+        return [event for event in events.values() if event["id"] > since]
+
+    async def attach(self, socket: Socket, since: int | None = None) -> None:
+        """Connect a client: replay every event after `since` (when given), then live events, with
+        nothing lost or repeated in between; then a `ready` frame (not an event: no id)."""
+        key = id(socket)
+        self._replaying[key] = []
+        if hasattr(self.sockets, "add"):
+            self.sockets.add(socket)
+        try:
+            last = since if since is not None else int(await self.storage.get(LAST_EVENT_KEY) or 0)
+            if since is not None:
+                for event in await self.events_after(since):
+                    _send(socket, json.dumps(event, ensure_ascii=False))
+                    last = event["id"]
+            for event_id, text in self._replaying[key]:
+                if event_id > last:
+                    _send(socket, text)
+                    last = event_id
+        finally:
+            self._replaying.pop(key, None)
+        _send(socket, _frame("ready", {"conversation_id": self.name, "last_event_id": last, "turn_running": self._busy}))
+
+    def detach(self, socket: Socket) -> None:
+        if hasattr(self.sockets, "discard"):
+            self.sockets.discard(socket)
+        self._replaying.pop(id(socket), None)
+
+    async def receive(self, socket: Socket, text: str | bytes) -> None:
+        """One client frame: `ping`, `prompt` `{prompt}`, `question.reply` `{request_id, answers}`,
+        `question.reject` `{request_id}`. Anything wrong gets an `error` frame (no id)."""
+        limit = self._settings_value("conversation_max_frame_bytes", 64 * 1024)
+        size = len(text.encode("utf-8")) if isinstance(text, str) else len(text)
+        if size > limit:
+            _send(socket, _frame("error", {"code": "frame_too_large", "message": f"Frames are at most {limit} bytes."}))
+            return
+        try:
+            frame = json.loads(text)
+            if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+                raise ValueError
+        except ValueError:
+            _send(socket, _frame("error", {"code": "invalid_frame", "message": 'A frame is a JSON object with a "type".'}))
+            return
+        data = frame.get("data") if isinstance(frame.get("data"), dict) else {}
+        kind = frame["type"]
+        try:
+            if kind == "ping":
+                _send(socket, _frame("pong", {"last_event_id": self._last_event_id or int(await self.storage.get(LAST_EVENT_KEY) or 0)}))
+            elif kind == "prompt":
+                context = await self.storage.get(CONTEXT_KEY)
+                if context is None:
+                    raise _Refusal(404, "not_found", "This conversation was never created.")
+                accepted = await self.prompt(data.get("prompt"), context)
+                _send(socket, _frame("prompt.accepted", accepted))
+            elif kind in ("question.reply", "question.reject"):
+                await self.answer(str(data.get("request_id", "")), data.get("answers") if kind == "question.reply" else None)
+            else:
+                raise _Refusal(422, "unknown_frame_type", f"Unknown frame type {kind!r}.")
+        except _Refusal as refusal:
+            _send(socket, _frame("error", {"status": refusal.status, **refusal.body()["error"], **refusal.extra}))
+        except ApiError as error:
+            _send(socket, _frame("error", {"status": error.status, "code": error.code, "message": error.message, **error.extra}))
+
+    def _settings_value(self, name: str, default: int) -> int:
+        return int(getattr(self.platform.settings, name)) if self.platform is not None else default
+
+    # ----------------------------------------------------------------------------------------------
+    # Messages
+    # ----------------------------------------------------------------------------------------------
+
+    def _now(self) -> str:
+        from fastest.services.common import now_iso
+
+        return now_iso(self._require_platform())
+
+    def _new_id(self, prefix: str) -> str:
+        from fastest.services.common import new_id
+
+        return new_id(self._require_platform(), prefix)
+
+    def _require_platform(self) -> Platform:
+        if self.platform is None:
+            raise _Refusal(503, "unavailable", "This session object has no platform to chat with.")
+        return self.platform
+
+    async def _add_message(self, message: dict[str, Any]) -> dict[str, Any]:
+        seq = int(await self.storage.get(LAST_MESSAGE_KEY) or 0) + 1
+        await self.storage.put(LAST_MESSAGE_KEY, seq)
+        message = {"id": message.get("id") or self._new_id("msg"), "seq": seq, "created_at": self._now(), **message}
+        await self.storage.put(f"{MESSAGE_PREFIX}{seq:012d}", message)
+        return message
+
+    async def messages(self) -> list[dict[str, Any]]:
+        return list((await self.storage.list(prefix=MESSAGE_PREFIX)).values())
+
+    async def _messages_page(self, query: dict[str, str]) -> dict[str, Any]:
+        limit = int(query.get("limit", "50"))
+        before = query.get("before")
+        messages = [m for m in await self.messages() if before is None or m["created_at"] < before]
+        return {"messages": messages[-limit:], "has_more": len(messages) > limit}
+
+    async def _opencode_messages(self) -> dict[str, Any]:
+        """Each message as OpenCode-style parts (text, tool), keyed by message id; a tool result is
+        attached to the part of the call it answers."""
+        parts: dict[str, list[dict[str, Any]]] = {}
+        calls: dict[str, dict[str, Any]] = {}
+        for message in await self.messages():
+            if message["role"] == "tool":
+                part = calls.get(message.get("tool_call_id", ""))
+                if part is not None:
+                    part["state"] = {"status": "completed", "output": message["content"]}
+                continue
+            own = parts.setdefault(message["id"], [])
+            if message.get("content"):
+                own.append({"type": "text", "text": message["content"]})
+            for call in message.get("tool_calls") or ():
+                part = {"type": "tool", "call_id": call["id"], "tool": call["function"]["name"],
+                        "input": call["function"]["arguments"], "state": {"status": "pending"}}
+                calls[call["id"]] = part
+                own.append(part)
+        return {"messages": parts}
+
+    async def timeline(self) -> list[dict[str, Any]]:
+        """The event log without the streamed deltas (each turn's text is in its completed message)."""
+        events = await self.storage.list(prefix=EVENT_PREFIX)
+        return [event for event in events.values() if event["type"] != "message.delta"][-TIMELINE_LIMIT:]
+
+    async def clear(self) -> dict[str, Any]:
+        if self._busy:
+            raise _Refusal(409, "turn_in_progress", "A turn is running; clear when it is done.")
+        cleared = 0
+        for prefix in (MESSAGE_PREFIX, QUESTION_PREFIX, EVENT_PREFIX):
+            for key in await self.storage.list(prefix=prefix):
+                await self.storage.delete(key)
+                cleared += prefix == MESSAGE_PREFIX
+        await self.emit("conversation.cleared", {"messages_cleared": cleared})
+        return {"success": True, "cleared": cleared}
+
+    async def _project_info(self, context: dict[str, Any]) -> dict[str, Any]:
+        overlay = await self.storage.list(prefix="file:")
+        return {
+            "project_id": context["project_id"], "workspace_id": context["workspace_id"],
+            "manifest_hash": context["manifest_hash"], "changed_files": len(overlay),
+        }
+
+    # ----------------------------------------------------------------------------------------------
+    # The agent turn
+    # ----------------------------------------------------------------------------------------------
+
+    async def _model(self, context: dict[str, Any]) -> AIModel:
+        from fastest.services.conversations import provider_keys
+
+        platform = self._require_platform()
+        key_lookup = self._key_lookup if self._key_lookup is not None else provider_keys(platform)
+        return await user_model(platform.settings, platform.http, context["user_id"], key_lookup=key_lookup, workers_ai=self._workers_ai)
+
+    async def _spend(self, context: dict[str, Any], model: AIModel) -> None:
+        """One unit of the AI budget per model call (the builtin engine is not a model: free)."""
+        if model.provider == "builtin":
+            return
+        from fastest.services import ai_budget
+
+        await ai_budget.spend(self._require_platform(), context["user_id"])
+
+    async def prompt(self, prompt: Any, context: dict[str, Any]) -> dict[str, Any]:
+        """Start a turn: record the user's message and answer it in the background. 409 while a
+        turn runs; 413 for an oversized prompt; 429 `ai_rate_limited` when the budget is spent."""
+        platform = self._require_platform()
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise _Refusal(422, "validation_failed", "A prompt is a non-empty string.", fields={"prompt": "required"})
+        limit = platform.settings.conversation_max_prompt_bytes
+        if len(prompt.encode("utf-8")) > limit:
+            raise _Refusal(413, "payload_too_large", f"A prompt is at most {limit} bytes.")
+        if self._busy:
+            raise _Refusal(409, "turn_in_progress", "A turn is already running in this conversation; wait for turn.completed.")
+        self._busy = True  # taken before the first await: a concurrent prompt sees it
+        try:
+            model = await self._model(context)
+            await self._spend(context, model)
+            first = not await self.storage.list(prefix=MESSAGE_PREFIX)
+            message = await self._add_message({"role": "user", "content": prompt})
+            turn_id = self._new_id("trn")
+            await self.emit("message.created", {"message": message})
+            await self.emit("turn.started", {"turn_id": turn_id, "provider": model.provider, "model": model.model})
+            if first:
+                from fastest.services import conversations
+
+                await conversations.auto_title(platform, self.name, prompt)
+        except BaseException:
+            self._busy = False
+            raise
+        self._turn_task = self._spawn(self._run_turn(turn_id, model, context))
+        return {"message": message, "turn_id": turn_id}
+
+    async def _history(self) -> list[dict[str, Any]]:
+        history: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_PROMPT}]
+        for message in await self.messages():
+            item = {"role": message["role"], "content": message.get("content") or ""}
+            if message.get("tool_calls"):
+                item["tool_calls"] = message["tool_calls"]
+            if message["role"] == "tool":
+                item["tool_call_id"] = message.get("tool_call_id", "")
+            history.append(item)
+        return history
+
+    async def _run_turn(self, turn_id: str, model: AIModel, context: dict[str, Any]) -> None:
+        try:
+            rounds = self._require_platform().settings.conversation_max_tool_rounds
+            for round_number in range(rounds):
+                if round_number:
+                    await self._spend(context, model)
+                calls = await self._model_round(turn_id, model)
+                if not calls:
+                    break
+                for call in calls:
+                    await self._tool(turn_id, call, context)
+            else:
+                await self.emit("turn.failed", {"turn_id": turn_id, "error": {
+                    "code": "tool_rounds_exceeded", "message": f"The model kept calling tools after {rounds} rounds."}})
+                return
+            await self.emit("turn.completed", {"turn_id": turn_id})
+        except AIRateLimited as error:
+            await self.emit("turn.failed", {"turn_id": turn_id, "error": {"code": error.code, "message": error.message}, **error.extra})
+        except AIError as error:
+            await self.emit("turn.failed", {"turn_id": turn_id, "error": {"code": "ai_unavailable", "message": str(error)}})
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("conversation %s: turn %s failed", self.name, turn_id)
+            await self.emit("turn.failed", {"turn_id": turn_id, "error": {"code": "internal", "message": "The turn failed."}})
+        finally:
+            self._busy = False
+            self._turn_task = None
+
+    async def _model_round(self, turn_id: str, model: AIModel) -> list[dict[str, Any]]:
+        """One model call: stream its text as `message.delta` events, store the message, return its
+        tool calls."""
+        message_id = self._new_id("msg")
+        text: list[str] = []
+        calls: list[dict[str, Any]] = []
+        done: dict[str, Any] = {}
+        async for event in model.stream(await self._history(), tools=TOOLS):
+            if event["type"] == "delta" and event["content"]:
+                text.append(event["content"])
+                await self.emit("message.delta", {"message_id": message_id, "turn_id": turn_id, "delta": event["content"]})
+            elif event["type"] == "tool_call":
+                calls.append({"id": event["id"], "type": "function",
+                              "function": {"name": event["name"], "arguments": event["arguments"]}})
+            elif event["type"] == "done":
+                done = dict(event)
+        message = {"id": message_id, "role": "assistant", "content": "".join(text), "turn_id": turn_id,
+                   "provider": done.get("provider", model.provider), "model": done.get("model", model.model)}
+        if calls:
+            message["tool_calls"] = calls
+        stored = await self._add_message(message)
+        await self.emit("message.completed", {"message": stored})
+        return calls
+
+    def _tree(self, context: dict[str, Any]):
+        from fastest.services.working_tree import WorkingTree
+
+        return WorkingTree(self._require_platform(), self.storage, context["user_id"], context.get("manifest_hash"))
+
+    async def _tool(self, turn_id: str, call: dict[str, Any], context: dict[str, Any]) -> None:
+        name = call["function"]["name"]
+        await self.emit("tool.call", {"turn_id": turn_id, "call_id": call["id"], "name": name, "arguments": call["function"]["arguments"]})
+        ok = True
+        try:
+            arguments = json.loads(call["function"]["arguments"] or "{}")
+            if not isinstance(arguments, dict):
+                raise ValueError
+        except ValueError:
+            arguments, ok, result = {}, False, "Error: the arguments are not a JSON object."
+        if ok:
+            try:
+                result = await self._run_tool(turn_id, call["id"], name, arguments, context)
+            except ApiError as error:
+                ok, result = False, f"Error: {error.message}"
+        result = result[:TOOL_RESULT_LIMIT]
+        await self._add_message({"role": "tool", "tool_call_id": call["id"], "name": name, "content": result, "turn_id": turn_id})
+        await self.emit("tool.result", {"turn_id": turn_id, "call_id": call["id"], "name": name, "ok": ok, "result": result})
+
+    async def _run_tool(self, turn_id: str, call_id: str, name: str, arguments: dict[str, Any], context: dict[str, Any]) -> str:
+        tree = self._tree(context)
+        if name == "list_files":
+            files = await tree.list_files(str(arguments.get("path") or ""))
+            return "\n".join(f"{f['path']} ({f['size']} bytes)" for f in files) or "(no files)"
+        if name == "read_file":
+            return await tree.read_file(arguments.get("path"))
+        if name == "write_file":
+            written = await tree.write_file(arguments.get("path"), arguments.get("content"))
+            await self.emit("file.changed", {"turn_id": turn_id, "path": written["path"], "action": "created" if written["created"] else "modified",
+                                             "hash": written["hash"], "size": written["size"]})
+            return f"Wrote {written['path']} ({written['size']} bytes)."
+        if name == "delete_file":
+            deleted = await tree.delete_file(arguments.get("path"))
+            await self.emit("file.changed", {"turn_id": turn_id, "path": deleted["path"], "action": "deleted"})
+            return f"Deleted {deleted['path']}."
+        if name == "ask_question":
+            return await self._ask(turn_id, call_id, arguments)
+        return f"Error: no tool named {name!r}."
+
+    # ----------------------------------------------------------------------------------------------
+    # Questions
+    # ----------------------------------------------------------------------------------------------
+
+    async def _ask(self, turn_id: str, call_id: str, arguments: dict[str, Any]) -> str:
+        question = str(arguments.get("question") or "").strip()
+        if not question:
+            return "Error: ask_question needs a question."
+        options = [str(o) for o in arguments.get("options") or () if isinstance(o, (str, int, float))][:20]
+        request_id = self._new_id("que")
+        record = {"id": request_id, "turn_id": turn_id, "call_id": call_id, "status": "pending",
+                  "questions": [{"question": question, "options": options}], "created_at": self._now()}
+        await self.storage.put(QUESTION_PREFIX + request_id, record)
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = waiter
+        try:
+            await self.emit("question.asked", {"turn_id": turn_id, "request_id": request_id, "questions": record["questions"]})
+            answers = await asyncio.wait_for(waiter, QUESTION_TIMEOUT_SECONDS)
+        except asyncio.TimeoutError:
+            record.update(status="expired")
+            await self.storage.put(QUESTION_PREFIX + request_id, record)
+            await self.emit("question.expired", {"request_id": request_id})
+            return "The user did not answer in time."
+        finally:
+            self._waiting.pop(request_id, None)
+        if answers is None:
+            return "The user declined to answer."
+        return json.dumps({"answers": answers}, ensure_ascii=False)
+
+    async def answer(self, request_id: str, answers: Any) -> None:
+        """Reply to (answers: list of lists of strings) or reject (answers None) a pending question;
+        a turn waiting on it resumes."""
+        record = await self.storage.get(QUESTION_PREFIX + request_id) if request_id else None
+        if record is None:
+            raise _Refusal(404, "not_found", "No such question.")
+        if record["status"] != "pending":
+            raise _Refusal(409, "question_not_pending", f"This question was already {record['status']}.")
+        if answers is not None and not (
+            isinstance(answers, list) and all(isinstance(a, list) and all(isinstance(s, str) for s in a) for a in answers)
+        ):
+            raise _Refusal(422, "validation_failed", "answers is a list of lists of strings.", fields={"answers": "string[][]"})
+        record.update(status="answered" if answers is not None else "rejected", answers=answers, answered_at=self._now())
+        await self.storage.put(QUESTION_PREFIX + request_id, record)
+        await self.emit("question." + record["status"], {"request_id": request_id, "answers": answers})
+        waiter = self._waiting.get(request_id)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(answers)
+
+    async def _rebase(self, body: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+        """A snapshot froze the overlay `frozen` into the tree `manifest_hash`: that tree becomes
+        the base, and what was frozen leaves the overlay."""
+        manifest_hash, frozen = body.get("manifest_hash"), body.get("frozen")
+        if not isinstance(manifest_hash, str) or not isinstance(frozen, dict):
+            raise _Refusal(422, "validation_failed", "manifest_hash and frozen are required.")
+        await self._tree(context).rebase(frozen)
+        context["manifest_hash"] = manifest_hash
+        await self.storage.put(CONTEXT_KEY, context)
+        await self.emit("conversation.snapshot", {"manifest_hash": manifest_hash, "snapshot_id": body.get("snapshot_id")})
+        return {"context": context}
+
+
+def _send(socket: Socket, text: str) -> None:
+    try:
+        socket.send(text)
+    except Exception:  # a client gone mid-send is detached by its own close handler
+        log.debug("send to a closed client dropped")
+
+
+def _query(query: str) -> dict[str, str]:
+    from urllib.parse import parse_qsl
+
+    return dict(parse_qsl(query))
+

@@ -13,7 +13,9 @@ from typing import Callable
 from fastapi import FastAPI
 from starlette.types import Scope
 
-from fastest.api import blobs, docs, env_vars, errors, health, project_docs, projects, snapshots, sync, workspaces
+from fastest.api import (
+    blobs, conversations, docs, env_vars, errors, health, project_docs, projects, snapshots, sync, workspaces,
+)
 from fastest.api.cors import CorsMiddleware
 from fastest.api.middleware import RequestContextMiddleware
 from fastest.platform import Platform
@@ -42,7 +44,7 @@ def create_app(platform_provider: Callable[[Scope], Platform]) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, platform_provider=platform_provider)
     for router in (
         health.router, docs.router, projects.router, env_vars.router, workspaces.router, snapshots.router,
-        project_docs.router, blobs.router, sync.router,
+        project_docs.router, blobs.router, sync.router, conversations.router,
     ):
         app.include_router(router)
     app.openapi = _problem_aware_openapi(app)  # type: ignore[method-assign]

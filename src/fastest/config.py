@@ -6,7 +6,7 @@ and the resulting object is handed down explicitly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
 MIB = 1024 * 1024
@@ -36,6 +36,24 @@ class Settings:
     idempotency_ttl_hours: int = 24
     # Comma-separated origins allowed by CORS; empty means no cross-origin browser access.
     cors_origins: str = ""
+    # The model behind conversations (and other AI features): "builtin" (no model: explains how to
+    # configure one and serves the file tools through explicit commands), "openai" (any
+    # OpenAI-compatible endpoint: OpenAI, llama.cpp, Ollama, vLLM…), "anthropic", or "workers-ai"
+    # (the Worker's `AI` binding). A user's own stored key for the provider wins over ai_api_key.
+    ai_provider: str = "builtin"
+    ai_base_url: str = ""
+    ai_model: str = ""
+    ai_api_key: str = field(default="", repr=False)
+    # Seconds to wait for a model's first byte / between chunks.
+    ai_timeout_seconds: int = 120
+    # The AI budget guardrail (seed 004): model calls per user per window; 429 ai_rate_limited after.
+    ai_budget_calls: int = 200
+    ai_budget_window_seconds: int = 5 * 60 * 60
+    # Conversations: the largest prompt, the largest WebSocket frame a client may send, and how many
+    # model rounds (each may call tools) one turn may take.
+    conversation_max_prompt_bytes: int = 32 * 1024
+    conversation_max_frame_bytes: int = 64 * 1024
+    conversation_max_tool_rounds: int = 8
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, Any]) -> "Settings":

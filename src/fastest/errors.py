@@ -95,3 +95,10 @@ class Internal(ApiError):
 
 class Unavailable(ApiError):
     status, code, title = 503, "unavailable", "Service unavailable"
+
+
+class AIRateLimited(ApiError):
+    """The user's AI budget for the current window is spent (seed 004's guardrail). The problem
+    carries `ai_rate_limit: {resets_at, used, limit}`."""
+
+    status, code, title = 429, "ai_rate_limited", "AI budget exhausted"

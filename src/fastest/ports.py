@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, AsyncIterator, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 
 # --------------------------------------------------------------------------------------------------
@@ -215,7 +215,10 @@ class SessionStorage(Protocol):
 
     async def delete(self, key: str) -> bool: ...
 
-    async def list(self, *, prefix: str = "") -> dict[str, Any]: ...
+    async def list(self, *, prefix: str = "", start: str | None = None, limit: int | None = None) -> dict[str, Any]:
+        """Entries whose key starts with `prefix`, in key order, from `start` (inclusive) on, at
+        most `limit` of them (DO storage's `list({prefix, start, limit})`)."""
+        ...
 
 
 # --------------------------------------------------------------------------------------------------
@@ -263,6 +266,17 @@ class HttpResponse:
     body: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class HttpStream:
+    """A response whose body arrives in chunks (a model's server-sent events). `close()` must be
+    awaited when done, read to the end or not, to release the connection."""
+
+    status: int
+    headers: Mapping[str, str]
+    chunks: AsyncIterator[bytes]
+    close: Callable[[], Awaitable[None]]
+
+
 class HttpClient(Protocol):
     """Outbound HTTP, only to configured hosts, always with a timeout."""
 
@@ -276,11 +290,53 @@ class HttpClient(Protocol):
         timeout: float = 10.0,
     ) -> HttpResponse: ...
 
+    async def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        timeout: float = 10.0,
+    ) -> HttpStream:
+        """Send the request and return as soon as the status and headers are in; `timeout` bounds
+        the wait for each chunk, not the whole body."""
+        ...
+
+
+class AIError(Exception):
+    """The model provider failed or refused (unreachable, bad key, malformed answer). The message is
+    for people and never carries the key."""
+
 
 @runtime_checkable
 class AIModel(Protocol):
-    """Chat completion and embeddings. The answer names the provider/model that produced it."""
+    """Chat completion and embeddings. The answer names the provider/model that produced it.
 
-    async def complete(self, messages: Sequence[Mapping[str, str]], **options: Any) -> Mapping[str, Any]: ...
+    Messages are in OpenAI's chat format (`role`, `content`, and for tool use `tool_calls` /
+    `tool_call_id`); tools in OpenAI's function-calling format
+    (`{"type": "function", "function": {"name", "description", "parameters"}}`).
+    """
+
+    provider: str
+    model: str
+
+    async def complete(self, messages: Sequence[Mapping[str, Any]], **options: Any) -> Mapping[str, Any]:
+        """The whole answer: at least `{content, model, provider}` (plus `tool_calls` when asked to
+        use tools)."""
+        ...
+
+    def stream(
+        self, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] | None = None, **options: Any
+    ) -> AsyncIterator[Mapping[str, Any]]:
+        """The answer as it is produced, as events:
+
+        - `{"type": "delta", "content": str}`: more text;
+        - `{"type": "tool_call", "id": str, "name": str, "arguments": str}`: a complete tool call
+          (arguments are the JSON text the model wrote);
+        - `{"type": "done", "model": str, "provider": str, "finish_reason": str | None}`: last.
+
+        Raises AIError when the provider fails."""
+        ...
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...

@@ -165,6 +165,13 @@ def test_storage_get_put_delete_list(tmp_path: Path) -> None:
             ("msg:002", {"text": "second", "n": [1, 2]}),
         ]
         assert set(await storage.list()) == {"meta", "msg:001", "msg:002"}
+        # `start` (inclusive) and `limit`, as DO storage's list options.
+        assert list(await storage.list(prefix="msg:", start="msg:002")) == ["msg:002"]
+        assert list(await storage.list(prefix="msg:", start="a")) == ["msg:001", "msg:002"]  # before the prefix
+        assert list(await storage.list(prefix="msg:", limit=1)) == ["msg:001"]
+        assert await storage.list(prefix="msg:", start="msg:003") == {}
+        with pytest.raises(ValueError):
+            await storage.list(limit=0)
         assert await storage.delete("meta") is True
         assert await storage.delete("meta") is False
         with pytest.raises(ValueError):

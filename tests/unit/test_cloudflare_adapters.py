@@ -511,8 +511,10 @@ class FakeStorage:
         return self.data.pop(key, None) is not None
 
     async def list(self, **options: Any) -> dict:
-        prefix = options.get("prefix", "")
-        return {k: v for k, v in sorted(self.data.items()) if k.startswith(prefix)}
+        self.list_options = options
+        prefix, start = options.get("prefix", ""), options.get("start", "")
+        found = {k: v for k, v in sorted(self.data.items()) if k.startswith(prefix) and k >= start}
+        return dict(list(found.items())[: options.get("limit", len(found))])
 
 
 def test_durable_object_storage_adapter() -> None:
@@ -524,6 +526,8 @@ def test_durable_object_storage_adapter() -> None:
     assert run(storage.get("missing")) is None
     assert list(run(storage.list(prefix="msg:"))) == ["msg:1", "msg:2"]
     assert len(run(storage.list())) == 3
+    assert list(run(storage.list(prefix="msg:", start="msg:2", limit=5))) == ["msg:2"]
+    assert storage._storage.list_options == {"prefix": "msg:", "start": "msg:2", "limit": 5}
     assert run(storage.delete("meta")) is True and run(storage.delete("meta")) is False
 
 

@@ -51,6 +51,9 @@ class RequestContextMiddleware:
         self.platform_provider = platform_provider
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            # WebSocket routes (conversation streams) need the platform too; the rest is HTTP's.
+            scope.setdefault("state", {})["platform"] = self.platform_provider(scope)
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

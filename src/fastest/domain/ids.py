@@ -13,7 +13,8 @@ ENTROPY_BYTES = 10
 
 PREFIXES = frozenset(
     {"usr", "tok", "prj", "wsp", "snp", "evt", "env", "req", "drf", "cnv", "dep", "act", "run", "key",
-     "syp", "syn", "snu"}  # sync previews, sync runs, sync undos
+     "syp", "syn", "snu",  # sync previews, sync runs, sync undos
+     "msg", "trn", "que"}  # conversation messages, turns, questions
 )
 
 

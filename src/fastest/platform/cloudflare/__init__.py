@@ -19,14 +19,17 @@ from typing import Any, Callable, Hashable, Mapping
 
 from fastest.config import Settings
 from fastest.platform import Platform
+from fastest.platform.ai import configured_model
 from fastest.platform.cloudflare.clock import WorkersClock
 from fastest.platform.cloudflare.d1 import D1Database
 from fastest.platform.cloudflare.durable_objects import DurableObjectNamespace
 from fastest.platform.cloudflare.interop import is_null
+from fastest.platform.cloudflare.http import WorkersFetchClient
 from fastest.platform.cloudflare.kv import WorkersKV
 from fastest.platform.cloudflare.r2 import R2BlobStore
 from fastest.platform.cloudflare.rate_limit import BindingCappedLimiter, SlidingWindowLimiter
 from fastest.platform.cloudflare.vault import UnconfiguredVault, WebCryptoVault
+from fastest.platform.cloudflare.workers_ai import WorkersAIModel
 
 __all__ = ["PlatformCache", "build_platform", "platform_for_scope", "platform_from_env", "read_vars"]
 
@@ -36,6 +39,7 @@ BLOBS = "BLOBS"
 CACHE = "CACHE"
 CONVERSATIONS = "CONVERSATIONS"
 RATE_LIMITER = "RATE_LIMITER"  # optional
+AI = "AI"  # optional: Workers AI, used when FASTEST_AI_PROVIDER = "workers-ai"
 
 # Secrets (`wrangler secret put`), never in [vars].
 VAULT_KEY = "FASTEST_VAULT_KEY"
@@ -74,6 +78,9 @@ def build_platform(env: Any) -> Platform:
     """A new `Platform` over `env`'s bindings (uncached: see `platform_from_env`)."""
     settings = Settings.from_mapping(read_vars(env))
     limiter_binding = _get(env, RATE_LIMITER)
+    ai_binding = _get(env, AI)
+    workers_ai = WorkersAIModel(ai_binding, settings.ai_model) if ai_binding is not None and settings.ai_model else None
+    http = WorkersFetchClient()
     return Platform(
         db=D1Database(_binding(env, DB)),
         blobs=R2BlobStore(_binding(env, BLOBS)),
@@ -83,6 +90,8 @@ def build_platform(env: Any) -> Platform:
         vault=_vault(read_vars(env, (VAULT_KEY, VAULT_PREVIOUS_KEYS))),
         rate_limiter=SlidingWindowLimiter() if limiter_binding is None else BindingCappedLimiter(limiter_binding),
         settings=settings,
+        ai=configured_model(settings, http, workers_ai=workers_ai),
+        http=http,
     )
 
 

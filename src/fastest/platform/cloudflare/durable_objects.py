@@ -10,6 +10,7 @@ core: `DurableObjectStorage` (the `SessionStorage` port over `ctx.storage`), `re
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -104,8 +105,9 @@ class DurableObjectStorage:
     async def delete(self, key: str) -> bool:
         return bool(from_js(await self._storage.delete(key)))
 
-    async def list(self, *, prefix: str = "") -> dict[str, Any]:
-        result = await (self._storage.list(prefix=prefix) if prefix else self._storage.list())
+    async def list(self, *, prefix: str = "", start: str | None = None, limit: int | None = None) -> dict[str, Any]:
+        options = {k: v for k, v in (("prefix", prefix or None), ("start", start), ("limit", limit)) if v is not None}
+        result = await (self._storage.list(**options) if options else self._storage.list())
         return dict(from_js(result) or {})
 
 
@@ -150,3 +152,126 @@ def to_js_response(response: SessionResponse) -> Any:
 
     body = None if response.status in NULL_BODY_STATUSES or not response.body else bytes(response.body)
     return Response(body, status=response.status, headers=dict(response.headers) or None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Object side: hibernatable WebSockets
+# --------------------------------------------------------------------------------------------------
+
+
+def wants_websocket(request: Any) -> bool:
+    headers = field(request, "headers")
+    get = getattr(headers, "get", None)
+    upgrade = get("upgrade") if callable(get) else _headers(headers).get("upgrade")
+    return str(upgrade or "").lower() == "websocket"
+
+
+def since_of(request: Any) -> int | None:
+    """`?since=<event id>` of the upgrade request (the Worker validated it)."""
+    from urllib.parse import parse_qs
+
+    values = parse_qs(urlsplit(str(field(request, "url"))).query).get("since")
+    return int(values[0]) if values and values[0].isdigit() else None
+
+
+class JsSocket:
+    """The core's `Socket` over a JS WebSocket. Equal (and hashed) by the JS object, so the wrapper
+    made for a `webSocketMessage` is the same socket as the one in `ctx.getWebSockets()`."""
+
+    __slots__ = ("ws",)
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+
+    def send(self, text: str) -> None:
+        self.ws.send(text)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        self.ws.close(code, reason)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JsSocket) and (other.ws is self.ws or other.ws == self.ws)
+
+    def __hash__(self) -> int:
+        return 0  # JS proxies have no stable Python hash; sets of sockets are small
+
+    def upgrade_response(self, client: Any) -> Any:
+        from workers import Response  # type: ignore[import-not-found]
+
+        return Response(None, status=101, web_socket=client)
+
+
+class HibernatableSockets:
+    """The core's socket set: the runtime's list of accepted sockets (it survives hibernation)."""
+
+    def __init__(self, ctx: Any) -> None:
+        self._ctx = ctx
+
+    def __iter__(self):
+        return iter([JsSocket(ws) for ws in self._ctx.getWebSockets()])
+
+
+def accept_websocket(ctx: Any) -> tuple[Any, JsSocket]:
+    """A WebSocketPair whose server end the runtime holds (`ctx.acceptWebSocket`): (client, socket)."""
+    from js import WebSocketPair  # type: ignore[import-not-found]
+
+    client, server = WebSocketPair.new().object_values()
+    ctx.acceptWebSocket(server)
+    return client, JsSocket(server)
+
+
+def background(ctx: Any):
+    """The core's `spawn`: run a turn as a task the runtime waits for (`ctx.waitUntil`)."""
+    import asyncio
+
+    def spawn(coroutine: Any) -> Any:
+        task = asyncio.ensure_future(coroutine)
+        wait_until = getattr(ctx, "waitUntil", None)
+        if callable(wait_until):
+            wait_until(task)
+        return task
+
+    return spawn
+
+
+# --------------------------------------------------------------------------------------------------
+# Worker side: the conversation stream's upgrade
+# --------------------------------------------------------------------------------------------------
+
+_STREAM_PATH = re.compile(r"^/v1/conversations/([A-Za-z0-9_]{1,64})/stream$")
+
+
+def match_stream(method: str, path: str) -> str | None:
+    """The conversation id when this is `GET /v1/conversations/{id}/stream`."""
+    found = _STREAM_PATH.match(path) if str(method).upper() == "GET" else None
+    return found.group(1) if found else None
+
+
+def _closed_socket_response(code: int, reason: str) -> Any:
+    """Accept the upgrade only to close it with `code`, so the client sees the close code (4401…)."""
+    from js import WebSocketPair  # type: ignore[import-not-found]
+    from workers import Response  # type: ignore[import-not-found]
+
+    client, server = WebSocketPair.new().object_values()
+    server.accept()
+    server.close(code, reason)
+    return Response(None, status=101, web_socket=client)
+
+
+async def forward_stream(conversation_id: str, request: Any, platform: Any) -> Any:
+    """Authenticate the upgrade (`?token=`), check the conversation is the caller's, and hand the
+    request to its Durable Object, which accepts the socket (close 4401 / 4403 / 4404 otherwise)."""
+    from urllib.parse import parse_qs
+
+    from fastest.errors import ApiError
+    from fastest.services import conversations, identity
+
+    query = parse_qs(urlsplit(str(field(request, "url"))).query)
+    token = (query.get("token") or [None])[0]
+    try:
+        principal = await identity.authorize(platform, token, "conversations")
+        await conversations.get_owned(platform, principal.user_id, conversation_id)
+    except ApiError as error:
+        code = {401: 4401, 403: 4403, 404: 4404, 429: 4429}.get(error.status, 4400)
+        return _closed_socket_response(code, error.code)
+    return await platform.sessions.get(conversation_id).forward(request)

@@ -17,9 +17,11 @@ from typing import Any, Callable, Mapping
 
 from fastest.config import Settings
 from fastest.platform import Platform
+from fastest.platform.ai import configured_model
 from fastest.platform.local.blobs import LocalBlobStore
 from fastest.platform.local.clock import ManualClock, SystemClock
 from fastest.platform.local.database import LocalDatabase
+from fastest.platform.local.http import HttpxClient
 from fastest.platform.local.kv import LocalKeyValue
 from fastest.platform.local.migrations import apply_migrations, default_migrations_dir
 from fastest.platform.local.rate_limit import SlidingWindowRateLimiter
@@ -45,12 +47,12 @@ VAULT_KEY_ENV = "FASTEST_VAULT_KEY"
 VAULT_PREVIOUS_KEYS_ENV = "FASTEST_VAULT_PREVIOUS_KEYS"
 
 
-def conversation_session_factory(name: str, storage: LocalSessionStorage) -> Any:
+def conversation_session_factory(name: str, storage: LocalSessionStorage, platform: Platform | None = None) -> Any:
     """Create the application's session object. Imported here, on first use, so the platform opens
     even where `durable_objects` is not importable (tests that bring their own factory)."""
     from durable_objects.conversation_session import ConversationSession
 
-    return ConversationSession(name, storage)
+    return ConversationSession(name, storage, platform=platform)
 
 
 def open_local_platform(
@@ -87,8 +89,12 @@ def open_local_platform(
         kv = LocalKeyValue(data_dir / "kv.sqlite", clock)
         closers.append(kv.close)
 
+        # Session objects reach the platform they belong to (blobs, D1, the model), which is built
+        # below: the factory looks it up when the first object is made, after this function returns.
+        built: list[Platform] = []
         sessions = LocalSessionNamespace(
-            data_dir / "sessions", session_factory or conversation_session_factory
+            data_dir / "sessions",
+            session_factory or (lambda name, storage: conversation_session_factory(name, storage, built[0])),
         )
         closers.append(sessions.close)
     except BaseException:
@@ -96,7 +102,8 @@ def open_local_platform(
             closer()
         raise
 
-    return Platform(
+    http = HttpxClient()
+    platform = Platform(
         db=db,
         blobs=blobs,
         kv=kv,
@@ -105,8 +112,12 @@ def open_local_platform(
         vault=vault,
         rate_limiter=SlidingWindowRateLimiter(clock),
         settings=settings,
+        ai=configured_model(settings, http),
+        http=http,
         closers=closers,
     )
+    built.append(platform)
+    return platform
 
 
 def _open_vault(data_dir: Path, env: Mapping[str, str]) -> LocalVault:

@@ -54,7 +54,11 @@ def serve(*, host: str, port: int, data_dir: Path, settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     platform = open_local_platform(data_dir, settings)
     app = create_app(lambda scope: platform)
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="off", server_header=False)
+    # No permessage-deflate on WebSockets: conversation frames are small JSON events, fanned out to
+    # every client of a conversation, and compressing each one for each client costs more than it saves.
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="info", lifespan="off", server_header=False, ws_per_message_deflate=False
+    )
     server = _Server(config)
     scheduler = CronScheduler(jobs.SCHEDULE, lambda cron: jobs.run_due(platform, cron), platform.clock)
     log.info("data in %s; serving on http://%s:%d", data_dir, host, port)

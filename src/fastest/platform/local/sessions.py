@@ -69,15 +69,21 @@ class LocalSessionStorage:
             cursor = self._connection.execute("DELETE FROM entries WHERE key = ?", (key,))
         return cursor.rowcount > 0
 
-    async def list(self, *, prefix: str = "") -> dict[str, Any]:
-        """All entries whose key starts with `prefix`, in key order (as DO storage lists them)."""
+    async def list(self, *, prefix: str = "", start: str | None = None, limit: int | None = None) -> dict[str, Any]:
+        """The entries whose key starts with `prefix`, in key order (as DO storage lists them), from
+        `start` (inclusive) on, at most `limit` of them."""
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be positive")
         sql = "SELECT key, value FROM entries WHERE key >= ?"
-        params: list[Any] = [prefix]
+        params: list[Any] = [max(prefix, start) if start is not None else prefix]
         upper = successor(prefix)
         if upper is not None:
             sql += " AND key < ?"
             params.append(upper)
         sql += " ORDER BY key"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
         with self._lock:
             rows = self._connection.execute(sql, params).fetchall()
         return {key: json.loads(value) for key, value in rows}

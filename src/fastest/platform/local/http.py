@@ -1,0 +1,57 @@
+"""The `HttpClient` port on the local runtime: httpx, one connection pool per process."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator, Mapping
+
+import httpx
+
+from fastest.ports import HttpResponse, HttpStream
+
+
+class HttpxClient:
+    def __init__(self) -> None:
+        self._client: httpx.AsyncClient | None = None
+        self._loop: object = None
+
+    def _pool(self) -> httpx.AsyncClient:
+        # A pool belongs to the event loop it was made in: made on first use in each loop (the
+        # server has one; tests may run several in turn).
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+            self._loop = loop
+        return self._client
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        timeout: float = 10.0,
+    ) -> HttpResponse:
+        response = await self._pool().request(method, url, headers=dict(headers or {}), content=body, timeout=timeout)
+        return HttpResponse(status=response.status_code, headers=dict(response.headers), body=response.content)
+
+    async def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        timeout: float = 10.0,
+    ) -> HttpStream:
+        request = self._pool().build_request(method, url, headers=dict(headers or {}), content=body, timeout=timeout)
+        response = await self._pool().send(request, stream=True)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async for chunk in response.aiter_bytes():
+                yield chunk
+
+        return HttpStream(
+            status=response.status_code, headers=dict(response.headers), chunks=chunks(), close=response.aclose
+        )

@@ -1,0 +1,162 @@
+"""Conversations through the ASGI app on the local runtime, with the builtin engine (no model)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from fastest.config import Settings
+from tests.api.trees import new_project, new_workspace, snapshot, upload_tree
+from tests.conftest import assert_problem, count_rows, make_caller
+
+
+def wait_for(client, caller, conversation_id, predicate, timeout=10.0):
+    """Poll the timeline until an event satisfies `predicate` (the turn runs in the background)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        timeline = client.get(f"/v1/conversations/{conversation_id}/timeline", headers=caller.headers).json()["timeline"]
+        if any(predicate(event) for event in timeline):
+            return timeline
+        time.sleep(0.02)
+    raise AssertionError(f"no such event in {timeline}")
+
+
+def turn_done(event):
+    return event["type"] in ("turn.completed", "turn.failed")
+
+
+@pytest.fixture
+def workspace(client, alice):
+    project = new_project(client, alice)
+    root = upload_tree(client, alice, {"README.md": b"# Hello\n", "src/app.py": b"print('hi')\n"})
+    head = snapshot(client, alice, project["id"], root)
+    return new_workspace(client, alice, project["id"], base_snapshot_id=head["id"])
+
+
+def new_conversation(client, caller, workspace_id, **fields):
+    response = client.post("/v1/conversations", headers=caller.headers, json={"workspace_id": workspace_id, **fields})
+    assert response.status_code == 201, response.text
+    return response.json()["conversation"]
+
+
+def prompt(client, caller, conversation_id, text):
+    response = client.post(f"/v1/conversations/{conversation_id}/messages", headers=caller.headers, json={"prompt": text})
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def test_create_get_list_patch(client, alice, workspace):
+    conversation = new_conversation(client, alice, workspace["id"])
+    assert conversation["title"] is None and conversation["workspace_name"] == "laptop"
+    got = client.get(f"/v1/conversations/{conversation['id']}", headers=alice.headers).json()["conversation"]
+    assert got == conversation
+    second = new_conversation(client, alice, workspace["id"], title="Second")
+    listed = client.get("/v1/conversations?limit=1", headers=alice.headers).json()
+    assert [c["id"] for c in listed["conversations"]] == [second["id"]]
+    rest = client.get(f"/v1/conversations?limit=1&cursor={listed['next_cursor']}", headers=alice.headers).json()
+    assert [c["id"] for c in rest["conversations"]] == [conversation["id"]] and rest["next_cursor"] is None
+    assert client.patch(f"/v1/conversations/{conversation['id']}", headers=alice.headers, json={"title": "Renamed"}).json() == {"success": True}
+    assert client.get(f"/v1/conversations/{conversation['id']}", headers=alice.headers).json()["conversation"]["title"] == "Renamed"
+
+
+def test_patch_moves_only_within_the_project(client, alice, workspace):
+    conversation = new_conversation(client, alice, workspace["id"])
+    other_ws = new_workspace(client, alice, workspace["project_id"], name="desktop")
+    assert client.patch(f"/v1/conversations/{conversation['id']}", headers=alice.headers, json={"workspace_id": other_ws["id"]}).status_code == 200
+    assert client.get(f"/v1/conversations/{conversation['id']}", headers=alice.headers).json()["conversation"]["workspace_id"] == other_ws["id"]
+    elsewhere = new_workspace(client, alice, new_project(client, alice, "Other")["id"])
+    response = client.patch(f"/v1/conversations/{conversation['id']}", headers=alice.headers, json={"workspace_id": elsewhere["id"]})
+    assert_problem(response, 422, "workspace_not_in_project")
+    assert client.get(f"/v1/conversations/{conversation['id']}", headers=alice.headers).json()["conversation"]["workspace_id"] == other_ws["id"]
+
+
+def test_another_users_conversation_is_404(client, alice, bob, workspace):
+    conversation = new_conversation(client, alice, workspace["id"])
+    for method, path in [("get", ""), ("get", "/messages"), ("get", "/timeline"), ("post", "/clear"), ("get", "/project-info")]:
+        assert_problem(getattr(client, method)(f"/v1/conversations/{conversation['id']}{path}", headers=bob.headers), 404, "not_found")
+    assert_problem(client.post("/v1/conversations", headers=bob.headers, json={"workspace_id": workspace["id"]}), 404, "not_found")
+    assert client.get("/v1/conversations", headers=bob.headers).json()["conversations"] == []
+
+
+def test_builtin_engine_explains_and_runs_commands_then_snapshot(client, alice, workspace):
+    conversation = new_conversation(client, alice, workspace["id"])
+    cid = conversation["id"]
+    accepted = prompt(client, alice, cid, "Please add a test")
+    assert accepted["message"]["role"] == "user"
+    wait_for(client, alice, cid, turn_done)
+    messages = client.get(f"/v1/conversations/{cid}/messages", headers=alice.headers).json()["messages"]
+    assert "No AI model is configured" in messages[-1]["content"] and messages[-1]["provider"] == "builtin"
+    assert client.get(f"/v1/conversations/{cid}", headers=alice.headers).json()["conversation"]["title"] == "Please add a test"
+
+    prompt(client, alice, cid, "/write src/new.py\nx = 1\n")
+    timeline = wait_for(client, alice, cid, lambda e: e["type"] == "turn.completed" and e["id"] > accepted_ids(client, alice, cid))
+    assert any(e["type"] == "file.changed" and e["data"]["path"] == "src/new.py" for e in timeline)
+    prompt(client, alice, cid, "/rm README.md")
+    wait_for(client, alice, cid, lambda e: e["type"] == "file.changed" and e["data"]["action"] == "deleted")
+    wait_until_idle(client, alice, cid)
+    prompt(client, alice, cid, "/cat src/new.py")
+    wait_until_idle(client, alice, cid)
+    messages = client.get(f"/v1/conversations/{cid}/messages", headers=alice.headers).json()["messages"]
+    assert messages[-1]["content"] == "```\nx = 1\n\n```"
+
+    response = client.post(f"/v1/conversations/{cid}/snapshot", headers=alice.headers, json={"generate_summary": True})
+    assert response.status_code == 201, response.text
+    frozen = response.json()
+    assert frozen["was_dirty"] is True and "src/new.py" in frozen["summary"]
+    compare = client.get(f"/v1/snapshots/{frozen['snapshot_id']}", headers=alice.headers).json()["snapshot"]
+    assert compare["manifest_hash"] == frozen["manifest_hash"] and compare["source"] == "conversation"
+    files = client.post(f"/v1/snapshots/{frozen['snapshot_id']}/compare", headers=alice.headers, json={"against": compare["parent_snapshot_ids"][0]})
+    # A second snapshot with nothing new is clean.
+    again = client.post(f"/v1/conversations/{cid}/snapshot", headers=alice.headers).json()
+    assert again["was_dirty"] is False and again["manifest_hash"] == frozen["manifest_hash"]
+
+
+def accepted_ids(client, caller, cid):
+    timeline = client.get(f"/v1/conversations/{cid}/timeline", headers=caller.headers).json()["timeline"]
+    return max(e["id"] for e in timeline if e["type"] == "turn.started")
+
+
+def wait_until_idle(client, caller, cid):
+    wait_for(client, caller, cid, lambda e: turn_done(e) and e["id"] > accepted_ids(client, caller, cid))
+
+
+def test_bad_prompts_change_nothing(client, alice, workspace):
+    cid = new_conversation(client, alice, workspace["id"])["id"]
+    assert_problem(client.post(f"/v1/conversations/{cid}/messages", headers=alice.headers, json={"prompt": ""}), 422, "validation_failed")
+    assert_problem(client.post(f"/v1/conversations/{cid}/messages", headers=alice.headers, json={"prompt": 3}), 422, "validation_failed")
+    too_big = "x" * (Settings().conversation_max_prompt_bytes + 1)
+    assert_problem(client.post(f"/v1/conversations/{cid}/messages", headers=alice.headers, json={"prompt": too_big}), 413, "payload_too_large")
+    assert client.get(f"/v1/conversations/{cid}/messages", headers=alice.headers).json()["messages"] == []
+
+
+def test_clear(client, alice, workspace):
+    cid = new_conversation(client, alice, workspace["id"])["id"]
+    prompt(client, alice, cid, "hello")
+    wait_for(client, alice, cid, turn_done)
+    response = client.post(f"/v1/conversations/{cid}/clear", headers=alice.headers)
+    assert response.status_code == 200 and response.json() == {"success": True, "cleared": 2}
+    assert client.get(f"/v1/conversations/{cid}/messages", headers=alice.headers).json()["messages"] == []
+    assert [e["type"] for e in client.get(f"/v1/conversations/{cid}/timeline", headers=alice.headers).json()["timeline"]] == ["conversation.cleared"]
+
+
+def test_unknown_question_and_deployment(client, alice, workspace):
+    cid = new_conversation(client, alice, workspace["id"])["id"]
+    assert_problem(client.post(f"/v1/conversations/{cid}/opencode-questions/que_nope/reply", headers=alice.headers, json={"answers": [["a"]]}), 404, "not_found")
+    assert_problem(client.post(f"/v1/conversations/{cid}/opencode-questions/que_nope/reply", headers=alice.headers, json={"answers": "a"}), 422, "validation_failed")
+    assert client.get(f"/v1/conversations/{cid}/deployments", headers=alice.headers).json() == {"deployments": []}
+    assert_problem(client.get(f"/v1/conversations/{cid}/deployments/dep_x/logs", headers=alice.headers), 404, "not_found")
+    info = client.get(f"/v1/conversations/{cid}/project-info", headers=alice.headers).json()["project_info"]
+    assert info["workspace_id"] == workspace["id"] and info["changed_files"] == 0 and info["project_name"] == "P"
+
+
+def test_prompt_with_idempotency_key_starts_one_turn(client, alice, workspace):
+    cid = new_conversation(client, alice, workspace["id"])["id"]
+    headers = {**alice.headers, "Idempotency-Key": "prompt-1"}
+    first = client.post(f"/v1/conversations/{cid}/messages", headers=headers, json={"prompt": "hello"})
+    assert first.status_code == 202
+    wait_for(client, alice, cid, turn_done)
+    again = client.post(f"/v1/conversations/{cid}/messages", headers=headers, json={"prompt": "hello"})
+    assert again.status_code == 202 and again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    messages = client.get(f"/v1/conversations/{cid}/messages", headers=alice.headers).json()["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant"]

@@ -1,0 +1,95 @@
+"""A test-made OpenAI-compatible model server on loopback: `POST /v1/chat/completions` with
+`stream: true` answers in server-sent events, scripted by the last message:
+
+- a user prompt containing "edit" → a `write_file` tool call (hello.txt), arguments split over chunks;
+- "ask" → an `ask_question` tool call;
+- "slow <n>" → n text deltas, 25 ms apart ("w0 w1 …");
+- anything else → "Hello" " world";
+- after a tool result → "Done: <result>".
+
+It records each request (path, authorization header, body) for the tests to inspect.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+def _chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+    body = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "model": "test-model",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return f"data: {json.dumps(body)}\n\n".encode()
+
+
+def _tool_call(call_id: str, name: str, arguments: dict[str, Any]) -> list[bytes]:
+    text = json.dumps(arguments)
+    half = len(text) // 2
+    return [
+        _chunk({"tool_calls": [{"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": text[:half]}}]}),
+        _chunk({"tool_calls": [{"index": 0, "function": {"arguments": text[half:]}}]}),
+        _chunk({}, "tool_calls"),
+    ]
+
+
+def script(messages: list[dict[str, Any]]) -> tuple[list[bytes], float]:
+    last = messages[-1]
+    if last["role"] == "tool":
+        return [_chunk({"content": "Done: "}), _chunk({"content": last["content"]}), _chunk({}, "stop")], 0.0
+    prompt = last["content"]
+    if "edit" in prompt:
+        return [_chunk({"role": "assistant", "content": "Editing."}),
+                *_tool_call("call_edit", "write_file", {"path": "hello.txt", "content": "Hello from the model\n"})], 0.0
+    if "ask" in prompt:
+        return _tool_call("call_ask", "ask_question", {"question": "Which colour?", "options": ["red", "blue"]}), 0.0
+    if match := re.search(r"slow (\d+)", prompt):
+        return [*(_chunk({"content": f"w{i} "}) for i in range(int(match.group(1)))), _chunk({}, "stop")], 0.025
+    return [_chunk({"content": "Hello"}), _chunk({"content": " world"}), _chunk({}, "stop")], 0.0
+
+
+class ModelServer:
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                owner.requests.append({"path": self.path, "authorization": self.headers.get("authorization"), "body": body})
+                if self.path != "/v1/chat/completions":
+                    self.send_error(404)
+                    return
+                chunks, pause = script(body["messages"])
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.end_headers()
+                for chunk in chunks:
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+                    if pause:
+                        time.sleep(pause)
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self) -> "ModelServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()

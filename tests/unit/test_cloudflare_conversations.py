@@ -1,0 +1,89 @@
+"""The Cloudflare side of conversations, against fakes of the documented shapes: the stream route
+match, `?since=`, the hibernatable socket set, and the core driving sockets it did not create."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from durable_objects.conversation_session import ConversationSession
+from fastest.platform.cloudflare.durable_objects import (
+    HibernatableSockets,
+    JsSocket,
+    match_stream,
+    since_of,
+    wants_websocket,
+)
+
+
+class FakeWebSocket:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.closed: tuple[int, str] | None = None
+
+    def send(self, text: str) -> None:
+        self.sent.append(text)
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+
+class FakeCtx:
+    def __init__(self, sockets: list[FakeWebSocket]) -> None:
+        self._sockets = sockets
+
+    def getWebSockets(self) -> list[FakeWebSocket]:
+        return list(self._sockets)
+
+
+class FakeRequest:
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        self.url = url
+        self.headers = headers
+
+
+class MemoryStorage:
+    def __init__(self) -> None:
+        self.data: dict[str, object] = {}
+
+    async def get(self, key):
+        return self.data.get(key)
+
+    async def put(self, key, value):
+        self.data[key] = json.loads(json.dumps(value))
+
+    async def delete(self, key):
+        return self.data.pop(key, None) is not None
+
+    async def list(self, *, prefix="", start=None, limit=None):
+        keys = [k for k in sorted(self.data) if k.startswith(prefix) and (start is None or k >= start)]
+        return {k: self.data[k] for k in keys[:limit]}
+
+
+def test_stream_route_and_upgrade_parsing():
+    assert match_stream("GET", "/v1/conversations/cnv_01ABC/stream") == "cnv_01ABC"
+    assert match_stream("POST", "/v1/conversations/cnv_01ABC/stream") is None
+    assert match_stream("GET", "/v1/conversations/cnv_01ABC/streams") is None
+    assert match_stream("GET", "/v1/conversations/../x/stream") is None
+    request = FakeRequest("https://x/v1/conversations/c/stream?token=t&since=42", {"upgrade": "websocket"})
+    assert wants_websocket(request) and since_of(request) == 42
+    assert since_of(FakeRequest("https://x/s?since=abc", {})) is None
+    assert not wants_websocket(FakeRequest("https://x/", {}))
+
+
+def test_core_broadcasts_to_the_runtimes_sockets_and_replays_since():
+    a, b = FakeWebSocket(), FakeWebSocket()
+    ctx = FakeCtx([a])
+    core = ConversationSession("cnv_x", MemoryStorage(), sockets=HibernatableSockets(ctx))
+
+    async def scenario():
+        await core.emit("one", {"n": 1})
+        ctx._sockets.append(b)  # accepted after event 1, replaying from 0
+        await core.attach(JsSocket(b), 0)
+        await core.emit("two", {"n": 2})
+        await core.receive(JsSocket(a), json.dumps({"type": "ping"}))
+
+    asyncio.run(scenario())
+    assert [json.loads(t)["type"] for t in a.sent] == ["one", "two", "pong"]
+    assert [json.loads(t)["type"] for t in b.sent] == ["one", "ready", "two"]
+    assert JsSocket(a) == JsSocket(a) and JsSocket(a) != JsSocket(b)
