@@ -385,7 +385,7 @@ def test_unsnapshotted_changes_are_merged_and_kept_as_the_pre_sync_snapshot(clea
 class ScriptedModel:
     """An AI model adapter made by the test: answers each prompt with the next scripted reply."""
 
-    name = "scripted-test-model"
+    provider, model = "test", "scripted"
 
     def __init__(self, *replies: str) -> None:
         self.replies = list(replies)
@@ -393,7 +393,7 @@ class ScriptedModel:
 
     async def complete(self, messages, **options) -> dict[str, Any]:
         self.prompts.append(messages[-1]["content"])
-        return {"content": self.replies.pop(0), "model": self.name}
+        return {"content": self.replies.pop(0), "model": self.model}
 
     async def embed(self, texts):  # pragma: no cover - not used by sync
         raise NotImplementedError
@@ -412,7 +412,7 @@ def test_an_ai_combination_is_offered_only_when_it_passes_the_checks(conflicted,
     options = {d["path"]: [o["id"] for o in d["options"]] for d in preview["decisions_needed"]}
     assert "ai_combined" in options["conf/settings.json"] and "ai_combined" in options["src/app.py"]
     assert "ai_combined" not in options["notes.txt"]
-    assert preview["ai"] == {"engine": "scripted-test-model", "available": True, "offered": 2,
+    assert preview["ai"] == {"engine": "test:scripted", "available": True, "offered": 2,
                              "message": preview["ai"]["message"]}
     answers = {d["path"]: "keep_workspace" for d in preview["decisions_needed"]}
     answers.update({"conf/settings.json": "ai_combined", "src/app.py": "ai_combined"})
@@ -443,3 +443,15 @@ def test_the_mass_change_share_is_configurable(client, alice, settings):
     preview = world.prepare()
     assert preview["summary"]["requires_mass_change_confirmation"] is False
     assert world.execute(preview["id"]).status_code == 200
+
+
+@pytest.mark.parametrize("settings", [Settings(ai_budget_calls=1)])
+def test_ai_combinations_stop_when_the_ai_budget_is_spent(conflicted, platform, settings):
+    model = ScriptedModel('{"debug": true, "x": 1}\n', "never asked\n")
+    platform.ai = model
+    try:
+        preview = conflicted.prepare()
+    finally:
+        platform.ai = None
+    assert len(model.prompts) == 1  # one unit of budget, one call
+    assert preview["ai"]["offered"] == 1 and "AI budget is spent" in preview["ai"]["message"]

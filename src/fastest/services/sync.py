@@ -30,10 +30,11 @@ from fastest.domain.manifest import sha256_hex
 from fastest.domain.merge import Conflict as MergeConflict
 from fastest.domain.merge import MergeResult, is_text, mass_change, merge_mode, merge_text, merge_trees
 from fastest.domain.tree import EMPTY_TREE_HASH, FileRecord, directories_on_paths, find, rebuild_manifests, walk
-from fastest.errors import Conflict, Gone, NotFound, ValidationFailed
+from fastest.errors import AIRateLimited, Conflict, Gone, NotFound, ValidationFailed
 from fastest.platform import Platform
-from fastest.ports import ConstraintError, Statement
-from fastest.services import events, snapshots, storage, workspaces
+from fastest.platform.ai import model_for
+from fastest.ports import AIModel, ConstraintError, Statement
+from fastest.services import ai_budget, conversations, events, snapshots, storage, workspaces
 from fastest.services.common import new_id, now_iso
 from fastest.templates import render
 
@@ -131,29 +132,35 @@ class _Plan:
     ai_tried: int = 0
     ai_offered: int = 0
     ai_refused: int = 0
+    ai_budget_spent: bool = False
+    model: AIModel | None = None
 
 
-def _ai_model(platform: Platform):
-    """The AI port if a real model is configured; None for the builtin engine (no model)."""
-    model = platform.ai
-    if model is None or getattr(model, "is_builtin", False):
+async def _ai_model(platform: Platform, user_id: str) -> AIModel | None:
+    """The model this user's conflicts go to: the configured one, with the user's own key for its
+    provider when they stored one; None with the builtin engine (no model, no `ai_combined`)."""
+    if platform.ai is None:
         return None
-    return model
+    lookup = conversations.provider_keys(platform)
+    provider = platform.settings.ai_provider.strip().lower()
+    key = await lookup(user_id, provider) if lookup is not None and provider in ("openai", "anthropic") else None
+    return model_for(platform.settings, platform.http, api_key=key) if key else platform.ai
 
 
-def _ai_status(platform: Platform, plan: _Plan) -> dict[str, Any]:
-    model = _ai_model(platform)
+def _ai_status(model: AIModel | None, plan: _Plan) -> dict[str, Any]:
     if model is None:
         return {
             "engine": "builtin", "available": False, "offered": 0,
             "message": "No AI model is configured on this server, so no ai_combined option is offered; "
-                       "conflicts are yours to decide.",
+                       "conflicts are yours to decide (FASTEST_AI_PROVIDER and FASTEST_AI_MODEL configure one).",
         }
-    return {
-        "engine": getattr(model, "name", type(model).__name__), "available": True, "offered": plan.ai_offered,
-        "message": f"The AI model proposed {plan.ai_offered} combination(s) for {plan.ai_tried} conflicting file(s)"
-                   + (f"; {plan.ai_refused} proposal(s) were refused by the checks." if plan.ai_refused else "."),
-    }
+    message = f"The AI model proposed {plan.ai_offered} combination(s) for {plan.ai_tried} conflicting file(s)"
+    if plan.ai_refused:
+        message += f"; {plan.ai_refused} proposal(s) were refused by the checks"
+    if plan.ai_budget_spent:
+        message += "; the AI budget is spent, so the other conflicts were not sent"
+    return {"engine": f"{getattr(model, 'provider', 'model')}:{getattr(model, 'model', '')}", "available": True,
+            "offered": plan.ai_offered, "message": message + "."}
 
 
 async def prepare(platform: Platform, user_id: str, workspace_id: str) -> dict[str, Any]:
@@ -164,7 +171,8 @@ async def prepare(platform: Platform, user_id: str, workspace_id: str) -> dict[s
     result = await merge_trees(base_manifest, ours.manifest_hash, theirs.manifest_hash, load)
 
     plan = _Plan(auto=dict(result.updates), auto_actions=[], decisions=[], new_blobs={},
-                 workspace_paths=set(result.updates.keys() - result.new_paths))
+                 workspace_paths=set(result.updates.keys() - result.new_paths),
+                 model=await _ai_model(platform, user_id) if result.conflicts else None)
     for path, record in result.updates.items():
         action = "delete" if record is None else "add" if path in result.new_paths else "update"
         plan.auto_actions.append({"path": path, "action": action, "source": "main"})
@@ -194,7 +202,7 @@ async def prepare(platform: Platform, user_id: str, workspace_id: str) -> dict[s
                     for r in result.renames],
         "identical": result.identical,
         "workspace_paths": sorted(plan.workspace_paths),
-        "ai": _ai_status(platform, plan),
+        "ai": _ai_status(plan.model, plan),
     }
     await platform.kv.put(_preview_key(user_id, workspace_id, preview_id), json.dumps(stored),
                           expiration_ttl=PREVIEW_TTL_SECONDS)
@@ -223,7 +231,7 @@ async def _settle(platform: Platform, user_id: str, conflict: MergeConflict, our
             return
     combined = None
     if texts is not None and not binary:
-        combined = await _ai_combination(platform, conflict, texts, plan)
+        combined = await _ai_combination(platform, user_id, conflict, texts, plan)
     ours_files = await _files_under(platform, user_id, conflict.path, conflict.ours)
     theirs_files = await _files_under(platform, user_id, conflict.path, conflict.theirs)
     plan.workspace_paths.update(record[0] for record in ours_files)
@@ -271,11 +279,18 @@ async def _free_copy_path(platform: Platform, user_id: str, path: str, ours_root
     return candidate
 
 
-async def _ai_combination(platform: Platform, conflict: MergeConflict, texts: tuple[bytes, bytes, bytes],
-                          plan: _Plan) -> FileRecord | None:
-    """Ask the AI port to combine both versions; keep the proposal only if it passes the checks."""
-    model = _ai_model(platform)
-    if model is None or plan.ai_tried >= AI_MAX_FILES or any(len(t) > AI_MAX_FILE_BYTES for t in texts):
+async def _ai_combination(platform: Platform, user_id: str, conflict: MergeConflict,
+                          texts: tuple[bytes, bytes, bytes], plan: _Plan) -> FileRecord | None:
+    """Ask the AI port to combine both versions; keep the proposal only if it passes the checks.
+    Each call spends one unit of the user's AI budget; once it is spent, no more are asked."""
+    model = plan.model
+    if model is None or plan.ai_budget_spent or plan.ai_tried >= AI_MAX_FILES \
+            or any(len(t) > AI_MAX_FILE_BYTES for t in texts):
+        return None
+    try:
+        await ai_budget.spend(platform, user_id)
+    except AIRateLimited:
+        plan.ai_budget_spent = True
         return None
     plan.ai_tried += 1
     extension = conflict.path.rsplit(".", 1)[-1].upper() if "." in conflict.path.rsplit("/", 1)[-1] else ""
