@@ -12,7 +12,7 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 ENTROPY_BYTES = 10
 
 PREFIXES = frozenset(
-    {"usr", "tok", "prj", "wsp", "snp", "evt", "env", "req", "drf", "cnv", "dep", "act", "run", "key"}
+    {"usr", "tok", "prj", "wsp", "snp", "evt", "env", "req", "drf", "cnv", "dep", "act", "run", "key", "aud", "dev"}
 )
 
 

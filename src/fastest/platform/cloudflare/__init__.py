@@ -22,10 +22,12 @@ from fastest.platform import Platform
 from fastest.platform.cloudflare.clock import WorkersClock
 from fastest.platform.cloudflare.d1 import D1Database
 from fastest.platform.cloudflare.durable_objects import DurableObjectNamespace
+from fastest.platform.cloudflare.http import FetchHttpClient
 from fastest.platform.cloudflare.interop import is_null
 from fastest.platform.cloudflare.kv import WorkersKV
 from fastest.platform.cloudflare.r2 import R2BlobStore
 from fastest.platform.cloudflare.rate_limit import BindingCappedLimiter, SlidingWindowLimiter
+from fastest.platform.cloudflare.signatures import WebCryptoSignatureVerifier
 from fastest.platform.cloudflare.vault import UnconfiguredVault, WebCryptoVault
 
 __all__ = ["PlatformCache", "build_platform", "platform_for_scope", "platform_from_env", "read_vars"]
@@ -83,6 +85,9 @@ def build_platform(env: Any) -> Platform:
         vault=_vault(read_vars(env, (VAULT_KEY, VAULT_PREVIOUS_KEYS))),
         rate_limiter=SlidingWindowLimiter() if limiter_binding is None else BindingCappedLimiter(limiter_binding),
         settings=settings,
+        http=FetchHttpClient(),
+        signatures=WebCryptoSignatureVerifier(),
+        runtime="cloudflare",
     )
 
 

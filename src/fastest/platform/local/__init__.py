@@ -20,10 +20,12 @@ from fastest.platform import Platform
 from fastest.platform.local.blobs import LocalBlobStore
 from fastest.platform.local.clock import ManualClock, SystemClock
 from fastest.platform.local.database import LocalDatabase
+from fastest.platform.local.http import HttpxClient
 from fastest.platform.local.kv import LocalKeyValue
 from fastest.platform.local.migrations import apply_migrations, default_migrations_dir
 from fastest.platform.local.rate_limit import SlidingWindowRateLimiter
 from fastest.platform.local.sessions import LocalSessionNamespace, LocalSessionStorage
+from fastest.platform.local.signatures import CryptographySignatureVerifier
 from fastest.platform.local.vault import LocalVault, load_or_create_key_file
 from fastest.ports import Clock
 
@@ -105,6 +107,9 @@ def open_local_platform(
         vault=vault,
         rate_limiter=SlidingWindowRateLimiter(clock),
         settings=settings,
+        http=HttpxClient(),
+        signatures=CryptographySignatureVerifier(),
+        runtime="local",
         closers=closers,
     )
 
