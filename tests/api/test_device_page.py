@@ -60,8 +60,11 @@ def test_local_owner_approves_from_the_page(browser, platform):
     assert done.status_code == 200, done.text
     assert "Sign-in approved" in done.text and "owner@localhost" in done.text
     grant = browser.post("/v1/oauth/token", json={"grant_type": GRANT_TYPE, "device_code": started["device_code"]}).json()
-    me = browser.get("/v1/auth/me", headers={"Authorization": f"Bearer {grant['access_token']}"}).json()
-    assert me["user"]["email"] == "owner@localhost"
+    headers = {"Authorization": f"Bearer {grant['access_token']}"}
+    assert browser.get("/v1/auth/me", headers=headers).json()["user"]["email"] == "owner@localhost"
+    approval = browser.get("/v1/audit", headers=headers).json()["events"][-1]
+    assert approval["type"] == "device.approved" and approval["data"]["method"] == "local-owner"
+    assert approval["ip"] == "127.0.0.1"
 
 
 def test_local_owner_can_deny_from_the_page(browser):

@@ -163,12 +163,14 @@ async def _decide(request: Request, platform: Platform, context: RequestContext,
         credential = form.get("credential") or None
         if credential is not None:
             person = await google.verify_id_token(platform, credential)
-            user = await identity.ensure_user(platform, person.email, name=person.name)
+            user, method = await identity.ensure_user(platform, person.email, name=person.name), "google"
         elif device_flow.local_owner_allowed(platform, client_ip(request)):
-            user = await identity.ensure_user(platform, platform.settings.local_owner_email)
+            user, method = await identity.ensure_user(platform, platform.settings.local_owner_email), "local-owner"
         else:
             raise Forbidden("Sign in first.")
-        device = await device_flow.decide(platform, user["id"], form.get("user_code", ""), approve=approve, context=context)
+        device = await device_flow.decide(
+            platform, user["id"], form.get("user_code", ""), approve=approve, context=context, method=method
+        )
     except ApiError as exc:
         return _error_page(request, exc, form.get("user_code", ""))
     return _page(request, view="done", approved=approve, device=device, email=user["email"])

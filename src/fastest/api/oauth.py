@@ -108,15 +108,15 @@ async def device_token(
 
 async def _decider(
     request: Request, platform: Platform, credential: str | None, bearer: str | None, *, approving: bool
-) -> tuple[str, frozenset[str] | None]:
-    """Who decides: the person of a Google credential, else the bearer token's user, whose abilities
+) -> tuple[str, str, frozenset[str] | None]:
+    """Who decides (user id, how they proved it, ability ceiling): the person of a Google credential, else the bearer token's user, whose abilities
     cap what the device gets. Approving mints a fresh token, so a bearer token may approve only
     while its own session is fresh: an old (or stolen) token cannot launder itself into a new one."""
     if credential is not None:
         await limit_by_ip(request, platform)
         person = await google.verify_id_token(platform, credential)
         user = await identity.ensure_user(platform, person.email, name=person.name)
-        return user["id"], None
+        return user["id"], "google", None
     if bearer is None:
         raise Unauthenticated("Send a Google `credential` or `Authorization: Bearer <token>`.")
     principal = await identity.authenticate(platform, bearer)
@@ -124,7 +124,7 @@ async def _decider(
     request.state.rate_limit = ("default", decision)
     if approving:
         identity.require_fresh_session(platform, principal)
-    return principal.user_id, principal.abilities
+    return principal.user_id, "token", principal.abilities
 
 
 _DECISION_RESPONSES = problem_responses(400, 401, 403, 404, 413, 422, 429, 503)
@@ -140,9 +140,9 @@ async def authorize_device(
     bearer: str | None = Depends(optional_bearer),
     context: RequestContext = Depends(request_context),
 ):
-    user_id, ceiling = await _decider(request, platform, body.credential, bearer, approving=True)
+    user_id, method, ceiling = await _decider(request, platform, body.credential, bearer, approving=True)
     device = await device_flow.decide(
-        platform, user_id, body.user_code, approve=True, context=context, ability_ceiling=ceiling
+        platform, user_id, body.user_code, approve=True, context=context, method=method, ability_ceiling=ceiling
     )
     return {"success": True, "message": f"Device authorized: {device.client_name} can now sign in ({device.user_code})."}
 
@@ -155,6 +155,6 @@ async def deny_device(
     bearer: str | None = Depends(optional_bearer),
     context: RequestContext = Depends(request_context),
 ):
-    user_id, _ = await _decider(request, platform, body.credential, bearer, approving=False)
-    await device_flow.decide(platform, user_id, body.user_code, approve=False, context=context)
+    user_id, method, _ = await _decider(request, platform, body.credential, bearer, approving=False)
+    await device_flow.decide(platform, user_id, body.user_code, approve=False, context=context, method=method)
     return {"success": True}

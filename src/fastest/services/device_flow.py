@@ -210,10 +210,12 @@ async def decide(
     *,
     approve: bool,
     context: RequestContext,
+    method: str,
     ability_ceiling: frozenset[str] | None = None,
 ) -> PendingDevice:
-    """Approve or deny a pending code as `user_id`. A person approving with a bearer token cannot
-    hand the device more than that token has (`ability_ceiling`)."""
+    """Approve or deny a pending code as `user_id`, who proved who they are by `method` (google,
+    local-owner, token). A person approving with a bearer token cannot hand the device more than
+    that token has (`ability_ceiling`)."""
     row = await _pending_row(platform, user_code, context, user_id)
     abilities = tuple(json.loads(row["abilities"]))
     if approve and ability_ceiling is not None:
@@ -230,7 +232,8 @@ async def decide(
             ).bind(status, user_id, json.dumps(list(abilities)), now_iso(platform), row["id"]),
             audit.record(
                 platform, user_id, f"device.{status}", f"{verb} device sign-in {shown} ({row['client_name'] or 'CLI'})",
-                context, {"user_code": shown, "client_name": row["client_name"], "abilities": list(abilities)},
+                context,
+                {"user_code": shown, "client_name": row["client_name"], "abilities": list(abilities), "method": method},
                 if_changed=True,
             ),
         ]
