@@ -14,7 +14,8 @@ from fastapi import FastAPI
 from starlette.types import Scope
 
 from fastest.api import (
-    blobs, conversations, docs, env_vars, errors, health, project_docs, projects, snapshots, sync, workspaces,
+    audit, auth, blobs, conversations, device_page, docs, env_vars, errors, health, oauth, project_docs, projects,
+    snapshots, sync, workspaces,
 )
 from fastest.api.cors import CorsMiddleware
 from fastest.api.middleware import RequestContextMiddleware
@@ -44,7 +45,8 @@ def create_app(platform_provider: Callable[[Scope], Platform]) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, platform_provider=platform_provider)
     for router in (
         health.router, docs.router, projects.router, env_vars.router, workspaces.router, snapshots.router,
-        project_docs.router, blobs.router, sync.router, conversations.router,
+    audit, auth, blobs, conversations, device_page, docs, env_vars, errors, health, oauth, project_docs, projects,
+    snapshots, sync, workspaces,
     ):
         app.include_router(router)
     app.openapi = _problem_aware_openapi(app)  # type: ignore[method-assign]
@@ -63,6 +65,9 @@ def _problem_aware_openapi(app: FastAPI) -> Callable[[], dict]:
                 for operation in item.values():
                     for status, response in operation.get("responses", {}).items():
                         content = response.get("content", {})
+                        schema_ref = content.get("application/json", {}).get("schema", {}).get("$ref", "")
+                        if schema_ref.endswith("/OAuthError"):
+                            continue  # the device flow's token route answers in OAuth's own shape
                         if status[:1] in ("4", "5") and "application/json" in content:
                             content["application/problem+json"] = content.pop("application/json")
                         problem = content.get("application/problem+json", {})

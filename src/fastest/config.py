@@ -54,6 +54,16 @@ class Settings:
     conversation_max_prompt_bytes: int = 32 * 1024
     conversation_max_frame_bytes: int = 64 * 1024
     conversation_max_tool_rounds: int = 8
+    # Google sign-in: the OAuth client ids an ID token's `aud` may name (comma-separated; empty
+    # disables Google sign-in) and where Google's signing keys are published.
+    google_client_ids: str = ""
+    google_jwks_url: str = "https://www.googleapis.com/oauth2/v3/certs"
+    # The device page's Google sign-in redirect (OpenID Connect implicit flow, form_post).
+    google_authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    # The user the local runtime's device page signs in as when Google is not configured (local only).
+    local_owner_email: str = "owner@localhost"
+    device_code_ttl_seconds: int = 900
+    device_poll_interval_seconds: int = 5
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, Any]) -> "Settings":
@@ -73,3 +83,7 @@ class Settings:
     @property
     def allowed_origins(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def google_audiences(self) -> frozenset[str]:
+        return frozenset(c.strip() for c in self.google_client_ids.split(",") if c.strip())

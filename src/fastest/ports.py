@@ -222,7 +222,7 @@ class SessionStorage(Protocol):
 
 
 # --------------------------------------------------------------------------------------------------
-# Vault, Clock, RateLimiter, HttpClient, AIModel
+# Vault, Clock, RateLimiter, HttpClient, SignatureVerifier, AIModel
 # --------------------------------------------------------------------------------------------------
 
 
@@ -307,6 +307,17 @@ class HttpClient(Protocol):
 class AIError(Exception):
     """The model provider failed or refused (unreachable, bad key, malformed answer). The message is
     for people and never carries the key."""
+
+
+class SignatureVerifier(Protocol):
+    """Public-key signature checks (ID tokens): `cryptography` locally, WebCrypto on Workers.
+
+    `verify_rs256` checks an RSASSA-PKCS1-v1_5 / SHA-256 signature with the RSA public key given as
+    a JWK (`n`, `e` base64url). It answers False for a bad signature or an unusable key; it never
+    raises for those, so a forged token and a broken key look the same to the caller.
+    """
+
+    async def verify_rs256(self, jwk: Mapping[str, Any], message: bytes, signature: bytes) -> bool: ...
 
 
 @runtime_checkable

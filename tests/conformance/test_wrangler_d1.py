@@ -111,3 +111,21 @@ def test_bootstrap_token_sql_runs_on_real_d1(local_d1) -> None:
     )
     assert sorted(r["token_hash"] for r in rows) == sorted(hashes)
     assert local_d1("SELECT COUNT(*) AS n FROM users WHERE email = 'boot@example.com'") == [{"n": 1}]
+
+
+def test_a_guarded_change_and_its_conditional_audit_record_behave_on_real_d1(local_d1) -> None:
+    """The identity services write an audit event only if the guarded statement before it changed a
+    row (`INSERT … SELECT … WHERE changes() = 1`, `services.audit.record(if_changed=True)`): D1 runs
+    it as the local runtime does, so a repeated revoke leaves one record."""
+    local_d1(
+        "INSERT INTO users (id, email, created_at, updated_at) VALUES ('usr_guard', 'guard@example.com', 't', 't');"
+        "INSERT INTO auth_tokens (id, user_id, token_hash, abilities, created_at, authenticated_at, expires_at) "
+        "VALUES ('tok_guard', 'usr_guard', 'h-guard', '[]', 't', 't', 't')"
+    )
+    for attempt in ("1", "2"):
+        local_d1(
+            "UPDATE auth_tokens SET revoked_at = 'now' WHERE id = 'tok_guard' AND revoked_at IS NULL;"
+            "INSERT INTO security_events (id, user_id, type, summary, data, created_at) "
+            f"SELECT 'aud_guard_{attempt}', 'usr_guard', 'token.revoked', 's', '{{}}', 'now' WHERE changes() = 1"
+        )
+    assert local_d1("SELECT id FROM security_events WHERE user_id = 'usr_guard'") == [{"id": "aud_guard_1"}]

@@ -13,6 +13,7 @@ from fastest.errors import ValidationFailed
 from fastest.platform import Platform
 from fastest.ports import RateDecision
 from fastest.services import identity
+from fastest.services.audit import RequestContext
 from fastest.services.identity import Principal
 
 _bearer = HTTPBearer(auto_error=False, description="A `fst_…` token from sign-in, the device flow or `fastest admin token`.")
@@ -24,17 +25,18 @@ async def get_platform(request: Request) -> Platform:
 
 
 def authorize(
-    ability: str, *, route_class: str = "default", fresh: bool = False
+    ability: str | None, *, route_class: str = "default", fresh: bool = False
 ) -> Callable[..., Awaitable[Principal]]:
     """A dependency that authenticates the bearer token, spends one unit of the caller's rate limit,
-    and checks the ability (and, for sensitive routes, that the session is fresh)."""
+    and checks the ability (None: any valid token) and, for sensitive routes, that the session is
+    fresh."""
 
     async def dependency(
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
         platform: Platform = Depends(get_platform),
     ) -> Principal:
-        token = None if credentials is None or credentials.scheme.lower() != "bearer" else credentials.credentials
+        token = bearer_token(credentials)
 
         def report(decision: RateDecision) -> None:
             request.state.rate_limit = (route_class, decision)
@@ -44,6 +46,32 @@ def authorize(
         )
 
     return dependency
+
+
+def bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    return None if credentials is None or credentials.scheme.lower() != "bearer" else credentials.credentials
+
+
+def client_ip(request: Request) -> str | None:
+    """The caller's address: Cloudflare's `CF-Connecting-IP` on the edge (set by Cloudflare, not the
+    client), the socket's peer locally (a client-sent header there would be a lie we believe)."""
+    platform: Platform = request.state.platform
+    if platform.runtime != "local":
+        forwarded = request.headers.get("cf-connecting-ip")
+        if forwarded:
+            return forwarded[:64]
+    return request.client.host if request.client else None
+
+
+async def request_context(request: Request) -> RequestContext:
+    """Request id, IP and user agent, for the security audit log."""
+    return RequestContext(
+        request_id=request.state.request_id, ip=client_ip(request), user_agent=request.headers.get("user-agent")
+    )
+
+
+async def optional_bearer(credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> str | None:
+    return bearer_token(credentials)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Path, Request
 
-from fastest.api.deps import authorize, get_platform
+from fastest.api.deps import authorize, get_platform, request_context
 from fastest.api.idempotency import respond_once
 from fastest.platform import Platform
 from fastest.schemas.common import Success, problem_responses
 from fastest.schemas.projects import EnvVarBulkResult, EnvVarBulkSet, EnvVarList, EnvVarSet, EnvVarValues
 from fastest.services import env_vars
+from fastest.services.audit import RequestContext
 from fastest.services.identity import Principal
 
 router = APIRouter(
@@ -63,8 +64,9 @@ async def reveal_env_vars(
     project_id: str = ProjectId,
     principal: Principal = Depends(authorize("secrets:read", fresh=True)),
     platform: Platform = Depends(get_platform),
+    context: RequestContext = Depends(request_context),
 ):
-    return {"variables": await env_vars.reveal(platform, principal.user_id, project_id)}
+    return {"variables": await env_vars.reveal(platform, principal.user_id, project_id, context)}
 
 
 @router.delete("/{key}", response_model=Success, summary="Delete an env var")

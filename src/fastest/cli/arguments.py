@@ -1,4 +1,4 @@
-"""Arguments of the client commands (login, init, push, status, log, checkout, sync).
+"""Arguments of the client commands (login, logout, whoami, init, push, status, log, checkout, sync).
 
 Kept apart from their handlers so that building the parser imports nothing heavy: `fastest serve`
 should not pay for the HTTP client, nor `fastest push` for the server.
@@ -8,14 +8,24 @@ from __future__ import annotations
 
 import argparse
 
-CLIENT_COMMANDS = frozenset({"login", "init", "push", "status", "log", "checkout", "sync"})
+CLIENT_COMMANDS = frozenset({"login", "logout", "whoami", "init", "push", "status", "log", "checkout", "sync"})
 
 
 def add_client_commands(commands: argparse._SubParsersAction) -> None:
     """Register the client subcommands on the `fastest` parser."""
-    login = commands.add_parser("login", help="check a token against a server and save both")
-    login.add_argument("--server", required=True, help="e.g. https://api.example.com or http://127.0.0.1:8787")
-    login.add_argument("--token", required=True, help="a bearer token (fst_…); '-' reads it from stdin")
+    login = commands.add_parser(
+        "login", help="sign in: approve this device in a browser (or check a given token) and save the token"
+    )
+    login.add_argument("--server", help="e.g. https://api.example.com or http://127.0.0.1:8787 "
+                       "(default: $FASTEST_SERVER or the server of the last login)")
+    login.add_argument("--token", help="skip the browser: use this bearer token (fst_…); '-' reads it from stdin")
+    login.add_argument("--scope", help="device flow: space-separated abilities to ask for (default: all but secrets:read)")
+
+    logout = commands.add_parser("logout", help="revoke the saved token on the server and forget it")
+    logout.add_argument("--json", action="store_true")
+
+    whoami = commands.add_parser("whoami", help="the signed-in user and server")
+    whoami.add_argument("--json", action="store_true")
 
     init = commands.add_parser("init", help="link this folder to a project and a new workspace")
     target = init.add_mutually_exclusive_group()

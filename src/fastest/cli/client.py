@@ -104,13 +104,17 @@ def _retry_after(response: httpx.Response, attempt: int) -> float:
 
 
 class ApiClient:
-    def __init__(self, server: str, token: str, *, transport: httpx.BaseTransport | None = None,
+    def __init__(self, server: str, token: str | None, *, transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep, max_connections: int = 8) -> None:
+        """`token=None`: an anonymous client (the device flow, before there is a token)."""
         self.server = server
         self._sleep = sleep
+        headers = {"User-Agent": USER_AGENT}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
         self._http = httpx.Client(
             base_url=server,
-            headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT},
+            headers=headers,
             timeout=httpx.Timeout(120.0, connect=10.0),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             transport=transport,

@@ -1,4 +1,4 @@
-"""The client commands: login, init, push, status, log, checkout, sync.
+"""The client commands: login, logout, whoami, init, push, status, log, checkout, sync.
 
 Each handler takes the parsed arguments and the environment, prints its result on stdout (human
 text, or one JSON document with `--json`) and returns an exit code. Failures are raised as
@@ -26,6 +26,7 @@ from fastest.cli import config
 from fastest.cli.checkout import CheckoutError, checkout
 from fastest.cli.client import ApiClient, ApiError
 from fastest.cli.config import ConfigError, Credentials
+from fastest.cli.device_login import DeviceLoginError, device_login
 from fastest.cli.progress import human_bytes
 from fastest.cli.push import PushError, push
 from fastest.cli.state import Folder, ManifestCache, NotAWorkspace, PushedTree, WorkspaceState, find_folder
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace, env: Env | None = None) -> int:
     """Dispatch one client command; every expected failure ends as one stderr line and an exit code."""
     env = os.environ if env is None else env
     handlers: dict[str, Callable[[argparse.Namespace, Env], int]] = {
-        "login": cmd_login, "init": cmd_init, "push": cmd_push,
+        "login": cmd_login, "logout": cmd_logout, "whoami": cmd_whoami, "init": cmd_init, "push": cmd_push,
         "status": cmd_status, "log": cmd_log, "checkout": cmd_checkout, "sync": cmd_sync,
     }
     try:
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace, env: Env | None = None) -> int:
         if exc.status == 401:
             return _fail("the server rejected the token (expired or revoked?); run fastest login", EXIT_FAILED)
         return _fail(exc.message, EXIT_FAILED)
-    except (PushError, CheckoutError, SyncError) as exc:
+    except (PushError, CheckoutError, SyncError, DeviceLoginError) as exc:
         return _fail(str(exc), EXIT_FAILED)
     except ManifestError as exc:
         return _fail(f"cannot describe this folder: {exc}", EXIT_FAILED)
@@ -93,19 +94,68 @@ def _client(credentials: Credentials) -> ApiClient:
 
 
 def cmd_login(args: argparse.Namespace, env: Env) -> int:
-    server = config.normalise_server(args.server)
+    chosen = args.server or config.default_server(env)
+    if not chosen:
+        raise UsageError("which server? run fastest login --server URL")
+    server = config.normalise_server(chosen)
+    if args.token is None:
+        return _device_login(server, args.scope, env)
+    if args.scope:
+        raise UsageError("--scope is for the browser sign-in; a given --token keeps its own abilities")
     token = sys.stdin.readline().strip() if args.token == "-" else args.token.strip()
     if not token:
         raise UsageError("empty token")
     with ApiClient(server, token) as api:
         try:
-            api.request("GET", "/v1/projects", params={"limit": 1})
+            api.request("GET", "/v1/auth/me")
         except ApiError as exc:
             if exc.status == 401:
                 return _fail(f"token rejected by {server}", EXIT_FAILED)
             raise
     path = config.save(env, Credentials(server, token))
     print(f"logged in to {server} (saved in {path})")
+    return EXIT_OK
+
+
+def _device_login(server: str, scope: str | None, env: Env) -> int:
+    def show(started: dict[str, Any]) -> None:
+        print(f"To sign in, open {started['verification_uri']} and enter the code {started['user_code']}", flush=True)
+        print(f"(or open {started['verification_uri_complete']})", flush=True)
+        print("Waiting for approval… (Ctrl-C to give up)", flush=True)
+
+    with ApiClient(server, None) as api:
+        granted = device_login(api, client_name=f"fastest CLI on {socket.gethostname()}"[:100], scope=scope, on_code=show)
+    path = config.save(env, Credentials(server, granted["access_token"]))
+    user = granted.get("user") or {}
+    print(f"logged in to {server} as {user.get('email', '?')} (saved in {path})")
+    return EXIT_OK
+
+
+def cmd_logout(args: argparse.Namespace, env: Env) -> int:
+    saved = config.load_saved(env)
+    if saved is None:
+        _emit(args.json, {"logged_out": False}, ["not logged in; nothing to do"])
+        return EXIT_OK
+    revoked = True
+    with ApiClient(config.normalise_server(saved.server), saved.token) as api:
+        try:
+            api.request("POST", "/v1/auth/logout", ok=(204,))
+        except ApiError as exc:
+            if exc.status != 401:  # 401: already revoked or expired; forgetting it is all that is left
+                raise
+            revoked = False
+    config.forget(env)
+    _emit(args.json, {"logged_out": True, "server": saved.server, "revoked": revoked},
+          [f"logged out of {saved.server}" + ("" if revoked else " (the token was already invalid)")])
+    return EXIT_OK
+
+
+def cmd_whoami(args: argparse.Namespace, env: Env) -> int:
+    credentials = config.resolve(env)
+    with _client(credentials) as api:
+        user = api.get_json("/v1/auth/me")["user"]
+    _emit(args.json, {"server": credentials.server, "user": user},
+          [f"{user['email']} ({user['id']}) on {credentials.server}"])
     return EXIT_OK
 
 

@@ -71,6 +71,26 @@ def save(env: Mapping[str, str], credentials: Credentials) -> Path:
     return path
 
 
+def forget(env: Mapping[str, str]) -> bool:
+    """Remove the saved login (the token file); False when there was none."""
+    try:
+        (config_dir(env) / CONFIG_FILE).unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def default_server(env: Mapping[str, str]) -> str | None:
+    """The server to log in to when none is given: `FASTEST_SERVER`, else the last login's."""
+    if env.get("FASTEST_SERVER"):
+        return env["FASTEST_SERVER"]
+    try:
+        saved = load_saved(env)
+    except ConfigError:
+        return None
+    return saved.server if saved else None
+
+
 def resolve(env: Mapping[str, str], workspace_server: str | None = None) -> Credentials:
     """The server and token to use: env first, then the folder's server, then the saved login.
 
@@ -81,7 +101,7 @@ def resolve(env: Mapping[str, str], workspace_server: str | None = None) -> Cred
     token = env.get("FASTEST_TOKEN") or (saved.token if saved else None)
     server = env.get("FASTEST_SERVER") or workspace_server or (saved.server if saved else None)
     if not server or not token:
-        raise ConfigError("not logged in; run fastest login --server URL --token TOKEN")
+        raise ConfigError("not logged in; run fastest login --server URL")
     server = normalise_server(server)
     if workspace_server and normalise_server(workspace_server) != server:
         raise ConfigError(f"this folder belongs to {workspace_server}, not {server}")

@@ -1,4 +1,5 @@
-"""`fastest serve | migrate | jobs run | admin token`, and the client: `login | init | push | status | log | checkout`.
+"""`fastest serve | migrate | jobs run | admin token`, and the client: `login | logout | whoami | init |
+push | status | log | checkout`.
 
 Server-side commands open the local runtime's data directory (`--data-dir`, else `$FASTEST_DATA_DIR`,
 else `$XDG_DATA_HOME/fastest`, i.e. `~/.local/share/fastest`) directly; they are for whoever runs the
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -33,6 +35,16 @@ def _data_dir(value: str | None) -> Path:
 
 def _settings() -> Settings:
     return Settings.from_mapping(os.environ)
+
+
+def _serve_settings(host: str, port: int) -> Settings:
+    """Without FASTEST_PUBLIC_URL, the server's own address is its public URL (the device flow's
+    verification link points there)."""
+    settings = _settings()
+    if os.environ.get("FASTEST_PUBLIC_URL"):
+        return settings
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else (f"[{host}]" if ":" in host else host)
+    return replace(settings, public_url=f"http://{shown}:{port}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         from fastest.platform.local.server import serve
 
-        return serve(host=args.host, port=args.port, data_dir=_data_dir(args.data_dir), settings=_settings())
+        return serve(host=args.host, port=args.port, data_dir=_data_dir(args.data_dir),
+                     settings=_serve_settings(args.host, args.port))
     if args.command == "migrate":
         return asyncio.run(_migrate(_data_dir(args.data_dir)))
     if args.command == "jobs" and args.jobs_command == "run":

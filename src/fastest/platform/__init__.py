@@ -15,6 +15,7 @@ from fastest.ports import (
     KeyValue,
     RateLimiter,
     SessionNamespace,
+    SignatureVerifier,
     Vault,
 )
 
@@ -33,6 +34,10 @@ class Platform:
     settings: Settings
     ai: AIModel | None = None
     http: HttpClient | None = None
+    signatures: SignatureVerifier | None = None
+    # "local" only for the local runtime (open_local_platform); anything else is treated as the
+    # edge, where local-only conveniences (the device page's owner sign-in) are refused.
+    runtime: str = "cloudflare"
     # Release functions for what the platform opened (files, connections), run by `close()` in
     # reverse order. Empty on Cloudflare, where the runtime owns the bindings.
     closers: list[Callable[[], None]] = field(default_factory=list)

@@ -27,7 +27,7 @@ from fastest.errors import (
 from fastest.platform import Platform
 from fastest.platform.ai import KeyLookup
 from fastest.ports import SessionRequest
-from fastest.services import events, snapshots, storage, workspaces
+from fastest.services import api_keys, events, snapshots, storage, workspaces
 from fastest.services.common import new_id, now_iso, split_page
 
 TITLE_MAX = 80
@@ -40,13 +40,9 @@ _SELECT = (
 
 
 def provider_keys(platform: Platform) -> KeyLookup | None:
-    """Where a user's own API key for the model provider comes from (issue 5 stores them, as
-    `fastest.services.api_keys.provider_key(platform, user_id, provider)`). Not wired yet, so the
-    server's FASTEST_AI_API_KEY is used; wiring it is this one line:
-
-        return lambda user_id, provider: api_keys.provider_key(platform, user_id, provider)
-    """
-    return None
+    """Where a user's own API key for the model provider comes from: the keys they stored
+    (`POST /v1/auth/api-keys`), which win over the server's FASTEST_AI_API_KEY."""
+    return lambda user_id, provider: api_keys.provider_key(platform, user_id, provider)
 
 
 def conversation_view(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from typing import Any, Iterable, Mapping
 from fastest.domain.masking import mask_secret
 from fastest.platform import Platform
 from fastest.ports import Statement
-from fastest.services import events, projects
+from fastest.services import audit, events, projects
+from fastest.services.audit import RequestContext
 from fastest.services.common import new_id, now_iso
 from fastest.errors import NotFound, ValidationFailed
 
@@ -84,7 +85,10 @@ async def delete(platform: Platform, user_id: str, project_id: str, key: str) ->
     )
 
 
-async def reveal(platform: Platform, user_id: str, project_id: str) -> list[dict[str, Any]]:
+async def reveal(
+    platform: Platform, user_id: str, project_id: str, context: RequestContext | None = None
+) -> list[dict[str, Any]]:
+    """Every variable in clear: a project event, and (given the request `context`) a security event."""
     await projects.get_owned(platform, user_id, project_id)
     rows = (
         await platform.db.prepare("SELECT * FROM env_vars WHERE project_id = ? ORDER BY key").bind(project_id).all()
@@ -95,10 +99,17 @@ async def reveal(platform: Platform, user_id: str, project_id: str) -> list[dict
         if row["is_secret"]:
             value = await platform.vault.decrypt(row["value_ciphertext"], owner=project_id, purpose=_purpose(row["key"]))
         revealed.append({"key": row["key"], "value": value, "is_secret": bool(row["is_secret"])})
-    await platform.db.batch(
-        events.record(
-            platform, project_id, user_id, "env_vars.revealed", f"Revealed {len(rows)} environment variables",
-            {"keys": [r["key"] for r in rows]}, touch=False,
-        )
+    keys = [r["key"] for r in rows]
+    statements = events.record(
+        platform, project_id, user_id, "env_vars.revealed", f"Revealed {len(rows)} environment variables",
+        {"keys": keys}, touch=False,
     )
+    if context is not None:
+        statements.append(
+            audit.record(
+                platform, user_id, "secrets.revealed", f"Revealed {len(rows)} environment variables", context,
+                {"project_id": project_id, "keys": keys},
+            )
+        )
+    await platform.db.batch(statements)
     return revealed

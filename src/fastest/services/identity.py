@@ -11,15 +11,16 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from fastest.domain import tokens
 from fastest.domain.ids import ENTROPY_BYTES, iso, make_id, millis_of, parse_iso
-from fastest.errors import Forbidden, ReauthenticationRequired, Unauthenticated, ValidationFailed
+from fastest.errors import Forbidden, NotFound, ReauthenticationRequired, Unauthenticated, ValidationFailed
 from fastest.platform import Platform
-from fastest.ports import RateDecision
-from fastest.services import rate_limits
-from fastest.services.common import new_id, now_iso
+from fastest.ports import RateDecision, Statement
+from fastest.services import audit, rate_limits
+from fastest.services.audit import RequestContext
+from fastest.services.common import new_id, now_iso, split_page
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
@@ -87,7 +88,7 @@ def require_ability(principal: Principal, ability: str) -> None:
 async def authorize(
     platform: Platform,
     token: str | None,
-    ability: str,
+    ability: str | None,
     *,
     route_class: str = "default",
     fresh: bool = False,
@@ -98,7 +99,8 @@ async def authorize(
     `route_class`, then check the ability (and, for sensitive routes, that the session is fresh).
 
     `on_rate_decision` sees the rate decision as soon as it is made, so the caller can report the
-    `RateLimit` headers even when the ability check then fails.
+    `RateLimit` headers even when the ability check then fails. `ability=None`: any valid token
+    (routes about the caller's own session, such as `/v1/auth/me`).
     """
     if token is None:
         raise Unauthenticated("Send `Authorization: Bearer <token>`.")
@@ -106,7 +108,8 @@ async def authorize(
     decision = await rate_limits.enforce(platform, principal.user_id, route_class)
     if on_rate_decision is not None:
         on_rate_decision(decision)
-    require_ability(principal, ability)
+    if ability is not None:
+        require_ability(principal, ability)
     if fresh:
         require_fresh_session(platform, principal)
     return principal
@@ -140,31 +143,147 @@ async def ensure_user(platform: Platform, email: str, *, name: str | None = None
     return await platform.db.prepare("SELECT * FROM users WHERE email = ?").bind(email).first()
 
 
+TOKEN_COLUMNS = "id, user_id, token_hash, label, abilities, created_at, authenticated_at, expires_at"
+MAX_LABEL_CHARS = 100
+
+
+def new_token(
+    platform: Platform, user_id: str, *, abilities: tuple[str, ...], label: str
+) -> tuple[IssuedToken, tuple[Any, ...]]:
+    """A fresh token and the values of its `auth_tokens` row (in `TOKEN_COLUMNS` order), for callers
+    that insert it inside their own batch. Only the token's hash is in the row."""
+    now = platform.clock.now()
+    token = tokens.format_token(secrets.token_bytes(tokens.ENTROPY_BYTES))
+    token_id = new_id(platform, "tok")
+    expires_at = iso(now + timedelta(days=platform.settings.token_ttl_days))
+    row = (
+        token_id, user_id, tokens.token_hash(token), label[:MAX_LABEL_CHARS], json.dumps(list(abilities)),
+        iso(now), iso(now), expires_at,
+    )
+    issued = IssuedToken(token=token, token_id=token_id, user_id=user_id, abilities=abilities, expires_at=expires_at)
+    return issued, row
+
+
+def insert_token(platform: Platform, row: tuple[Any, ...]) -> Statement:
+    return platform.db.prepare(f"INSERT INTO auth_tokens ({TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)").bind(*row)
+
+
 async def issue_token(
     platform: Platform,
     user_id: str,
     *,
     abilities: tuple[str, ...] = tokens.DEFAULT_ABILITIES,
     label: str = "",
+    context: RequestContext | None = None,
 ) -> IssuedToken:
-    now = platform.clock.now()
-    token = tokens.format_token(secrets.token_bytes(tokens.ENTROPY_BYTES))
-    token_id = new_id(platform, "tok")
-    expires_at = iso(now + timedelta(days=platform.settings.token_ttl_days))
-    await platform.db.prepare(
-        "INSERT INTO auth_tokens (id, user_id, token_hash, label, abilities, created_at, authenticated_at, "
-        "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-    ).bind(
-        token_id, user_id, tokens.token_hash(token), label, json.dumps(list(abilities)), iso(now), iso(now), expires_at
-    ).run()
-    return IssuedToken(token=token, token_id=token_id, user_id=user_id, abilities=abilities, expires_at=expires_at)
+    """Issue a token; with a request `context`, the creation is also written to the audit log."""
+    issued, row = new_token(platform, user_id, abilities=abilities, label=label)
+    statements = [insert_token(platform, row)]
+    if context is not None:
+        statements.append(_token_created(platform, issued, label, context))
+    await platform.db.batch(statements)
+    return issued
 
 
-async def revoke_token(platform: Platform, user_id: str, token_id: str) -> bool:
-    result = await platform.db.prepare(
-        "UPDATE auth_tokens SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL"
-    ).bind(now_iso(platform), token_id, user_id).run()
-    return result.changes == 1
+def _token_created(platform: Platform, issued: IssuedToken, label: str, context: RequestContext) -> Statement:
+    return audit.record(
+        platform, issued.user_id, "token.created", f"Token created ({label or 'unlabelled'})", context,
+        {"token_id": issued.token_id, "label": label, "abilities": list(issued.abilities)},
+    )
+
+
+async def sign_in(
+    platform: Platform,
+    email: str,
+    *,
+    method: str,
+    context: RequestContext,
+    name: str | None = None,
+    picture: str | None = None,
+    abilities: tuple[str, ...] = tokens.DEFAULT_ABILITIES,
+    label: str = "",
+) -> tuple[dict[str, Any], IssuedToken]:
+    """A person proved who they are (`method`: google, local-owner): find or create the user, keep
+    their profile current, and issue a new (fresh) token, all recorded in the audit log."""
+    user = await ensure_user(platform, email, name=name)
+    issued, row = new_token(platform, user["id"], abilities=abilities, label=label or method)
+    statements = [insert_token(platform, row)]
+    if (name and name != user.get("name")) or (picture and picture != user.get("picture")):
+        statements.append(
+            platform.db.prepare(
+                "UPDATE users SET name = COALESCE(?, name), picture = COALESCE(?, picture), updated_at = ? WHERE id = ?"
+            ).bind(name, picture, now_iso(platform), user["id"])
+        )
+    statements.append(
+        audit.record(platform, user["id"], "auth.sign_in", f"Signed in with {method}", context, {"method": method})
+    )
+    statements.append(_token_created(platform, issued, label or method, context))
+    await platform.db.batch(statements)
+    return await get_user(platform, user["id"]), issued
+
+
+async def get_user(platform: Platform, user_id: str) -> dict[str, Any]:
+    row = await platform.db.prepare("SELECT * FROM users WHERE id = ?").bind(user_id).first()
+    if row is None:
+        raise Unauthenticated("The bearer token is not valid.", code="invalid_token")
+    return row
+
+
+def user_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "email": row["email"], "name": row.get("name"), "picture": row.get("picture")}
+
+
+def _token_view(row: Mapping[str, Any], current_token_id: str) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "label": row["label"],
+        "abilities": json.loads(row["abilities"]),
+        "created_at": row["created_at"],
+        "authenticated_at": row["authenticated_at"],
+        "last_used_at": row["last_used_at"],
+        "expires_at": row["expires_at"],
+        "current": row["id"] == current_token_id,
+    }
+
+
+async def tokens_page(
+    platform: Platform, principal: Principal, *, limit: int, after: tuple[str, str] | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The caller's live sessions (not revoked, not expired), newest first. Never the token."""
+    bound, args = ("AND (created_at, id) < (?, ?)", list(after)) if after else ("", [])
+    rows = (
+        await platform.db.prepare(
+            f"SELECT * FROM auth_tokens WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? {bound} "
+            "ORDER BY created_at DESC, id DESC LIMIT ?"
+        ).bind(principal.user_id, now_iso(platform), *args, limit + 1).all()
+    ).results
+    page, next_cursor = split_page(rows, limit, lambda r: (r["created_at"], r["id"]))
+    return [_token_view(r, principal.token_id) for r in page], next_cursor
+
+
+async def revoke_token(
+    platform: Platform, user_id: str, token_id: str, *, context: RequestContext | None = None, reason: str = "revoked"
+) -> bool:
+    """Revoke one of the user's tokens; False when it is not theirs or already revoked."""
+    statements = [
+        platform.db.prepare(
+            "UPDATE auth_tokens SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL"
+        ).bind(now_iso(platform), token_id, user_id)
+    ]
+    if context is not None:
+        statements.append(
+            audit.record(
+                platform, user_id, "token.revoked", f"Token {reason}", context,
+                {"token_id": token_id, "reason": reason}, if_changed=True,
+            )
+        )
+    results = await platform.db.batch(statements)
+    return results[0].changes == 1
+
+
+async def revoke_or_404(platform: Platform, principal: Principal, token_id: str, context: RequestContext) -> None:
+    if not await revoke_token(platform, principal.user_id, token_id, context=context):
+        raise NotFound("No such token.")
 
 
 def _sql_literal(value: str) -> str:

@@ -12,7 +12,7 @@ import logging
 from typing import Awaitable, Callable
 
 from fastest.platform import Platform
-from fastest.services import idempotency, storage
+from fastest.services import device_flow, idempotency, storage
 
 log = logging.getLogger("fastest.jobs")
 
@@ -29,15 +29,21 @@ async def collect_garbage(platform: Platform) -> int:
     return await storage.collect_garbage_all_users(platform)
 
 
+async def purge_device_codes(platform: Platform) -> int:
+    """Drop device authorizations a day past their expiry."""
+    return await device_flow.purge_expired(platform)
+
+
 JOBS: dict[str, Job] = {
     "purge-idempotency-keys": purge_idempotency_keys,
+    "purge-device-codes": purge_device_codes,
     "collect-garbage": collect_garbage,
 }
 
 # Keep in step with [triggers] crons in wrangler.toml.
 SCHEDULE: dict[str, tuple[str, ...]] = {
     "*/15 * * * *": (),
-    "0 3 * * *": ("purge-idempotency-keys", "collect-garbage"),
+    "0 3 * * *": ("purge-idempotency-keys", "purge-device-codes", "collect-garbage"),
 }
 
 

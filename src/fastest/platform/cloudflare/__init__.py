@@ -28,6 +28,7 @@ from fastest.platform.cloudflare.http import WorkersFetchClient
 from fastest.platform.cloudflare.kv import WorkersKV
 from fastest.platform.cloudflare.r2 import R2BlobStore
 from fastest.platform.cloudflare.rate_limit import BindingCappedLimiter, SlidingWindowLimiter
+from fastest.platform.cloudflare.signatures import WebCryptoSignatureVerifier
 from fastest.platform.cloudflare.vault import UnconfiguredVault, WebCryptoVault
 from fastest.platform.cloudflare.workers_ai import WorkersAIModel
 
@@ -92,6 +93,8 @@ def build_platform(env: Any) -> Platform:
         settings=settings,
         ai=configured_model(settings, http, workers_ai=workers_ai),
         http=http,
+        signatures=WebCryptoSignatureVerifier(),
+        runtime="cloudflare",
     )
 
 

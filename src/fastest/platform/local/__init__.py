@@ -26,6 +26,7 @@ from fastest.platform.local.kv import LocalKeyValue
 from fastest.platform.local.migrations import apply_migrations, default_migrations_dir
 from fastest.platform.local.rate_limit import SlidingWindowRateLimiter
 from fastest.platform.local.sessions import LocalSessionNamespace, LocalSessionStorage
+from fastest.platform.local.signatures import CryptographySignatureVerifier
 from fastest.platform.local.vault import LocalVault, load_or_create_key_file
 from fastest.ports import Clock
 
@@ -114,6 +115,8 @@ def open_local_platform(
         settings=settings,
         ai=configured_model(settings, http),
         http=http,
+        signatures=CryptographySignatureVerifier(),
+        runtime="local",
         closers=closers,
     )
     built.append(platform)

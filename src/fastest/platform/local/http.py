@@ -34,7 +34,7 @@ class HttpxClient:
         timeout: float = 10.0,
     ) -> HttpResponse:
         response = await self._pool().request(method, url, headers=dict(headers or {}), content=body, timeout=timeout)
-        return HttpResponse(status=response.status_code, headers=dict(response.headers), body=response.content)
+        return HttpResponse(status=response.status_code, headers={k.lower(): v for k, v in response.headers.items()}, body=response.content)
 
     async def stream(
         self,
