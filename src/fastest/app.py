@@ -45,8 +45,8 @@ def create_app(platform_provider: Callable[[Scope], Platform]) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, platform_provider=platform_provider)
     for router in (
         health.router, docs.router, projects.router, env_vars.router, workspaces.router, snapshots.router,
-    audit, auth, blobs, conversations, device_page, docs, env_vars, errors, health, oauth, project_docs, projects,
-    snapshots, sync, workspaces,
+        project_docs.router, blobs.router, sync.router, conversations.router, auth.router, oauth.router,
+        device_page.router, audit.router,
     ):
         app.include_router(router)
     app.openapi = _problem_aware_openapi(app)  # type: ignore[method-assign]
