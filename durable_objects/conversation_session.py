@@ -41,6 +41,9 @@ QUESTION_PREFIX = "question:"
 DEPLOYMENT_PREFIX = "deployment:"
 TIMELINE_LIMIT = 500
 TOOL_RESULT_LIMIT = 64 * 1024  # what a tool result may put into the model's context
+# One model message (its text plus its tool calls' arguments, e.g. a written file) is one storage
+# entry; Durable Object entries hold at most 2 MB.
+MESSAGE_MAX_BYTES = 1024 * 1024
 # A turn waits this long for a question's answer, then goes on without (the turn must not hold the
 # conversation forever: no other prompt can run meanwhile).
 QUESTION_TIMEOUT_SECONDS = 30 * 60
@@ -96,6 +99,12 @@ class _Refusal(Exception):
 
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message}, **self.extra}
+
+
+class _TurnFailed(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def _json(status: int, body: Any) -> SessionResponse:
@@ -304,6 +313,10 @@ class ConversationSession:
                 context = await self.storage.get(CONTEXT_KEY)
                 if context is None:
                     raise _Refusal(404, "not_found", "This conversation was never created.")
+                # The AI rate class, as `POST …/messages` spends it in its authorization step.
+                from fastest.services import rate_limits
+
+                await rate_limits.enforce(self._require_platform(), context["user_id"], "ai")
                 accepted = await self.prompt(data.get("prompt"), context)
                 _send(socket, _frame("prompt.accepted", accepted))
             elif kind in ("question.reply", "question.reject"):
@@ -473,6 +486,8 @@ class ConversationSession:
                     "code": "tool_rounds_exceeded", "message": f"The model kept calling tools after {rounds} rounds."}})
                 return
             await self.emit("turn.completed", {"turn_id": turn_id})
+        except _TurnFailed as failure:
+            await self.emit("turn.failed", {"turn_id": turn_id, "error": {"code": failure.code, "message": str(failure)}})
         except AIRateLimited as error:
             await self.emit("turn.failed", {"turn_id": turn_id, "error": {"code": error.code, "message": error.message}, **error.extra})
         except AIError as error:
@@ -493,15 +508,27 @@ class ConversationSession:
         text: list[str] = []
         calls: list[dict[str, Any]] = []
         done: dict[str, Any] = {}
-        async for event in model.stream(await self._history(), tools=TOOLS):
-            if event["type"] == "delta" and event["content"]:
-                text.append(event["content"])
-                await self.emit("message.delta", {"message_id": message_id, "turn_id": turn_id, "delta": event["content"]})
-            elif event["type"] == "tool_call":
-                calls.append({"id": event["id"], "type": "function",
-                              "function": {"name": event["name"], "arguments": event["arguments"]}})
-            elif event["type"] == "done":
-                done = dict(event)
+        size = 0
+        stream = model.stream(await self._history(), tools=TOOLS)
+        try:
+            async for event in stream:
+                if event["type"] == "delta" and event["content"]:
+                    text.append(event["content"])
+                    size += len(event["content"].encode("utf-8"))
+                    await self.emit("message.delta", {"message_id": message_id, "turn_id": turn_id, "delta": event["content"]})
+                elif event["type"] == "tool_call":
+                    calls.append({"id": event["id"], "type": "function",
+                                  "function": {"name": event["name"], "arguments": event["arguments"]}})
+                    size += len(str(event["arguments"]).encode("utf-8"))
+                elif event["type"] == "done":
+                    done = dict(event)
+                if size > MESSAGE_MAX_BYTES:
+                    # A stored message is one storage entry (2 MB on Durable Objects): stop reading.
+                    raise _TurnFailed("message_too_large", f"The model's message passed {MESSAGE_MAX_BYTES} bytes; it was not kept.")
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
         message = {"id": message_id, "role": "assistant", "content": "".join(text), "turn_id": turn_id,
                    "provider": done.get("provider", model.provider), "model": done.get("model", model.model)}
         if calls:

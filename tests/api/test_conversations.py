@@ -99,6 +99,15 @@ def test_builtin_engine_explains_and_runs_commands_then_snapshot(client, alice, 
     wait_until_idle(client, alice, cid)
     messages = client.get(f"/v1/conversations/{cid}/messages", headers=alice.headers).json()["messages"]
     assert messages[-1]["content"] == "```\nx = 1\n\n```"
+    prompt(client, alice, cid, "/ls")
+    wait_until_idle(client, alice, cid)
+    messages = client.get(f"/v1/conversations/{cid}/messages", headers=alice.headers).json()["messages"]
+    assert messages[-1]["content"] == "src/app.py (12 bytes)\nsrc/new.py (6 bytes)"
+    prompt(client, alice, cid, "/cat ../etc/passwd")
+    wait_until_idle(client, alice, cid)
+    messages = client.get(f"/v1/conversations/{cid}/messages", headers=alice.headers).json()["messages"]
+    assert messages[-1]["content"].startswith("Error: Invalid path")
+    assert client.get(f"/v1/conversations/{cid}/project-info", headers=alice.headers).json()["project_info"]["changed_files"] == 2
 
     response = client.post(f"/v1/conversations/{cid}/snapshot", headers=alice.headers, json={"generate_summary": True})
     assert response.status_code == 201, response.text
