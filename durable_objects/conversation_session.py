@@ -265,24 +265,32 @@ class ConversationSession:
 
     async def attach(self, socket: Socket, since: int | None = None) -> None:
         """Connect a client: replay every event after `since` (when given), then live events, with
-        nothing lost or repeated in between; then a `ready` frame (not an event: no id)."""
+        nothing lost or repeated in between; then a `ready` frame (not an event: no id) saying where
+        the client now is (a `since` beyond the log's head is brought back to the head)."""
         key = id(socket)
         self._replaying[key] = []
         if hasattr(self.sockets, "add"):
             self.sockets.add(socket)
         try:
-            last = since if since is not None else int(await self.storage.get(LAST_EVENT_KEY) or 0)
+            head = await self._head()
+            last = head if since is None else min(since, head)
             if since is not None:
                 for event in await self.events_after(since):
                     _send(socket, json.dumps(event, ensure_ascii=False))
-                    last = event["id"]
-            for event_id, text in self._replaying[key]:
+                    last = max(last, event["id"])
+            for event_id, text in self._replaying[key]:  # emitted while replaying
                 if event_id > last:
                     _send(socket, text)
                     last = event_id
         finally:
             self._replaying.pop(key, None)
         _send(socket, _frame("ready", {"conversation_id": self.name, "last_event_id": last, "turn_running": self._busy}))
+
+    async def _head(self) -> int:
+        """The id of the last event recorded."""
+        if self._last_event_id is not None:
+            return self._last_event_id
+        return int(await self.storage.get(LAST_EVENT_KEY) or 0)
 
     def detach(self, socket: Socket) -> None:
         if hasattr(self.sockets, "discard"):
@@ -308,7 +316,7 @@ class ConversationSession:
         kind = frame["type"]
         try:
             if kind == "ping":
-                _send(socket, _frame("pong", {"last_event_id": self._last_event_id or int(await self.storage.get(LAST_EVENT_KEY) or 0)}))
+                _send(socket, _frame("pong", {"last_event_id": await self._head()}))
             elif kind == "prompt":
                 context = await self.storage.get(CONTEXT_KEY)
                 if context is None:
