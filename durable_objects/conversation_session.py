@@ -41,6 +41,9 @@ QUESTION_PREFIX = "question:"
 DEPLOYMENT_PREFIX = "deployment:"
 TIMELINE_LIMIT = 500
 TOOL_RESULT_LIMIT = 64 * 1024  # what a tool result may put into the model's context
+# One model message (its text plus its tool calls' arguments, e.g. a written file) is one storage
+# entry; Durable Object entries hold at most 2 MB.
+MESSAGE_MAX_BYTES = 1024 * 1024
 # A turn waits this long for a question's answer, then goes on without (the turn must not hold the
 # conversation forever: no other prompt can run meanwhile).
 QUESTION_TIMEOUT_SECONDS = 30 * 60
@@ -96,6 +99,12 @@ class _Refusal(Exception):
 
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message}, **self.extra}
+
+
+class _TurnFailed(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def _json(status: int, body: Any) -> SessionResponse:
@@ -256,24 +265,32 @@ class ConversationSession:
 
     async def attach(self, socket: Socket, since: int | None = None) -> None:
         """Connect a client: replay every event after `since` (when given), then live events, with
-        nothing lost or repeated in between; then a `ready` frame (not an event: no id)."""
+        nothing lost or repeated in between; then a `ready` frame (not an event: no id) saying where
+        the client now is (a `since` beyond the log's head is brought back to the head)."""
         key = id(socket)
         self._replaying[key] = []
         if hasattr(self.sockets, "add"):
             self.sockets.add(socket)
         try:
-            last = since if since is not None else int(await self.storage.get(LAST_EVENT_KEY) or 0)
+            head = await self._head()
+            last = head if since is None else min(since, head)
             if since is not None:
                 for event in await self.events_after(since):
                     _send(socket, json.dumps(event, ensure_ascii=False))
-                    last = event["id"]
-            for event_id, text in self._replaying[key]:
+                    last = max(last, event["id"])
+            for event_id, text in self._replaying[key]:  # emitted while replaying
                 if event_id > last:
                     _send(socket, text)
                     last = event_id
         finally:
             self._replaying.pop(key, None)
         _send(socket, _frame("ready", {"conversation_id": self.name, "last_event_id": last, "turn_running": self._busy}))
+
+    async def _head(self) -> int:
+        """The id of the last event recorded."""
+        if self._last_event_id is not None:
+            return self._last_event_id
+        return int(await self.storage.get(LAST_EVENT_KEY) or 0)
 
     def detach(self, socket: Socket) -> None:
         if hasattr(self.sockets, "discard"):
@@ -299,11 +316,15 @@ class ConversationSession:
         kind = frame["type"]
         try:
             if kind == "ping":
-                _send(socket, _frame("pong", {"last_event_id": self._last_event_id or int(await self.storage.get(LAST_EVENT_KEY) or 0)}))
+                _send(socket, _frame("pong", {"last_event_id": await self._head()}))
             elif kind == "prompt":
                 context = await self.storage.get(CONTEXT_KEY)
                 if context is None:
                     raise _Refusal(404, "not_found", "This conversation was never created.")
+                # The AI rate class, as `POST …/messages` spends it in its authorization step.
+                from fastest.services import rate_limits
+
+                await rate_limits.enforce(self._require_platform(), context["user_id"], "ai")
                 accepted = await self.prompt(data.get("prompt"), context)
                 _send(socket, _frame("prompt.accepted", accepted))
             elif kind in ("question.reply", "question.reject"):
@@ -473,6 +494,8 @@ class ConversationSession:
                     "code": "tool_rounds_exceeded", "message": f"The model kept calling tools after {rounds} rounds."}})
                 return
             await self.emit("turn.completed", {"turn_id": turn_id})
+        except _TurnFailed as failure:
+            await self.emit("turn.failed", {"turn_id": turn_id, "error": {"code": failure.code, "message": str(failure)}})
         except AIRateLimited as error:
             await self.emit("turn.failed", {"turn_id": turn_id, "error": {"code": error.code, "message": error.message}, **error.extra})
         except AIError as error:
@@ -493,15 +516,27 @@ class ConversationSession:
         text: list[str] = []
         calls: list[dict[str, Any]] = []
         done: dict[str, Any] = {}
-        async for event in model.stream(await self._history(), tools=TOOLS):
-            if event["type"] == "delta" and event["content"]:
-                text.append(event["content"])
-                await self.emit("message.delta", {"message_id": message_id, "turn_id": turn_id, "delta": event["content"]})
-            elif event["type"] == "tool_call":
-                calls.append({"id": event["id"], "type": "function",
-                              "function": {"name": event["name"], "arguments": event["arguments"]}})
-            elif event["type"] == "done":
-                done = dict(event)
+        size = 0
+        stream = model.stream(await self._history(), tools=TOOLS)
+        try:
+            async for event in stream:
+                if event["type"] == "delta" and event["content"]:
+                    text.append(event["content"])
+                    size += len(event["content"].encode("utf-8"))
+                    await self.emit("message.delta", {"message_id": message_id, "turn_id": turn_id, "delta": event["content"]})
+                elif event["type"] == "tool_call":
+                    calls.append({"id": event["id"], "type": "function",
+                                  "function": {"name": event["name"], "arguments": event["arguments"]}})
+                    size += len(str(event["arguments"]).encode("utf-8"))
+                elif event["type"] == "done":
+                    done = dict(event)
+                if size > MESSAGE_MAX_BYTES:
+                    # A stored message is one storage entry (2 MB on Durable Objects): stop reading.
+                    raise _TurnFailed("message_too_large", f"The model's message passed {MESSAGE_MAX_BYTES} bytes; it was not kept.")
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
         message = {"id": message_id, "role": "assistant", "content": "".join(text), "turn_id": turn_id,
                    "provider": done.get("provider", model.provider), "model": done.get("model", model.model)}
         if calls:

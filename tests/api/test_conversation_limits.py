@@ -52,3 +52,11 @@ def test_tool_rounds_are_bounded(client, alice, cid):
     assert failed["type"] == "turn.failed" and failed["data"]["error"]["code"] == "tool_rounds_exceeded"
     # The one round's tool call still ran.
     assert any(e["type"] == "file.changed" for e in timeline)
+
+
+def test_an_oversized_model_message_fails_the_turn_and_is_not_kept(client, alice, cid):
+    prompt(client, alice, cid, "huge")
+    timeline = wait_for(client, alice, cid, lambda e: e["type"] in ("turn.completed", "turn.failed"))
+    assert timeline[-1]["type"] == "turn.failed" and timeline[-1]["data"]["error"]["code"] == "message_too_large"
+    messages = client.get(f"/v1/conversations/{cid}/messages", headers=alice.headers).json()["messages"]
+    assert [m["role"] for m in messages] == ["user"]

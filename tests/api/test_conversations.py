@@ -99,6 +99,15 @@ def test_builtin_engine_explains_and_runs_commands_then_snapshot(client, alice, 
     wait_until_idle(client, alice, cid)
     messages = client.get(f"/v1/conversations/{cid}/messages", headers=alice.headers).json()["messages"]
     assert messages[-1]["content"] == "```\nx = 1\n\n```"
+    prompt(client, alice, cid, "/ls")
+    wait_until_idle(client, alice, cid)
+    messages = client.get(f"/v1/conversations/{cid}/messages", headers=alice.headers).json()["messages"]
+    assert messages[-1]["content"] == "src/app.py (12 bytes)\nsrc/new.py (6 bytes)"
+    prompt(client, alice, cid, "/cat ../etc/passwd")
+    wait_until_idle(client, alice, cid)
+    messages = client.get(f"/v1/conversations/{cid}/messages", headers=alice.headers).json()["messages"]
+    assert messages[-1]["content"].startswith("Error: Invalid path")
+    assert client.get(f"/v1/conversations/{cid}/project-info", headers=alice.headers).json()["project_info"]["changed_files"] == 2
 
     response = client.post(f"/v1/conversations/{cid}/snapshot", headers=alice.headers, json={"generate_summary": True})
     assert response.status_code == 201, response.text
@@ -160,3 +169,18 @@ def test_prompt_with_idempotency_key_starts_one_turn(client, alice, workspace):
     assert again.status_code == 202 and again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
     messages = client.get(f"/v1/conversations/{cid}/messages", headers=alice.headers).json()["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant"]
+
+
+def test_snapshot_of_a_conversation_on_an_empty_workspace(client, alice):
+    workspace = new_workspace(client, alice, new_project(client, alice, "Empty")["id"])
+    cid = new_conversation(client, alice, workspace["id"])["id"]
+    clean = client.post(f"/v1/conversations/{cid}/snapshot", headers=alice.headers)
+    assert clean.status_code == 201, clean.text
+    assert clean.json()["was_dirty"] is False and clean.json()["summary"] is None
+    prompt(client, alice, cid, "/write notes/todo.md\n- ship it\n")
+    wait_for(client, alice, cid, lambda e: e["type"] == "turn.completed")
+    dirty = client.post(f"/v1/conversations/{cid}/snapshot", headers=alice.headers, json={"generate_summary": True}).json()
+    assert dirty["was_dirty"] is True and dirty["summary"] == "1 file(s) changed: wrote notes/todo.md"
+    snapshot_row = client.get(f"/v1/snapshots/{dirty['snapshot_id']}", headers=alice.headers).json()["snapshot"]
+    assert snapshot_row["parent_snapshot_ids"] == [clean.json()["snapshot_id"]] and snapshot_row["workspace_id"] == workspace["id"]
+    assert client.get(f"/v1/workspaces/{workspace['id']}", headers=alice.headers).json()["workspace"]["current_snapshot_id"] == dirty["snapshot_id"]

@@ -4,6 +4,7 @@
 - a user prompt containing "edit" → a `write_file` tool call (hello.txt), arguments split over chunks;
 - "ask" → an `ask_question` tool call;
 - "slow <n>" → n text deltas, 25 ms apart ("w0 w1 …");
+- "huge" → 1.2 MB of text in 20 deltas;
 - anything else → "Hello" " world";
 - after a tool result → "Done: <result>".
 
@@ -46,6 +47,8 @@ def script(messages: list[dict[str, Any]]) -> tuple[list[bytes], float]:
                 *_tool_call("call_edit", "write_file", {"path": "hello.txt", "content": "Hello from the model\n"})], 0.0
     if "ask" in prompt:
         return _tool_call("call_ask", "ask_question", {"question": "Which colour?", "options": ["red", "blue"]}), 0.0
+    if "huge" in prompt:  # 1.2 MB of text: more than one stored message may hold
+        return [*(_chunk({"content": "x" * 60_000}) for _ in range(20)), _chunk({}, "stop")], 0.0
     if match := re.search(r"slow (\d+)", prompt):
         return [*(_chunk({"content": f"w{i} "}) for i in range(int(match.group(1)))), _chunk({}, "stop")], 0.025
     return [_chunk({"content": "Hello"}), _chunk({"content": " world"}), _chunk({}, "stop")], 0.0

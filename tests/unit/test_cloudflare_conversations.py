@@ -87,3 +87,21 @@ def test_core_broadcasts_to_the_runtimes_sockets_and_replays_since():
     assert [json.loads(t)["type"] for t in a.sent] == ["one", "two", "pong"]
     assert [json.loads(t)["type"] for t in b.sent] == ["one", "ready", "two"]
     assert JsSocket(a) == JsSocket(a) and JsSocket(a) != JsSocket(b)
+
+
+def test_a_since_beyond_the_head_is_brought_back():
+    ws = FakeWebSocket()
+    core = ConversationSession("cnv_x", MemoryStorage(), sockets=HibernatableSockets(FakeCtx([ws])))
+
+    async def scenario():
+        await core.emit("one", {})
+        await core.emit("two", {})
+        await core.attach(JsSocket(ws), 99)
+        await core.attach(JsSocket(ws), 1)
+        await core.attach(JsSocket(ws), None)
+
+    asyncio.run(scenario())
+    frames = [json.loads(t) for t in ws.sent]
+    readies = [f["data"]["last_event_id"] for f in frames if f["type"] == "ready"]
+    assert readies == [2, 2, 2]
+    assert [f["id"] for f in frames] == [1, 2, None, 2, None, None]

@@ -1,0 +1,36 @@
+"""The WebSocket stream through the ASGI app (the e2e tests drive the real server): prompts sent
+as frames count against the AI rate class like `POST …/messages` does."""
+
+from __future__ import annotations
+
+import pytest
+
+from fastest.config import Settings
+from tests.api.test_conversations import new_conversation
+from tests.api.trees import new_project, new_workspace
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(ai_rate_limit_per_minute=1)
+
+
+def frames_until(ws, kind):
+    frames = []
+    while not frames or frames[-1]["type"] != kind:
+        frames.append(ws.receive_json())
+    return frames
+
+
+def test_prompt_frames_spend_the_ai_rate_limit(client, alice):
+    workspace = new_workspace(client, alice, new_project(client, alice)["id"])
+    cid = new_conversation(client, alice, workspace["id"])["id"]
+    with client.websocket_connect(f"/v1/conversations/{cid}/stream?token={alice.token}") as ws:
+        frames_until(ws, "ready")
+        ws.send_json({"type": "prompt", "data": {"prompt": "hello"}})
+        frames_until(ws, "turn.completed")
+        ws.send_json({"type": "prompt", "data": {"prompt": "hello again"}})
+        error = frames_until(ws, "error")[-1]
+    assert error["id"] is None and error["data"]["status"] == 429 and error["data"]["code"] == "rate_limited"
+    messages = client.get(f"/v1/conversations/{cid}/messages", headers=alice.headers).json()["messages"]
+    assert [m["content"] for m in messages if m["role"] == "user"] == ["hello"]
