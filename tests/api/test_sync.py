@@ -455,3 +455,23 @@ def test_ai_combinations_stop_when_the_ai_budget_is_spent(conflicted, platform, 
         platform.ai = None
     assert len(model.prompts) == 1  # one unit of budget, one call
     assert preview["ai"]["offered"] == 1 and "AI budget is spent" in preview["ai"]["message"]
+
+
+def test_ai_combinations_use_the_users_own_provider_key(conflicted, client, alice, platform):
+    """With a model configured, the conflict goes to it with the key the user stored, not the server's."""
+    from dataclasses import replace
+
+    from fastest.platform.ai import model_for
+    from tests.e2e.model_server import ModelServer
+
+    stored = client.post("/v1/auth/api-keys", headers=alice.headers, json={"provider": "openai", "key_value": "sk-alice-own"})
+    assert stored.status_code in (200, 201), stored.text
+    with ModelServer() as model_server:
+        platform.settings = replace(platform.settings, ai_provider="openai", ai_base_url=model_server.base_url,
+                                    ai_model="test-model", ai_api_key="sk-server")
+        platform.ai = model_for(platform.settings, platform.http)
+        try:
+            conflicted.prepare()
+        finally:
+            platform.ai = None
+    assert model_server.requests and {r["authorization"] for r in model_server.requests} == {"Bearer sk-alice-own"}
