@@ -184,7 +184,8 @@ class ConversationSession:
         if (method, path) == ("GET", "/project-info"):
             return _json(200, await self._project_info(context))
         if (method, path) == ("GET", "/files/changes"):
-            return _json(200, {"manifest_hash": context.get("manifest_hash"), "changes": await self._tree(context).overlay()})
+            return _json(200, {"manifest_hash": context.get("manifest_hash"), "snapshot_id": context.get("snapshot_id"),
+                               "changes": await self._tree(context).overlay()})
         if (method, path) == ("POST", "/files/rebase"):
             return _json(200, await self._rebase(body, context))
         if (method, path) == ("GET", "/deployments"):
@@ -645,6 +646,7 @@ class ConversationSession:
             raise _Refusal(422, "validation_failed", "manifest_hash and frozen are required.")
         await self._tree(context).rebase(frozen)
         context["manifest_hash"] = manifest_hash
+        context["snapshot_id"] = body.get("snapshot_id")  # the parent of the next snapshot
         await self.storage.put(CONTEXT_KEY, context)
         await self.emit("conversation.snapshot", {"manifest_hash": manifest_hash, "snapshot_id": body.get("snapshot_id")})
         return {"context": context}

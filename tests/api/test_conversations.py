@@ -183,4 +183,7 @@ def test_snapshot_of_a_conversation_on_an_empty_workspace(client, alice):
     assert dirty["was_dirty"] is True and dirty["summary"] == "1 file(s) changed: wrote notes/todo.md"
     snapshot_row = client.get(f"/v1/snapshots/{dirty['snapshot_id']}", headers=alice.headers).json()["snapshot"]
     assert snapshot_row["parent_snapshot_ids"] == [clean.json()["snapshot_id"]] and snapshot_row["workspace_id"] == workspace["id"]
-    assert client.get(f"/v1/workspaces/{workspace['id']}", headers=alice.headers).json()["workspace"]["current_snapshot_id"] == dirty["snapshot_id"]
+    # The snapshot is in the workspace's history; the workspace itself (a folder's mirror) did not move.
+    history = client.get(f"/v1/workspaces/{workspace['id']}/snapshots", headers=alice.headers).json()["snapshots"]
+    assert [s["id"] for s in history][:2] == [dirty["snapshot_id"], clean.json()["snapshot_id"]]
+    assert client.get(f"/v1/workspaces/{workspace['id']}", headers=alice.headers).json()["workspace"]["current_snapshot_id"] is None

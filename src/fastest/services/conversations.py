@@ -179,27 +179,6 @@ async def project_info(platform: Platform, user_id: str, conversation_id: str) -
 # --------------------------------------------------------------------------------------------------
 
 
-async def _tree_manifests(platform: Platform, user_id: str, root: str) -> dict[str, bytes]:
-    """Every manifest of a stored tree, raw, by hash (what `tree.update_manifests` rebuilds from)."""
-    found: dict[str, bytes] = {}
-    pending = [root]
-    while pending:
-        digest = pending.pop()
-        if digest in found:
-            continue
-        body = await platform.blobs.get(storage.manifest_key(user_id, digest))
-        if body is None:
-            raise NotFound("A manifest of the conversation's base tree is missing.", extra={"hash": digest})
-        found[digest] = await body.read()
-        manifest = await storage.read_manifest(platform, user_id, digest)
-        pending.extend(entry.hash for entry in manifest.entries if entry.type == "tree")
-    return found
-
-
-async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
 async def _summary(platform: Platform, user_id: str, changes: Mapping[str, Any]) -> str:
     """A summary of the changes: by the model when one is configured (one unit of AI budget), else
     a plain list (never a pretend model answer)."""
@@ -223,8 +202,10 @@ async def _summary(platform: Platform, user_id: str, changes: Mapping[str, Any])
 
 async def snapshot(platform: Platform, user_id: str, conversation_id: str, *, generate_summary: bool) -> dict[str, Any]:
     """Freeze the conversation's working tree: the overlay applied to its base becomes manifests (the
-    file bodies are already stored) and a snapshot of the conversation's workspace, whose head it
-    becomes; the session's base moves to it. `was_dirty` says whether there were edits to freeze."""
+    file bodies are already stored) and a snapshot in the conversation's workspace history; the
+    session's base moves to it. The workspace itself does not move: it mirrors a folder, which only
+    changes when its owner restores or checks out the snapshot. `was_dirty` says whether there
+    were edits to freeze."""
     conversation = await get_owned(platform, user_id, conversation_id)
     state = await _session(platform, conversation_id, "GET", "/files/changes")
     base, overlay = state.get("manifest_hash"), state.get("changes") or {}
@@ -235,20 +216,26 @@ async def snapshot(platform: Platform, user_id: str, conversation_id: str, *, ge
         for path, change in overlay.items()
     }
     old_root = base or tree.EMPTY_TREE_HASH
-    old = await _tree_manifests(platform, user_id, base) if base else {}
+
+    async def load_bytes(manifest_hash: str) -> bytes:
+        return await storage.read_manifest_bytes(platform, user_id, manifest_hash)
+
+    # Only the directories on changed paths are read and rebuilt, as sync execute does.
+    old = await tree.directories_on_paths(old_root, changes.keys(), load_bytes)
     try:
-        built = tree.update_manifests(old_root, old, changes)
+        built = tree.rebuild_manifests(old_root, old, changes)
     except tree.ManifestError as exc:
         raise ValidationFailed(f"The working tree cannot be frozen: {exc}", code=exc.code) from exc
-    for digest, data in built.manifests.items():
-        if digest not in old:
-            await storage.upload_manifest(platform, user_id, digest, _one_chunk(data), declared_length=len(data))
+    await storage.store_objects(platform, user_id, manifests=built.manifests)
     summary = await _summary(platform, user_id, overlay) if generate_summary else None
-    workspace = await workspaces.get_owned(platform, user_id, conversation["workspace_id"])
-    parents = [workspace["current_snapshot_id"]] if workspace["current_snapshot_id"] else []
+    # The parent: the conversation's previous snapshot, else the workspace's head when it started.
+    parent = state.get("snapshot_id")
+    if parent is None:
+        parent = (await workspaces.get_owned(platform, user_id, conversation["workspace_id"]))["current_snapshot_id"]
+    parents = [parent] if parent else []
     created, _ = await snapshots.create(
         platform, user_id, conversation["project_id"], manifest_hash=built.root, parent_ids=parents,
-        workspace_id=conversation["workspace_id"], source="conversation", summary=summary,
+        workspace_id=conversation["workspace_id"], source="conversation", summary=summary, move_workspace=False,
     )
     await _session(platform, conversation_id, "POST", "/files/rebase",
                    {"manifest_hash": built.root, "frozen": overlay, "snapshot_id": created["id"]})

@@ -108,8 +108,10 @@ async def create(
     workspace_id: str | None = None,
     source: str = "cli",
     summary: str | None = None,
+    move_workspace: bool = True,
 ) -> tuple[dict[str, Any], bool]:
-    """Record a snapshot; returns (snapshot, created). A repeated `snapshot_id` returns the first one."""
+    """Record a snapshot; returns (snapshot, created). A repeated `snapshot_id` returns the first one.
+    With a `workspace_id` the snapshot becomes that workspace's head, unless `move_workspace=False`."""
     await projects.get_owned(platform, user_id, project_id)
     parent_ids = list(parent_ids or [])
     if snapshot_id is not None:
@@ -137,6 +139,7 @@ async def create(
     writes = insert_statements(
         platform, snapshot_id=snapshot_id, project_id=project_id, workspace_id=workspace_id,
         manifest_hash=manifest_hash, parent_ids=parent_ids, source=source, summary=summary,
+        move_workspace=move_workspace,
     )
     event = events.record(
         platform, project_id, user_id, "snapshot.created", f"Snapshot {snapshot_id} ({source})",
