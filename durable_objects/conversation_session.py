@@ -34,6 +34,10 @@ log = logging.getLogger("fastest.conversations")
 CONTEXT_KEY = "context"
 _CONTEXT_FIELDS = ("conversation_id", "user_id", "project_id", "workspace_id", "manifest_hash")
 LAST_EVENT_KEY = "meta:last_event_id"
+# The ids of the latest turn's `message.delta` events. They stay replayable until the next turn
+# starts; then they are dropped, as `message.completed` holds their text, so the log grows by a few
+# events per turn rather than by every streamed chunk.
+DELTAS_KEY = "meta:delta_event_ids"
 LAST_MESSAGE_KEY = "meta:last_message_seq"
 EVENT_PREFIX = "event:"
 MESSAGE_PREFIX = "msg:"
@@ -453,7 +457,8 @@ class ConversationSession:
         try:
             model = await self._model(context)
             await self._spend(context, model)
-            first = not await self.storage.list(prefix=MESSAGE_PREFIX)
+            first = not await self.storage.list(prefix=MESSAGE_PREFIX, limit=1)
+            await self._drop_previous_deltas()
             message = await self._add_message({"role": "user", "content": prompt})
             turn_id = self._new_id("trn")
             await self.emit("message.created", {"message": message})
@@ -467,6 +472,16 @@ class ConversationSession:
             raise
         self._turn_task = self._spawn(self._run_turn(turn_id, model, context))
         return {"message": message, "turn_id": turn_id}
+
+    async def _drop_previous_deltas(self) -> None:
+        """Forget the streamed chunks of earlier turns (their messages keep the text)."""
+        for event_id in await self.storage.get(DELTAS_KEY) or []:
+            await self.storage.delete(f"{EVENT_PREFIX}{event_id:012d}")
+        await self.storage.delete(DELTAS_KEY)
+
+    async def _remember_deltas(self, event_ids: list[int]) -> None:
+        if event_ids:
+            await self.storage.put(DELTAS_KEY, [*(await self.storage.get(DELTAS_KEY) or []), *event_ids])
 
     async def _history(self) -> list[dict[str, Any]]:
         history: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_PROMPT}]
@@ -518,13 +533,15 @@ class ConversationSession:
         calls: list[dict[str, Any]] = []
         done: dict[str, Any] = {}
         size = 0
+        delta_ids: list[int] = []
         stream = model.stream(await self._history(), tools=TOOLS)
         try:
             async for event in stream:
                 if event["type"] == "delta" and event["content"]:
                     text.append(event["content"])
                     size += len(event["content"].encode("utf-8"))
-                    await self.emit("message.delta", {"message_id": message_id, "turn_id": turn_id, "delta": event["content"]})
+                    emitted = await self.emit("message.delta", {"message_id": message_id, "turn_id": turn_id, "delta": event["content"]})
+                    delta_ids.append(emitted["id"])
                 elif event["type"] == "tool_call":
                     calls.append({"id": event["id"], "type": "function",
                                   "function": {"name": event["name"], "arguments": event["arguments"]}})
@@ -535,6 +552,7 @@ class ConversationSession:
                     # A stored message is one storage entry (2 MB on Durable Objects): stop reading.
                     raise _TurnFailed("message_too_large", f"The model's message passed {MESSAGE_MAX_BYTES} bytes; it was not kept.")
         finally:
+            await self._remember_deltas(delta_ids)
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
                 await aclose()

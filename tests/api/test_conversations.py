@@ -187,3 +187,37 @@ def test_snapshot_of_a_conversation_on_an_empty_workspace(client, alice):
     history = client.get(f"/v1/workspaces/{workspace['id']}/snapshots", headers=alice.headers).json()["snapshots"]
     assert [s["id"] for s in history][:2] == [dirty["snapshot_id"], clean.json()["snapshot_id"]]
     assert client.get(f"/v1/workspaces/{workspace['id']}", headers=alice.headers).json()["workspace"]["current_snapshot_id"] is None
+
+
+def test_streamed_chunks_of_earlier_turns_are_dropped_from_the_log(client, alice, workspace):
+    """A turn's `message.delta` events replay until the next turn starts; then only its
+    `message.completed` (which holds the whole text) remains, so the log does not grow by chunks."""
+    cid = new_conversation(client, alice, workspace["id"])["id"]
+
+    def replay() -> list[dict]:
+        with client.websocket_connect(f"/v1/conversations/{cid}/stream?token={alice.token}&since=0") as ws:
+            frames = []
+            while not frames or frames[-1]["type"] != "ready":
+                frames.append(ws.receive_json())
+            return frames[:-1]
+
+    def turn(text: str) -> None:
+        with client.websocket_connect(f"/v1/conversations/{cid}/stream?token={alice.token}") as ws:
+            while ws.receive_json()["type"] != "ready":
+                pass
+            ws.send_json({"type": "prompt", "data": {"prompt": text}})
+            while ws.receive_json()["type"] != "turn.completed":
+                pass
+
+    turn("hello")
+    first = replay()
+    deltas = [f for f in first if f["type"] == "message.delta"]
+    assert deltas  # the latest turn's chunks are still there
+    turn("hello again")
+    second = replay()
+    assert not any(f["id"] in {d["id"] for d in deltas} for f in second)
+    completed = [f for f in second if f["type"] == "message.completed" and f["data"]["message"]["role"] == "assistant"]
+    assert len(completed) == 2 and completed[0]["data"]["message"]["content"] == "".join(d["data"]["delta"] for d in deltas)
+    assert [f["type"] for f in second].count("message.delta") == len(deltas)  # the second turn's, same answer
+    ids = [f["id"] for f in second]
+    assert ids == sorted(ids) and len(ids) == len(set(ids))
