@@ -19,6 +19,7 @@ time: a second prompt while one runs is refused with 409 `turn_in_progress`, nev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -38,6 +39,9 @@ LAST_EVENT_KEY = "meta:last_event_id"
 # starts; then they are dropped, as `message.completed` holds their text, so the log grows by a few
 # events per turn rather than by every streamed chunk.
 DELTAS_KEY = "meta:delta_event_ids"
+# The turn running now, kept while it runs: an object that starts and finds one left by its previous
+# life (a restart, an eviction) ends it with `turn.failed` `interrupted`, so no client waits forever.
+RUNNING_TURN_KEY = "meta:running_turn"
 LAST_MESSAGE_KEY = "meta:last_message_seq"
 EVENT_PREFIX = "event:"
 MESSAGE_PREFIX = "msg:"
@@ -149,14 +153,27 @@ class ConversationSession:
         self._turn_task: Any = None
         self._waiting: dict[str, asyncio.Future] = {}
         self._replaying: dict[int, list[tuple[int, str]]] = {}
+        self._recovered = False
 
     # ----------------------------------------------------------------------------------------------
     # Requests
     # ----------------------------------------------------------------------------------------------
 
+    async def recover(self) -> None:
+        """Once per life of the object: end a turn its previous life left running."""
+        if self._recovered:
+            return
+        self._recovered = True
+        turn_id = await self.storage.get(RUNNING_TURN_KEY)
+        if turn_id is not None and not self._busy:
+            await self.storage.delete(RUNNING_TURN_KEY)
+            await self.emit("turn.failed", {"turn_id": turn_id, "error": {
+                "code": "interrupted", "message": "The server stopped while this turn ran; send the prompt again."}})
+
     async def fetch(self, request: SessionRequest) -> SessionResponse:
         path, _, query = request.path.partition("?")
         method = request.method.upper()
+        await self.recover()
         try:
             if (method, path) == ("PUT", "/context"):
                 return await self._put_context(request)
@@ -272,6 +289,7 @@ class ConversationSession:
         """Connect a client: replay every event after `since` (when given), then live events, with
         nothing lost or repeated in between; then a `ready` frame (not an event: no id) saying where
         the client now is (a `since` beyond the log's head is brought back to the head)."""
+        await self.recover()
         key = id(socket)
         self._replaying[key] = []
         if hasattr(self.sockets, "add"):
@@ -305,6 +323,7 @@ class ConversationSession:
     async def receive(self, socket: Socket, text: str | bytes) -> None:
         """One client frame: `ping`, `prompt` `{prompt}`, `question.reply` `{request_id, answers}`,
         `question.reject` `{request_id}`. Anything wrong gets an `error` frame (no id)."""
+        await self.recover()
         limit = self._settings_value("conversation_max_frame_bytes", 64 * 1024)
         size = len(text.encode("utf-8")) if isinstance(text, str) else len(text)
         if size > limit:
@@ -463,6 +482,7 @@ class ConversationSession:
             turn_id = self._new_id("trn")
             await self.emit("message.created", {"message": message})
             await self.emit("turn.started", {"turn_id": turn_id, "provider": model.provider, "model": model.model})
+            await self.storage.put(RUNNING_TURN_KEY, turn_id)
             if first:
                 from fastest.services import conversations
 
@@ -524,6 +544,8 @@ class ConversationSession:
         finally:
             self._busy = False
             self._turn_task = None
+            with contextlib.suppress(Exception):
+                await self.storage.delete(RUNNING_TURN_KEY)
 
     async def _model_round(self, turn_id: str, model: AIModel) -> list[dict[str, Any]]:
         """One model call: stream its text as `message.delta` events, store the message, return its

@@ -163,6 +163,25 @@ def test_restart_keeps_history(setup, model):
             assert frames[0]["id"] == timeline[-1]["id"] + 1  # ids keep rising across restarts
 
 
+def test_a_turn_cut_by_a_crash_ends_as_interrupted_after_the_restart(setup, model):
+    s = setup
+    cid, alice = s["conversation"]["id"], s["alice"]
+    with connect(ws_url(s["base_url"], cid, alice.token)) as ws:
+        read_until(ws, is_type("ready"))
+        send_prompt(ws, "slow 400")
+        seen = read_until(ws, is_type("message.delta"))
+    s["process"].send_signal(signal.SIGKILL)  # a crash mid-turn: nothing gets to finish it
+    s["process"].wait(timeout=20)
+    with running_server(s["data_dir"], server_env(model)) as (base_url, _):
+        with connect(ws_url(base_url, cid, alice.token, since=seen[-1]["id"])) as ws:
+            frames = read_until(ws, is_type("ready"))
+            failed = [f for f in frames if f["type"] == "turn.failed"]
+            assert [f["data"]["error"]["code"] for f in failed] == ["interrupted"]
+            assert failed[0]["data"]["turn_id"] == next(f for f in seen if f["type"] == "turn.started")["data"]["turn_id"]
+            send_prompt(ws, "hello after the crash")  # the conversation takes prompts again
+            read_until(ws, is_type("turn.completed"))
+
+
 def close_code(url: str) -> int:
     with connect(url) as ws:
         with pytest.raises(ConnectionClosed) as closed:
