@@ -35,7 +35,7 @@ class ConversationSession(DurableObject):
             platform = platform_from_env(self.env)
             self._core = Core(
                 object_name(self.ctx), DurableObjectStorage(self.ctx.storage), platform=platform,
-                sockets=HibernatableSockets(self.ctx), spawn=background(self.ctx), workers_ai=platform.ai,
+                sockets=HibernatableSockets(self.ctx), spawn=background(self.ctx),
             )
         return self._core
 

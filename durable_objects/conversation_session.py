@@ -27,7 +27,6 @@ from typing import Any, Awaitable, Callable, Protocol
 
 from fastest.errors import AIRateLimited, ApiError
 from fastest.platform import Platform
-from fastest.platform.ai import KeyLookup, user_model
 from fastest.ports import AIError, AIModel, SessionRequest, SessionResponse, SessionStorage
 
 log = logging.getLogger("fastest.conversations")
@@ -136,8 +135,6 @@ class ConversationSession:
         platform: Platform | None = None,
         sockets: Any = None,
         spawn: Callable[[Awaitable[Any]], Any] = _default_spawn,
-        key_lookup: KeyLookup | None = None,
-        workers_ai: Any = None,
     ) -> None:
         self.name = name
         self.storage = storage
@@ -146,8 +143,6 @@ class ConversationSession:
         # `ctx.getWebSockets()` (the runtime keeps them across hibernation).
         self.sockets = sockets if sockets is not None else set()
         self._spawn = spawn
-        self._key_lookup = key_lookup
-        self._workers_ai = workers_ai
         self._last_event_id: int | None = None
         self._busy = False
         self._turn_task: Any = None
@@ -447,11 +442,9 @@ class ConversationSession:
     # ----------------------------------------------------------------------------------------------
 
     async def _model(self, context: dict[str, Any]) -> AIModel:
-        from fastest.services.conversations import provider_keys
+        from fastest.services import models
 
-        platform = self._require_platform()
-        key_lookup = self._key_lookup if self._key_lookup is not None else provider_keys(platform)
-        return await user_model(platform.settings, platform.http, context["user_id"], key_lookup=key_lookup, workers_ai=self._workers_ai)
+        return await models.for_user(self._require_platform(), context["user_id"])
 
     async def _spend(self, context: dict[str, Any], model: AIModel) -> None:
         """One unit of the AI budget per model call (the builtin engine is not a model: free)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from functools import partial
 from typing import Any
 
 import httpx
@@ -400,15 +401,13 @@ class ScriptedModel:
 
 
 def test_an_ai_combination_is_offered_only_when_it_passes_the_checks(conflicted, platform):
-    platform.ai = ScriptedModel(
+    model = ScriptedModel(
         '{"debug": true, "x": 1}\n',  # conf/settings.json: valid JSON → offered
         "notes\n<<<<<<< mine\n",  # notes.txt: conflict markers → refused
         "```\none\ntwo\nTHREE (both)\nfour\nfive\n```\n",  # src/app.py: fenced → unwrapped, offered
     )
-    try:
-        preview = conflicted.prepare()
-    finally:
-        platform.ai = None
+    platform.model_factory = lambda api_key: model
+    preview = conflicted.prepare()
     options = {d["path"]: [o["id"] for o in d["options"]] for d in preview["decisions_needed"]}
     assert "ai_combined" in options["conf/settings.json"] and "ai_combined" in options["src/app.py"]
     assert "ai_combined" not in options["notes.txt"]
@@ -424,11 +423,9 @@ def test_an_ai_combination_is_offered_only_when_it_passes_the_checks(conflicted,
 
 def test_an_ai_proposal_that_does_not_parse_is_refused(client, alice, platform):
     world = World(client, alice, edit(BASE, {"conf/settings.json": b'{"a": 1}\n'}), edit(BASE, {"conf/settings.json": b'{"b": 2}\n'}))
-    platform.ai = ScriptedModel('{"a": 1, "b": 2')
-    try:
-        preview = world.prepare()
-    finally:
-        platform.ai = None
+    model = ScriptedModel('{"a": 1, "b": 2')
+    platform.model_factory = lambda api_key: model
+    preview = world.prepare()
     [decision] = preview["decisions_needed"]
     assert "ai_combined" not in [o["id"] for o in decision["options"]]
     assert preview["ai"]["offered"] == 0 and "refused" in preview["ai"]["message"]
@@ -448,11 +445,8 @@ def test_the_mass_change_share_is_configurable(client, alice, settings):
 @pytest.mark.parametrize("settings", [Settings(ai_budget_calls=1)])
 def test_ai_combinations_stop_when_the_ai_budget_is_spent(conflicted, platform, settings):
     model = ScriptedModel('{"debug": true, "x": 1}\n', "never asked\n")
-    platform.ai = model
-    try:
-        preview = conflicted.prepare()
-    finally:
-        platform.ai = None
+    platform.model_factory = lambda api_key: model
+    preview = conflicted.prepare()
     assert len(model.prompts) == 1  # one unit of budget, one call
     assert preview["ai"]["offered"] == 1 and "AI budget is spent" in preview["ai"]["message"]
 
@@ -461,7 +455,7 @@ def test_ai_combinations_use_the_users_own_provider_key(conflicted, client, alic
     """With a model configured, the conflict goes to it with the key the user stored, not the server's."""
     from dataclasses import replace
 
-    from fastest.platform.ai import model_for
+    from fastest.platform.ai import model_for_key
     from tests.e2e.model_server import ModelServer
 
     stored = client.post("/v1/auth/api-keys", headers=alice.headers, json={"provider": "openai", "key_value": "sk-alice-own"})
@@ -469,9 +463,6 @@ def test_ai_combinations_use_the_users_own_provider_key(conflicted, client, alic
     with ModelServer() as model_server:
         platform.settings = replace(platform.settings, ai_provider="openai", ai_base_url=model_server.base_url,
                                     ai_model="test-model", ai_api_key="sk-server")
-        platform.ai = model_for(platform.settings, platform.http)
-        try:
-            conflicted.prepare()
-        finally:
-            platform.ai = None
+        platform.model_factory = partial(model_for_key, platform.settings, platform.http)
+        conflicted.prepare()
     assert model_server.requests and {r["authorization"] for r in model_server.requests} == {"Bearer sk-alice-own"}

@@ -6,7 +6,7 @@ import asyncio
 import json
 
 from fastest.config import Settings
-from fastest.platform.ai import configured_model, model_for
+from fastest.platform.ai import model_for
 from fastest.platform.ai.anthropic import to_anthropic, to_anthropic_tools
 from fastest.platform.ai.builtin import BuiltinEngine, command_call
 from fastest.platform.ai.sse import ServerSentEvent, parse_events
@@ -63,7 +63,7 @@ def test_builtin_engine_commands_and_refusal_to_pretend():
 
 
 def test_provider_choice():
-    assert configured_model(Settings(), None) is None  # nothing configured: platform.ai stays None
+    assert model_for(Settings(), object()).provider == "builtin"  # nothing configured
     assert model_for(Settings(ai_provider="openai", ai_model="m"), None).provider == "builtin"  # no HTTP client
     assert model_for(Settings(ai_provider="openai"), object()).provider == "builtin"  # no model named
     assert model_for(Settings(ai_provider="openai", ai_model="m"), object()).provider == "openai"
@@ -123,19 +123,3 @@ def test_anthropic_stream_from_a_loopback_server():
     ]
     assert seen["headers"]["x-api-key"] == "k" and seen["headers"]["anthropic-version"] == "2023-06-01"
     assert seen["body"]["system"] == "s" and seen["body"]["tools"][0]["input_schema"] == {"type": "object"}
-
-
-def test_a_users_stored_key_wins_over_the_servers():
-    from fastest.platform.ai import user_model
-
-    asked = []
-
-    async def lookup(user_id, provider):
-        asked.append((user_id, provider))
-        return "sk-user" if user_id == "usr_a" else None
-
-    settings = Settings(ai_provider="openai", ai_model="m", ai_api_key="sk-server")
-    assert asyncio.run(user_model(settings, object(), "usr_a", key_lookup=lookup))._api_key == "sk-user"
-    assert asyncio.run(user_model(settings, object(), "usr_b", key_lookup=lookup))._api_key == "sk-server"
-    assert asyncio.run(user_model(settings, object(), "usr_c"))._api_key == "sk-server"
-    assert asked == [("usr_a", "openai"), ("usr_b", "openai")]

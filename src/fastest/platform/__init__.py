@@ -32,8 +32,11 @@ class Platform:
     vault: Vault
     rate_limiter: RateLimiter
     settings: Settings
-    ai: AIModel | None = None
     http: HttpClient | None = None
+    # The configured model built with a given API key (None: the server's own), or the builtin
+    # engine when no model is configured: how a user's stored key reaches their AI calls
+    # (`services.models.for_user`) without services building adapters themselves.
+    model_factory: Callable[[str | None], AIModel] | None = None
     signatures: SignatureVerifier | None = None
     # "local" only for the local runtime (open_local_platform); anything else is treated as the
     # edge, where local-only conveniences (the device page's owner sign-in) are refused.

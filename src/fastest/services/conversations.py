@@ -25,9 +25,8 @@ from fastest.errors import (
     ValidationFailed,
 )
 from fastest.platform import Platform
-from fastest.platform.ai import KeyLookup
 from fastest.ports import SessionRequest
-from fastest.services import api_keys, events, snapshots, storage, workspaces
+from fastest.services import events, snapshots, storage, workspaces
 from fastest.services.common import new_id, now_iso, split_page
 
 TITLE_MAX = 80
@@ -37,12 +36,6 @@ _SELECT = (
     "w.name AS workspace_name, p.name AS project_name FROM conversations c "
     "JOIN workspaces w ON w.id = c.workspace_id JOIN projects p ON p.id = c.project_id"
 )
-
-
-def provider_keys(platform: Platform) -> KeyLookup | None:
-    """Where a user's own API key for the model provider comes from: the keys they stored
-    (`POST /v1/auth/api-keys`), which win over the server's FASTEST_AI_API_KEY."""
-    return lambda user_id, provider: api_keys.provider_key(platform, user_id, provider)
 
 
 def conversation_view(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -182,15 +175,14 @@ async def project_info(platform: Platform, user_id: str, conversation_id: str) -
 async def _summary(platform: Platform, user_id: str, changes: Mapping[str, Any]) -> str:
     """A summary of the changes: by the model when one is configured (one unit of AI budget), else
     a plain list (never a pretend model answer)."""
-    from fastest.platform.ai import user_model
-    from fastest.services import ai_budget
+    from fastest.services import ai_budget, models
 
     listing = [f"{'deleted' if change.get('deleted') else 'wrote'} {path}" for path, change in sorted(changes.items())]
     plain = f"{len(listing)} file(s) changed: " + ", ".join(listing[:20]) + (" …" if len(listing) > 20 else "")
     if not listing:
         return "No changes."
-    model = await user_model(platform.settings, platform.http, user_id, key_lookup=provider_keys(platform))
-    if model.provider == "builtin":
+    model = await models.for_user(platform, user_id)
+    if not models.is_model(model):
         return plain
     await ai_budget.spend(platform, user_id)
     answer = await model.complete([

@@ -32,9 +32,8 @@ from fastest.domain.merge import MergeResult, is_text, mass_change, merge_mode, 
 from fastest.domain.tree import EMPTY_TREE_HASH, FileRecord, directories_on_paths, find, rebuild_manifests, walk
 from fastest.errors import AIRateLimited, Conflict, Gone, NotFound, ValidationFailed
 from fastest.platform import Platform
-from fastest.platform.ai import model_for
 from fastest.ports import AIModel, ConstraintError, Statement
-from fastest.services import ai_budget, conversations, events, snapshots, storage, workspaces
+from fastest.services import ai_budget, events, models, snapshots, storage, workspaces
 from fastest.services.common import new_id, now_iso
 from fastest.templates import render
 
@@ -137,14 +136,10 @@ class _Plan:
 
 
 async def _ai_model(platform: Platform, user_id: str) -> AIModel | None:
-    """The model this user's conflicts go to: the configured one, with the user's own key for its
-    provider when they stored one; None with the builtin engine (no model, no `ai_combined`)."""
-    if platform.ai is None:
-        return None
-    lookup = conversations.provider_keys(platform)
-    provider = platform.settings.ai_provider.strip().lower()
-    key = await lookup(user_id, provider) if lookup is not None and provider in ("openai", "anthropic") else None
-    return model_for(platform.settings, platform.http, api_key=key) if key else platform.ai
+    """The model this user's conflicts go to (with their own key for its provider when stored);
+    None with the builtin engine: no model, so no `ai_combined` option."""
+    model = await models.for_user(platform, user_id)
+    return model if models.is_model(model) else None
 
 
 def _ai_status(model: AIModel | None, plan: _Plan) -> dict[str, Any]:

@@ -13,13 +13,14 @@ Only this package, `src/entry.py` and `durable_objects/cloudflare.py` may import
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 from collections import OrderedDict
 from dataclasses import fields
 from typing import Any, Callable, Hashable, Mapping
 
 from fastest.config import Settings
 from fastest.platform import Platform
-from fastest.platform.ai import configured_model
+from fastest.platform.ai import model_for_key
 from fastest.platform.cloudflare.clock import WorkersClock
 from fastest.platform.cloudflare.d1 import D1Database
 from fastest.platform.cloudflare.durable_objects import DurableObjectNamespace
@@ -91,8 +92,8 @@ def build_platform(env: Any) -> Platform:
         vault=_vault(read_vars(env, (VAULT_KEY, VAULT_PREVIOUS_KEYS))),
         rate_limiter=SlidingWindowLimiter() if limiter_binding is None else BindingCappedLimiter(limiter_binding),
         settings=settings,
-        ai=configured_model(settings, http, workers_ai=workers_ai),
         http=http,
+        model_factory=partial(model_for_key, settings, http, workers_ai=workers_ai),
         signatures=WebCryptoSignatureVerifier(),
         runtime="cloudflare",
     )

@@ -12,12 +12,13 @@ Everything lives under one data directory (mode 0700):
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from fastest.config import Settings
 from fastest.platform import Platform
-from fastest.platform.ai import configured_model
+from fastest.platform.ai import model_for_key
 from fastest.platform.local.blobs import LocalBlobStore
 from fastest.platform.local.clock import ManualClock, SystemClock
 from fastest.platform.local.database import LocalDatabase
@@ -113,8 +114,8 @@ def open_local_platform(
         vault=vault,
         rate_limiter=SlidingWindowRateLimiter(clock),
         settings=settings,
-        ai=configured_model(settings, http),
         http=http,
+        model_factory=partial(model_for_key, settings, http),
         signatures=CryptographySignatureVerifier(),
         runtime="local",
         closers=closers,
