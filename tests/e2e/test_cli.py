@@ -243,3 +243,33 @@ def test_workspace_moved_on_the_server_is_reported(logged_in: Cli, server, tmp_p
     (folder / ".fastest" / "pushed").unlink()  # local copies are only a cache: the server has the manifests
     assert logged_in.json("status", "--no-drift", cwd=folder)["changes"] == [{"path": "a.txt", "kind": "modified"}]
     assert [p.name for p in (folder / ".fastest" / "manifests").iterdir()] == [state["manifest_hash"]]
+
+
+def test_push_of_named_paths_looks_at_those_alone(logged_in: Cli, tmp_path: Path):
+    """`fastest push PATH…` (what an editor or a watcher calls): only the named files and directories
+    are looked at; other changes stay local until a normal push."""
+    cli = logged_in
+    folder = tmp_path / "named"
+    write(folder / "a.txt", "a\n")
+    write(folder / "lib" / "one.py", "1\n")
+    write(folder / "lib" / "two.py", "2\n")
+    write(folder / "b.txt", "b\n")
+    cli("init", "--project", "named", cwd=folder)
+    cli("push", cwd=folder)
+    write(folder / "a.txt", "a changed\n")
+    write(folder / "b.txt", "b changed\n")
+    write(folder / "lib" / "three.py", "3\n")
+    (folder / "lib" / "two.py").unlink()
+
+    report = cli.json("push", "a.txt", "lib", "missing.txt", cwd=folder)
+    assert report["files_hashed"] == 2 and report["blobs_uploaded"] == 2  # a.txt and lib/three.py
+    status = cli.json("status", "--no-drift", cwd=folder)
+    assert [(c["path"], c["kind"]) for c in status["changes"]] == [("b.txt", "modified")]
+
+    (folder / "a.txt").unlink()
+    report = cli.json("push", str(folder / "a.txt"), cwd=folder)  # absolute paths work too; a deletion
+    assert report["nothing_to_push"] is False
+    outside = cli("push", str(tmp_path), cwd=folder, check=False)
+    assert outside.returncode == 2 and "outside the folder" in outside.stderr
+    cli("push", cwd=folder)  # a normal push picks up the rest
+    assert cli.json("status", "--no-drift", cwd=folder)["changes"] == []

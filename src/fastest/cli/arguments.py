@@ -37,6 +37,9 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
 
     push_parser = commands.add_parser("push", help="upload the folder's changes as a new snapshot")
     push_parser.add_argument("-m", "--message", help="a short description, kept with the snapshot")
+    push_parser.add_argument("paths", nargs="*", metavar="PATH",
+                             help="look only at these files or directories (the rest is taken as last pushed): "
+                                  "for editors and file watchers that know what changed")
     push_parser.add_argument("--dir", help="the folder (default: the one containing the current directory)")
     push_parser.add_argument("--json", action="store_true", help="print the report as JSON")
 

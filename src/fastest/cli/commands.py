@@ -250,8 +250,9 @@ def _workspace(args: argparse.Namespace, env: Env) -> tuple[Folder, WorkspaceSta
 
 def cmd_push(args: argparse.Namespace, env: Env) -> int:
     folder, state, credentials = _workspace(args, env)
+    only = _folder_paths(folder, args.paths) if args.paths else None
     with _client(credentials) as api:
-        report = push(folder, state, api, message=args.message)
+        report = push(folder, state, api, message=args.message, only=only)
     lines = [
         f"scanned {report.files_scanned} files ({report.files_hashed} hashed, {report.files_reused} unchanged)"
         + (f"; skipped {report.symlinks_skipped} symlink(s)" if report.symlinks_skipped else "")
@@ -268,6 +269,21 @@ def cmd_push(args: argparse.Namespace, env: Env) -> int:
         lines.append(f"snapshot {report.snapshot_id} (tree {report.manifest_hash[:12]})")
     _emit(args.json, report.to_json(), lines)
     return EXIT_OK
+
+
+def _folder_paths(folder: Folder, paths: list[str]) -> list[str] | None:
+    """PATH arguments as `/`-joined paths relative to the folder root; None when one is the root."""
+    root = os.path.abspath(folder.root)
+    relative = []
+    for path in paths:
+        absolute = os.path.abspath(path)
+        inside = os.path.relpath(absolute, root)
+        if inside == ".":
+            return None  # the whole folder: a normal push
+        if inside == ".." or inside.startswith(".." + os.sep) or os.path.isabs(inside):
+            raise UsageError(f"{path} is outside the folder {root}")
+        relative.append(inside.replace(os.sep, "/"))
+    return relative
 
 
 def cmd_status(args: argparse.Namespace, env: Env) -> int:

@@ -26,7 +26,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Iterator, Mapping, Sequence
 
 import httpx
 
@@ -44,7 +44,7 @@ from fastest.cli.frames import (
 from fastest.cli.index import LocalIndex
 from fastest.cli.parallel import run_parallel
 from fastest.cli.progress import Progress
-from fastest.cli.scan import FileState, ScanResult, ScannedFile, scan
+from fastest.cli.scan import FileState, ScanResult, ScannedFile, scan, scan_paths
 from fastest.cli.state import Folder, PushedTree, WorkspaceState
 from fastest.domain.ids import make_id
 from fastest.domain.manifest import ManifestError
@@ -111,20 +111,27 @@ Changes = dict[str, "FileState | None"]
 
 
 def scan_folder(folder: Folder, pushed: PushedTree, *, progress: bool | None = None,
-                timings: dict[str, float] | None = None) -> tuple[ScanResult, BuiltTree, Changes]:
+                timings: dict[str, float] | None = None,
+                only: Sequence[str] | None = None) -> tuple[ScanResult, BuiltTree, Changes]:
     """Scan with the local index (saving it if it changed) and derive the tree's manifests.
 
     With the pushed tree at hand, only the directories on changed paths are rebuilt
-    (`update_manifests`); otherwise the whole tree is built. Returns the scan, the tree and the
-    changes since the pushed tree (every file, if there is none).
+    (`update_manifests`); otherwise the whole tree is built. `only`: look at these paths alone and
+    take the rest as pushed (needs a pushed tree; without one, the whole folder is scanned).
+    Returns the scan, the tree and the changes since the pushed tree (every file, if there is none).
     """
     timings = {} if timings is None else timings
     with phase(timings, "scan"):
         index = LocalIndex.load(folder.index_file)
-        result = scan(folder.root, index, progress=progress)
+        if only is not None and pushed.root is not None:
+            result, changes = _scan_only(folder, index, pushed, only)
+        else:
+            result = scan(folder.root, index, progress=progress)
+            changes = None
         index.save()
     with phase(timings, "build"):
-        changes = changes_since(pushed.records, result.records)
+        if changes is None:
+            changes = changes_since(pushed.records, result.records)
         tree = None
         if pushed.root is not None:
             if not changes:
@@ -139,6 +146,19 @@ def scan_folder(folder: Folder, pushed: PushedTree, *, progress: bool | None = N
         if tree is None:
             tree = build_manifests(result.manifest_records())
     return result, tree, changes
+
+
+def _scan_only(folder: Folder, index: LocalIndex, pushed: PushedTree, only: Sequence[str]) -> tuple[ScanResult, Changes]:
+    changes, hashed = scan_paths(folder.root, index, pushed.records, only)
+    records = dict(pushed.records)
+    for path, state in changes.items():
+        if state is None:
+            records.pop(path, None)
+        else:
+            records[path] = state
+    result = ScanResult(records=records, hashed=hashed, reused=len(records) - hashed, hashed_bytes=0,
+                        ignored=0, symlinks=0, special=0, unencodable=[])
+    return result, changes
 
 
 def changes_since(before: Mapping[str, FileState], after: Mapping[str, FileState]) -> Changes:
@@ -175,10 +195,12 @@ def push(
     *,
     message: str | None = None,
     progress: bool | None = None,
+    only: Sequence[str] | None = None,
 ) -> PushReport:
+    """`only`: push the changes under these folder-relative paths alone (see `scan_folder`)."""
     timings: dict[str, float] = {}
     pushed = PushedTree.load(folder.pushed_file, state.manifest_hash)
-    scanned, tree, changes = scan_folder(folder, pushed, progress=progress, timings=timings)
+    scanned, tree, changes = scan_folder(folder, pushed, progress=progress, timings=timings, only=only)
     report = PushReport(
         timings_ms=timings,
         manifest_hash=tree.root,
