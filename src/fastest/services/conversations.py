@@ -8,7 +8,7 @@ with `platform.sessions.get(conversation_id).fetch(...)`. Another user's convers
 from __future__ import annotations
 
 import json
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, Mapping
 
 from fastest.domain import tree
 from fastest.domain.ids import parse_iso
@@ -208,17 +208,10 @@ async def snapshot(platform: Platform, user_id: str, conversation_id: str, *, ge
         for path, change in overlay.items()
     }
     old_root = base or tree.EMPTY_TREE_HASH
-
-    async def load_bytes(manifest_hash: str) -> bytes:
-        return await storage.read_manifest_bytes(platform, user_id, manifest_hash)
-
-    # Only the directories on changed paths are read and rebuilt, as sync execute does.
-    old = await tree.directories_on_paths(old_root, changes.keys(), load_bytes)
     try:
-        built = tree.rebuild_manifests(old_root, old, changes)
+        root = await storage.store_changed_tree(platform, user_id, old_root, changes)
     except tree.ManifestError as exc:
         raise ValidationFailed(f"The working tree cannot be frozen: {exc}", code=exc.code) from exc
-    await storage.store_objects(platform, user_id, manifests=built.manifests)
     summary = await _summary(platform, user_id, overlay) if generate_summary else None
     # The parent: the conversation's previous snapshot, else the workspace's head when it started.
     parent = state.get("snapshot_id")
@@ -226,9 +219,9 @@ async def snapshot(platform: Platform, user_id: str, conversation_id: str, *, ge
         parent = (await workspaces.get_owned(platform, user_id, conversation["workspace_id"]))["current_snapshot_id"]
     parents = [parent] if parent else []
     created, _ = await snapshots.create(
-        platform, user_id, conversation["project_id"], manifest_hash=built.root, parent_ids=parents,
+        platform, user_id, conversation["project_id"], manifest_hash=root, parent_ids=parents,
         workspace_id=conversation["workspace_id"], source="conversation", summary=summary, move_workspace=False,
     )
     await _session(platform, conversation_id, "POST", "/files/rebase",
-                   {"manifest_hash": built.root, "frozen": overlay, "snapshot_id": created["id"]})
-    return {"snapshot_id": created["id"], "manifest_hash": built.root, "was_dirty": bool(overlay), "summary": summary}
+                   {"manifest_hash": root, "frozen": overlay, "snapshot_id": created["id"]})
+    return {"snapshot_id": created["id"], "manifest_hash": root, "was_dirty": bool(overlay), "summary": summary}

@@ -27,20 +27,13 @@ async def _workspaces_with_trees(platform: Platform, project_id: str) -> list[di
     return rows.results
 
 
-def _loader(platform: Platform, user_id: str):
-    async def load(manifest_hash: str):
-        return await storage.read_manifest(platform, user_id, manifest_hash)
-
-    return load
-
-
 async def list_docs(platform: Platform, user_id: str, project_id: str) -> dict[str, Any]:
     await projects.get_owned(platform, user_id, project_id)
     listed = []
     for workspace in await _workspaces_with_trees(platform, project_id):
         files: list[dict[str, Any]] = []
         if workspace["manifest_hash"]:
-            async for path, entry in tree.walk(workspace["manifest_hash"], _loader(platform, user_id)):
+            async for path, entry in tree.walk(workspace["manifest_hash"], storage.manifest_loader(platform, user_id)):
                 if is_doc(path):
                     files.append({"path": path, "size": entry.size, "hash": entry.hash})
                     if len(files) >= MAX_FILES_PER_WORKSPACE:
@@ -56,7 +49,7 @@ async def content(platform: Platform, user_id: str, project_id: str, workspace_i
         raise NotFound("Workspace not found.")
     if not is_doc(path):
         raise ValidationFailed("Only documentation files can be read here.", fields={"path": "not a doc file"})
-    entry = await tree.find(workspace["manifest_hash"], path, _loader(platform, user_id)) if workspace["manifest_hash"] else None
+    entry = await tree.find(workspace["manifest_hash"], path, storage.manifest_loader(platform, user_id)) if workspace["manifest_hash"] else None
     if entry is None or entry.is_tree:
         raise NotFound(f"No file {path!r} in this workspace.")
     if entry.size is not None and entry.size > MAX_CONTENT_BYTES:

@@ -52,6 +52,15 @@ async def get_owned(platform: Platform, user_id: str, snapshot_id: str) -> dict[
     return snapshot_view(row)
 
 
+async def manifest_of(platform: Platform, snapshot_id: str | None) -> str | None:
+    """The root manifest of a snapshot (None for no snapshot)."""
+    if snapshot_id is None:
+        return None
+    return await platform.db.prepare("SELECT manifest_hash FROM snapshots WHERE id = ?").bind(snapshot_id).first(
+        "manifest_hash"
+    )
+
+
 async def _in_project(platform: Platform, project_id: str, snapshot_id: str) -> dict[str, Any] | None:
     row = await platform.db.prepare(f"{_SNAPSHOT_SELECT} WHERE s.id = ? AND s.project_id = ?").bind(
         snapshot_id, project_id
@@ -209,11 +218,7 @@ async def changes_between(
     platform: Platform, user_id: str, old_root: str | None, new_root: str | None
 ) -> AsyncIterator[tree.Change]:
     """File-level changes from one tree to another, reading only the manifests on changed paths."""
-
-    async def load(manifest_hash: str):
-        return await storage.read_manifest(platform, user_id, manifest_hash)
-
-    async for change in tree.diff(old_root, new_root, load):
+    async for change in tree.diff(old_root, new_root, storage.manifest_loader(platform, user_id)):
         yield change
 
 

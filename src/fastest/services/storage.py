@@ -42,6 +42,7 @@ from datetime import datetime, timedelta
 from typing import Any, AsyncIterator, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from fastest.domain.ids import iso, parse_iso
+from fastest.domain.tree import FileRecord, ManifestLoader, directories_on_paths, rebuild_manifests
 from fastest.domain.manifest import (
     Manifest,
     ManifestError,
@@ -993,6 +994,30 @@ async def read_manifest(platform: Platform, user_id: str, manifest_hash: str) ->
     except (ManifestError, ValueError, KeyError) as exc:
         log.error("stored manifest %s of user %s is corrupt: %s", manifest_hash, user_id, exc)
         raise Internal("A stored manifest is corrupt.") from exc
+
+
+def manifest_loader(platform: Platform, user_id: str) -> ManifestLoader:
+    """`read_manifest` for this user, as the tree walks (`domain.tree`, `domain.merge`) take it."""
+
+    async def load(manifest_hash: str) -> Manifest:
+        return await read_manifest(platform, user_id, manifest_hash)
+
+    return load
+
+
+async def store_changed_tree(platform: Platform, user_id: str, root: str,
+                             changes: Mapping[str, FileRecord | None]) -> str:
+    """Store the tree `root` with `changes` applied (path → new file record, or None to delete) and
+    return its root. Only the directories on changed paths are read and rebuilt
+    (`tree.rebuild_manifests`); raises ManifestError when the changes do not make a tree."""
+
+    async def load_bytes(manifest_hash: str) -> bytes:
+        return await read_manifest_bytes(platform, user_id, manifest_hash)
+
+    old = await directories_on_paths(root, changes.keys(), load_bytes)
+    rebuilt = rebuild_manifests(root, old, changes)
+    await store_objects(platform, user_id, manifests=rebuilt.manifests)
+    return rebuilt.root
 
 
 async def read_manifest_bytes(platform: Platform, user_id: str, manifest_hash: str) -> bytes:

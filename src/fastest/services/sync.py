@@ -28,8 +28,8 @@ from fastest.domain import dag, sync_plan
 from fastest.domain.ids import iso
 from fastest.domain.manifest import sha256_hex
 from fastest.domain.merge import Conflict as MergeConflict
-from fastest.domain.merge import MergeResult, is_text, mass_change, merge_mode, merge_text, merge_trees
-from fastest.domain.tree import EMPTY_TREE_HASH, FileRecord, directories_on_paths, find, rebuild_manifests, walk
+from fastest.domain.merge import is_text, mass_change, merge_mode, merge_text, merge_trees
+from fastest.domain.tree import EMPTY_TREE_HASH, FileRecord, find, walk
 from fastest.errors import AIRateLimited, Conflict, Gone, NotFound, ValidationFailed
 from fastest.platform import Platform
 from fastest.ports import AIModel, ConstraintError, Statement
@@ -64,13 +64,8 @@ class _Side:
 
 
 async def _side(platform: Platform, row: Mapping[str, Any]) -> _Side:
-    head_manifest = None
-    if row["current_snapshot_id"] is not None:
-        head_manifest = await platform.db.prepare("SELECT manifest_hash FROM snapshots WHERE id = ?").bind(
-            row["current_snapshot_id"]
-        ).first("manifest_hash")
-    return _Side(row["id"], row["current_snapshot_id"], row["current_manifest_hash"] or head_manifest or EMPTY_TREE_HASH,
-                 row["version"])
+    tree = await workspaces.tree_of(platform, row, include_dirty=True)
+    return _Side(row["id"], row["current_snapshot_id"], tree or EMPTY_TREE_HASH, row["version"])
 
 
 async def _sides(platform: Platform, user_id: str, workspace_id: str) -> tuple[Mapping[str, Any], _Side, _Side]:
@@ -103,15 +98,7 @@ async def _merge_base(platform: Platform, project_id: str, ours: _Side, theirs: 
     base_id = await dag.merge_base_lazy(ours.snapshot_id, theirs.snapshot_id, load_parents)
     if base_id is None:
         return None, None
-    manifest = await platform.db.prepare("SELECT manifest_hash FROM snapshots WHERE id = ?").bind(base_id).first("manifest_hash")
-    return base_id, manifest
-
-
-def _loader(platform: Platform, user_id: str):
-    async def load(manifest_hash: str):
-        return await storage.read_manifest(platform, user_id, manifest_hash)
-
-    return load
+    return base_id, await snapshots.manifest_of(platform, base_id)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -162,7 +149,7 @@ async def prepare(platform: Platform, user_id: str, workspace_id: str) -> dict[s
     workspace, ours, theirs = await _sides(platform, user_id, workspace_id)
     project_id = workspace["project_id"]
     base_id, base_manifest = await _merge_base(platform, project_id, ours, theirs)
-    load = _loader(platform, user_id)
+    load = storage.manifest_loader(platform, user_id)
     result = await merge_trees(base_manifest, ours.manifest_hash, theirs.manifest_hash, load)
 
     plan = _Plan(auto=dict(result.updates), auto_actions=[], decisions=[], new_blobs={},
@@ -258,12 +245,12 @@ async def _files_under(platform: Platform, user_id: str, path: str, entry) -> li
     """The files of a side that is a directory at `path` (full paths); [] for a file or nothing."""
     if entry is None or entry.type != "tree":
         return []
-    return [(f"{path}/{sub}", e.hash, e.size, e.mode) async for sub, e in walk(entry.hash, _loader(platform, user_id))]
+    return [(f"{path}/{sub}", e.hash, e.size, e.mode) async for sub, e in walk(entry.hash, storage.manifest_loader(platform, user_id))]
 
 
 async def _free_copy_path(platform: Platform, user_id: str, path: str, ours_root: str, theirs_root: str,
                           plan: _Plan) -> str:
-    load = _loader(platform, user_id)
+    load = storage.manifest_loader(platform, user_id)
     taken: set[str] = set()
     candidate = sync_plan.conflict_copy_path(path, lambda p: p in taken)
     # Each candidate costs two lookups along its path; a free one is nearly always the first.
@@ -412,17 +399,11 @@ async def execute(
     if not changes and ours["manifest_hash"] == stored["main"]["manifest_hash"]:
         new_root = ours["manifest_hash"]
     else:
-        async def load_bytes(manifest_hash: str) -> bytes:
-            return await storage.read_manifest_bytes(platform, user_id, manifest_hash)
-
-        old = await directories_on_paths(ours["manifest_hash"], changes.keys(), load_bytes)
-        rebuilt = rebuild_manifests(ours["manifest_hash"], old, changes)
-        new_root = rebuilt.root
-        await storage.store_objects(platform, user_id, manifests=rebuilt.manifests)
+        new_root = await storage.store_changed_tree(platform, user_id, ours["manifest_hash"], changes)
     await storage.verify_closure(platform, user_id, new_root)
 
     project_id = workspace["project_id"]
-    head_manifest = await _snapshot_manifest(platform, ours["snapshot_id"])
+    head_manifest = await snapshots.manifest_of(platform, ours["snapshot_id"])
     writes: list[Statement] = []
     pre_sync_id = ours["snapshot_id"]
     if pre_sync_id is None or head_manifest != ours["manifest_hash"] or create_snapshot_before:
@@ -500,12 +481,6 @@ async def _already_executed(platform: Platform, preview_id: str) -> bool:
     return await platform.db.prepare("SELECT 1 AS found FROM sync_runs WHERE preview_id = ?").bind(preview_id).first() is not None
 
 
-async def _snapshot_manifest(platform: Platform, snapshot_id: str | None) -> str | None:
-    if snapshot_id is None:
-        return None
-    return await platform.db.prepare("SELECT manifest_hash FROM snapshots WHERE id = ?").bind(snapshot_id).first("manifest_hash")
-
-
 # --------------------------------------------------------------------------------------------------
 # undo
 # --------------------------------------------------------------------------------------------------
@@ -527,14 +502,14 @@ async def undo(platform: Platform, user_id: str, workspace_id: str, *, force: bo
             "(its current state is kept as a snapshot first).",
             code="workspace_moved", extra={"sync_id": run["id"], "current_snapshot_id": workspace["current_snapshot_id"]},
         )
-    target_manifest = await _snapshot_manifest(platform, run["pre_sync_snapshot_id"])
+    target_manifest = await snapshots.manifest_of(platform, run["pre_sync_snapshot_id"])
     if target_manifest is None:
         raise NotFound("The pre-sync snapshot no longer exists.")
     project_id = workspace["project_id"]
     writes: list[Statement] = []
     before_undo_id = None
     if moved and current is not None:
-        head_manifest = await _snapshot_manifest(platform, workspace["current_snapshot_id"])
+        head_manifest = await snapshots.manifest_of(platform, workspace["current_snapshot_id"])
         if head_manifest != current:
             before_undo_id = new_id(platform, "snp")
             writes += snapshots.insert_statements(

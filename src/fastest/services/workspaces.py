@@ -237,16 +237,12 @@ async def latest_drift(platform: Platform, workspace_id: str) -> dict[str, Any] 
     return _drift_report_view(row) if row else None
 
 
-async def _tree_of(platform: Platform, workspace: Mapping[str, Any], *, include_dirty: bool) -> str | None:
+async def tree_of(platform: Platform, workspace: Mapping[str, Any], *, include_dirty: bool) -> str | None:
     """The manifest a workspace stands for: its current (dirty) manifest if asked and set, else its
     head snapshot's."""
     if include_dirty and workspace["current_manifest_hash"]:
         return workspace["current_manifest_hash"]
-    if workspace["current_snapshot_id"] is None:
-        return None
-    return await platform.db.prepare("SELECT manifest_hash FROM snapshots WHERE id = ?").bind(
-        workspace["current_snapshot_id"]
-    ).first("manifest_hash")
+    return await snapshots.manifest_of(platform, workspace["current_snapshot_id"])
 
 
 async def _created_at(platform: Platform, snapshot_id: str | None) -> datetime | None:
@@ -268,8 +264,8 @@ async def compare(
     source = await get_owned(platform, user_id, source_id)
     if source["project_id"] != workspace["project_id"]:
         raise NotFound("Workspace not found.")
-    mine = await _tree_of(platform, workspace, include_dirty=include_dirty)
-    theirs = await _tree_of(platform, source, include_dirty=include_dirty)
+    mine = await tree_of(platform, workspace, include_dirty=include_dirty)
+    theirs = await tree_of(platform, source, include_dirty=include_dirty)
     summary = await drift.summarize_async(
         snapshots.changes_between(platform, user_id, theirs, mine),
         old_file_count=await storage.file_count(platform, user_id, theirs),

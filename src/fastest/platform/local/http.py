@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, Mapping
+from typing import Mapping
 
 import httpx
 
@@ -34,7 +34,7 @@ class HttpxClient:
         timeout: float = 10.0,
     ) -> HttpResponse:
         response = await self._pool().request(method, url, headers=dict(headers or {}), content=body, timeout=timeout)
-        return HttpResponse(status=response.status_code, headers={k.lower(): v for k, v in response.headers.items()}, body=response.content)
+        return HttpResponse(status=response.status_code, headers=_headers(response), body=response.content)
 
     async def stream(
         self,
@@ -47,11 +47,10 @@ class HttpxClient:
     ) -> HttpStream:
         request = self._pool().build_request(method, url, headers=dict(headers or {}), content=body, timeout=timeout)
         response = await self._pool().send(request, stream=True)
+        return HttpStream(status=response.status_code, headers=_headers(response), chunks=response.aiter_bytes(),
+                          close=response.aclose)
 
-        async def chunks() -> AsyncIterator[bytes]:
-            async for chunk in response.aiter_bytes():
-                yield chunk
 
-        return HttpStream(
-            status=response.status_code, headers=dict(response.headers), chunks=chunks(), close=response.aclose
-        )
+def _headers(response: httpx.Response) -> dict[str, str]:
+    """Lower-case names, as the Workers adapter gives them."""
+    return {name.lower(): value for name, value in response.headers.items()}
