@@ -147,7 +147,9 @@ class ConversationSession:
         self._busy = False
         self._turn_task: Any = None
         self._waiting: dict[str, asyncio.Future] = {}
-        self._replaying: dict[int, list[tuple[int, str]]] = {}
+        # Clients still replaying, by socket (sockets compare by the connection they wrap: on
+        # Cloudflare each pass over ctx.getWebSockets() gives new wrapper objects).
+        self._replaying: dict[Any, list[tuple[int, str]]] = {}
         self._recovered = False
 
     # ----------------------------------------------------------------------------------------------
@@ -268,7 +270,7 @@ class ConversationSession:
         await self.storage.put(LAST_EVENT_KEY, event_id)
         text = json.dumps(event, ensure_ascii=False)
         for socket in list(self.sockets):
-            pending = self._replaying.get(id(socket))
+            pending = self._replaying.get(socket)
             if pending is not None:
                 pending.append((event_id, text))
             else:
@@ -285,8 +287,7 @@ class ConversationSession:
         nothing lost or repeated in between; then a `ready` frame (not an event: no id) saying where
         the client now is (a `since` beyond the log's head is brought back to the head)."""
         await self.recover()
-        key = id(socket)
-        self._replaying[key] = []
+        self._replaying[socket] = []
         if hasattr(self.sockets, "add"):
             self.sockets.add(socket)
         try:
@@ -296,12 +297,12 @@ class ConversationSession:
                 for event in await self.events_after(since):
                     _send(socket, json.dumps(event, ensure_ascii=False))
                     last = max(last, event["id"])
-            for event_id, text in self._replaying[key]:  # emitted while replaying
+            for event_id, text in self._replaying[socket]:  # emitted while replaying
                 if event_id > last:
                     _send(socket, text)
                     last = event_id
         finally:
-            self._replaying.pop(key, None)
+            self._replaying.pop(socket, None)
         _send(socket, _frame("ready", {"conversation_id": self.name, "last_event_id": last, "turn_running": self._busy}))
 
     async def _head(self) -> int:
@@ -313,7 +314,7 @@ class ConversationSession:
     def detach(self, socket: Socket) -> None:
         if hasattr(self.sockets, "discard"):
             self.sockets.discard(socket)
-        self._replaying.pop(id(socket), None)
+        self._replaying.pop(socket, None)
 
     async def receive(self, socket: Socket, text: str | bytes) -> None:
         """One client frame: `ping`, `prompt` `{prompt}`, `question.reply` `{request_id, answers}`,
@@ -431,7 +432,9 @@ class ConversationSession:
         return {"success": True, "cleared": cleared}
 
     async def _project_info(self, context: dict[str, Any]) -> dict[str, Any]:
-        overlay = await self.storage.list(prefix="file:")
+        from fastest.services.working_tree import OVERLAY_PREFIX
+
+        overlay = await self.storage.list(prefix=OVERLAY_PREFIX)
         return {
             "project_id": context["project_id"], "workspace_id": context["workspace_id"],
             "manifest_hash": context["manifest_hash"], "changed_files": len(overlay),
@@ -448,9 +451,10 @@ class ConversationSession:
 
     async def _spend(self, context: dict[str, Any], model: AIModel) -> None:
         """One unit of the AI budget per model call (the builtin engine is not a model: free)."""
-        if model.provider == "builtin":
+        from fastest.services import ai_budget, models
+
+        if not models.is_model(model):
             return
-        from fastest.services import ai_budget
 
         await ai_budget.spend(self._require_platform(), context["user_id"])
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from fastest.domain.ids import iso
+from fastest.domain.ids import iso, parse_iso
 from fastest.errors import AIRateLimited
 from fastest.platform import Platform
 
@@ -22,6 +22,11 @@ def _window(platform: Platform) -> tuple[str, str]:
     elapsed = int((platform.clock.now() - _EPOCH).total_seconds())
     start = _EPOCH + timedelta(seconds=elapsed - elapsed % seconds)
     return iso(start), iso(start + timedelta(seconds=seconds))
+
+
+def retry_after(platform: Platform, resets_at: str) -> str:
+    """The `Retry-After` seconds until the budget window turns (at least 1)."""
+    return str(max(1, int((parse_iso(resets_at) - platform.clock.now()).total_seconds())))
 
 
 async def spend(platform: Platform, user_id: str) -> dict[str, object]:
@@ -39,10 +44,9 @@ async def spend(platform: Platform, user_id: str) -> dict[str, object]:
             user_id, start
         ).first("used")
         status = {"resets_at": resets_at, "used": int(used or 0), "limit": limit}
-        retry_after = max(1, int((datetime.fromisoformat(resets_at.replace("Z", "+00:00")) - platform.clock.now()).total_seconds()))
         raise AIRateLimited(
             f"The AI budget of {limit} model calls per window is spent; it resets at {resets_at}.",
             extra={"ai_rate_limit": status},
-            headers={"Retry-After": str(retry_after)},
+            headers={"Retry-After": retry_after(platform, resets_at)},
         )
     return {"resets_at": resets_at, "used": int(row["used"]), "limit": limit}

@@ -11,7 +11,6 @@ import json
 from typing import Any, Mapping
 
 from fastest.domain import tree
-from fastest.domain.ids import parse_iso
 from fastest.domain.manifest import is_sha256_hex
 from fastest.errors import (
     AIRateLimited,
@@ -26,7 +25,7 @@ from fastest.errors import (
 )
 from fastest.platform import Platform
 from fastest.ports import SessionRequest
-from fastest.services import events, snapshots, storage, workspaces
+from fastest.services import ai_budget, events, snapshots, storage, working_tree, workspaces
 from fastest.services.common import new_id, now_iso, split_page
 
 TITLE_MAX = 80
@@ -150,7 +149,7 @@ async def _session(platform: Platform, conversation_id: str, method: str, path: 
         headers = {}
         resets_at = (extra.get("ai_rate_limit") or {}).get("resets_at")
         if response.status == 429 and isinstance(resets_at, str):
-            headers["Retry-After"] = str(max(1, int((parse_iso(resets_at) - platform.clock.now()).total_seconds())))
+            headers["Retry-After"] = ai_budget.retry_after(platform, resets_at)
         raise cls(error.get("message"), code=error.get("code"), fields=answer.get("fields"), extra=extra, headers=headers)
     return answer
 
@@ -175,7 +174,7 @@ async def project_info(platform: Platform, user_id: str, conversation_id: str) -
 async def _summary(platform: Platform, user_id: str, changes: Mapping[str, Any]) -> str:
     """A summary of the changes: by the model when one is configured (one unit of AI budget), else
     a plain list (never a pretend model answer)."""
-    from fastest.services import ai_budget, models
+    from fastest.services import models
 
     listing = [f"{'deleted' if change.get('deleted') else 'wrote'} {path}" for path, change in sorted(changes.items())]
     plain = f"{len(listing)} file(s) changed: " + ", ".join(listing[:20]) + (" …" if len(listing) > 20 else "")
@@ -203,10 +202,7 @@ async def snapshot(platform: Platform, user_id: str, conversation_id: str, *, ge
     base, overlay = state.get("manifest_hash"), state.get("changes") or {}
     if base is not None and not is_sha256_hex(base):
         raise Internal("The conversation's base manifest is not a hash.")
-    changes = {
-        path: None if change.get("deleted") else (path, change["hash"], change["size"], change["mode"])
-        for path, change in overlay.items()
-    }
+    changes = working_tree.as_changes(overlay)
     old_root = base or tree.EMPTY_TREE_HASH
     try:
         root = await storage.store_changed_tree(platform, user_id, old_root, changes)

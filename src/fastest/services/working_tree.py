@@ -8,7 +8,7 @@ so freezing the tree into a snapshot (`conversations.snapshot`) only builds mani
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Mapping
 
 from fastest.domain import tree
 from fastest.domain.manifest import MODE_FILE, ManifestError, sha256_hex, validate_name
@@ -42,9 +42,7 @@ class WorkingTree:
         self.storage = storage_
         self.user_id = user_id
         self.base = base
-
-    async def _load(self, manifest_hash: str):
-        return await storage.read_manifest(self.platform, self.user_id, manifest_hash)
+        self._load = storage.manifest_loader(platform, user_id)
 
     async def overlay(self) -> dict[str, dict[str, Any]]:
         entries = await self.storage.list(prefix=OVERLAY_PREFIX)
@@ -66,12 +64,15 @@ class WorkingTree:
         prefix = normalize_path(directory) + "/" if directory and directory.strip("./ ") else ""
         overlay = await self.overlay()
         files: dict[str, dict[str, Any]] = {}
-        if self.base is not None:
-            async for path, entry in tree.walk(self.base, self._load):
-                if path.startswith(prefix):
-                    files[path] = {"path": path, "size": entry.size}
-                    if len(files) > LIST_LIMIT:
-                        break
+        root = self.base
+        if root is not None and prefix:  # walk only that directory's subtree
+            found = await tree.find(root, prefix[:-1], self._load)
+            root = found.hash if found is not None and found.type == "tree" else None
+        if root is not None:
+            async for path, entry in tree.walk(root, self._load, prefix=prefix):
+                files[path] = {"path": path, "size": entry.size}
+                if len(files) > LIST_LIMIT:
+                    break
         for path, change in overlay.items():
             if not path.startswith(prefix):
                 continue
@@ -119,13 +120,6 @@ class WorkingTree:
         await self.storage.put(OVERLAY_PREFIX + path, {"deleted": True})
         return {"path": path, "deleted": True}
 
-    async def changes(self) -> dict[str, tree.FileRecord | None]:
-        """The overlay as `update_manifests` changes: path → (path, hash, size, mode) or None."""
-        return {
-            path: None if change.get("deleted") else (path, change["hash"], change["size"], change["mode"])
-            for path, change in (await self.overlay()).items()
-        }
-
     async def rebase(self, frozen: dict[str, Any]) -> None:
         """After a snapshot froze `frozen` (the overlay as it was then): drop those entries that are
         still the same, so edits made since stay on top of the new base."""
@@ -133,3 +127,11 @@ class WorkingTree:
         for path, change in frozen.items():
             if path in overlay and overlay[path] == change:
                 await self.storage.delete(OVERLAY_PREFIX + path)
+
+
+def as_changes(overlay: Mapping[str, Any]) -> dict[str, tree.FileRecord | None]:
+    """An overlay as tree changes: path → (path, hash, size, mode), or None where deleted."""
+    return {
+        path: None if change.get("deleted") else (path, change["hash"], change["size"], change["mode"])
+        for path, change in overlay.items()
+    }
