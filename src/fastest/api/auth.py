@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from fastest.api.deps import PageParams, authorize, client_ip, get_platform, page_params, request_context
 from fastest.platform import Platform
 from fastest.schemas.auth import (
+    PROVIDER_PATTERN,
     ApiKeyList,
     ApiKeySet,
     ApiKeyValues,
@@ -22,7 +23,7 @@ from fastest.services.identity import Principal
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"], responses=problem_responses(400, 401, 413, 422, 429))
 
-ProviderPath = Path(..., pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$", description="A provider name, e.g. `openai`.")
+ProviderPath = Path(..., pattern=PROVIDER_PATTERN, description="A provider name, e.g. `openai`.")
 TokenId = Path(..., max_length=64, description="A token id (`tok_…`), from `GET /v1/auth/tokens`.")
 signed_in = authorize(None)
 keys_write = authorize("keys:write")

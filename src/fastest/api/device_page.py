@@ -162,8 +162,7 @@ async def _decide(request: Request, platform: Platform, context: RequestContext,
             raise Forbidden("This form was not sent from this page. Open the link from your terminal again.")
         credential = form.get("credential") or None
         if credential is not None:
-            person = await google.verify_id_token(platform, credential)
-            user, method = await identity.ensure_user(platform, person.email, name=person.name), "google"
+            user, method = await google.user_for(platform, credential), "google"
         elif device_flow.local_owner_allowed(platform, client_ip(request)):
             user, method = await identity.ensure_user(platform, platform.settings.local_owner_email), "local-owner"
         else:

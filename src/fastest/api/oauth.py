@@ -28,7 +28,7 @@ from fastest.schemas.auth import (
     TokenRequest,
 )
 from fastest.schemas.common import Success, problem_responses
-from fastest.services import device_flow, google, identity, rate_limits
+from fastest.services import device_flow, google, identity
 from fastest.services.audit import RequestContext
 
 router = APIRouter(prefix="/v1/oauth", tags=["oauth"])
@@ -114,16 +114,14 @@ async def _decider(
     while its own session is fresh: an old (or stolen) token cannot launder itself into a new one."""
     if credential is not None:
         await limit_by_ip(request, platform)
-        person = await google.verify_id_token(platform, credential)
-        user = await identity.ensure_user(platform, person.email, name=person.name)
+        user = await google.user_for(platform, credential)
         return user["id"], "google", None
     if bearer is None:
         raise Unauthenticated("Send a Google `credential` or `Authorization: Bearer <token>`.")
-    principal = await identity.authenticate(platform, bearer)
-    decision = await rate_limits.enforce(platform, principal.user_id)
-    request.state.rate_limit = ("default", decision)
-    if approving:
-        identity.require_fresh_session(platform, principal)
+    principal = await identity.authorize(
+        platform, bearer, None, fresh=approving,
+        on_rate_decision=lambda decision: setattr(request.state, "rate_limit", ("default", decision)),
+    )
     return principal.user_id, "token", principal.abilities
 
 

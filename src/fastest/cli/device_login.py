@@ -11,9 +11,7 @@ import time
 from typing import Any, Callable
 
 from fastest.cli.client import ApiClient
-
-GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
-SLOW_DOWN_STEP_SECONDS = 5
+from fastest.domain.device_codes import GRANT_TYPE, SLOW_DOWN_STEP_SECONDS
 
 _REFUSALS = {
     "access_denied": "the sign-in was denied on the verification page",

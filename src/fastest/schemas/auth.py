@@ -10,7 +10,8 @@ from fastest.schemas.common import RequestModel, ResponseModel
 
 Credential = Annotated[str, StringConstraints(min_length=1, max_length=8192)]
 UserCode = Annotated[str, StringConstraints(min_length=1, max_length=32)]
-Provider = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
+PROVIDER_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+Provider = Annotated[str, StringConstraints(pattern=PROVIDER_PATTERN)]
 # A provider key: printable, no whitespace, at most 4 KiB.
 KeyValue = Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"^[!-~]+$")]
 

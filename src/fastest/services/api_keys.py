@@ -20,7 +20,6 @@ from fastest.services import audit
 from fastest.services.audit import RequestContext
 from fastest.services.common import new_id, now_iso
 
-PROVIDER_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 # The env var each provider's key is revealed as; other providers get <PROVIDER>_API_KEY.
 KEY_NAMES = {
     "openai": "OPENAI_API_KEY",
@@ -45,12 +44,23 @@ async def _open(platform: Platform, row: Mapping[str, Any]) -> str:
     return await platform.vault.decrypt(row["value_ciphertext"], owner=row["user_id"], purpose=row["provider"])
 
 
-async def list_masked(platform: Platform, user_id: str) -> list[dict[str, Any]]:
-    rows = (
+async def _open_or_raise(platform: Platform, row: Mapping[str, Any]) -> str:
+    """The key's value; a value that does not open (tampered, or moved between rows) is a 500."""
+    try:
+        return await _open(platform, row)
+    except VaultError as exc:
+        raise KeyUnreadable(f"The stored {row['provider']} key could not be decrypted; set it again.") from exc
+
+
+async def _rows(platform: Platform, user_id: str) -> list[Mapping[str, Any]]:
+    return (
         await platform.db.prepare("SELECT * FROM api_keys WHERE user_id = ? ORDER BY provider").bind(user_id).all()
     ).results
+
+
+async def list_masked(platform: Platform, user_id: str) -> list[dict[str, Any]]:
     listed = []
-    for row in rows:
+    for row in await _rows(platform, user_id):
         try:
             masked = mask_secret(await _open(platform, row), visible=VISIBLE_CHARS)
         except VaultError:
@@ -102,15 +112,8 @@ async def delete_key(platform: Platform, user_id: str, provider: str, context: R
 
 async def reveal(platform: Platform, user_id: str, context: RequestContext) -> dict[str, str]:
     """Every key as `{KEY_NAME: value}` (the HTTP layer requires `secrets:read` + a fresh session)."""
-    rows = (
-        await platform.db.prepare("SELECT * FROM api_keys WHERE user_id = ? ORDER BY provider").bind(user_id).all()
-    ).results
-    values = {}
-    for row in rows:
-        try:
-            values[row["key_name"]] = await _open(platform, row)
-        except VaultError as exc:
-            raise KeyUnreadable(f"The stored {row['provider']} key could not be decrypted; set it again.") from exc
+    rows = await _rows(platform, user_id)
+    values = {row["key_name"]: await _open_or_raise(platform, row) for row in rows}
     await platform.db.batch(
         [
             audit.record(
@@ -129,9 +132,4 @@ async def provider_key(platform: Platform, user_id: str, provider: str) -> str |
     row = await platform.db.prepare("SELECT * FROM api_keys WHERE user_id = ? AND provider = ?").bind(
         user_id, provider
     ).first()
-    if row is None:
-        return None
-    try:
-        return await _open(platform, row)
-    except VaultError as exc:
-        raise KeyUnreadable(f"The stored {provider} key could not be decrypted; set it again.") from exc
+    return None if row is None else await _open_or_raise(platform, row)

@@ -136,3 +136,11 @@ async def verify_id_token(platform: Platform, credential: str) -> GoogleIdentity
     if not (isinstance(picture, str) and picture.startswith("https://") and len(picture) <= 2048):
         picture = None
     return GoogleIdentity(subject=claims["sub"], email=claims["email"], name=name, picture=picture)
+
+
+async def user_for(platform: Platform, credential: str) -> dict[str, Any]:
+    """The user a Google ID token signs in (created on first sign-in)."""
+    from fastest.services import identity
+
+    person = await verify_id_token(platform, credential)
+    return await identity.ensure_user(platform, person.email, name=person.name)
