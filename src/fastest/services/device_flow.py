@@ -102,7 +102,7 @@ async def start(
 
 
 async def poll(
-    platform: Platform, grant_type: str | None, device_code: str | None, context: RequestContext | None = None
+    platform: Platform, grant_type: str | None, device_code: str | None, context: RequestContext
 ) -> dict[str, Any]:
     """One poll of `POST /v1/oauth/token`: the token once approved, else an `OAuthError`."""
     if grant_type != device_codes.GRANT_TYPE:
@@ -129,7 +129,7 @@ async def poll(
             raise OAuthError("slow_down", f"Polling too fast: wait {interval} s between polls.", interval=interval)
         await platform.db.prepare("UPDATE device_codes SET last_polled_at = ? WHERE id = ?").bind(iso(now), row["id"]).run()
         raise OAuthError("authorization_pending", "Waiting for the person to approve the code.")
-    return await _redeem(platform, row, context or RequestContext())
+    return await _redeem(platform, row, context)
 
 
 async def _redeem(platform: Platform, row: Mapping[str, Any], context: RequestContext) -> dict[str, Any]:
@@ -192,9 +192,9 @@ async def _pending_row(platform: Platform, user_code: str, context: RequestConte
     return row
 
 
-async def lookup(platform: Platform, user_code: str, context: RequestContext, user_id: str | None = None) -> PendingDevice:
-    """What a code would authorize (for the page), counted as an attempt."""
-    row = await _pending_row(platform, user_code, context, user_id)
+async def lookup(platform: Platform, user_code: str, context: RequestContext) -> PendingDevice:
+    """What a code would authorize (for the page), counted as an attempt (per IP: nobody is signed in yet)."""
+    row = await _pending_row(platform, user_code, context, None)
     return PendingDevice(
         user_code=device_codes.display_user_code(row["user_code"]),
         client_name=row["client_name"] or "fastest CLI",
