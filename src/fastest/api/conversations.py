@@ -44,7 +44,7 @@ from fastest.schemas.conversations import (
     QuestionReply,
     Timeline,
 )
-from fastest.services import conversations, identity
+from fastest.services import conversations
 from fastest.services.identity import Principal
 
 router = APIRouter(tags=["conversations"], responses=problem_responses(400, 401, 403, 404, 413, 422, 429))
@@ -55,7 +55,6 @@ chat = authorize("conversations")
 chat_ai = authorize("conversations", route_class="ai")
 
 # WebSocket close codes (API.md): 4401 bad token, 4403 missing ability, 4404 unknown conversation.
-CLOSE_UNAUTHENTICATED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_RATE_LIMITED = 4401, 4403, 4404, 4429
 SSE_KEEPALIVE_SECONDS = 15.0
 
 
@@ -227,12 +226,6 @@ def _since(raw: str | None) -> int | None:
     return int(raw)
 
 
-async def _authorize_stream(platform: Platform, token: str | None, conversation_id: str) -> Principal:
-    principal = await identity.authorize(platform, token, "conversations")
-    await conversations.get_owned(platform, principal.user_id, conversation_id)
-    return principal
-
-
 @router.websocket("/v1/conversations/{conversation_id}/stream")
 async def stream(websocket: WebSocket, conversation_id: str):
     """`?token=` (or a bearer header), `?since=<event id>`. Closes 4401 on a bad token, 4404 on an
@@ -245,12 +238,11 @@ async def stream(websocket: WebSocket, conversation_id: str):
         token = header[7:].strip()
     await websocket.accept()
     try:
-        await _authorize_stream(platform, token, conversation_id)
+        await conversations.authorize_stream(platform, token, conversation_id)
         since = _since(websocket.query_params.get("since"))
         session = _session_object(platform, conversation_id)
     except ApiError as error:
-        code = {401: CLOSE_UNAUTHENTICATED, 403: CLOSE_FORBIDDEN, 404: CLOSE_NOT_FOUND, 429: CLOSE_RATE_LIMITED}.get(error.status, 4400)
-        await websocket.close(code=code, reason=error.code)
+        await websocket.close(code=conversations.stream_close_code(error.status), reason=error.code)
         return
     client = _QueuedClient()
 

@@ -25,8 +25,9 @@ from fastest.errors import (
 )
 from fastest.platform import Platform
 from fastest.ports import SessionRequest
-from fastest.services import ai_budget, events, snapshots, storage, working_tree, workspaces
+from fastest.services import ai_budget, events, identity, snapshots, storage, working_tree, workspaces
 from fastest.services.common import new_id, now_iso, split_page
+from fastest.services.identity import Principal
 
 TITLE_MAX = 80
 
@@ -221,3 +222,18 @@ async def snapshot(platform: Platform, user_id: str, conversation_id: str, *, ge
     await _session(platform, conversation_id, "POST", "/files/rebase",
                    {"manifest_hash": root, "frozen": overlay, "snapshot_id": created["id"]})
     return {"snapshot_id": created["id"], "manifest_hash": root, "was_dirty": bool(overlay), "summary": summary}
+
+
+# WebSocket close codes for a stream that cannot open: the HTTP status, in the 4000 range.
+STREAM_CLOSE_CODES = {401: 4401, 403: 4403, 404: 4404, 429: 4429}
+
+
+def stream_close_code(status: int) -> int:
+    return STREAM_CLOSE_CODES.get(status, 4400)
+
+
+async def authorize_stream(platform: Platform, token: str | None, conversation_id: str) -> Principal:
+    """The caller of a stream (`?token=`): a valid token with `conversations`, on their own conversation."""
+    principal = await identity.authorize(platform, token, "conversations")
+    await get_owned(platform, principal.user_id, conversation_id)
+    return principal

@@ -264,14 +264,12 @@ async def forward_stream(conversation_id: str, request: Any, platform: Any) -> A
     from urllib.parse import parse_qs
 
     from fastest.errors import ApiError
-    from fastest.services import conversations, identity
+    from fastest.services import conversations
 
     query = parse_qs(urlsplit(str(field(request, "url"))).query)
     token = (query.get("token") or [None])[0]
     try:
-        principal = await identity.authorize(platform, token, "conversations")
-        await conversations.get_owned(platform, principal.user_id, conversation_id)
+        await conversations.authorize_stream(platform, token, conversation_id)
     except ApiError as error:
-        code = {401: 4401, 403: 4403, 404: 4404, 429: 4429}.get(error.status, 4400)
-        return _closed_socket_response(code, error.code)
+        return _closed_socket_response(conversations.stream_close_code(error.status), error.code)
     return await platform.sessions.get(conversation_id).forward(request)
