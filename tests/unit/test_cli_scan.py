@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import stat
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ from fastest.cli.frames import (
 from fastest.cli.ignore import IgnoreRules
 from fastest.cli.index import LocalIndex, is_settled
 from fastest.cli.push import manifest_waves
+from fastest.cli import scan as scan_module
 from fastest.cli.scan import scan, walk
 from fastest.cli.state import ManifestCache, PushedTree
 from fastest.domain.tree import build_manifests
@@ -215,6 +217,81 @@ def test_index_forgets_deleted_files_and_survives_corruption(tmp_path: Path):
     assert len(LocalIndex.load(path)) == 0
     path.write_text("{not an index")
     assert len(LocalIndex.load(path)) == 0
+
+
+def age_tree(root: Path, seconds: float = 10.0) -> None:
+    """Backdate every directory and file, so the index trusts their mtimes."""
+    for path in [*root.rglob("*"), root]:
+        if not path.is_symlink() and (path.is_dir() or path.is_file()):
+            age(path, seconds)
+
+
+def walk_with_index(root: Path, path: Path) -> tuple[list[str], int]:
+    """(paths found, directories actually read) by a walk that uses and saves the index at `path`."""
+    index = LocalIndex.load(path)
+    listed = []
+    real_list = scan_module._list_directory
+    scan_module._list_directory = lambda directory, *rest: listed.append(directory) or real_list(directory, *rest)
+    try:
+        result = walk(root, IgnoreRules.for_folder(root), index=index)
+    finally:
+        scan_module._list_directory = real_list
+    index.save()
+    return [f.path for f in result.files], len(listed)
+
+
+def test_unchanged_directories_are_not_read_again(tmp_path: Path):
+    root = tmp_path / "tree"
+    make_tree(root)
+    age_tree(root)
+    index_path = tmp_path / "index"
+    first, listed = walk_with_index(root, index_path)
+    assert listed == 4  # the root, src, src/pkg, empty
+    again, listed = walk_with_index(root, index_path)
+    assert (again, listed) == (first, 0)
+    plain = walk(root, IgnoreRules.for_folder(root))
+    cached = walk(root, IgnoreRules.for_folder(root), index=LocalIndex.load(index_path))
+    assert cached == plain  # files, and the counts of what was skipped
+
+    (root / "src" / "pkg" / "new.py").write_text("new")  # the directory's mtime moves
+    (root / "run.sh").write_text("#!/bin/sh\necho changed\n")  # a file changes, not its directory
+    paths, listed = walk_with_index(root, index_path)
+    assert "src/pkg/new.py" in paths and listed == 1
+    found = {f.path: f for f in walk(root, IgnoreRules.for_folder(root), index=LocalIndex.load(index_path)).files}
+    assert found["run.sh"].size == len("#!/bin/sh\necho changed\n")
+
+
+def test_removed_and_replaced_entries_are_noticed(tmp_path: Path):
+    root = tmp_path / "tree"
+    make_tree(root)
+    age_tree(root)
+    index_path = tmp_path / "index"
+    walk_with_index(root, index_path)
+    shutil.rmtree(root / "src" / "pkg")
+    (root / "src" / "pkg").write_text("now a file")
+    paths, _ = walk_with_index(root, index_path)
+    assert "src/pkg" in paths and "src/pkg/mod.py" not in paths
+    assert "src/pkg" not in LocalIndex.load(index_path)._listings  # forgotten with the directory
+
+
+def test_changed_ignore_rules_drop_every_listing(tmp_path: Path):
+    root = tmp_path / "tree"
+    make_tree(root)
+    age_tree(root)
+    index_path = tmp_path / "index"
+    walk_with_index(root, index_path)
+    (root / ".fastestignore").write_text("*.log\n*.py\n")  # rewrites a file: no directory's mtime moves
+    paths, listed = walk_with_index(root, index_path)
+    assert "src/pkg/mod.py" not in paths and listed == 4
+
+
+def test_fresh_directories_are_read_again(tmp_path: Path):
+    root = tmp_path / "tree"
+    make_tree(root)  # just made: mtimes too recent to vouch for a listing
+    index_path = tmp_path / "index"
+    walk_with_index(root, index_path)
+    _, listed = walk_with_index(root, index_path)
+    assert listed == 4
 
 
 # --------------------------------------------------------------------------------------------------

@@ -158,8 +158,11 @@ class SimpleSets:
 class IgnoreRules:
     """An ordered list of rules; `is_ignored` answers for one path, the last matching rule deciding."""
 
-    def __init__(self, rules: Iterable[Rule]) -> None:
+    def __init__(self, rules: Iterable[Rule], *, key: str | None = None) -> None:
         self._rules = tuple(rules)
+        # Tells rule sets apart (the index keeps directory listings per rule set): the source lines
+        # when built from them, else the patterns.
+        self.key = key if key is not None else "\n".join(rule.pattern for rule in self._rules)
         self._reversed = tuple(reversed(self._rules))
         # Without negations, order does not matter: the usual rule set is then a set lookup and one
         # `endswith` per path instead of a loop over every rule.
@@ -174,7 +177,7 @@ class IgnoreRules:
     @classmethod
     def from_lines(cls, lines: Iterable[str], *, defaults: bool = True) -> "IgnoreRules":
         source = [*DEFAULT_PATTERNS, *lines] if defaults else list(lines)
-        return cls(rule for rule in map(compile_rule, source) if rule is not None)
+        return cls((rule for rule in map(compile_rule, source) if rule is not None), key="\n".join(source))
 
     @classmethod
     def for_folder(cls, root: Path) -> "IgnoreRules":

@@ -1,4 +1,5 @@
-"""The local index, `.fastest/index`: path → (size, mtime_ns, hash), so unchanged files are not re-read.
+"""The local index, `.fastest/index`: path → (size, mtime_ns, hash), so unchanged files are not re-read,
+and directory → its listing, so unchanged directories are not listed again.
 
 A file whose size and modification time match its index entry is taken to have the recorded hash,
 as git's index does. The catch is a "racily clean" file: one modified again within the timestamp
@@ -7,22 +8,29 @@ is only recorded once the file's mtime is safely older than the moment hashing s
 covers coarse clocks: whole seconds on FAT/HFS+, a kernel tick elsewhere); a file too fresh to
 trust is simply hashed again next time.
 
+Directories work the same way (git's "untracked cache"): adding, removing or renaming an entry
+updates the directory's mtime (POSIX requires it of creat, link, unlink, rename, mkdir, rmdir and
+symlink), so a directory whose mtime is still the settled one recorded with its listing has the
+same entries, and the walk only `lstat`s the files it listed instead of reading the directory and
+asking the ignore rules about every name again. A listing is kept with the rules that filtered it
+(`rules_key`): other rules, and every listing is dropped.
+
 Every push and status loads the index, and a one-file push is meant to take a few times what
 `git commit -am` does, so the file is `marshal`led `{path: (size, mtime_ns, hash)}` behind a magic
 line (loads ~3× faster than JSON, dumps ~2×), entries checked when used rather than on load. It is
 a private cache: anything unreadable or of another version is an empty index (everything is hashed
-once more). It is rewritten only when an entry changed.
+and listed once more). It is rewritten only when an entry changed.
 """
 
 from __future__ import annotations
 
 import marshal
 from pathlib import Path
-from typing import Any, Collection
+from typing import Any, Collection, NamedTuple
 
 from fastest.cli.fsutil import write_atomic
 
-INDEX_MAGIC = b"fastest-index 2\n"
+INDEX_MAGIC = b"fastest-index 3\n"
 # How much older than the hashing moment an mtime must be before (size, mtime) is trusted.
 FINE_CLOCK_WINDOW_NS = 50_000_000  # 50 ms: above a kernel tick (1-10 ms)
 COARSE_CLOCK_WINDOW_NS = 2_000_000_000  # 2 s: file systems that store whole (or even) seconds
@@ -38,12 +46,27 @@ def _looks_like_sha256(value: Any) -> bool:
     return type(value) is str and len(value) == 64
 
 
+class Listing(NamedTuple):
+    """What the walk kept of one directory, by name, and what it skipped, by count."""
+
+    files: tuple[str, ...]  # regular files, not ignored
+    directories: tuple[str, ...]  # subdirectories to enter
+    ignored: int
+    symlinks: int
+    special: int
+    unencodable: tuple[str, ...]  # printable relative paths
+
+
 class LocalIndex:
     """In-memory view of the index file; `save` writes it back atomically, only if something changed."""
 
-    def __init__(self, path: Path, entries: dict[str, tuple[Any, ...]] | None = None) -> None:
+    def __init__(self, path: Path, entries: dict[str, tuple[Any, ...]] | None = None,
+                 listings: dict[str, tuple[Any, ...]] | None = None, rules_key: str | None = None) -> None:
         self.path = path
         self._entries: dict[str, tuple[Any, ...]] = dict(entries or {})
+        # directory ("" for the root) -> (mtime_ns, *Listing), plain tuples as marshal wants them
+        self._listings: dict[str, tuple[Any, ...]] = dict(listings or {})
+        self._rules_key = rules_key
         self._dirty = False
 
     @classmethod
@@ -51,12 +74,14 @@ class LocalIndex:
         """Read the index; a missing or unreadable one is an empty index (it is only a cache)."""
         try:
             data = path.read_bytes()
-            entries = marshal.loads(data[len(INDEX_MAGIC):]) if data.startswith(INDEX_MAGIC) else {}
-            if not isinstance(entries, dict):
-                entries = {}
+            if not data.startswith(INDEX_MAGIC):
+                return cls(path)
+            entries, listings, rules_key = marshal.loads(data[len(INDEX_MAGIC):])
+            if type(entries) is not dict or type(listings) is not dict or type(rules_key) is not str:
+                return cls(path)
         except (OSError, ValueError, EOFError, TypeError):
-            entries = {}
-        return cls(path, entries)
+            return cls(path)
+        return cls(path, entries, listings, rules_key)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -80,6 +105,43 @@ class LocalIndex:
         elif self._entries.pop(path, None) is not None:
             self._dirty = True
 
+    def use_rules(self, rules_key: str) -> None:
+        """Listings are only good for the ignore rules that filtered them: forget them if these differ."""
+        if rules_key != self._rules_key:
+            self._rules_key = rules_key
+            if self._listings:
+                self._listings.clear()
+            self._dirty = True
+
+    def listing(self, directory: str, mtime_ns: int) -> Listing | None:
+        """The recorded listing of `directory` if its mtime is still the recorded one, else None."""
+        entry = self._listings.get(directory)
+        if type(entry) is tuple and len(entry) == 7 and entry[0] == mtime_ns:
+            try:
+                return Listing._make(entry[1:])
+            except TypeError:
+                return None
+        return None
+
+    def record_listing(self, directory: str, mtime_ns: int, listing: Listing, listed_at_ns: int) -> None:
+        """Remember a fresh listing, unless the directory changed too recently for its mtime to tell."""
+        if is_settled(mtime_ns, listed_at_ns):
+            entry = (mtime_ns, *listing)
+            if self._listings.get(directory) != entry:
+                self._listings[directory] = entry
+                self._dirty = True
+        elif self._listings.pop(directory, None) is not None:
+            self._dirty = True
+
+    def retain_listings(self, directories: Collection[str]) -> None:
+        """Forget directories the walk no longer reached."""
+        if len(directories) == len(self._listings) and all(d in self._listings for d in directories):
+            return
+        stale = [d for d in self._listings if d not in directories]
+        for directory in stale:
+            del self._listings[directory]
+        self._dirty = self._dirty or bool(stale)
+
     def retain(self, paths: Collection[str]) -> None:
         """Forget files that are gone (or now ignored)."""
         keys = paths.keys() if isinstance(paths, dict) else paths
@@ -93,5 +155,6 @@ class LocalIndex:
     def save(self) -> None:
         if not self._dirty:
             return
-        write_atomic(self.path, INDEX_MAGIC + marshal.dumps(self._entries, 2))
+        document = (self._entries, self._listings, self._rules_key or "")
+        write_atomic(self.path, INDEX_MAGIC + marshal.dumps(document, 2))
         self._dirty = False

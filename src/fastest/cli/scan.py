@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, NamedTuple
 
 from fastest.cli.ignore import STATE_DIR, IgnoreRules
-from fastest.cli.index import LocalIndex
+from fastest.cli.index import Listing, LocalIndex
 from fastest.cli.progress import Progress
 from fastest.domain.manifest import MODE_EXECUTABLE, MODE_FILE
 
@@ -99,67 +99,136 @@ def _valid_name(name: str) -> bool:
     return True
 
 
-def walk(root: Path, rules: IgnoreRules, *, start: str = "") -> WalkResult:
+def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex | None = None) -> WalkResult:
     """Every regular, non-ignored file under `root` (or under its subdirectory `start`, a `/`-joined
     relative path), without following symlinks.
 
-    The loop body runs once per file on every push and status, so regular files take the first
-    branch, and the usual ignore rules (names and suffixes, no negation) are checked inline.
+    With an `index`, a directory whose mtime is that of its recorded listing is not read again:
+    only the files it listed are `lstat`ed (see `fastest.cli.index`), and fresh listings are recorded.
     """
     result = WalkResult()
     files = result.files
-    is_ignored = rules.is_ignored
-    simple = rules.simple_sets()
-    file_names, file_suffixes = (simple.file_names, simple.file_suffixes) if simple else (frozenset(), ())
-    new_file = FoundFile._make
+    walk_started_ns = time.time_ns()
+    reached: list[str] = []
+    if index is not None:
+        index.use_rules(rules.key)
     pending: list[tuple[str, str]] = [(os.path.join(root, start), start + "/") if start else (str(root), "")]
+    first = True
     while pending:
         directory, prefix = pending.pop()
-        try:
-            scanner = os.scandir(directory)
-        except (FileNotFoundError, NotADirectoryError):
-            continue  # removed while we walked
-        with scanner:
-            for item in scanner:
-                name = item.name
-                path = prefix + name
-                try:
-                    if item.is_file(follow_symlinks=False):
-                        if simple is not None:
-                            skip = name in file_names or (file_suffixes and name.endswith(file_suffixes))
-                        else:
-                            skip = is_ignored(path, is_dir=False)
-                        if skip:
-                            result.ignored += 1
-                            continue
-                        if not name.isascii() and not _valid_name(name):
-                            result.unencodable.append(_printable(path))
-                            continue
-                        info = item.stat(follow_symlinks=False)
-                        st_mode = info.st_mode
-                        if st_mode & 0o170000 == stat.S_IFREG:  # still a regular file
-                            files.append(new_file((path, info.st_size, info.st_mtime_ns,
-                                                   MODE_EXECUTABLE if st_mode & stat.S_IXUSR else MODE_FILE)))
-                        continue
-                    if item.is_dir(follow_symlinks=False):
-                        if is_ignored(path, is_dir=True):
-                            if path != STATE_DIR:
-                                result.ignored += 1
-                        elif not _valid_name(name):
-                            result.unencodable.append(_printable(path))
-                        else:
-                            pending.append((item.path, path + "/"))
-                        continue
-                    if is_ignored(path, is_dir=False):
-                        continue
-                    if item.is_symlink():
-                        result.symlinks += 1
-                    else:
-                        result.special += 1
-                except FileNotFoundError:
-                    continue
+        mtime_ns = None
+        if index is not None:
+            try:
+                info = os.stat(directory) if first else os.lstat(directory)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # removed while we walked
+            if not stat.S_ISDIR(info.st_mode):
+                continue
+            mtime_ns = info.st_mtime_ns
+            reached.append(prefix[:-1])
+        first = False
+        listing = index.listing(prefix[:-1], mtime_ns) if index is not None else None
+        found = _stat_listed(directory, prefix, listing.files) if listing is not None else None
+        if found is None:
+            listed = _list_directory(directory, prefix, rules)
+            if listed is None:
+                continue  # removed while we walked
+            found, listing = listed
+            if index is not None:
+                index.record_listing(prefix[:-1], mtime_ns, listing, walk_started_ns)
+        files += found
+        result.ignored += listing.ignored
+        result.symlinks += listing.symlinks
+        result.special += listing.special
+        result.unencodable += listing.unencodable
+        pending += [(os.path.join(directory, name), prefix + name + "/") for name in listing.directories]
+    if index is not None and not start:
+        index.retain_listings(reached)
     files.sort()
     return result
+
+
+def _stat_listed(directory: str, prefix: str, names: tuple[str, ...]) -> list[FoundFile] | None:
+    """`lstat` the files a recorded listing names; None if one is gone or no longer a regular file
+    (the directory changed under us after its mtime was read: list it again)."""
+    found: list[FoundFile] = []
+    lstat = os.lstat
+    new_file = FoundFile._make
+    base = directory + os.sep
+    for name in names:
+        try:
+            info = lstat(base + name)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        st_mode = info.st_mode
+        if st_mode & 0o170000 != stat.S_IFREG:
+            return None
+        found.append(new_file((prefix + name, info.st_size, info.st_mtime_ns,
+                               MODE_EXECUTABLE if st_mode & stat.S_IXUSR else MODE_FILE)))
+    return found
+
+
+def _list_directory(directory: str, prefix: str, rules: IgnoreRules) -> tuple[list[FoundFile], Listing] | None:
+    """Read one directory: its regular, non-ignored files (with what `lstat` said) and its listing.
+    None if the directory is gone.
+
+    The loop body runs once per file whenever a directory changed, so regular files take the first
+    branch, and the usual ignore rules (names and suffixes, no negation) are checked inline.
+    """
+    found: list[FoundFile] = []
+    file_names: list[str] = []
+    directories: list[str] = []
+    unencodable: list[str] = []
+    ignored = symlinks = special = 0
+    is_ignored = rules.is_ignored
+    simple = rules.simple_sets()
+    simple_names, simple_suffixes = (simple.file_names, simple.file_suffixes) if simple else (frozenset(), ())
+    new_file = FoundFile._make
+    try:
+        scanner = os.scandir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    with scanner:
+        for item in scanner:
+            name = item.name
+            path = prefix + name
+            try:
+                if item.is_file(follow_symlinks=False):
+                    if simple is not None:
+                        skip = name in simple_names or (simple_suffixes and name.endswith(simple_suffixes))
+                    else:
+                        skip = is_ignored(path, is_dir=False)
+                    if skip:
+                        ignored += 1
+                        continue
+                    if not name.isascii() and not _valid_name(name):
+                        unencodable.append(_printable(path))
+                        continue
+                    info = item.stat(follow_symlinks=False)
+                    st_mode = info.st_mode
+                    if st_mode & 0o170000 == stat.S_IFREG:  # still a regular file
+                        found.append(new_file((path, info.st_size, info.st_mtime_ns,
+                                               MODE_EXECUTABLE if st_mode & stat.S_IXUSR else MODE_FILE)))
+                        file_names.append(name)
+                    continue
+                if item.is_dir(follow_symlinks=False):
+                    if is_ignored(path, is_dir=True):
+                        if path != STATE_DIR:
+                            ignored += 1
+                    elif not _valid_name(name):
+                        unencodable.append(_printable(path))
+                    else:
+                        directories.append(name)
+                    continue
+                if is_ignored(path, is_dir=False):
+                    continue
+                if item.is_symlink():
+                    symlinks += 1
+                else:
+                    special += 1
+            except FileNotFoundError:
+                continue
+    return found, Listing(tuple(file_names), tuple(directories), ignored, symlinks, special, tuple(unencodable))
 
 
 def _printable(path: str) -> str:
@@ -188,7 +257,7 @@ def hash_file(path: str) -> tuple[str, int, int]:
 
 def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, progress: bool | None = None) -> ScanResult:
     """Walk `root`, reuse index hashes for unchanged files, hash the rest, and update the index (unsaved)."""
-    walked = walk(root, rules or IgnoreRules.for_folder(root))
+    walked = walk(root, rules or IgnoreRules.for_folder(root), index=index)
     known: dict[str, str] = {}
     to_hash: list[FoundFile] = []
     lookup = index.lookup
