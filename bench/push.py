@@ -7,6 +7,8 @@ then times:
   (a) a first push                          vs  `git init && git add -A && git commit`
   (b) a re-push after changing ONE file     vs  `git commit -am` after the same change
   (c) the same, naming the file (`fastest push FILE`, no folder scan; informational)
+  (d) the same with `fastest watch --no-push` running: push asks the watcher what changed (as git
+      with its fsmonitor would), instead of walking the folder
 
 The push runs in-process (the same `fastest.cli.push.push` the command calls, over real HTTP to the
 real server), so interpreter start-up is left out on our side as git's is tiny; the CLI's wall time
@@ -36,6 +38,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import httpx  # noqa: E402
 
+from fastest.cli import watch  # noqa: E402
 from fastest.cli.client import ApiClient  # noqa: E402
 from fastest.cli.push import PushReport, push  # noqa: E402
 from fastest.cli.state import Folder  # noqa: E402
@@ -249,6 +252,49 @@ def bench(args: argparse.Namespace, tmp: Path, data_dir: Path, config_dir: Path,
         print(f"(c) named-file push fastest {push_c * 1000:7.0f} ms   git commit -am {git_c * 1000:8.0f} ms   "
               f"ratio {push_c / git_c:5.2f}x (informational)   best of {args.rounds}")
         print(f"    phases (ms): {report_c.timings_ms}")
+
+        # (d) the same with a watcher running (Linux): the push asks it what changed since the last push
+        push_d = git_d = None
+        if watch.supported():
+            watcher = subprocess.Popen([*FASTEST, "watch", "--no-push"], cwd=ours, stdout=subprocess.PIPE,
+                                       stderr=subprocess.DEVNULL, text=True,
+                                       env={**os.environ, "FASTEST_CONFIG_DIR": str(config_dir)})
+            try:
+                assert watcher.stdout is not None and watcher.stdout.readline().startswith("watching")
+                first = watch.ask(folder)  # a walk this once, to get the watcher's first token
+                assert first is not None
+                push(folder, folder.load(), api, progress=False)
+                watch.remember(folder, first.token)
+                best_d: tuple[float, float, PushReport] | None = None
+                for round_index in range(args.rounds):
+                    changed = rng.choice(paths)
+                    line = f"\n# watched change {round_index}\n".encode()
+                    for root in (ours, theirs):
+                        with open(root / changed, "ab") as handle:
+                            handle.write(line)
+
+                    def watched_push() -> PushReport:
+                        answer = watch.ask(folder)
+                        assert answer is not None and answer.paths == [changed], answer
+                        report = push(folder, folder.load(), api, progress=False, only=answer.paths)
+                        watch.remember(folder, answer.token)
+                        return report
+
+                    push_d, report_d = timed(watched_push)
+                    git_d, _ = timed(lambda: git(theirs, "commit", "-q", "-am", f"watched change {round_index}"))
+                    assert isinstance(report_d, PushReport) and report_d.blobs_uploaded == 1, report_d
+                    assert not report_d.folder_walked
+                    if best_d is None or push_d / git_d < best_d[0] / best_d[1]:
+                        best_d = (push_d, git_d, report_d)
+                assert best_d is not None
+                push_d, git_d, report_d = best_d
+                print(f"(d) watched push   fastest {push_d * 1000:8.0f} ms   git commit -am {git_d * 1000:8.0f} ms   "
+                      f"ratio {push_d / git_d:5.2f}x (budget ≤ {BUDGET:.0f}x)   best of {args.rounds}, "
+                      f"`fastest watch` running")
+                print(f"    phases (ms): {report_d.timings_ms}")
+            finally:
+                watcher.terminate()
+                watcher.wait(timeout=10)
 
     # The command as a user runs it (interpreter start-up and imports included), for information.
     with open(ours / changed, "ab") as handle:

@@ -1,4 +1,4 @@
-"""Arguments of the client commands (login, logout, whoami, init, push, status, log, checkout, sync).
+"""Arguments of the client commands (login, logout, whoami, init, push, status, log, checkout, sync, watch).
 
 Kept apart from their handlers so that building the parser imports nothing heavy: `fastest serve`
 should not pay for the HTTP client, nor `fastest push` for the server.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-CLIENT_COMMANDS = frozenset({"login", "logout", "whoami", "init", "push", "status", "log", "checkout", "sync"})
+CLIENT_COMMANDS = frozenset({"login", "logout", "whoami", "init", "push", "status", "log", "checkout", "sync", "watch"})
 
 
 def add_client_commands(commands: argparse._SubParsersAction) -> None:
@@ -40,10 +40,14 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     push_parser.add_argument("paths", nargs="*", metavar="PATH",
                              help="look only at these files or directories (the rest is taken as last pushed): "
                                   "for editors and file watchers that know what changed")
+    push_parser.add_argument("--rescan", action="store_true",
+                             help="walk the whole folder even if `fastest watch` knows what changed")
     push_parser.add_argument("--dir", help="the folder (default: the one containing the current directory)")
     push_parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
     status_parser = commands.add_parser("status", help="local changes since the last push, and drift from main")
+    status_parser.add_argument("--rescan", action="store_true",
+                               help="walk the whole folder even if `fastest watch` knows what changed")
     status_parser.add_argument("--dir")
     status_parser.add_argument("--no-drift", action="store_true", help="do not ask the server about drift")
     status_parser.add_argument("--json", action="store_true")
@@ -69,3 +73,11 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     sync_parser.add_argument("--force", action="store_true", help="with --undo: even if the workspace moved since")
     sync_parser.add_argument("--dir")
     sync_parser.add_argument("--json", action="store_true")
+
+    watch_parser = commands.add_parser(
+        "watch", help="push changes as they happen (Linux), and tell push/status what changed so they skip the walk")
+    watch_parser.add_argument("--no-push", action="store_true",
+                              help="only keep track of changes for push and status; do not push by itself")
+    watch_parser.add_argument("--delay", type=float, default=1.0, metavar="SECONDS",
+                              help="push once the folder has been quiet this long (default 1)")
+    watch_parser.add_argument("--dir")

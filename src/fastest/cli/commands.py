@@ -1,4 +1,4 @@
-"""The client commands: login, logout, whoami, init, push, status, log, checkout, sync.
+"""The client commands: login, logout, whoami, init, push, status, log, checkout, sync, watch.
 
 Each handler takes the parsed arguments and the environment, prints its result on stdout (human
 text, or one JSON document with `--json`) and returns an exit code. Failures are raised as
@@ -17,18 +17,19 @@ import json
 import os
 import socket
 import sys
+import time
 import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from fastest.cli import config
+from fastest.cli import config, watch
 from fastest.cli.checkout import CheckoutError, checkout
 from fastest.cli.client import ApiClient, ApiError
 from fastest.cli.config import ConfigError, Credentials
 from fastest.cli.device_login import DeviceLoginError, device_login
 from fastest.cli.progress import human_bytes
-from fastest.cli.push import PushError, push
+from fastest.cli.push import PushError, PushReport, push
 from fastest.cli.state import Folder, ManifestCache, NotAWorkspace, PushedTree, WorkspaceState, find_folder
 from fastest.cli.status import drift_line, short_lines, status
 from fastest.cli.sync import SyncError, ask_on, report_lines, sync, undo
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace, env: Env | None = None) -> int:
     env = os.environ if env is None else env
     handlers: dict[str, Callable[[argparse.Namespace, Env], int]] = {
         "login": cmd_login, "logout": cmd_logout, "whoami": cmd_whoami, "init": cmd_init, "push": cmd_push,
-        "status": cmd_status, "log": cmd_log, "checkout": cmd_checkout, "sync": cmd_sync,
+        "status": cmd_status, "log": cmd_log, "checkout": cmd_checkout, "sync": cmd_sync, "watch": cmd_watch,
     }
     try:
         return handlers[args.command](args, env)
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace, env: Env | None = None) -> int:
         if exc.status == 401:
             return _fail("the server rejected the token (expired or revoked?); run fastest login", EXIT_FAILED)
         return _fail(exc.message, EXIT_FAILED)
-    except (PushError, CheckoutError, SyncError, DeviceLoginError) as exc:
+    except (PushError, CheckoutError, SyncError, DeviceLoginError, watch.WatchError) as exc:
         return _fail(str(exc), EXIT_FAILED)
     except ManifestError as exc:
         return _fail(f"cannot describe this folder: {exc}", EXIT_FAILED)
@@ -251,8 +252,19 @@ def _workspace(args: argparse.Namespace, env: Env) -> tuple[Folder, WorkspaceSta
 def cmd_push(args: argparse.Namespace, env: Env) -> int:
     folder, state, credentials = _workspace(args, env)
     only = _folder_paths(folder, args.paths) if args.paths else None
+    # Named paths are the caller's business; otherwise a running watcher may know what changed.
+    watched = watch.ask(folder) if only is None else None
+    if watched is not None and not args.rescan:
+        only = watched.paths
     with _client(credentials) as api:
         report = push(folder, state, api, message=args.message, only=only)
+    if watched is not None:
+        watch.remember(folder, watched.token)
+    _emit(args.json, report.to_json(), push_lines(report))
+    return EXIT_OK
+
+
+def push_lines(report: PushReport) -> list[str]:
     lines = [
         f"scanned {report.files_scanned} files ({report.files_hashed} hashed, {report.files_reused} unchanged)"
         + (f"; skipped {report.symlinks_skipped} symlink(s)" if report.symlinks_skipped else "")
@@ -267,8 +279,7 @@ def cmd_push(args: argparse.Namespace, env: Env) -> int:
             f"{report.manifests_uploaded} of {report.manifests_total} manifest(s)"
         )
         lines.append(f"snapshot {report.snapshot_id} (tree {report.manifest_hash[:12]})")
-    _emit(args.json, report.to_json(), lines)
-    return EXIT_OK
+    return lines
 
 
 def _folder_paths(folder: Folder, paths: list[str]) -> list[str] | None:
@@ -288,8 +299,10 @@ def _folder_paths(folder: Folder, paths: list[str]) -> list[str] | None:
 
 def cmd_status(args: argparse.Namespace, env: Env) -> int:
     folder, state, credentials = _workspace(args, env)
+    watched = None if args.rescan else watch.ask(folder)
     with _client(credentials) as api:
-        report = status(folder, state, api, with_drift=not args.no_drift)
+        report = status(folder, state, api, with_drift=not args.no_drift,
+                        only=watched.paths if watched is not None else None)
     head = f"at {state.head_snapshot_id}" if state.head_snapshot_id else "never pushed"
     lines = [f"{head}; " + ("nothing changed since the last push" if report.clean else f"{len(report.changes)} change(s):")]
     lines += short_lines(report.changes)
@@ -297,6 +310,45 @@ def cmd_status(args: argparse.Namespace, env: Env) -> int:
         lines.append(drift_line(report.drift) if report.drift is not None else f"drift unavailable ({report.drift_error})")
     _emit(args.json, report.to_json(), lines)
     return EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace, env: Env) -> int:
+    if not watch.supported():
+        raise UsageError("fastest watch needs Linux (inotify); use fastest push")
+    if args.delay < 0:
+        raise UsageError("--delay must not be negative")
+    folder, _, credentials = _workspace(args, env)
+    with _client(credentials) as api:
+
+        def push_changes(watcher: watch.Watcher) -> None:
+            """Push what changed since the last push; a failure is reported and watching goes on."""
+            answer = watcher.answer(watch.saved_token(folder))
+            try:
+                report = push(folder, folder.load(), api, only=answer.paths, progress=False)
+            except (PushError, ApiError, ManifestError, OSError, NotAWorkspace) as exc:
+                print(f"{_clock()} push failed: {exc}", flush=True)
+                return
+            watch.remember(folder, answer.token)
+            if not report.nothing_to_push:
+                print(f"{_clock()} " + "; ".join(push_lines(report)[1:]), flush=True)
+
+        def ready(watcher: watch.Watcher) -> None:
+            what = "keeping track of changes" if args.no_push else f"pushing after {args.delay:g} s of quiet"
+            print(f"watching {folder.root} ({len(watcher.directories)} directories), {what}; Ctrl-C stops",
+                  flush=True)
+            if not args.no_push:
+                push_changes(watcher)  # whatever changed while nobody watched
+
+        try:
+            watch.run(folder, on_quiet=None if args.no_push else push_changes, quiet_seconds=args.delay,
+                      on_ready=ready)
+        except KeyboardInterrupt:
+            print("stopped watching", flush=True)
+    return EXIT_OK
+
+
+def _clock() -> str:
+    return time.strftime("%H:%M:%S")
 
 
 def cmd_log(args: argparse.Namespace, env: Env) -> int:

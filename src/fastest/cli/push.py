@@ -75,6 +75,7 @@ class PushReport:
     """What a push looked at and sent; `--json` prints exactly this."""
 
     nothing_to_push: bool = False
+    folder_walked: bool = True  # False: only named paths (or those a watcher reported) were looked at
     manifest_hash: str | None = None
     snapshot_id: str | None = None
     snapshot_created: bool = False
@@ -157,7 +158,7 @@ def _scan_only(folder: Folder, index: LocalIndex, pushed: PushedTree, only: Sequ
         else:
             records[path] = state
     result = ScanResult(records=records, hashed=hashed, reused=len(records) - hashed, hashed_bytes=0,
-                        ignored=0, symlinks=0, special=0, unencodable=[])
+                        ignored=0, symlinks=0, special=0, unencodable=[], folder_walked=False)
     return result, changes
 
 
@@ -203,6 +204,7 @@ def push(
     scanned, tree, changes = scan_folder(folder, pushed, progress=progress, timings=timings, only=only)
     report = PushReport(
         timings_ms=timings,
+        folder_walked=scanned.folder_walked,
         manifest_hash=tree.root,
         files_scanned=len(scanned.records),
         files_hashed=scanned.hashed,

@@ -74,6 +74,7 @@ class ScanResult:
     symlinks: int
     special: int
     unencodable: list[str]
+    folder_walked: bool = True  # False: only some paths were looked at (`scan_paths`)
 
     @property
     def files(self) -> list[ScannedFile]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from fastest.cli.client import ApiClient, ApiError
 from fastest.cli.loader import manifest_loader
@@ -29,6 +29,7 @@ class StatusReport:
     changes: list[Change] = field(default_factory=list)
     drift: dict[str, Any] | None = None
     drift_error: str | None = None
+    folder_walked: bool = True  # False: only what `fastest watch` reported was looked at
 
     @property
     def clean(self) -> bool:
@@ -43,6 +44,7 @@ class StatusReport:
             "changes": [{"path": c.path, "kind": c.kind} for c in self.changes],
             "drift": self.drift,
             "drift_error": self.drift_error,
+            "folder_walked": self.folder_walked,
         }
 
 
@@ -54,11 +56,12 @@ def local_changes(old_root: str | None, new_root: str, load: ManifestLoader) -> 
 
 
 def status(folder: Folder, state: WorkspaceState, api: ApiClient, *, progress: bool | None = None,
-           with_drift: bool = True) -> StatusReport:
+           with_drift: bool = True, only: Sequence[str] | None = None) -> StatusReport:
+    """`only`: look at these paths alone (what `fastest watch` says changed), as `push` does."""
     pushed = PushedTree.load(folder.pushed_file, state.manifest_hash)
-    _, tree, _ = scan_folder(folder, pushed, progress=progress)
+    scanned, tree, _ = scan_folder(folder, pushed, progress=progress, only=only)
     load = manifest_loader(api, ManifestCache(folder.manifest_dir), tree.manifests, pushed.manifests)
-    report = StatusReport(state.head_snapshot_id, state.manifest_hash, tree.root)
+    report = StatusReport(state.head_snapshot_id, state.manifest_hash, tree.root, folder_walked=scanned.folder_walked)
     report.changes = local_changes(state.manifest_hash, tree.root, load)
     if with_drift:
         try:
