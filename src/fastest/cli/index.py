@@ -102,8 +102,10 @@ class LocalIndex:
             if self._entries.get(path) != entry:
                 self._entries[path] = entry
                 self._dirty = True
-        elif self._entries.pop(path, None) is not None:
-            self._dirty = True
+        else:
+            # Forgotten in memory only: the saved entry no longer matches the file's (size, mtime)
+            # either, so it cannot be trusted by mistake, and a one-file push need not rewrite the index.
+            self._entries.pop(path, None)
 
     def use_rules(self, rules_key: str) -> None:
         """Listings are only good for the ignore rules that filtered them: forget them if these differ."""
