@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
-from fastest.api.deps import PageParams, authorize, client_ip, get_platform, page_params, request_context
+from fastest.api.deps import PageParams, authorize, get_platform, limit_by_ip, page_params, request_context
 from fastest.platform import Platform
 from fastest.schemas.auth import (
     PROVIDER_PATTERN,
@@ -17,7 +17,7 @@ from fastest.schemas.auth import (
     TokenGrant,
 )
 from fastest.schemas.common import Success, problem_responses
-from fastest.services import api_keys, google, identity, rate_limits
+from fastest.services import api_keys, google, identity
 from fastest.services.audit import RequestContext
 from fastest.services.identity import Principal
 
@@ -28,12 +28,6 @@ TokenId = Path(..., max_length=64, description="A token id (`tok_…`), from `GE
 signed_in = authorize(None)
 keys_write = authorize("keys:write")
 keys_write_fresh = authorize("keys:write", fresh=True)
-
-
-async def limit_by_ip(request: Request, platform: Platform) -> None:
-    """Routes called before anyone is known are limited per IP, like authenticated ones per user."""
-    decision = await rate_limits.enforce(platform, f"ip:{client_ip(request) or 'unknown'}")
-    request.state.rate_limit = ("default", decision)
 
 
 @router.post("/google", response_model=TokenGrant, responses=problem_responses(503), summary="Sign in with a Google ID token")

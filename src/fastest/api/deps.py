@@ -12,7 +12,7 @@ from fastest.domain.pagination import InvalidCursor, decode_cursor
 from fastest.errors import ValidationFailed
 from fastest.platform import Platform
 from fastest.ports import RateDecision
-from fastest.services import identity
+from fastest.services import identity, rate_limits
 from fastest.services.audit import RequestContext
 from fastest.services.identity import Principal
 
@@ -61,6 +61,12 @@ def client_ip(request: Request) -> str | None:
         if forwarded:
             return forwarded[:64]
     return request.client.host if request.client else None
+
+
+async def limit_by_ip(request: Request, platform: Platform) -> None:
+    """Routes called before anyone is known are limited per IP, like authenticated ones per user."""
+    decision = await rate_limits.enforce(platform, f"ip:{client_ip(request) or 'unknown'}")
+    request.state.rate_limit = ("default", decision)
 
 
 async def request_context(request: Request) -> RequestContext:

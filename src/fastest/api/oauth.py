@@ -13,8 +13,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from fastest.api.auth import limit_by_ip
-from fastest.api.deps import get_platform, optional_bearer, request_context
+from fastest.api.deps import get_platform, limit_by_ip, optional_bearer, request_context
 from fastest.domain import tokens
 from fastest.errors import Unauthenticated, ValidationFailed
 from fastest.platform import Platform

@@ -149,11 +149,9 @@ async def _redeem(platform: Platform, row: Mapping[str, Any], context: RequestCo
                 f"INSERT INTO auth_tokens ({identity.TOKEN_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ? "
                 "WHERE EXISTS (SELECT 1 FROM device_codes WHERE id = ? AND token_id = ?)"
             ).bind(*token_row, row["id"], issued.token_id),
-            audit.record(
-                platform, user["id"], "token.created", f"Token created ({token_row[3]})", context,
-                {"token_id": issued.token_id, "label": token_row[3], "abilities": list(issued.abilities),
-                 "device_user_code": device_codes.display_user_code(row["user_code"])},
-                if_changed=True,
+            identity.token_created(
+                platform, issued, token_row[3], context,
+                details={"device_user_code": device_codes.display_user_code(row["user_code"])}, if_changed=True,
             ),
         ]
     )

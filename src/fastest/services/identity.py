@@ -182,10 +182,13 @@ async def issue_token(
     return issued
 
 
-def _token_created(platform: Platform, issued: IssuedToken, label: str, context: RequestContext) -> Statement:
+def token_created(platform: Platform, issued: IssuedToken, label: str, context: RequestContext, *,
+                  details: Mapping[str, Any] | None = None, if_changed: bool = False) -> Statement:
+    """The audit record of a new token (`details` add to its data; `if_changed` as in `audit.record`)."""
     return audit.record(
         platform, issued.user_id, "token.created", f"Token created ({label or 'unlabelled'})", context,
-        {"token_id": issued.token_id, "label": label, "abilities": list(issued.abilities)},
+        {"token_id": issued.token_id, "label": label, "abilities": list(issued.abilities), **(details or {})},
+        if_changed=if_changed,
     )
 
 
@@ -214,7 +217,7 @@ async def sign_in(
     statements.append(
         audit.record(platform, user["id"], "auth.sign_in", f"Signed in with {method}", context, {"method": method})
     )
-    statements.append(_token_created(platform, issued, label or method, context))
+    statements.append(token_created(platform, issued, label or method, context))
     await platform.db.batch(statements)
     return await get_user(platform, user["id"]), issued
 
