@@ -125,11 +125,20 @@ def require_fresh_session(platform: Platform, principal: Principal) -> None:
         )
 
 
-async def ensure_user(platform: Platform, email: str, *, name: str | None = None) -> dict[str, Any]:
-    """Find the user with this email or create it (emails compare case-insensitively)."""
+def _checked_email(email: str) -> str:
     email = email.strip()
     if "@" not in email or len(email) > 320:
         raise ValidationFailed("A valid email address is required.", fields={"email": "invalid email"})
+    return email
+
+
+def _mint_token() -> str:
+    return tokens.format_token(secrets.token_bytes(tokens.ENTROPY_BYTES))
+
+
+async def ensure_user(platform: Platform, email: str, *, name: str | None = None) -> dict[str, Any]:
+    """Find the user with this email or create it (emails compare case-insensitively)."""
+    email = _checked_email(email)
     found = await platform.db.prepare("SELECT * FROM users WHERE email = ?").bind(email).first()
     if found is not None:
         return found
@@ -153,7 +162,7 @@ def new_token(
     """A fresh token and the values of its `auth_tokens` row (in `TOKEN_COLUMNS` order), for callers
     that insert it inside their own batch. Only the token's hash is in the row."""
     now = platform.clock.now()
-    token = tokens.format_token(secrets.token_bytes(tokens.ENTROPY_BYTES))
+    token = _mint_token()
     token_id = new_id(platform, "tok")
     expires_at = iso(now + timedelta(days=platform.settings.token_ttl_days))
     row = (
@@ -209,17 +218,20 @@ async def sign_in(
     issued, row = new_token(platform, user["id"], abilities=abilities, label=label or method)
     statements = [insert_token(platform, row)]
     if (name and name != user.get("name")) or (picture and picture != user.get("picture")):
+        updated_at = now_iso(platform)
         statements.append(
             platform.db.prepare(
                 "UPDATE users SET name = COALESCE(?, name), picture = COALESCE(?, picture), updated_at = ? WHERE id = ?"
-            ).bind(name, picture, now_iso(platform), user["id"])
+            ).bind(name, picture, updated_at, user["id"])
         )
+        user = {**user, "name": name or user.get("name"), "picture": picture or user.get("picture"),
+                "updated_at": updated_at}
     statements.append(
         audit.record(platform, user["id"], "auth.sign_in", f"Signed in with {method}", context, {"method": method})
     )
     statements.append(token_created(platform, issued, label or method, context))
     await platform.db.batch(statements)
-    return await get_user(platform, user["id"]), issued
+    return user, issued
 
 
 async def get_user(platform: Platform, user_id: str) -> dict[str, Any]:
@@ -296,10 +308,8 @@ def bootstrap_token_sql(
     """A new token for `email` as SQL to run on a remote D1 (`wrangler d1 execute --file`), creating
     the user if needed. Returns (token, sql). For the first token of a fresh Cloudflare deployment,
     before any sign-in method exists; only the token's hash is in the SQL."""
-    email = email.strip()
-    if "@" not in email or len(email) > 320:
-        raise ValidationFailed("A valid email address is required.", fields={"email": "invalid email"})
-    token = tokens.format_token(secrets.token_bytes(tokens.ENTROPY_BYTES))
+    email = _checked_email(email)
+    token = _mint_token()
     millis = millis_of(now)
     user_id = make_id("usr", millis, secrets.token_bytes(ENTROPY_BYTES))
     token_id = make_id("tok", millis, secrets.token_bytes(ENTROPY_BYTES))
@@ -308,7 +318,7 @@ def bootstrap_token_sql(
     sql = (
         f"INSERT INTO users (id, email, created_at, updated_at) VALUES ({q(user_id)}, {q(email)}, {q(stamp)}, {q(stamp)}) "
         "ON CONFLICT(email) DO NOTHING;\n"
-        "INSERT INTO auth_tokens (id, user_id, token_hash, label, abilities, created_at, authenticated_at, expires_at) "
+        f"INSERT INTO auth_tokens ({TOKEN_COLUMNS}) "
         f"SELECT {q(token_id)}, id, {q(tokens.token_hash(token))}, {q(label)}, {q(json.dumps(list(abilities)))}, "
         f"{q(stamp)}, {q(stamp)}, {q(expires)} FROM users WHERE email = {q(email)};\n"
     )
