@@ -9,57 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
 from pathlib import Path
 
-import pytest
-
 from fastest.domain.tree import build_manifests
-from tests.e2e.conftest import FASTEST, admin_token, running_server
-
-
-@pytest.fixture
-def server(tmp_path: Path):
-    with running_server(tmp_path / "data", {"FASTEST_RATE_LIMIT_PER_MINUTE": "100000"}) as (base_url, _):
-        yield base_url, tmp_path / "data"
-
-
-class Cli:
-    """Runs `fastest …` with its own config directory, like a user on their own machine."""
-
-    def __init__(self, config_dir: Path) -> None:
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("FASTEST_")}
-        self.env["FASTEST_CONFIG_DIR"] = str(config_dir)
-
-    def __call__(self, *args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run([*FASTEST, *args], cwd=cwd, env=self.env, capture_output=True, text=True, timeout=120)
-        if check and done.returncode != 0:
-            raise AssertionError(f"fastest {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
-        return done
-
-    def json(self, *args: str, cwd: Path) -> dict:
-        done = self(*args, "--json", cwd=cwd)
-        return json.loads(done.stdout)
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    return Cli(tmp_path / "config")
-
-
-@pytest.fixture
-def logged_in(server, cli: Cli, tmp_path: Path) -> Cli:
-    base_url, data_dir = server
-    cli("login", "--server", base_url, "--token", admin_token(data_dir, "cli@example.com"), cwd=tmp_path)
-    return cli
-
-
-def write(path: Path, content: bytes | str, mode: int | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
-    if mode is not None:
-        path.chmod(mode)
+from tests.e2e.conftest import Cli, write
 
 
 def generate_folder(root: Path) -> None:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tests.e2e.conftest import FASTEST
-from tests.e2e.test_cli import Cli, logged_in, server, cli, write  # noqa: F401  (fixtures)
+from tests.e2e.conftest import FASTEST, Cli, write
 
 
 def files_of(root: Path) -> dict[str, bytes]:

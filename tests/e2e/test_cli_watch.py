@@ -13,8 +13,8 @@ from typing import Callable, Iterator
 
 import pytest
 
-from tests.e2e.conftest import FASTEST
-from tests.e2e.test_cli import Cli, checked_out, cli, logged_in, server, tree_of, write  # noqa: F401 (fixtures)
+from tests.e2e.conftest import FASTEST, Cli, write
+from tests.e2e.test_cli import checked_out, tree_of
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fastest watch uses inotify")
 
