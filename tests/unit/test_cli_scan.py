@@ -34,7 +34,7 @@ from fastest.cli.ignore import IgnoreRules
 from fastest.cli.index import LocalIndex, is_settled
 from fastest.cli.push import manifest_waves
 from fastest.cli import scan as scan_module
-from fastest.cli.scan import scan, walk
+from fastest.cli.scan import scan, scan_paths, walk
 from fastest.cli.state import ManifestCache, PushedTree
 from fastest.domain.tree import build_manifests
 
@@ -292,6 +292,24 @@ def test_fresh_directories_are_read_again(tmp_path: Path):
     walk_with_index(root, index_path)
     _, listed = walk_with_index(root, index_path)
     assert listed == 4
+
+
+def test_looking_at_named_paths_finds_what_changed_there_and_only_there(tmp_path: Path):
+    root = tmp_path / "tree"
+    for path, text in {"a.txt": "a", "lib/one.py": "1", "lib/sub/two.py": "2", "lib.txt": "l", "libx/three.py": "3"}.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    index = LocalIndex(tmp_path / "index")
+    known = scan(root, index, progress=False).records
+    shutil.rmtree(root / "lib")
+    (root / "lib").write_text("now a file")  # a directory replaced by a file
+    (root / "a.txt").write_text("a changed")
+    (root / "libx" / "three.py").write_text("3 changed, but not named")
+    changes, hashed = scan_paths(root, index, known, ["lib", "a.txt", "missing.txt"])
+    assert sorted(changes) == ["a.txt", "lib", "lib/one.py", "lib/sub/two.py"]
+    assert changes["lib/one.py"] is None and changes["lib/sub/two.py"] is None
+    assert changes["lib"][0] == hashlib.sha256(b"now a file").hexdigest()
+    assert hashed == 2
 
 
 # --------------------------------------------------------------------------------------------------

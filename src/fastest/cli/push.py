@@ -56,6 +56,7 @@ CLOSURE_ERRORS = frozenset({"manifest_missing", "blobs_missing"})
 COLLECTED_RETRIES = 3  # times a frame refused as `*_being_collected` is sent again
 MANIFEST_BATCH_MAX_FRAMES = BATCH_MAX_FRAMES  # the server's default limit
 MANIFEST_BATCH_MAX_BYTES = BATCH_MAX_BYTES
+LOOK_AT_PATHS_MAX = 5000  # more paths than this to look at: walk the folder instead
 
 
 class PushError(Exception):
@@ -124,6 +125,8 @@ def scan_folder(folder: Folder, pushed: PushedTree, *, progress: bool | None = N
     timings = {} if timings is None else timings
     with phase(timings, "scan"):
         index = LocalIndex.load(folder.index_file)
+        if only is not None and len(only) > LOOK_AT_PATHS_MAX:
+            only = None  # e.g. a branch switch under a watcher: walking is as fast and simpler
         if only is not None and pushed.root is not None:
             result, changes = _scan_only(folder, index, pushed, only)
         else:

@@ -10,6 +10,7 @@ releases the GIL on large updates); thousands of small files are faster on one t
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import os
 import stat
@@ -330,6 +331,7 @@ def scan_paths(root: Path, index: LocalIndex, known: Mapping[str, FileState], pa
     rules = rules or IgnoreRules.for_folder(root)
     changes: dict[str, FileState | None] = {}
     hashed = 0
+    known_sorted: list[str] | None = None  # for finding what was under a path, by bisection
     for path in paths:
         parts = path.split("/")
         if any(rules.is_ignored("/".join(parts[:n]), is_dir=True) for n in range(1, len(parts))):
@@ -345,7 +347,9 @@ def scan_paths(root: Path, index: LocalIndex, known: Mapping[str, FileState], pa
         elif info is not None and stat.S_ISREG(info.st_mode) and not rules.is_ignored(path, is_dir=False):
             found = {path: FoundFile(path, info.st_size, info.st_mtime_ns,
                                      MODE_EXECUTABLE if info.st_mode & stat.S_IXUSR else MODE_FILE)}
-        for old in [p for p in known if p == path or p.startswith(path + "/")]:
+        if known_sorted is None:
+            known_sorted = sorted(known)
+        for old in _at_or_under(known_sorted, path):
             if old not in found:
                 changes[old] = None
         for file in found.values():
@@ -361,3 +365,17 @@ def scan_paths(root: Path, index: LocalIndex, known: Mapping[str, FileState], pa
             if known.get(file.path) != state:
                 changes[file.path] = state
     return changes, hashed
+
+
+def _at_or_under(sorted_paths: list[str], path: str) -> list[str]:
+    """The paths of `sorted_paths` equal to `path` or inside it (`path/…`): two bisections, not a scan."""
+    found: list[str] = []
+    at = bisect.bisect_left(sorted_paths, path)
+    if at < len(sorted_paths) and sorted_paths[at] == path:
+        found.append(path)
+    prefix = path + "/"
+    under = bisect.bisect_left(sorted_paths, prefix)
+    while under < len(sorted_paths) and sorted_paths[under].startswith(prefix):
+        found.append(sorted_paths[under])
+        under += 1
+    return found
