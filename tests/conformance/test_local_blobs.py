@@ -327,6 +327,44 @@ def test_replacing_an_object_switches_kinds_without_orphan_files(blob_store: Loc
     asyncio.run(scenario())
 
 
+def test_puts_started_together_commit_together_and_each_is_what_it_should_be(blob_store: LocalBlobStore) -> None:
+    """Concurrent puts share one commit (the local store's group commit): every object is visible
+    once its put returns, and two versions of one key put together end as the later one, the other
+    one's file gone."""
+
+    async def scenario() -> None:
+        small = {f"k/small-{n}": os.urandom(SMALL + n) for n in range(50)}
+        await asyncio.gather(*(blob_store.put(key, data) for key, data in small.items()))
+        for key, data in small.items():
+            body = await blob_store.get(key)
+            assert body is not None and await body.read() == data
+        first, second = os.urandom(LARGE), os.urandom(LARGE + 1)
+        await asyncio.gather(blob_store.put("k/twice", first), blob_store.put("k/twice", second))
+        body = await blob_store.get("k/twice")
+        assert body is not None and await body.read() == second
+        assert len(object_files(blob_store)) == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_put_cancelled_while_its_commit_is_queued_is_whole_or_absent(blob_store: LocalBlobStore) -> None:
+    async def scenario() -> None:
+        data = os.urandom(LARGE)
+        task = asyncio.create_task(blob_store.put("k/late", data))
+        for _ in range(100):  # until it waits for the group commit
+            await asyncio.sleep(0)
+            if blob_store._pending:
+                break
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await asyncio.sleep(0)
+        body = await blob_store.get("k/late")
+        assert body is None or await body.read() == data
+        assert len(object_files(blob_store)) == (0 if body is None else 1)
+
+    asyncio.run(scenario())
+
+
 # -- crashes ---------------------------------------------------------------------------------------
 
 
