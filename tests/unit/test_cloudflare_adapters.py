@@ -512,9 +512,10 @@ class FakeStorage:
 
     async def list(self, **options: Any) -> dict:
         self.list_options = options
-        prefix, start = options.get("prefix", ""), options.get("start", "")
-        found = {k: v for k, v in sorted(self.data.items()) if k.startswith(prefix) and k >= start}
-        return dict(list(found.items())[: options.get("limit", len(found))])
+        prefix, start, end = options.get("prefix", ""), options.get("start", ""), options.get("end")
+        found = [(k, v) for k, v in sorted(self.data.items(), reverse=options.get("reverse", False))
+                 if k.startswith(prefix) and k >= start and (end is None or k < end)]
+        return dict(found[: options.get("limit", len(found))])
 
 
 def test_durable_object_storage_adapter() -> None:
@@ -528,6 +529,10 @@ def test_durable_object_storage_adapter() -> None:
     assert len(run(storage.list())) == 3
     assert list(run(storage.list(prefix="msg:", start="msg:2", limit=5))) == ["msg:2"]
     assert storage._storage.list_options == {"prefix": "msg:", "start": "msg:2", "limit": 5}
+    # The last entries first: DO storage's own `reverse` (and `end`), passed through.
+    assert list(run(storage.list(prefix="msg:", end="msg:2", reverse=True, limit=1))) == ["msg:1"]
+    assert storage._storage.list_options == {"prefix": "msg:", "end": "msg:2", "reverse": True, "limit": 1}
+    assert list(run(storage.list(prefix="msg:", reverse=True))) == ["msg:2", "msg:1"]
     assert run(storage.delete("meta")) is True and run(storage.delete("meta")) is False
 
 

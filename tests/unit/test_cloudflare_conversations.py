@@ -55,8 +55,9 @@ class MemoryStorage:
     async def delete(self, key):
         return self.data.pop(key, None) is not None
 
-    async def list(self, *, prefix="", start=None, limit=None):
-        keys = [k for k in sorted(self.data) if k.startswith(prefix) and (start is None or k >= start)]
+    async def list(self, *, prefix="", start=None, end=None, reverse=False, limit=None):
+        keys = [k for k in sorted(self.data, reverse=reverse)
+                if k.startswith(prefix) and (start is None or k >= start) and (end is None or k < end)]
         return {k: self.data[k] for k in keys[:limit]}
 
 

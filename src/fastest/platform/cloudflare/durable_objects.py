@@ -105,10 +105,19 @@ class DurableObjectStorage:
     async def delete(self, key: str) -> bool:
         return bool(from_js(await self._storage.delete(key)))
 
-    async def list(self, *, prefix: str = "", start: str | None = None, limit: int | None = None) -> dict[str, Any]:
-        options = {k: v for k, v in (("prefix", prefix or None), ("start", start), ("limit", limit)) if v is not None}
-        result = await (self._storage.list(**options) if options else self._storage.list())
+    async def list(
+        self, *, prefix: str = "", start: str | None = None, end: str | None = None,
+        reverse: bool = False, limit: int | None = None,
+    ) -> dict[str, Any]:
+        result = await self._storage.list(**list_options(prefix=prefix, start=start, end=end, reverse=reverse, limit=limit))
         return dict(from_js(result) or {})
+
+
+def list_options(*, prefix: str, start: str | None, end: str | None, reverse: bool, limit: int | None) -> dict[str, Any]:
+    """`ctx.storage.list`'s options object (as keyword arguments): only the options given. The
+    runtime lists natively in reverse, from `end` down."""
+    given = (("prefix", prefix or None), ("start", start), ("end", end), ("reverse", reverse or None), ("limit", limit))
+    return {name: value for name, value in given if value is not None}
 
 
 def object_name(ctx: Any) -> str:

@@ -69,18 +69,24 @@ class LocalSessionStorage:
             cursor = self._connection.execute("DELETE FROM entries WHERE key = ?", (key,))
         return cursor.rowcount > 0
 
-    async def list(self, *, prefix: str = "", start: str | None = None, limit: int | None = None) -> dict[str, Any]:
-        """The entries whose key starts with `prefix`, in key order (as DO storage lists them), from
-        `start` (inclusive) on, at most `limit` of them."""
+    async def list(
+        self, *, prefix: str = "", start: str | None = None, end: str | None = None,
+        reverse: bool = False, limit: int | None = None,
+    ) -> dict[str, Any]:
+        """The entries whose key starts with `prefix`, from `start` (inclusive) to `end` (exclusive),
+        in key order, or descending with `reverse` (as DO storage lists them: `reverse` keeps what
+        `start` and `end` mean, so the first entries returned are the last before `end`), at most
+        `limit` of them."""
         if limit is not None and limit < 1:
             raise ValueError("limit must be positive")
+        lower = max(prefix, start) if start is not None else prefix
+        bounds = [bound for bound in (successor(prefix) if prefix else None, end) if bound is not None]
         sql = "SELECT key, value FROM entries WHERE key >= ?"
-        params: list[Any] = [max(prefix, start) if start is not None else prefix]
-        upper = successor(prefix)
-        if upper is not None:
+        params: list[Any] = [lower]
+        if bounds:
             sql += " AND key < ?"
-            params.append(upper)
-        sql += " ORDER BY key"
+            params.append(min(bounds))
+        sql += " ORDER BY key DESC" if reverse else " ORDER BY key"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
