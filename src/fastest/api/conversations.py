@@ -18,12 +18,12 @@ import json
 from typing import Any, AsyncIterator
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, Path, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
 from fastest.api.deps import PageParams, authorize, get_platform, page_params
 from fastest.api.idempotency import respond_once
-from fastest.errors import ApiError, Unavailable, ValidationFailed
+from fastest.errors import ApiError, Unavailable
 from fastest.platform import Platform
 from fastest.schemas.common import Success, problem_responses
 from fastest.schemas.conversations import (
@@ -218,28 +218,15 @@ def _session_object(platform: Platform, conversation_id: str) -> Any:
     return instance(conversation_id)
 
 
-def _since(raw: str | None) -> int | None:
-    if raw is None or raw == "":
-        return None
-    if not raw.isdigit() or len(raw) > 15:
-        raise ValidationFailed("since is a non-negative event id.", fields={"since": "not an event id"})
-    return int(raw)
-
-
 @router.websocket("/v1/conversations/{conversation_id}/stream")
 async def stream(websocket: WebSocket, conversation_id: str):
     """`?token=` (or a bearer header), `?since=<event id>`. Closes 4401 on a bad token, 4404 on an
     unknown (or another user's) conversation; the close comes after the handshake, so browsers see
     the code."""
     platform: Platform = websocket.scope["state"]["platform"]
-    token = websocket.query_params.get("token")
-    header = websocket.headers.get("authorization", "")
-    if token is None and header.lower().startswith("bearer "):
-        token = header[7:].strip()
     await websocket.accept()
     try:
-        await conversations.authorize_stream(platform, token, conversation_id)
-        since = _since(websocket.query_params.get("since"))
+        since = await conversations.open_stream(platform, conversation_id, websocket.query_params, websocket.headers)
         session = _session_object(platform, conversation_id)
     except ApiError as error:
         await websocket.close(code=conversations.stream_close_code(error.status), reason=error.code)
@@ -276,18 +263,11 @@ async def stream(websocket: WebSocket, conversation_id: str):
 
 
 @router.get("/v1/conversations/{conversation_id}/events", include_in_schema=False)
-async def events(
-    conversation_id: str,
-    since: str | None = Query(None),
-    last_event_id: str | None = Header(None),
-    principal: Principal = Depends(chat),
-    platform: Platform = Depends(get_platform),
-):
-    """Server-sent events: the stream's frames as `id:`/`event:`/`data:` records. `Last-Event-ID`
-    (sent by EventSource on reconnect) or `?since=` replays what was missed. (Not in the OpenAPI
-    document: it never ends.)"""
-    await conversations.get_owned(platform, principal.user_id, conversation_id)
-    start = _since(last_event_id if last_event_id is not None else since)
+async def events(request: Request, conversation_id: str, platform: Platform = Depends(get_platform)):
+    """Server-sent events: the stream's frames as `id:`/`event:`/`data:` records. A bearer header or
+    `?token=` (an EventSource cannot send headers); `Last-Event-ID` (sent by EventSource on
+    reconnect) or `?since=` replays what was missed. (Not in the OpenAPI document: it never ends.)"""
+    start = await conversations.open_stream(platform, conversation_id, request.query_params, request.headers)
     session = _session_object(platform, conversation_id)
     client = _QueuedClient()
 

@@ -224,16 +224,54 @@ async def snapshot(platform: Platform, user_id: str, conversation_id: str, *, ge
     return {"snapshot_id": created["id"], "manifest_hash": root, "was_dirty": bool(overlay), "summary": summary}
 
 
+# --------------------------------------------------------------------------------------------------
+# Opening a live stream (the WebSocket, or SSE): the same rules on both runtimes
+# --------------------------------------------------------------------------------------------------
+
 # WebSocket close codes for a stream that cannot open: the HTTP status, in the 4000 range.
 STREAM_CLOSE_CODES = {401: 4401, 403: 4403, 404: 4404, 429: 4429}
+_EVENT_ID_DIGITS = 15
 
 
 def stream_close_code(status: int) -> int:
     return STREAM_CLOSE_CODES.get(status, 4400)
 
 
+def stream_token(query: Mapping[str, str], headers: Mapping[str, str]) -> str | None:
+    """The caller's token: `?token=` (browsers cannot put headers on a WebSocket or an EventSource),
+    else an `Authorization: Bearer` header. `headers` has lower-case names (or ignores case)."""
+    token = query.get("token")
+    if token is None:
+        header = headers.get("authorization") or ""
+        if header[:7].lower() == "bearer ":
+            token = header[7:].strip()
+    return token
+
+
+def stream_since(query: Mapping[str, str], headers: Mapping[str, str]) -> int | None:
+    """The last event id the client has: `Last-Event-ID` (what an EventSource sends when it
+    reconnects), else `?since=`; None: live events only. Anything but a plain event id is a 422."""
+    raw = headers.get("last-event-id")
+    if raw is None:
+        raw = query.get("since")
+    if raw is None or raw == "":
+        return None
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > _EVENT_ID_DIGITS:
+        raise ValidationFailed("since is a non-negative event id.", fields={"since": "not an event id"})
+    return int(raw)
+
+
 async def authorize_stream(platform: Platform, token: str | None, conversation_id: str) -> Principal:
-    """The caller of a stream (`?token=`): a valid token with `conversations`, on their own conversation."""
+    """The caller of a stream: a valid token with `conversations`, on their own conversation."""
     principal = await identity.authorize(platform, token, "conversations")
     await get_owned(platform, principal.user_id, conversation_id)
     return principal
+
+
+async def open_stream(platform: Platform, conversation_id: str, query: Mapping[str, str], headers: Mapping[str, str]) -> int | None:
+    """Everything a stream request must pass before it reaches the session object, in this order:
+    the token, the conversation (the caller's own), then `since` (so a stranger learns nothing from
+    a validation error). Returns where the replay starts. Used by the local routes and by the Worker
+    that forwards streams to the Durable Object, so both runtimes accept and refuse the same."""
+    await authorize_stream(platform, stream_token(query, headers), conversation_id)
+    return stream_since(query, headers)

@@ -175,12 +175,23 @@ def wants_websocket(request: Any) -> bool:
     return str(upgrade or "").lower() == "websocket"
 
 
-def since_of(request: Any) -> int | None:
-    """`?since=<event id>` of the upgrade request (the Worker validated it)."""
-    from urllib.parse import parse_qs
+def query_of(request: Any) -> dict[str, str]:
+    """The query string of a JS Request as a dict (the last value of a repeated name wins)."""
+    from urllib.parse import parse_qsl
 
-    values = parse_qs(urlsplit(str(field(request, "url"))).query).get("since")
-    return int(values[0]) if values and values[0].isdigit() else None
+    return dict(parse_qsl(urlsplit(str(field(request, "url"))).query))
+
+
+def since_of(request: Any) -> int | None:
+    """Where a forwarded stream's replay starts (`Last-Event-ID`, else `?since=`), read by the
+    same rule the Worker validated it with; None if it is not an event id (the Worker refused those)."""
+    from fastest.errors import ApiError
+    from fastest.services.conversations import stream_since
+
+    try:
+        return stream_since(query_of(request), _headers(field(request, "headers")))
+    except ApiError:
+        return None
 
 
 class JsSocket:
@@ -268,17 +279,14 @@ def _closed_socket_response(code: int, reason: str) -> Any:
 
 
 async def forward_stream(conversation_id: str, request: Any, platform: Any) -> Any:
-    """Authenticate the upgrade (`?token=`), check the conversation is the caller's, and hand the
-    request to its Durable Object, which accepts the socket (close 4401 / 4403 / 4404 otherwise)."""
-    from urllib.parse import parse_qs
-
+    """Open the stream by the local route's rules (`conversations.open_stream`: `?token=` or a bearer
+    header, the caller's own conversation, a valid `?since=`) and hand the request to the
+    conversation's Durable Object, which accepts the socket (close 4401 / 4403 / 4404 / 4400 otherwise)."""
     from fastest.errors import ApiError
     from fastest.services import conversations
 
-    query = parse_qs(urlsplit(str(field(request, "url"))).query)
-    token = (query.get("token") or [None])[0]
     try:
-        await conversations.authorize_stream(platform, token, conversation_id)
+        await conversations.open_stream(platform, conversation_id, query_of(request), _headers(field(request, "headers")))
     except ApiError as error:
         return _closed_socket_response(conversations.stream_close_code(error.status), error.code)
     return await platform.sessions.get(conversation_id).forward(request)
