@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from typing import Any
 
 import pytest
@@ -69,12 +70,19 @@ class FakeRequest:
 
 
 class ForwardingStub:
-    def __init__(self, forwarded: list) -> None:
+    def __init__(self, forwarded: list, response: Any = "the object's response") -> None:
         self.forwarded = forwarded
+        self.response = response
 
     async def forward(self, request: Any) -> Any:
         self.forwarded.append(request)
-        return "the object's response"
+        return self.response
+
+
+def edge_platform(platform, stub: ForwardingStub):
+    """The local platform, with a namespace whose stubs forward (as Durable Object stubs do)."""
+    sessions = type("Sessions", (), {"get": lambda self, name: stub})()
+    return dataclasses.replace(platform, sessions=sessions)
 
 
 def test_the_worker_forwards_by_the_same_rules(platform, conversation, alice, monkeypatch):
@@ -83,12 +91,11 @@ def test_the_worker_forwards_by_the_same_rules(platform, conversation, alice, mo
     closed: list[tuple[int, str]] = []
     monkeypatch.setattr(durable_objects, "_closed_socket_response", lambda code, reason: closed.append((code, reason)) or "closed")
     forwarded: list = []
-    sessions = type("Sessions", (), {"get": lambda self, name: ForwardingStub(forwarded)})()
-    edge = dataclasses.replace(platform, sessions=sessions)
+    edge = edge_platform(platform, ForwardingStub(forwarded))
     url = f"https://api.example/v1/conversations/{conversation}/stream"
 
     def forward(query: str, headers: dict[str, str]) -> Any:
-        return asyncio.run(durable_objects.forward_stream(conversation, FakeRequest(url + query, headers), edge))
+        return asyncio.run(durable_objects.forward_stream(conversation, "stream", FakeRequest(url + query, headers), edge))
 
     assert forward("?since=abc", {"Authorization": f"Bearer {alice.token}"}) == "closed"
     assert forward(f"?token={alice.token}&since=-1", {}) == "closed"
@@ -100,3 +107,31 @@ def test_the_worker_forwards_by_the_same_rules(platform, conversation, alice, mo
     # The object reads where to start by the same rule.
     assert durable_objects.since_of(forwarded[0]) == 2
     assert durable_objects.since_of(FakeRequest(url, {"Last-Event-ID": "5"})) == 5
+
+
+def test_the_worker_serves_event_streams_from_the_object(platform, conversation, alice):
+    """SSE on the Worker: refusals are the local route's problem+json; an accepted stream is the
+    object's streaming body, with the headers the app adds (request id, security, CORS)."""
+    from fastest.api.errors import PROBLEM_MEDIA_TYPE
+
+    body = object()  # the object's ReadableStream, passed through untouched
+    forwarded: list = []
+    stub = ForwardingStub(forwarded, {"status": 200, "body": body, "headers": {"Content-Type": "text/event-stream"}})
+    edge = edge_platform(platform, stub)
+    url = f"https://api.example/v1/conversations/{conversation}/events"
+
+    def forward(query: str, headers: dict[str, str]) -> tuple[Any, int, dict[str, str]]:
+        request = FakeRequest(url + query, headers)
+        return asyncio.run(durable_objects.forward_stream(
+            conversation, "events", request, edge, respond=lambda b, status, h: (b, status, h)))
+
+    problem, status, headers = forward("?since=x", {"authorization": f"Bearer {alice.token}"})
+    assert status == 422 and headers["Content-Type"] == PROBLEM_MEDIA_TYPE and "X-Request-Id" in headers
+    assert json.loads(problem)["error"]["code"] == "validation_failed"
+    problem, status, _ = forward("", {})
+    assert status == 401 and json.loads(problem)["error"]["code"] == "unauthenticated"
+    assert forwarded == []
+    streamed, status, headers = forward(f"?token={alice.token}", {"last-event-id": "4", "origin": "https://evil.example"})
+    assert streamed is body and status == 200 and headers["content-type"] == "text/event-stream"
+    assert "X-Request-Id" in headers and "Access-Control-Allow-Origin" not in headers and "RateLimit" in headers
+    assert durable_objects.since_of(forwarded[0]) == 4

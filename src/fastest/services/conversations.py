@@ -8,7 +8,7 @@ with `platform.sessions.get(conversation_id).fetch(...)`. Another user's convers
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from fastest.domain import tree
 from fastest.domain.manifest import is_sha256_hex
@@ -24,10 +24,9 @@ from fastest.errors import (
     ValidationFailed,
 )
 from fastest.platform import Platform
-from fastest.ports import SessionRequest
+from fastest.ports import RateDecision, SessionRequest
 from fastest.services import ai_budget, events, identity, snapshots, storage, working_tree, workspaces
 from fastest.services.common import new_id, now_iso, split_page
-from fastest.services.identity import Principal
 
 TITLE_MAX = 80
 
@@ -261,17 +260,16 @@ def stream_since(query: Mapping[str, str], headers: Mapping[str, str]) -> int | 
     return int(raw)
 
 
-async def authorize_stream(platform: Platform, token: str | None, conversation_id: str) -> Principal:
-    """The caller of a stream: a valid token with `conversations`, on their own conversation."""
-    principal = await identity.authorize(platform, token, "conversations")
-    await get_owned(platform, principal.user_id, conversation_id)
-    return principal
-
-
-async def open_stream(platform: Platform, conversation_id: str, query: Mapping[str, str], headers: Mapping[str, str]) -> int | None:
+async def open_stream(
+    platform: Platform, conversation_id: str, query: Mapping[str, str], headers: Mapping[str, str],
+    *, on_rate_decision: Callable[[RateDecision], None] | None = None,
+) -> int | None:
     """Everything a stream request must pass before it reaches the session object, in this order:
-    the token, the conversation (the caller's own), then `since` (so a stranger learns nothing from
-    a validation error). Returns where the replay starts. Used by the local routes and by the Worker
-    that forwards streams to the Durable Object, so both runtimes accept and refuse the same."""
-    await authorize_stream(platform, stream_token(query, headers), conversation_id)
+    the token (with the `conversations` ability; one unit of the default rate class), the
+    conversation (the caller's own), then `since` (so a stranger learns nothing from a validation
+    error). Returns where the replay starts. Used by the local routes and by the Worker that
+    forwards streams to the Durable Object, so both runtimes accept and refuse the same."""
+    token = stream_token(query, headers)
+    principal = await identity.authorize(platform, token, "conversations", on_rate_decision=on_rate_decision)
+    await get_owned(platform, principal.user_id, conversation_id)
     return stream_since(query, headers)
