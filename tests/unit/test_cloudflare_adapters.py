@@ -523,8 +523,19 @@ def test_durable_object_storage_adapter() -> None:
     run(storage.put("msg:1", {"role": "user", "text": "hi"}))
     run(storage.put("msg:2", {"role": "assistant", "text": "hello"}))
     run(storage.put("meta", 3))
+    # Only strings reach ctx.storage (no PyProxy of a dict or list for the runtime to clone).
+    assert storage._storage.data == {"msg:1": '{"role":"user","text":"hi"}', "msg:2": '{"role":"assistant","text":"hello"}', "meta": "3"}
     assert run(storage.get("msg:1")) == {"role": "user", "text": "hi"}
+    assert run(storage.get("meta")) == 3
     assert run(storage.get("missing")) is None
+    assert run(storage.list(prefix="msg:"))["msg:2"] == {"role": "assistant", "text": "hello"}
+    for key, bad in (("set", {1, 2}), ("nan", float("nan")), ("huge", "x" * 2_000_000), ("", 1)):
+        with pytest.raises(ValueError):
+            run(storage.put(key, bad))
+    assert set(storage._storage.data) == {"msg:1", "msg:2", "meta"}  # nothing written
+    storage._storage.data["old"] = {"cloned": [1]}  # stored before values were text
+    assert run(storage.get("old")) == {"cloned": [1]}
+    del storage._storage.data["old"]
     assert list(run(storage.list(prefix="msg:"))) == ["msg:1", "msg:2"]
     assert len(run(storage.list())) == 3
     assert list(run(storage.list(prefix="msg:", start="msg:2", limit=5))) == ["msg:2"]

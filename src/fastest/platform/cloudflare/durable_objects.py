@@ -18,6 +18,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from fastest.platform import session_values
 from fastest.platform.cloudflare.interop import field, from_js, is_null, to_bytes, to_str_dict
 from fastest.ports import SessionRequest, SessionResponse
 
@@ -94,17 +95,18 @@ class DurableObjectNamespace:
 class DurableObjectStorage:
     """`SessionStorage` over `ctx.storage` (the SQLite-backed key-value API of the object).
 
-    Values are structured-cloned by the runtime: JSON-shaped values round-trip as they are.
+    Values are stored as JSON text (`session_values`): a str crosses into JavaScript as a JS
+    string, where a dict or list would cross as a proxy (PyProxy) for the runtime to clone.
     """
 
     def __init__(self, storage: Any) -> None:
         self._storage = storage
 
     async def get(self, key: str) -> Any:
-        return from_js(await self._storage.get(key))
+        return stored_value(await self._storage.get(key))
 
     async def put(self, key: str, value: Any) -> None:
-        await self._storage.put(key, value)
+        await self._storage.put(key, session_values.encode(key, value))
 
     async def delete(self, key: str) -> bool:
         return bool(from_js(await self._storage.delete(key)))
@@ -114,7 +116,14 @@ class DurableObjectStorage:
         reverse: bool = False, limit: int | None = None,
     ) -> dict[str, Any]:
         result = await self._storage.list(**list_options(prefix=prefix, start=start, end=end, reverse=reverse, limit=limit))
-        return dict(from_js(result) or {})
+        return {str(key): stored_value(value) for key, value in (from_js(result) or {}).items()}
+
+
+def stored_value(raw: Any) -> Any:
+    """A value read back: the JSON text `put` wrote, decoded; absent (JS undefined) → None. A
+    value an object stored before values were text (a structured clone) comes back as it is."""
+    raw = from_js(raw)
+    return session_values.decode(raw) if isinstance(raw, str) else raw
 
 
 def list_options(*, prefix: str, start: str | None, end: str | None, reverse: bool, limit: int | None) -> dict[str, Any]:
