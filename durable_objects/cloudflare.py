@@ -6,6 +6,9 @@ the isolate's `Platform` (D1, R2, the model) and the hibernatable WebSockets, an
 `SessionResponse` back into a JS Response. The conversions live in
 `fastest.platform.cloudflare.durable_objects`, where they are unit-tested with fakes.
 
+Server-sent events (`GET …/events`, forwarded by the Worker) are a streaming Response the core
+writes records into (`_event_stream`); the object stays awake while one is open.
+
 WebSockets use the hibernation API: `ctx.acceptWebSocket(server)` hands the socket to the runtime,
 which calls `webSocketMessage` / `webSocketClose` / `webSocketError` (on a fresh instance if the
 object hibernated meanwhile); the core's socket set is `ctx.getWebSockets()`.
@@ -45,16 +48,32 @@ class ConversationSession(DurableObject):
             read_session_request,
             since_of,
             to_js_response,
+            wants_event_stream,
             wants_websocket,
         )
 
+        # The Worker opened these streams (token, ownership, since) before forwarding them here.
         if wants_websocket(request):
-            # The Worker authenticated the upgrade and checked ownership before forwarding it here.
             client, socket = accept_websocket(self.ctx)
             await self._session().attach(socket, since_of(request))
             return socket.upgrade_response(client)
+        if wants_event_stream(request):
+            return await self._event_stream(since_of(request))
         response = await self._session().fetch(await read_session_request(request))
         return to_js_response(response)
+
+    async def _event_stream(self, since):
+        """SSE: the core writes the replay after `since`, then live events, as records into a
+        TransformStream whose readable side is the response body; it keeps the stream alive and
+        lets it go when the client does."""
+        from durable_objects.conversation_session import EVENT_STREAM_HEADERS, EventStream
+        from fastest.platform.cloudflare.durable_objects import JsEventSink, background
+
+        sink = JsEventSink()
+        stream = EventStream(sink.write, sink.end)
+        await self._session().attach(stream, since)
+        background(self.ctx)(self._session().hold(stream, sink.disconnected()))
+        return sink.response(EVENT_STREAM_HEADERS)
 
     async def webSocketMessage(self, ws, message):
         from fastest.platform.cloudflare.durable_objects import JsSocket

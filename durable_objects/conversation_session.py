@@ -47,6 +47,7 @@ MESSAGE_PREFIX = "msg:"
 QUESTION_PREFIX = "question:"
 DEPLOYMENT_PREFIX = "deployment:"
 TIMELINE_LIMIT = 500
+MESSAGES_PAGE_MAX = 100  # the most messages one page holds (`GET …/messages?limit=`)
 TOOL_RESULT_LIMIT = 64 * 1024  # what a tool result may put into the model's context
 # One model message (its text plus its tool calls' arguments, e.g. a written file) is one storage
 # entry; Durable Object entries hold at most 2 MB.
@@ -95,6 +96,43 @@ class Socket(Protocol):
     def send(self, text: str) -> None: ...
 
     def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+# --------------------------------------------------------------------------------------------------
+# Server-sent events: the stream's frames for clients without WebSockets (`GET …/events`). The
+# framing is here, so the local route and the Durable Object send the same records.
+# --------------------------------------------------------------------------------------------------
+
+EVENT_STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+# Proxies (Cloudflare's among them) drop connections idle for long: a comment record keeps it open.
+SSE_KEEPALIVE_SECONDS = 15.0
+SSE_KEEPALIVE = ": keepalive\n\n"
+
+
+def sse_record(text: str) -> str:
+    """One frame (JSON text, one line) as an SSE record: `id:` for events (what EventSource sends
+    back as `Last-Event-ID`), `event:` the frame's type, `data:` the frame itself."""
+    frame = json.loads(text)
+    head = f"id: {frame['id']}\n" if frame.get("id") is not None else ""
+    return f"{head}event: {frame['type']}\ndata: {text}\n\n"
+
+
+class EventStream:
+    """A client (`Socket`) that receives the frames as SSE records through `write`, which must not
+    block (it queues, or hands the text to a stream); `close` ends the stream through `end`."""
+
+    def __init__(self, write: Callable[[str], None], end: Callable[[], None]) -> None:
+        self._write = write
+        self._end = end
+
+    def send(self, text: str) -> None:
+        self._write(sse_record(text))
+
+    def keepalive(self) -> None:
+        self._write(SSE_KEEPALIVE)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        self._end()
 
 
 class _Refusal(Exception):
@@ -311,6 +349,21 @@ class ConversationSession:
             return self._last_event_id
         return int(await self.storage.get(LAST_EVENT_KEY) or 0)
 
+    async def hold(self, stream: EventStream, disconnected: Awaitable[Any], interval: float = SSE_KEEPALIVE_SECONDS) -> None:
+        """Keep an attached event stream open until its client goes (`disconnected` completes): a
+        keepalive record every `interval` seconds of the wait, then detach it. For runtimes that
+        push records into a stream (the Durable Object); the local route pulls and keeps alive
+        itself."""
+        gone = asyncio.ensure_future(disconnected)
+        try:
+            while not gone.done():
+                done, _ = await asyncio.wait({gone}, timeout=interval)
+                if not done:
+                    stream.keepalive()
+        finally:
+            gone.cancel()
+            self.detach(stream)
+
     def detach(self, socket: Socket) -> None:
         if hasattr(self.sockets, "discard"):
             self.sockets.discard(socket)
@@ -382,17 +435,44 @@ class ConversationSession:
         seq = int(await self.storage.get(LAST_MESSAGE_KEY) or 0) + 1
         await self.storage.put(LAST_MESSAGE_KEY, seq)
         message = {"id": message.get("id") or self._new_id("msg"), "seq": seq, "created_at": self._now(), **message}
-        await self.storage.put(f"{MESSAGE_PREFIX}{seq:012d}", message)
+        await self.storage.put(_message_key(seq), message)
         return message
 
     async def messages(self) -> list[dict[str, Any]]:
         return list((await self.storage.list(prefix=MESSAGE_PREFIX)).values())
 
     async def _messages_page(self, query: dict[str, str]) -> dict[str, Any]:
-        limit = int(query.get("limit", "50"))
-        before = query.get("before")
-        messages = [m for m in await self.messages() if before is None or m["created_at"] < before]
-        return {"messages": messages[-limit:], "has_more": len(messages) > limit}
+        """The last `limit` messages created before `before` (all when absent), oldest first: read
+        backwards from where `before` falls, `limit` + 1 of them (the extra one says `has_more`)."""
+        raw_limit = query.get("limit", "50")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MESSAGES_PAGE_MAX:
+            raise _Refusal(422, "validation_failed", f"limit is 1 to {MESSAGES_PAGE_MAX}.", fields={"limit": "out of range"})
+        limit, before = int(raw_limit), query.get("before")
+        end = await self._first_message_key_at(before) if before is not None else None
+        page = await self.storage.list(prefix=MESSAGE_PREFIX, end=end, reverse=True, limit=limit + 1)
+        messages = [m for m in page.values() if before is None or m["created_at"] < before]
+        return {"messages": messages[:limit][::-1], "has_more": len(messages) > limit}
+
+    async def _first_message_key_at(self, before: str) -> str | None:
+        """The key of the first message created at or after `before` (None: there is none).
+
+        Messages are stored by a sequence number and created in that order, so their times rise
+        with it: a binary search over the sequence finds where `before` falls with a handful of
+        single-entry reads, instead of reading every newer message. Each probe lists from its
+        position (`start`, `limit=1`), so a gap in the sequence does no harm."""
+        first = await self.storage.list(prefix=MESSAGE_PREFIX, limit=1)
+        last = await self.storage.list(prefix=MESSAGE_PREFIX, reverse=True, limit=1)
+        if not first or next(iter(last.values()))["created_at"] < before:
+            return None
+        low, high = next(iter(first.values()))["seq"], next(iter(last.values()))["seq"]
+        while low < high:  # the answer lies in [low, high]; the message at `high` is at or after
+            middle = (low + high) // 2
+            probe = next(iter((await self.storage.list(prefix=MESSAGE_PREFIX, start=_message_key(middle), limit=1)).values()))
+            if probe["created_at"] >= before:
+                high = middle
+            else:
+                low = probe["seq"] + 1
+        return _message_key(low)
 
     async def _opencode_messages(self) -> dict[str, Any]:
         """Each message as OpenCode-style parts (text, tool), keyed by message id; a tool result is
@@ -416,9 +496,19 @@ class ConversationSession:
         return {"messages": parts}
 
     async def timeline(self) -> list[dict[str, Any]]:
-        """The event log without the streamed deltas (each turn's text is in its completed message)."""
-        events = await self.storage.list(prefix=EVENT_PREFIX)
-        return [event for event in events.values() if event["type"] != "message.delta"][-TIMELINE_LIMIT:]
+        """The last `TIMELINE_LIMIT` events without the streamed deltas (each turn's text is in its
+        completed message), oldest first: read backwards from the head, page by page, until that
+        many are found (only the latest turn's deltas are still in the log to be skipped)."""
+        kept: list[dict[str, Any]] = []
+        end: str | None = None
+        while len(kept) < TIMELINE_LIMIT:
+            wanted = TIMELINE_LIMIT - len(kept)
+            page = await self.storage.list(prefix=EVENT_PREFIX, end=end, reverse=True, limit=wanted)
+            kept += [event for event in page.values() if event["type"] != "message.delta"]
+            if len(page) < wanted:  # the start of the log
+                break
+            end = next(reversed(page))  # the oldest key read: the next page ends before it
+        return kept[::-1]
 
     async def clear(self) -> dict[str, Any]:
         if self._busy:
@@ -694,6 +784,10 @@ def _send(socket: Socket, text: str) -> None:
         socket.send(text)
     except Exception:  # a client gone mid-send is detached by its own close handler
         log.debug("send to a closed client dropped")
+
+
+def _message_key(seq: int) -> str:
+    return f"{MESSAGE_PREFIX}{seq:012d}"
 
 
 def _query(query: str) -> dict[str, str]:

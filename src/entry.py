@@ -36,11 +36,12 @@ class Default(WorkerEntrypoint):
         from fastest.platform.cloudflare.durable_objects import forward_stream, match_stream
 
         path = urlsplit(str(request.url)).path
-        # A conversation's WebSocket terminates in its Durable Object (hibernation API), which the
-        # ASGI bridge cannot hand a socket to: authenticate here and forward the upgrade.
-        conversation_id = match_stream(request.method, path)
-        if conversation_id is not None:
-            return await forward_stream(conversation_id, request, platform_from_env(self.env))
+        # A conversation's live streams terminate in its Durable Object: the WebSocket (hibernation
+        # API), which the ASGI bridge cannot hand a socket to, and SSE, which never ends (the
+        # bridge buffers bodies). Open them here and forward them.
+        live = match_stream(request.method, path)
+        if live is not None:
+            return await forward_stream(*live, request, platform_from_env(self.env))
         # Blob bodies bypass the ASGI bridge (which buffers whole request bodies): JS streams go
         # straight between the client and R2 (DESIGN.md §3).
         matched = blob_stream.match(request.method, path)

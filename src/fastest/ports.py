@@ -215,9 +215,14 @@ class SessionStorage(Protocol):
 
     async def delete(self, key: str) -> bool: ...
 
-    async def list(self, *, prefix: str = "", start: str | None = None, limit: int | None = None) -> dict[str, Any]:
-        """Entries whose key starts with `prefix`, in key order, from `start` (inclusive) on, at
-        most `limit` of them (DO storage's `list({prefix, start, limit})`)."""
+    async def list(
+        self, *, prefix: str = "", start: str | None = None, end: str | None = None,
+        reverse: bool = False, limit: int | None = None,
+    ) -> dict[str, Any]:
+        """Entries whose key starts with `prefix` and lies in [`start`, `end`), in key order (descending
+        with `reverse`: the last ones first), at most `limit` of them (DO storage's
+        `list({prefix, start, end, reverse, limit})`; `reverse` does not change what `start` and `end`
+        mean). A dict, in that order."""
         ...
 
 

@@ -221,3 +221,52 @@ def test_streamed_chunks_of_earlier_turns_are_dropped_from_the_log(client, alice
     assert [f["type"] for f in second].count("message.delta") == len(deltas)  # the second turn's, same answer
     ids = [f["id"] for f in second]
     assert ids == sorted(ids) and len(ids) == len(set(ids))
+
+
+def test_message_pages_go_back_with_before(client, alice, workspace, clock):
+    """`limit` takes the last messages, `before` pages back from a time: oldest first in each page,
+    `has_more` when older ones remain."""
+    cid = new_conversation(client, alice, workspace["id"])["id"]
+    for n in range(4):
+        prompt(client, alice, cid, f"turn {n}")
+        wait_until_idle(client, alice, cid)
+        clock.advance(60)
+
+    def page(**query):
+        response = client.get(f"/v1/conversations/{cid}/messages", headers=alice.headers, params=query)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        return [(m["role"], m["content"].split()[-1] if m["role"] == "user" else m["seq"]) for m in body["messages"]], body["has_more"]
+
+    everything = client.get(f"/v1/conversations/{cid}/messages", headers=alice.headers, params={"limit": 100}).json()
+    assert [m["seq"] for m in everything["messages"]] == list(range(1, 9)) and everything["has_more"] is False
+    users = [m for m in everything["messages"] if m["role"] == "user"]
+    assert page(limit=3) == ([("assistant", 6), ("user", "3"), ("assistant", 8)], True)
+    assert page(limit=3, before=users[3]["created_at"]) == ([("assistant", 4), ("user", "2"), ("assistant", 6)], True)
+    assert page(limit=2, before=users[1]["created_at"]) == ([("user", "0"), ("assistant", 2)], False)
+    assert page(limit=5, before=users[1]["created_at"]) == ([("user", "0"), ("assistant", 2)], False)
+    assert page(before=users[0]["created_at"]) == ([], False)
+    assert page(before="2999-01-01T00:00:00Z", limit=8) == (page(limit=8)[0], False)
+    assert_problem(client.get(f"/v1/conversations/{cid}/messages", headers=alice.headers, params={"limit": 0}), 422, "validation_failed")
+
+
+def test_the_timeline_is_the_last_events_without_deltas(client, alice, workspace, monkeypatch):
+    """The timeline holds the last TIMELINE_LIMIT events that are not streamed chunks, oldest first,
+    however many chunks the latest turn left in the log."""
+    from durable_objects import conversation_session
+
+    cid = new_conversation(client, alice, workspace["id"])["id"]
+    for text in ("hello", "/ls", "hello again"):
+        prompt(client, alice, cid, text)
+        wait_until_idle(client, alice, cid)
+    with client.websocket_connect(f"/v1/conversations/{cid}/stream?token={alice.token}&since=0") as ws:
+        log = []
+        while not log or log[-1]["type"] != "ready":
+            log.append(ws.receive_json())
+    events = [f for f in log[:-1] if f["type"] != "message.delta"]
+    assert log[-4]["type"] == "message.delta"  # the latest turn's chunk is in the log, among the last events
+    timeline = client.get(f"/v1/conversations/{cid}/timeline", headers=alice.headers).json()["timeline"]
+    assert timeline == events
+    monkeypatch.setattr(conversation_session, "TIMELINE_LIMIT", 3)
+    timeline = client.get(f"/v1/conversations/{cid}/timeline", headers=alice.headers).json()["timeline"]
+    assert timeline == events[-3:] and [e["type"] for e in timeline][-1] == "turn.completed"

@@ -185,3 +185,31 @@ def test_storage_get_put_delete_list(tmp_path: Path) -> None:
         asyncio.run(scenario())
     finally:
         storage.close()
+
+
+def test_storage_lists_in_reverse_between_start_and_end(tmp_path: Path) -> None:
+    """DO storage's `reverse`: the last entries first; `start` stays the (inclusive) lower bound and
+    `end` the (exclusive) upper one, and `limit` counts from the top."""
+    storage = LocalSessionStorage(tmp_path / "one.sqlite")
+
+    async def scenario() -> None:
+        for n in range(1, 6):
+            await storage.put(f"event:{n:03d}", {"n": n})
+        await storage.put("eventz", "past the prefix")
+        await storage.put("evens", "before the prefix")
+        assert list(await storage.list(prefix="event:", reverse=True)) == [f"event:{n:03d}" for n in (5, 4, 3, 2, 1)]
+        assert list(await storage.list(prefix="event:", reverse=True, limit=2)) == ["event:005", "event:004"]
+        assert list(await storage.list(prefix="event:", end="event:004", reverse=True, limit=2)) == ["event:003", "event:002"]
+        assert list(await storage.list(prefix="event:", start="event:002", end="event:004", reverse=True)) == ["event:003", "event:002"]
+        assert list(await storage.list(prefix="event:", start="event:002", end="event:004")) == ["event:002", "event:003"]
+        assert list(await storage.list(prefix="event:", end="event:001", reverse=True)) == []
+        assert list(await storage.list(prefix="event:", end="f", reverse=True, limit=1)) == ["event:005"]  # end past the prefix
+        assert list(await storage.list(end="event:", reverse=True)) == ["evens"]  # no prefix: the whole key space
+        assert (await storage.list(prefix="event:", reverse=True, limit=1))["event:005"] == {"n": 5}
+        with pytest.raises(ValueError):
+            await storage.list(reverse=True, limit=0)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        storage.close()

@@ -261,13 +261,19 @@ def test_clear_and_sse(setup):
     timeline = client.get(f"/v1/conversations/{cid}/timeline", headers=alice.headers).json()["timeline"]
     with client.stream("GET", f"/v1/conversations/{cid}/events", headers={**alice.headers, "Last-Event-ID": "0"}) as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
-        records = []
+        records, fields = [], {}
         lines = stream.iter_lines()
         for line in lines:
-            if line.startswith("data: "):
-                records.append(json.loads(line[6:]))
-                if records[-1]["type"] == "ready":
-                    break
+            if line:
+                name, _, value = line.partition(": ")
+                fields[name] = value
+                continue
+            # A record: `id:` (events only) and `event:` agree with the frame in `data:`.
+            records.append(json.loads(fields["data"]))
+            assert fields["event"] == records[-1]["type"] and fields.get("id") == (None if records[-1]["id"] is None else str(records[-1]["id"]))
+            fields = {}
+            if records[-1]["type"] == "ready":
+                break
         assert [r["id"] for r in records[:-1]] == [e["id"] for e in timeline]
         # Then live: a prompt sent over HTTP streams its turn on this SSE connection.
         accepted = client.post(f"/v1/conversations/{cid}/messages", headers=alice.headers, json={"prompt": "hello"})

@@ -512,9 +512,10 @@ class FakeStorage:
 
     async def list(self, **options: Any) -> dict:
         self.list_options = options
-        prefix, start = options.get("prefix", ""), options.get("start", "")
-        found = {k: v for k, v in sorted(self.data.items()) if k.startswith(prefix) and k >= start}
-        return dict(list(found.items())[: options.get("limit", len(found))])
+        prefix, start, end = options.get("prefix", ""), options.get("start", ""), options.get("end")
+        found = [(k, v) for k, v in sorted(self.data.items(), reverse=options.get("reverse", False))
+                 if k.startswith(prefix) and k >= start and (end is None or k < end)]
+        return dict(found[: options.get("limit", len(found))])
 
 
 def test_durable_object_storage_adapter() -> None:
@@ -522,12 +523,27 @@ def test_durable_object_storage_adapter() -> None:
     run(storage.put("msg:1", {"role": "user", "text": "hi"}))
     run(storage.put("msg:2", {"role": "assistant", "text": "hello"}))
     run(storage.put("meta", 3))
+    # Only strings reach ctx.storage (no PyProxy of a dict or list for the runtime to clone).
+    assert storage._storage.data == {"msg:1": '{"role":"user","text":"hi"}', "msg:2": '{"role":"assistant","text":"hello"}', "meta": "3"}
     assert run(storage.get("msg:1")) == {"role": "user", "text": "hi"}
+    assert run(storage.get("meta")) == 3
     assert run(storage.get("missing")) is None
+    assert run(storage.list(prefix="msg:"))["msg:2"] == {"role": "assistant", "text": "hello"}
+    for key, bad in (("set", {1, 2}), ("nan", float("nan")), ("huge", "x" * 2_000_000), ("", 1)):
+        with pytest.raises(ValueError):
+            run(storage.put(key, bad))
+    assert set(storage._storage.data) == {"msg:1", "msg:2", "meta"}  # nothing written
+    storage._storage.data["old"] = {"cloned": [1]}  # stored before values were text
+    assert run(storage.get("old")) == {"cloned": [1]}
+    del storage._storage.data["old"]
     assert list(run(storage.list(prefix="msg:"))) == ["msg:1", "msg:2"]
     assert len(run(storage.list())) == 3
     assert list(run(storage.list(prefix="msg:", start="msg:2", limit=5))) == ["msg:2"]
     assert storage._storage.list_options == {"prefix": "msg:", "start": "msg:2", "limit": 5}
+    # The last entries first: DO storage's own `reverse` (and `end`), passed through.
+    assert list(run(storage.list(prefix="msg:", end="msg:2", reverse=True, limit=1))) == ["msg:1"]
+    assert storage._storage.list_options == {"prefix": "msg:", "end": "msg:2", "reverse": True, "limit": 1}
+    assert list(run(storage.list(prefix="msg:", reverse=True))) == ["msg:2", "msg:1"]
     assert run(storage.delete("meta")) is True and run(storage.delete("meta")) is False
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 
-from durable_objects.conversation_session import ConversationSession
+from durable_objects.conversation_session import ConversationSession, EventStream
 from fastest.platform.cloudflare.durable_objects import (
     HibernatableSockets,
     JsSocket,
     match_stream,
     since_of,
+    wants_event_stream,
     wants_websocket,
 )
 
@@ -37,9 +38,10 @@ class FakeCtx:
 
 
 class FakeRequest:
-    def __init__(self, url: str, headers: dict[str, str]) -> None:
+    def __init__(self, url: str, headers: dict[str, str], method: str = "GET") -> None:
         self.url = url
         self.headers = headers
+        self.method = method
 
 
 class MemoryStorage:
@@ -55,20 +57,26 @@ class MemoryStorage:
     async def delete(self, key):
         return self.data.pop(key, None) is not None
 
-    async def list(self, *, prefix="", start=None, limit=None):
-        keys = [k for k in sorted(self.data) if k.startswith(prefix) and (start is None or k >= start)]
+    async def list(self, *, prefix="", start=None, end=None, reverse=False, limit=None):
+        keys = [k for k in sorted(self.data, reverse=reverse)
+                if k.startswith(prefix) and (start is None or k >= start) and (end is None or k < end)]
         return {k: self.data[k] for k in keys[:limit]}
 
 
 def test_stream_route_and_upgrade_parsing():
-    assert match_stream("GET", "/v1/conversations/cnv_01ABC/stream") == "cnv_01ABC"
+    assert match_stream("GET", "/v1/conversations/cnv_01ABC/stream") == ("cnv_01ABC", "stream")
+    assert match_stream("GET", "/v1/conversations/cnv_01ABC/events") == ("cnv_01ABC", "events")
     assert match_stream("POST", "/v1/conversations/cnv_01ABC/stream") is None
+    assert match_stream("POST", "/v1/conversations/cnv_01ABC/events") is None
     assert match_stream("GET", "/v1/conversations/cnv_01ABC/streams") is None
     assert match_stream("GET", "/v1/conversations/../x/stream") is None
     request = FakeRequest("https://x/v1/conversations/c/stream?token=t&since=42", {"upgrade": "websocket"})
-    assert wants_websocket(request) and since_of(request) == 42
+    assert wants_websocket(request) and since_of(request) == 42 and not wants_event_stream(request)
     assert since_of(FakeRequest("https://x/s?since=abc", {})) is None
     assert not wants_websocket(FakeRequest("https://x/", {}))
+    events = FakeRequest("https://x/v1/conversations/c/events?since=3", {"Last-Event-ID": "7"})
+    assert wants_event_stream(events) and not wants_websocket(events) and since_of(events) == 7
+    assert not wants_event_stream(FakeRequest("https://x/context", {}, method="GET"))
 
 
 def test_core_broadcasts_to_the_runtimes_sockets_and_replays_since():
@@ -105,3 +113,40 @@ def test_a_since_beyond_the_head_is_brought_back():
     readies = [f["data"]["last_event_id"] for f in frames if f["type"] == "ready"]
     assert readies == [2, 2, 2]
     assert [f["id"] for f in frames] == [1, 2, None, 2, None, None]
+
+
+class Sink:
+    """What the object writes an event stream into (JsEventSink without the TransformStream)."""
+
+    def __init__(self) -> None:
+        self.records: list[str] = []
+        self.ended = False
+
+    def write(self, text: str) -> None:
+        self.records.append(text)
+
+    def end(self) -> None:
+        self.ended = True
+
+
+def test_event_streams_share_the_broadcast_with_the_runtimes_websockets():
+    """An SSE client is not a WebSocket the runtime holds: the socket set keeps it for the life of
+    the instance, next to ctx.getWebSockets(), and lets it go on detach."""
+    ws = FakeWebSocket()
+    sockets = HibernatableSockets(FakeCtx([ws]))
+    core = ConversationSession("cnv_x", MemoryStorage(), sockets=sockets)
+    sink = Sink()
+    stream = EventStream(sink.write, sink.end)
+
+    async def scenario():
+        await core.emit("one", {})
+        await core.attach(JsSocket(ws), None)  # the runtime holds it already: not kept twice
+        await core.attach(stream, 0)
+        await core.emit("two", {})
+        core.detach(stream)
+        await core.emit("three", {})
+
+    asyncio.run(scenario())
+    assert [json.loads(t)["type"] for t in ws.sent] == ["one", "ready", "two", "three"]
+    assert [r.split("\n")[-4] for r in sink.records] == ["event: one", "event: ready", "event: two"]
+    assert list(sockets) == [JsSocket(ws)]

@@ -6,25 +6,26 @@ clients that cannot use one, server-sent events (`GET /v1/conversations/{id}/eve
 `Last-Event-ID`). Both carry the same frames: `{type, id, data}` with monotonic event ids.
 
 On the local runtime both streams attach to the in-process session object. On Cloudflare the Worker
-hands the WebSocket upgrade to the Durable Object itself (`src/entry.py`), which holds the socket
-with the hibernation API.
+opens both by the same rules (`conversations.open_stream`) and hands them to the Durable Object
+itself (`src/entry.py`), which holds the WebSocket with the hibernation API and writes SSE into a
+streaming response.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from typing import Any, AsyncIterator
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, Path, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
 from fastest.api.deps import PageParams, authorize, get_platform, page_params
 from fastest.api.idempotency import respond_once
-from fastest.errors import ApiError, Unavailable, ValidationFailed
+from fastest.errors import ApiError, Unavailable
 from fastest.platform import Platform
+from fastest.ports import RateDecision
 from fastest.schemas.common import Success, problem_responses
 from fastest.schemas.conversations import (
     Cleared,
@@ -53,9 +54,6 @@ ConversationId = Path(..., max_length=64, description="A conversation id (`cnv_â
 chat = authorize("conversations")
 # Routes that call a model: the AI rate class (6/min by default) on top of the AI budget.
 chat_ai = authorize("conversations", route_class="ai")
-
-# WebSocket close codes (API.md): 4401 bad token, 4403 missing ability, 4404 unknown conversation.
-SSE_KEEPALIVE_SECONDS = 15.0
 
 
 @router.post("/v1/conversations", response_model=ConversationResponse, status_code=201, summary="Start a conversation on a workspace")
@@ -218,28 +216,15 @@ def _session_object(platform: Platform, conversation_id: str) -> Any:
     return instance(conversation_id)
 
 
-def _since(raw: str | None) -> int | None:
-    if raw is None or raw == "":
-        return None
-    if not raw.isdigit() or len(raw) > 15:
-        raise ValidationFailed("since is a non-negative event id.", fields={"since": "not an event id"})
-    return int(raw)
-
-
 @router.websocket("/v1/conversations/{conversation_id}/stream")
 async def stream(websocket: WebSocket, conversation_id: str):
     """`?token=` (or a bearer header), `?since=<event id>`. Closes 4401 on a bad token, 4404 on an
     unknown (or another user's) conversation; the close comes after the handshake, so browsers see
     the code."""
     platform: Platform = websocket.scope["state"]["platform"]
-    token = websocket.query_params.get("token")
-    header = websocket.headers.get("authorization", "")
-    if token is None and header.lower().startswith("bearer "):
-        token = header[7:].strip()
     await websocket.accept()
     try:
-        await conversations.authorize_stream(platform, token, conversation_id)
-        since = _since(websocket.query_params.get("since"))
+        since = await conversations.open_stream(platform, conversation_id, websocket.query_params, websocket.headers)
         session = _session_object(platform, conversation_id)
     except ApiError as error:
         await websocket.close(code=conversations.stream_close_code(error.status), reason=error.code)
@@ -276,37 +261,34 @@ async def stream(websocket: WebSocket, conversation_id: str):
 
 
 @router.get("/v1/conversations/{conversation_id}/events", include_in_schema=False)
-async def events(
-    conversation_id: str,
-    since: str | None = Query(None),
-    last_event_id: str | None = Header(None),
-    principal: Principal = Depends(chat),
-    platform: Platform = Depends(get_platform),
-):
-    """Server-sent events: the stream's frames as `id:`/`event:`/`data:` records. `Last-Event-ID`
-    (sent by EventSource on reconnect) or `?since=` replays what was missed. (Not in the OpenAPI
-    document: it never ends.)"""
-    await conversations.get_owned(platform, principal.user_id, conversation_id)
-    start = _since(last_event_id if last_event_id is not None else since)
+async def events(request: Request, conversation_id: str, platform: Platform = Depends(get_platform)):
+    """Server-sent events: the stream's frames as `id:`/`event:`/`data:` records. A bearer header or
+    `?token=` (an EventSource cannot send headers); `Last-Event-ID` (sent by EventSource on
+    reconnect) or `?since=` replays what was missed. (Not in the OpenAPI document: it never ends.)
+    The records are framed by the session object's `EventStream`, as on the Durable Object."""
+    from durable_objects.conversation_session import EVENT_STREAM_HEADERS, SSE_KEEPALIVE_SECONDS, EventStream
+
+    def report(decision: RateDecision) -> None:  # the RateLimit headers, as `deps.authorize` reports them
+        request.state.rate_limit = ("default", decision)
+
+    start = await conversations.open_stream(platform, conversation_id, request.query_params, request.headers, on_rate_decision=report)
     session = _session_object(platform, conversation_id)
-    client = _QueuedClient()
+    records: asyncio.Queue[str | None] = asyncio.Queue()
+    client = EventStream(records.put_nowait, lambda: records.put_nowait(None))
 
     async def body() -> AsyncIterator[bytes]:
         await session.attach(client, start)
         try:
             while True:
                 try:
-                    item = await asyncio.wait_for(client.queue.get(), SSE_KEEPALIVE_SECONDS)
+                    record = await asyncio.wait_for(records.get(), SSE_KEEPALIVE_SECONDS)
                 except asyncio.TimeoutError:
-                    yield b": keepalive\n\n"
+                    client.keepalive()
                     continue
-                if isinstance(item, tuple):
+                if record is None:
                     return
-                frame = json.loads(item)
-                head = f"id: {frame['id']}\n" if frame.get("id") is not None else ""
-                yield f"{head}event: {frame['type']}\ndata: {json.dumps(frame, ensure_ascii=False)}\n\n".encode()
+                yield record.encode()
         finally:
             session.detach(client)
 
-    return StreamingResponse(body(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
-
+    return StreamingResponse(body(), headers=EVENT_STREAM_HEADERS)

@@ -8,7 +8,7 @@ with `platform.sessions.get(conversation_id).fetch(...)`. Another user's convers
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from fastest.domain import tree
 from fastest.domain.manifest import is_sha256_hex
@@ -24,10 +24,9 @@ from fastest.errors import (
     ValidationFailed,
 )
 from fastest.platform import Platform
-from fastest.ports import SessionRequest
+from fastest.ports import RateDecision, SessionRequest
 from fastest.services import ai_budget, events, identity, snapshots, storage, working_tree, workspaces
 from fastest.services.common import new_id, now_iso, split_page
-from fastest.services.identity import Principal
 
 TITLE_MAX = 80
 
@@ -224,16 +223,53 @@ async def snapshot(platform: Platform, user_id: str, conversation_id: str, *, ge
     return {"snapshot_id": created["id"], "manifest_hash": root, "was_dirty": bool(overlay), "summary": summary}
 
 
+# --------------------------------------------------------------------------------------------------
+# Opening a live stream (the WebSocket, or SSE): the same rules on both runtimes
+# --------------------------------------------------------------------------------------------------
+
 # WebSocket close codes for a stream that cannot open: the HTTP status, in the 4000 range.
 STREAM_CLOSE_CODES = {401: 4401, 403: 4403, 404: 4404, 429: 4429}
+_EVENT_ID_DIGITS = 15
 
 
 def stream_close_code(status: int) -> int:
     return STREAM_CLOSE_CODES.get(status, 4400)
 
 
-async def authorize_stream(platform: Platform, token: str | None, conversation_id: str) -> Principal:
-    """The caller of a stream (`?token=`): a valid token with `conversations`, on their own conversation."""
-    principal = await identity.authorize(platform, token, "conversations")
+def stream_token(query: Mapping[str, str], headers: Mapping[str, str]) -> str | None:
+    """The caller's token: `?token=` (browsers cannot put headers on a WebSocket or an EventSource),
+    else an `Authorization: Bearer` header. `headers` has lower-case names (or ignores case)."""
+    token = query.get("token")
+    if token is None:
+        header = headers.get("authorization") or ""
+        if header[:7].lower() == "bearer ":
+            token = header[7:].strip()
+    return token
+
+
+def stream_since(query: Mapping[str, str], headers: Mapping[str, str]) -> int | None:
+    """The last event id the client has: `Last-Event-ID` (what an EventSource sends when it
+    reconnects), else `?since=`; None: live events only. Anything but a plain event id is a 422."""
+    raw = headers.get("last-event-id")
+    if raw is None:
+        raw = query.get("since")
+    if raw is None or raw == "":
+        return None
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > _EVENT_ID_DIGITS:
+        raise ValidationFailed("since is a non-negative event id.", fields={"since": "not an event id"})
+    return int(raw)
+
+
+async def open_stream(
+    platform: Platform, conversation_id: str, query: Mapping[str, str], headers: Mapping[str, str],
+    *, on_rate_decision: Callable[[RateDecision], None] | None = None,
+) -> int | None:
+    """Everything a stream request must pass before it reaches the session object, in this order:
+    the token (with the `conversations` ability; one unit of the default rate class), the
+    conversation (the caller's own), then `since` (so a stranger learns nothing from a validation
+    error). Returns where the replay starts. Used by the local routes and by the Worker that
+    forwards streams to the Durable Object, so both runtimes accept and refuse the same."""
+    token = stream_token(query, headers)
+    principal = await identity.authorize(platform, token, "conversations", on_rate_decision=on_rate_decision)
     await get_owned(platform, principal.user_id, conversation_id)
-    return principal
+    return stream_since(query, headers)

@@ -44,7 +44,7 @@ from fastest.ports import RateDecision
 from fastest.services import identity, storage
 from fastest.services.rate_limits import rate_limit_headers
 
-__all__ = ["DOWNLOAD", "UPLOAD", "handle", "match"]
+__all__ = ["DOWNLOAD", "UPLOAD", "EdgeReply", "handle", "match"]
 
 log = logging.getLogger("fastest")
 
@@ -112,18 +112,20 @@ async def _cancel(stream: Any) -> None:
         pass
 
 
-class _Reply:
-    """The answer's common headers: what RequestContextMiddleware and CorsMiddleware add in the app."""
+class EdgeReply:
+    """The answer's common headers: what RequestContextMiddleware and CorsMiddleware add in the app,
+    for the requests the Worker serves without it (these blobs, conversation streams)."""
 
-    def __init__(self, request: Any, platform: Platform, build: ResponseFactory) -> None:
+    def __init__(self, request: Any, platform: Platform, build: ResponseFactory | None = None, route_class: str = ROUTE_CLASS) -> None:
         self.request_id = request_id_for(_header(request, "x-request-id"))
         self.origin = _header(request, "origin")
         self.platform = platform
-        self.build = build
+        self.build = build or _workers_response
+        self.route_class = route_class
         self.rate_limit: tuple[str, RateDecision] | None = None
 
     def rate_decided(self, decision: RateDecision) -> None:
-        self.rate_limit = (ROUTE_CLASS, decision)
+        self.rate_limit = (self.route_class, decision)
 
     def headers(self, own: dict[str, str]) -> dict[str, str]:
         headers = dict(own)
@@ -154,7 +156,7 @@ class _Reply:
         return self.build(body, status, self.headers(headers))
 
 
-async def _upload(request: Any, platform: Platform, user_id: str, blob_hash: str, reply: _Reply) -> Any:
+async def _upload(request: Any, platform: Platform, user_id: str, blob_hash: str, reply: EdgeReply) -> Any:
     declared = _declared_length(request)
     try:
         if declared is None:
@@ -180,7 +182,7 @@ async def _upload(request: Any, platform: Platform, user_id: str, blob_hash: str
     return reply.json(await storage.record_upload(platform, user_id, upload, info.size), 201)
 
 
-async def _download(request: Any, platform: Platform, user_id: str, blob_hash: str, reply: _Reply) -> Any:
+async def _download(request: Any, platform: Platform, user_id: str, blob_hash: str, reply: EdgeReply) -> Any:
     download = await storage.open_blob(
         platform,
         user_id,
@@ -205,7 +207,7 @@ async def handle(
     respond: ResponseFactory | None = None,
 ) -> Any:
     """Serve one matched request (see `match`) and return the runtime's Response."""
-    reply = _Reply(request, platform, respond or _workers_response)
+    reply = EdgeReply(request, platform, respond)
     path = f"/v1/blobs/{kind}/{blob_hash}"
     try:
         try:

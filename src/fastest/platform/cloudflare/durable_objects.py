@@ -5,7 +5,11 @@ Caller side: `DurableObjectNamespace` implements `SessionNamespace` over the `CO
 
 Object side: what `durable_objects.cloudflare.ConversationSession` needs to host the platform-neutral
 core: `DurableObjectStorage` (the `SessionStorage` port over `ctx.storage`), `read_session_request`
-(JS Request → `SessionRequest`) and `to_js_response` (`SessionResponse` → JS Response).
+(JS Request → `SessionRequest`) and `to_js_response` (`SessionResponse` → JS Response); the
+hibernatable sockets and the SSE sink (`JsEventSink`).
+
+Worker side: `match_stream` / `forward_stream` open a conversation's live streams (WebSocket, SSE)
+and hand them to its object.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from fastest.platform import session_values
 from fastest.platform.cloudflare.interop import field, from_js, is_null, to_bytes, to_str_dict
 from fastest.ports import SessionRequest, SessionResponse
 
@@ -90,25 +95,42 @@ class DurableObjectNamespace:
 class DurableObjectStorage:
     """`SessionStorage` over `ctx.storage` (the SQLite-backed key-value API of the object).
 
-    Values are structured-cloned by the runtime: JSON-shaped values round-trip as they are.
+    Values are stored as JSON text (`session_values`): a str crosses into JavaScript as a JS
+    string, where a dict or list would cross as a proxy (PyProxy) for the runtime to clone.
     """
 
     def __init__(self, storage: Any) -> None:
         self._storage = storage
 
     async def get(self, key: str) -> Any:
-        return from_js(await self._storage.get(key))
+        return stored_value(await self._storage.get(key))
 
     async def put(self, key: str, value: Any) -> None:
-        await self._storage.put(key, value)
+        await self._storage.put(key, session_values.encode(key, value))
 
     async def delete(self, key: str) -> bool:
         return bool(from_js(await self._storage.delete(key)))
 
-    async def list(self, *, prefix: str = "", start: str | None = None, limit: int | None = None) -> dict[str, Any]:
-        options = {k: v for k, v in (("prefix", prefix or None), ("start", start), ("limit", limit)) if v is not None}
-        result = await (self._storage.list(**options) if options else self._storage.list())
-        return dict(from_js(result) or {})
+    async def list(
+        self, *, prefix: str = "", start: str | None = None, end: str | None = None,
+        reverse: bool = False, limit: int | None = None,
+    ) -> dict[str, Any]:
+        result = await self._storage.list(**list_options(prefix=prefix, start=start, end=end, reverse=reverse, limit=limit))
+        return {str(key): stored_value(value) for key, value in (from_js(result) or {}).items()}
+
+
+def stored_value(raw: Any) -> Any:
+    """A value read back: the JSON text `put` wrote, decoded; absent (JS undefined) → None. A
+    value an object stored before values were text (a structured clone) comes back as it is."""
+    raw = from_js(raw)
+    return session_values.decode(raw) if isinstance(raw, str) else raw
+
+
+def list_options(*, prefix: str, start: str | None, end: str | None, reverse: bool, limit: int | None) -> dict[str, Any]:
+    """`ctx.storage.list`'s options object (as keyword arguments): only the options given. The
+    runtime lists natively in reverse, from `end` down."""
+    given = (("prefix", prefix or None), ("start", start), ("end", end), ("reverse", reverse or None), ("limit", limit))
+    return {name: value for name, value in given if value is not None}
 
 
 def object_name(ctx: Any) -> str:
@@ -166,12 +188,23 @@ def wants_websocket(request: Any) -> bool:
     return str(upgrade or "").lower() == "websocket"
 
 
-def since_of(request: Any) -> int | None:
-    """`?since=<event id>` of the upgrade request (the Worker validated it)."""
-    from urllib.parse import parse_qs
+def query_of(request: Any) -> dict[str, str]:
+    """The query string of a JS Request as a dict (the last value of a repeated name wins)."""
+    from urllib.parse import parse_qsl
 
-    values = parse_qs(urlsplit(str(field(request, "url"))).query).get("since")
-    return int(values[0]) if values and values[0].isdigit() else None
+    return dict(parse_qsl(urlsplit(str(field(request, "url"))).query))
+
+
+def since_of(request: Any) -> int | None:
+    """Where a forwarded stream's replay starts (`Last-Event-ID`, else `?since=`), read by the
+    same rule the Worker validated it with; None if it is not an event id (the Worker refused those)."""
+    from fastest.errors import ApiError
+    from fastest.services.conversations import stream_since
+
+    try:
+        return stream_since(query_of(request), _headers(field(request, "headers")))
+    except ApiError:
+        return None
 
 
 class JsSocket:
@@ -202,13 +235,62 @@ class JsSocket:
 
 
 class HibernatableSockets:
-    """The core's socket set: the runtime's list of accepted sockets (it survives hibernation)."""
+    """The core's socket set: the runtime's list of accepted WebSockets (it survives hibernation),
+    plus the event streams (SSE) open on this instance, which the runtime does not hold (an open
+    stream is a request in flight: the object does not hibernate meanwhile)."""
 
     def __init__(self, ctx: Any) -> None:
         self._ctx = ctx
+        self._streams: list[Any] = []
+
+    def add(self, socket: Any) -> None:
+        if not isinstance(socket, JsSocket) and socket not in self._streams:  # the runtime holds WebSockets
+            self._streams.append(socket)
+
+    def discard(self, socket: Any) -> None:
+        if socket in self._streams:
+            self._streams.remove(socket)
 
     def __iter__(self):
-        return iter([JsSocket(ws) for ws in self._ctx.getWebSockets()])
+        return iter([*(JsSocket(ws) for ws in self._ctx.getWebSockets()), *self._streams])
+
+
+class JsEventSink:
+    """Where an event stream's records go: the writable side of a `TransformStream` whose readable
+    side is the Response body. `write` hands each record to the stream without waiting (the stream
+    queues them, in order); `disconnected` completes when the client has gone (the runtime cancels
+    the body, which errors the writable side)."""
+
+    def __init__(self) -> None:
+        from js import TextEncoder, TransformStream  # type: ignore[import-not-found]
+
+        pair = TransformStream.new()
+        self.body = pair.readable
+        self._writer = pair.writable.getWriter()
+        self._encoder = TextEncoder.new()
+        self._open = True
+
+    def write(self, text: str) -> None:
+        if self._open:
+            self._writer.write(self._encoder.encode(text))
+
+    def end(self) -> None:
+        if self._open:
+            self._open = False
+            self._writer.close()
+
+    async def disconnected(self) -> None:
+        try:
+            await self._writer.closed
+        except Exception:  # errored: the client went away
+            pass
+        self._open = False
+
+    def response(self, headers: dict[str, str]) -> Any:
+        """The streaming Response: the readable side as its body."""
+        from workers import Response  # type: ignore[import-not-found]
+
+        return Response(self.body, status=200, headers=headers)
 
 
 def accept_websocket(ctx: Any) -> tuple[Any, JsSocket]:
@@ -238,13 +320,22 @@ def background(ctx: Any):
 # Worker side: the conversation stream's upgrade
 # --------------------------------------------------------------------------------------------------
 
-_STREAM_PATH = re.compile(r"^/v1/conversations/([A-Za-z0-9_]{1,64})/stream$")
+_LIVE_PATH = re.compile(r"^/v1/conversations/([A-Za-z0-9_]{1,64})/(stream|events)$")
+STREAM, EVENTS = "stream", "events"
 
 
-def match_stream(method: str, path: str) -> str | None:
-    """The conversation id when this is `GET /v1/conversations/{id}/stream`."""
-    found = _STREAM_PATH.match(path) if str(method).upper() == "GET" else None
-    return found.group(1) if found else None
+def match_stream(method: str, path: str) -> tuple[str, str] | None:
+    """`(conversation id, kind)` for `GET /v1/conversations/{id}/stream` (the WebSocket, kind
+    STREAM) and `GET …/events` (SSE, kind EVENTS): the live streams the Worker hands to the
+    conversation's Durable Object."""
+    found = _LIVE_PATH.match(path) if _method(method) == "GET" else None
+    return (found.group(1), found.group(2)) if found else None
+
+
+def wants_event_stream(request: Any) -> bool:
+    """In the object: a forwarded `GET …/events` (its URL is the client's)."""
+    matched = match_stream(field(request, "method"), urlsplit(str(field(request, "url"))).path)
+    return matched is not None and matched[1] == EVENTS
 
 
 def _closed_socket_response(code: int, reason: str) -> Any:
@@ -258,18 +349,30 @@ def _closed_socket_response(code: int, reason: str) -> Any:
     return Response(None, status=101, web_socket=client)
 
 
-async def forward_stream(conversation_id: str, request: Any, platform: Any) -> Any:
-    """Authenticate the upgrade (`?token=`), check the conversation is the caller's, and hand the
-    request to its Durable Object, which accepts the socket (close 4401 / 4403 / 4404 otherwise)."""
-    from urllib.parse import parse_qs
+async def forward_stream(conversation_id: str, kind: str, request: Any, platform: Any, *, respond: Any = None) -> Any:
+    """Open the stream by the local routes' rules (`conversations.open_stream`: `?token=` or a bearer
+    header, the caller's own conversation, a valid `?since=` / `Last-Event-ID`) and hand the request
+    to the conversation's Durable Object, which accepts the socket or streams the events.
 
+    Refusals: a WebSocket closes 4401 / 4403 / 4404 / 4400; SSE gets the problem+json the local
+    route gives. SSE answers carry the app's headers (request id, security headers, CORS) around
+    the object's streaming body. `respond` builds a Response (tests pass their own)."""
     from fastest.errors import ApiError
+    from fastest.platform.cloudflare.blob_stream import EdgeReply
     from fastest.services import conversations
 
-    query = parse_qs(urlsplit(str(field(request, "url"))).query)
-    token = (query.get("token") or [None])[0]
+    reply = EdgeReply(request, platform, respond, route_class="default")
+    path = urlsplit(str(field(request, "url"))).path
     try:
-        await conversations.authorize_stream(platform, token, conversation_id)
+        await conversations.open_stream(
+            platform, conversation_id, query_of(request), _headers(field(request, "headers")), on_rate_decision=reply.rate_decided,
+        )
     except ApiError as error:
-        return _closed_socket_response(conversations.stream_close_code(error.status), error.code)
-    return await platform.sessions.get(conversation_id).forward(request)
+        if kind == STREAM:
+            return _closed_socket_response(conversations.stream_close_code(error.status), error.code)
+        return reply.problem(error, path)
+    response = await platform.sessions.get(conversation_id).forward(request)
+    if kind == STREAM:
+        return response
+    return reply.stream(field(response, "body"), int(field(response, "status")), _headers(field(response, "headers")))
+

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from fastest.platform.rsa_jwk import usable_rsa_jwk
+
 _ALGORITHM = {"name": "RSASSA-PKCS1-v1_5", "hash": "SHA-256"}
 MAX_CACHED_KEYS = 16
 
@@ -36,11 +38,12 @@ class WebCryptoSignatureVerifier:
         return self._keys[cache_key]
 
     async def verify_rs256(self, jwk: Mapping[str, Any], message: bytes, signature: bytes) -> bool:
+        # WebCrypto imports RSA keys of any size: refuse weak ones first, as the local verifier does.
+        if not usable_rsa_jwk(jwk):
+            return False
         from js import crypto  # type: ignore[import-not-found]
         from pyodide.ffi import to_js  # type: ignore[import-not-found]
 
-        if jwk.get("kty") != "RSA":
-            return False
         try:
             key = await self._key(jwk)
             return bool(await crypto.subtle.verify("RSASSA-PKCS1-v1_5", key, to_js(signature), to_js(message)))

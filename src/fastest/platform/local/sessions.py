@@ -17,22 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from fastest.platform import session_values
 from fastest.platform.local.blobs import successor
 from fastest.platform.local.sqlite_files import open_sqlite
 from fastest.ports import SessionRequest, SessionResponse
 
-# SQLite-backed Durable Objects: "key and value combined cannot exceed 2 MB".
-DO_MAX_ENTRY_BYTES = 2_000_000
-
 
 class LocalSessionStorage:
-    """One object's storage (DO `ctx.storage`): JSON-serialisable values by string key."""
+    """One object's storage (DO `ctx.storage`): JSON-serialisable values by string key, stored as
+    the same JSON text as on Cloudflare (`fastest.platform.session_values`)."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -45,57 +43,52 @@ class LocalSessionStorage:
         self._lock = threading.Lock()
 
     async def get(self, key: str) -> Any:
-        _check_key(key)
+        session_values.check_key(key)
         with self._lock:
             row = self._connection.execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row is not None else None
+        return session_values.decode(row[0]) if row is not None else None
 
     async def put(self, key: str, value: Any) -> None:
-        _check_key(key)
-        try:
-            encoded = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            raise ValueError("session storage values must be JSON-serialisable") from exc
-        if len(key.encode("utf-8")) + len(encoded.encode("utf-8")) > DO_MAX_ENTRY_BYTES:
-            raise ValueError(f"session storage entry larger than {DO_MAX_ENTRY_BYTES} bytes")
+        encoded = session_values.encode(key, value)
         with self._lock:
             self._connection.execute(
                 "INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)", (key, encoded)
             )
 
     async def delete(self, key: str) -> bool:
-        _check_key(key)
+        session_values.check_key(key)
         with self._lock:
             cursor = self._connection.execute("DELETE FROM entries WHERE key = ?", (key,))
         return cursor.rowcount > 0
 
-    async def list(self, *, prefix: str = "", start: str | None = None, limit: int | None = None) -> dict[str, Any]:
-        """The entries whose key starts with `prefix`, in key order (as DO storage lists them), from
-        `start` (inclusive) on, at most `limit` of them."""
+    async def list(
+        self, *, prefix: str = "", start: str | None = None, end: str | None = None,
+        reverse: bool = False, limit: int | None = None,
+    ) -> dict[str, Any]:
+        """The entries whose key starts with `prefix`, from `start` (inclusive) to `end` (exclusive),
+        in key order, or descending with `reverse` (as DO storage lists them: `reverse` keeps what
+        `start` and `end` mean, so the first entries returned are the last before `end`), at most
+        `limit` of them."""
         if limit is not None and limit < 1:
             raise ValueError("limit must be positive")
+        lower = max(prefix, start) if start is not None else prefix
+        bounds = [bound for bound in (successor(prefix) if prefix else None, end) if bound is not None]
         sql = "SELECT key, value FROM entries WHERE key >= ?"
-        params: list[Any] = [max(prefix, start) if start is not None else prefix]
-        upper = successor(prefix)
-        if upper is not None:
+        params: list[Any] = [lower]
+        if bounds:
             sql += " AND key < ?"
-            params.append(upper)
-        sql += " ORDER BY key"
+            params.append(min(bounds))
+        sql += " ORDER BY key DESC" if reverse else " ORDER BY key"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
         with self._lock:
             rows = self._connection.execute(sql, params).fetchall()
-        return {key: json.loads(value) for key, value in rows}
+        return {key: session_values.decode(value) for key, value in rows}
 
     def close(self) -> None:
         with self._lock:
             self._connection.close()
-
-
-def _check_key(key: str) -> None:
-    if not isinstance(key, str) or not key:
-        raise ValueError("session storage keys must be non-empty strings")
 
 
 SessionFactory = Callable[[str, LocalSessionStorage], Any]

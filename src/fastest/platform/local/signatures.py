@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any, Mapping
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-MIN_RSA_BITS = 2048
-
-
-def _b64url_int(text: Any) -> int:
-    if not isinstance(text, str):
-        raise ValueError("not a base64url string")
-    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    return int.from_bytes(raw, "big")
+from fastest.platform.rsa_jwk import b64url_int, usable_rsa_jwk
 
 
 class CryptographySignatureVerifier:
     async def verify_rs256(self, jwk: Mapping[str, Any], message: bytes, signature: bytes) -> bool:
         try:
-            if jwk.get("kty") != "RSA":
+            if not usable_rsa_jwk(jwk):  # an RSA key of at least 2048 bits, as on the Worker
                 return False
-            public_key = rsa.RSAPublicNumbers(_b64url_int(jwk.get("e")), _b64url_int(jwk.get("n"))).public_key()
-            if public_key.key_size < MIN_RSA_BITS:
-                return False
+            public_key = rsa.RSAPublicNumbers(b64url_int(jwk.get("e")), b64url_int(jwk.get("n"))).public_key()
             public_key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
             return True
         except (InvalidSignature, ValueError, TypeError):

@@ -1,0 +1,76 @@
+"""The session object reads what a page returns, not its whole log: the messages page and the
+timeline list backwards (storage `reverse`) from where they end. Counted on the real local storage."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from durable_objects import conversation_session
+from durable_objects.conversation_session import ConversationSession
+from fastest.platform.local.sessions import LocalSessionStorage
+from fastest.ports import SessionRequest
+
+
+class CountingStorage:
+    """Local session storage that counts the entries it hands out."""
+
+    def __init__(self, inner: LocalSessionStorage) -> None:
+        self.inner = inner
+        self.entries_read = 0
+
+    async def get(self, key: str) -> Any:
+        value = await self.inner.get(key)
+        self.entries_read += value is not None
+        return value
+
+    async def put(self, key: str, value: Any) -> None:
+        await self.inner.put(key, value)
+
+    async def delete(self, key: str) -> bool:
+        return await self.inner.delete(key)
+
+    async def list(self, **options: Any) -> dict[str, Any]:
+        found = await self.inner.list(**options)
+        self.entries_read += len(found)
+        return found
+
+
+def test_pages_read_only_what_they_return(tmp_path, platform, clock, monkeypatch):
+    storage = CountingStorage(LocalSessionStorage(tmp_path / "session.sqlite"))
+    core = ConversationSession("cnv_reads", storage, platform=platform)
+
+    async def get(path: str) -> dict[str, Any]:
+        response = await core.fetch(SessionRequest("GET", path))
+        assert response.status == 200, response.body
+        return json.loads(response.body)
+
+    async def scenario() -> None:
+        await core.fetch(SessionRequest("PUT", "/context", json.dumps({"conversation_id": "cnv_reads", "user_id": "usr_x"}).encode()))
+        for n in range(300):
+            await core._add_message({"role": "user", "content": f"m{n}"})
+            await core.emit("message.delta" if n % 3 else "note", {"n": n})
+            clock.advance(1)
+        all_messages = await core.messages()
+        before = all_messages[200]["created_at"]  # the 201st message's time
+
+        storage.entries_read = 0
+        page = await get(f"/messages?limit=5&before={before}")
+        assert [m["content"] for m in page["messages"]] == ["m195", "m196", "m197", "m198", "m199"] and page["has_more"]
+        assert storage.entries_read <= 6 + 2 + 2 * 9 + 4  # the page (+1), the ends, a binary search, the context
+
+        storage.entries_read = 0
+        assert [m["content"] for m in (await get("/messages?limit=2"))["messages"]] == ["m298", "m299"]
+        assert storage.entries_read <= 3 + 4
+
+        monkeypatch.setattr(conversation_session, "TIMELINE_LIMIT", 10)
+        storage.entries_read = 0
+        timeline = (await get("/timeline"))["timeline"]
+        assert [e["data"]["n"] for e in timeline] == list(range(270, 300, 3))
+        assert storage.entries_read <= 30 + 4  # the last ten notes and the deltas between them
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        storage.inner.close()
