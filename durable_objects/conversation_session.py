@@ -49,6 +49,11 @@ DEPLOYMENT_PREFIX = "deployment:"
 TIMELINE_LIMIT = 500
 MESSAGES_PAGE_MAX = 100  # the most messages one page holds (`GET …/messages?limit=`)
 TOOL_RESULT_LIMIT = 64 * 1024  # what a tool result may put into the model's context
+# How much of the conversation the model is shown each round, newest first, in characters of
+# content and tool calls (~100k tokens): a long conversation neither outgrows the model's context
+# window nor makes each turn read the whole message log.
+HISTORY_MAX_CHARS = 400_000
+HISTORY_PAGE = 50
 # One model message (its text plus its tool calls' arguments, e.g. a written file) is one storage
 # entry; Durable Object entries hold at most 2 MB.
 MESSAGE_MAX_BYTES = 1024 * 1024
@@ -590,9 +595,33 @@ class ConversationSession:
         if event_ids:
             await self.storage.put(DELTAS_KEY, [*(await self.storage.get(DELTAS_KEY) or []), *event_ids])
 
+    async def _recent_messages(self) -> list[dict[str, Any]]:
+        """The newest messages within `HISTORY_MAX_CHARS`, oldest first, read backwards page by
+        page. Always back to the latest user message (the prompt being answered); when older ones
+        are left out, it starts at a user message, so no tool result is shown without its call."""
+        newest_first: list[dict[str, Any]] = []
+        size = 0
+        seen_prompt = truncated = False
+        end: str | None = None
+        while not truncated:
+            page = await self.storage.list(prefix=MESSAGE_PREFIX, end=end, reverse=True, limit=HISTORY_PAGE)
+            for message in page.values():
+                size += len(message.get("content") or "") + len(json.dumps(message.get("tool_calls") or []))
+                if size > HISTORY_MAX_CHARS and seen_prompt:
+                    truncated = True
+                    break
+                newest_first.append(message)
+                seen_prompt = seen_prompt or message["role"] == "user"
+            if len(page) < HISTORY_PAGE:  # the start of the log
+                break
+            end = next(reversed(page))  # the oldest key read: the next page ends before it
+        while truncated and newest_first[-1]["role"] != "user":
+            newest_first.pop()
+        return newest_first[::-1]
+
     async def _history(self) -> list[dict[str, Any]]:
         history: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_PROMPT}]
-        for message in await self.messages():
+        for message in await self._recent_messages():
             item = {"role": message["role"], "content": message.get("content") or ""}
             if message.get("tool_calls"):
                 item["tool_calls"] = message["tool_calls"]

@@ -74,3 +74,34 @@ def test_pages_read_only_what_they_return(tmp_path, platform, clock, monkeypatch
         asyncio.run(scenario())
     finally:
         storage.inner.close()
+
+
+def test_the_model_sees_the_newest_messages_within_its_budget_from_a_prompt_on(tmp_path, platform, clock, monkeypatch):
+    storage = CountingStorage(LocalSessionStorage(tmp_path / "session.sqlite"))
+    core = ConversationSession("cnv_history", storage, platform=platform)
+    monkeypatch.setattr(conversation_session, "HISTORY_MAX_CHARS", 1000)
+
+    async def scenario() -> None:
+        await core.fetch(SessionRequest("PUT", "/context", json.dumps({"conversation_id": "cnv_history", "user_id": "usr_x"}).encode()))
+        for n in range(200):  # turns of a prompt, a tool call, its result and an answer: 100 characters each
+            call = {"id": f"call_{n}", "type": "function", "function": {"name": "read_file", "arguments": "{}"}}
+            await core._add_message({"role": "user", "content": f"prompt {n}".ljust(100)})
+            await core._add_message({"role": "assistant", "content": "", "tool_calls": [call]})
+            await core._add_message({"role": "tool", "content": "r" * 100, "tool_call_id": f"call_{n}"})
+            await core._add_message({"role": "assistant", "content": f"answer {n}".ljust(100)})
+        storage.entries_read = 0
+        history = await core._history()
+        assert history[0]["role"] == "system" and history[1]["role"] == "user"  # never a dangling tool result
+        assert history[-1]["content"].startswith("answer 199")
+        shown = sum(len(m["content"]) + len(json.dumps(m.get("tool_calls", []))) for m in history[1:])
+        assert shown <= 1000 and history[1]["content"].startswith("prompt 198")  # the last two turns (~440 each)
+        assert storage.entries_read <= 2 * conversation_session.HISTORY_PAGE + 4
+
+        await core._add_message({"role": "user", "content": "x" * 5000})  # a prompt over the budget alone
+        history = await core._history()
+        assert [m["content"] for m in history[1:]] == ["x" * 5000]
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        storage.inner.close()
