@@ -13,6 +13,7 @@ from typing import Callable, Iterator
 
 import pytest
 
+from fastest.cli.state import Folder
 from tests.e2e.conftest import FASTEST, Cli, write
 from tests.e2e.test_cli import checked_out, tree_of
 
@@ -119,6 +120,25 @@ def test_watch_pushes_changes_by_itself(logged_in: Cli, tmp_path: Path):
         watcher.wait_for(lambda line: "uploaded 2 blob" in line)
         log = cli.json("log", cwd=folder)
         assert len(log["snapshots"]) == 2
+        assert cli.json("status", "--no-drift", cwd=folder)["clean"] is True
+    finally:
+        watcher.stop()
+
+
+def test_watch_waits_while_another_push_holds_the_folder(logged_in: Cli, tmp_path: Path):
+    cli = logged_in
+    folder = tmp_path / "busy"
+    write(folder / "a.txt", "a\n")
+    cli("init", "--project", "busy", cwd=folder)
+    cli("push", cwd=folder)
+    watcher = Watching(cli, folder, "--delay", "0.2")
+    try:
+        watcher.wait_for(lambda line: line.startswith("watching"))
+        with Folder(folder).exclusive():  # as a manual push or sync would
+            write(folder / "a.txt", "a changed\n")
+            time.sleep(1.5)
+            assert not any("uploaded" in line or "failed" in line for line in watcher.seen + list(watcher.lines.queue))
+        watcher.wait_for(lambda line: "uploaded 1 blob" in line)  # its turn came
         assert cli.json("status", "--no-drift", cwd=folder)["clean"] is True
     finally:
         watcher.stop()

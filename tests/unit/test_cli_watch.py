@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fastest.cli import watch
-from fastest.cli.state import Folder
+from fastest.cli.state import Folder, FolderBusy
 from fastest.cli.watch import ChangeJournal, Watcher
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")
@@ -110,3 +110,13 @@ def test_only_one_watcher_per_folder_and_the_client_finds_it(watched):
     with pytest.raises(watch.WatchError, match="already being watched"):
         Watcher(Folder(root))
     assert watch.ask(Folder(root / "src")) is None  # another folder: nobody watches it
+
+
+def test_a_folder_is_pushed_or_synced_by_one_process_at_a_time(tmp_path: Path):
+    folder = Folder(tmp_path)
+    with folder.exclusive():
+        with pytest.raises(FolderBusy, match="another fastest process"):
+            with Folder(tmp_path).exclusive(wait=False):
+                pass
+    with folder.exclusive(wait=False):  # free again
+        pass

@@ -30,7 +30,7 @@ from fastest.cli.config import ConfigError, Credentials
 from fastest.cli.device_login import DeviceLoginError, device_login
 from fastest.cli.progress import human_bytes
 from fastest.cli.push import PushError, PushReport, push
-from fastest.cli.state import Folder, ManifestCache, NotAWorkspace, PushedTree, WorkspaceState, find_folder
+from fastest.cli.state import Folder, FolderBusy, ManifestCache, NotAWorkspace, PushedTree, WorkspaceState, find_folder
 from fastest.cli.status import drift_line, short_lines, status
 from fastest.cli.sync import SyncError, ask_on, report_lines, sync, undo
 from fastest.domain.manifest import ManifestError
@@ -250,16 +250,16 @@ def _workspace(args: argparse.Namespace, env: Env) -> tuple[Folder, WorkspaceSta
 
 
 def cmd_push(args: argparse.Namespace, env: Env) -> int:
-    folder, state, credentials = _workspace(args, env)
+    folder, _, credentials = _workspace(args, env)
     only = _folder_paths(folder, args.paths) if args.paths else None
-    # Named paths are the caller's business; otherwise a running watcher may know what changed.
-    watched = watch.ask(folder) if only is None else None
-    if watched is not None and not args.rescan:
-        only = watched.paths
-    with _client(credentials) as api:
-        report = push(folder, state, api, message=args.message, only=only)
-    if watched is not None:
-        watch.remember(folder, watched.token)
+    with folder.exclusive(), _client(credentials) as api:
+        # Named paths are the caller's business; otherwise a running watcher may know what changed.
+        watched = watch.ask(folder) if only is None else None
+        if watched is not None and not args.rescan:
+            only = watched.paths
+        report = push(folder, folder.load(), api, message=args.message, only=only)
+        if watched is not None:
+            watch.remember(folder, watched.token)
     _emit(args.json, report.to_json(), push_lines(report))
     return EXIT_OK
 
@@ -320,24 +320,27 @@ def cmd_watch(args: argparse.Namespace, env: Env) -> int:
     folder, _, credentials = _workspace(args, env)
     with _client(credentials) as api:
 
-        def push_changes(watcher: watch.Watcher) -> None:
-            """Push what changed since the last push; a failure is reported and watching goes on."""
-            answer = watcher.answer(watch.saved_token(folder))
+        def push_changes(watcher: watch.Watcher) -> bool:
+            """Push what changed since the last push; a failure is reported and watching goes on.
+            False when another push or sync holds the folder: try again later."""
             try:
-                report = push(folder, folder.load(), api, only=answer.paths, progress=False)
+                with folder.exclusive(wait=False):
+                    answer = watcher.answer(watch.saved_token(folder))
+                    report = push(folder, folder.load(), api, only=answer.paths, progress=False)
+                    watch.remember(folder, answer.token)
+            except FolderBusy:
+                return False
             except (PushError, ApiError, ManifestError, OSError, NotAWorkspace) as exc:
                 print(f"{_clock()} push failed: {exc}", flush=True)
-                return
-            watch.remember(folder, answer.token)
+                return True
             if not report.nothing_to_push:
                 print(f"{_clock()} " + "; ".join(push_lines(report)[1:]), flush=True)
+            return True
 
         def ready(watcher: watch.Watcher) -> None:
             what = "keeping track of changes" if args.no_push else f"pushing after {args.delay:g} s of quiet"
             print(f"watching {folder.root} ({len(watcher.directories)} directories), {what}; Ctrl-C stops",
                   flush=True)
-            if not args.no_push:
-                push_changes(watcher)  # whatever changed while nobody watched
 
         try:
             watch.run(folder, on_quiet=None if args.no_push else push_changes, quiet_seconds=args.delay,
@@ -405,10 +408,11 @@ def cmd_sync(args: argparse.Namespace, env: Env) -> int:
         decide[path] = option
     if args.force and not args.undo:
         raise UsageError("--force goes with --undo")
-    folder, state, credentials = _workspace(args, env)
+    folder, _, credentials = _workspace(args, env)
     # With --json, stdout carries only the document: progress and questions go to stderr.
     say = (lambda line: print(line, file=sys.stderr)) if args.json else print
-    with _client(credentials) as api:
+    with folder.exclusive(), _client(credentials) as api:
+        state = folder.load()
         if args.undo:
             report = undo(folder, state, api, force=args.force)
         else:

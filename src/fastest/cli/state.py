@@ -4,6 +4,7 @@
     .fastest/index            path → (size, mtime_ns, hash): see `fastest.cli.index`
     .fastest/pushed           the last pushed tree: its files and manifests (see `PushedTree`)
     .fastest/manifests/<h>    manifests fetched from the server: immutable, so cached for good
+    .fastest/lock             held while a push or sync changes the folder's link (`Folder.exclusive`)
 
 `pushed` lets a re-push ask the server only about what is new: everything the head snapshot
 references is kept by the server for as long as the snapshot exists. Should that ever be wrong,
@@ -14,9 +15,10 @@ from __future__ import annotations
 
 import json
 import marshal
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 from fastest.cli.fsutil import write_atomic
 from fastest.domain.manifest import is_sha256_hex, sha256_hex
@@ -24,6 +26,10 @@ from fastest.domain.manifest import is_sha256_hex, sha256_hex
 STATE_DIR = ".fastest"
 WORKSPACE_FILE = "workspace.json"
 PUSHED_MAGIC = b"fastest-pushed 2\n"
+
+
+class FolderBusy(Exception):
+    """Another fastest process is pushing or syncing this folder."""
 
 
 class NotAWorkspace(Exception):
@@ -76,6 +82,28 @@ class Folder:
             raise NotAWorkspace(f"{self.root} is not a fastest folder; run fastest init") from exc
         except (OSError, ValueError, TypeError) as exc:
             raise NotAWorkspace(f"cannot read {self.workspace_file}: {exc}") from exc
+
+    @contextmanager
+    def exclusive(self, *, wait: bool = True) -> Iterator[None]:
+        """Held while a command moves the folder's link to the server (push, sync), so that a
+        watcher's push and a manual one take turns instead of losing a compare-and-set to each
+        other. Load the state inside it. `wait=False`: raise FolderBusy rather than wait. Where
+        `fcntl` is missing (Windows), nothing is locked and the server's compare-and-set decides."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            yield
+            return
+        self.state_dir.mkdir(exist_ok=True)
+        with open(self.state_dir / "lock", "a+b") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError as exc:
+                raise FolderBusy(f"{self.root} is being pushed or synced by another fastest process") from exc
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     def save(self, state: WorkspaceState) -> None:
         self.state_dir.mkdir(exist_ok=True)

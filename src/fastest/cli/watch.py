@@ -328,10 +328,11 @@ class Watcher:
                 return  # a client that went away or sent garbage
 
 
-def run(folder: Folder, *, on_quiet: Callable[[Watcher], None] | None, quiet_seconds: float,
-        on_ready: Callable[[Watcher], None] | None = None, should_stop: Callable[[], bool] = lambda: False) -> None:
-    """Watch until interrupted: answer questions on the socket, and call `on_quiet` once changes have
-    stopped for `quiet_seconds` (the auto-push)."""
+def run(folder: Folder, *, on_quiet: Callable[[Watcher], bool] | None, quiet_seconds: float,
+        on_ready: Callable[[Watcher], object] | None = None, should_stop: Callable[[], bool] = lambda: False) -> None:
+    """Watch until interrupted: answer questions on the socket, and call `on_quiet` at the start
+    (for what changed while nobody watched) and once changes have stopped for `quiet_seconds` (the
+    auto-push). `on_quiet` returns False to be called again one quiet delay later (the folder was busy)."""
     watcher = Watcher(folder)
     selector = selectors.DefaultSelector()
     try:
@@ -339,7 +340,7 @@ def run(folder: Folder, *, on_quiet: Callable[[Watcher], None] | None, quiet_sec
         selector.register(watcher.server, selectors.EVENT_READ, "question")
         if on_ready is not None:
             on_ready(watcher)
-        handled_change = watcher.last_event
+        handled_change = -1.0  # before the start: on_quiet runs once straight away
         while not should_stop():
             pending = on_quiet is not None and watcher.last_event > handled_change
             wait = max(0.0, watcher.last_event + quiet_seconds - time.monotonic()) if pending else 0.5
@@ -351,7 +352,8 @@ def run(folder: Folder, *, on_quiet: Callable[[Watcher], None] | None, quiet_sec
             if (on_quiet is not None and watcher.last_event > handled_change
                     and time.monotonic() >= watcher.last_event + quiet_seconds):
                 handled_change = watcher.last_event
-                on_quiet(watcher)
+                if on_quiet(watcher) is False:
+                    watcher.last_event = time.monotonic()  # again after another quiet delay
     finally:
         selector.close()
         watcher.close()
