@@ -173,26 +173,30 @@ class Watcher:
         self.root = str(folder.root)
         self.flags = flags
         self.journal = ChangeJournal()
-        self.inotify = INotify()
         self.rules = IgnoreRules.for_folder(folder.root)
         self.directories: dict[int, str] = {}  # watch descriptor -> `/`-joined directory ("" is the root)
         self._cookies: set[str] = set()
         self._cookie_number = 0
         self.last_event = 0.0  # monotonic time of the last journaled change
-        folder.state_dir.mkdir(exist_ok=True)
-        self._state_watch = self.inotify.add_watch(str(folder.state_dir), flags.CREATE | flags.ONLYDIR)
-        self._watch_tree("")
+        # The name first: a second watcher of the folder stops before placing a single watch.
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.server.bind(socket_address(folder.root))
         except OSError as exc:
-            self.close()
+            self.server.close()
             raise WatchError(f"{self.root} is already being watched") from exc
-        self.server.listen(16)
+        self.inotify = INotify()
+        try:
+            folder.state_dir.mkdir(exist_ok=True)
+            self._state_watch = self.inotify.add_watch(str(folder.state_dir), flags.CREATE | flags.ONLYDIR)
+            self._watch_tree("")
+        except BaseException:
+            self.close()
+            raise
+        self.server.listen(16)  # questions wait in the backlog until `run` serves them
 
     def close(self) -> None:
-        if hasattr(self, "server"):
-            self.server.close()
+        self.server.close()
         self.inotify.close()
 
     # watches
