@@ -117,10 +117,13 @@ def test_watch_pushes_changes_by_itself(logged_in: Cli, tmp_path: Path):
         watcher.wait_for(lambda line: "uploaded 1 blob" in line)  # the unpushed folder, at start
         write(folder / "b.txt", "b\n")
         write(folder / "a.txt", "a changed\n")
-        watcher.wait_for(lambda line: "uploaded 2 blob" in line)
-        log = cli.json("log", cwd=folder)
-        assert len(log["snapshots"]) == 2
+        uploaded = 0
+        while uploaded < 2:  # one push of both, or (on a slow machine) one each
+            line = watcher.wait_for(lambda line: "uploaded" in line)
+            uploaded += int(line.split("uploaded ")[1].split(" ")[0])
+        assert uploaded == 2
         assert cli.json("status", "--no-drift", cwd=folder)["clean"] is True
+        assert 2 <= len(cli.json("log", cwd=folder)["snapshots"]) <= 3
     finally:
         watcher.stop()
 
