@@ -3,8 +3,6 @@ the AI budget guardrail (429 ai_rate_limited) and the tool-call rounds of a turn
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from fastest.config import Settings

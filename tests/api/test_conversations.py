@@ -8,7 +8,7 @@ import pytest
 
 from fastest.config import Settings
 from tests.api.trees import new_project, new_workspace, snapshot, upload_tree
-from tests.conftest import assert_problem, count_rows, make_caller
+from tests.conftest import assert_problem
 
 
 def wait_for(client, caller, conversation_id, predicate, timeout=10.0):
@@ -115,7 +115,9 @@ def test_builtin_engine_explains_and_runs_commands_then_snapshot(client, alice, 
     assert frozen["was_dirty"] is True and "src/new.py" in frozen["summary"]
     compare = client.get(f"/v1/snapshots/{frozen['snapshot_id']}", headers=alice.headers).json()["snapshot"]
     assert compare["manifest_hash"] == frozen["manifest_hash"] and compare["source"] == "conversation"
-    files = client.post(f"/v1/snapshots/{frozen['snapshot_id']}/compare", headers=alice.headers, json={"against": compare["parent_snapshot_ids"][0]})
+    diff = client.post(f"/v1/snapshots/{frozen['snapshot_id']}/compare", headers=alice.headers,
+                       json={"against": compare["parent_snapshot_ids"][0]}).json()["diff"]
+    assert diff["paths"]["added"] == ["src/new.py"] and diff["paths"]["deleted"] == ["README.md"]
     # A second snapshot with nothing new is clean.
     again = client.post(f"/v1/conversations/{cid}/snapshot", headers=alice.headers).json()
     assert again["was_dirty"] is False and again["manifest_hash"] == frozen["manifest_hash"]

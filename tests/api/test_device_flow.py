@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from fastest.domain.device_codes import GRANT_TYPE
 from tests.conftest import assert_problem, count_rows, make_caller
 
