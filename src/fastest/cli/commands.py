@@ -19,9 +19,10 @@ import socket
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from fastest.cli import config, watch
 from fastest.cli.checkout import CheckoutError, checkout
@@ -249,15 +250,24 @@ def _workspace(args: argparse.Namespace, env: Env) -> tuple[Folder, WorkspaceSta
     return folder, state, config.resolve(env, state.server)
 
 
+@contextmanager
+def _held_workspace(args: argparse.Namespace, env: Env) -> Iterator[tuple[Folder, WorkspaceState, ApiClient]]:
+    """For a push or sync: the folder held (`Folder.exclusive`), its state read once held, a client."""
+    folder = _folder_of(args)
+    with folder.exclusive():
+        state = folder.load()
+        with _client(config.resolve(env, state.server)) as api:
+            yield folder, state, api
+
+
 def cmd_push(args: argparse.Namespace, env: Env) -> int:
-    folder, _, credentials = _workspace(args, env)
-    only = _folder_paths(folder, args.paths) if args.paths else None
-    with folder.exclusive(), _client(credentials) as api:
+    with _held_workspace(args, env) as (folder, state, api):
+        only = _folder_paths(folder, args.paths) if args.paths else None
         # Named paths are the caller's business; otherwise a running watcher may know what changed.
         watched = watch.ask(folder) if only is None else None
         if watched is not None and not args.rescan:
             only = watched.paths
-        report = push(folder, folder.load(), api, message=args.message, only=only)
+        report = push(folder, state, api, message=args.message, only=only)
         if watched is not None:
             watch.remember(folder, watched.token)
     _emit(args.json, report.to_json(), push_lines(report))
@@ -408,11 +418,9 @@ def cmd_sync(args: argparse.Namespace, env: Env) -> int:
         decide[path] = option
     if args.force and not args.undo:
         raise UsageError("--force goes with --undo")
-    folder, _, credentials = _workspace(args, env)
     # With --json, stdout carries only the document: progress and questions go to stderr.
     say = (lambda line: print(line, file=sys.stderr)) if args.json else print
-    with folder.exclusive(), _client(credentials) as api:
-        state = folder.load()
+    with _held_workspace(args, env) as (folder, state, api):
         if args.undo:
             report = undo(folder, state, api, force=args.force)
         else:
