@@ -32,7 +32,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 # bench/ holds http.py, which would shadow the standard library's `http` (httpx needs it).
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
@@ -108,6 +111,47 @@ def timed(action) -> tuple[float, object]:
     started = time.perf_counter()
     result = action()
     return time.perf_counter() - started, result
+
+
+@dataclass(frozen=True)
+class Round:
+    """One timed one-file round: the file changed, both times, and the push's report."""
+
+    changed: str
+    push_s: float
+    git_s: float
+    report: PushReport
+
+    @property
+    def ratio(self) -> float:
+        return self.push_s / self.git_s
+
+
+def best_round(rounds: int, rng: random.Random, paths: list[str], ours: Path, theirs: Path, label: str,
+               push_once: Callable[[str], PushReport], *,
+               check: Callable[[str, PushReport], None] | None = None) -> Round:
+    """`rounds` times: append a line to one random file in both trees, time `push_once(path)` and
+    `git commit -am`, assert exactly one blob went up (and `check`, untimed); the best ratio wins."""
+    best: Round | None = None
+    for round_index in range(rounds):
+        changed = rng.choice(paths)
+        line = f"\n# {label} {round_index}\n".encode()
+        for root in (ours, theirs):
+            with open(root / changed, "ab") as handle:
+                handle.write(line)
+        push_s, report = timed(lambda: push_once(changed))
+        git_s, _ = timed(lambda: git(theirs, "commit", "-q", "-am", f"{label} {round_index}"))
+        assert isinstance(report, PushReport) and report.blobs_uploaded == 1, report
+        if check is not None:
+            check(changed, report)
+        if best is None or push_s / git_s < best.ratio:
+            best = Round(changed, push_s, git_s, report)
+    assert best is not None
+    return best
+
+
+def assert_not_walked(report: PushReport) -> None:
+    assert not report.folder_walked, report
 
 
 def git(folder: Path, *args: str) -> None:
@@ -203,59 +247,36 @@ def bench(args: argparse.Namespace, tmp: Path, data_dir: Path, config_dir: Path,
 
         # (b) re-push after changing one file, best of a few rounds (a different file each time)
         rng = random.Random(args.seed + 1)
-        best: tuple[float, float, PushReport, str] | None = None
-        for round_index in range(args.rounds):
-            changed = rng.choice(paths)
-            line = f"\n# change {round_index}\n".encode()
-            for root in (ours, theirs):
-                with open(root / changed, "ab") as handle:
-                    handle.write(line)
-            before = storage_stats(base_url, token)
-            state = folder.load()
-            push_b, report_b = timed(lambda: push(folder, state, api, progress=False))
-            git_b, _ = timed(lambda: git(theirs, "commit", "-q", "-am", f"change {round_index}"))
-            after = storage_stats(base_url, token)
-            assert isinstance(report_b, PushReport)
+        one_file = partial(best_round, args.rounds, rng, paths, ours, theirs)
+        stats = [storage_stats(base_url, token)]
+
+        def uploads_exactly_the_path(changed: str, report: PushReport) -> None:
             on_path = changed.count("/") + 1  # the root and each directory down to the file
-            assert report_b.blobs_uploaded == 1, report_b
-            assert report_b.manifests_uploaded == on_path, (report_b.manifests_uploaded, on_path)
+            assert report.manifests_uploaded == on_path, (report.manifests_uploaded, on_path)
+            before, after = stats[-1], storage_stats(base_url, token)
             if before and after:
                 assert after["blobs"]["count"] - before["blobs"]["count"] == 1, (before, after)
                 assert after["manifests"]["count"] - before["manifests"]["count"] == on_path, (before, after)
-            if best is None or push_b / git_b < best[0] / best[1]:
-                best = (push_b, git_b, report_b, changed)
-        assert best is not None
-        push_b, git_b, report_b, changed = best
-        print(f"(b) one-file push  fastest {push_b * 1000:8.0f} ms   git commit -am {git_b * 1000:8.0f} ms   "
-              f"ratio {push_b / git_b:5.2f}x (without a watcher)   best of {args.rounds}")
-        print(f"    changed {changed}: uploaded {report_b.blobs_uploaded} blob, {report_b.manifests_uploaded} manifests "
-              f"(the path's {changed.count('/') + 1} directories), hashed {report_b.files_hashed} file(s), "
-              f"{report_b.requests} requests" + ("; confirmed by /v1/blobs/stats" if storage_stats(base_url, token) else ""))
-        print(f"    phases (ms): {report_b.timings_ms}")
+            stats.append(after)
 
-        # (c) the same, naming the changed file (`fastest push FILE`, as an editor or watcher would):
-        # no scan of the folder. For information; the budget is (b)'s.
-        best_c: tuple[float, float, PushReport] | None = None
-        for round_index in range(args.rounds):
-            changed = rng.choice(paths)
-            line = f"\n# named change {round_index}\n".encode()
-            for root in (ours, theirs):
-                with open(root / changed, "ab") as handle:
-                    handle.write(line)
-            state = folder.load()
-            push_c, report_c = timed(lambda: push(folder, state, api, progress=False, only=[changed]))
-            git_c, _ = timed(lambda: git(theirs, "commit", "-q", "-am", f"named change {round_index}"))
-            assert isinstance(report_c, PushReport) and report_c.blobs_uploaded == 1, report_c
-            if best_c is None or push_c / git_c < best_c[0] / best_c[1]:
-                best_c = (push_c, git_c, report_c)
-        assert best_c is not None
-        push_c, git_c, report_c = best_c
-        print(f"(c) named-file push fastest {push_c * 1000:7.0f} ms   git commit -am {git_c * 1000:8.0f} ms   "
-              f"ratio {push_c / git_c:5.2f}x (informational)   best of {args.rounds}")
-        print(f"    phases (ms): {report_c.timings_ms}")
+        b = one_file("change", lambda changed: push(folder, folder.load(), api, progress=False),
+                     check=uploads_exactly_the_path)
+        print(f"(b) one-file push  fastest {b.push_s * 1000:8.0f} ms   git commit -am {b.git_s * 1000:8.0f} ms   "
+              f"ratio {b.ratio:5.2f}x (without a watcher)   best of {args.rounds}")
+        print(f"    changed {b.changed}: uploaded {b.report.blobs_uploaded} blob, {b.report.manifests_uploaded} manifests "
+              f"(the path's {b.changed.count('/') + 1} directories), hashed {b.report.files_hashed} file(s), "
+              f"{b.report.requests} requests" + ("; confirmed by /v1/blobs/stats" if stats[-1] else ""))
+        print(f"    phases (ms): {b.report.timings_ms}")
+
+        # (c) the same, naming the changed file (`fastest push FILE`, as an editor would): no scan
+        # of the folder. For information.
+        c = one_file("named change", lambda changed: push(folder, folder.load(), api, progress=False, only=[changed]))
+        print(f"(c) named-file push fastest {c.push_s * 1000:7.0f} ms   git commit -am {c.git_s * 1000:8.0f} ms   "
+              f"ratio {c.ratio:5.2f}x (informational)   best of {args.rounds}")
+        print(f"    phases (ms): {c.report.timings_ms}")
 
         # (d) the same with a watcher running (Linux): the push asks it what changed since the last push
-        push_d = git_d = None
+        d: Round | None = None
         if watch.supported():
             watcher = subprocess.Popen([*FASTEST, "watch", "--no-push"], cwd=ours, stdout=subprocess.PIPE,
                                        stderr=subprocess.DEVNULL, text=True,
@@ -266,39 +287,26 @@ def bench(args: argparse.Namespace, tmp: Path, data_dir: Path, config_dir: Path,
                 assert first is not None
                 push(folder, folder.load(), api, progress=False)
                 watch.remember(folder, first.token)
-                best_d: tuple[float, float, PushReport] | None = None
-                for round_index in range(args.rounds):
-                    changed = rng.choice(paths)
-                    line = f"\n# watched change {round_index}\n".encode()
-                    for root in (ours, theirs):
-                        with open(root / changed, "ab") as handle:
-                            handle.write(line)
 
-                    def watched_push() -> PushReport:
-                        answer = watch.ask(folder)
-                        assert answer is not None and answer.paths == [changed], answer
-                        report = push(folder, folder.load(), api, progress=False, only=answer.paths)
-                        watch.remember(folder, answer.token)
-                        return report
+                def watched_push(changed: str) -> PushReport:
+                    answer = watch.ask(folder)
+                    assert answer is not None and answer.paths == [changed], answer
+                    report = push(folder, folder.load(), api, progress=False, only=answer.paths)
+                    watch.remember(folder, answer.token)
+                    return report
 
-                    push_d, report_d = timed(watched_push)
-                    git_d, _ = timed(lambda: git(theirs, "commit", "-q", "-am", f"watched change {round_index}"))
-                    assert isinstance(report_d, PushReport) and report_d.blobs_uploaded == 1, report_d
-                    assert not report_d.folder_walked
-                    if best_d is None or push_d / git_d < best_d[0] / best_d[1]:
-                        best_d = (push_d, git_d, report_d)
-                assert best_d is not None
-                push_d, git_d, report_d = best_d
-                print(f"(d) watched push   fastest {push_d * 1000:8.0f} ms   git commit -am {git_d * 1000:8.0f} ms   "
-                      f"ratio {push_d / git_d:5.2f}x (budget ≤ {BUDGET:.0f}x)   best of {args.rounds}, "
+                d = one_file("watched change", watched_push,
+                             check=lambda changed, report: assert_not_walked(report))
+                print(f"(d) watched push   fastest {d.push_s * 1000:8.0f} ms   git commit -am {d.git_s * 1000:8.0f} ms   "
+                      f"ratio {d.ratio:5.2f}x (budget ≤ {BUDGET:.0f}x)   best of {args.rounds}, "
                       f"`fastest watch` running")
-                print(f"    phases (ms): {report_d.timings_ms}")
+                print(f"    phases (ms): {d.report.timings_ms}")
             finally:
                 watcher.terminate()
                 watcher.wait(timeout=10)
 
     # The command as a user runs it (interpreter start-up and imports included), for information.
-    with open(ours / changed, "ab") as handle:
+    with open(ours / b.changed, "ab") as handle:
         handle.write(b"\n# one more\n")
     cli_b, done = timed(lambda: run_cli(config_dir, ours, "push", "--json"))
     cli_report = json.loads(done.stdout)
@@ -306,7 +314,7 @@ def bench(args: argparse.Namespace, tmp: Path, data_dir: Path, config_dir: Path,
           f"({cli_report['blobs_uploaded']} blob, {cli_report['manifests_uploaded']} manifests)")
     # The one-file budget is the watched push's where a watcher can run (as git's own answer to a
     # slow status on big trees is its fsmonitor); elsewhere the walking push's.
-    repush_ok = push_d <= BUDGET * git_d if push_d is not None and git_d is not None else push_b <= BUDGET * git_b
+    repush_ok = (d or b).ratio <= BUDGET
     within = push_a <= BUDGET * git_a and repush_ok
     print("within budget" if within else "OVER BUDGET")
     return 0 if within else 1
