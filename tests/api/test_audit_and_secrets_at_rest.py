@@ -10,7 +10,7 @@ import pytest
 from fastest.config import Settings
 from fastest.domain.device_codes import GRANT_TYPE
 from fastest.domain.tokens import ABILITIES
-from tests.api.google_idp import CLIENT_ID, FakeGoogle
+from tests.api.google_idp import CLIENT_ID
 from tests.conftest import assert_problem, make_caller
 
 
@@ -40,12 +40,6 @@ def test_audit_needs_a_token_and_a_real_cursor(client, alice):
     assert_problem(client.get("/v1/audit"), 401, "unauthenticated")
     assert_problem(client.get("/v1/audit?cursor=nope", headers=alice.headers), 422, "validation_failed")
     assert_problem(client.get("/v1/audit?limit=0", headers=alice.headers), 422, "validation_failed")
-
-
-@pytest.fixture
-def idp():
-    with FakeGoogle() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -3,18 +3,11 @@ server on loopback. Every kind of bad token is a 401 and creates nothing."""
 
 from __future__ import annotations
 
-
 import pytest
 
 from fastest.config import Settings
 from tests.api.google_idp import CLIENT_ID, FakeGoogle, b64url_json
 from tests.conftest import assert_problem, count_rows
-
-
-@pytest.fixture
-def idp():
-    with FakeGoogle() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -240,13 +240,20 @@ def walk_with_index(root: Path, path: Path) -> tuple[list[str], int]:
     return [f.path for f in result.files], len(listed)
 
 
-def test_unchanged_directories_are_not_read_again(tmp_path: Path):
+@pytest.fixture
+def listed_tree(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    """`make_tree`, aged so its mtimes are trusted, walked once with an index: (root, index, paths)."""
     root = tmp_path / "tree"
     make_tree(root)
     age_tree(root)
     index_path = tmp_path / "index"
     first, listed = walk_with_index(root, index_path)
     assert listed == 4  # the root, src, src/pkg, empty
+    return root, index_path, first
+
+
+def test_unchanged_directories_are_not_read_again(listed_tree):
+    root, index_path, first = listed_tree
     again, listed = walk_with_index(root, index_path)
     assert (again, listed) == (first, 0)
     plain = walk(root, IgnoreRules.for_folder(root))
@@ -261,12 +268,8 @@ def test_unchanged_directories_are_not_read_again(tmp_path: Path):
     assert found["run.sh"].size == len("#!/bin/sh\necho changed\n")
 
 
-def test_removed_and_replaced_entries_are_noticed(tmp_path: Path):
-    root = tmp_path / "tree"
-    make_tree(root)
-    age_tree(root)
-    index_path = tmp_path / "index"
-    walk_with_index(root, index_path)
+def test_removed_and_replaced_entries_are_noticed(listed_tree):
+    root, index_path, _ = listed_tree
     shutil.rmtree(root / "src" / "pkg")
     (root / "src" / "pkg").write_text("now a file")
     paths, _ = walk_with_index(root, index_path)
@@ -274,12 +277,8 @@ def test_removed_and_replaced_entries_are_noticed(tmp_path: Path):
     assert "src/pkg" not in LocalIndex.load(index_path)._listings  # forgotten with the directory
 
 
-def test_changed_ignore_rules_drop_every_listing(tmp_path: Path):
-    root = tmp_path / "tree"
-    make_tree(root)
-    age_tree(root)
-    index_path = tmp_path / "index"
-    walk_with_index(root, index_path)
+def test_changed_ignore_rules_drop_every_listing(listed_tree):
+    root, index_path, _ = listed_tree
     (root / ".fastestignore").write_text("*.log\n*.py\n")  # rewrites a file: no directory's mtime moves
     paths, listed = walk_with_index(root, index_path)
     assert "src/pkg/mod.py" not in paths and listed == 4
