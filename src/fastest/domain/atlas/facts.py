@@ -1,0 +1,73 @@
+"""What the Atlas knows about one file, from its bytes alone: its symbols and what it imports.
+
+Pure data, produced by the language extractors (`python.py`, `javascript.py`) and consumed by the
+service that stores concepts and edges. Import targets are *candidates* (repository paths the import
+may mean, in preference order); which one exists is decided against the tree (`resolve.py`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+SymbolKind = str  # class | function | method | constant | interface | type | enum
+
+
+@dataclass(frozen=True, slots=True)
+class Symbol:
+    name: str  # qualified within the file: "Widget.render"
+    kind: SymbolKind
+    start_line: int
+    end_line: int
+    signature: str = ""
+    doc: str = ""
+    exported: bool = True
+    parent: str | None = None  # the qualified name of the enclosing class
+
+    @property
+    def short_name(self) -> str:
+        return self.name.rsplit(".", 1)[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Import:
+    spec: str  # as written: "..models", "./util", "fastest.domain.tree"
+    candidates: tuple[str, ...]  # repository paths it may resolve to, best first
+    suffix: bool = False  # an absolute Python import: a candidate may sit under a source root (src/…)
+    names: tuple[str, ...] = ()
+    reexport: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FileFacts:
+    path: str
+    language: str | None  # None: not a source file the Atlas parses (still a module)
+    symbols: tuple[Symbol, ...] = ()
+    imports: tuple[Import, ...] = ()
+    external: tuple[str, ...] = ()  # packages imported from outside the tree ("react", "numpy")
+    parse_error: str | None = None  # the file did not parse: a module without symbols
+    lines: int = 0
+    todo_count: int = 0
+    doc: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+_TODO = re.compile(rb"\b(?:TODO|FIXME)\b")
+
+
+def count_todos(data: bytes) -> int:
+    return len(_TODO.findall(data))
+
+
+def line_count(data: bytes) -> int:
+    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+
+
+def first_line(text: str | None, limit: int = 200) -> str:
+    if not text:
+        return ""
+    for line in text.strip().splitlines():
+        line = line.strip().strip("*/ ").strip()
+        if line:
+            return line[:limit]
+    return ""

@@ -1,0 +1,128 @@
+"""Python files through the standard library's `ast` (the same parser on both runtimes).
+
+Symbols: module-level classes, functions and constants (UPPER_CASE names), and the methods of
+classes (nested classes too). Imports: `import a.b`, `from a.b import c` (absolute: candidates
+under any source root), `from . import x` and `from ..pkg import y` (relative to the file's package).
+"""
+
+from __future__ import annotations
+
+import ast
+import posixpath
+import warnings
+
+from .facts import FileFacts, Import, Symbol, count_todos, first_line, line_count
+
+LANGUAGE = "python"
+
+
+def _signature(node: ast.AST, source_line: str) -> str:
+    line = source_line.strip()
+    return line[:200]
+
+
+def _module_candidates(dotted: str) -> tuple[str, ...]:
+    base = dotted.replace(".", "/")
+    return (f"{base}.py", f"{base}/__init__.py")
+
+
+def _imports(tree: ast.Module, path: str) -> tuple[list[Import], list[str]]:
+    imports: list[Import] = []
+    external: list[str] = []
+    package = posixpath.dirname(path)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                imports.append(Import(spec=alias.name, candidates=_module_candidates(alias.name), suffix=True,
+                                      names=(alias.asname or alias.name,)))
+                external.append(alias.name.split(".")[0])
+        elif isinstance(node, ast.ImportFrom):
+            names = tuple(a.name for a in node.names)
+            if node.level:
+                base = package
+                for _ in range(node.level - 1):
+                    base = posixpath.dirname(base)
+                module = (node.module or "").replace(".", "/")
+                target = posixpath.join(base, module) if module else base
+                target = target.lstrip("/")
+                candidates: list[str] = []
+                for name in names:  # `from . import views`: the names may be submodules
+                    if name != "*":
+                        sub = posixpath.join(target, name) if target else name
+                        candidates += [f"{sub}.py", f"{sub}/__init__.py"]
+                if module:
+                    candidates = [f"{target}.py", f"{target}/__init__.py"] + candidates
+                elif target:
+                    candidates.append(f"{target}/__init__.py")
+                else:
+                    candidates.append("__init__.py")
+                spec = "." * node.level + (node.module or "")
+                imports.append(Import(spec=spec, candidates=tuple(candidates), suffix=False, names=names))
+            elif node.module:
+                base = node.module.replace(".", "/")
+                candidates = [f"{base}.py", f"{base}/__init__.py"]
+                candidates += [c for name in names if name != "*" for c in (f"{base}/{name}.py", f"{base}/{name}/__init__.py")]
+                imports.append(Import(spec=node.module, candidates=tuple(candidates), suffix=True, names=names))
+                external.append(node.module.split(".")[0])
+    return imports, external
+
+
+def _constant_names(node: ast.stmt) -> list[str]:
+    targets: list[ast.expr] = []
+    if isinstance(node, ast.Assign):
+        targets = list(node.targets)
+    elif isinstance(node, ast.AnnAssign):
+        targets = [node.target]
+    names = []
+    for target in targets:
+        if isinstance(target, ast.Name) and target.id.isupper() and len(target.id) > 1:
+            names.append(target.id)
+    return names
+
+
+def extract(path: str, data: bytes) -> FileFacts:
+    text = data.decode("utf-8", errors="replace")
+    lines = text.splitlines()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SyntaxWarning for odd escapes is not our business
+            tree = ast.parse(text, filename=path)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        where = f" (line {exc.lineno})" if isinstance(exc, SyntaxError) and exc.lineno else ""
+        return FileFacts(path=path, language=LANGUAGE, parse_error=f"{type(exc).__name__}: {getattr(exc, 'msg', str(exc))}{where}",
+                         lines=line_count(data), todo_count=count_todos(data))
+    symbols: list[Symbol] = []
+
+    def line_of(node: ast.AST) -> str:
+        index = getattr(node, "lineno", 1) - 1
+        return lines[index] if 0 <= index < len(lines) else ""
+
+    def visit_class(node: ast.ClassDef, prefix: str, parent: str | None) -> None:
+        name = prefix + node.name
+        symbols.append(Symbol(name=name, kind="class", start_line=node.lineno, end_line=node.end_lineno or node.lineno,
+                              signature=_signature(node, line_of(node)), doc=first_line(ast.get_docstring(node)),
+                              exported=not node.name.startswith("_"), parent=parent))
+        for child in node.body:
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                symbols.append(Symbol(name=f"{name}.{child.name}", kind="method", start_line=child.lineno,
+                                      end_line=child.end_lineno or child.lineno, signature=_signature(child, line_of(child)),
+                                      doc=first_line(ast.get_docstring(child)),
+                                      exported=not child.name.startswith("_") or child.name == "__init__", parent=name))
+            elif isinstance(child, ast.ClassDef):
+                visit_class(child, name + ".", name)
+
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            visit_class(node, "", None)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            symbols.append(Symbol(name=node.name, kind="function", start_line=node.lineno,
+                                  end_line=node.end_lineno or node.lineno, signature=_signature(node, line_of(node)),
+                                  doc=first_line(ast.get_docstring(node)), exported=not node.name.startswith("_")))
+        else:
+            for constant in _constant_names(node):
+                symbols.append(Symbol(name=constant, kind="constant", start_line=node.lineno,
+                                      end_line=node.end_lineno or node.lineno, signature=line_of(node).strip()[:200]))
+    imports, external = _imports(tree, path)
+    return FileFacts(path=path, language=LANGUAGE, symbols=tuple(symbols), imports=tuple(imports),
+                     external=tuple(sorted(set(external))), lines=line_count(data), todo_count=count_todos(data),
+                     doc=first_line(ast.get_docstring(tree)))
