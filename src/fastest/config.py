@@ -62,6 +62,13 @@ class Settings:
     google_authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
     # The user the local runtime's device page signs in as when Google is not configured (local only).
     local_owner_email: str = "owner@localhost"
+    # The Atlas: source files one request reads before the index goes on in the background (202), and
+    # per background step; the embedding model of Atlas search ("" = the provider's default: Workers
+    # AI's @cf/baai/bge-base-en-v1.5, none for OpenAI-compatible servers; the local runtime's own
+    # model when the provider has none).
+    atlas_request_files: int = 1500
+    atlas_step_files: int = 1500
+    ai_embedding_model: str = ""
     device_code_ttl_seconds: int = 900
     device_poll_interval_seconds: int = 5
 

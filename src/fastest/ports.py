@@ -356,3 +356,27 @@ class AIModel(Protocol):
         ...
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+# --------------------------------------------------------------------------------------------------
+# VectorIndex (Vectorize)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VectorMatch:
+    id: str
+    score: float  # cosine similarity
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+class VectorIndex(Protocol):
+    """Vectorize: vectors by namespace (a project), each carrying the id of the model that made it;
+    a query compares only vectors of the same model. Writes may become visible a little later (on
+    Vectorize upserts are asynchronous)."""
+
+    async def upsert(self, namespace: str, model: str, items: Sequence[tuple[str, Sequence[float], Mapping[str, Any]]]) -> None: ...
+
+    async def query(self, namespace: str, model: str, vector: Sequence[float], *, top_k: int = 20) -> list[VectorMatch]: ...
+
+    async def delete(self, namespace: str, model: str, ids: Sequence[str]) -> None: ...

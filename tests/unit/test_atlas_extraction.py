@@ -106,12 +106,14 @@ def test_python_imports_absolute_and_relative_resolve_in_the_tree():
     facts = extract("src/billing/invoices.py", PYTHON)
     tree = PathIndex(["src/billing/__init__.py", "src/billing/tax.py", "src/billing/models.py", "src/shared/money.py",
                       "src/billing/currency.py", "src/billing/invoices.py"])
-    resolved = {i.spec: tree.resolve(i.candidates, suffix=i.suffix) for i in facts.imports}
-    assert resolved["."] == "src/billing/tax.py"
-    assert resolved[".models"] == "src/billing/models.py"
-    assert resolved["..shared.money"] == "src/shared/money.py"
-    assert resolved["billing.currency"] == "src/billing/currency.py"  # absolute, under the src/ root
-    assert resolved["json"] is None and resolved["decimal"] is None
+    resolved: dict[str, set] = {}
+    for i in facts.imports:
+        resolved.setdefault(i.spec, set()).add(tree.resolve(i.candidates, suffix=i.suffix))
+    assert resolved["."] == {"src/billing/tax.py"}  # from . import tax: a submodule
+    assert resolved[".models"] == {"src/billing/models.py"}  # names defined in the module
+    assert resolved["..shared.money"] == {"src/shared/money.py"}
+    assert resolved["billing.currency"] == {"src/billing/currency.py"}  # absolute, under the src/ root
+    assert resolved["json"] == {None} and resolved["decimal"] == {None}
 
 
 def test_python_syntax_error_is_a_module_without_symbols():

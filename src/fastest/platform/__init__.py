@@ -17,6 +17,7 @@ from fastest.ports import (
     SessionNamespace,
     SignatureVerifier,
     Vault,
+    VectorIndex,
 )
 
 
@@ -38,6 +39,10 @@ class Platform:
     # (`services.models.for_user`) without services building adapters themselves.
     model_factory: Callable[[str | None], AIModel] | None = None
     signatures: SignatureVerifier | None = None
+    # Embeddings for the Atlas (the provider's embedding model with a given API key, or the local
+    # runtime's own model; None: no embeddings here) and where their vectors live.
+    embedder_factory: Callable[[str | None], AIModel | None] | None = None
+    vectors: VectorIndex | None = None
     # "local" only for the local runtime (open_local_platform); anything else is treated as the
     # edge, where local-only conveniences (the device page's owner sign-in) are refused.
     runtime: str = "cloudflare"

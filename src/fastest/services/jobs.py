@@ -34,15 +34,23 @@ async def purge_device_codes(platform: Platform) -> int:
     return await device_flow.purge_expired(platform)
 
 
+async def atlas_index(platform: Platform) -> int:
+    """One bounded step of every Atlas index still running (large trees index in steps)."""
+    from fastest.services import atlas
+
+    return await atlas.continue_all(platform)
+
+
 JOBS: dict[str, Job] = {
     "purge-idempotency-keys": purge_idempotency_keys,
     "purge-device-codes": purge_device_codes,
     "collect-garbage": collect_garbage,
+    "atlas-index": atlas_index,
 }
 
 # Keep in step with [triggers] crons in wrangler.toml.
 SCHEDULE: dict[str, tuple[str, ...]] = {
-    "*/15 * * * *": (),
+    "*/15 * * * *": ("atlas-index",),
     "0 3 * * *": ("purge-idempotency-keys", "purge-device-codes", "collect-garbage"),
 }
 

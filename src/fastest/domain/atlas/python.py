@@ -43,27 +43,25 @@ def _imports(tree: ast.Module, path: str) -> tuple[list[Import], list[str]]:
                 for _ in range(node.level - 1):
                     base = posixpath.dirname(base)
                 module = (node.module or "").replace(".", "/")
-                target = posixpath.join(base, module) if module else base
-                target = target.lstrip("/")
-                candidates: list[str] = []
-                for name in names:  # `from . import views`: the names may be submodules
-                    if name != "*":
-                        sub = posixpath.join(target, name) if target else name
-                        candidates += [f"{sub}.py", f"{sub}/__init__.py"]
-                if module:
-                    candidates = [f"{target}.py", f"{target}/__init__.py"] + candidates
-                elif target:
-                    candidates.append(f"{target}/__init__.py")
-                else:
-                    candidates.append("__init__.py")
+                target = (posixpath.join(base, module) if module else base).lstrip("/")
                 spec = "." * node.level + (node.module or "")
-                imports.append(Import(spec=spec, candidates=tuple(candidates), suffix=False, names=names))
+                suffix = False
             elif node.module:
-                base = node.module.replace(".", "/")
-                candidates = [f"{base}.py", f"{base}/__init__.py"]
-                candidates += [c for name in names if name != "*" for c in (f"{base}/{name}.py", f"{base}/{name}/__init__.py")]
-                imports.append(Import(spec=node.module, candidates=tuple(candidates), suffix=True, names=names))
+                target = node.module.replace(".", "/")
+                spec = node.module
+                suffix = True
                 external.append(node.module.split(".")[0])
+            else:
+                continue
+            module_candidates = [f"{target}.py", f"{target}/__init__.py"] if target else ["__init__.py"]
+            # Each imported name may be a submodule (`from . import views`); else it comes from the module.
+            for name in names:
+                if name == "*":
+                    candidates = module_candidates
+                else:
+                    sub = f"{target}/{name}" if target else name
+                    candidates = [f"{sub}.py", f"{sub}/__init__.py", *module_candidates]
+                imports.append(Import(spec=spec, candidates=tuple(candidates), suffix=suffix, names=(name,)))
     return imports, external
 
 

@@ -32,7 +32,7 @@ class OpenAICompatibleModel:
         body: dict[str, Any] = {"model": self.model, "messages": list(messages), "stream": stream}
         if tools:
             body["tools"] = list(tools)
-        for name in ("temperature", "max_tokens"):
+        for name in ("temperature", "max_tokens", "response_format"):
             if name in options:
                 body[name] = options[name]
         return json.dumps(body).encode()

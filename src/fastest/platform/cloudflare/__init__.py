@@ -20,7 +20,7 @@ from typing import Any, Callable, Hashable, Mapping
 
 from fastest.config import Settings
 from fastest.platform import Platform
-from fastest.platform.ai import model_for_key
+from fastest.platform.ai import embedder_for, model_for_key
 from fastest.platform.cloudflare.clock import WorkersClock
 from fastest.platform.cloudflare.d1 import D1Database
 from fastest.platform.cloudflare.durable_objects import DurableObjectNamespace
@@ -31,6 +31,7 @@ from fastest.platform.cloudflare.r2 import R2BlobStore
 from fastest.platform.cloudflare.rate_limit import BindingCappedLimiter, SlidingWindowLimiter
 from fastest.platform.cloudflare.signatures import WebCryptoSignatureVerifier
 from fastest.platform.cloudflare.vault import UnconfiguredVault, WebCryptoVault
+from fastest.platform.cloudflare.vectorize import VectorizeIndex
 from fastest.platform.cloudflare.workers_ai import WorkersAIModel
 
 __all__ = ["PlatformCache", "build_platform", "platform_for_scope", "platform_from_env", "read_vars"]
@@ -42,6 +43,7 @@ CACHE = "CACHE"
 CONVERSATIONS = "CONVERSATIONS"
 RATE_LIMITER = "RATE_LIMITER"  # optional
 AI = "AI"  # optional: Workers AI, used when FASTEST_AI_PROVIDER = "workers-ai"
+VECTORIZE = "VECTORIZE"  # optional: the Vectorize index of the embedding model (Atlas search)
 
 # Secrets (`wrangler secret put`), never in [vars].
 VAULT_KEY = "FASTEST_VAULT_KEY"
@@ -94,6 +96,8 @@ def build_platform(env: Any) -> Platform:
         settings=settings,
         http=http,
         model_factory=partial(model_for_key, settings, http, workers_ai=workers_ai),
+        embedder_factory=partial(embedder_for, settings, http, workers_ai_binding=ai_binding),
+        vectors=VectorizeIndex(_get(env, VECTORIZE)) if _get(env, VECTORIZE) is not None else None,
         signatures=WebCryptoSignatureVerifier(),
         runtime="cloudflare",
     )

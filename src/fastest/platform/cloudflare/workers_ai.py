@@ -39,6 +39,9 @@ class WorkersAIModel:
         inputs: dict[str, Any] = {"messages": [dict(m) for m in messages]}
         if options.get("tools"):
             inputs["tools"] = list(options["tools"])
+        for name in ("response_format", "max_tokens", "temperature"):  # JSON mode; its max_tokens default is 256
+            if options.get(name) is not None:
+                inputs[name] = options[name]
         result = await self._run(inputs)
         return {"content": str(result.get("response") or ""), "tool_calls": result.get("tool_calls") or [],
                 "model": self.model, "provider": self.provider}

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 
 from fastest.config import Settings
 from fastest.platform import Platform
-from fastest.platform.ai import model_for_key
+from fastest.platform.ai import embedder_for, model_for_key
 from fastest.platform.local.blobs import LocalBlobStore
 from fastest.platform.local.clock import ManualClock, SystemClock
 from fastest.platform.local.database import LocalDatabase
@@ -29,6 +29,8 @@ from fastest.platform.local.rate_limit import SlidingWindowRateLimiter
 from fastest.platform.local.sessions import LocalSessionNamespace, LocalSessionStorage
 from fastest.platform.local.signatures import CryptographySignatureVerifier
 from fastest.platform.local.vault import LocalVault, load_or_create_key_file
+from fastest.platform.local.embeddings import local_embedder
+from fastest.platform.local.vectors import SqliteVectorIndex
 from fastest.ports import Clock
 
 __all__ = [
@@ -116,6 +118,8 @@ def open_local_platform(
         settings=settings,
         http=http,
         model_factory=partial(model_for_key, settings, http),
+        embedder_factory=partial(embedder_for, settings, http, local=local_embedder),
+        vectors=SqliteVectorIndex(db),
         signatures=CryptographySignatureVerifier(),
         runtime="local",
         closers=closers,

@@ -1,0 +1,102 @@
+"""Atlas search: ranked text search (SQLite FTS5, BM25) fused with embedding search when the project
+has vectors of the model at hand (reciprocal rank fusion); `matched_by` says which found each result,
+and ties go to the concept the import graph ranks higher (PageRank)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from fastest.platform import Platform
+from fastest.services import atlas, projects
+
+RRF_K = 60
+CANDIDATES = 50
+_WORD = re.compile(r"[A-Za-z0-9]+")
+_STOP = {"the", "a", "an", "of", "to", "in", "and", "or", "for", "is", "it", "that", "this", "with", "on", "by",
+         "how", "what", "where", "which", "does", "do", "i", "we", "be", "are", "from"}
+
+
+def fts_query(project_id: str, query: str) -> str | None:
+    """An FTS5 query: the project's scope AND any of the query's words (prefix matches); camelCase and
+    snake_case split as the index splits them. None when the query has no word."""
+    words: list[str] = []
+    for token in _WORD.findall(atlas._split_words(query)):
+        lowered = token.lower()
+        if lowered not in _STOP and lowered not in words:
+            words.append(lowered)
+    if not words:
+        words = [t.lower() for t in _WORD.findall(query)][:8]
+    if not words:
+        return None
+    terms = " OR ".join(f'"{w}"*' for w in words[:16])
+    return f'scope : "{project_id}" AND ({terms})'
+
+
+async def text_hits(platform: Platform, project_id: str, query: str, limit: int) -> list[dict[str, Any]]:
+    match = fts_query(project_id, query)
+    if match is None:
+        return []
+    rows = (await platform.db.prepare(
+        "SELECT c.*, bm25(atlas_fts, 10.0, 1.0, 0.0) AS score FROM atlas_fts JOIN atlas_concepts c ON c.seq = atlas_fts.rowid "
+        "WHERE atlas_fts MATCH ? AND c.project_id = ? ORDER BY score, c.rank DESC LIMIT ?"
+    ).bind(match, project_id, limit).all()).results
+    return rows
+
+
+async def embedding_hits(platform: Platform, user_id: str, project_id: str, query: str, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    """Concepts whose chunks are nearest the query, with the model of the project's vectors."""
+    if platform.vectors is None:
+        return [], None
+    row = await platform.db.prepare("SELECT embed_model FROM atlas_indexes WHERE project_id = ?").bind(project_id).first()
+    stored_model = row["embed_model"] if row else None
+    if not stored_model:
+        return [], None
+    embedder = await atlas._embedder(platform, user_id)
+    if embedder is None or atlas._model_id(embedder) != stored_model:
+        return [], None  # vectors of another model are never compared
+    if embedder.provider != "local":
+        from fastest.errors import AIRateLimited
+        from fastest.services import ai_budget
+
+        try:
+            await ai_budget.spend(platform, user_id)
+        except AIRateLimited:
+            return [], None
+    vector = (await embedder.embed([query]))[0]
+    matches = await platform.vectors.query(project_id, stored_model, vector, top_k=min(20, max(limit, 10)))
+    ordered: list[str] = []
+    for match in matches:
+        concept = match.metadata.get("concept_id")
+        if concept and concept not in ordered:
+            ordered.append(concept)
+    if not ordered:
+        return [], stored_model
+    rows = (await platform.db.prepare(
+        "SELECT * FROM atlas_concepts WHERE project_id = ? AND id IN (SELECT value FROM json_each(?))"
+    ).bind(project_id, json.dumps(ordered)).all()).results
+    by_id = {r["id"]: r for r in rows}
+    return [by_id[c] for c in ordered if c in by_id], stored_model
+
+
+async def search(platform: Platform, user_id: str, project_id: str, query: str, limit: int) -> dict[str, Any]:
+    await projects.get_owned(platform, user_id, project_id)
+    text = await text_hits(platform, project_id, query, CANDIDATES)
+    semantic, model = await embedding_hits(platform, user_id, project_id, query, limit)
+    fused: dict[str, dict[str, Any]] = {}
+    for source, rows in (("text", text), ("embedding", semantic)):
+        for position, row in enumerate(rows):
+            entry = fused.setdefault(row["id"], {"row": row, "score": 0.0, "matched_by": []})
+            entry["score"] += 1.0 / (RRF_K + position + 1)
+            entry["matched_by"].append(source)
+    ordered = sorted(fused.values(), key=lambda e: (-e["score"], -(e["row"]["rank"] or 0), e["row"]["seq"]))[:limit]
+    results = []
+    for entry in ordered:
+        row = entry["row"]
+        results.append({
+            "id": row["id"], "name": row["name"], "description": row["description"], "layer": row["layer"],
+            "kind": row["kind"], "path": row["path"], "start_line": row["start_line"], "end_line": row["end_line"],
+            "score": round(entry["score"], 6), "matched_by": entry["matched_by"],
+        })
+    return {"results": results, "embedding_model": model}
