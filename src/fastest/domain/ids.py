@@ -17,6 +17,7 @@ PREFIXES = frozenset(
      "syp", "syn", "snu",  # sync previews, sync runs, sync undos
      "msg", "trn", "que"}  # conversation messages, turns, questions
 )
+PREFIXES = PREFIXES | {"dgm", "nxs", "dcs"}  # Atlas diagrams, next steps, decisions
 
 
 def make_id(prefix: str, millis: int, entropy: bytes) -> str:

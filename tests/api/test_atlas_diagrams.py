@@ -1,0 +1,79 @@
+"""Atlas diagrams: dependency and component from the graph (aggregated when big), flow and sequence
+from the import graph without a model (and saying so), stored and listed."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.atlas_project import FILES
+from tests.api.test_atlas import index, push
+from tests.api.trees import new_project, new_workspace
+from tests.conftest import assert_problem
+
+
+@pytest.fixture
+def indexed(client, alice):
+    project = new_project(client, alice, "shop")
+    workspace = new_workspace(client, alice, project["id"])
+    push(client, alice, project["id"], workspace["id"], FILES)
+    index(client, alice, project["id"])
+    return project["id"]
+
+
+def draw(client, caller, project_id, **body):
+    response = client.post(f"/v1/projects/{project_id}/atlas/diagrams", headers=caller.headers, json=body)
+    assert response.status_code == 201, response.text
+    return response.json()["diagram"]
+
+
+def test_dependency_diagram_of_a_small_project_shows_modules_and_imports(client, alice, indexed):
+    diagram = draw(client, alice, indexed, type="dependency")
+    labels = {n["label"] for n in diagram["nodes"]}
+    assert "api/shop/models.py" in labels and "web/src/cart.ts" in labels
+    assert diagram["mermaid"].startswith("flowchart LR") and len(diagram["edges"]) >= 5
+    assert diagram["source"]["kind"] == "graph"
+
+
+def test_component_flow_and_sequence_without_a_model(client, alice, indexed):
+    component = draw(client, alice, indexed, type="component")
+    assert component["mermaid"].startswith("flowchart TB") and "subgraph" in component["mermaid"]
+    assert {n["id"] for n in component["nodes"]} >= {"api/shop", "web/src"}
+    flow = draw(client, alice, indexed, type="flow")
+    assert flow["source"]["kind"] == "graph" and flow["source"]["note"].startswith("model_not_configured")
+    assert flow["mermaid"].startswith("flowchart TD")
+    sequence = draw(client, alice, indexed, type="sequence")
+    assert sequence["mermaid"].startswith("sequenceDiagram") and "->>" in sequence["mermaid"]
+    listed = client.get(f"/v1/projects/{indexed}/atlas/diagrams", headers=alice.headers).json()["diagrams"]
+    assert [d["type"] for d in listed] == ["sequence", "flow", "component"]
+
+
+def test_diagram_of_one_concept(client, alice, indexed):
+    concepts = client.get(f"/v1/projects/{indexed}/atlas", headers=alice.headers, params={"layer": "module"}).json()["concepts"]
+    models = next(c for c in concepts if c["path"] == "api/shop/models.py")
+    diagram = draw(client, alice, indexed, type="dependency", concept_id=models["id"])
+    assert diagram["nodes"][0]["label"] == "api/shop/models.py" and diagram["concept_id"] == models["id"]
+    assert {n["label"] for n in diagram["nodes"]} >= {"api/shop/handlers/payments.py", "api/shop/handlers/orders.py"}
+    assert_problem(client.post(f"/v1/projects/{indexed}/atlas/diagrams", headers=alice.headers,
+                               json={"type": "dependency", "concept_id": "con_nope"}), 404, "not_found")
+
+
+def test_a_big_system_is_aggregated_within_mermaids_limits(client, alice):
+    files = {}
+    for package in range(30):
+        for module in range(30):
+            imports = "".join(f"from pkg{(package + k) % 30}.mod{(module * 7 + k) % 30} import thing\n" for k in range(1, 4))
+            files[f"src/pkg{package}/mod{module}.py"] = f"{imports}\n\ndef thing():\n    return {module}\n".encode()
+    project = new_project(client, alice, "big")
+    workspace = new_workspace(client, alice, project["id"])
+    push(client, alice, project["id"], workspace["id"], files)
+    index(client, alice, project["id"])
+    diagram = draw(client, alice, project["id"], type="dependency")
+    assert 4 <= len(diagram["nodes"]) <= 40 and all(n["id"].startswith("src/pkg") for n in diagram["nodes"])
+    assert len(diagram["edges"]) <= 500 and len(diagram["mermaid"]) <= 50_000
+    assert "aggregated" in diagram["title"] and "imports" in diagram["edges"][0]["label"]
+
+
+def test_diagrams_need_an_index(client, alice):
+    project = new_project(client, alice, "none")
+    assert_problem(client.post(f"/v1/projects/{project['id']}/atlas/diagrams", headers=alice.headers,
+                               json={"type": "dependency"}), 409, "atlas_not_indexed")
