@@ -1,0 +1,67 @@
+"""A test-made OpenAI-compatible chat completions server on loopback that answers non-streamed
+requests (`stream: false`) with scripted contents, one per call, in order (the last repeats), and
+records every request (path, authorization, body) so tests can check the documented request shape
+(`response_format: {type: "json_schema", json_schema: {name, schema}}`)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class JsonModelServer:
+    def __init__(self, *answers: str) -> None:
+        self.answers = list(answers)
+        self.requests: list[dict[str, Any]] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                owner.requests.append({"path": self.path, "authorization": self.headers.get("authorization"), "body": body})
+                if self.path != "/v1/chat/completions" or body.get("stream"):
+                    self.send_error(404)
+                    return
+                index = min(len(owner.requests) - 1, len(owner.answers) - 1)
+                answer = {"id": "chatcmpl-1", "object": "chat.completion", "model": "json-model",
+                          "choices": [{"index": 0, "finish_reason": "stop",
+                                       "message": {"role": "assistant", "content": owner.answers[index]}}]}
+                data = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self) -> "JsonModelServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def use_model(platform, server: JsonModelServer, **settings: Any) -> None:
+    """Point the platform at this server as its OpenAI-compatible provider."""
+    from dataclasses import replace
+    from functools import partial
+
+    from fastest.platform.ai import model_for_key
+
+    platform.settings = replace(platform.settings, ai_provider="openai", ai_base_url=server.base_url,
+                                ai_model="json-model", ai_rate_limit_per_minute=100, **settings)
+    platform.model_factory = partial(model_for_key, platform.settings, platform.http)
