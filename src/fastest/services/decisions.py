@@ -36,6 +36,7 @@ _EXPLICIT = [
 ]
 _PATH = re.compile(r"(?<![\w/])([\w.-]+(?:/[\w.-]+)+|[\w-]+\.(?:py|ts|tsx|js|jsx|mjs|go|rs|java|md|toml|json|yaml|yml|sql))(?![\w/])")
 _CODE = re.compile(r"`([A-Za-z_][\w.]*)(?:\(\))?`")
+_CALL = re.compile(r"\b([A-Za-z_][\w.]*)\(\)")
 _IDENT = re.compile(r"\b([A-Za-z_]+[a-z][A-Z]\w*|[a-z]+_[a-z_]+|[A-Z][a-z]+[A-Z]\w*)\b")
 
 
@@ -204,7 +205,7 @@ async def extract(platform: Platform, user_id: str, project_id: str) -> dict[str
         ).bind(project_id, conversation["id"], max(int(m["seq"]) for m in messages)))
         await platform.db.batch(statements)
     for decision in created:
-        await link(platform, project_id, decision["id"], f"{decision['title']}\n{decision['decision']}\n{decision['context']}")
+        await link(platform, project_id, decision["id"], f"{decision['title']}\n{decision['decision']}\n{decision['context']}\n{decision['consequences']}")
     return {"decisions": created, "extracted_count": len(created), "messages_read": read, "source": source}
 
 
@@ -216,7 +217,7 @@ async def extract(platform: Platform, user_id: str, project_id: str) -> dict[str
 async def link(platform: Platform, project_id: str, decision_id: str, text: str) -> int:
     """Replace the decision's `decided_by` edges with the concepts its text mentions."""
     paths = {m.group(1).strip("./") for m in _PATH.finditer(text)}
-    names = {m.group(1) for m in _CODE.finditer(text)} | {m.group(1) for m in _IDENT.finditer(text)}
+    names = {m.group(1) for pattern in (_CODE, _CALL, _IDENT) for m in pattern.finditer(text)}
     targets: list[str] = []
     if paths:
         rows = (await platform.db.prepare(
@@ -246,11 +247,11 @@ async def link(platform: Platform, project_id: str, decision_id: str, text: str)
 async def link_all(platform: Platform, project_id: str) -> int:
     """Re-link the project's decisions after an index (concepts may have come or gone)."""
     rows = (await platform.db.prepare(
-        "SELECT id, title, decision, context FROM decisions WHERE project_id = ? ORDER BY seq DESC LIMIT 500"
+        "SELECT id, title, decision, context, consequences FROM decisions WHERE project_id = ? ORDER BY seq DESC LIMIT 500"
     ).bind(project_id).all()).results
     total = 0
     for row in rows:
-        total += await link(platform, project_id, row["id"], f"{row['title']}\n{row['decision']}\n{row['context']}")
+        total += await link(platform, project_id, row["id"], f"{row['title']}\n{row['decision']}\n{row['context']}\n{row['consequences']}")
     return total
 
 
