@@ -1,0 +1,42 @@
+"""The Atlas's SQL on real local D1 (wrangler's workerd): FTS5 with BM25 ranking and the query
+syntax `atlas_search` builds, the JSON arrow operators and UPDATE … FROM the indexer uses."""
+
+from __future__ import annotations
+
+import pytest
+
+from fastest.services.atlas_search import fts_query
+from tests.conformance.test_wrangler_d1 import WRANGLER, local_d1  # noqa: F401  (the module fixture)
+
+pytestmark = [
+    pytest.mark.wrangler,
+    pytest.mark.skipif(not WRANGLER.exists(), reason="wrangler is not installed: run `npm ci`"),
+]
+
+
+def test_fts5_bm25_search_on_d1(local_d1):  # noqa: F811
+    local_d1(
+        "INSERT INTO users (id, email, created_at, updated_at) VALUES ('usr_fts', 'fts@example.com', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');"
+        "INSERT INTO projects (id, user_id, name, created_at, updated_at, last_activity_at) VALUES "
+        "('prj_fts', 'usr_fts', 'fts', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');"
+        "INSERT INTO atlas_concepts (id, project_id, layer, kind, name, path, description) "
+        "SELECT value ->> 0, 'prj_fts', 'code', 'function', value ->> 1, value ->> 2, value ->> 3 FROM json_each("
+        "'[[\"con_a\", \"parse_config\", \"app/config.py\", \"Read the YAML settings file\"],"
+        "[\"con_b\", \"charge\", \"app/pay.py\", \"Charge a credit card\"],"
+        "[\"con_c\", \"config_path\", \"app/paths.py\", \"Where the config lives\"]]');"
+        "INSERT INTO atlas_fts (rowid, name, body, scope) SELECT seq, replace(name, '_', ' '), description, project_id "
+        "FROM atlas_concepts WHERE project_id = 'prj_fts';"
+    )
+    match = fts_query("prj_fts", "parse config").replace("'", "''")
+    rows = local_d1(
+        "SELECT c.name, bm25(atlas_fts, 10.0, 1.0, 0.0) AS score FROM atlas_fts JOIN atlas_concepts c "
+        f"ON c.seq = atlas_fts.rowid WHERE atlas_fts MATCH '{match}' AND c.project_id = 'prj_fts' ORDER BY score"
+    )
+    assert [r["name"] for r in rows] == ["parse_config", "config_path"]  # both words beat one
+    assert rows[0]["score"] < rows[1]["score"] < 0
+    other_scope = fts_query("prj_other", "parse config").replace("'", "''")
+    assert local_d1(f"SELECT rowid FROM atlas_fts WHERE atlas_fts MATCH '{other_scope}'") == []
+    # The indexer's UPDATE … FROM json_each with ->> (the PageRank write).
+    local_d1("UPDATE atlas_concepts SET rank = j.value ->> 1 FROM json_each('[[\"app/pay.py\", 2.5]]') j "
+             "WHERE atlas_concepts.project_id = 'prj_fts' AND atlas_concepts.path = j.value ->> 0")
+    assert local_d1("SELECT rank FROM atlas_concepts WHERE id = 'con_b'") == [{"rank": 2.5}]
