@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(`npx wrangler d1 execute fastest --remote --file FILE`)",
     )
     add_client_commands(commands)
+    from fastest.cli import atlas as atlas_cli  # argparse only; its handlers import the client when run
+
+    atlas_cli.add_commands(commands)
     return parser
 
 
@@ -93,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from fastest.cli.commands import run
 
         return run(args)
+    if args.command in ("atlas", "next"):
+        from fastest.cli.atlas import run as run_atlas
+
+        return run_atlas(args)
     if args.command == "serve":
         from fastest.platform.local.server import serve
 

@@ -1,0 +1,153 @@
+"""`fastest atlas index|search` and `fastest next [list|generate]`: the project's Atlas and next steps,
+for the project of the linked folder (or `--project-id`).
+
+Only argparse is imported at module level (this module's `add_commands` runs for `fastest --help`);
+the HTTP client and the client commands' helpers are imported when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any, Mapping
+
+COMMANDS = frozenset({"atlas", "next"})
+POLL_SECONDS = 1.0
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    atlas = commands.add_parser("atlas", help="the project's knowledge graph: index it, search it")
+    atlas_commands = atlas.add_subparsers(dest="atlas_command", required=True)
+    index = atlas_commands.add_parser("index", help="index the project's latest snapshot (incremental), with progress")
+    index.add_argument("--embed", action="store_true", help="also embed the source for searching by meaning")
+    index.add_argument("--snapshot", help="index this snapshot (snp_…) instead of main's head")
+    search = atlas_commands.add_parser("search", help="search concepts by name or described behaviour")
+    search.add_argument("query", nargs="+", help="words, a symbol name, or what the code does")
+    search.add_argument("-n", "--limit", type=int, default=10, help="how many results (1-100, default 10)")
+    for parser in (index, search):
+        parser.add_argument("--project-id", help="the project (default: the linked folder's)")
+        parser.add_argument("--dir", help="the linked folder (default: the one containing the current directory)")
+        parser.add_argument("--json", action="store_true")
+
+    next_parser = commands.add_parser("next", help="next steps for the project: list them, or generate new ones")
+    next_parser.add_argument("action", nargs="?", choices=("list", "generate"), default="list")
+    next_parser.add_argument("--status", default="pending", choices=("pending", "started", "completed", "dismissed"))
+    next_parser.add_argument("--project-id")
+    next_parser.add_argument("--dir")
+    next_parser.add_argument("--json", action="store_true")
+
+
+def run(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
+    from fastest.cli import commands
+    from fastest.cli.client import ApiError
+    from fastest.cli.config import ConfigError
+    from fastest.cli.state import NotAWorkspace
+
+    env = os.environ if env is None else env
+    try:
+        if args.command == "next":
+            return _next(args, env)
+        if args.atlas_command == "index":
+            return _index(args, env)
+        return _search(args, env)
+    except (ConfigError, NotAWorkspace, commands.UsageError) as exc:
+        return commands._fail(str(exc), commands.EXIT_USAGE)
+    except ApiError as exc:
+        if exc.status == 401:
+            return commands._fail("the server rejected the token (expired or revoked?); run fastest login", commands.EXIT_FAILED)
+        return commands._fail(exc.message, commands.EXIT_FAILED)
+    except KeyboardInterrupt:
+        return commands._fail("interrupted (indexing goes on on the server)", commands.EXIT_FAILED)
+
+
+def _project(args: argparse.Namespace, env: Mapping[str, str]):
+    from fastest.cli import commands, config
+
+    if args.project_id:
+        return args.project_id, config.resolve(env)
+    _, state, credentials = commands._workspace(args, env)
+    return state.project_id, credentials
+
+
+def _emit(args: argparse.Namespace, document: Any, lines: list[str]) -> None:
+    if args.json:
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        for line in lines:
+            print(line)
+
+
+def _index(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    from fastest.cli import commands
+
+    project_id, credentials = _project(args, env)
+    params = {**({"embed": "true"} if args.embed else {}), **({"snapshot_id": args.snapshot} if args.snapshot else {})}
+    with commands._client(credentials) as api:
+        result = api.request("POST", f"/v1/projects/{project_id}/atlas/index", params=params, ok=(200, 202)).json()
+        started = time.monotonic()
+        while result["status"] == "running":
+            progress = result.get("progress") or {}
+            if not args.json:
+                print(f"\rindexing… {progress.get('files_done', 0)} files, {progress.get('directories_pending', 0)} "
+                      f"directories to go ({time.monotonic() - started:.0f} s)", end="", file=sys.stderr, flush=True)
+            api.pause(POLL_SECONDS)
+            result = api.get_json(f"/v1/projects/{project_id}/atlas", params={"limit": 1})["index"]
+        if not args.json and time.monotonic() - started > 0:
+            print("", file=sys.stderr)
+    if result["status"] == "failed":
+        return commands._fail(f"indexing failed: {result.get('error')}", commands.EXIT_FAILED)
+    reused = result["reused"]
+    lines = [
+        f"indexed {result['snapshot_id']}: {result['concepts_created']} concepts, {result['edges_created']} edges written"
+        + (f", {result['embeddings_created']} chunks embedded" if result.get("embeddings_created") else ""),
+        f"reused {reused['directories']} unchanged directories ({reused['files']} files not read again)",
+    ]
+    if result.get("parse_errors"):
+        lines.append(f"{result['parse_errors']} file(s) did not parse: indexed without symbols")
+    _emit(args, result, lines)
+    return commands.EXIT_OK
+
+
+def _search(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    from fastest.cli import commands
+
+    if not 1 <= args.limit <= 100:
+        raise commands.UsageError("-n must be between 1 and 100")
+    project_id, credentials = _project(args, env)
+    with commands._client(credentials) as api:
+        found = api.request("POST", f"/v1/projects/{project_id}/atlas/search",
+                            json={"query": " ".join(args.query), "limit": args.limit}).json()
+    lines = []
+    for result in found["results"]:
+        where = result["path"] + (f":{result['start_line']}" if result.get("start_line") and result["layer"] == "code" else "")
+        lines.append(f"{result['layer']:<6} {result['name']:<40} {where}  [{'+'.join(result['matched_by'])}]")
+        if result["description"]:
+            lines.append(f"       {result['description'][:100]}")
+    if not found["results"]:
+        lines.append("nothing found (is the Atlas indexed? run fastest atlas index)")
+    _emit(args, found, lines)
+    return commands.EXIT_OK
+
+
+def _next(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    from fastest.cli import commands
+
+    project_id, credentials = _project(args, env)
+    with commands._client(credentials) as api:
+        if args.action == "generate":
+            document = api.post_json(f"/v1/projects/{project_id}/next-steps/generate", {}, idempotent_create=True).json()
+            steps = document["next_steps"]
+            source = document["source"]
+            header = [f"{document['generated_count']} new step(s) from "
+                      + (f"the model {source['provider']}:{source['model']}" if source["kind"] == "model" else "rules")
+                      + (f" ({source['note']})" if source.get("note") else "")]
+        else:
+            document = api.get_json(f"/v1/projects/{project_id}/next-steps", params={"status": args.status})
+            steps = document["next_steps"]
+            header = [] if steps else [f"no {args.status} next steps; run fastest next generate"]
+    lines = header + [f"[{s['priority']:<6}] {s['title']}  ({s['category']}, {s['id']})" for s in steps]
+    _emit(args, document, lines)
+    return commands.EXIT_OK
