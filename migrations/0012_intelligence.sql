@@ -83,8 +83,10 @@ CREATE TABLE atlas_edges (
 CREATE INDEX atlas_edges_owner ON atlas_edges(project_id, owner);
 CREATE INDEX atlas_edges_target ON atlas_edges(project_id, target_id);
 
--- Ranked text search (BM25). `scope` holds the project id, ANDed into every query.
+-- Ranked text search (BM25, names weighing ten times the rest). `scope` holds the project id's
+-- unique part (one token), ANDed into every query.
 CREATE VIRTUAL TABLE atlas_fts USING fts5(name, body, scope, tokenize = 'unicode61');
+INSERT INTO atlas_fts (atlas_fts, rank) VALUES ('rank', 'bm25(10.0, 1.0, 0.0)');
 
 -- Source chunks cut at symbol boundaries (≤ 512 tokens), embedded by `model`.
 CREATE TABLE atlas_chunks (

@@ -24,13 +24,13 @@ def test_fts5_bm25_search_on_d1(local_d1):  # noqa: F811
         "'[[\"con_a\", \"parse_config\", \"app/config.py\", \"Read the YAML settings file\"],"
         "[\"con_b\", \"charge\", \"app/pay.py\", \"Charge a credit card\"],"
         "[\"con_c\", \"config_path\", \"app/paths.py\", \"Where the config lives\"]]');"
-        "INSERT INTO atlas_fts (rowid, name, body, scope) SELECT seq, replace(name, '_', ' '), description, project_id "
+        "INSERT INTO atlas_fts (rowid, name, body, scope) SELECT seq, replace(name, '_', ' '), description, 'fts' "
         "FROM atlas_concepts WHERE project_id = 'prj_fts';"
     )
     match = fts_query("prj_fts", "parse config").replace("'", "''")
     rows = local_d1(
-        "SELECT c.name, bm25(atlas_fts, 10.0, 1.0, 0.0) AS score FROM atlas_fts JOIN atlas_concepts c "
-        f"ON c.seq = atlas_fts.rowid WHERE atlas_fts MATCH '{match}' AND c.project_id = 'prj_fts' ORDER BY score"
+        "SELECT c.name, f.rank AS score FROM (SELECT rowid, rank FROM atlas_fts WHERE atlas_fts MATCH "
+        f"'{match}' ORDER BY rank LIMIT 10) f JOIN atlas_concepts c ON c.seq = f.rowid ORDER BY f.rank"
     )
     assert [r["name"] for r in rows] == ["parse_config", "config_path"]  # both words beat one
     assert rows[0]["score"] < rows[1]["score"] < 0

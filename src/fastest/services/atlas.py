@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import posixpath
+import re
 from datetime import timedelta
 from typing import Any, Iterable, Sequence
 
@@ -51,23 +52,18 @@ def chunk_id(project_id: str, path: str, index: int) -> str:
     return "chk_" + hashlib.sha256(f"{project_id}\0{path}\0{index}".encode("utf-8")).hexdigest()[:24]
 
 
+_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+
+
 def _split_words(text: str) -> str:
-    """`parseConfig` / `parse_config` → "parse config": identifiers as words for the text index."""
-    out = []
-    word = ""
-    for ch in text:
-        if ch.isalnum():
-            if word and ch.isupper() and word[-1].islower():
-                out.append(word)
-                word = ""
-            word += ch
-        else:
-            if word:
-                out.append(word)
-            word = ""
-    if word:
-        out.append(word)
-    return " ".join(out)
+    """`parseConfig` / `parse_config` / `HTTPServer` → "parse config" / "HTTP Server": identifiers as
+    words for the text index."""
+    return " ".join(_WORDS.findall(text))
+
+
+def fts_scope(project_id: str) -> str:
+    """The project's token in `atlas_fts.scope`: its id's unique part (`prj_01J…` → `01J…`)."""
+    return project_id.split("_", 1)[-1]
 
 
 def _range(prefix: str) -> tuple[str, str]:
@@ -358,7 +354,7 @@ class _Indexer:
                    json.dumps({"markers": markers})),
             self.db.prepare(
                 "INSERT INTO atlas_fts (rowid, name, body, scope) SELECT seq, ?, ?, ? FROM atlas_concepts WHERE id = ?"
-            ).bind(_split_words(name) + " " + name, description, self.project_id, cid),
+            ).bind(_split_words(name) + " " + name, description, fts_scope(self.project_id), cid),
         ]
         return statements
 
@@ -473,9 +469,9 @@ class _Indexer:
             ).bind(pid, json.dumps(part)))
         for part in _parts(fts):
             statements.append(db.prepare(
-                "INSERT INTO atlas_fts (rowid, name, body, scope) SELECT c.seq, j.value ->> 1, j.value ->> 2, ? "
-                "FROM json_each(?) j JOIN atlas_concepts c ON c.id = j.value ->> 0"
-            ).bind(pid, json.dumps(part)))
+                "INSERT INTO atlas_fts (rowid, name, body, scope) SELECT (SELECT seq FROM atlas_concepts WHERE id = j.value ->> 0), "
+                "j.value ->> 1, j.value ->> 2, ? FROM json_each(?) j"
+            ).bind(fts_scope(pid), json.dumps(part)))
         for part in _parts(edges):
             statements.append(db.prepare(
                 "INSERT OR IGNORE INTO atlas_edges (project_id, source_id, target_id, kind, owner) "
@@ -558,10 +554,8 @@ class _Indexer:
                 "DELETE FROM atlas_edges WHERE project_id = ? AND kind = 'imports' AND owner IN "
                 "(SELECT value ->> 0 FROM json_each(?))"
             ).bind(pid, json.dumps(part)))
-            statements.append(db.prepare(
-                "UPDATE atlas_files SET resolved = j.value ->> 1 FROM json_each(?) j WHERE atlas_files.project_id = ? "
-                "AND atlas_files.path = j.value ->> 0"
-            ).bind(json.dumps(part), pid))
+            statements += [db.prepare("UPDATE atlas_files SET resolved = ? WHERE project_id = ? AND path = ?").bind(
+                encoded, pid, path) for path, encoded in part]
         edge_rows = [[concept_id(pid, "module", path), concept_id(pid, "module", target), path]
                      for path, encoded in updates for target in json.loads(encoded)]
         self.counts["edges_created"] += len(edge_rows)
@@ -572,7 +566,7 @@ class _Indexer:
             ).bind(pid, json.dumps(part)))
         for start in range(0, len(statements), 200):
             await db.batch(statements[start:start + 200])
-        return changed or bool(edge_rows)
+        return changed
 
     async def _rank(self) -> None:
         """PageRank of the modules over the import edges; code concepts share their module's rank."""
@@ -582,13 +576,18 @@ class _Indexer:
         edges = [(r["path"], target) for r in rows if r["resolved"] not in ("?", "[]") for target in json.loads(r["resolved"])]
         ranks = pagerank(nodes, edges)
         scale = len(nodes) or 1
-        values = [[path, round(rank * scale, 6)] for path, rank in ranks.items()]
-        statements = [db.prepare(
-            "UPDATE atlas_concepts SET rank = j.value ->> 1 FROM json_each(?) j WHERE atlas_concepts.project_id = ? "
-            "AND atlas_concepts.path = j.value ->> 0 AND atlas_concepts.layer != 'system' AND atlas_concepts.rank != j.value ->> 1"
-        ).bind(json.dumps(part), pid) for part in _parts(values, 2000)]
-        for start in range(0, len(statements), 50):
-            await db.batch(statements[start:start + 50])
+        old = {r["path"]: r["rank"] for r in (await db.prepare(
+            "SELECT path, rank FROM atlas_concepts WHERE project_id = ? AND layer = 'module'"
+        ).bind(pid).all()).results}
+        statements = []
+        for path, rank in ranks.items():
+            value = round(rank * scale, 4)  # relative to the average module (1.0)
+            if old.get(path) != value:
+                statements.append(db.prepare(
+                    "UPDATE atlas_concepts SET rank = ? WHERE project_id = ? AND path = ? AND layer != 'system'"
+                ).bind(value, pid, path))
+        for start in range(0, len(statements), 500):
+            await db.batch(statements[start:start + 500])
 
 
 def _parts(rows: Sequence[Any], size: int = JSON_ROWS) -> Iterable[Sequence[Any]]:

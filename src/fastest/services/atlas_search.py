@@ -12,15 +12,16 @@ from fastest.platform import Platform
 from fastest.services import atlas, projects
 
 RRF_K = 60
-CANDIDATES = 50
+CANDIDATES = 40
 _WORD = re.compile(r"[A-Za-z0-9]+")
 _STOP = {"the", "a", "an", "of", "to", "in", "and", "or", "for", "is", "it", "that", "this", "with", "on", "by",
          "how", "what", "where", "which", "does", "do", "i", "we", "be", "are", "from"}
 
 
 def fts_query(project_id: str, query: str) -> str | None:
-    """An FTS5 query: the project's scope AND any of the query's words (prefix matches); camelCase and
-    snake_case split as the index splits them. None when the query has no word."""
+    """An FTS5 query: the project's scope AND any of the query's words (the last one also as a
+    prefix, for a name being typed); camelCase and snake_case split as the index splits them.
+    None when the query has no word."""
     words: list[str] = []
     for token in _WORD.findall(atlas._split_words(query)):
         lowered = token.lower()
@@ -30,8 +31,14 @@ def fts_query(project_id: str, query: str) -> str | None:
         words = [t.lower() for t in _WORD.findall(query)][:8]
     if not words:
         return None
-    terms = " OR ".join(f'"{w}"*' for w in words[:16])
-    return f'scope : "{project_id}" AND ({terms})'
+    words = words[:16]
+    terms = [f'"{w}"' for w in words]
+    if len(words[-1]) >= 3:
+        terms.append(f'"{words[-1]}"*')
+    return f'scope : "{atlas.fts_scope(project_id)}" AND ({" OR ".join(terms)})'
+
+
+_COLUMNS = "c.seq, c.id, c.name, c.description, c.layer, c.kind, c.path, c.start_line, c.end_line, c.rank"
 
 
 async def text_hits(platform: Platform, project_id: str, query: str, limit: int) -> list[dict[str, Any]]:
@@ -39,9 +46,9 @@ async def text_hits(platform: Platform, project_id: str, query: str, limit: int)
     if match is None:
         return []
     rows = (await platform.db.prepare(
-        "SELECT c.*, bm25(atlas_fts, 10.0, 1.0, 0.0) AS score FROM atlas_fts JOIN atlas_concepts c ON c.seq = atlas_fts.rowid "
-        "WHERE atlas_fts MATCH ? AND c.project_id = ? ORDER BY score, c.rank DESC LIMIT ?"
-    ).bind(match, project_id, limit).all()).results
+        f"SELECT {_COLUMNS}, f.rank AS score FROM (SELECT rowid, rank FROM atlas_fts WHERE atlas_fts MATCH ? "
+        "ORDER BY rank LIMIT ?) f JOIN atlas_concepts c ON c.seq = f.rowid WHERE c.project_id = ? ORDER BY f.rank, c.rank DESC"
+    ).bind(match, limit, project_id).all()).results
     return rows
 
 
@@ -74,7 +81,7 @@ async def embedding_hits(platform: Platform, user_id: str, project_id: str, quer
     if not ordered:
         return [], stored_model
     rows = (await platform.db.prepare(
-        "SELECT * FROM atlas_concepts WHERE project_id = ? AND id IN (SELECT value FROM json_each(?))"
+        f"SELECT {_COLUMNS} FROM atlas_concepts c WHERE c.project_id = ? AND c.id IN (SELECT value FROM json_each(?))"
     ).bind(project_id, json.dumps(ordered)).all()).results
     by_id = {r["id"]: r for r in rows}
     return [by_id[c] for c in ordered if c in by_id], stored_model

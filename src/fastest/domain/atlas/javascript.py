@@ -72,26 +72,41 @@ def import_candidates(path: str, spec: str) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def _significant(language: str, text: str) -> tuple[list[tuple[str, str, int]], dict[int, str], int]:
-    """(tokens as (type, value, line), the comment ending on each line, error token count)."""
-    from pygments.token import Comment, Error, Text, Whitespace
+_KINDS: dict = {}
 
+
+def _kind_of(ttype) -> str:
+    """The coarse kind of a Pygments token type (cached: there are few types)."""
+    kind = _KINDS.get(ttype)
+    if kind is None:
+        name = str(ttype)
+        kind = ("comment" if name.startswith("Token.Comment") else "error" if name.startswith("Token.Error")
+                else "string" if "String" in name else "keyword" if "Keyword" in name else "name" if "Name" in name
+                else "punct" if "Punctuation" in name else "op" if "Operator" in name
+                else "space" if name.startswith(("Token.Text", "Token.Whitespace")) else "other")
+        _KINDS[ttype] = kind
+    return kind
+
+
+def _significant(language: str, text: str) -> tuple[list[tuple[str, str, int]], dict[int, str], int]:
+    """(tokens as (kind, value, line), the comment ending on each line, error token count)."""
     tokens: list[tuple[str, str, int]] = []
     comments: dict[int, str] = {}
     errors = 0
     line = 1
-    for ttype, value in _lexer(language).get_tokens(text):
-        if ttype in Comment:
-            end = line + value.count("\n")
-            comments[end] = value
-        elif ttype in Error:
+    for _, ttype, value in _lexer(language).get_tokens_unprocessed(text):
+        kind = _kind_of(ttype)
+        newlines = value.count("\n")
+        if kind == "comment":
+            comments[line + newlines] = value
+        elif kind == "error":
             errors += 1
-        elif not (ttype in Whitespace or ttype in Text and not value.strip()):
-            kind = "string" if "String" in str(ttype) else "keyword" if "Keyword" in str(ttype) else \
-                "name" if "Name" in str(ttype) else "punct" if "Punctuation" in str(ttype) else \
-                "op" if "Operator" in str(ttype) else "other"
-            tokens.append((kind, value.strip() if kind != "string" else value, line))
-        line += value.count("\n")
+        elif kind == "space":
+            if value.strip():
+                tokens.append(("other", value.strip(), line))
+        else:
+            tokens.append((kind, value if kind == "string" else value.strip(), line))
+        line += newlines
     return tokens, comments, errors
 
 

@@ -30,7 +30,7 @@ def _imports(tree: ast.Module, path: str) -> tuple[list[Import], list[str]]:
     imports: list[Import] = []
     external: list[str] = []
     package = posixpath.dirname(path)
-    for node in ast.walk(tree):
+    for node in _statements(tree.body):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 imports.append(Import(spec=alias.name, candidates=_module_candidates(alias.name), suffix=True,
@@ -63,6 +63,21 @@ def _imports(tree: ast.Module, path: str) -> tuple[list[Import], list[str]]:
                     candidates = [f"{sub}.py", f"{sub}/__init__.py", *module_candidates]
                 imports.append(Import(spec=spec, candidates=tuple(candidates), suffix=suffix, names=(name,)))
     return imports, external
+
+
+def _statements(body: list[ast.stmt]):
+    """Every statement, nested ones included (imports under `if TYPE_CHECKING:`, `try:`, in
+    functions), without walking into expressions."""
+    stack = list(reversed(body))
+    while stack:
+        node = stack.pop()
+        yield node
+        for name in ("body", "orelse", "finalbody", "handlers"):
+            children = getattr(node, name, None)
+            if children:
+                stack.extend(reversed(children))
+        for case in getattr(node, "cases", ()) or ():
+            stack.extend(reversed(case.body))
 
 
 def _constant_names(node: ast.stmt) -> list[str]:
