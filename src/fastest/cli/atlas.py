@@ -94,7 +94,9 @@ def _index(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                 print(f"\rindexing… {progress.get('files_done', 0)} files, {progress.get('directories_pending', 0)} "
                       f"directories to go ({time.monotonic() - started:.0f} s)", end="", file=sys.stderr, flush=True)
             api.pause(POLL_SECONDS)
-            result = api.get_json(f"/v1/projects/{project_id}/atlas", params={"limit": 1})["index"]
+            # Asking again drives the next bounded step where nothing runs in the background (the
+            # edge between cron runs); where a step is already running it only reports progress.
+            result = api.request("POST", f"/v1/projects/{project_id}/atlas/index", params=params, ok=(200, 202)).json()
         if not args.json and time.monotonic() - started > 0:
             print("", file=sys.stderr)
     if result["status"] == "failed":

@@ -25,18 +25,19 @@ def _js(value: Any) -> Any:
 
 
 class VectorizeIndex:
-    def __init__(self, binding: Any) -> None:
+    def __init__(self, binding: Any, *, convert: Any = None) -> None:
         self._binding = binding
+        self._js = convert or _js  # tests pass a plain converter; on Workers, Pyodide's to_js
 
     async def upsert(self, namespace: str, model: str, items: Sequence[tuple[str, Sequence[float], Mapping[str, Any]]]) -> None:
         for start in range(0, len(items), _BATCH):
-            await self._binding.upsert(_js([
+            await self._binding.upsert(self._js([
                 {"id": item_id, "values": list(vector), "namespace": namespace, "metadata": {**metadata, "model": model}}
                 for item_id, vector, metadata in items[start:start + _BATCH]
             ]))
 
     async def query(self, namespace: str, model: str, vector: Sequence[float], *, top_k: int = 20) -> list[VectorMatch]:
-        result = from_js(await self._binding.query(_js(list(vector)), _js({
+        result = from_js(await self._binding.query(self._js(list(vector)), self._js({
             "topK": min(top_k, MAX_TOP_K), "namespace": namespace, "returnMetadata": "all",
         })))
         matches = []
@@ -48,4 +49,4 @@ class VectorizeIndex:
 
     async def delete(self, namespace: str, model: str, ids: Sequence[str]) -> None:
         for start in range(0, len(ids), _BATCH):
-            await self._binding.deleteByIds(_js(list(ids[start:start + _BATCH])))
+            await self._binding.deleteByIds(self._js(list(ids[start:start + _BATCH])))
