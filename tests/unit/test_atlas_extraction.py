@@ -189,3 +189,118 @@ def test_chunks_follow_symbols_and_stay_under_the_limit():
 
 def test_test_paths():
     assert is_test_path("tests/test_x.py") and is_test_path("src/a.test.ts") and not is_test_path("src/a.ts")
+
+
+GO = b'''// Package server serves the shop over HTTP.
+package server
+
+import (
+	"fmt"
+	h "net/http"
+
+	"example.com/shop/internal/store"
+)
+
+import "example.com/shop/pkg/money"
+
+const MaxConns = 10
+
+const (
+	defaultPort = 8080
+	Version     = "1.2"
+)
+
+// Server holds the routes.
+type Server struct {
+	store *store.Store
+}
+
+type Handler interface {
+	Serve(w h.ResponseWriter)
+}
+
+type ID string
+
+// New makes a server.
+func New(s *store.Store) *Server {
+	return &Server{store: s}
+}
+
+// Start listens on the port.
+func (s *Server) Start(port int) error {
+	fmt.Println(money.Format(port)) // TODO: real logging
+	return nil
+}
+'''
+
+JAVA = b'''package com.shop.service;
+
+import com.shop.model.Order;
+import com.shop.util.*;
+import static com.shop.util.Money.round;
+import java.util.List;
+
+/** Handles orders. */
+public class OrderService extends Base implements Service {
+    public static final int MAX_ORDERS = 10;
+    private final Repo repo;
+
+    public OrderService(Repo repo) { this.repo = repo; }
+
+    /** Creates an order. */
+    public Order create(String id) {
+        return new Order(id);
+    }
+
+    private static <T> List<T> list(int n) {
+        return null;
+    }
+
+    interface Listener {
+        void on(Order o);
+    }
+}
+'''
+
+
+def test_go_functions_methods_types_constants_and_package_imports():
+    facts = extract("cmd/server/server.go", GO)
+    assert facts.parse_error is None and facts.language == "go"
+    symbols = names(facts)
+    assert symbols["Server"].kind == "class" and symbols["Server"].doc == "Server holds the routes."
+    assert (symbols["Server"].start_line, symbols["Server"].end_line) == (21, 23)
+    assert symbols["Handler"].kind == "interface" and symbols["ID"].kind == "type"
+    assert symbols["New"].kind == "function" and symbols["New"].exported and symbols["New"].doc == "New makes a server."
+    assert symbols["Server.Start"].kind == "method" and symbols["Server.Start"].parent == "Server"
+    assert symbols["Server.Start"].end_line == 40
+    assert {"MaxConns", "defaultPort", "Version"} <= symbols.keys() and not symbols["defaultPort"].exported
+    assert facts.external == ("fmt", "net/http") and facts.todo_count == 1
+    tree = PathIndex(["internal/store/store.go", "internal/store/store_test.go", "pkg/money/format.go", "cmd/server/server.go"])
+    resolved = {i.spec: tree.resolve(i.candidates, suffix=i.suffix) for i in facts.imports}
+    assert resolved == {"example.com/shop/internal/store": "internal/store/store.go",
+                        "example.com/shop/pkg/money": "pkg/money/format.go"}
+
+
+def test_java_classes_methods_constants_and_imports():
+    facts = extract("src/main/java/com/shop/service/OrderService.java", JAVA)
+    assert facts.parse_error is None and facts.language == "java"
+    symbols = names(facts)
+    assert symbols["OrderService"].kind == "class" and symbols["OrderService"].doc == "Handles orders."
+    assert symbols["OrderService"].exported and symbols["OrderService"].end_line == 27
+    assert symbols["OrderService.create"].kind == "method" and symbols["OrderService.create"].doc == "Creates an order."
+    assert (symbols["OrderService.create"].start_line, symbols["OrderService.create"].end_line) == (16, 18)
+    assert symbols["OrderService.OrderService"].kind == "method"  # the constructor
+    assert not symbols["OrderService.list"].exported
+    assert symbols["OrderService.MAX_ORDERS"].kind == "constant"
+    assert symbols["OrderService.Listener"].kind == "interface" and "OrderService.Listener.on" in symbols
+    root = "src/main/java/com/shop/"
+    tree = PathIndex([root + "model/Order.java", root + "util/Money.java", root + "service/OrderService.java"])
+    resolved = {i.spec: tree.resolve(i.candidates, suffix=i.suffix) for i in facts.imports}
+    assert resolved == {"com.shop.model.Order": root + "model/Order.java", "com.shop.util.*": root + "util/Money.java",
+                        "com.shop.util.Money.round": root + "util/Money.java"}
+    assert facts.external == ("java.util",)
+
+
+def test_go_and_java_that_do_not_parse():
+    assert extract("a.go", b"package a\nfunc Broken( {\n").parse_error
+    assert extract("A.java", b"class A { void m() {\n").parse_error

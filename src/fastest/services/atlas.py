@@ -284,11 +284,13 @@ class _Indexer:
         children = {r["path"]: r for r in (await self.db.prepare(
             "SELECT path, manifest_hash, embed_model FROM atlas_dirs WHERE project_id = ? AND parent = ?"
         ).bind(self.project_id, path).all()).results}
-        old_files = {r["path"]: r["blob_hash"] for r in (await self.db.prepare(
+        rows = (await self.db.prepare(
             "SELECT path, blob_hash, embed_model FROM atlas_files WHERE project_id = ? AND dir = ?"
-        ).bind(self.project_id, path).all()).results if not self.embed_model or r["embed_model"] == self.embed_model}
-        all_old_files = set((await self._paths_in_dir(path)))
-        names = {entry.name for entry in manifest.entries}
+        ).bind(self.project_id, path).all()).results
+        all_old_files = {r["path"] for r in rows}
+        old_files = {r["path"]: r["blob_hash"] for r in rows if not self.embed_model or r["embed_model"] == self.embed_model}
+        types = {entry.name: entry.type for entry in manifest.entries}
+        names = set(types)
         statements: list[Statement] = []
         is_system = path == "" or any(name in extraction.SYSTEM_MARKERS for name in names)
         if is_system:
@@ -316,10 +318,8 @@ class _Indexer:
             if full not in all_old_files:
                 self.state["paths_changed"] = True
         # What this directory no longer has.
-        gone_files = [p for p in all_old_files if posixpath.basename(p) not in names or
-                      any(e.name == posixpath.basename(p) and e.type == "tree" for e in manifest.entries)]
-        gone_dirs = [p for p in children if posixpath.basename(p) not in names or
-                     any(e.name == posixpath.basename(p) and e.type != "tree" for e in manifest.entries)]
+        gone_files = sorted(p for p in all_old_files if types.get(posixpath.basename(p), "tree") == "tree")
+        gone_dirs = sorted(p for p in children if types.get(posixpath.basename(p), "file") != "tree")
         if gone_files or gone_dirs:
             self.state["paths_changed"] = True
             self.counts["files_removed"] += len(gone_files)
@@ -327,11 +327,6 @@ class _Indexer:
         statements += await self._file_statements(changed, path, system)
         for start in range(0, len(statements), 200):
             await self.db.batch(statements[start:start + 200])
-
-    async def _paths_in_dir(self, path: str) -> list[str]:
-        rows = (await self.db.prepare("SELECT path FROM atlas_files WHERE project_id = ? AND dir = ?").bind(
-            self.project_id, path).all()).results
-        return [r["path"] for r in rows]
 
     def _system_statements(self, path: str, names: set[str], is_system: bool) -> list[Statement]:
         cid = concept_id(self.project_id, "system", path)

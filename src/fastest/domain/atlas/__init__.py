@@ -1,7 +1,7 @@
 """The Atlas: a project's knowledge graph, extracted from file bytes by real parsers.
 
 `extract(path, data)` → `FileFacts` (symbols, imports) for the languages indexed: Python (`ast`),
-JavaScript and TypeScript (Pygments' lexers). Any other file is a module without symbols.
+JavaScript, TypeScript, Go and Java (Pygments' lexers). Any other file is a module without symbols.
 """
 
 from __future__ import annotations
@@ -19,13 +19,17 @@ def language_of(path: str) -> str | None:
 
     if path.endswith(PYTHON_EXTENSIONS):
         return "python"
+    if path.endswith(".go"):
+        return "go"
+    if path.endswith(".java"):
+        return "java"
     return js_language(path)
 
 
 def is_test_path(path: str) -> bool:
     name = path.rsplit("/", 1)[-1]
     parts = path.split("/")
-    return (name.startswith("test_") or name.endswith(("_test.py", ".test.ts", ".test.js", ".spec.ts", ".spec.js",
+    return (name.startswith("test_") or name.endswith(("_test.py", "_test.go", "Test.java", "Tests.java", ".test.ts", ".test.js", ".spec.ts", ".spec.js",
                                                         ".test.tsx", ".spec.tsx", ".test.jsx"))
             or any(p in ("tests", "test", "__tests__", "spec") for p in parts[:-1]))
 
@@ -43,6 +47,14 @@ def extract(path: str, data: bytes) -> FileFacts:
         from .python import extract as python_extract
 
         return python_extract(path, data)
+    if language in ("go", "java"):
+        from .golang import extract_go, extract_java
+
+        try:
+            return (extract_go if language == "go" else extract_java)(path, data)
+        except Exception as exc:  # a lexer surprise must not fail an index
+            return FileFacts(path=path, language=language, parse_error=f"lexer failed: {type(exc).__name__}",
+                             lines=line_count(data), todo_count=count_todos(data))
     from .javascript import extract as js_extract
 
     return js_extract(path, data)

@@ -14,15 +14,27 @@ class PathIndex:
     def __init__(self, paths: Iterable[str]) -> None:
         self.paths: set[str] = set(paths)
         self._suffixes: dict[str, str] = {}
+        self._dirs: dict[str, str] = {}  # a Go/Java package directory (and its suffixes) → its first file
         for path in sorted(self.paths, key=lambda p: (p.count("/"), p)):
-            if not path.endswith(".py"):
-                continue
-            parts = path.split("/")
-            for start in range(1, len(parts)):
-                self._suffixes.setdefault("/".join(parts[start:]), path)
+            if path.endswith((".py", ".java")):
+                parts = path.split("/")
+                for start in range(1, len(parts)):
+                    self._suffixes.setdefault("/".join(parts[start:]), path)
+            if path.endswith((".go", ".java")) and not path.endswith("_test.go"):
+                parts = path.split("/")[:-1]
+                for start in range(len(parts)):
+                    self._dirs.setdefault("/".join(parts[start:]), path)
 
     def resolve(self, candidates: Sequence[str], *, suffix: bool) -> str | None:
         for candidate in candidates:
+            if candidate.startswith("dir:"):
+                directory = candidate[4:]
+                parts = directory.split("/")
+                for start in range(len(parts)):  # the longest suffix of the import path the tree has
+                    found = self._dirs.get("/".join(parts[start:]))
+                    if found is not None:
+                        return found
+                continue
             if candidate in self.paths:
                 return candidate
         if suffix:
