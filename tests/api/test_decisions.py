@@ -77,6 +77,9 @@ def test_explicit_statements_without_a_model(client, alice, world):
     assert "links" not in plain[0] or plain[0]["links"] is None
     # The links are `decided_by` edges of the Atlas, and survive a re-index.
     index(client, alice, world["project"])
+    graph = client.get(f"/v1/projects/{world['project']}/atlas", headers=alice.headers, params={"layer": "code", "limit": 100}).json()
+    decided = {(e["source_id"], e["target_id"]) for e in graph["edges"] if e["kind"] == "decided_by"}
+    assert {(d["id"], link["concept_id"]) for d in listed for link in d["links"] if link["layer"] == "code"} <= decided
     edges = client.get(f"/v1/projects/{world['project']}/decisions", headers=alice.headers,
                        params={"include_links": "true"}).json()["decisions"]
     assert edges[0]["links"] == listed[0]["links"]

@@ -88,15 +88,21 @@ def _index(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     with commands._client(credentials) as api:
         result = api.request("POST", f"/v1/projects/{project_id}/atlas/index", params=params, ok=(200, 202)).json()
         started = time.monotonic()
+        still = 0
         while result["status"] == "running":
             progress = result.get("progress") or {}
             if not args.json:
                 print(f"\rindexing… {progress.get('files_done', 0)} files, {progress.get('directories_pending', 0)} "
                       f"directories to go ({time.monotonic() - started:.0f} s)", end="", file=sys.stderr, flush=True)
             api.pause(POLL_SECONDS)
-            # Asking again drives the next bounded step where nothing runs in the background (the
-            # edge between cron runs); where a step is already running it only reports progress.
-            result = api.request("POST", f"/v1/projects/{project_id}/atlas/index", params=params, ok=(200, 202)).json()
+            previous = progress.get("files_done")
+            result = api.get_json(f"/v1/projects/{project_id}/atlas", params={"limit": 1})["index"]
+            still = still + 1 if (result.get("progress") or {}).get("files_done") == previous else 0
+            if result["status"] == "running" and still >= 3:
+                # Nothing moves in the background (on the edge, between cron runs): asking again
+                # does the next bounded step in this request.
+                result = api.request("POST", f"/v1/projects/{project_id}/atlas/index", params=params, ok=(200, 202)).json()
+                still = 0
         if not args.json and time.monotonic() - started > 0:
             print("", file=sys.stderr)
     if result["status"] == "failed":

@@ -629,9 +629,10 @@ async def graph(platform: Platform, user_id: str, project_id: str, *, layer: str
     edges = []
     if ids:
         edges = (await platform.db.prepare(
-            "SELECT source_id, target_id, kind FROM atlas_edges WHERE project_id = ? AND source_id IN "
-            "(SELECT value FROM json_each(?)) ORDER BY kind, source_id, target_id"
-        ).bind(project_id, json.dumps(ids)).all()).results
+            "SELECT source_id, target_id, kind FROM atlas_edges WHERE project_id = ? AND (source_id IN "
+            "(SELECT value FROM json_each(?)) OR (kind = 'decided_by' AND target_id IN (SELECT value FROM json_each(?)))) "
+            "ORDER BY kind, source_id, target_id"
+        ).bind(project_id, json.dumps(ids), json.dumps(ids)).all()).results
     return {
         "concepts": [concept_view(r) for r in rows],
         "edges": [{"source_id": e["source_id"], "target_id": e["target_id"], "kind": e["kind"]} for e in edges],

@@ -18,37 +18,58 @@ _STOP = {"the", "a", "an", "of", "to", "in", "and", "or", "for", "is", "it", "th
          "how", "what", "where", "which", "does", "do", "i", "we", "be", "are", "from"}
 
 
-def fts_query(project_id: str, query: str) -> str | None:
-    """An FTS5 query: the project's scope AND any of the query's words (the last one also as a
-    prefix, for a name being typed); camelCase and snake_case split as the index splits them.
-    None when the query has no word."""
+def query_words(query: str) -> list[str]:
+    """The query's words, lowercased, stop words dropped (kept if nothing else is left), camelCase and
+    snake_case split as the index splits them."""
     words: list[str] = []
     for token in _WORD.findall(atlas._split_words(query)):
         lowered = token.lower()
         if lowered not in _STOP and lowered not in words:
             words.append(lowered)
     if not words:
-        words = [t.lower() for t in _WORD.findall(query)][:8]
+        words = [t.lower() for t in _WORD.findall(query)]
+    return words[:16]
+
+
+def fts_query(project_id: str, query: str, *, mode: str = "all") -> str | None:
+    """An FTS5 query scoped to the project: `all` the words (the last also as a prefix, for a name
+    being typed), or `names`: any of the longest few words in a concept's name. None when the query
+    has no word."""
+    words = query_words(query)
     if not words:
         return None
-    words = words[:16]
-    terms = [f'"{w}"' for w in words]
-    if len(words[-1]) >= 3:
-        terms.append(f'"{words[-1]}"*')
-    return f'scope : "{atlas.fts_scope(project_id)}" AND ({" OR ".join(terms)})'
+    scope = f'scope : "{atlas.fts_scope(project_id)}"'
+    if mode == "names":
+        longest = sorted(words, key=lambda w: (-len(w), words.index(w)))[:4]
+        return f'{scope} AND name : ({" OR ".join(f"{chr(34)}{w}{chr(34)}" for w in longest)})'
+    terms = [f'"{w}"' for w in words[:-1]]
+    last = words[-1]
+    terms.append(f'"{last}"*' if len(last) >= 3 else f'"{last}"')
+    return f'{scope} AND {" AND ".join(terms)}'
 
 
 _COLUMNS = "c.seq, c.id, c.name, c.description, c.layer, c.kind, c.path, c.start_line, c.end_line, c.rank"
 
 
-async def text_hits(platform: Platform, project_id: str, query: str, limit: int) -> list[dict[str, Any]]:
-    match = fts_query(project_id, query)
-    if match is None:
-        return []
-    rows = (await platform.db.prepare(
+async def _ranked(platform: Platform, project_id: str, match: str, limit: int) -> list[dict[str, Any]]:
+    return (await platform.db.prepare(
         f"SELECT {_COLUMNS}, f.rank AS score FROM (SELECT rowid, rank FROM atlas_fts WHERE atlas_fts MATCH ? "
         "ORDER BY rank LIMIT ?) f JOIN atlas_concepts c ON c.seq = f.rowid WHERE c.project_id = ? ORDER BY f.rank, c.rank DESC"
     ).bind(match, limit, project_id).all()).results
+
+
+async def text_hits(platform: Platform, project_id: str, query: str, limit: int) -> list[dict[str, Any]]:
+    """Concepts matching every word (BM25); when those are fewer than `limit`, then concepts whose
+    name has one of the longest words. Matching any word of a long query everywhere would rank
+    tens of thousands of rows for little: the embedding side is there for meaning."""
+    match = fts_query(project_id, query)
+    if match is None:
+        return []
+    rows = await _ranked(platform, project_id, match, limit)
+    if len(rows) < limit and len(query_words(query)) > 1:
+        seen = {r["id"] for r in rows}
+        more = await _ranked(platform, project_id, fts_query(project_id, query, mode="names") or match, limit)
+        rows += [r for r in more if r["id"] not in seen][: limit - len(rows)]
     return rows
 
 

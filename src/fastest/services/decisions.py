@@ -179,6 +179,8 @@ async def extract(platform: Platform, user_id: str, project_id: str) -> dict[str
                               "consequences": item.consequences, "message_ids": [i for i in item.message_ids if i in known]})
         else:
             for message in messages:
+                if message.get("role") not in ("user", "assistant"):
+                    continue  # tool results are file contents, not what was said
                 for statement in explicit_statements(_text(message)):
                     found.append({"title": _title(statement), "context": f"Stated by the {message['role']} in the conversation.",
                                   "decision": statement, "consequences": "", "message_ids": [message["id"]]})
