@@ -77,3 +77,28 @@ def test_diagrams_need_an_index(client, alice):
     project = new_project(client, alice, "none")
     assert_problem(client.post(f"/v1/projects/{project['id']}/atlas/diagrams", headers=alice.headers,
                                json={"type": "dependency"}), 409, "atlas_not_indexed")
+
+
+def test_flow_written_by_the_model_is_validated_and_says_so(client, alice, indexed, platform):
+    import json
+
+    from fastest.config import Settings  # noqa: F401
+    from tests.api.json_model_server import JsonModelServer, use_model
+
+    steps = {"title": "Creating an order", "steps": [
+        {"from": "create_app", "to": "connect", "label": "opens the database"},
+        {"from": "create_app", "to": "OrderHandler", "label": "builds"},
+        {"from": "OrderHandler", "to": "Order", "label": "create()"}]}
+    concepts = client.get(f"/v1/projects/{indexed}/atlas", headers=alice.headers, params={"layer": "module"}).json()["concepts"]
+    app = next(c for c in concepts if c["path"] == "api/shop/app.py")
+    with JsonModelServer("no diagram here", json.dumps(steps)) as server:
+        use_model(platform, server)
+        flow = draw(client, alice, indexed, type="flow", concept_id=app["id"])
+        sequence = draw(client, alice, indexed, type="sequence", concept_id=app["id"])
+    assert flow["source"] == {"kind": "model", "provider": "openai", "model": "json-model", "note": None}
+    assert flow["title"] == "Creating an order" and {n["id"] for n in flow["nodes"]} == {"create_app", "connect", "OrderHandler", "Order"}
+    assert flow["mermaid"].startswith("flowchart TD") and "opens the database" in flow["mermaid"]
+    assert sequence["mermaid"].startswith("sequenceDiagram") and "create()" not in sequence["mermaid"].split("->>")[0]
+    prompt = server.requests[0]["body"]["messages"][0]["content"]
+    assert "api/shop/app.py" in prompt and "create_app" in prompt
+    assert len(server.requests) == 3  # one invalid answer retried once, then one call for the sequence

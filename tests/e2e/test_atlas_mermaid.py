@@ -73,8 +73,28 @@ def big_tree() -> dict[str, bytes]:
     return files
 
 
-def test_every_diagram_type_renders_in_mermaid(client, alice, browser, tmp_path):
+def model_diagrams(client, caller, platform) -> list[dict]:
+    """Flow and sequence written by a (loopback) model, with labels full of Mermaid's syntax."""
+    from tests.api.json_model_server import JsonModelServer, use_model
+
+    tricky = {"title": "t", "steps": [
+        {"from": 'parse "args"', "to": "load[config]", "label": "reads: a;b #1 <x> {y} |z|"},
+        {"from": "load[config]", "to": "Ünïcode → ok", "label": "end"},
+        {"from": "Ünïcode → ok", "to": "Ünïcode → ok", "label": "loops"}]}
+    project = client.get("/v1/projects", headers=caller.headers).json()["projects"][0]["id"]
+    drawn = []
+    with JsonModelServer(json.dumps(tricky)) as server:
+        use_model(platform, server)
+        for kind in ("flow", "sequence"):
+            response = client.post(f"/v1/projects/{project}/atlas/diagrams", headers=caller.headers, json={"type": kind})
+            assert response.status_code == 201 and response.json()["diagram"]["source"]["kind"] == "model", response.text
+            drawn.append(response.json()["diagram"])
+    return drawn
+
+
+def test_every_diagram_type_renders_in_mermaid(client, alice, browser, tmp_path, platform):
     diagrams = diagrams_of(client, alice, FILES) + diagrams_of(client, alice, big_tree())
+    diagrams += model_diagrams(client, alice, platform)
     page = tmp_path / "render.html"
     page.write_text(
         "<!doctype html><html><body><div id='out'></div>"
@@ -104,4 +124,4 @@ def test_every_diagram_type_renders_in_mermaid(client, alice, browser, tmp_path)
     )
     failures = [(d["type"], d["title"], r["error"], d["mermaid"][:500]) for d, r in zip(diagrams, results) if not r["ok"]]
     assert not failures, failures
-    assert len(results) == 8
+    assert len(results) == 10
