@@ -81,6 +81,7 @@ CREATE TABLE atlas_edges (
   PRIMARY KEY (project_id, kind, source_id, target_id)
 );
 CREATE INDEX atlas_edges_owner ON atlas_edges(project_id, owner);
+CREATE INDEX atlas_edges_source ON atlas_edges(project_id, source_id);
 CREATE INDEX atlas_edges_target ON atlas_edges(project_id, target_id);
 
 -- Ranked text search (BM25, names weighing ten times the rest). `scope` holds the project id's

@@ -324,7 +324,7 @@ class _Indexer:
             self.state["paths_changed"] = True
             self.counts["files_removed"] += len(gone_files)
             statements += await self._removal_statements(gone_files, gone_dirs)
-        statements += await self._file_statements(changed, path, system)
+        statements += await self._file_statements(changed, path, system, replaced=all_old_files)
         for start in range(0, len(statements), 200):
             await self.db.batch(statements[start:start + 200])
 
@@ -398,13 +398,16 @@ class _Indexer:
         for model, ids in by_model.items():
             await self.platform.vectors.delete(self.project_id, model, ids)
 
-    async def _file_statements(self, changed: list[tuple[str, bytes | None, str]], directory: str, system: str) -> list[Statement]:
+    async def _file_statements(self, changed: list[tuple[str, bytes | None, str]], directory: str, system: str,
+                               replaced: set[str]) -> list[Statement]:
         if not changed:
             return []
         pid = self.project_id
-        paths = [path for path, _, _ in changed]
-        await self._drop_vectors("path IN (SELECT value FROM json_each(?))", json.dumps(paths))
-        statements = self._delete_files(paths)
+        paths = [path for path, _, _ in changed if path in replaced]  # files indexed before: replace them
+        statements: list[Statement] = []
+        if paths:
+            await self._drop_vectors("path IN (SELECT value FROM json_each(?))", json.dumps(paths))
+            statements = self._delete_files(paths)
         concepts: list[list[Any]] = []
         fts: list[list[str]] = []
         edges: list[list[str]] = []
@@ -628,11 +631,13 @@ async def graph(platform: Platform, user_id: str, project_id: str, *, layer: str
     ids = [r["id"] for r in rows]
     edges = []
     if ids:
+        listed = json.dumps(ids)
         edges = (await platform.db.prepare(
-            "SELECT source_id, target_id, kind FROM atlas_edges WHERE project_id = ? AND (source_id IN "
-            "(SELECT value FROM json_each(?)) OR (kind = 'decided_by' AND target_id IN (SELECT value FROM json_each(?)))) "
-            "ORDER BY kind, source_id, target_id"
-        ).bind(project_id, json.dumps(ids), json.dumps(ids)).all()).results
+            "SELECT e.source_id, e.target_id, e.kind FROM json_each(?) j CROSS JOIN atlas_edges e "
+            "ON e.source_id = j.value WHERE e.project_id = ? UNION "
+            "SELECT e.source_id, e.target_id, e.kind FROM json_each(?) j CROSS JOIN atlas_edges e "
+            "ON e.target_id = j.value WHERE e.project_id = ? AND e.kind = 'decided_by' ORDER BY 3, 1, 2"
+        ).bind(listed, project_id, listed, project_id).all()).results
     return {
         "concepts": [concept_view(r) for r in rows],
         "edges": [{"source_id": e["source_id"], "target_id": e["target_id"], "kind": e["kind"]} for e in edges],

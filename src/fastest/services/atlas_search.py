@@ -54,7 +54,8 @@ _COLUMNS = "c.seq, c.id, c.name, c.description, c.layer, c.kind, c.path, c.start
 async def _ranked(platform: Platform, project_id: str, match: str, limit: int) -> list[dict[str, Any]]:
     return (await platform.db.prepare(
         f"SELECT {_COLUMNS}, f.rank AS score FROM (SELECT rowid, rank FROM atlas_fts WHERE atlas_fts MATCH ? "
-        "ORDER BY rank LIMIT ?) f JOIN atlas_concepts c ON c.seq = f.rowid WHERE c.project_id = ? ORDER BY f.rank, c.rank DESC"
+        "ORDER BY rank LIMIT ?) f CROSS JOIN atlas_concepts c ON c.seq = f.rowid WHERE c.project_id = ? "
+        "ORDER BY f.rank, c.rank DESC"
     ).bind(match, limit, project_id).all()).results
 
 
@@ -102,8 +103,9 @@ async def embedding_hits(platform: Platform, user_id: str, project_id: str, quer
     if not ordered:
         return [], stored_model
     rows = (await platform.db.prepare(
-        f"SELECT {_COLUMNS} FROM atlas_concepts c WHERE c.project_id = ? AND c.id IN (SELECT value FROM json_each(?))"
-    ).bind(project_id, json.dumps(ordered)).all()).results
+        # CROSS JOIN: the few ids drive the lookup (else the planner may walk the project's concepts).
+        f"SELECT {_COLUMNS} FROM json_each(?) j CROSS JOIN atlas_concepts c ON c.id = j.value WHERE c.project_id = ?"
+    ).bind(json.dumps(ordered), project_id).all()).results
     by_id = {r["id"]: r for r in rows}
     return [by_id[c] for c in ordered if c in by_id], stored_model
 
