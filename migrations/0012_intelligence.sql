@@ -88,6 +88,8 @@ CREATE INDEX atlas_edges_target ON atlas_edges(project_id, target_id);
 -- unique part (one token), ANDed into every query.
 CREATE VIRTUAL TABLE atlas_fts USING fts5(name, body, scope, tokenize = 'unicode61');
 INSERT INTO atlas_fts (atlas_fts, rank) VALUES ('rank', 'bm25(10.0, 1.0, 0.0)');
+-- How many rows hold each term: a query ranks its rarer words, not every row with a common one.
+CREATE VIRTUAL TABLE atlas_fts_terms USING fts5vocab('atlas_fts', 'row');
 
 -- Source chunks cut at symbol boundaries (≤ 512 tokens), embedded by `model`.
 CREATE TABLE atlas_chunks (

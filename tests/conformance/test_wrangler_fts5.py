@@ -37,6 +37,8 @@ def test_fts5_bm25_search_on_d1(local_d1):  # noqa: F811
     assert [r["name"] for r in local_d1(
         "SELECT c.name FROM (SELECT rowid, rank FROM atlas_fts WHERE atlas_fts MATCH "
         f"'{both}' ORDER BY rank LIMIT 10) f JOIN atlas_concepts c ON c.seq = f.rowid ORDER BY f.rank")] == ["parse_config"]
+    assert local_d1("SELECT term, doc FROM atlas_fts_terms WHERE term IN ('config', 'yaml') ORDER BY term") == [
+        {"term": "config", "doc": 2}, {"term": "yaml", "doc": 1}]  # fts5vocab: how common each word is
     other_scope = fts_query("prj_other", "parse config").replace("'", "''")
     assert local_d1(f"SELECT rowid FROM atlas_fts WHERE atlas_fts MATCH '{other_scope}'") == []
     # The indexer's UPDATE … FROM json_each with ->> (the PageRank write).

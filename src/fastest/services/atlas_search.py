@@ -31,17 +31,20 @@ def query_words(query: str) -> list[str]:
     return words[:16]
 
 
-def fts_query(project_id: str, query: str, *, mode: str = "all") -> str | None:
+COMMON_ROWS = 2000  # a word in more rows than this is not worth ranking every row that has it
+
+
+def fts_query(project_id: str, query: str, *, mode: str = "all", rare: list[str] | None = None) -> str | None:
     """An FTS5 query scoped to the project: `all` the words (the last also as a prefix, for a name
-    being typed), or `names`: any of the longest few words in a concept's name. None when the query
-    has no word."""
+    being typed), or `names`: any of the `rare` words (default: the longest few) in a concept's
+    name. None when the query has no word."""
     words = query_words(query)
     if not words:
         return None
     scope = f'scope : "{atlas.fts_scope(project_id)}"'
     if mode == "names":
-        longest = sorted(words, key=lambda w: (-len(w), words.index(w)))[:4]
-        return f'{scope} AND name : ({" OR ".join(f"{chr(34)}{w}{chr(34)}" for w in longest)})'
+        chosen = rare or sorted(words, key=lambda w: (-len(w), words.index(w)))[:4]
+        return f'{scope} AND name : ({" OR ".join(f"{chr(34)}{w}{chr(34)}" for w in chosen)})'
     terms = [f'"{w}"' for w in words[:-1]]
     last = words[-1]
     terms.append(f'"{last}"*' if len(last) >= 3 else f'"{last}"')
@@ -67,10 +70,17 @@ async def text_hits(platform: Platform, project_id: str, query: str, limit: int)
     if match is None:
         return []
     rows = await _ranked(platform, project_id, match, limit)
-    if len(rows) < limit and len(query_words(query)) > 1:
+    words = query_words(query)
+    if len(rows) < limit and len(words) > 1:
         seen = {r["id"] for r in rows}
-        more = await _ranked(platform, project_id, fts_query(project_id, query, mode="names") or match, limit)
-        rows += [r for r in more if r["id"] not in seen][: limit - len(rows)]
+        counts = {r["term"]: r["doc"] for r in (await platform.db.prepare(
+            "SELECT term, doc FROM atlas_fts_terms WHERE term IN (SELECT value FROM json_each(?))"
+        ).bind(json.dumps(words)).all()).results}
+        present = sorted((w for w in words if counts.get(w)), key=lambda w: counts[w])
+        rare = [w for w in present if counts[w] <= COMMON_ROWS][:4] or present[:1]
+        if rare:
+            more = await _ranked(platform, project_id, fts_query(project_id, query, mode="names", rare=rare) or match, limit)
+            rows += [r for r in more if r["id"] not in seen][: limit - len(rows)]
     return rows
 
 
