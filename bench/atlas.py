@@ -68,7 +68,7 @@ def ts_module(rng: random.Random, feature: int, module: int, modules: int) -> by
     noun = NOUNS[(feature * 3 + module) % len(NOUNS)]
     title = noun.capitalize()
     lines = [f'import {{ format{NOUNS[(feature * 3 + (module + 1) % modules) % len(NOUNS)].capitalize()} }} from "./comp{(module + 1) % modules}";',
-             f'import {{ api }} from "../../lib/api";', f'import type {{ Props }} from "../shared";', ""]
+             'import { api } from "../../lib/api";', 'import type { Props } from "../shared";', ""]
     lines += [f"export interface {title}Props{module} {{ id: string; label: string }}", "",
               f"/** Formats a {noun} for display. */", f"export function format{title}(value: {title}Props{module}): string {{",
               "  return `${value.label} (${value.id})`;", "}", "",

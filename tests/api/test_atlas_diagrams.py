@@ -82,7 +82,6 @@ def test_diagrams_need_an_index(client, alice):
 def test_flow_written_by_the_model_is_validated_and_says_so(client, alice, indexed, platform):
     import json
 
-    from fastest.config import Settings  # noqa: F401
     from tests.api.json_model_server import JsonModelServer, use_model
 
     steps = {"title": "Creating an order", "steps": [
