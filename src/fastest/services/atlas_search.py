@@ -32,12 +32,14 @@ def query_words(query: str) -> list[str]:
 
 
 COMMON_ROWS = 2000  # a word in more rows than this is not worth ranking every row that has it
+RANK_ALL_ROWS = 3000  # BM25 ranks every match only when the rarest word bounds them to this many
+UNRANKED_CANDIDATES = 200
 
 
 def fts_query(project_id: str, query: str, *, mode: str = "all", rare: list[str] | None = None) -> str | None:
-    """An FTS5 query scoped to the project: `all` the words (the last also as a prefix, for a name
-    being typed), or `names`: any of the `rare` words (default: the longest few) in a concept's
-    name. None when the query has no word."""
+    """An FTS5 query scoped to the project. `all`: every word, in any column (the last word also as a
+    prefix, for a name being typed); `name`: every word in the concept's name; `names`: any of the
+    `rare` words (default: the longest few) in the name. None when the query has no word."""
     words = query_words(query)
     if not words:
         return None
@@ -48,6 +50,8 @@ def fts_query(project_id: str, query: str, *, mode: str = "all", rare: list[str]
     terms = [f'"{w}"' for w in words[:-1]]
     last = words[-1]
     terms.append(f'"{last}"*' if len(last) >= 3 else f'"{last}"')
+    if mode == "name":
+        return f'{scope} AND name : ({" AND ".join(terms)})'
     return f'{scope} AND {" AND ".join(terms)}'
 
 
@@ -62,25 +66,50 @@ async def _ranked(platform: Platform, project_id: str, match: str, limit: int) -
     ).bind(match, limit, project_id).all()).results
 
 
+async def _unranked(platform: Platform, project_id: str, match: str, limit: int) -> list[dict[str, Any]]:
+    """The first matches FTS5 finds (no BM25: that would score every match), most important first."""
+    return (await platform.db.prepare(
+        f"SELECT {_COLUMNS}, 0.0 AS score FROM (SELECT rowid FROM atlas_fts WHERE atlas_fts MATCH ? LIMIT ?) f "
+        "CROSS JOIN atlas_concepts c ON c.seq = f.rowid WHERE c.project_id = ? ORDER BY c.rank DESC, c.seq LIMIT ?"
+    ).bind(match, UNRANKED_CANDIDATES, project_id, limit).all()).results
+
+
 async def text_hits(platform: Platform, project_id: str, query: str, limit: int) -> list[dict[str, Any]]:
-    """Concepts matching every word (BM25); when those are fewer than `limit`, then concepts whose
-    name has one of the longest words. Matching any word of a long query everywhere would rank
-    tens of thousands of rows for little: the embedding side is there for meaning."""
+    """Ranked text matches, in bounded work whatever the words:
+
+    1. concepts whose name has every word (BM25; names are short, so these are few);
+    2. concepts with every word anywhere: BM25 when the rarest word bounds the matches (fts5vocab
+       counts), else the first matches by importance (PageRank) — ranking tens of thousands of
+       rows that all hold common words would cost more than it tells;
+    3. for longer queries still short of `limit`, names with any of the query's rarer words.
+    """
     match = fts_query(project_id, query)
     if match is None:
         return []
-    rows = await _ranked(platform, project_id, match, limit)
     words = query_words(query)
-    if len(rows) < limit and len(words) > 1:
-        seen = {r["id"] for r in rows}
+    rows = await _ranked(platform, project_id, fts_query(project_id, query, mode="name") or match, limit)
+    seen = {r["id"] for r in rows}
+
+    def add(more: list[dict[str, Any]]) -> None:
+        for row in more:
+            if row["id"] not in seen and len(rows) < limit:
+                seen.add(row["id"])
+                rows.append(row)
+
+    if len(rows) < limit:
         counts = {r["term"]: r["doc"] for r in (await platform.db.prepare(
             "SELECT term, doc FROM atlas_fts_terms WHERE term IN (SELECT value FROM json_each(?))"
         ).bind(json.dumps(words)).all()).results}
-        present = sorted((w for w in words if counts.get(w)), key=lambda w: counts[w])
-        rare = [w for w in present if counts[w] <= COMMON_ROWS][:4] or present[:1]
-        if rare:
-            more = await _ranked(platform, project_id, fts_query(project_id, query, mode="names", rare=rare) or match, limit)
-            rows += [r for r in more if r["id"] not in seen][: limit - len(rows)]
+        # Every match holds each exact word, so the rarest one bounds them (a lone word is also a
+        # prefix: its own count, roughly; unknown when only longer words start with it).
+        exact = [counts.get(w, 0) for w in words[:-1]]
+        bound = min(exact) if exact else (counts.get(words[-1]) or RANK_ALL_ROWS + 1)
+        add(await (_ranked if bound <= RANK_ALL_ROWS else _unranked)(platform, project_id, match, limit))
+        if len(rows) < limit and len(words) > 1:
+            present = sorted((w for w in words if counts.get(w)), key=lambda w: counts[w])
+            rare = [w for w in present if counts[w] <= COMMON_ROWS][:4]
+            if rare:
+                add(await _ranked(platform, project_id, fts_query(project_id, query, mode="names", rare=rare) or match, limit))
     return rows
 
 
