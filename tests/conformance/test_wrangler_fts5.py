@@ -39,6 +39,8 @@ def test_fts5_bm25_search_on_d1(local_d1):  # noqa: F811
         f"'{both}' ORDER BY rank LIMIT 10) f JOIN atlas_concepts c ON c.seq = f.rowid ORDER BY f.rank")] == ["parse_config"]
     assert local_d1("SELECT term, doc FROM atlas_fts_terms WHERE term IN ('config', 'yaml') ORDER BY term") == [
         {"term": "config", "doc": 2}, {"term": "yaml", "doc": 1}]  # fts5vocab: how common each word is
+    # The compaction after a big index (a bounded merge on D1, where the table holds every project).
+    local_d1("INSERT INTO atlas_fts (atlas_fts, rank) VALUES ('merge', 4000)")
     other_scope = fts_query("prj_other", "parse config").replace("'", "''")
     assert local_d1(f"SELECT rowid FROM atlas_fts WHERE atlas_fts MATCH '{other_scope}'") == []
     # The indexer's UPDATE … FROM json_each with ->> (the PageRank write).
