@@ -78,3 +78,17 @@ def test_analyze_refusals_and_another_users_workspace(client, alice, bob):
     assert_problem(client.post(f"/v1/workspaces/{world.feature['id']}/drift/analyze", headers=bob.headers), 404, "not_found")
     up_to_date = analyze(client, alice, world.feature["id"])
     assert up_to_date["can_auto_sync"] is True and up_to_date["files_affected"] == 0 and up_to_date["risk_level"] == "none"
+
+
+def test_analysis_and_extraction_spend_the_ai_budget(client, alice, platform):
+    ours = edit(BASE, {"src/app.py": b"one\nTWO (ours)\nthree\nfour\nfive\n"})
+    world = World(client, alice, ours, BASE)
+    text = json.dumps({"source_changes_summary": "One edit.", "recommendation": "Sync."})
+    with JsonModelServer(text) as server:
+        use_model(platform, server, ai_budget_calls=1)
+        analyze(client, alice, world.feature["id"])
+        refused = client.post(f"/v1/workspaces/{world.feature['id']}/drift/analyze", headers=alice.headers)
+        assert_problem(refused, 429, "ai_rate_limited")
+        extract = client.post(f"/v1/projects/{world.project['id']}/decisions/extract", headers=alice.headers)
+    assert extract.status_code == 201  # no conversation: nothing to ask the model, nothing spent
+    assert len(server.requests) == 1
