@@ -646,6 +646,9 @@ class ConversationSession:
                     "code": "tool_rounds_exceeded", "message": f"The model kept calling tools after {rounds} rounds."}})
                 return
             await self.emit("turn.completed", {"turn_id": turn_id})
+            from fastest.services.conversation_events import turn_completed  # integration webhooks
+
+            await turn_completed(self._require_platform(), self.name, turn_id, context)
         except _TurnFailed as failure:
             await self.emit("turn.failed", {"turn_id": turn_id, "error": {"code": failure.code, "message": str(failure)}})
         except AIRateLimited as error:

@@ -64,6 +64,9 @@ class Settings:
     local_owner_email: str = "owner@localhost"
     device_code_ttl_seconds: int = 900
     device_poll_interval_seconds: int = 5
+    # Integration webhooks: allow plain-HTTP targets on loopback (a receiver on this machine). Local
+    # runtime only (ignored on Cloudflare); off by default. "1"/"true"/"yes"/"on" switch it on.
+    webhooks_allow_loopback_http: str = ""
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, Any]) -> "Settings":
@@ -87,3 +90,7 @@ class Settings:
     @property
     def google_audiences(self) -> frozenset[str]:
         return frozenset(c.strip() for c in self.google_client_ids.split(",") if c.strip())
+
+    @property
+    def webhooks_loopback_http(self) -> bool:
+        return self.webhooks_allow_loopback_http.strip().lower() in ("1", "true", "yes", "on")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Protocol, Sequence, runtime_checkable
 
 
 # --------------------------------------------------------------------------------------------------
@@ -283,7 +283,8 @@ class HttpStream:
 
 
 class HttpClient(Protocol):
-    """Outbound HTTP, only to configured hosts, always with a timeout."""
+    """Outbound HTTP, only to configured hosts, always with a timeout. Redirects are never followed
+    (a 3xx is answered as it came), on either runtime."""
 
     async def request(
         self,
@@ -303,9 +304,27 @@ class HttpClient(Protocol):
         headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
         timeout: float = 10.0,
+        pin: str | None = None,
     ) -> HttpStream:
         """Send the request and return as soon as the status and headers are in; `timeout` bounds
-        the wait for each chunk, not the whole body."""
+        the wait for each chunk, not the whole body.
+
+        `pin`: connect to this IP address instead of resolving the URL's host again (the host still
+        names the TLS server and the Host header), so an address checked beforehand is the one used
+        (no DNS rebinding in between). Where the runtime cannot pin (Workers' fetch), it is ignored."""
+        ...
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        """The IP addresses `host` resolves to (an IP literal resolves to itself)."""
+        ...
+
+
+class Background(Protocol):
+    """Work that goes on after the response (`ctx.waitUntil` on Workers, a tracked task locally)."""
+
+    def defer(self, work: Coroutine[Any, Any, Any]) -> bool:
+        """Start `work` in the background. False (and `work` closed, unstarted) when this runtime
+        cannot run it now: the caller then relies on a cron job to pick the work up."""
         ...
 
 

@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_job = jobs_commands.add_parser("run", help="run one job now")
     run_job.add_argument("name", help="e.g. purge-idempotency-keys")
     run_job.add_argument("--data-dir")
+    jobs_commands.add_parser("list", help="every job, its cron schedule and what it does")
 
     admin = commands.add_parser("admin", help="administer the local runtime")
     admin_commands = admin.add_subparsers(dest="admin_command", required=True)
@@ -100,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                      settings=_serve_settings(args.host, args.port))
     if args.command == "migrate":
         return asyncio.run(_migrate(_data_dir(args.data_dir)))
+    if args.command == "jobs" and args.jobs_command == "list":
+        from fastest.cli.jobs import list_jobs
+
+        return list_jobs()
     if args.command == "jobs" and args.jobs_command == "run":
         return asyncio.run(_run_job(_data_dir(args.data_dir), args.name))
     if args.command == "admin" and args.admin_command == "token":

@@ -17,6 +17,7 @@ PREFIXES = frozenset(
      "syp", "syn", "snu",  # sync previews, sync runs, sync undos
      "msg", "trn", "que"}  # conversation messages, turns, questions
 )
+PREFIXES |= {"whk", "whd", "tst"}  # integration webhook endpoints, delivery attempts, test events
 
 
 def make_id(prefix: str, millis: int, entropy: bytes) -> str:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Coroutine
 
 from fastest.config import Settings
 from fastest.ports import (
     AIModel,
+    Background,
     BlobStore,
     Clock,
     Database,
@@ -44,6 +45,15 @@ class Platform:
     # Release functions for what the platform opened (files, connections), run by `close()` in
     # reverse order. Empty on Cloudflare, where the runtime owns the bindings.
     closers: list[Callable[[], None]] = field(default_factory=list)
+    # Work after the response (integration webhook deliveries): see `defer`.
+    background: Background | None = None
+
+    def defer(self, work: Coroutine[Any, Any, Any]) -> bool:
+        """Run `work` in the background if this runtime can (False, and `work` closed, if not)."""
+        if self.background is None:
+            work.close()
+            return False
+        return self.background.defer(work)
 
     def close(self) -> None:
         closers, self.closers = self.closers, []

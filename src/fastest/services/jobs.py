@@ -12,7 +12,7 @@ import logging
 from typing import Awaitable, Callable
 
 from fastest.platform import Platform
-from fastest.services import device_flow, idempotency, storage
+from fastest.services import device_flow, idempotency, maintenance, storage
 
 log = logging.getLogger("fastest.jobs")
 
@@ -34,17 +34,54 @@ async def purge_device_codes(platform: Platform) -> int:
     return await device_flow.purge_expired(platform)
 
 
+async def purge_expired_tokens(platform: Platform) -> int:
+    """Drop bearer tokens a week past their expiry or revocation."""
+    return await maintenance.purge_expired_tokens(platform)
+
+
+async def retry_webhook_deliveries(platform: Platform) -> int:
+    """Send the integration webhook messages that are due (retries, and first attempts left over)."""
+    from fastest.services import webhooks
+
+    return await webhooks.sweep(platform)
+
+
+async def purge_webhook_deliveries(platform: Platform) -> int:
+    """Drop webhook delivery logs and finished messages older than 30 days."""
+    return await maintenance.purge_webhook_deliveries(platform)
+
+
+async def recompute_storage_stats(platform: Platform) -> int:
+    """Recompute every user's stored blob and manifest totals (storage_usage)."""
+    return await maintenance.recompute_storage_stats(platform)
+
+
 JOBS: dict[str, Job] = {
     "purge-idempotency-keys": purge_idempotency_keys,
     "purge-device-codes": purge_device_codes,
     "collect-garbage": collect_garbage,
+    "purge-expired-tokens": purge_expired_tokens,
+    "retry-webhook-deliveries": retry_webhook_deliveries,
+    "purge-webhook-deliveries": purge_webhook_deliveries,
+    "recompute-storage-stats": recompute_storage_stats,
 }
 
 # Keep in step with [triggers] crons in wrangler.toml.
 SCHEDULE: dict[str, tuple[str, ...]] = {
     "*/15 * * * *": (),
-    "0 3 * * *": ("purge-idempotency-keys", "purge-device-codes", "collect-garbage"),
+    "0 3 * * *": ("purge-idempotency-keys", "purge-device-codes", "collect-garbage",
+                  "purge-expired-tokens", "purge-webhook-deliveries", "recompute-storage-stats"),
+    "* * * * *": ("retry-webhook-deliveries",),
 }
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(name, cron strings, description) of every job, for `fastest jobs list`."""
+    crons = {name: [cron for cron, names in SCHEDULE.items() if name in names] for name in JOBS}
+    return [
+        (name, ", ".join(crons[name]) or "(by hand)", (job.__doc__ or "").strip().splitlines()[0] if job.__doc__ else "")
+        for name, job in JOBS.items()
+    ]
 
 
 async def run(platform: Platform, name: str) -> int:

@@ -21,6 +21,7 @@ from typing import Any, Callable, Hashable, Mapping
 from fastest.config import Settings
 from fastest.platform import Platform
 from fastest.platform.ai import model_for_key
+from fastest.platform.cloudflare.background import WaitUntilBackground
 from fastest.platform.cloudflare.clock import WorkersClock
 from fastest.platform.cloudflare.d1 import D1Database
 from fastest.platform.cloudflare.durable_objects import DurableObjectNamespace
@@ -96,6 +97,7 @@ def build_platform(env: Any) -> Platform:
         model_factory=partial(model_for_key, settings, http, workers_ai=workers_ai),
         signatures=WebCryptoSignatureVerifier(),
         runtime="cloudflare",
+        background=WaitUntilBackground(),
     )
 
 

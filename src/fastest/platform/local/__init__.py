@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping
 from fastest.config import Settings
 from fastest.platform import Platform
 from fastest.platform.ai import model_for_key
+from fastest.platform.local.background import LocalBackground
 from fastest.platform.local.blobs import LocalBlobStore
 from fastest.platform.local.clock import ManualClock, SystemClock
 from fastest.platform.local.database import LocalDatabase
@@ -119,6 +120,7 @@ def open_local_platform(
         signatures=CryptographySignatureVerifier(),
         runtime="local",
         closers=closers,
+        background=LocalBackground(),
     )
     built.append(platform)
     return platform

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 from typing import Mapping
 
 import httpx
@@ -44,11 +46,36 @@ class HttpxClient:
         headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
         timeout: float = 10.0,
+        pin: str | None = None,
     ) -> HttpStream:
-        request = self._pool().build_request(method, url, headers=dict(headers or {}), content=body, timeout=timeout)
+        headers = dict(headers or {})
+        extensions: dict[str, object] = {}
+        if pin is not None:
+            url, headers, extensions = _pinned(url, headers, pin)
+        request = self._pool().build_request(
+            method, url, headers=headers, content=body, timeout=timeout, extensions=extensions
+        )
         response = await self._pool().send(request, stream=True)
         return HttpStream(status=response.status_code, headers=_headers(response), chunks=response.aiter_bytes(),
                           close=response.aclose)
+
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def _pinned(url: str, headers: dict[str, str], address: str) -> tuple[str, dict[str, str], dict[str, object]]:
+    """The request sent to `address` while naming the URL's host: in the Host header and, for
+    HTTPS, as the TLS server name (SNI and certificate check)."""
+    parsed = httpx.URL(url)
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    netloc_host = f"[{ip}]" if ip.version == 6 else str(ip)
+    headers.setdefault("host", parsed.netloc.decode("ascii"))
+    extensions: dict[str, object] = {}
+    if parsed.scheme == "https":
+        extensions["sni_hostname"] = parsed.host
+    return str(parsed.copy_with(host=netloc_host.strip("[]"))), headers, extensions
 
 
 def _headers(response: httpx.Response) -> dict[str, str]:

@@ -40,7 +40,7 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-async def _serve_with_jobs(server: uvicorn.Server, scheduler: CronScheduler) -> None:
+async def _serve_with_jobs(server: uvicorn.Server, scheduler: CronScheduler, background: object = None) -> None:
     jobs_task = asyncio.create_task(scheduler.run_forever())
     try:
         await server.serve()
@@ -48,6 +48,12 @@ async def _serve_with_jobs(server: uvicorn.Server, scheduler: CronScheduler) -> 
         jobs_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await jobs_task
+        # Deferred work (webhook first attempts) finishes before the storage closes; what does not
+        # finish in time stays queued in D1 for the cron after the next start.
+        drain = getattr(background, "drain", None)
+        if drain is not None:
+            with contextlib.suppress(Exception):
+                await drain(timeout=20)
 
 
 def serve(*, host: str, port: int, data_dir: Path, settings: Settings) -> int:
@@ -63,7 +69,7 @@ def serve(*, host: str, port: int, data_dir: Path, settings: Settings) -> int:
     scheduler = CronScheduler(jobs.SCHEDULE, lambda cron: jobs.run_due(platform, cron), platform.clock)
     log.info("data in %s; serving on http://%s:%d", data_dir, host, port)
     try:
-        asyncio.run(_serve_with_jobs(server, scheduler))
+        asyncio.run(_serve_with_jobs(server, scheduler, platform.background))
     finally:
         platform.close()
     log.info("stopped")
