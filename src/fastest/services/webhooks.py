@@ -58,7 +58,8 @@ EXCERPT_BYTES = 1024  # kept in the deliveries log
 READ_LIMIT_BYTES = 64 * 1024  # read at most this much of an answer, then hang up
 LEASE_SECONDS = 60  # > the timeout: a claim outlives its own attempt
 PER_ENDPOINT_CONCURRENCY = 4
-CLAIM_PER_ENDPOINT = 8  # a claim covers two rounds of the endpoint's concurrency, well inside the lease
+CLAIM_PER_ENDPOINT = 8  # the sweep's look-ahead per endpoint
+MAX_QUEUED_PER_ENDPOINT = 1000  # first attempts waiting for a slot; beyond, the cron takes over
 SWEEP_ENDPOINTS_AT_ONCE = 50
 SWEEP_BUDGET_SECONDS = 50.0  # the cron fires every minute; the next run picks up what is left
 SHORT_RETRY_SECONDS = 30  # a retry due this soon is done by the background task itself
@@ -329,7 +330,15 @@ async def deliver_event(platform: Platform, event_id: str) -> int:
         return 0
     made = 0
     for _ in range(2):  # the first attempts, then (at most once) a retry due within seconds
-        attempts = await _deliver_claimed(platform, await _claim(platform, event_id=event_id))
+        rows = (
+            await platform.db.prepare(
+                "SELECT m.id, m.endpoint_id FROM webhook_messages m WHERE m.event_id = ? AND m.status = 'pending'"
+            ).bind(event_id).all()
+        ).results
+        endpoints: dict[str, Any] = {}
+        attempts = [a for a in await asyncio.gather(
+            *(_send_one(platform, r["id"], r["endpoint_id"], endpoints) for r in rows)
+        ) if a is not None]
         made += len(attempts)
         soon = [a["next_retry_at"] for a in attempts if a["next_retry_at"] is not None]
         if not soon:
@@ -346,69 +355,72 @@ async def sweep(platform: Platform, *, budget_seconds: float = SWEEP_BUDGET_SECO
     up itself), until nothing is due or the time budget is spent. Safe to run twice at once: each
     message is claimed before it is sent. Returns how many attempts were made."""
     deadline = time.monotonic() + budget_seconds
-    now = now_iso(platform)
     rows = (
         await platform.db.prepare(
             "SELECT DISTINCT m.endpoint_id FROM webhook_messages m JOIN webhook_endpoints e ON e.id = m.endpoint_id "
-            "WHERE m.status = 'pending' AND m.next_attempt_at <= ? AND e.enabled = 1 "
-            "AND (m.lease_until IS NULL OR m.lease_until <= ?) AND (e.paused_until IS NULL OR e.paused_until <= ?)"
-        ).bind(now, now, now).all()
+            "WHERE m.status = 'pending' AND m.next_attempt_at <= ? AND e.enabled = 1"
+        ).bind(now_iso(platform)).all()
     ).results
     gate = asyncio.Semaphore(SWEEP_ENDPOINTS_AT_ONCE)
 
     async def drain(endpoint_id: str) -> int:
         async with gate:
             made = 0
+            seen: set[str] = set()
             while time.monotonic() < deadline:
-                claimed = await _claim(platform, endpoint_id=endpoint_id)
-                if not claimed:
+                now = now_iso(platform)
+                due = [r["id"] for r in (
+                    await platform.db.prepare(
+                        "SELECT id FROM webhook_messages WHERE endpoint_id = ? AND status = 'pending' "
+                        "AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?) "
+                        "ORDER BY next_attempt_at, id LIMIT ?"
+                    ).bind(endpoint_id, now, now, CLAIM_PER_ENDPOINT).all()
+                ).results if r["id"] not in seen]
+                if not due:
                     break
-                made += len(await _deliver_claimed(platform, claimed))
+                seen.update(due)
+                endpoints: dict[str, Any] = {}
+                attempts = await asyncio.gather(*(_send_one(platform, m, endpoint_id, endpoints) for m in due))
+                made += sum(1 for a in attempts if a is not None)
             return made
 
     return sum(await asyncio.gather(*(drain(r["endpoint_id"]) for r in rows)))
 
 
-async def _claim(platform: Platform, *, event_id: str | None = None, endpoint_id: str | None = None) -> list[dict[str, Any]]:
-    """Take the due messages of an event (or of an endpoint, a few) under a new lease, in one
-    statement; answer them joined with their endpoints."""
-    lease = _lease_token()
-    now = now_iso(platform)
-    where, arg = ("m.event_id = ?", event_id) if event_id is not None else ("m.endpoint_id = ?", endpoint_id)
-    limit = 1000 if event_id is not None else CLAIM_PER_ENDPOINT
-    await platform.db.prepare(
-        "UPDATE webhook_messages SET lease_token = ?, lease_until = ? WHERE id IN ("
-        "SELECT m.id FROM webhook_messages m JOIN webhook_endpoints e ON e.id = m.endpoint_id "
-        f"WHERE {where} AND m.status = 'pending' AND m.next_attempt_at <= ? "
-        "AND (m.lease_until IS NULL OR m.lease_until <= ?) AND e.enabled = 1 "
-        "AND (e.paused_until IS NULL OR e.paused_until <= ?) ORDER BY m.next_attempt_at, m.id LIMIT ?)"
-    ).bind(lease, _in(platform, LEASE_SECONDS), arg, now, now, now, limit).run()
-    rows = (
-        await platform.db.prepare(
-            "SELECT m.*, e.user_id AS e_user_id, e.url AS e_url, e.secret_sealed AS e_secret_sealed, "
-            "e.rate_limit_per_minute AS e_rate_limit_per_minute, e.failure_backoff_seconds AS e_failure_backoff_seconds, "
-            "e.enabled AS e_enabled FROM webhook_messages m JOIN webhook_endpoints e ON e.id = m.endpoint_id "
-            "WHERE m.lease_token = ? ORDER BY m.next_attempt_at, m.id"
-        ).bind(lease).all()
-    ).results
-    return [dict(r) for r in rows]
-
-
-async def _deliver_claimed(platform: Platform, claimed: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Send claimed messages, each endpoint's through its own concurrency gate, all at once."""
-
-    async def one(row: dict[str, Any]) -> dict[str, Any] | None:
-        endpoint = {k[2:]: v for k, v in row.items() if k.startswith("e_")} | {"id": row["endpoint_id"]}
-        async with _gate(row["endpoint_id"]):
-            try:
-                return await _attempt(platform, row, endpoint, trigger="retry" if row["attempts"] else "event",
-                                      lease=row["lease_token"])
-            except Exception:  # one message's failure must not stop the others; its lease expires
-                log.exception("webhook message %s could not be attempted", row["id"])
-                return None
-
-    done = await asyncio.gather(*(one(row) for row in claimed))
-    return [d for d in done if d is not None]
+async def _send_one(platform: Platform, message_id: str, endpoint_id: str, endpoints: dict[str, Any]) -> dict[str, Any] | None:
+    """Claim and attempt one message inside its endpoint's concurrency gate (the claim is taken
+    only once a slot is free, so a lease never runs out while waiting). A message whose endpoint
+    already has a long queue in this process is left to the cron."""
+    gate = _gate(endpoint_id)
+    if gate.waiting >= MAX_QUEUED_PER_ENDPOINT:
+        return None
+    gate.waiting += 1
+    try:
+        await gate.semaphore.acquire()
+    finally:
+        gate.waiting -= 1
+    try:
+        lease = _lease_token()
+        now = now_iso(platform)
+        message = await platform.db.prepare(
+            "UPDATE webhook_messages SET lease_token = ?, lease_until = ? WHERE id = ? AND status = 'pending' "
+            "AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?) AND EXISTS (SELECT 1 FROM "
+            "webhook_endpoints e WHERE e.id = webhook_messages.endpoint_id AND e.enabled = 1 "
+            "AND (e.paused_until IS NULL OR e.paused_until <= ?)) RETURNING *"
+        ).bind(lease, _in(platform, LEASE_SECONDS), message_id, now, now, now).first()
+        if message is None:
+            return None
+        endpoint = endpoints.get(endpoint_id)
+        if endpoint is None:
+            endpoint = endpoints[endpoint_id] = await platform.db.prepare(
+                "SELECT * FROM webhook_endpoints WHERE id = ?"
+            ).bind(endpoint_id).first()
+        return await _attempt(platform, message, endpoint, trigger="retry" if message["attempts"] else "event", lease=lease)
+    except Exception:  # one message's failure must not stop the others; its lease expires
+        log.exception("webhook message %s could not be attempted", message_id)
+        return None
+    finally:
+        gate.semaphore.release()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -498,8 +510,12 @@ async def _attempt(
         reason = f"Every delivery failed for 3 days (last: {_describe(outcome)})."
         writes += _disable(platform, endpoint["id"], reason, now, only_failing_before=cutoff)
     await db.batch(writes)
-    row = await db.prepare("SELECT * FROM webhook_deliveries WHERE id = ?").bind(delivery_id).first()
-    return delivery_view(row)
+    return delivery_view({
+        "id": delivery_id, "message_id": message["id"], "endpoint_id": endpoint["id"], "event_id": message["event_id"],
+        "event_type": message["event_type"], "attempt": attempt, "trigger": trigger, "status_code": status,
+        "success": success, "error": outcome["error"], "response_excerpt": outcome["excerpt"],
+        "duration_ms": outcome["duration_ms"], "next_retry_at": next_retry_at, "created_at": now,
+    })
 
 
 def _disable(platform: Platform, endpoint_id: str, reason: str, now: str, *, only_failing_before: str | None = None) -> list[Statement]:
@@ -594,17 +610,25 @@ def _describe(outcome: Mapping[str, Any]) -> str:
 # Small helpers
 # --------------------------------------------------------------------------------------------------
 
-_GATES: dict[tuple[int, str], asyncio.Semaphore] = {}
+class _Gate:
+    __slots__ = ("semaphore", "waiting")
+
+    def __init__(self) -> None:
+        self.semaphore = asyncio.Semaphore(PER_ENDPOINT_CONCURRENCY)
+        self.waiting = 0
 
 
-def _gate(endpoint_id: str) -> asyncio.Semaphore:
+_GATES: dict[tuple[int, str], _Gate] = {}
+
+
+def _gate(endpoint_id: str) -> _Gate:
     """The endpoint's concurrency bound in this event loop (shared by every sender in the process)."""
     key = (id(asyncio.get_running_loop()), endpoint_id)
     gate = _GATES.get(key)
     if gate is None:
         if len(_GATES) > 10_000:
             _GATES.clear()
-        gate = _GATES[key] = asyncio.Semaphore(PER_ENDPOINT_CONCURRENCY)
+        gate = _GATES[key] = _Gate()
     return gate
 
 
