@@ -129,7 +129,7 @@ def parse_target(url: str, *, allow_loopback_http: bool) -> Target:
     if parts.fragment:
         raise TargetRefused("The URL may not have a fragment.")
     loopback_name = host == "localhost" or host.endswith(".localhost")
-    literal = _is_ip_literal(host)
+    literal = is_ip_literal(host)
     loopback = loopback_name or (literal and is_loopback(host))
     if scheme == "http":
         if not (allow_loopback_http and loopback):
@@ -162,7 +162,7 @@ def check_addresses(target: Target, addresses: list[str]) -> str:
     return addresses[0]
 
 
-def _is_ip_literal(host: str) -> bool:
+def is_ip_literal(host: str) -> bool:
     try:
         ipaddress.ip_address(host.split("%", 1)[0])
         return True

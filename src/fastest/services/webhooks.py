@@ -42,6 +42,7 @@ from fastest.domain.webhook_targets import (
     Target,
     TargetRefused,
     check_addresses,
+    is_ip_literal,
     parse_target,
     retry_delay,
 )
@@ -101,7 +102,7 @@ async def check_target(platform: Platform, url: str) -> tuple[Target, str]:
     if platform.http is None:
         raise TargetRefused("This server cannot send HTTP requests.")
     try:
-        addresses = await platform.http.resolve(target.host, target.port)
+        addresses = [target.host] if is_ip_literal(target.host) else await platform.http.resolve(target.host, target.port)
     except OSError as exc:
         raise TargetRefused(f"The host {target.host} did not resolve.") from exc
     return target, check_addresses(target, addresses)
@@ -332,12 +333,13 @@ async def deliver_event(platform: Platform, event_id: str) -> int:
     for _ in range(2):  # the first attempts, then (at most once) a retry due within seconds
         rows = (
             await platform.db.prepare(
-                "SELECT m.id, m.endpoint_id FROM webhook_messages m WHERE m.event_id = ? AND m.status = 'pending'"
+                "SELECT m.id AS message_id, e.* FROM webhook_messages m JOIN webhook_endpoints e ON e.id = m.endpoint_id "
+                "WHERE m.event_id = ? AND m.status = 'pending'"
             ).bind(event_id).all()
         ).results
-        endpoints: dict[str, Any] = {}
+        endpoints: dict[str, Any] = {r["id"]: r for r in rows}
         attempts = [a for a in await asyncio.gather(
-            *(_send_one(platform, r["id"], r["endpoint_id"], endpoints) for r in rows)
+            *(_send_one(platform, r["message_id"], r["id"], endpoints) for r in rows)
         ) if a is not None]
         made += len(attempts)
         soon = [a["next_retry_at"] for a in attempts if a["next_retry_at"] is not None]

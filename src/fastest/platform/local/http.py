@@ -5,17 +5,23 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections import OrderedDict
 from typing import Mapping
+from urllib.parse import urlsplit
 
 import httpx
 
 from fastest.ports import HttpResponse, HttpStream
 
 
+PINNED_POOLS = 128  # origins with a pool of their own (webhook endpoints), least recently used dropped
+
+
 class HttpxClient:
     def __init__(self) -> None:
         self._client: httpx.AsyncClient | None = None
         self._loop: object = None
+        self._pinned: OrderedDict[str, httpx.AsyncClient] = OrderedDict()
 
     def _pool(self) -> httpx.AsyncClient:
         # A pool belongs to the event loop it was made in: made on first use in each loop (the
@@ -23,8 +29,23 @@ class HttpxClient:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
             self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+            self._pinned = OrderedDict()
             self._loop = loop
         return self._client
+
+    def _pinned_pool(self, origin: str) -> httpx.AsyncClient:
+        """A pool per pinned origin: httpcore looks over every connection of a pool on each request,
+        so one shared pool serving many endpoints at once spends its time scanning."""
+        self._pool()
+        client = self._pinned.pop(origin, None)
+        if client is None:
+            client = httpx.AsyncClient(follow_redirects=False, trust_env=False,
+                                       limits=httpx.Limits(max_connections=32, max_keepalive_connections=8))
+        self._pinned[origin] = client
+        while len(self._pinned) > PINNED_POOLS:
+            _, evicted = self._pinned.popitem(last=False)
+            asyncio.get_running_loop().create_task(evicted.aclose())
+        return client
 
     async def request(
         self,
@@ -50,12 +71,13 @@ class HttpxClient:
     ) -> HttpStream:
         headers = dict(headers or {})
         extensions: dict[str, object] = {}
+        pool = self._pool()
         if pin is not None:
+            parsed = urlsplit(url)
+            pool = self._pinned_pool(f"{parsed.scheme}|{pin}|{parsed.port}|{parsed.hostname}")
             url, headers, extensions = _pinned(url, headers, pin)
-        request = self._pool().build_request(
-            method, url, headers=headers, content=body, timeout=timeout, extensions=extensions
-        )
-        response = await self._pool().send(request, stream=True)
+        request = pool.build_request(method, url, headers=headers, content=body, timeout=timeout, extensions=extensions)
+        response = await pool.send(request, stream=True)
         return HttpStream(status=response.status_code, headers=_headers(response), chunks=response.aiter_bytes(),
                           close=response.aclose)
 
