@@ -365,6 +365,11 @@ def test_secret_is_shown_once_sealed_at_rest_replayed_by_idempotency_and_rotated
     with pytest.raises(standardwebhooks.WebhookVerificationError):
         standardwebhooks.Webhook(secret).verify(got.body, got.headers)
     assert raw not in caplog.text and new_secret.removeprefix("whsec_") not in caplog.text
+    assert client.delete(f"{BASE}/{hook_id}", headers=alice.headers).json() == {"success": True}
+    audit = client.get("/v1/audit", headers=alice.headers).json()["events"]
+    types = [e["type"] for e in audit]
+    assert {"webhook.created", "webhook.secret_rotated", "webhook.deleted"} <= set(types)
+    assert raw not in json.dumps(audit)
 
 
 # --- Validation -------------------------------------------------------------------------------------
@@ -504,3 +509,18 @@ def test_abilities(client, platform, receiver):
     reader = make_caller(platform, "reader@example.com", ("projects:read",))
     assert client.get(BASE, headers=reader.headers).status_code == 200
     assert_problem(client.post(BASE, headers=reader.headers, json={"url": receiver.url(), "events": ["*"]}), 403, "forbidden")
+
+
+def test_a_conversation_turn_reaches_the_endpoint(client, alice, receiver):
+    from tests.api.trees import new_workspace
+
+    project = new_project(client, alice)
+    workspace = new_workspace(client, alice, project["id"])
+    _, secret = create(client, alice, receiver.url(), ["conversation.turn.completed"])
+    conversation = client.post("/v1/conversations", headers=alice.headers, json={"workspace_id": workspace["id"]}).json()["conversation"]
+    sent = client.post(f"/v1/conversations/{conversation['id']}/messages", headers=alice.headers, json={"prompt": "hello"})
+    assert sent.status_code == 202, sent.text
+    [got] = receiver.wait_for("/hook")
+    payload = standardwebhooks.Webhook(secret).verify(got.body, got.headers)
+    assert payload["type"] == "conversation.turn.completed"
+    assert payload["data"]["conversation_id"] == conversation["id"] and payload["data"]["turn_id"]

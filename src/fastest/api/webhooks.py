@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from fastest.api.deps import PageParams, authorize, get_platform, page_params
+from fastest.api.deps import PageParams, authorize, get_platform, page_params, request_context
 from fastest.api.idempotency import HEADER
 from fastest.platform import Platform
 from fastest.schemas.common import Success, problem_responses
@@ -24,6 +24,7 @@ from fastest.schemas.webhooks import (
     WebhookWithSecret,
 )
 from fastest.services import idempotency, webhooks
+from fastest.services.audit import RequestContext
 from fastest.services.identity import Principal
 
 router = APIRouter(
@@ -45,13 +46,14 @@ async def list_webhooks(principal: Principal = Depends(read), platform: Platform
 @router.post("", response_model=WebhookWithSecret, status_code=201, responses=problem_responses(409),
              summary="Add a webhook endpoint (its signing secret is shown once)")
 async def create_webhook(
-    body: WebhookCreate, request: Request, principal: Principal = Depends(write), platform: Platform = Depends(get_platform)
+    body: WebhookCreate, request: Request, principal: Principal = Depends(write), platform: Platform = Depends(get_platform),
+    context: RequestContext = Depends(request_context),
 ):
     async def produce() -> dict[str, Any]:
         webhook, secret = await webhooks.create_endpoint(
             platform, principal.user_id, url=body.url, events=body.events, enabled=body.enabled,
             rate_limit_per_minute=body.rate_limit_per_minute, failure_backoff_seconds=body.failure_backoff_seconds,
-            project_id=body.project_id,
+            project_id=body.project_id, context=context,
         )
         return {"webhook": webhook, "secret": secret}
 
@@ -71,17 +73,21 @@ async def update_webhook(
 
 
 @router.delete("/{webhook_id}", response_model=Success, summary="Delete a webhook endpoint and its deliveries log")
-async def delete_webhook(webhook_id: str = WebhookId, principal: Principal = Depends(write), platform: Platform = Depends(get_platform)):
-    await webhooks.delete_endpoint(platform, principal.user_id, webhook_id)
+async def delete_webhook(
+    webhook_id: str = WebhookId, principal: Principal = Depends(write), platform: Platform = Depends(get_platform),
+    context: RequestContext = Depends(request_context),
+):
+    await webhooks.delete_endpoint(platform, principal.user_id, webhook_id, context)
     return {"success": True}
 
 
 @router.post("/{webhook_id}/rotate-secret", response_model=WebhookWithSecret,
              summary="Replace the signing secret (the new one is shown once)")
 async def rotate_webhook_secret(
-    webhook_id: str = WebhookId, principal: Principal = Depends(write), platform: Platform = Depends(get_platform)
+    webhook_id: str = WebhookId, principal: Principal = Depends(write), platform: Platform = Depends(get_platform),
+    context: RequestContext = Depends(request_context),
 ):
-    webhook, secret = await webhooks.rotate_secret(platform, principal.user_id, webhook_id)
+    webhook, secret = await webhooks.rotate_secret(platform, principal.user_id, webhook_id, context)
     return {"webhook": webhook, "secret": secret}
 
 

@@ -24,14 +24,17 @@ async def purge_expired_tokens(platform: Platform) -> int:
 
 
 async def purge_webhook_deliveries(platform: Platform) -> int:
-    """Delivery logs older than 30 days, then finished messages with no log left."""
+    """Delivery logs older than 30 days, then finished messages with no log left (and messages
+    still pending after 30 days: their endpoint was switched off by its owner)."""
     cutoff = iso(platform.clock.now() - WEBHOOK_LOG_RETENTION)
     deliveries, messages = await platform.db.batch([
         platform.db.prepare("DELETE FROM webhook_deliveries WHERE created_at < ?").bind(cutoff),
         platform.db.prepare(
-            "DELETE FROM webhook_messages WHERE status IN ('succeeded', 'failed') AND updated_at < ? "
-            "AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.message_id = webhook_messages.id)"
-        ).bind(cutoff),
+            "DELETE FROM webhook_messages WHERE (status IN ('succeeded', 'failed') AND updated_at < ? "
+            "AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.message_id = webhook_messages.id)) "
+            # Still pending after 30 days: its endpoint was switched off by its owner meanwhile.
+            "OR (status = 'pending' AND created_at < ?)"
+        ).bind(cutoff, cutoff),
     ])
     return deliveries.changes + messages.changes
 

@@ -49,7 +49,8 @@ from fastest.domain.webhook_targets import (
 from fastest.errors import Conflict, NotFound, ValidationFailed
 from fastest.platform import Platform
 from fastest.ports import Statement
-from fastest.services import webhook_outbox
+from fastest.services import audit, webhook_outbox
+from fastest.services.audit import RequestContext
 from fastest.services.common import dumps, new_id, now_iso, split_page
 
 log = logging.getLogger("fastest.webhooks")
@@ -153,7 +154,7 @@ async def list_endpoints(platform: Platform, user_id: str) -> list[dict[str, Any
 async def create_endpoint(
     platform: Platform, user_id: str, *, url: str, events: Sequence[str], enabled: bool = True,
     rate_limit_per_minute: int | None = None, failure_backoff_seconds: int | None = None,
-    project_id: str | None = None,
+    project_id: str | None = None, context: RequestContext | None = None,
 ) -> tuple[dict[str, Any], str]:
     """The new endpoint and its signing secret (`whsec_…`), which is shown only this once."""
     await _check_project(platform, user_id, project_id)
@@ -167,11 +168,15 @@ async def create_endpoint(
     secret = standard_webhooks.encode_secret(secrets_module.token_bytes(standard_webhooks.SECRET_BYTES))
     sealed = await platform.vault.encrypt(secret, owner=user_id, purpose=f"{SECRET_PURPOSE}:{endpoint_id}")
     now = now_iso(platform)
-    await platform.db.prepare(
-        "INSERT INTO webhook_endpoints (id, user_id, project_id, url, events, secret_sealed, enabled, "
-        "rate_limit_per_minute, failure_backoff_seconds, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    ).bind(endpoint_id, user_id, project_id, url, dumps(events), sealed, int(enabled), rate_limit_per_minute,
-           failure_backoff_seconds, now, now).run()
+    await platform.db.batch([
+        platform.db.prepare(
+            "INSERT INTO webhook_endpoints (id, user_id, project_id, url, events, secret_sealed, enabled, "
+            "rate_limit_per_minute, failure_backoff_seconds, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ).bind(endpoint_id, user_id, project_id, url, dumps(events), sealed, int(enabled), rate_limit_per_minute,
+               failure_backoff_seconds, now, now),
+        audit.record(platform, user_id, "webhook.created", f"Added webhook endpoint {endpoint_id}",
+                     context or RequestContext(), {"webhook_id": endpoint_id, "url": url}),
+    ])
     return endpoint_view(await get_owned(platform, user_id, endpoint_id)), secret
 
 
@@ -211,21 +216,31 @@ async def update_endpoint(platform: Platform, user_id: str, endpoint_id: str, ch
     return endpoint_view(await get_owned(platform, user_id, endpoint_id))
 
 
-async def rotate_secret(platform: Platform, user_id: str, endpoint_id: str) -> tuple[dict[str, Any], str]:
+async def rotate_secret(
+    platform: Platform, user_id: str, endpoint_id: str, context: RequestContext | None = None
+) -> tuple[dict[str, Any], str]:
     """A new signing secret (shown this once); the old one stops signing immediately."""
     await get_owned(platform, user_id, endpoint_id)
     secret = standard_webhooks.encode_secret(secrets_module.token_bytes(standard_webhooks.SECRET_BYTES))
     sealed = await platform.vault.encrypt(secret, owner=user_id, purpose=f"{SECRET_PURPOSE}:{endpoint_id}")
-    await platform.db.prepare(
-        "UPDATE webhook_endpoints SET secret_sealed = ?, updated_at = ? WHERE id = ? AND user_id = ?"
-    ).bind(sealed, now_iso(platform), endpoint_id, user_id).run()
+    await platform.db.batch([
+        platform.db.prepare(
+            "UPDATE webhook_endpoints SET secret_sealed = ?, updated_at = ? WHERE id = ? AND user_id = ?"
+        ).bind(sealed, now_iso(platform), endpoint_id, user_id),
+        audit.record(platform, user_id, "webhook.secret_rotated", f"Rotated the secret of webhook endpoint {endpoint_id}",
+                     context or RequestContext(), {"webhook_id": endpoint_id}, if_changed=True),
+    ])
     return endpoint_view(await get_owned(platform, user_id, endpoint_id)), secret
 
 
-async def delete_endpoint(platform: Platform, user_id: str, endpoint_id: str) -> None:
+async def delete_endpoint(platform: Platform, user_id: str, endpoint_id: str, context: RequestContext | None = None) -> None:
     """The endpoint, its queued messages and its deliveries log (cascade)."""
-    await get_owned(platform, user_id, endpoint_id)
-    await platform.db.prepare("DELETE FROM webhook_endpoints WHERE id = ? AND user_id = ?").bind(endpoint_id, user_id).run()
+    endpoint = await get_owned(platform, user_id, endpoint_id)
+    await platform.db.batch([
+        platform.db.prepare("DELETE FROM webhook_endpoints WHERE id = ? AND user_id = ?").bind(endpoint_id, user_id),
+        audit.record(platform, user_id, "webhook.deleted", f"Deleted webhook endpoint {endpoint_id}",
+                     context or RequestContext(), {"webhook_id": endpoint_id, "url": endpoint["url"]}, if_changed=True),
+    ])
 
 
 # --------------------------------------------------------------------------------------------------
