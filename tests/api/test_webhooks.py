@@ -524,3 +524,25 @@ def test_a_conversation_turn_reaches_the_endpoint(client, alice, receiver):
     payload = standardwebhooks.Webhook(secret).verify(got.body, got.headers)
     assert payload["type"] == "conversation.turn.completed"
     assert payload["data"]["conversation_id"] == conversation["id"] and payload["data"]["turn_id"]
+
+
+def test_combined_result_writes_fall_back_to_one_batch_each(platform, alice):
+    """Attempts finishing together share a batch; a failing one does not take the others down."""
+
+    def insert(name: str):
+        return platform.db.prepare(
+            "INSERT INTO security_events (id, user_id, type, summary, data, created_at) VALUES (?, ?, 'x', ?, '{}', 'now')"
+        ).bind(name, alice.user_id, name)
+
+    async def go():
+        return await asyncio.gather(
+            webhooks._write(platform, [insert("aud_a")]),
+            webhooks._write(platform, [insert("aud_b"), insert("aud_b")]),  # a duplicate id: this unit fails
+            webhooks._write(platform, [insert("aud_c")]),
+            return_exceptions=True,
+        )
+
+    results = run(go())
+    assert results[0] is None and results[2] is None and isinstance(results[1], Exception)
+    rows = run(platform.db.prepare("SELECT id FROM security_events WHERE id LIKE 'aud_%' ORDER BY id").all()).results
+    assert [r["id"] for r in rows] == ["aud_a", "aud_c"]

@@ -526,7 +526,7 @@ async def _attempt(
         cutoff = iso(now_dt - timedelta(seconds=DISABLE_AFTER_SECONDS))
         reason = f"Every delivery failed for 3 days (last: {_describe(outcome)})."
         writes += _disable(platform, endpoint["id"], reason, now, only_failing_before=cutoff)
-    await db.batch(writes)
+    await _write(platform, writes)
     return delivery_view({
         "id": delivery_id, "message_id": message["id"], "endpoint_id": endpoint["id"], "event_id": message["event_id"],
         "event_type": message["event_type"], "attempt": attempt, "trigger": trigger, "status_code": status,
@@ -626,6 +626,68 @@ def _describe(outcome: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------------
 # Small helpers
 # --------------------------------------------------------------------------------------------------
+
+class _Coalescer:
+    """Attempts finishing at about the same time write their (independent) results in one D1 batch:
+    each attempt's statements stay all-or-nothing (inside a larger all-or-nothing batch), and the
+    commit and round trip are shared. If a combined batch fails, each attempt's statements are
+    retried alone, so one bad write never takes the others down."""
+
+    MAX_UNITS = 32
+
+    def __init__(self, platform: Platform) -> None:
+        self._platform = platform
+        self._pending: list[tuple[list[Statement], asyncio.Future[None]]] = []
+        self._scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def write(self, statements: list[Statement]) -> None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending.append((statements, future))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._start_flush)
+        await future
+
+    def _start_flush(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._flush())
+        self._tasks.add(task)  # held until done (the loop keeps only weak references to tasks)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self) -> None:
+        self._scheduled = False
+        pending, self._pending = self._pending, []
+        for start in range(0, len(pending), self.MAX_UNITS):
+            units = pending[start:start + self.MAX_UNITS]
+            try:
+                await self._platform.db.batch([statement for statements, _ in units for statement in statements])
+                for _, future in units:
+                    if not future.done():
+                        future.set_result(None)
+            except Exception:
+                for statements, future in units:
+                    try:
+                        await self._platform.db.batch(statements)
+                        if not future.done():
+                            future.set_result(None)
+                    except Exception as exc:  # noqa: PERF203 — each unit answers for itself
+                        if not future.done():
+                            future.set_exception(exc)
+
+
+_COALESCERS: dict[tuple[int, int], _Coalescer] = {}
+
+
+async def _write(platform: Platform, statements: list[Statement]) -> None:
+    key = (id(asyncio.get_running_loop()), id(platform.db))
+    coalescer = _COALESCERS.get(key)
+    if coalescer is None:
+        if len(_COALESCERS) > 64:
+            _COALESCERS.clear()
+        coalescer = _COALESCERS[key] = _Coalescer(platform)
+    await coalescer.write(statements)
+
 
 class _Gate:
     __slots__ = ("semaphore", "waiting")
