@@ -79,3 +79,32 @@ def test_signature_matches_the_reference_library():
     assert reference.verify(body, headers)["type"] == "snapshot.created"
     with pytest.raises(standardwebhooks.WebhookVerificationError):
         reference.verify(body + b" ", headers)
+
+
+def test_workers_background_hands_work_to_the_invocations_wait_until():
+    import asyncio
+
+    from fastest.platform.cloudflare.background import WaitUntilBackground, invocation
+
+    class Ctx:
+        def __init__(self):
+            self.promises = []
+
+        def waitUntil(self, promise):  # noqa: N802 — the Workers API's name
+            self.promises.append(promise)
+
+    done = []
+
+    async def work():
+        done.append(True)
+
+    async def go():
+        background, ctx = WaitUntilBackground(), Ctx()
+        assert background.defer(work()) is False  # outside an invocation: left to the cron
+        with invocation(ctx):
+            assert background.defer(work()) is True
+        await asyncio.gather(*ctx.promises)
+        return ctx
+
+    ctx = asyncio.run(go())
+    assert len(ctx.promises) == 1 and done == [True]
