@@ -120,3 +120,57 @@ def test_nothing_listening_is_a_connection_error():
             await post(client, f"http://receiver.test:{port}/x")
 
     asyncio.run(go())
+
+
+def _self_signed(tmp_path, host: str):
+    """A certificate for `host` (its own CA), written as PEM files."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_https_to_the_pinned_address_checks_the_certificate_against_the_urls_host(tmp_path, server):
+    import ssl
+
+    cert, key = _self_signed(tmp_path, "hooks.example")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.httpd.socket = context.wrap_socket(server.httpd.socket, server_side=True)
+
+    async def go():
+        client = HttpxClient()
+        client._pool()
+        trusted = ssl.create_default_context(cafile=str(cert))
+        client._pinned._tls = trusted  # this test's CA; production uses the system's
+        ok = await post(client, f"https://hooks.example:{server.port}/plain")
+        with pytest.raises(ssl.SSLCertVerificationError):  # the same address, named otherwise
+            await post(client, f"https://other.example:{server.port}/plain")
+        untrusting = HttpxClient()
+        untrusting._pool()
+        with pytest.raises(ssl.SSLCertVerificationError):  # the system CAs do not know it
+            await post(untrusting, f"https://hooks.example:{server.port}/plain")
+        return ok
+
+    status, _, body = asyncio.run(go())
+    assert status == 200 and body == b"ok"
+    assert server.hosts == [f"hooks.example:{server.port}"]
