@@ -17,6 +17,7 @@ from fastest.api import (
     audit, auth, blobs, conversations, device_page, docs, env_vars, errors, health, oauth, project_docs, projects,
     snapshots, sync, workspaces,
 )
+from fastest.api import infrastructure
 from fastest.api.cors import CorsMiddleware
 from fastest.api.middleware import RequestContextMiddleware
 from fastest.platform import Platform
@@ -47,6 +48,7 @@ def create_app(platform_provider: Callable[[Scope], Platform]) -> FastAPI:
         health.router, docs.router, projects.router, env_vars.router, workspaces.router, snapshots.router,
         project_docs.router, blobs.router, sync.router, conversations.router, auth.router, oauth.router,
         device_page.router, audit.router,
+        infrastructure.router,
     ):
         app.include_router(router)
     app.openapi = _problem_aware_openapi(app)  # type: ignore[method-assign]

@@ -64,6 +64,15 @@ class Settings:
     local_owner_email: str = "owner@localhost"
     device_code_ttl_seconds: int = 900
     device_poll_interval_seconds: int = 5
+    # Deployments: whether the local runtime may run a project's build command itself (a subprocess
+    # with a timeout and an output cap); off by default, so builds run on the CLI's machine. The
+    # key that signs the pipeline's callback tokens (empty: one the server makes and seals itself).
+    deploy_builds_enabled: int = 0
+    deploy_build_timeout_seconds: int = 600
+    deploy_build_max_output_bytes: int = 1 * MIB
+    deploy_signing_key: str = field(default="", repr=False)
+    # Cloudflare's REST API (the cloudflare deploy provider); tests point it at a loopback stand-in.
+    cloudflare_api_base: str = "https://api.cloudflare.com/client/v4"
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, Any]) -> "Settings":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from fastest.config import Settings
 from fastest.ports import (
@@ -44,6 +44,11 @@ class Platform:
     # Release functions for what the platform opened (files, connections), run by `close()` in
     # reverse order. Empty on Cloudflare, where the runtime owns the bindings.
     closers: list[Callable[[], None]] = field(default_factory=list)
+    # Deploy providers that need no user credential, by name (locally: "local"); providers on a
+    # user's own account (cloudflare) are built per credential by `services.deploy_providers`.
+    deploy_providers: dict[str, Any] = field(default_factory=dict)
+    # Runs a project's build command over its files (local runtime, when the operator allows builds).
+    deploy_builder: Any = None
 
     def close(self) -> None:
         closers, self.closers = self.closers, []

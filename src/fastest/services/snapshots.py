@@ -162,6 +162,10 @@ async def create(
         if existing is None:
             raise
         return existing, False
+    if workspace_id is not None and move_workspace:
+        from fastest.services import deployments  # auto-deploy hook; imported late (deployments imports us)
+
+        await deployments.after_workspace_moved(platform, user_id, workspace_id, snapshot_id, manifest_hash)
     return await get_owned(platform, user_id, snapshot_id), True
 
 

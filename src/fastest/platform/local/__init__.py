@@ -22,6 +22,7 @@ from fastest.platform.ai import model_for_key
 from fastest.platform.local.blobs import LocalBlobStore
 from fastest.platform.local.clock import ManualClock, SystemClock
 from fastest.platform.local.database import LocalDatabase
+from fastest.platform.local.deploy import LocalDeployProvider
 from fastest.platform.local.http import HttpxClient
 from fastest.platform.local.kv import LocalKeyValue
 from fastest.platform.local.migrations import apply_migrations, default_migrations_dir
@@ -120,6 +121,7 @@ def open_local_platform(
         runtime="local",
         closers=closers,
     )
+    platform.deploy_providers["local"] = LocalDeployProvider(data_dir / "deployments", settings.public_url)
     built.append(platform)
     return platform
 

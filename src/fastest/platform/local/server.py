@@ -16,6 +16,7 @@ from typing import Iterator
 
 import uvicorn
 
+from fastest.api.deploy_sites import DeploymentSites
 from fastest.app import create_app
 from fastest.config import Settings
 from fastest.platform.local import open_local_platform
@@ -54,6 +55,7 @@ def serve(*, host: str, port: int, data_dir: Path, settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     platform = open_local_platform(data_dir, settings)
     app = create_app(lambda scope: platform)
+    app = DeploymentSites(app, lambda scope: platform)  # local deployments' sites (*.localhost, /_deployments/)
     # No permessage-deflate on WebSockets: conversation frames are small JSON events, fanned out to
     # every client of a conversation, and compressing each one for each client costs more than it saves.
     config = uvicorn.Config(
