@@ -51,6 +51,7 @@ def run(args: argparse.Namespace, env: Env | None = None) -> int:
     handlers: dict[str, Callable[[argparse.Namespace, Env], int]] = {
         "login": cmd_login, "logout": cmd_logout, "whoami": cmd_whoami, "init": cmd_init, "push": cmd_push,
         "status": cmd_status, "log": cmd_log, "checkout": cmd_checkout, "sync": cmd_sync, "watch": cmd_watch,
+        "deploy": _deploy_command("cmd_deploy"), "deployments": _deploy_command("cmd_deployments"),
     }
     try:
         return handlers[args.command](args, env)
@@ -68,6 +69,15 @@ def run(args: argparse.Namespace, env: Env | None = None) -> int:
         return _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_FAILED)
+
+
+def _deploy_command(name: str) -> Callable[[argparse.Namespace, Env], int]:
+    def handler(args: argparse.Namespace, env: Env) -> int:
+        from fastest.cli import deploy
+
+        return getattr(deploy, name)(args, env)
+
+    return handler
 
 
 def _fail(message: str, code: int) -> int:
