@@ -22,6 +22,7 @@ from fastest.platform.ai import model_for_key
 from fastest.platform.local.blobs import LocalBlobStore
 from fastest.platform.local.clock import ManualClock, SystemClock
 from fastest.platform.local.database import LocalDatabase
+from fastest.platform.local.build import LocalBuilder
 from fastest.platform.local.deploy import LocalDeployProvider
 from fastest.platform.local.http import HttpxClient
 from fastest.platform.local.kv import LocalKeyValue
@@ -122,6 +123,7 @@ def open_local_platform(
         closers=closers,
     )
     platform.deploy_providers["local"] = LocalDeployProvider(data_dir / "deployments", settings.public_url)
+    platform.deploy_builder = LocalBuilder()
     built.append(platform)
     return platform
 
