@@ -249,6 +249,10 @@ class ConversationSession:
                                "changes": await self._tree(context).overlay()})
         if (method, path) == ("POST", "/files/rebase"):
             return _json(200, await self._rebase(body, context))
+        if (method, path) == ("POST", "/deployments"):  # a deployment made from this conversation
+            from durable_objects.conversation_deployments import record_deployment
+
+            return _json(200, await record_deployment(self.storage, body))
         if (method, path) == ("GET", "/deployments"):
             deployments = await self.storage.list(prefix=DEPLOYMENT_PREFIX)
             return _json(200, {"deployments": list(deployments.values())})

@@ -28,7 +28,7 @@ from fastest.schemas.deployments import (
     StatusCallback,
     WorkspaceDeployResult,
 )
-from fastest.services import deploy_detect, deploy_providers, deploy_resources, deployments
+from fastest.services import conversation_deploys, deploy_detect, deploy_providers, deploy_resources, deployments
 from fastest.services.identity import Principal
 
 router = APIRouter(tags=["deployments"], responses=problem_responses(400, 401, 403, 404, 413, 422, 429))
@@ -205,5 +205,17 @@ async def deploy_workspace(request: Request, background: BackgroundTasks, worksp
     async def produce():
         return 200, await deployments.deploy_workspace(platform, principal.user_id, workspace_id,
                                                        spawn=_spawn(background))
+
+    return await respond_once(request, platform, principal.user_id, produce)
+
+
+@router.post("/v1/conversations/{conversation_id}/deploy", response_model=ProjectDeployResult,
+             summary="Deploy the conversation's working tree (frozen into a snapshot when it has edits)")
+async def deploy_conversation(request: Request, background: BackgroundTasks,
+                              conversation_id: str = Path(..., max_length=64, description="A conversation id (`cnv_…`)."),
+                              principal: Principal = Depends(deploy), platform: Platform = Depends(get_platform)):
+    async def produce():
+        return 200, await conversation_deploys.deploy(platform, principal.user_id, conversation_id,
+                                                      spawn=_spawn(background))
 
     return await respond_once(request, platform, principal.user_id, produce)
