@@ -396,7 +396,7 @@ class DeployRequest:
     slug: str  # a DNS label unique to the deployment
     project_slug: str  # a DNS label for the project (a Worker's script name)
     output_manifest_hash: str
-    assets: Sequence[DeployAsset]
+    list_assets: Callable[[], Awaitable[Sequence[DeployAsset]]]  # every file of the output (walks the tree)
     read_asset: Callable[[str], Awaitable[bytes]]  # hash → bytes (from the user's blobs)
     resources: Sequence[Mapping[str, Any]] = ()  # {type, name, binding, external_id}
     entry: str | None = None

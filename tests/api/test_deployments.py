@@ -295,3 +295,20 @@ def test_routes_need_the_deploy_ability(client, platform):
     reader = make_caller(platform, "reader@example.com", ("projects:read",))
     assert_problem(client.get("/v1/infrastructure/credentials", headers=reader.headers), 403, "forbidden")
     assert client.get("/v1/infrastructure/credentials").status_code == 401
+
+
+def test_gc_keeps_what_a_deployment_serves(client, sites, alice, clock):
+    from fastest.config import Settings
+
+    project, _, _, _ = pushed(client, alice, {"package.json": b'{"scripts":{"build":"x"},"devDependencies":{"vite":"5"}}'})
+    started = deploy(client, alice, project["id"], build="client")
+    built = upload_tree(client, alice, {"index.html": b"<h1>only in the build</h1>", "app.js": b"1"})
+    url = f"/v1/infrastructure/deployments/{started['deployment_id']}/status"
+    done = client.post(url, headers={"X-Deploy-Token": started["callback_token"]},
+                       json={"status": "deploying", "output_manifest_hash": built})
+    assert done.json()["status"] == "ready"
+    clock.advance(Settings().gc_grace_seconds + 60)
+    swept = client.post("/v1/blobs/gc", headers=alice.headers, json={"dryRun": False}).json()
+    assert swept["orphanedBlobs"] == 0 and swept["orphanedManifests"] == 0
+    slug = started["deployment_id"].lower().replace("_", "-")
+    assert sites.get("/app.js", headers={"host": f"{slug}.localhost"}).content == b"1"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import mimetypes
 import re
+import time
 from collections import OrderedDict
 from typing import Any, Callable
 from urllib.parse import unquote
@@ -29,6 +30,7 @@ from fastest.services import deployments, storage
 HOST = re.compile(r"^(dep-[0-9a-z]{26})\.localhost(?::\d+)?$")
 FALLBACK = re.compile(r"^/_deployments/(dep-[0-9a-z]{26})(/.*)?$")
 MANIFEST_CACHE = 4096  # parsed manifests kept (they are immutable: keyed by hash)
+SITE_CACHE, SITE_TTL = 1024, 10.0
 
 
 def route(scope: Scope) -> tuple[str, str, str] | None:
@@ -52,6 +54,9 @@ class DeploymentSites:
         self.app = app
         self.platform_provider = platform_provider
         self._manifests: OrderedDict[tuple[str, str], Manifest] = OrderedDict()
+        # slug → (user id, output root, when looked up): a ready deployment never changes, but a
+        # deleted project must stop serving, so an entry is believed for SITE_TTL seconds.
+        self._sites: OrderedDict[str, tuple[str, str, float]] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         found = route(scope) if scope["type"] == "http" else None
@@ -70,10 +75,10 @@ class DeploymentSites:
         await _answer(send, status, b"" if scope["method"] == "HEAD" else body, headers, length=len(body))
 
     async def _serve(self, platform: Platform, slug: str, path: str, if_none_match: str | None) -> tuple[int, bytes, dict[str, str]]:
-        row = await deployments.by_slug(platform, slug)
-        if row is None or not row["output_manifest_hash"]:
+        site = await self._site(platform, slug)
+        if site is None:
             return 404, b"No such deployment.", {"content-type": "text/plain; charset=utf-8"}
-        user_id, root = row["user_id"], row["output_manifest_hash"]
+        user_id, root = site
         load = self._loader(platform, user_id)
         relative = unquote(path).lstrip("/")
         if ".." in relative.split("/"):
@@ -102,6 +107,20 @@ class DeploymentSites:
         except ApiError:
             return 404, b"Not found.", {"content-type": "text/plain; charset=utf-8"}
         return status, data, headers
+
+    async def _site(self, platform: Platform, slug: str) -> tuple[str, str] | None:
+        cached = self._sites.get(slug)
+        if cached is not None and time.monotonic() - cached[2] < SITE_TTL:
+            return cached[0], cached[1]
+        row = await deployments.by_slug(platform, slug)
+        if row is None or not row["output_manifest_hash"]:
+            self._sites.pop(slug, None)
+            return None
+        self._sites[slug] = (row["user_id"], row["output_manifest_hash"], time.monotonic())
+        self._sites.move_to_end(slug)
+        if len(self._sites) > SITE_CACHE:
+            self._sites.popitem(last=False)
+        return row["user_id"], row["output_manifest_hash"]
 
     def _loader(self, platform: Platform, user_id: str) -> Callable[[str], Any]:
         async def load(manifest_hash: str) -> Manifest:

@@ -95,7 +95,7 @@ def deploy(folder: Folder, state: WorkspaceState, api: ApiClient, *, build: bool
                                idempotent_create=True).json()
         deployment_id, token = opened["deployment_id"], opened["callback_token"]
         if opened["status"] != "queued" or not token:
-            return _finish(api, deployment_id, started, uploaded)
+            return _finish(api, deployment_id, started, uploaded, known=opened.get("deployment"))
         _say(f"==> building {deployment_id}: {build_command}")
         callback = _Callback(api, deployment_id, token)
         callback.send("building", log=[f"$ {build_command}"])
@@ -116,7 +116,7 @@ def deploy(folder: Folder, state: WorkspaceState, api: ApiClient, *, build: bool
         uploaded += sent
     answer = api.post_json(f"/v1/infrastructure/projects/{state.project_id}/deploy",
                            {**body, "output_manifest_hash": output, "build": "none"}, idempotent_create=True).json()
-    return _finish(api, answer["deployment_id"], started, uploaded)
+    return _finish(api, answer["deployment_id"], started, uploaded, known=answer.get("deployment"))
 
 
 def detect_folder(root: Path, paths: list[str]) -> Detection:
@@ -219,8 +219,16 @@ def _load_last_output(folder: Folder) -> PushedTree:
     return PushedTree.load(path, root)
 
 
-def _finish(api: ApiClient, deployment_id: str, started: float, uploaded: int) -> dict[str, Any]:
-    """Show the log as it grows until the deployment ends; the deployment, or DeployFailed."""
+def _finish(api: ApiClient, deployment_id: str, started: float, uploaded: int,
+            known: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Show the log as it grows until the deployment ends; the deployment, or DeployFailed.
+    `known`: the deployment as an answer already gave it (when it has ended, nothing to wait for)."""
+    terminal = ("ready", "failed", "canceled")
+    if known is not None and known.get("status") in terminal:
+        lines = api.get_json(f"/v1/infrastructure/deployments/{deployment_id}/logs")["logs"]
+        for line in lines:
+            _say(f"    [{line['step']}] {line['message']}")
+        return _ended(dict(known), lines, started, uploaded)
     after = 0
     while True:
         page = api.get_json(f"/v1/infrastructure/deployments/{deployment_id}/logs", params={"after": after})
@@ -232,12 +240,16 @@ def _finish(api: ApiClient, deployment_id: str, started: float, uploaded: int) -
         if page["status"] not in ("ready", "failed", "canceled"):
             time.sleep(POLL_SECONDS)
     deployment = api.get_json(f"/v1/infrastructure/deployments/{deployment_id}")["deployment"]
+    lines = [] if deployment["status"] == "ready" else api.get_json(f"/v1/infrastructure/deployments/{deployment_id}/logs")["logs"]
+    return _ended(deployment, lines, started, uploaded)
+
+
+def _ended(deployment: dict[str, Any], lines: list[dict[str, Any]], started: float, uploaded: int) -> dict[str, Any]:
     deployment["files_uploaded"] = uploaded
     deployment["seconds"] = round(time.perf_counter() - started, 3)
     if deployment["status"] != "ready":
-        logs = api.get_json(f"/v1/infrastructure/deployments/{deployment_id}/logs")["logs"]
-        raise DeployFailed(f"deployment {deployment_id} {deployment['status']}: {deployment.get('error') or ''}".strip(),
-                           [f"[{line['step']}] {line['message']}" for line in logs][-40:])
+        raise DeployFailed(f"deployment {deployment['id']} {deployment['status']}: {deployment.get('error') or ''}".strip(),
+                           [f"[{line['step']}] {line['message']}" for line in lines][-40:])
     return deployment
 
 

@@ -38,6 +38,9 @@ LOCKFILES = (("pnpm-lock.yaml", "pnpm"), ("yarn.lock", "yarn"), ("bun.lockb", "b
 PYTHON_FRAMEWORKS = (("django", "django"), ("fastapi", "fastapi"), ("flask", "flask"), ("starlette", "starlette"))
 _ENV_NAME = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
 RESOURCE_TYPES = ("d1", "kv", "r2")
+# Detection reads the root's names and these directories' names only (what it looks for is there),
+# so a caller walking a stored tree reads a handful of manifests however large the tree is.
+LOOKED_INTO = frozenset({"public", "prisma", "app"})
 
 
 @dataclass(slots=True)

@@ -139,8 +139,9 @@ class CloudflareDeployProvider:
     async def deploy(self, request: DeployRequest) -> DeployOutcome:
         script = request.project_slug
         say = request.log
-        by_hash = {asset_hash(a.hash): a for a in request.assets}
-        manifest = {"/" + a.path: {"hash": asset_hash(a.hash), "size": a.size} for a in request.assets}
+        assets = await request.list_assets()
+        by_hash = {asset_hash(a.hash): a for a in assets}
+        manifest = {"/" + a.path: {"hash": asset_hash(a.hash), "size": a.size} for a in assets}
         session = await self._call("POST", self._account(f"/workers/scripts/{script}/assets-upload-session"),
                                    json_body={"manifest": manifest})
         jwt, buckets = session.get("jwt"), session.get("buckets") or []

@@ -11,32 +11,34 @@ from fastest.errors import NotFound, PayloadTooLarge, ValidationFailed
 from fastest.platform import Platform
 from fastest.services import projects, storage, workspaces
 
-MAX_PATHS = 100_000  # beyond this, detection looks at the first paths only (and says so)
 
 
 async def detect_tree(platform: Platform, user_id: str, root: str) -> detection.Detection:
+    """Detect over a stored tree. Detection looks at the root's names and a few directories
+    (`detection.LOOKED_INTO`), so only those manifests are read, whatever the tree's size."""
     load = storage.manifest_loader(platform, user_id)
+    top = await load(root) if root != tree.EMPTY_TREE_HASH else None
     paths: list[str] = []
-    truncated = False
-    async for path, _entry in tree.walk(root, load):
-        paths.append(path)
-        if len(paths) >= MAX_PATHS:
-            truncated = True
-            break
+    files: dict[str, str] = {}  # path → blob hash
+    for entry in top.entries if top is not None else ():
+        if entry.type == "file":
+            paths.append(entry.name)
+            files[entry.name] = entry.hash
+        elif entry.name in detection.LOOKED_INTO:
+            paths.append(entry.name + "/")
+            for child in (await load(entry.hash)).entries:
+                path = f"{entry.name}/{child.name}"
+                paths.append(path if child.type == "file" else path + "/")
+                if child.type == "file":
+                    files[path] = child.hash
     contents: dict[str, str] = {}
     for path in detection.files_to_read(paths):
-        entry = await tree.find(root, path, load)
-        if entry is None or entry.type != "file":
-            continue
         try:
-            data = await storage.read_blob(platform, user_id, entry.hash, max_bytes=detection.MAX_READ_BYTES)
+            data = await storage.read_blob(platform, user_id, files[path], max_bytes=detection.MAX_READ_BYTES)
         except (NotFound, PayloadTooLarge):
             continue
         contents[path] = data.decode("utf-8", errors="replace")
-    found = detection.detect(paths, contents)
-    if truncated:
-        found.notes.append(f"Only the first {MAX_PATHS} paths were looked at.")
-    return found
+    return detection.detect(paths, contents)
 
 
 async def default_root(platform: Platform, user_id: str, project_id: str) -> str | None:

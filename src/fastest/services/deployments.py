@@ -254,8 +254,7 @@ async def run_deploy_step(platform: Platform, deployment_id: str, detection: Det
 
     try:
         provider = await deploy_providers.provider_for(platform, user_id, row["provider"])
-        assets = await _assets(platform, user_id, row["output_manifest_hash"])
-        await say(f"Deploying {len(assets)} files to {row['provider']}")
+        await say(f"Deploying tree {row['output_manifest_hash'][:12]} to {row['provider']}")
         project = await platform.db.prepare("SELECT name FROM projects WHERE id = ?").bind(row["project_id"]).first()
         resources = [
             {"type": r["type"], "name": r["name"], "binding": r["binding"], "external_id": r["external_id"]}
@@ -268,7 +267,9 @@ async def run_deploy_step(platform: Platform, deployment_id: str, detection: Det
         outcome = await provider.deploy(DeployRequest(
             deployment_id=deployment_id, slug=row["slug"],
             project_slug=deploy_pipeline.project_slug(project["name"] if project else "project", row["project_id"]),
-            output_manifest_hash=row["output_manifest_hash"], assets=assets, read_asset=read_asset,
+            output_manifest_hash=row["output_manifest_hash"],
+            list_assets=lambda output=row["output_manifest_hash"]: _assets(platform, user_id, output),
+            read_asset=read_asset,
             resources=resources, entry=detection.entry if detection else None,
             compatibility_date=detection.compatibility_date if detection else None, log=say,
         ))

@@ -1187,7 +1187,8 @@ def _manifests_missing(hashes: list[str], total: int) -> ValidationFailed:
 # --------------------------------------------------------------------------------------------------
 
 # What GC keeps. Parameters: ?1 user, ?2 grace cutoff (ISO time). Roots: every snapshot of the
-# user's projects, every workspace's current manifest, and every manifest touched (uploaded, checked,
+# user's projects, every workspace's current manifest, every deployment's output (what its site
+# serves, and what a rollback needs), and every manifest touched (uploaded, checked,
 # relied on) within the grace period. Reachability ignores `state`: it is about references.
 _REACHABLE = (
     "WITH RECURSIVE"
@@ -1195,6 +1196,7 @@ _REACHABLE = (
     "  SELECT s.manifest_hash FROM snapshots s JOIN projects p ON p.id = s.project_id WHERE p.user_id = ?1"
     "  UNION SELECT w.current_manifest_hash FROM workspaces w JOIN projects p ON p.id = w.project_id"
     "   WHERE p.user_id = ?1 AND w.current_manifest_hash IS NOT NULL"
+    "  UNION SELECT d.output_manifest_hash FROM deployments d WHERE d.user_id = ?1 AND d.output_manifest_hash IS NOT NULL"
     "  UNION SELECT m.hash FROM manifests m WHERE m.user_id = ?1 AND m.touched_at >= ?2"
     " ),"
     " reachable(hash) AS ("

@@ -70,7 +70,7 @@ class LocalDeployProvider:
 
     async def deploy(self, request: DeployRequest) -> DeployOutcome:
         if request.log is not None:
-            await request.log(f"{len(request.assets)} files served from the content store; nothing to copy")
+            await request.log("Served from the content store: nothing to copy")
         return DeployOutcome(url=self.site_url(request.slug), version=request.output_manifest_hash, uploaded=0)
 
     async def rollback(self, project_slug: str, version: str) -> DeployOutcome:
