@@ -312,3 +312,20 @@ def test_gc_keeps_what_a_deployment_serves(client, sites, alice, clock):
     assert swept["orphanedBlobs"] == 0 and swept["orphanedManifests"] == 0
     slug = started["deployment_id"].lower().replace("_", "-")
     assert sites.get("/app.js", headers={"host": f"{slug}.localhost"}).content == b"1"
+
+
+def test_a_move_from_a_stale_read_changes_nothing(client, alice, platform):
+    from fastest.errors import Conflict
+    from fastest.services import deployments
+
+    project, _, _, _ = pushed(client, alice, {"index.html": b"x"})
+    started = deploy(client, alice, project["id"], build="client")
+    stale = run(deployments._get(platform, started["deployment_id"]))
+    run(deployments.move(platform, stale, "building", step="build", message="first"))
+    events_before = count_rows(platform, "SELECT COUNT(*) AS n FROM project_events WHERE project_id = ?", project["id"])
+    logs_before = count_rows(platform, "SELECT COUNT(*) AS n FROM deployment_logs WHERE deployment_id = ?", stale["id"])
+    with pytest.raises(Conflict):
+        run(deployments.move(platform, stale, "canceled", step="queue", message="racing"))
+    assert run(deployments._get(platform, stale["id"]))["status"] == "building"
+    assert count_rows(platform, "SELECT COUNT(*) AS n FROM project_events WHERE project_id = ?", project["id"]) == events_before
+    assert count_rows(platform, "SELECT COUNT(*) AS n FROM deployment_logs WHERE deployment_id = ?", stale["id"]) == logs_before
