@@ -149,3 +149,11 @@ def test_cloudflare_error_envelope_fails_the_deployment_with_its_message(client,
     worker = pushed(client, alice, WORKER, name="W")[0]
     failed = deploy(client, alice, worker["id"], provider="cloudflare")
     assert failed["status"] == "failed" and "Provisioning failed" in failed["error"] and "Authentication error" in failed["error"]
+
+
+def test_credential_writes_need_a_fresh_session(client, alice, clock, platform):
+    clock.advance(16 * 60)
+    assert_problem(save(client, alice), 403, "reauthentication_required")
+    assert_problem(client.delete("/v1/infrastructure/credentials/cloudflare", headers=alice.headers), 403,
+                   "reauthentication_required")
+    assert count_rows(platform, "SELECT COUNT(*) AS n FROM provider_credentials") == 0

@@ -329,3 +329,13 @@ def test_a_move_from_a_stale_read_changes_nothing(client, alice, platform):
     assert run(deployments._get(platform, stale["id"]))["status"] == "building"
     assert count_rows(platform, "SELECT COUNT(*) AS n FROM project_events WHERE project_id = ?", project["id"]) == events_before
     assert count_rows(platform, "SELECT COUNT(*) AS n FROM deployment_logs WHERE deployment_id = ?", stale["id"]) == logs_before
+
+
+def test_a_worker_with_code_deploys_its_assets_and_says_so(client, alice):
+    files = {**WORKER, "wrangler.toml": WORKER["wrangler.toml"].replace(b'name = "w"', b'name = "w"\nmain = "src/index.ts"'),
+             "src/index.ts": b"export default {}"}
+    project, _, _, _ = pushed(client, alice, files)
+    result = deploy(client, alice, project["id"])
+    assert result["status"] == "ready"
+    logs = client.get(f"/v1/infrastructure/deployments/{result['deployment_id']}/logs", headers=alice.headers).json()["logs"]
+    assert any("src/index.ts" in line["message"] and "not bundled" in line["message"] for line in logs)

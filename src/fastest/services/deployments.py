@@ -369,10 +369,13 @@ async def _continue(platform: Platform, row: dict[str, Any], detection: Detectio
     build_command = settings.get("build_command") or (detection.build_command if detection else None)
     needs_build = build_command is not None and build != "none"
     if not needs_build:
-        if output_dir is None or (detection is not None and not detection.static and not settings.get("output_dir")):
+        if output_dir is None:
             reason = "; ".join(detection.notes) if detection and detection.notes else "no static output was detected"
             return await _fail(platform, deployment_id, "queue", f"Nothing to serve: {reason}. Set output_dir in the "
                                "deployment settings."), None
+        if detection is not None and detection.entry and not settings.get("output_dir"):
+            await append_log(platform, deployment_id, "queue", f"The Worker's own code ({detection.entry}) is not bundled "
+                             f"by the server: deploying its static assets ({output_dir}) only")
         output = await _output_of(platform, row["user_id"], row["source_manifest_hash"], output_dir)
         if output is None:
             return await _fail(platform, deployment_id, "queue",

@@ -308,6 +308,9 @@ async def restore(platform: Platform, user_id: str, snapshot_id: str, *, workspa
          "new_snapshot_id": restored_id},
     )
     await platform.db.batch(writes)
+    from fastest.services import deployments  # auto-deploy hook (deployments imports us)
+
+    await deployments.after_workspace_moved(platform, user_id, workspace_id, restored_id, target["manifest_hash"])
     return {
         "success": True,
         "snapshot": await get_owned(platform, user_id, restored_id),

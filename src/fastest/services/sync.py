@@ -443,6 +443,9 @@ async def execute(
             raise Conflict("This sync preview was already executed.", code="preview_already_executed") from None
         raise Conflict("The workspace changed while the sync ran; nothing was changed. Prepare the sync again.",
                        code="workspace_changed") from None
+    from fastest.services import deployments  # auto-deploy hook (imported late: it imports workspaces)
+
+    await deployments.after_workspace_moved(platform, user_id, workspace_id, merge_id, new_root)
     return {
         "success": True,
         "sync_id": run_id,
