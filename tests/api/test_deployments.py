@@ -339,3 +339,23 @@ def test_a_worker_with_code_deploys_its_assets_and_says_so(client, alice):
     assert result["status"] == "ready"
     logs = client.get(f"/v1/infrastructure/deployments/{result['deployment_id']}/logs", headers=alice.headers).json()["logs"]
     assert any("src/index.ts" in line["message"] and "not bundled" in line["message"] for line in logs)
+
+
+def test_the_project_address_serves_its_latest_deployment(client, sites, alice, bob):
+    project, workspace, _, _ = pushed(client, alice, {"index.html": b"v1"}, name="My Blog")
+    first = deploy(client, alice, project["id"])
+    address = first["deployment"]["project_url"]
+    assert address == f"http://my-blog-{project['id'][-8:].lower()}.localhost:8787/"
+    host = address.split("//")[1].rstrip("/")
+    assert sites.get("/", headers={"host": host}).content == b"v1"
+    root2 = upload_tree(client, alice, {"index.html": b"v2"})
+    snapshot(client, alice, project["id"], root2, workspace_id=workspace["id"])
+    deploy(client, alice, project["id"])
+    assert sites.get("/", headers={"host": host}).content == b"v2"
+    client.post(f"/v1/infrastructure/deployments/{first['deployment_id']}/rollback", headers=alice.headers)
+    assert sites.get("/", headers={"host": host}).content == b"v1"
+    assert sites.get("/", headers={"host": "my-blog-00000000.localhost"}).status_code == 404
+    # Bob's project of the same name has its own address.
+    other = pushed(client, bob, {"index.html": b"bob"}, name="My Blog")[0]
+    bobs = deploy(client, bob, other["id"])["deployment"]["project_url"]
+    assert bobs != address and sites.get("/", headers={"host": bobs.split("//")[1].rstrip("/")}).content == b"bob"

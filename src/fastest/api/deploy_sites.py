@@ -5,8 +5,11 @@ Two ways in, both answered from the deployment's output tree (the user's content
   loopback; an origin per deployment keeps absolute asset paths such as `/assets/app.js` working);
 - the path fallback `/_deployments/<slug>/…` on the server's own origin.
 
-Only hosts shaped like a deployment (`dep-<26 base32>.localhost`) and paths under `/_deployments/`
-are taken: the API on the main host is never shadowed. This wraps the app in the local server only
+A project also has a stable origin, `http://<project-slug>.localhost:<port>/`, serving its latest
+ready local deployment (a rollback is a new deployment, so it moves there too).
+
+Only hosts shaped like these (`dep-<26 base32>.localhost`, `<name>-<8 base32>.localhost`) and paths
+under `/_deployments/` are taken: the API on the main host is never shadowed. This wraps the app in the local server only
 (`platform/local/server.py`); the Worker never serves local deployments.
 """
 
@@ -28,6 +31,8 @@ from fastest.platform import Platform
 from fastest.services import deployments, storage
 
 HOST = re.compile(r"^(dep-[0-9a-z]{26})\.localhost(?::\d+)?$")
+# A project's stable address: its latest ready local deployment (`<name>-<8 id chars>.localhost`).
+PROJECT_HOST = re.compile(r"^([a-z0-9](?:[a-z0-9-]{0,40}[a-z0-9])?-[0-9a-z]{8})\.localhost(?::\d+)?$")
 FALLBACK = re.compile(r"^/_deployments/(dep-[0-9a-z]{26})(/.*)?$")
 MANIFEST_CACHE = 4096  # parsed manifests kept (they are immutable: keyed by hash)
 SITE_CACHE, SITE_TTL = 1024, 10.0
@@ -40,7 +45,7 @@ def route(scope: Scope) -> tuple[str, str, str] | None:
         if name == b"host":
             host = value.decode("latin-1").lower()
             break
-    matched = HOST.match(host)
+    matched = HOST.match(host) or PROJECT_HOST.match(host)
     if matched:
         return matched.group(1), scope.get("path", "/"), ""
     fallback = FALLBACK.match(scope.get("path", ""))
@@ -109,6 +114,9 @@ class DeploymentSites:
         return status, data, headers
 
     async def _site(self, platform: Platform, slug: str) -> tuple[str, str] | None:
+        if not slug.startswith("dep-"):  # a project's address moves with each deploy: not cached
+            row = await deployments.live_for_project_slug(platform, slug)
+            return (row["user_id"], row["output_manifest_hash"]) if row else None
         cached = self._sites.get(slug)
         if cached is not None and time.monotonic() - cached[2] < SITE_TTL:
             return cached[0], cached[1]

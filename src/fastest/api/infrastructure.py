@@ -107,7 +107,7 @@ async def list_deployments(workspace_id: str = WorkspaceId, page: PageParams = D
 async def get_deployment(deployment_id: str = DeploymentId, principal: Principal = Depends(deploy),
                          platform: Platform = Depends(get_platform)):
     row = await deployments.get_owned(platform, principal.user_id, deployment_id)
-    return {"deployment": deployments.deployment_view(row, platform)}
+    return {"deployment": await deployments.with_project_url(platform, deployments.deployment_view(row, platform))}
 
 
 @router.get(f"{INFRA}/deployments/{{deployment_id}}/logs", response_model=DeploymentLogPage,

@@ -279,6 +279,8 @@ def cmd_deploy(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         print(f"deployed {deployment['id']} in {deployment['seconds']:.1f} s ({deployment['files_uploaded']} file(s) uploaded)")
         if deployment.get("fallback_url"):
             print(f"also at {deployment['fallback_url']}")
+        if deployment.get("project_url"):
+            print(f"the project's address (its latest deployment): {deployment['project_url']}")
         print(deployment["url"])
     return EXIT_OK
 

@@ -58,6 +58,16 @@ def deployment_view(row: Mapping[str, Any], platform: Platform | None = None) ->
     return view
 
 
+async def with_project_url(platform: Platform, view: dict[str, Any]) -> dict[str, Any]:
+    """Add `project_url`: the project's stable local address (its latest ready local deployment)."""
+    local = platform.deploy_providers.get(view["provider"])
+    site_url = getattr(local, "site_url", None)
+    if site_url is None or view["status"] != "ready":
+        return {**view, "project_url": None}
+    name = await platform.db.prepare("SELECT name FROM projects WHERE id = ?").bind(view["project_id"]).first("name")
+    return {**view, "project_url": site_url(deploy_pipeline.project_slug(name or "project", view["project_id"]))}
+
+
 async def get_owned(platform: Platform, user_id: str, deployment_id: str) -> dict[str, Any]:
     row = await platform.db.prepare(f"{_SELECT} WHERE id = ? AND user_id = ?").bind(deployment_id, user_id).first()
     if row is None:
@@ -72,6 +82,17 @@ async def _get(platform: Platform, deployment_id: str) -> dict[str, Any] | None:
 async def by_slug(platform: Platform, slug: str) -> dict[str, Any] | None:
     """A ready deployment by its host label (the local server's site routing)."""
     return await platform.db.prepare(f"{_SELECT} WHERE slug = ? AND status = 'ready'").bind(slug).first()
+
+
+async def live_for_project_slug(platform: Platform, slug: str) -> dict[str, Any] | None:
+    """The latest ready local deployment of the project whose address label is `slug`."""
+    suffix = slug.rsplit("-", 1)[-1]
+    rows = (await platform.db.prepare(
+        "SELECT d.user_id, d.output_manifest_hash, p.id AS project_id, p.name FROM deployments d "
+        "JOIN projects p ON p.id = d.project_id WHERE lower(substr(p.id, -8)) = ? AND d.status = 'ready' "
+        "AND d.provider = 'local' AND d.output_manifest_hash IS NOT NULL ORDER BY d.seq DESC LIMIT 50"
+    ).bind(suffix).all()).results
+    return next((r for r in rows if deploy_pipeline.project_slug(r["name"], r["project_id"]) == slug), None)
 
 
 async def list_for_workspace(platform: Platform, user_id: str, workspace_id: str, *, limit: int,
@@ -352,7 +373,8 @@ async def deploy_project(
     resources = await deploy_resources.list_masked(platform, user_id, project_id)
     return {"success": row["status"] not in ("failed", "canceled"), "deployment_id": deployment_id, "url": row["url"],
             "resources": resources, "provisioned_resources": provisioned, "error": row["error"],
-            "status": row["status"], "deployment": deployment_view(row, platform), "callback_token": token}
+            "status": row["status"], "deployment": await with_project_url(platform, deployment_view(row, platform)),
+            "callback_token": token}
 
 
 async def _continue(platform: Platform, row: dict[str, Any], detection: Detection | None, settings: Mapping[str, Any],
