@@ -59,3 +59,23 @@ def test_server_build_failure_and_timeout_and_output_cap(client, alice):
     chatty = deploy(client, alice, project["id"])
     lines = logs_of(client, alice, chatty["deployment_id"])
     assert any("truncated" in l for l in lines) and sum(l == "line" for l in lines) < 500
+
+
+def test_auto_deploy_builds_beside_the_push(client, alice):
+    project, workspace, _, _ = pushed(client, alice, {"src/page.html": b"v1"})
+    client.put(f"/v1/infrastructure/workspaces/{workspace['id']}/deployment-settings", headers=alice.headers,
+               json={"build_command": "sleep 0.3; mkdir -p out && cp src/page.html out/index.html", "output_dir": "out",
+                     "auto_deploy": True})
+    from tests.api.trees import snapshot, upload_tree
+    import time
+
+    root = upload_tree(client, alice, {"src/page.html": b"v2"})
+    snapshot(client, alice, project["id"], root, workspace_id=workspace["id"])
+    url = f"/v1/infrastructure/workspaces/{workspace['id']}/deployments"
+    deadline = time.monotonic() + 10
+    while True:
+        [row] = client.get(url, headers=alice.headers).json()["deployments"]
+        if row["status"] in ("ready", "failed") or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert row["trigger"] == "auto" and row["status"] == "ready", row

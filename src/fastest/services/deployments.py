@@ -15,6 +15,7 @@ and its log line land together, or not at all.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import secrets
@@ -430,6 +431,18 @@ async def deploy_workspace(platform: Platform, user_id: str, workspace_id: str, 
             "error": result["error"]}
 
 
+# Server builds started by an auto-deploy run beside the push that triggered them (not inside its
+# request). The set only holds running tasks (each removes itself when done), so the event loop
+# cannot drop one half-way; it is empty whenever no build runs.
+_RUNNING: set[asyncio.Task[None]] = set()
+
+
+def _detached(job: Callable[[], Awaitable[None]]) -> None:
+    task = asyncio.get_running_loop().create_task(job())
+    _RUNNING.add(task)
+    task.add_done_callback(_RUNNING.discard)
+
+
 async def after_workspace_moved(platform: Platform, user_id: str, workspace_id: str, snapshot_id: str,
                                 manifest_hash: str) -> None:
     """Auto-deploy: when the project's main workspace got a new head snapshot and its settings say so."""
@@ -441,7 +454,7 @@ async def after_workspace_moved(platform: Platform, user_id: str, workspace_id: 
         if workspace["main_workspace_id"] != workspace_id:
             return
         await deploy_project(platform, user_id, workspace["project_id"], workspace_id=workspace_id, trigger="auto",
-                             snapshot_id=snapshot_id, source_manifest_hash=manifest_hash)
+                             snapshot_id=snapshot_id, source_manifest_hash=manifest_hash, spawn=_detached)
     except Exception:  # noqa: BLE001 - the push that triggered it has succeeded; say why here
         log.exception("auto-deploy of workspace %s failed to start", workspace_id)
 
