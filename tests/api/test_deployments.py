@@ -22,6 +22,7 @@ SITE = {
     "404.html": b"<h1>Lost</h1>",
     "img/logo.svg": b"<svg xmlns='http://www.w3.org/2000/svg'/>",
 }
+HIDDEN = {".env": b"SECRET=1", ".git/config": b"[core]", ".well-known/security.txt": b"Contact: x"}
 WORKER = {
     "wrangler.toml": b'name = "w"\ncompatibility_date = "2025-01-01"\n[assets]\ndirectory = "./public"\n'
                      b'[[d1_databases]]\nbinding = "DB"\ndatabase_name = "main"\ndatabase_id = "x"\n'
@@ -71,7 +72,7 @@ def test_detect_reports_framework_resources_and_env_with_evidence(client, alice)
 
 
 def test_deploy_static_site_serves_every_file_by_host_and_by_path(client, sites, alice):
-    project, workspace, root, snap = pushed(client, alice, SITE)
+    project, workspace, root, snap = pushed(client, alice, {**SITE, **HIDDEN})
     result = deploy(client, alice, project["id"])
     assert result["success"] and result["status"] == "ready" and result["error"] is None
     deployment = result["deployment"]
@@ -89,6 +90,10 @@ def test_deploy_static_site_serves_every_file_by_host_and_by_path(client, sites,
     assert sites.get("/about/", headers={"host": f"{slug}.localhost"}).content == SITE["about/index.html"]
     assert sites.get("/about", headers={"host": f"{slug}.localhost"}).content == SITE["about/index.html"]
     assert sites.get("/docs", headers={"host": f"{slug}.localhost"}).content == SITE["docs.html"]
+    # Hidden files are not published (a plain site deploys its folder as is); .well-known is.
+    assert sites.get("/.env", headers={"host": f"{slug}.localhost"}).status_code == 404
+    assert sites.get(f"/_deployments/{slug}/.git/config").status_code == 404
+    assert sites.get("/.well-known/security.txt", headers={"host": f"{slug}.localhost"}).content == b"Contact: x"
     missing = sites.get("/nope", headers={"host": f"{slug}.localhost"})
     assert missing.status_code == 404 and missing.content == SITE["404.html"]
     etag = root_page.headers["etag"]

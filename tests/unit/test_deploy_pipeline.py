@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from fastest.domain.deploy_pipeline import (
-    STATUSES, TERMINAL, InvalidTransition, is_forward, project_slug, sign_callback, slug_of, transition, verify_callback,
+    STATUSES, TERMINAL, InvalidTransition, is_forward, is_served, project_slug, sign_callback, slug_of, transition, verify_callback,
 )
 
 
@@ -47,3 +47,8 @@ def test_slugs_are_dns_labels():
     assert slug_of("dep_01JABCDEFGHJKMNPQRSTVWXYZ0") == "dep-01jabcdefghjkmnpqrstvwxyz0"
     assert project_slug("My Shop!", "prj_01JABCDEFGHJKMNPQRSTVWXYZ0") == "my-shop-stvwxyz0"
     assert project_slug("ÄÖ", "prj_01JABCDEFGHJKMNPQRSTVWXYZ0").startswith("project-")
+
+
+def test_hidden_files_are_not_served():
+    assert is_served("index.html") and is_served("a/b.css") and is_served(".well-known/security.txt")
+    assert not is_served(".env") and not is_served("config/.secrets/x") and not is_served(".git/HEAD")

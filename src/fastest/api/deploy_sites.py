@@ -25,6 +25,7 @@ from urllib.parse import unquote
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fastest.domain import tree
+from fastest.domain.deploy_pipeline import is_served
 from fastest.domain.manifest import Manifest
 from fastest.errors import ApiError
 from fastest.platform import Platform
@@ -86,7 +87,7 @@ class DeploymentSites:
         user_id, root = site
         load = self._loader(platform, user_id)
         relative = unquote(path).lstrip("/")
-        if ".." in relative.split("/"):
+        if ".." in relative.split("/") or not is_served(relative):
             return 404, b"Not found.", {"content-type": "text/plain; charset=utf-8"}
         candidates = [relative + "index.html"] if relative == "" or relative.endswith("/") else [
             relative, relative + ".html", relative + "/index.html"]

@@ -90,3 +90,10 @@ def project_slug(name: str, project_id: str) -> str:
     base = "".join(c if c.isascii() and c.isalnum() else "-" for c in name.lower()).strip("-")
     base = "-".join(part for part in base.split("-") if part)[:40] or "project"
     return f"{base}-{project_id[-8:].lower()}"
+
+
+def is_served(path: str) -> bool:
+    """Whether a file of a deployment's output is published. Hidden files and directories (`.env`,
+    `.git/…`, `.fastestignore`) are not: a plain site deploys its folder as is, and a secret kept
+    beside it must not become a URL. `.well-known/` is the exception the web needs."""
+    return not any(part.startswith(".") and part != ".well-known" for part in path.split("/"))

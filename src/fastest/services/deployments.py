@@ -259,6 +259,8 @@ async def create(platform: Platform, user_id: str, project: Mapping[str, Any], *
 async def _assets(platform: Platform, user_id: str, root: str) -> list[DeployAsset]:
     assets: list[DeployAsset] = []
     async for path, entry in tree.walk(root, storage.manifest_loader(platform, user_id)):
+        if not deploy_pipeline.is_served(path):
+            continue
         assets.append(DeployAsset(path, entry.hash, entry.size or 0))
         if len(assets) > MAX_ASSETS:
             raise DeployError(f"The output has more than {MAX_ASSETS} files.")
