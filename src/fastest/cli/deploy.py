@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -137,6 +134,8 @@ class _Callback:
     """The deployment's status callback: each token works once; the answer carries the next."""
 
     def __init__(self, api: ApiClient, deployment_id: str, token: str) -> None:
+        import threading
+
         self.api, self.deployment_id, self.token = api, deployment_id, token
         self.lock = threading.Lock()
 
@@ -153,6 +152,8 @@ class _Callback:
 
 def run_build(command: str, cwd: Path, callback: _Callback) -> tuple[int, list[str]]:
     """Run the build in a shell, echo its output, and send it to the deployment's log in chunks."""
+    import subprocess
+
     process = subprocess.Popen(command, shell=True, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, errors="replace", bufsize=1)
     lines: list[str] = []
