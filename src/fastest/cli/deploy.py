@@ -200,7 +200,7 @@ def push_output(folder: Folder, api: ApiClient, output_dir: str) -> tuple[str, i
     last = _load_last_output(folder)
     changes = changes_since(last.records, result.records)
     report = PushReport()
-    upload_missing(api, root, new_blobs(changes, last), tree, last, report, progress=False)
+    upload_missing(api, root, new_blobs(changes, last), tree, last, report, progress=None)
     all_blobs = frozenset(s[0] for s in result.records.values())
     PushedTree(tree.root, result.records, all_blobs, tree.manifests).save(folder.state_dir / DEPLOY_PUSHED)
     return tree.root, report.blobs_uploaded
