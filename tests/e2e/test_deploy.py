@@ -4,6 +4,7 @@ re-deploy uploads one file, a client build deploys its output, a failing build f
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -94,3 +95,28 @@ def test_client_build_deploys_its_output_and_a_failing_build_fails_clearly(serve
     logs = httpx.get(f"{base_url}/v1/infrastructure/deployments/{history[0]['id']}/logs",
                      headers={"Authorization": f"Bearer {token}"}, timeout=10).json()["logs"]
     assert any("cannot find module x" in line["message"] for line in logs)
+
+
+def test_deploy_to_cloudflare_through_the_cli(tmp_path: Path):
+    from tests.api.cloudflare_standin import ACCOUNT, TOKEN, CloudflareStandIn
+    from tests.e2e.conftest import running_server
+
+    with CloudflareStandIn() as cf, running_server(tmp_path / "data", {"FASTEST_CLOUDFLARE_API_BASE": cf.base}) as (base_url, _):
+        token = admin_token(tmp_path / "data", "cf@example.com")
+        cli = Cli(tmp_path / "config")
+        cli("login", "--server", base_url, "--token", token, cwd=tmp_path)
+        saved = httpx.post(f"{base_url}/v1/infrastructure/credentials", headers={"Authorization": f"Bearer {token}"},
+                           json={"provider": "cloudflare", "api_token": TOKEN, "metadata": {"account_id": ACCOUNT}}, timeout=10)
+        assert saved.status_code == 200, saved.text
+        folder = site_folder(tmp_path, "site", SITE)
+        cli("init", "--project", "Edge Site", cwd=folder)
+        done = cli("deploy", "--provider", "cloudflare", cwd=folder)
+        url = done.stdout.strip().splitlines()[-1]
+        assert url.startswith("https://edge-site-") and url.endswith(".acme.workers.dev/"), done.stdout
+        assert sorted(cf.assets.values()) == sorted((folder / p).read_bytes() for p in SITE)
+        assert cf.problems == []
+        write(folder / "assets/app.js", "changed();")
+        again = json.loads(cli("deploy", "--provider", "cloudflare", "--json", cwd=folder).stdout)
+        assert again["status"] == "ready" and again["files_uploaded"] == 1
+        assert cf.assets[hashlib.sha256(b"changed();").hexdigest()[:32]] == b"changed();"
+        assert TOKEN not in done.stdout + done.stderr
