@@ -30,26 +30,18 @@ class LocalBuilder:
     async def run(self, files: Iterable[tuple[str, bytes, int]], command: str, output_dir: str, *,
                   timeout: float, max_output_bytes: int,
                   on_lines: Callable[[list[str]], Awaitable[None]] | None = None) -> BuildResult:
+        files = list(files)
         with tempfile.TemporaryDirectory(prefix="fastest-build-") as workdir:
             root = Path(workdir)
-            for path, data, mode in files:
-                target = root / path
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-                target.chmod(0o755 if mode == 0o755 else 0o644)
+            # File work happens in a thread: the server keeps answering while a big tree is copied.
+            await asyncio.to_thread(_write_files, root, files)
             result = await self._execute(root, command, timeout, max_output_bytes, on_lines)
             if result.exit_code == 0:
                 out = (root / output_dir).resolve()
                 if not out.is_dir() or not out.is_relative_to(root.resolve()):
                     result.exit_code, result.error = 1, f"the build did not write {output_dir}/"
                 else:
-                    for dirpath, _dirnames, filenames in os.walk(out):
-                        for name in sorted(filenames):
-                            full = Path(dirpath) / name
-                            if full.is_symlink() or not full.is_file():
-                                continue
-                            mode = 0o755 if os.access(full, os.X_OK) else 0o644
-                            result.outputs.append((full.relative_to(out).as_posix(), full.read_bytes(), mode))
+                    result.outputs = await asyncio.to_thread(_read_files, out)
             return result
 
     async def _execute(self, root: Path, command: str, timeout: float, max_output_bytes: int,
@@ -96,3 +88,23 @@ class LocalBuilder:
             await process.wait()
             result.exit_code, result.error = -1, f"the build timed out after {timeout:.0f} s"
         return result
+
+
+def _write_files(root: Path, files: list[tuple[str, bytes, int]]) -> None:
+    for path, data, mode in files:
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        target.chmod(0o755 if mode == 0o755 else 0o644)
+
+
+def _read_files(out: Path) -> list[tuple[str, bytes, int]]:
+    outputs = []
+    for dirpath, _dirnames, filenames in os.walk(out):
+        for name in sorted(filenames):
+            full = Path(dirpath) / name
+            if full.is_symlink() or not full.is_file():
+                continue
+            mode = 0o755 if os.access(full, os.X_OK) else 0o644
+            outputs.append((full.relative_to(out).as_posix(), full.read_bytes(), mode))
+    return outputs
