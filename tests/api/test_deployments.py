@@ -364,3 +364,13 @@ def test_the_project_address_serves_its_latest_deployment(client, sites, alice, 
     other = pushed(client, bob, {"index.html": b"bob"}, name="My Blog")[0]
     bobs = deploy(client, bob, other["id"])["deployment"]["project_url"]
     assert bobs != address and sites.get("/", headers={"host": bobs.split("//")[1].rstrip("/")}).content == b"bob"
+
+
+def test_project_insights_know_the_last_deploy(client, alice, clock):
+    project, workspace, _, _ = pushed(client, alice, {"index.html": b"v1"})
+    assert client.get(f"/v1/projects/{project['id']}", headers=alice.headers).json()["snapshot_insights"]["last_deploy_at"] is None
+    result = deploy(client, alice, project["id"])
+    clock.advance(5)
+    snapshot(client, alice, project["id"], upload_tree(client, alice, {"index.html": b"v2"}), workspace_id=workspace["id"])
+    insights = client.get(f"/v1/projects/{project['id']}", headers=alice.headers).json()["snapshot_insights"]
+    assert insights["last_deploy_at"] == result["deployment"]["completed_at"] and insights["snapshots_since_deploy"] == 1
