@@ -25,15 +25,14 @@ def _purpose(provider: str) -> str:
 
 
 def _cloudflare(platform: Platform, api_token: str, metadata: Mapping[str, Any]) -> DeployProvider:
-    from fastest.platform.deploy_cloudflare import CloudflareDeployProvider
-
-    if platform.http is None:
-        raise Unavailable("Outbound HTTP is not configured on this server.")
+    factory = platform.deploy_provider_factories.get("cloudflare")
+    if platform.http is None or factory is None:
+        raise Unavailable("Deploying to Cloudflare is not available on this server.")
     account_id = metadata.get("account_id")
     if not isinstance(account_id, str) or not account_id:
         raise ValidationFailed("A Cloudflare credential needs metadata.account_id.",
                                fields={"metadata.account_id": "required"})
-    return CloudflareDeployProvider(platform.http, api_token, account_id, platform.settings.cloudflare_api_base)
+    return factory(platform, api_token, account_id)
 
 
 def default_provider(platform: Platform) -> str:
