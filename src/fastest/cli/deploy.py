@@ -77,6 +77,12 @@ def deploy(folder: Folder, state: WorkspaceState, api: ApiClient, *, build: bool
     _say(f"==> detected: {found.framework or 'unknown'} ({found.runtime or '?'})"
          + (f", build `{build_command}`" if build_command else ", no build")
          + (f", output {output_dir}" if output_dir else ""))
+    for finding in found.resources:
+        _say(f"==> needs {finding.details.get('type', finding.kind)} {finding.name} ({', '.join(finding.evidence)})")
+    if found.env_vars:
+        _say("==> env vars the code expects: " + ", ".join(f"{e.name} ({', '.join(e.evidence)})" for e in found.env_vars))
+    for note in found.notes:
+        _say(f"==> note: {note}")
     do_build = build if build is not None else build_command is not None
     if do_build and not build_command:
         raise DeployFailed("no build command: detection found none; set one with the deployment settings")
