@@ -114,8 +114,10 @@ def cmd_login(args: argparse.Namespace, env: Env) -> int:
             if exc.status == 401:
                 return _fail(f"token rejected by {server}", EXIT_FAILED)
             raise
+    replaced = config.replaced_device_token(env, server, token)
     path = config.save(env, Credentials(server, token))
     print(f"logged in to {server} (saved in {path})")
+    _revoke_replaced(server, replaced)
     return EXIT_OK
 
 
@@ -127,10 +129,24 @@ def _device_login(server: str, scope: str | None, env: Env) -> int:
 
     with ApiClient(server, None) as api:
         granted = device_login(api, client_name=f"fastest CLI on {socket.gethostname()}"[:100], scope=scope, on_code=show)
-    path = config.save(env, Credentials(server, granted["access_token"]))
+    replaced = config.replaced_device_token(env, server, granted["access_token"])
+    path = config.save(env, Credentials(server, granted["access_token"], source="device"))
     user = granted.get("user") or {}
     print(f"logged in to {server} as {user.get('email', '?')} (saved in {path})")
+    _revoke_replaced(server, replaced)
     return EXIT_OK
+
+
+def _revoke_replaced(server: str, token: str | None) -> None:
+    """Revoke the device-login token a new login replaced (it is forgotten, so nobody could use or
+    revoke it later). Best effort: a failure is a warning, the new login stands."""
+    if token is None:
+        return
+    with ApiClient(server, token) as api:
+        try:
+            api.request("POST", "/v1/auth/logout", ok=(204,), allow=(401,))
+        except ApiError as exc:
+            print(f"fastest: warning: could not revoke the previous token: {exc.message}", file=sys.stderr)
 
 
 def cmd_logout(args: argparse.Namespace, env: Env) -> int:
