@@ -17,6 +17,7 @@ from fastest.api import (
     audit, auth, blobs, conversations, device_page, docs, env_vars, errors, health, oauth, project_docs, projects,
     snapshots, sync, workspaces,
 )
+from fastest.api import access
 from fastest.api.cors import CorsMiddleware
 from fastest.api.middleware import RequestContextMiddleware
 from fastest.platform import Platform
@@ -74,6 +75,7 @@ def _problem_aware_openapi(app: FastAPI) -> Callable[[], dict]:
                         if problem.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
                             # FastAPI's default 422 body is not what our error handler sends.
                             problem["schema"] = {"$ref": "#/components/schemas/Problem"}
+            access.annotate(app, schema)  # x-fastest-ability / x-fastest-fresh from authorize(...)
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for unused in ("HTTPValidationError", "ValidationError"):
                 components.pop(unused, None)
