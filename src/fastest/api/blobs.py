@@ -342,7 +342,7 @@ async def upload_manifest_batch(
     openapi_extra={
         "requestBody": {
             "required": True,
-            "description": "The manifest's canonical bytes (see API.md, Manifests are trees).",
+            "description": "The manifest's canonical bytes (see docs/api/blobs.md, Manifests are trees).",
             "content": {"application/json": {"schema": {"type": "object"}}},
         }
     },
