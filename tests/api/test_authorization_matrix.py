@@ -10,11 +10,17 @@ and for every operation with a path parameter, with the owner's real ids in the 
 - finally the owner's own call reaches the resource (not 401/403, and not the stranger's answer),
   which proves the ids were real.
 
-A NEW ROUTE IS COVERED BY ITSELF if it uses `authorize(...)` (or `public("why")` for routes without
-a token). If its path has a parameter no factory knows, this test fails until one is added: see the
-top of `tests/api/authz_resources.py` (a 3-line `@factory("param")` there; exceptions, with their
-reason, in `EXCEPTIONS` in the same file). Bodies come from the route's JSON schema (fields named
-like a factory get the owner's ids); `BODIES` / `QUERIES` there override.
+A NEW ROUTE IS COVERED BY ITSELF if it uses `authorize(...)` (or `openapi_extra=public("why")` for a
+route that takes no bearer token). If its path has a parameter no factory knows, this test fails
+until one is added in `tests/api/authz_resources.py` (the one place), e.g. for `{webhook_id}`:
+
+    @factory("webhook_id")
+    async def webhook(owner: Owner) -> str:
+        return (await owner.post("/v1/integrations/webhooks", json={"url": "https://example.com/h", "events": ["snapshot.created"]}))["webhook"]["id"]
+
+(`owner.id("project_id")` gives another factory's id; see the top of that file.) A parameter that
+cannot have one goes in `EXCEPTIONS` there, with its reason. Bodies come from the route's JSON schema
+(fields named like a factory get the owner's ids); `BODIES` / `QUERIES` there override.
 """
 
 from __future__ import annotations
