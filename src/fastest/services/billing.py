@@ -346,7 +346,8 @@ def apply_statements(
             "customer_id = COALESCE(excluded.customer_id, billing_subscriptions.customer_id), "
             "current_period_end = COALESCE(excluded.current_period_end, billing_subscriptions.current_period_end), "
             "state_at = excluded.state_at, updated_at = excluded.updated_at "
-            "WHERE excluded.state_at > billing_subscriptions.state_at"
+            "WHERE excluded.state_at > billing_subscriptions.state_at OR (excluded.state_at = billing_subscriptions.state_at "
+            "AND billing_subscriptions.status = 'expired' AND excluded.status <> 'expired')"
         ).bind(key, user_id, plan, status, price_id, customer_id, period_end, state_at, now, now, claim_event, claim),
         audit.record(
             platform, user_id, "billing.subscription_changed", f"Subscription {key}: {plan} plan, {status} ({source})",
@@ -356,8 +357,8 @@ def apply_statements(
         ),
         db.prepare(
             "UPDATE paddle_events SET outcome = 'stale' WHERE event_id = ? AND claim = ? AND outcome = 'applied' "
-            "AND NOT EXISTS (SELECT 1 FROM billing_subscriptions WHERE id = ? AND state_at = ?)"
-        ).bind(claim_event, claim, key, state_at),
+            "AND changes() = 0"
+        ).bind(claim_event, claim),
     ]
     if checkout_id:
         statements.append(db.prepare(
