@@ -389,3 +389,15 @@ def test_an_anonymous_purchase_lands_on_the_buyers_account(client, clock, paddle
     buyer = make_caller(platform, "newbuyer@example.com")  # signs in later with the same email
     assert plan_of(client, buyer)["plan"] == "team"
     assert client.get(f"/v1/billing/status/{checkout['checkout_id']}").json()["status"] == "completed"
+
+
+def test_an_unmatched_event_applies_when_redelivered_after_the_configuration_is_fixed(client, alice, clock, platform):
+    import dataclasses
+
+    data = subscription_data(alice.user_id, sub_id=paddle_id("sub"), clock=clock, price="pri_01hnewprice000000000000000")
+    event = paddle_event("subscription.created", data, occurred_at=iso_at(clock))
+    assert deliver(client, clock, event).json()["outcome"] == "unmatched"
+    platform.settings = dataclasses.replace(platform.settings, paddle_price_team="pri_01hnewprice000000000000000")
+    assert deliver(client, clock, event).json() == {"received": True, "duplicate": False, "outcome": "applied"}
+    assert deliver(client, clock, event).json()["duplicate"] is True
+    assert plan_of(client, alice)["plan"] == "team"

@@ -7,7 +7,8 @@
 - `reconcile_subscriptions`: the daily job for subscriptions whose period ended without an event.
 
 Exactly-once: the event's row (`paddle_events`, primary key `event_id`) is inserted with a random
-`claim` by `INSERT … ON CONFLICT DO NOTHING`, and every effect in the same `db.batch` (one
+`claim` by `INSERT … ON CONFLICT DO NOTHING` (only a row left `unmatched` may be taken over by a
+later delivery, with a new claim), and every effect in the same `db.batch` (one
 transaction) is conditional on `paddle_events` holding THIS claim. Two deliveries of one event racing
 each other both run their batch; only the one whose insert won sees its own claim, so the effect is
 applied once whatever the interleaving. Out of order: a subscription row keeps the `occurred_at` of
@@ -320,7 +321,12 @@ def _event_insert(platform: Platform, event: Mapping[str, Any], claim: str, occu
                   user_id: str | None, subscription_id: str | None, outcome: str) -> Statement:
     return platform.db.prepare(
         "INSERT INTO paddle_events (event_id, event_type, occurred_at, notification_id, claim, user_id, "
-        "subscription_id, outcome, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING"
+        "subscription_id, outcome, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        # An event left unmatched (unknown price or user) is taken over by a later delivery of it, so a
+        # replay from Paddle after fixing the configuration applies it; anything else is final.
+        "ON CONFLICT(event_id) DO UPDATE SET claim = excluded.claim, user_id = excluded.user_id, "
+        "subscription_id = excluded.subscription_id, outcome = excluded.outcome, received_at = excluded.received_at "
+        "WHERE paddle_events.outcome = 'unmatched'"
     ).bind(event["event_id"], event["event_type"], occurred, _text(event.get("notification_id")), claim, user_id,
            subscription_id, outcome, now_iso(platform))
 
