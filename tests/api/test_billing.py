@@ -401,3 +401,10 @@ def test_an_unmatched_event_applies_when_redelivered_after_the_configuration_is_
     assert deliver(client, clock, event).json() == {"received": True, "duplicate": False, "outcome": "applied"}
     assert deliver(client, clock, event).json()["duplicate"] is True
     assert plan_of(client, alice)["plan"] == "team"
+
+
+def test_a_subscribed_user_cannot_start_a_second_subscription(client, alice, clock):
+    deliver(client, clock, _sample(alice, clock))
+    body = assert_problem(client.post("/v1/billing/checkout", headers=alice.headers, json={"plan": "team"}), 409,
+                          "already_subscribed")
+    assert body["plan"] == "pro"

@@ -38,7 +38,8 @@ log = logging.getLogger("fastest.billing")
 
 # Paddle's subscription statuses, and what each `subscription.*` event implies when `data.status`
 # is absent. `expired` is ours: a period ended with no word from Paddle and no Paddle to ask.
-SUBSCRIPTION_STATUSES = ("active", "trialing", "past_due", "paused", "canceled", "expired")
+PADDLE_STATUSES = ("active", "trialing", "past_due", "paused", "canceled")
+SUBSCRIPTION_STATUSES = (*PADDLE_STATUSES, "expired")
 _IMPLIED_STATUS = {
     "subscription.created": "active", "subscription.activated": "active", "subscription.resumed": "active",
     "subscription.trialing": "trialing", "subscription.past_due": "past_due", "subscription.paused": "paused",
@@ -149,6 +150,14 @@ async def checkout_for_user(platform: Platform, user_id: str, plan_name: str, co
     user = await platform.db.prepare("SELECT email FROM users WHERE id = ?").bind(user_id).first()
     if user is None:
         raise NotFound("User not found.")
+    current = await entitlements.current_plan(platform, user_id)
+    if current.name != entitlements.plans(platform).free.name:
+        # A second checkout would start a second subscription, billed on top of the first.
+        raise Conflict(
+            f"You already have the {current.name} plan; change or cancel it from Paddle's customer portal "
+            "(the link is in Paddle's receipts).",
+            code="already_subscribed", extra={"plan": current.name},
+        )
     checkout_id = new_id(platform, "chk")
     now = now_iso(platform)
     await platform.db.prepare(
@@ -397,10 +406,8 @@ async def receive_webhook(platform: Platform, raw: bytes, signature: str | None,
         period_end = _period_end(data, "billing_period")
     else:
         key = _text(data.get("id"))
-        status = data.get("status") if data.get("status") in SUBSCRIPTION_STATUSES else _IMPLIED_STATUS.get(event_type)
+        status = data.get("status") if data.get("status") in PADDLE_STATUSES else _IMPLIED_STATUS.get(event_type)
         period_end = _period_end(data, "current_billing_period")
-        if event_type == "subscription.canceled" or status == "canceled":
-            status, period_end = "canceled", period_end
     known = entitlements.plans(platform)
     prices = _price_ids(data)
     matched = [p for p in (known.by_price(pid) for pid in prices) if p is not None]
@@ -475,7 +482,7 @@ async def reconcile_subscriptions(platform: Platform) -> int:
                 log.warning("reconcile: Paddle could not tell the state of %s; left as is", key)
                 continue
             fetched = data.get("status")
-            if fetched not in SUBSCRIPTION_STATUSES:
+            if fetched not in PADDLE_STATUSES:
                 continue
             status = fetched
             state_at = _after(row["state_at"], state_time(data.get("updated_at")) or state_time(now.isoformat()) or "")
