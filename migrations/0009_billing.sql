@@ -52,3 +52,55 @@ CREATE TABLE paddle_events (
   received_at      TEXT NOT NULL
 );
 CREATE INDEX paddle_events_received ON paddle_events(received_at);
+
+-- Live storage bytes per user (blobs + manifests), kept by triggers on every write that changes a
+-- live row's existence, state or size, so the plan's storage limit is one row read per upload
+-- instead of a sum over all of a user's objects. Touching (touched_at) fires nothing.
+CREATE TABLE storage_usage (
+  user_id  TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+  bytes    INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO storage_usage (user_id, bytes)
+  SELECT user_id, SUM(size) FROM (
+    SELECT user_id, size FROM blob_refs WHERE state = 'live'
+    UNION ALL
+    SELECT user_id, size FROM manifests WHERE state = 'live'
+  ) GROUP BY user_id;
+
+CREATE TRIGGER storage_usage_blob_insert AFTER INSERT ON blob_refs WHEN NEW.state = 'live'
+BEGIN
+  INSERT INTO storage_usage (user_id, bytes) VALUES (NEW.user_id, 0) ON CONFLICT (user_id) DO NOTHING;
+  UPDATE storage_usage SET bytes = bytes + NEW.size WHERE user_id = NEW.user_id;
+END;
+CREATE TRIGGER storage_usage_blob_update AFTER UPDATE OF state, size ON blob_refs
+  WHEN OLD.state = 'live' OR NEW.state = 'live'
+BEGIN
+  INSERT INTO storage_usage (user_id, bytes) VALUES (NEW.user_id, 0) ON CONFLICT (user_id) DO NOTHING;
+  UPDATE storage_usage
+    SET bytes = bytes + (CASE WHEN NEW.state = 'live' THEN NEW.size ELSE 0 END)
+                      - (CASE WHEN OLD.state = 'live' THEN OLD.size ELSE 0 END)
+    WHERE user_id = NEW.user_id;
+END;
+CREATE TRIGGER storage_usage_blob_delete AFTER DELETE ON blob_refs WHEN OLD.state = 'live'
+BEGIN
+  UPDATE storage_usage SET bytes = bytes - OLD.size WHERE user_id = OLD.user_id;
+END;
+
+CREATE TRIGGER storage_usage_manifest_insert AFTER INSERT ON manifests WHEN NEW.state = 'live'
+BEGIN
+  INSERT INTO storage_usage (user_id, bytes) VALUES (NEW.user_id, 0) ON CONFLICT (user_id) DO NOTHING;
+  UPDATE storage_usage SET bytes = bytes + NEW.size WHERE user_id = NEW.user_id;
+END;
+CREATE TRIGGER storage_usage_manifest_update AFTER UPDATE OF state, size ON manifests
+  WHEN OLD.state = 'live' OR NEW.state = 'live'
+BEGIN
+  INSERT INTO storage_usage (user_id, bytes) VALUES (NEW.user_id, 0) ON CONFLICT (user_id) DO NOTHING;
+  UPDATE storage_usage
+    SET bytes = bytes + (CASE WHEN NEW.state = 'live' THEN NEW.size ELSE 0 END)
+                      - (CASE WHEN OLD.state = 'live' THEN OLD.size ELSE 0 END)
+    WHERE user_id = NEW.user_id;
+END;
+CREATE TRIGGER storage_usage_manifest_delete AFTER DELETE ON manifests WHEN OLD.state = 'live'
+BEGIN
+  UPDATE storage_usage SET bytes = bytes - OLD.size WHERE user_id = OLD.user_id;
+END;

@@ -133,3 +133,28 @@ def test_the_subscription_view_shows_limits_and_usage(client, alice):
     assert view["plan"] == "free" and view["status"] == "free"
     assert view["entitlements"]["limits"]["storage_bytes"] == 150
     assert view["entitlements"]["usage"] == {"storage_bytes": 42, "conversations": 0}
+
+
+@pytest.mark.parametrize("settings", [Settings(billing_plans='{"free": {"storage_bytes": null}}')])
+def test_the_storage_usage_counter_follows_uploads_and_gc(client, alice, bob, clock, platform, settings):
+    from tests.api.trees import upload_tree
+    from tests.conftest import count_rows
+
+    def counted(caller) -> int:
+        return count_rows(platform, "SELECT COALESCE((SELECT bytes FROM storage_usage WHERE user_id = ?), 0) AS n",
+                          caller.user_id)
+
+    def summed(caller) -> int:
+        return client.get("/v1/blobs/stats", headers=caller.headers).json()["total"]["bytes"]
+
+    upload_tree(client, alice, {"a.txt": b"alpha" * 10, "d/b.txt": b"beta" * 7})
+    upload_tree(client, bob, {"c.txt": b"gamma"})
+    assert counted(alice) == summed(alice) > 0 and counted(bob) == summed(bob) > 0
+    upload_tree(client, alice, {"a.txt": b"alpha" * 10})  # already stored: nothing added
+    assert counted(alice) == summed(alice)
+    clock.advance(settings.gc_grace_seconds + 1)
+    assert client.post("/v1/blobs/gc", headers=alice.headers, json={"dryRun": False}).status_code == 200
+    assert counted(alice) == summed(alice) == 0
+    assert counted(bob) == summed(bob) > 0
+    upload_tree(client, alice, {"a.txt": b"alpha" * 10})
+    assert counted(alice) == summed(alice) > 0

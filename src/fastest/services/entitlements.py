@@ -7,9 +7,10 @@ The problem says which limit, the usage, and how to upgrade (the plans that allo
 checkout route). A user's plan is the best one among their subscriptions whose status still entitles
 (active, trialing, past_due: Paddle is still collecting); without any, the free plan.
 
-Usage is counted from the rows themselves (live blob and manifest bytes, conversations), in the same
-statement that reads the plan. A check and the write it guards are two steps, so two requests racing
-at the very limit can each pass: a limit can be overshot by what one concurrent request adds.
+Usage is read in the same statement that reads the plan: live blob and manifest bytes from
+`storage_usage` (kept by triggers on blob_refs and manifests), conversations counted. A check and
+the write it guards are two steps, so two requests racing at the very limit can each pass: a limit
+can be overshot by what one concurrent request adds.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ _PLANS_SQL = (
 # How much of each limit a user uses now (SQL over ?1 = user id). `deployments` is counted by the
 # deployments feature: it passes `used=` or registers a counter in USAGE_COUNTERS.
 _USAGE_SQL = {
-    "storage_bytes": "(SELECT COALESCE(SUM(size), 0) FROM blob_refs WHERE user_id = ?1 AND state = 'live')"
-                     " + (SELECT COALESCE(SUM(size), 0) FROM manifests WHERE user_id = ?1 AND state = 'live')",
+    # Kept by triggers (migration 0009): one row, not a sum over every object.
+    "storage_bytes": "COALESCE((SELECT bytes FROM storage_usage WHERE user_id = ?1), 0)",
     "conversations": "(SELECT COUNT(*) FROM conversations WHERE user_id = ?1)",
 }
 USAGE_COUNTERS: dict[str, Callable[[Platform, str], Awaitable[int]]] = {}
