@@ -158,3 +158,23 @@ def test_the_storage_usage_counter_follows_uploads_and_gc(client, alice, bob, cl
     assert counted(bob) == summed(bob) > 0
     upload_tree(client, alice, {"a.txt": b"alpha" * 10})
     assert counted(alice) == summed(alice) > 0
+
+
+@pytest.mark.parametrize("settings", [Settings()])
+def test_recomputing_storage_usage_repairs_a_drifted_counter(client, alice, bob, platform, settings):
+    from tests.api.trees import upload_tree
+    from tests.conftest import count_rows, run
+
+    upload_tree(client, alice, {"a.txt": b"alpha" * 10})
+    right = count_rows(platform, "SELECT bytes AS n FROM storage_usage WHERE user_id = ?", alice.user_id)
+    run(platform.db.prepare("UPDATE storage_usage SET bytes = 1 WHERE user_id = ?").bind(alice.user_id).run())
+
+    async def twice():
+        return await asyncio.gather(entitlements.recompute_storage_usage(platform),
+                                    entitlements.recompute_storage_usage(platform))
+
+    # Alice's counter was wrong; Bob (and the callers' users) get a row at 0 the first time.
+    assert sum(asyncio.run(twice())) >= 1
+    assert count_rows(platform, "SELECT bytes AS n FROM storage_usage WHERE user_id = ?", alice.user_id) == right
+    assert count_rows(platform, "SELECT bytes AS n FROM storage_usage WHERE user_id = ?", bob.user_id) == 0
+    assert asyncio.run(entitlements.recompute_storage_usage(platform)) == 0

@@ -120,3 +120,30 @@ async def summary(platform: Platform, user_id: str) -> dict[str, Any]:
         "limits": {n: plan.limit(n) for n in LIMIT_NAMES},
         "usage": {n: v for n, v in counted.items() if v is not None},
     }
+
+
+RECOMPUTE_PAGE = 200
+
+
+async def recompute_storage_usage(platform: Platform) -> int:
+    """Set every user's `storage_usage` to the sum of their live blob and manifest sizes, a page of
+    users per statement; returns how many counters it created or corrected. The triggers keep them right;
+    this is the self-check for the storage-stats job (each statement reads the sums and writes the
+    counter in one step, so an upload running meanwhile is never lost). Safe to run twice at once."""
+    fixed, after = 0, ""
+    while True:
+        page = (await platform.db.prepare(
+            "SELECT id FROM users WHERE id > ? ORDER BY id LIMIT ?"
+        ).bind(after, RECOMPUTE_PAGE).all()).results
+        if not page:
+            return fixed
+        first, last = page[0]["id"], page[-1]["id"]
+        result = await platform.db.prepare(
+            "INSERT INTO storage_usage (user_id, bytes) SELECT u.id, "
+            "(SELECT COALESCE(SUM(size), 0) FROM blob_refs WHERE user_id = u.id AND state = 'live') + "
+            "(SELECT COALESCE(SUM(size), 0) FROM manifests WHERE user_id = u.id AND state = 'live') "
+            "FROM users u WHERE u.id >= ? AND u.id <= ? "
+            "ON CONFLICT (user_id) DO UPDATE SET bytes = excluded.bytes WHERE storage_usage.bytes <> excluded.bytes"
+        ).bind(first, last).run()
+        fixed += result.changes
+        after = last
