@@ -18,6 +18,7 @@ from fastest.api import (
     snapshots, sync, workspaces,
 )
 from fastest.api import access
+from fastest.api import billing as billing_api
 from fastest.api.cors import CorsMiddleware
 from fastest.api.middleware import RequestContextMiddleware
 from fastest.platform import Platform
@@ -50,6 +51,7 @@ def create_app(platform_provider: Callable[[Scope], Platform]) -> FastAPI:
         device_page.router, audit.router,
     ):
         app.include_router(router)
+    app.include_router(billing_api.router)
     app.openapi = _problem_aware_openapi(app)  # type: ignore[method-assign]
     return app
 

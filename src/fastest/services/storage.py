@@ -54,6 +54,7 @@ from fastest.domain.manifest import (
 from fastest.errors import ApiError, Conflict, Internal, NotFound, PayloadTooLarge, ValidationFailed
 from fastest.platform import Platform
 from fastest.ports import D1_MAX_VALUE_BYTES, BlobBody, ByteRange, Statement
+from fastest.services import entitlements
 from fastest.services.common import dumps
 
 log = logging.getLogger("fastest.storage")
@@ -401,6 +402,8 @@ async def prepare_upload(
     _check_declared_length(declared_length, limit, "blob")
     now = _now(platform)
     size = await _touch_live(platform, BLOBS, user_id, blob_hash, now)
+    if size is None:  # a new blob: the plan's storage limit (billing hook)
+        await entitlements.require(platform, user_id, "storage_bytes", adding=declared_length or 0)
     return BlobUpload(hash=blob_hash, key=BLOBS.key(user_id, blob_hash), limit=limit, now=now, stored_size=size)
 
 
@@ -482,6 +485,7 @@ async def upload_manifest(
     if actual != manifest_hash:
         raise _mismatch(manifest_hash, actual, len(data))
     manifest = _parse_uploaded_manifest(data)
+    await entitlements.require(platform, user_id, "storage_bytes", adding=len(data))  # billing hook
     frame = _Frame(manifest_hash, data, _edge_rows(manifest))
     await _put_object(platform, MANIFESTS, user_id, frame)
     if manifest_hash not in await _record_manifests(platform, user_id, [frame], now):
@@ -738,7 +742,8 @@ async def _store_frames(
 
 
 async def _store_group(
-    platform: Platform, kind: _Kind, user_id: str, frames: Sequence[_Frame], outcome: _BatchOutcome
+    platform: Platform, kind: _Kind, user_id: str, frames: Sequence[_Frame], outcome: _BatchOutcome,
+    *, metered: bool = True,  # False: objects the server made itself (not held to the plan's limit)
 ) -> None:
     """Check a group of verified frames in one batch, put the new ones in R2, record them in one more."""
     if not frames:
@@ -770,6 +775,8 @@ async def _store_group(
             if frame.hash in being_deleted:
                 await _finish_abandoned_deletion(platform, kind, user_id, frame.hash)
             new.append(frame)
+    if new and metered:  # the plan's storage limit (billing hook)
+        await entitlements.require(platform, user_id, "storage_bytes", adding=sum(len(f.data) for f in new))
     for start in range(0, len(new), BATCH_PUT_CONCURRENCY):
         await asyncio.gather(
             *(_put_object(platform, kind, user_id, frame) for frame in new[start : start + BATCH_PUT_CONCURRENCY])
@@ -1040,7 +1047,8 @@ async def store_objects(platform: Platform, user_id: str, *, blobs: Mapping[str,
             frames.append(checked)
         outcome = _BatchOutcome(stored=[], existing=[], rejected=[], handled=set())
         for start in range(0, len(frames), BATCH_GROUP_FRAMES):
-            await _store_group(platform, kind, user_id, frames[start : start + BATCH_GROUP_FRAMES], outcome)
+            await _store_group(platform, kind, user_id, frames[start : start + BATCH_GROUP_FRAMES], outcome,
+                               metered=False)
         if outcome.rejected:
             raise kind.being_collected(outcome.rejected[0]["hash"])
 
