@@ -17,6 +17,7 @@ from fastest.api import (
     audit, auth, blobs, conversations, device_page, docs, env_vars, errors, health, oauth, project_docs, projects,
     snapshots, sync, workspaces,
 )
+from fastest.api import action_items as action_items_api
 from fastest.api.cors import CorsMiddleware
 from fastest.api.middleware import RequestContextMiddleware
 from fastest.platform import Platform
@@ -49,6 +50,7 @@ def create_app(platform_provider: Callable[[Scope], Platform]) -> FastAPI:
         device_page.router, audit.router,
     ):
         app.include_router(router)
+    app.include_router(action_items_api.router)
     app.openapi = _problem_aware_openapi(app)  # type: ignore[method-assign]
     return app
 

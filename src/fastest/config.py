@@ -64,6 +64,8 @@ class Settings:
     local_owner_email: str = "owner@localhost"
     device_code_ttl_seconds: int = 900
     device_poll_interval_seconds: int = 5
+    # Action-item runs: seconds before a failed attempt is retried (doubling with each attempt).
+    action_item_run_retry_seconds: int = 30
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, Any]) -> "Settings":
