@@ -122,10 +122,15 @@ async def start(platform: Platform, user_id: str, item_id: str, *, instructions:
     stub = platform.sessions.get(session_name(run_id))
     context = {"conversation_id": run_id, "user_id": user_id, "project_id": workspace["project_id"],
                "workspace_id": workspace["id"], "manifest_hash": base}
-    await _call(stub, "PUT", "/context", context)
-    await _call(stub, "POST", "/run/start", {
-        "run_id": run_id, "item": item, "prompt": task_prompt(item, instructions), "max_attempts": MAX_ATTEMPTS,
-    })
+    try:
+        await _call(stub, "PUT", "/context", context)
+        await _call(stub, "POST", "/run/start", {
+            "run_id": run_id, "item": item, "prompt": task_prompt(item, instructions), "max_attempts": MAX_ATTEMPTS,
+        })
+    except Exception:
+        # The object never got the run: fail the row rather than leave it queued with nothing behind it.
+        log.exception("run %s could not be handed to its session object", run_id)
+        await finish_failed(platform, run_id, {"code": "start_failed", "message": "The run could not be started; try again."})
     return await get(platform, user_id, run_id)
 
 
