@@ -69,3 +69,10 @@ CREATE TABLE action_item_runs (
   updated_at          TEXT NOT NULL
 );
 CREATE INDEX action_item_runs_item ON action_item_runs(user_id, action_item_id, created_at DESC);
+
+-- Workspaces whose tree moved (a snapshot landed on them: a push, a sync, an applied run): the
+-- `refresh-action-items` job and the next listing analyse these first. Written in the snapshot's batch.
+CREATE TABLE action_item_queue (
+  workspace_id   TEXT PRIMARY KEY REFERENCES workspaces(id) ON DELETE CASCADE,
+  queued_at      TEXT NOT NULL
+);

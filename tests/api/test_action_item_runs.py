@@ -224,3 +224,33 @@ def test_a_run_cut_short_by_a_restart_resumes(tmp_path, clock, model, settings):
 
 async def _start_alarms(platform):
     platform.sessions.start_alarms()
+
+
+def test_run_creation_honours_idempotency_keys_and_validates_its_body(client, alice, model):
+    model.hold.set()
+    make_workspace(client, alice)
+    item = secret_item(client, alice)
+    assert_problem(client.post(f"/v1/action-items/{item['id']}/runs", headers=alice.headers, json={"instructions": 5}),
+                   422, "validation_failed")
+    assert_problem(client.post(f"/v1/action-items/{item['id']}/runs", headers=alice.headers, json={"nope": "x"}),
+                   422, "validation_failed")
+    first = start(client, alice, item["id"], **{"Idempotency-Key": "k1"})
+    again = client.post(f"/v1/action-items/{item['id']}/runs", headers={**alice.headers, "Idempotency-Key": "k1"})
+    assert again.status_code == 202 and again.headers["idempotent-replayed"] == "true"
+    assert again.json()["run"]["id"] == first["id"]
+    model.release.set()
+    wait_run(client, alice, first["id"])
+
+
+def test_drift_items_are_not_runnable(client, alice, clock):
+    from datetime import timedelta
+
+    from tests.api.trees import new_workspace, snapshot
+
+    project, main, head = make_workspace(client, alice, {"a.py": b"x = 1\n", "test_a.py": b""})
+    new_workspace(client, alice, project["id"], "laptop", base_snapshot_id=head["id"])
+    clock.advance(timedelta(days=2).total_seconds())
+    snapshot(client, alice, project["id"], upload_tree(client, alice, {"a.py": b"x = 2\n", "test_a.py": b""}),
+             parent_snapshot_ids=[head["id"]], workspace_id=main["id"])
+    stale = next(i for i in items(client, alice) if i["type"] == "drift-stale")
+    assert_problem(client.post(f"/v1/action-items/{stale['id']}/runs", headers=alice.headers), 422, "item_not_runnable")

@@ -127,3 +127,24 @@ def test_unknown_and_other_users_items_are_404(client, alice, bob):
 
 def test_needs_authentication(client):
     assert_problem(client.get("/v1/action-items"), 401, "unauthenticated")
+
+
+def test_a_push_queues_the_workspace_and_the_job_drains_the_queue(client, alice, platform):
+    from tests.conftest import count_rows
+
+    project, workspace, head = make_workspace(client, alice, {"a.py": b"x = 1\n", "test_a.py": b""})
+    assert count_rows(platform, "SELECT COUNT(*) AS n FROM action_item_queue") == 0
+    root = move(client, alice, workspace, TREE)  # a push: the folder's tree, then its snapshot
+    snapshot(client, alice, project["id"], root, parent_snapshot_ids=[head["id"]], workspace_id=workspace["id"])
+    assert count_rows(platform, "SELECT COUNT(*) AS n FROM action_item_queue WHERE workspace_id = ?", workspace["id"]) == 1
+    assert run(jobs.run(platform, "refresh-action-items")) == 1
+    assert count_rows(platform, "SELECT COUNT(*) AS n FROM action_item_queue") == 0
+    assert count_rows(platform, "SELECT COUNT(*) AS n FROM action_items WHERE kind = 'secrets'") == 1
+
+
+def test_dismissal_is_a_project_event(client, alice):
+    project, _, _ = make_workspace(client, alice)
+    secret = items(client, alice)[0]
+    client.post(f"/v1/action-items/{secret['id']}/dismiss", headers=alice.headers)
+    events = client.get(f"/v1/projects/{project['id']}/events", headers=alice.headers).json()["events"]
+    assert events[0]["type"] == "action_item.dismissed" and events[0]["data"]["action_item_id"] == secret["id"]

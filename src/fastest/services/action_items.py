@@ -28,7 +28,7 @@ from fastest.domain.ids import parse_iso
 from fastest.domain.tree import walk
 from fastest.errors import NotFound
 from fastest.platform import Platform
-from fastest.services import storage, workspaces
+from fastest.services import action_item_queue, events, storage, workspaces
 from fastest.services.common import dumps, now_iso
 
 log = logging.getLogger("fastest.action_items")
@@ -132,6 +132,7 @@ async def analyze_workspace(platform: Platform, user_id: str, workspace: Mapping
         ).bind(item_id(user_id, fingerprint), user_id, workspace["project_id"], workspace["id"], manifest,
                workspace["current_snapshot_id"], finding.kind, fingerprint, finding.severity, finding.magnitude,
                finding.title, finding.description, dumps(dict(finding.data)), now))
+    writes.append(action_item_queue.dequeue_statement(platform, workspace["id"]))
     writes.append(db.prepare(
         "INSERT INTO action_item_analyses (workspace_id, user_id, manifest_hash, snapshot_id, analyzed_at) "
         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (workspace_id) DO UPDATE SET manifest_hash = excluded.manifest_hash, "
@@ -144,9 +145,9 @@ async def analyze_workspace(platform: Platform, user_id: str, workspace: Mapping
 async def _owned_workspaces(platform: Platform, user_id: str | None) -> list[dict[str, Any]]:
     where, args = ("WHERE p.user_id = ?", [user_id]) if user_id is not None else ("", [])
     return (await platform.db.prepare(
-        "SELECT w.*, p.user_id, p.main_workspace_id, a.manifest_hash AS analyzed_manifest FROM workspaces w "
+        "SELECT w.*, p.user_id, p.main_workspace_id, a.manifest_hash AS analyzed_manifest, q.queued_at FROM workspaces w "
         "JOIN projects p ON p.id = w.project_id LEFT JOIN action_item_analyses a ON a.workspace_id = w.id "
-        f"{where} ORDER BY w.rowid"
+        f"LEFT JOIN action_item_queue q ON q.workspace_id = w.id {where} ORDER BY q.queued_at IS NULL, q.queued_at, w.rowid"
     ).bind(*args).all()).results
 
 
@@ -160,9 +161,11 @@ async def refresh(platform: Platform, user_id: str | None = None, *, limit: int 
             break
         root = await workspaces.tree_of(platform, workspace, include_dirty=True)
         if (root or "") == workspace["analyzed_manifest"]:
+            if workspace["queued_at"] is not None:  # queued, but that tree was analysed already
+                await action_item_queue.dequeue_statement(platform, workspace["id"]).run()
             continue
         try:
-            if await analyze_workspace(platform, workspace["user_id"], workspace):
+            if await analyze_workspace(platform, workspace["user_id"], workspace, force=True):
                 done += 1
         except Exception:
             log.exception("analysis of workspace %s failed", workspace["id"])
@@ -278,10 +281,14 @@ async def get_item(platform: Platform, user_id: str, item_id_: str) -> dict[str,
 
 async def dismiss(platform: Platform, user_id: str, item_id_: str) -> None:
     item = await get_item(platform, user_id, item_id_)
-    await platform.db.prepare(
-        "INSERT INTO action_item_dismissals (user_id, item_id, fingerprint, magnitude, dismissed_at) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT (user_id, item_id) DO UPDATE SET magnitude = excluded.magnitude, dismissed_at = excluded.dismissed_at"
-    ).bind(user_id, item["id"], item["fingerprint"], item["magnitude"], now_iso(platform)).run()
+    await platform.db.batch([
+        platform.db.prepare(
+            "INSERT INTO action_item_dismissals (user_id, item_id, fingerprint, magnitude, dismissed_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (user_id, item_id) DO UPDATE SET magnitude = excluded.magnitude, dismissed_at = excluded.dismissed_at"
+        ).bind(user_id, item["id"], item["fingerprint"], item["magnitude"], now_iso(platform)),
+        *events.record(platform, item["project_id"], user_id, "action_item.dismissed", f"Dismissed: {item['title']}",
+                       {"action_item_id": item["id"], "type": item["type"], "magnitude": item["magnitude"]}),
+    ])
 
 
 async def refresh_job(platform: Platform) -> int:
