@@ -148,3 +148,19 @@ def test_dismissal_is_a_project_event(client, alice):
     client.post(f"/v1/action-items/{secret['id']}/dismiss", headers=alice.headers)
     events = client.get(f"/v1/projects/{project['id']}/events", headers=alice.headers).json()["events"]
     assert events[0]["type"] == "action_item.dismissed" and events[0]["data"]["action_item_id"] == secret["id"]
+
+
+def test_a_failed_last_sync_is_an_item_until_a_sync_succeeds(client, alice):
+    from tests.api.test_sync import BASE, World, edit
+
+    world = World(client, alice, edit(BASE, {"src/new.py": b"new\n"}), edit(BASE, {"docs/extra.md": b"Extra\n"}))
+    preview = world.prepare()
+    snapshot(client, alice, world.project["id"], upload_tree(client, alice, {"x": b"x\n"}), workspace_id=world.main["id"],
+             parent_snapshot_ids=[world.theirs["id"]])
+    assert_problem(world.execute(preview["id"]), 409, "main_changed")
+    failed = [i for i in items(client, alice) if i["type"] == "drift-sync-failed"]
+    assert len(failed) == 1 and failed[0]["workspace_id"] == world.feature["id"] and failed[0]["severity"] == "high"
+    assert failed[0]["action_data"]["code"] == "main_changed" and failed[0]["action_type"] == "sync"
+    preview = world.prepare()
+    assert world.execute(preview["id"], confirm_mass_change=True).status_code == 200
+    assert not [i for i in items(client, alice) if i["type"] == "drift-sync-failed"]

@@ -40,7 +40,7 @@ LAZY_ANALYSES_PER_LISTING = 3  # trees analysed inside a `GET /v1/action-items` 
 
 CATEGORIES = {
     "secrets": "security", "missing-lockfile": "dependencies", "oversized-binary": "repository",
-    "untested-modules": "testing", "drift-stale": "drift", "drift-risky": "drift",
+    "untested-modules": "testing", "drift-stale": "drift", "drift-risky": "drift", "drift-sync-failed": "drift",
 }
 RUNNABLE_KINDS = {"secrets", "missing-lockfile", "oversized-binary", "untested-modules"}
 
@@ -220,6 +220,15 @@ async def drift_items(platform: Platform, user_id: str) -> list[dict[str, Any]]:
                 description="Main has moved on since this workspace's base; the longer it waits, the harder the sync. Sync it with main.",
                 data={"staleness": stale, "main_workspace_id": main["id"]}, created_at=now_iso(platform),
             ))
+        failed = await _failed_syncs_since_success(platform, row)
+        if failed:
+            items.append(item_view(
+                user_id, kind="drift-sync-failed", fingerprint=f"drift-sync-failed:{row['id']}", severity="high",
+                magnitude=failed["count"], project_id=row["project_id"], workspace_id=row["id"],
+                title=f"The last sync of workspace {row['name']} failed",
+                description=f"Syncing with main failed ({failed['code']}) and has not succeeded since; prepare the sync again.",
+                data={"code": failed["code"], "failures": failed["count"]}, created_at=failed["created_at"],
+            ))
         report = await workspaces.latest_drift(platform, row["id"])
         if report and report.get("risk_level") == "high":
             items.append(item_view(
@@ -232,6 +241,23 @@ async def drift_items(platform: Platform, user_id: str) -> list[dict[str, Any]]:
                 created_at=report["created_at"],
             ))
     return items
+
+
+async def _failed_syncs_since_success(platform: Platform, workspace: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The sync failures logged for the workspace after its last successful sync (or undo)."""
+    rows = (await platform.db.prepare(
+        "SELECT type, data, created_at FROM project_events WHERE project_id = ? "
+        "AND type IN ('workspace.synced', 'workspace.sync_undone', 'workspace.sync_failed') "
+        "AND json_extract(data, '$.workspace_id') = ? ORDER BY seq DESC LIMIT 50"
+    ).bind(workspace["project_id"], workspace["id"]).all()).results
+    failures = []
+    for row in rows:
+        if row["type"] != "workspace.sync_failed":
+            break
+        failures.append(row)
+    if not failures:
+        return None
+    return {"count": len(failures), "code": json.loads(failures[0]["data"]).get("code"), "created_at": failures[0]["created_at"]}
 
 
 # The sources `list_items` aggregates. The deployments branch appends its failed-deploy source.
