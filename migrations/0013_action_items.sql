@@ -76,3 +76,13 @@ CREATE TABLE action_item_queue (
   workspace_id   TEXT PRIMARY KEY REFERENCES workspaces(id) ON DELETE CASCADE,
   queued_at      TEXT NOT NULL
 );
+
+-- The secret scan of each blob (content-addressed: the same bytes give the same hits), so a tree
+-- that changed one file scans one file. `hits`: JSON [[rule, line, sha256 of the value], …].
+CREATE TABLE action_item_blob_scans (
+  user_id        TEXT NOT NULL,
+  blob_hash      TEXT NOT NULL,
+  hits           TEXT NOT NULL,
+  scanned_at     TEXT NOT NULL,
+  PRIMARY KEY (user_id, blob_hash)
+);

@@ -164,3 +164,20 @@ def test_a_failed_last_sync_is_an_item_until_a_sync_succeeds(client, alice):
     preview = world.prepare()
     assert world.execute(preview["id"], confirm_mass_change=True).status_code == 200
     assert not [i for i in items(client, alice) if i["type"] == "drift-sync-failed"]
+
+
+def test_scans_are_kept_per_blob_and_big_trees_wait_for_the_job(client, alice, platform, monkeypatch):
+    from fastest.services import action_items
+    from tests.conftest import count_rows
+
+    monkeypatch.setattr(action_items, "LAZY_SCAN_BYTES", 10)  # every tree is "big"
+    _, workspace, _ = make_workspace(client, alice)
+    assert items(client, alice) == []  # not analysed inside the listing
+    assert run(jobs.run(platform, "refresh-action-items")) == 1
+    assert [i["type"] for i in items(client, alice)][0] == "secrets"
+    scanned = count_rows(platform, "SELECT COUNT(*) AS n FROM action_item_blob_scans")
+    assert scanned >= 5
+    # A one-file change scans one new blob, within even this budget's reach for the job.
+    move(client, alice, workspace, {**TREE, "app/models.py": b"class User:\n    name = 'x'\n"})
+    assert run(jobs.run(platform, "refresh-action-items")) == 1
+    assert count_rows(platform, "SELECT COUNT(*) AS n FROM action_item_blob_scans") == scanned + 1

@@ -26,7 +26,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from fastest.domain.secrets import scan_text
+from fastest.domain.secrets import SecretHit, scan_text
 
 SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 SECRETS_MAX_FILE_BYTES = 512 * 1024
@@ -94,11 +94,13 @@ def wants_text(info: FileInfo) -> bool:
     return extension in TEXT_EXTENSIONS or extension == "" or name.startswith(".env")
 
 
-def analyze(files: Iterable[FileInfo], texts: Mapping[str, str]) -> list[Finding]:
-    """Every finding on this tree, sorted by severity then subject."""
+def analyze(files: Iterable[FileInfo], texts: Mapping[str, str],
+            secret_hits: Mapping[str, list[SecretHit]] | None = None) -> list[Finding]:
+    """Every finding on this tree, sorted by severity then subject. `secret_hits`: the secret scan
+    done already (by path; e.g. from a cache by content hash), instead of scanning `texts`."""
     listing = [info for info in files if not _vendored(info.path)]
     findings = [
-        *find_secrets(texts),
+        *(secret_findings(secret_hits) if secret_hits is not None else find_secrets(texts)),
         *find_missing_lockfiles([info.path for info in listing], texts),
         *find_oversized_binaries(listing),
         *find_untested_modules([info.path for info in listing]),
@@ -106,12 +108,23 @@ def analyze(files: Iterable[FileInfo], texts: Mapping[str, str]) -> list[Finding
     return sorted(findings, key=lambda f: (SEVERITY_ORDER[f.severity], f.kind, f.subject))
 
 
+def needs_text(path: str) -> bool:
+    """Files whose text the lockfile analysis reads (to know whether they declare dependencies)."""
+    return posixpath.basename(path) == "pyproject.toml" and not _vendored(path)
+
+
 def find_secrets(texts: Mapping[str, str]) -> list[Finding]:
+    return secret_findings({
+        path: scan_text(path, text) for path, text in texts.items()
+        if posixpath.basename(path) not in SECRET_SKIP_NAMES and not _vendored(path)
+    })
+
+
+def secret_findings(hits_by_path: Mapping[str, list[SecretHit]]) -> list[Finding]:
+    """One critical finding per file with secrets."""
     findings = []
-    for path in sorted(texts):
-        if posixpath.basename(path) in SECRET_SKIP_NAMES or _vendored(path):
-            continue
-        hits = scan_text(path, texts[path])
+    for path in sorted(hits_by_path):
+        hits = hits_by_path[path]
         if not hits:
             continue
         rules = sorted({hit.rule for hit in hits})

@@ -26,7 +26,8 @@ from typing import Any, Awaitable, Callable, Mapping
 from fastest.domain import drift, findings
 from fastest.domain.ids import parse_iso
 from fastest.domain.tree import walk
-from fastest.errors import NotFound
+from fastest.domain.secrets import SecretHit
+from fastest.errors import NotFound, PayloadTooLarge
 from fastest.platform import Platform
 from fastest.services import action_item_queue, events, storage, workspaces
 from fastest.services.common import dumps, now_iso
@@ -37,6 +38,7 @@ log = logging.getLogger("fastest.action_items")
 ANALYSIS_MAX_FILES = 20_000
 ANALYSIS_MAX_TEXT_BYTES = 64 * 1024 * 1024
 LAZY_ANALYSES_PER_LISTING = 3  # trees analysed inside a `GET /v1/action-items` (the job does the rest)
+LAZY_SCAN_BYTES = 2 * 1024 * 1024  # new text a listing may scan for secrets (~2 s); bigger trees wait for the job
 
 CATEGORIES = {
     "secrets": "security", "missing-lockfile": "dependencies", "oversized-binary": "repository",
@@ -78,38 +80,88 @@ def item_view(
 # --------------------------------------------------------------------------------------------------
 
 
-async def analyze_tree(platform: Platform, user_id: str, root: str | None) -> list[findings.Finding]:
-    """Every analysis finding on a stored tree (None: an empty tree has none)."""
+class AnalysisDeferred(Exception):
+    """The tree has more unscanned text than this call may scan: left for the job."""
+
+
+async def _cached_scans(platform: Platform, user_id: str, hashes: list[str]) -> dict[str, list[SecretHit]]:
+    found: dict[str, list[SecretHit]] = {}
+    for start in range(0, len(hashes), 500):
+        rows = (await platform.db.prepare(
+            "SELECT blob_hash, hits FROM action_item_blob_scans WHERE user_id = ? "
+            "AND blob_hash IN (SELECT value FROM json_each(?))"
+        ).bind(user_id, json.dumps(hashes[start:start + 500])).all()).results
+        for row in rows:
+            found[row["blob_hash"]] = [SecretHit(*hit) for hit in json.loads(row["hits"])]
+    return found
+
+
+async def analyze_tree(platform: Platform, user_id: str, root: str | None, *,
+                       scan_budget: int | None = None) -> list[findings.Finding]:
+    """Every analysis finding on a stored tree (None: an empty tree has none).
+
+    The secret scan is the costly part (about a second per MB of text), so its result is kept per
+    blob (`action_item_blob_scans`): a tree that changed one file scans one file. `scan_budget`:
+    the most bytes of not-yet-scanned text this call may scan; beyond it, AnalysisDeferred (the
+    listing leaves such trees to the `refresh-action-items` job, which has no budget)."""
     if root is None:
         return []
     load = storage.manifest_loader(platform, user_id)
     listing: list[findings.FileInfo] = []
     wanted: list[tuple[str, str, int]] = []
+    texts_needed: list[tuple[str, str]] = []
     async for path, entry in walk(root, load):
         info = findings.FileInfo(path, entry.size or 0)
         listing.append(info)
         if findings.wants_text(info):
             wanted.append((path, entry.hash, info.size))
+        if findings.needs_text(path) and info.size <= findings.SECRETS_MAX_FILE_BYTES:
+            texts_needed.append((path, entry.hash))
         if len(listing) >= ANALYSIS_MAX_FILES:
             break
-    texts: dict[str, str] = {}
+    cached = await _cached_scans(platform, user_id, sorted({blob for _, blob, _ in wanted}))
+    unscanned = {blob: size for _, blob, size in wanted if blob not in cached}
+    if scan_budget is not None and sum(unscanned.values()) > scan_budget:
+        raise AnalysisDeferred(f"{sum(unscanned.values())} bytes to scan")
     budget = ANALYSIS_MAX_TEXT_BYTES
+    new_scans: dict[str, list[SecretHit]] = {}
     for path, blob_hash, size in wanted:
-        if size > budget:
+        if blob_hash in cached or blob_hash in new_scans or size > budget:
             continue
         budget -= size
-        try:
-            data = await storage.read_blob(platform, user_id, blob_hash, max_bytes=findings.SECRETS_MAX_FILE_BYTES)
-        except NotFound:
-            continue
-        try:
-            texts[path] = data.decode("utf-8")
-        except UnicodeDecodeError:
-            continue
-    return findings.analyze(listing, texts)
+        text = await _text(platform, user_id, blob_hash)
+        new_scans[blob_hash] = findings.scan_text(path, text) if text is not None else []
+    if new_scans:
+        now = now_iso(platform)
+        await platform.db.batch([
+            platform.db.prepare(
+                "INSERT OR REPLACE INTO action_item_blob_scans (user_id, blob_hash, hits, scanned_at) VALUES (?, ?, ?, ?)"
+            ).bind(user_id, blob_hash, dumps([[h.rule, h.line, h.secret_sha256] for h in hits]), now)
+            for blob_hash, hits in new_scans.items()
+        ])
+    scans = {**cached, **new_scans}
+    hits_by_path = {path: scans[blob] for path, blob, _ in wanted if blob in scans}
+    texts = {}
+    for path, blob_hash in texts_needed:
+        text = await _text(platform, user_id, blob_hash)
+        if text is not None:
+            texts[path] = text
+    return findings.analyze(listing, texts, secret_hits=hits_by_path)
 
 
-async def analyze_workspace(platform: Platform, user_id: str, workspace: Mapping[str, Any], *, force: bool = False) -> bool:
+async def _text(platform: Platform, user_id: str, blob_hash: str) -> str | None:
+    try:
+        data = await storage.read_blob(platform, user_id, blob_hash, max_bytes=findings.SECRETS_MAX_FILE_BYTES)
+    except (NotFound, PayloadTooLarge):
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+async def analyze_workspace(platform: Platform, user_id: str, workspace: Mapping[str, Any], *, force: bool = False,
+                            scan_budget: int | None = None) -> bool:
     """Recompute the workspace's analysis findings if its tree moved since the last analysis (or
     `force`). Replaces them in one batch. True when it analysed."""
     root = await workspaces.tree_of(platform, workspace, include_dirty=True)
@@ -119,7 +171,7 @@ async def analyze_workspace(platform: Platform, user_id: str, workspace: Mapping
     ).bind(workspace["id"]).first("manifest_hash")
     if analyzed == manifest and not force:
         return False
-    found = await analyze_tree(platform, user_id, root)
+    found = await analyze_tree(platform, user_id, root, scan_budget=scan_budget)
     now = now_iso(platform)
     db = platform.db
     writes = [db.prepare("DELETE FROM action_items WHERE workspace_id = ?").bind(workspace["id"])]
@@ -151,7 +203,8 @@ async def _owned_workspaces(platform: Platform, user_id: str | None) -> list[dic
     ).bind(*args).all()).results
 
 
-async def refresh(platform: Platform, user_id: str | None = None, *, limit: int | None = None) -> int:
+async def refresh(platform: Platform, user_id: str | None = None, *, limit: int | None = None,
+                  scan_budget: int | None = None) -> int:
     """Analyse the workspaces (of one user, or all) whose tree moved since their last analysis; at
     most `limit` of them. Returns how many were analysed. Safe to run twice at once (each analysis
     replaces the workspace's findings whole)."""
@@ -165,8 +218,10 @@ async def refresh(platform: Platform, user_id: str | None = None, *, limit: int 
                 await action_item_queue.dequeue_statement(platform, workspace["id"]).run()
             continue
         try:
-            if await analyze_workspace(platform, workspace["user_id"], workspace, force=True):
+            if await analyze_workspace(platform, workspace["user_id"], workspace, force=True, scan_budget=scan_budget):
                 done += 1
+        except AnalysisDeferred:
+            log.info("analysis of workspace %s left to the job (too much new text)", workspace["id"])
         except Exception:
             log.exception("analysis of workspace %s failed", workspace["id"])
     return done
@@ -278,7 +333,7 @@ async def _dismissals(platform: Platform, user_id: str) -> dict[str, int]:
 
 async def all_items(platform: Platform, user_id: str) -> list[dict[str, Any]]:
     """Every item firing now, dismissed or not, sorted by severity (critical first)."""
-    await refresh(platform, user_id, limit=LAZY_ANALYSES_PER_LISTING)
+    await refresh(platform, user_id, limit=LAZY_ANALYSES_PER_LISTING, scan_budget=LAZY_SCAN_BYTES)
     items: list[dict[str, Any]] = []
     for source in FINDING_SOURCES:
         items += await source(platform, user_id)
