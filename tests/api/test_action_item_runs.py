@@ -254,3 +254,27 @@ def test_drift_items_are_not_runnable(client, alice, clock):
              parent_snapshot_ids=[head["id"]], workspace_id=main["id"])
     stale = next(i for i in items(client, alice) if i["type"] == "drift-stale")
     assert_problem(client.post(f"/v1/action-items/{stale['id']}/runs", headers=alice.headers), 422, "item_not_runnable")
+
+
+def test_a_lost_compare_and_set_applies_nothing(client, alice, platform, monkeypatch):
+    """The workspace moves between apply's read and its batch: 409, no snapshot, run still ready."""
+    from fastest.services import action_item_runs, workspaces
+    from tests.conftest import count_rows
+
+    _, workspace, _ = make_workspace(client, alice)
+    run = wait_run(client, alice, start(client, alice, secret_item(client, alice)["id"])["id"])
+    real = workspaces.get_owned
+    calls = []
+
+    async def stale(platform_, user_id, workspace_id):
+        row = await real(platform_, user_id, workspace_id)
+        if not calls:
+            calls.append(1)
+            await platform_.db.prepare("UPDATE workspaces SET version = version + 1 WHERE id = ?").bind(workspace_id).run()
+        return row
+
+    monkeypatch.setattr(action_item_runs.workspaces, "get_owned", stale)
+    before = count_rows(platform, "SELECT COUNT(*) AS n FROM snapshots")
+    assert_problem(client.post(f"/v1/action-items/runs/{run['id']}/apply", headers=alice.headers), 409, "workspace_changed")
+    assert count_rows(platform, "SELECT COUNT(*) AS n FROM snapshots") == before
+    assert client.get(f"/v1/action-items/runs/{run['id']}", headers=alice.headers).json()["run"]["status"] == "ready"

@@ -289,15 +289,16 @@ async def apply(platform: Platform, user_id: str, run_id: str) -> dict[str, Any]
     parents = [workspace["current_snapshot_id"]] if workspace["current_snapshot_id"] else []
     db = platform.db
     batch = [
-        # Compare-and-set on the workspace's version; the run's update is guarded by `changes()`,
-        # so a lost race fails the whole batch (the status column refuses NULL).
+        # Compare-and-set on the workspace's version; the run's update right after it is guarded by
+        # `changes()`: a lost race sets NULL, which the NOT NULL status refuses, failing the whole
+        # batch (no snapshot, no event). Two applies of one run cannot both win: each moves the version.
         db.prepare(
             "UPDATE workspaces SET current_snapshot_id = ?, current_manifest_hash = ?, version = version + 1, "
             "updated_at = ? WHERE id = ? AND version = ?"
         ).bind(snapshot_id, new_root, now, workspace["id"], workspace["version"]),
         db.prepare(
             "UPDATE action_item_runs SET status = CASE WHEN changes() = 1 THEN 'applied' END, applied_snapshot_id = ?, "
-            "updated_at = ? WHERE id = ? AND status = 'ready'"
+            "updated_at = ? WHERE id = ?"
         ).bind(snapshot_id, now, run_id),
         *snapshots.insert_statements(
             platform, snapshot_id=snapshot_id, project_id=workspace["project_id"], workspace_id=workspace["id"],
