@@ -42,3 +42,47 @@ def test_items_fix_and_apply_update_the_folder(tmp_path: Path):
             assert not [i for i in cli.json("items", cwd=folder)["items"] if i["type"] == "secrets"]
             status = cli("status", cwd=folder).stdout
             assert "config/settings.py" not in status  # the folder matches the new head
+
+
+def test_a_run_survives_the_server_being_killed_mid_run(tmp_path: Path):
+    """SIGKILL `fastest serve` while the model is answering the run's first attempt; the restarted
+    server fires the run's alarm again (it never completed) and the run finishes."""
+    import time
+
+    import httpx
+
+    with ScriptedModel(fixing_model()) as model:
+        model.hold.set()
+        env = {"FASTEST_RATE_LIMIT_PER_MINUTE": "100000", "FASTEST_AI_RATE_LIMIT_PER_MINUTE": "1000",
+               "FASTEST_AI_PROVIDER": "openai", "FASTEST_AI_BASE_URL": model.base_url, "FASTEST_AI_MODEL": "test-model",
+               "FASTEST_ACTION_ITEM_RUN_RETRY_SECONDS": "0"}
+        data = tmp_path / "data"
+        cli = Cli(tmp_path / "config")
+        folder = tmp_path / "web"
+        for path, content in TREE.items():
+            write(folder / path, content)
+        token = admin_token(data, "cli@example.com")
+        with running_server(data, env) as (base_url, process):
+            cli("login", "--server", base_url, "--token", token, cwd=tmp_path)
+            cli.json("init", "--project", "web", cwd=folder)
+            cli("push", cwd=folder)
+            item = cli.json("items", cwd=folder)["items"][0]
+            run_id = cli.json("items", "fix", item["id"], "--no-follow", cwd=folder)["run"]["id"]
+            deadline = time.monotonic() + 20
+            while not model.requests and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert model.requests, "the run never called the model"
+            process.kill()
+            process.wait()
+        model.hold.clear()
+        model.release.set()
+        with running_server(data, env) as (base_url, _):
+            headers = {"Authorization": f"Bearer {token}"}
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                run = httpx.get(f"{base_url}/v1/action-items/runs/{run_id}", headers=headers).json()["run"]
+                if run["status"] in ("ready", "failed"):
+                    break
+                time.sleep(0.2)
+            assert run["status"] == "ready", run
+            assert run["attempt_count"] == 2
