@@ -75,6 +75,11 @@ class ConversationSession(DurableObject):
         background(self.ctx)(self._session().hold(stream, sink.disconnected()))
         return sink.response(EVENT_STREAM_HEADERS)
 
+    async def alarm(self, *alarm_info):
+        """The object's alarm is due (`ctx.storage.setAlarm`): the core carries on its background
+        work (an action-item run). Raising makes the runtime retry it with backoff."""
+        await self._session().alarm()
+
     async def webSocketMessage(self, ws, message):
         from fastest.platform.cloudflare.durable_objects import JsSocket
 

@@ -263,7 +263,19 @@ class ConversationSession:
             else:
                 await self.answer(match.group(1), None)
             return _json(200, {"success": True})
+        if path.startswith("/run/"):  # action-item runs (durable_objects.runs)
+            from durable_objects import runs
+
+            handled = await runs.route(self, method, path, body, context)
+            if handled is not None:
+                return handled
         return _json(404, {"error": {"code": "no_such_route", "message": "No such route."}})
+
+    async def alarm(self) -> None:
+        """The object's alarm (DO `alarm()`): carries an action-item run on (durable_objects.runs)."""
+        from durable_objects import runs
+
+        await runs.alarm(self)
 
     @staticmethod
     def _body(request: SessionRequest) -> dict[str, Any]:
@@ -751,6 +763,10 @@ class ConversationSession:
     # ----------------------------------------------------------------------------------------------
 
     async def _ask(self, turn_id: str, call_id: str, arguments: dict[str, Any]) -> str:
+        if getattr(self, "headless", False):  # an action-item run: no one to ask
+            from durable_objects.runs import HEADLESS_ANSWER
+
+            return HEADLESS_ANSWER
         question = str(arguments.get("question") or "").strip()
         if not question:
             return "Error: ask_question needs a question."

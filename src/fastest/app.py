@@ -19,6 +19,7 @@ from fastest.api import (
 )
 from fastest.api import access
 from fastest.api import billing as billing_api
+from fastest.api import action_items as action_items_api
 from fastest.api.cors import CorsMiddleware
 from fastest.api.middleware import RequestContextMiddleware
 from fastest.platform import Platform
@@ -52,6 +53,7 @@ def create_app(platform_provider: Callable[[Scope], Platform]) -> FastAPI:
     ):
         app.include_router(router)
     app.include_router(billing_api.router)
+    app.include_router(action_items_api.router)
     app.openapi = _problem_aware_openapi(app)  # type: ignore[method-assign]
     return app
 

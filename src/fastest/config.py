@@ -75,6 +75,8 @@ class Settings:
     paddle_price_pro: str = ""
     paddle_price_team: str = ""
     billing_plans: str = ""
+    # Action-item runs: seconds before a failed attempt is retried (doubling with each attempt).
+    action_item_run_retry_seconds: int = 30
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, Any]) -> "Settings":

@@ -52,6 +52,7 @@ def run(args: argparse.Namespace, env: Env | None = None) -> int:
         "login": cmd_login, "logout": cmd_logout, "whoami": cmd_whoami, "init": cmd_init, "push": cmd_push,
         "status": cmd_status, "log": cmd_log, "checkout": cmd_checkout, "sync": cmd_sync, "watch": cmd_watch,
     }
+    handlers["items"] = cmd_items
     try:
         return handlers[args.command](args, env)
     except (ConfigError, NotAWorkspace, UsageError) as exc:
@@ -68,6 +69,12 @@ def run(args: argparse.Namespace, env: Env | None = None) -> int:
         return _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_FAILED)
+
+
+def cmd_items(args: argparse.Namespace, env: Env) -> int:
+    from fastest.cli import items
+
+    return items.run(args, env)
 
 
 def _fail(message: str, code: int) -> int:

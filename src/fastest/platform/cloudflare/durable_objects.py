@@ -118,6 +118,17 @@ class DurableObjectStorage:
         result = await self._storage.list(**list_options(prefix=prefix, start=start, end=end, reverse=reverse, limit=limit))
         return {str(key): stored_value(value) for key, value in (from_js(result) or {}).items()}
 
+    # Alarms (`SessionAlarms`): the runtime calls the object's `alarm()` handler when one is due.
+    async def set_alarm(self, scheduled_ms: int) -> None:
+        await self._storage.setAlarm(int(scheduled_ms))
+
+    async def get_alarm(self) -> int | None:
+        value = from_js(await self._storage.getAlarm())
+        return None if value is None else int(value)
+
+    async def delete_alarm(self) -> None:
+        await self._storage.deleteAlarm()
+
 
 def stored_value(raw: Any) -> Any:
     """A value read back: the JSON text `put` wrote, decoded; absent (JS undefined) → None. A

@@ -97,6 +97,7 @@ def open_local_platform(
         sessions = LocalSessionNamespace(
             data_dir / "sessions",
             session_factory or (lambda name, storage: conversation_session_factory(name, storage, built[0])),
+            now_ms=lambda: int(clock.now().timestamp() * 1000),
         )
         closers.append(sessions.close)
     except BaseException:

@@ -40,8 +40,10 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-async def _serve_with_jobs(server: uvicorn.Server, scheduler: CronScheduler) -> None:
+async def _serve_with_jobs(server: uvicorn.Server, scheduler: CronScheduler, start_alarms=None) -> None:
     jobs_task = asyncio.create_task(scheduler.run_forever())
+    if start_alarms is not None:  # session objects' alarms, those left by a previous run included
+        start_alarms()
     try:
         await server.serve()
     finally:
@@ -63,7 +65,7 @@ def serve(*, host: str, port: int, data_dir: Path, settings: Settings) -> int:
     scheduler = CronScheduler(jobs.SCHEDULE, lambda cron: jobs.run_due(platform, cron), platform.clock)
     log.info("data in %s; serving on http://%s:%d", data_dir, host, port)
     try:
-        asyncio.run(_serve_with_jobs(server, scheduler))
+        asyncio.run(_serve_with_jobs(server, scheduler, getattr(platform.sessions, "start_alarms", None)))
     finally:
         platform.close()
     log.info("stopped")
