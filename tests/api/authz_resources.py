@@ -216,3 +216,17 @@ QUERIES["GET /v1/projects/{project_id}/docs/content"] = _docs_query
 
 def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
+
+
+@factory("item_id")
+async def action_item(owner: Owner) -> str:
+    """A finding in the owner's workspace: its snapshot has `src/app.py` and no test naming it."""
+    await owner.id("snapshot_id")
+    listed = (await owner.get("/v1/action-items"))["items"]
+    return next(item["id"] for item in listed if item["action_type"] == "run")
+
+
+@factory("run_id")
+async def action_item_run(owner: Owner) -> str:
+    """A run of that finding (with the tests' builtin engine it ends `model_not_configured`)."""
+    return (await owner.post(f"/v1/action-items/{await owner.id('item_id')}/runs"))["run"]["id"]
