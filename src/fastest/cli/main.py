@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run(args)
     if args.command == "serve":
-        from fastest.platform.local.server import serve
+        from fastest.cli.serve import serve
 
         return serve(host=args.host, port=args.port, data_dir=_data_dir(args.data_dir),
                      settings=_serve_settings(args.host, args.port))
@@ -124,7 +124,7 @@ async def _migrate(data_dir: Path) -> int:
 
 
 async def _run_job(data_dir: Path, name: str) -> int:
-    from fastest.platform.local import open_local_platform
+    from durable_objects.local import open_platform as open_local_platform
     from fastest.services import jobs
 
     if name not in jobs.JOBS:

@@ -181,7 +181,7 @@ async def upload_blob(
     A stored hash is touched and its body is drained unread (200, `created: false`). Otherwise the
     body streams into R2 through `_verified` (hash and size checked on the way), so a mismatch, an
     oversize body or a broken stream leaves nothing behind; then the row is recorded. (The Worker's
-    streaming path, `platform.cloudflare.blob_stream`, runs the same two steps around an R2 put.)
+    streaming path, `fastest.edge.blob_stream`, runs the same two steps around an R2 put.)
     """
     upload = await prepare_upload(platform, user_id, blob_hash, declared_length=declared_length)
     if upload.already_stored:
