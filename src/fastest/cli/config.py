@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
 
+from fastest.cli.failures import UsageFailure
 from fastest.cli.fsutil import write_atomic
 
 CONFIG_FILE = "config.json"
 
 
-class ConfigError(Exception):
+class ConfigError(UsageFailure):
     """Not logged in, or a malformed setting: a usage problem (exit code 2)."""
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, TypeVar
 
 T = TypeVar("T")
@@ -16,6 +15,8 @@ def run_parallel(work: Callable[[T], None], items: Iterable[T], threads: int = D
         for item in items:
             work(item)
         return
+    from concurrent.futures import ThreadPoolExecutor  # only when there is something to overlap
+
     pool = ThreadPoolExecutor(max_workers=min(threads, len(items)))
     try:
         for future in [pool.submit(work, item) for item in items]:

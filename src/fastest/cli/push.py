@@ -26,11 +26,10 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
-
-import httpx
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
 
 from fastest.cli.client import BEING_COLLECTED, DEFAULT_COLLECTED_WAIT_SECONDS, ApiClient, ApiError, BatchAnswer
+from fastest.cli.failures import CommandFailure
 from fastest.cli.frames import (
     BATCH_MAX_BYTES,
     BATCH_MAX_FRAMES,
@@ -50,6 +49,9 @@ from fastest.domain.ids import make_id
 from fastest.domain.manifest import ManifestError
 from fastest.domain.tree import BuiltTree, build_manifests, update_manifests
 
+if TYPE_CHECKING:
+    from fastest.cli.transport import Response
+
 UPLOAD_THREADS = 4
 ASK_FIRST_ABOVE = 16  # candidates; at or below this many (small) ones, upload without asking
 CLOSURE_ERRORS = frozenset({"manifest_missing", "blobs_missing"})
@@ -59,7 +61,7 @@ MANIFEST_BATCH_MAX_BYTES = BATCH_MAX_BYTES
 LOOK_AT_PATHS_MAX = 5000  # more paths than this to look at: walk the folder instead
 
 
-class PushError(Exception):
+class PushError(CommandFailure):
     """A push that cannot complete; the message is one line for the user (exit code 1)."""
 
 
@@ -271,7 +273,7 @@ def move_workspace(api: ApiClient, state: WorkspaceState, manifest_hash: str) ->
             raise WorkspaceMoved(current)
 
 
-def _current_of_conflict(response: httpx.Response) -> str | None:
+def _current_of_conflict(response: Response) -> str | None:
     try:
         body = response.json()
     except ValueError:

@@ -15,7 +15,6 @@ import hashlib
 import os
 import stat
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, NamedTuple
@@ -292,6 +291,8 @@ def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, pro
         # Threads pay off only for big files: hashlib releases the GIL while hashing, but opening
         # thousands of small files is Python-bound, and threads then only contend for the GIL.
         if len(to_hash) >= PARALLEL_HASH_MIN_FILES and bar_bytes >= PARALLEL_HASH_MIN_AVERAGE * len(to_hash):
+            from concurrent.futures import ThreadPoolExecutor  # here: most scans hash a few files
+
             with ThreadPoolExecutor(max_workers=HASH_THREADS) as pool:
                 list(pool.map(one, to_hash))
         else:

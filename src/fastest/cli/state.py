@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
 
+from fastest.cli.failures import UsageFailure
 from fastest.cli.fsutil import write_atomic
 from fastest.domain.manifest import is_sha256_hex, sha256_hex
 
@@ -32,7 +33,7 @@ class FolderBusy(Exception):
     """Another fastest process is pushing or syncing this folder."""
 
 
-class NotAWorkspace(Exception):
+class NotAWorkspace(UsageFailure):
     """The folder (and its parents) has no `.fastest/workspace.json`: a usage problem (exit code 2)."""
 
 

@@ -8,12 +8,11 @@ request for the diff (the server is asked only for manifests missing locally, th
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from fastest.cli.client import ApiClient, ApiError
-from fastest.cli.loader import manifest_loader
+from fastest.cli.loader import manifest_loader, run_blocking
 from fastest.cli.push import scan_folder
 from fastest.cli.state import Folder, ManifestCache, PushedTree, WorkspaceState
 from fastest.domain.tree import Change, ManifestLoader, diff
@@ -52,7 +51,7 @@ def local_changes(old_root: str | None, new_root: str, load: ManifestLoader) -> 
     async def collect() -> list[Change]:
         return [change async for change in diff(old_root, new_root, load)]
 
-    return asyncio.run(collect())
+    return run_blocking(collect())
 
 
 def status(folder: Folder, state: WorkspaceState, api: ApiClient, *, progress: bool | None = None,

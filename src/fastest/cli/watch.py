@@ -29,16 +29,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import selectors
 import socket
 import struct
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from fastest.cli.failures import CommandFailure
 from fastest.cli.fsutil import write_atomic
 from fastest.cli.ignore import IGNORE_FILE, STATE_DIR, IgnoreRules
 from fastest.cli.state import Folder
@@ -74,7 +73,7 @@ def _same_user(sock: socket.socket) -> bool:
 class ChangeJournal:
     """Changed paths by the sequence number current when they changed; each answer moves the sequence on."""
 
-    instance: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    instance: str = field(default_factory=lambda: os.urandom(8).hex())
     sequence: int = 0
     reset_at: int = 0  # tokens older than this must rescan
     changed: dict[str, int] = field(default_factory=dict)
@@ -159,7 +158,7 @@ def _read_line(sock: socket.socket) -> bytes:
 # the watcher
 
 
-class WatchError(Exception):
+class WatchError(CommandFailure):
     """The folder cannot be watched (one line for the user)."""
 
 
@@ -338,6 +337,8 @@ def run(folder: Folder, *, on_quiet: Callable[[Watcher], bool] | None, quiet_sec
     (for what changed while nobody watched) and once changes have stopped for `quiet_seconds` (the
     auto-push). `on_quiet` returns False to be called again one quiet delay later (the folder was busy)."""
     watcher = Watcher(folder)
+    import selectors  # the watcher's own loop; a command that asks it needs none of this
+
     selector = selectors.DefaultSelector()
     try:
         selector.register(watcher.inotify.fileno(), selectors.EVENT_READ, "events")
