@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from collections import namedtuple
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
 from fastest.cli.failures import CommandFailure
 from fastest.cli.frames import FrameReader, FramingError
 from fastest.cli.transport import Session, TransportError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up: fastest.cli.records)
 if TYPE_CHECKING:
+    from typing import Any, BinaryIO, Callable
+
     import httpx
 
     from fastest.cli.transport import Response
@@ -54,20 +56,20 @@ class ApiError(CommandFailure):
         self.body = body
 
 
-@dataclass(frozen=True, slots=True)
-class ExistsAnswer:
+class ExistsAnswer(namedtuple("ExistsAnswer", ("missing", "existing"))):
+    __slots__ = ()
     missing: list[str]
     existing: list[str]
 
 
-@dataclass(frozen=True, slots=True)
-class BatchAnswer:
+class BatchAnswer(namedtuple("BatchAnswer", ("stored", "existing", "rejected", "retry_after"), defaults=(None,))):
     """A batch upload's answer; `retry_after`: the server's `Retry-After`, when it sent one."""
 
+    __slots__ = ()
     stored: list[str]
     existing: list[str]
     rejected: list[dict[str, str]]
-    retry_after: float | None = None
+    retry_after: float | None
 
     @classmethod
     def of(cls, response: Response | httpx.Response) -> "BatchAnswer":

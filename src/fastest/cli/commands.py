@@ -17,24 +17,26 @@ import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
-
 from fastest.cli import config
 from fastest.cli.config import Credentials
 from fastest.cli.failures import CommandFailure, UsageFailure
 from fastest.domain.manifest import ManifestError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up: fastest.cli.records)
 if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator, Mapping
+
     from fastest.cli.client import ApiClient
     from fastest.cli.push import PushReport
     from fastest.cli.state import Folder, WorkspaceState
+
+    Env = Mapping[str, str]
 
 # Each command imports what it needs when it runs (`fastest status` must not pay for checkout, sync,
 # the device login or the server); tests/unit/test_cli_startup.py keeps it so.
 
 NAME_MAX = 100  # project and workspace names (API schema)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-Env = Mapping[str, str]
 
 
 class UsageError(UsageFailure):
@@ -225,7 +227,6 @@ def find_or_create_project(api: ApiClient, name: str) -> tuple[dict[str, Any], b
 
 def cmd_init(args: argparse.Namespace, env: Env) -> int:
     import socket
-    from dataclasses import asdict
 
     from fastest.cli.state import Folder, WorkspaceState
 
@@ -235,7 +236,7 @@ def cmd_init(args: argparse.Namespace, env: Env) -> int:
     folder = Folder(root)
     if folder.is_initialised():
         state = folder.load()
-        _emit(args.json, {"already_initialised": True, **asdict(state)},
+        _emit(args.json, {"already_initialised": True, **state.to_json()},
               [f"{root} is already initialised (project {state.project_id}, workspace {state.workspace_id}); nothing changed"])
         return EXIT_OK
     credentials = config.resolve(env)
@@ -250,7 +251,7 @@ def cmd_init(args: argparse.Namespace, env: Env) -> int:
     folder.save(state)
     verb = "created" if created else "using"
     _emit(args.json, {"already_initialised": False, "project_created": created, "project_name": project["name"],
-                      "workspace_name": workspace["name"], **asdict(state)},
+                      "workspace_name": workspace["name"], **state.to_json()},
           [f"{verb} project {project['name']} ({project['id']})",
            f"created workspace {workspace['name']} ({workspace['id']})",
            f"initialised {root}; run fastest push"])

@@ -9,14 +9,17 @@ nothing else runs on that event loop.
 from __future__ import annotations
 
 import io
-from typing import Any, Coroutine, Mapping, TypeVar
 
 from fastest.cli.client import MANIFEST_DOWNLOAD_BATCH, ApiClient, ApiError
 from fastest.cli.state import ManifestCache
 from fastest.domain.manifest import Manifest, parse_manifest, sha256_hex
 from fastest.domain.tree import ManifestLoader
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up: fastest.cli.records)
+if TYPE_CHECKING:
+    from typing import Any, Coroutine, Mapping, TypeVar
+
+    T = TypeVar("T")
 
 
 def manifest_loader(api: ApiClient | None, cache: ManifestCache | None = None,

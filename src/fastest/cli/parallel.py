@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, TypeVar
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up: fastest.cli.records)
+if TYPE_CHECKING:
+    from typing import Callable, Iterable, TypeVar
 
-T = TypeVar("T")
+    T = TypeVar("T")
 DEFAULT_THREADS = 4
 
 

@@ -21,8 +21,11 @@ import os
 import socket
 import threading
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping
 from urllib.parse import urlencode, urlsplit
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up: fastest.cli.records)
+if TYPE_CHECKING:
+    from typing import Any, Iterator, Mapping
 
 CHUNK_BYTES = 64 * 1024
 MAX_LINE_BYTES = 64 * 1024  # a status line or one header line

@@ -33,14 +33,18 @@ import socket
 import struct
 import sys
 import time
-from dataclasses import dataclass, field
+from collections import namedtuple
 from pathlib import Path
-from typing import Any, Callable
 
 from fastest.cli.failures import CommandFailure
 from fastest.cli.fsutil import write_atomic
 from fastest.cli.ignore import IGNORE_FILE, STATE_DIR, IgnoreRules
+from fastest.cli.records import Record
 from fastest.cli.state import Folder
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up: fastest.cli.records)
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 TOKEN_FILE = "watch-token"
 COOKIE_PREFIX = "watch-cookie-"
@@ -69,14 +73,15 @@ def _same_user(sock: socket.socket) -> bool:
 # the journal (pure: no kernel, no sockets)
 
 
-@dataclass
-class ChangeJournal:
+class ChangeJournal(Record):
     """Changed paths by the sequence number current when they changed; each answer moves the sequence on."""
 
-    instance: str = field(default_factory=lambda: os.urandom(8).hex())
-    sequence: int = 0
-    reset_at: int = 0  # tokens older than this must rescan
-    changed: dict[str, int] = field(default_factory=dict)
+    __slots__ = ("instance", "sequence", "reset_at", "changed")
+    DEFAULTS = {"instance": lambda: os.urandom(8).hex(), "sequence": 0, "reset_at": 0, "changed": dict}
+    instance: str
+    sequence: int
+    reset_at: int  # tokens older than this must rescan
+    changed: dict[str, int]
 
     def record(self, path: str) -> None:
         self.changed[path] = self.sequence
@@ -102,8 +107,8 @@ class ChangeJournal:
 # the client side: what push and status call
 
 
-@dataclass(frozen=True, slots=True)
-class WatchAnswer:
+class WatchAnswer(namedtuple("WatchAnswer", ("token", "paths"))):
+    __slots__ = ()
     token: str
     paths: list[str] | None  # None: rescan the folder
 
