@@ -11,6 +11,7 @@ Client commands (`fastest.cli.commands`) talk to a server over HTTP and import n
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
@@ -57,6 +58,12 @@ def _serve_settings(host: str, port: int) -> Settings:
         return settings
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else (f"[{host}]" if ":" in host else host)
     return replace(settings, public_url=f"http://{shown}:{port}")
+
+
+# argparse passes every message through gettext, which searches the locale directories again on
+# each call (a miss is not remembered): three calls per parser, most of `fastest --help`'s own time.
+# The catalogs cannot change while the command runs, so each message is translated once.
+argparse._ = functools.lru_cache(maxsize=None)(argparse._)  # type: ignore[attr-defined]
 
 
 class _Parser(argparse.ArgumentParser):
