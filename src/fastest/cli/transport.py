@@ -220,7 +220,12 @@ class Session:
         for fresh in (False, True):
             connection, reused = self._connection(fresh)
             try:
-                self._write(connection, head, body)
+                try:
+                    self._write(connection, head, body)
+                except OSError:
+                    # The server may answer before reading the whole body (a 413 on the declared
+                    # length) and close: its answer is the one to report, if it sent one.
+                    return self._answer(connection, method, reusable=False)
                 return self._answer(connection, method)
             except (_Stale, OSError) as exc:
                 connection.close()
@@ -244,7 +249,7 @@ class Session:
             while piece := body.read(CHUNK_BYTES):
                 connection.sock.sendall(piece)
 
-    def _answer(self, connection: _Connection, method: str) -> Response:
+    def _answer(self, connection: _Connection, method: str, *, reusable: bool = True) -> Response:
         reader = connection.reader
         while True:
             line = reader.readline(MAX_LINE_BYTES)
@@ -268,7 +273,9 @@ class Session:
             if status >= 200 or status == 101:
                 break  # 1xx (100 Continue, 103 Early Hints): the real answer follows
         connection_header = headers.get("connection", "").lower()
-        keep_alive = "close" not in connection_header and (version != "HTTP/1.0" or "keep-alive" in connection_header)
+        keep_alive = reusable and "close" not in connection_header and (
+            version != "HTTP/1.0" or "keep-alive" in connection_header
+        )
         if method == "HEAD" or status in NO_BODY_STATUSES or status < 200:
             framing, length = "none", 0
         elif "chunked" in headers.get("transfer-encoding", "").lower():
