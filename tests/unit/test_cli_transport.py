@@ -119,3 +119,16 @@ def test_an_unreachable_server_is_a_transport_error() -> None:
         port = probe.getsockname()[1]
     with pytest.raises(TransportError):
         Session(f"http://127.0.0.1:{port}", headers={}).request("GET", "/")
+
+
+def test_behind_a_proxy_the_client_is_httpx() -> None:
+    """The socket transport speaks to the server directly; with a proxy configured for it, ApiClient
+    uses httpx (which reads the same variables) instead."""
+    from fastest.cli.client import uses_proxy
+
+    assert not uses_proxy("http://127.0.0.1:8787", {})
+    assert uses_proxy("https://api.example.com", {"HTTPS_PROXY": "http://proxy:3128"})
+    assert uses_proxy("http://api.example.com", {"all_proxy": "http://proxy:3128"})
+    assert not uses_proxy("http://api.example.com", {"HTTPS_PROXY": "http://proxy:3128"})  # another scheme
+    assert not uses_proxy("https://api.example.com", {"https_proxy": "http://p", "NO_PROXY": "localhost,.example.com"})
+    assert not uses_proxy("https://api.example.com", {"https_proxy": "http://p", "no_proxy": "*"})

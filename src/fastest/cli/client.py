@@ -24,7 +24,7 @@ from fastest.cli.transport import Session, TransportError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up: fastest.cli.records)
 if TYPE_CHECKING:
-    from typing import Any, BinaryIO, Callable
+    from typing import Any, BinaryIO, Callable, Mapping
 
     import httpx
 
@@ -119,11 +119,33 @@ def _retry_after(response: Response | httpx.Response, attempt: int) -> float:
     return min(max(wait, 0.0), MAX_RETRY_WAIT_SECONDS)
 
 
+def uses_proxy(server: str, env: Mapping[str, str] | None = None) -> bool:
+    """Whether requests to `server` go through a proxy by the environment: `<scheme>_proxy` or
+    `all_proxy` (either case) is set and `no_proxy` does not list the host (`*`, the host, or a
+    domain it ends in)."""
+    import os
+    from urllib.parse import urlsplit
+
+    env = os.environ if env is None else env
+    values = {key.lower(): value for key, value in env.items() if key.lower().endswith("_proxy") and value}
+    url = urlsplit(server)
+    if not (values.get(f"{url.scheme}_proxy") or values.get("all_proxy")):
+        return False
+    host = (url.hostname or "").lower()
+    for entry in values.get("no_proxy", "").split(","):
+        entry = entry.strip().lower().lstrip(".")
+        if entry == "*" or (entry and (host == entry or host.endswith("." + entry))):
+            return False
+    return True
+
+
 class ApiClient:
     def __init__(self, server: str, token: str | None, *, transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep, max_connections: int = 8) -> None:
         """`token=None`: an anonymous client (the device flow, before there is a token). `transport`:
-        an httpx transport to send through instead of the network (tests: the app in process)."""
+        an httpx transport to send through instead of the network (tests: the app in process).
+        Behind an HTTP proxy (`HTTPS_PROXY` and friends, as httpx reads them) the client is httpx's,
+        which speaks to proxies; otherwise the socket transport, which starts faster."""
         self.server = server
         self._sleep = sleep
         headers = {"User-Agent": USER_AGENT}
@@ -131,7 +153,7 @@ class ApiClient:
             headers["Authorization"] = f"Bearer {token}"
         self._http: Any
         self._transport_errors: tuple[type[Exception], ...]
-        if transport is None:
+        if transport is None and not uses_proxy(server):
             self._http = Session(server, headers=headers, connect_timeout=10.0, timeout=120.0,
                                  max_connections=max_connections)
             self._transport_errors = (TransportError,)
