@@ -43,10 +43,10 @@ class ConversationSession(DurableObject):
         return self._core
 
     async def fetch(self, request):
+        from fastest.edge.conversation_streams import since_of
         from fastest.platform.cloudflare.durable_objects import (
             accept_websocket,
             read_session_request,
-            since_of,
             to_js_response,
             wants_event_stream,
             wants_websocket,

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from fastest.app import create_app
 from fastest.config import Settings
-from fastest.platform.local import open_local_platform
+from durable_objects.local import open_platform as open_local_platform
 from tests.api.items_model import ScriptedModel, text, tool
 from tests.api.test_action_items import LEAKY, TREE, items, make_workspace, move
 from tests.api.trees import upload_tree

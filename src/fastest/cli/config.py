@@ -14,22 +14,26 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from collections import namedtuple
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import urlsplit
 
+from fastest.cli.failures import UsageFailure
 from fastest.cli.fsutil import write_atomic
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up: fastest.cli.records)
+if TYPE_CHECKING:
+    from typing import Mapping
 
 CONFIG_FILE = "config.json"
 
 
-class ConfigError(Exception):
+class ConfigError(UsageFailure):
     """Not logged in, or a malformed setting: a usage problem (exit code 2)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Credentials:
+class Credentials(namedtuple("Credentials", ("server", "token"))):
+    __slots__ = ()
     server: str
     token: str
     source: str | None = None  # "device": minted by `fastest login`'s device flow
