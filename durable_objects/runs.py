@@ -114,7 +114,7 @@ async def _fail(session: Any, state: dict[str, Any], error: dict[str, Any], *, c
 
 async def _reset_copy(session: Any) -> None:
     """A fresh copy of the workspace's files and an empty conversation for a new attempt."""
-    from durable_objects.conversation_session import EVENT_PREFIX, MESSAGE_PREFIX, QUESTION_PREFIX
+    from durable_objects.session.state import EVENT_PREFIX, MESSAGE_PREFIX, QUESTION_PREFIX
     from fastest.services.working_tree import OVERLAY_PREFIX
 
     for prefix in (OVERLAY_PREFIX, MESSAGE_PREFIX, QUESTION_PREFIX, EVENT_PREFIX):
@@ -125,7 +125,7 @@ async def _reset_copy(session: Any) -> None:
 async def _attempt(session: Any, state: dict[str, Any], context: dict[str, Any]) -> tuple[str, Any, Any]:
     """One headless agent turn and the evaluation of its result: ("ready", result, checks),
     ("retry", error, checks) or ("failed", error, checks)."""
-    from durable_objects.conversation_session import EVENT_PREFIX
+    from durable_objects.session.state import EVENT_PREFIX
     from fastest.errors import AIRateLimited
     from fastest.services import action_item_runs, models
 
