@@ -156,6 +156,8 @@ def _revoke_replaced(server: str, token: str | None) -> None:
     revoke it later). Best effort: a failure is a warning, the new login stands."""
     if token is None:
         return
+    from fastest.cli.client import ApiClient, ApiError
+
     with ApiClient(server, token) as api:
         try:
             api.request("POST", "/v1/auth/logout", ok=(204,), allow=(401,))

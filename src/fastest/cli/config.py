@@ -32,11 +32,10 @@ class ConfigError(UsageFailure):
     """Not logged in, or a malformed setting: a usage problem (exit code 2)."""
 
 
-class Credentials(namedtuple("Credentials", ("server", "token"))):
+class Credentials(namedtuple("Credentials", ("server", "token", "source"), defaults=(None,))):
+    """`source` is "device" for a token `fastest login` minted with the device flow, else None."""
+
     __slots__ = ()
-    server: str
-    token: str
-    source: str | None = None  # "device": minted by `fastest login`'s device flow
 
 
 def config_dir(env: Mapping[str, str]) -> Path:
