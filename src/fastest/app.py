@@ -18,6 +18,9 @@ from fastest.api import (
     snapshots, sync, workspaces,
 )
 from fastest.api import infrastructure
+from fastest.api import access
+from fastest.api import billing as billing_api
+from fastest.api import action_items as action_items_api
 from fastest.api.cors import CorsMiddleware
 from fastest.api.middleware import RequestContextMiddleware
 from fastest.platform import Platform
@@ -51,6 +54,8 @@ def create_app(platform_provider: Callable[[Scope], Platform]) -> FastAPI:
         infrastructure.router,
     ):
         app.include_router(router)
+    app.include_router(billing_api.router)
+    app.include_router(action_items_api.router)
     app.openapi = _problem_aware_openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -76,6 +81,7 @@ def _problem_aware_openapi(app: FastAPI) -> Callable[[], dict]:
                         if problem.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
                             # FastAPI's default 422 body is not what our error handler sends.
                             problem["schema"] = {"$ref": "#/components/schemas/Problem"}
+            access.annotate(app, schema)  # x-fastest-ability / x-fastest-fresh from authorize(...)
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for unused in ("HTTPValidationError", "ValidationError"):
                 components.pop(unused, None)

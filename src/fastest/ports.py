@@ -226,6 +226,20 @@ class SessionStorage(Protocol):
         ...
 
 
+class SessionAlarms(Protocol):
+    """A session object's alarm (DO `ctx.storage.setAlarm/getAlarm/deleteAlarm`), offered by its
+    storage. One alarm per object: setting it replaces the previous one. When it is due the runtime
+    calls the object's `alarm()` (serialized with its requests); delivery is at-least-once: a
+    handler that raises, or whose process dies, is called again (with backoff after an error).
+    Times are milliseconds since the epoch."""
+
+    async def set_alarm(self, scheduled_ms: int) -> None: ...
+
+    async def get_alarm(self) -> int | None: ...
+
+    async def delete_alarm(self) -> None: ...
+
+
 # --------------------------------------------------------------------------------------------------
 # Vault, Clock, RateLimiter, HttpClient, SignatureVerifier, AIModel
 # --------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import argparse
 
 CLIENT_COMMANDS = frozenset({"login", "logout", "whoami", "init", "push", "status", "log", "checkout", "sync", "watch"})
 CLIENT_COMMANDS = CLIENT_COMMANDS | {"deploy", "deployments"}  # fastest.cli.deploy
+CLIENT_COMMANDS = CLIENT_COMMANDS | {"items"}  # fastest.cli.items
 
 
 def add_client_commands(commands: argparse._SubParsersAction) -> None:
@@ -86,3 +87,6 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     from fastest.cli import deploy as deploy_commands  # its top imports nothing heavy
 
     deploy_commands.add_arguments(commands)
+    from fastest.cli.items import add_items_command  # argparse only: `fastest --help` stays fast
+
+    add_items_command(commands)

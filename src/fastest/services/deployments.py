@@ -28,7 +28,9 @@ from fastest.domain.manifest import is_sha256_hex
 from fastest.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
 from fastest.platform import Platform
 from fastest.ports import DatabaseError, DeployAsset, DeployError, DeployRequest, Statement
-from fastest.services import deploy_detect, deploy_providers, deploy_resources, events, projects, storage, workspaces
+from fastest.services import (
+    deploy_detect, deploy_providers, deploy_resources, entitlements, events, projects, storage, workspaces,
+)
 from fastest.services.common import new_id, now_iso, split_page
 
 log = logging.getLogger("fastest.deployments")
@@ -232,12 +234,27 @@ async def _settings_row(platform: Platform, workspace_id: str | None) -> dict[st
     return dict(row) if row else {}
 
 
+# The plan's `deployments` limit counts the projects a user has deployed (any deployment not failed
+# or canceled): re-deploying, rolling back or auto-deploying a deployed project costs nothing more.
+_DEPLOYED_PROJECTS = (
+    "SELECT COUNT(DISTINCT project_id) AS deployed,"
+    " COALESCE(MAX(project_id = ?2), 0) AS this_one"
+    " FROM deployments WHERE user_id = ?1 AND status NOT IN ('failed', 'canceled')"
+)
+
+
+async def _require_deployment_allowance(platform: Platform, user_id: str, project_id: str) -> None:
+    """402 `plan_limit_reached` before anything is recorded, when a new project would exceed the plan."""
+    row = await platform.db.prepare(_DEPLOYED_PROJECTS).bind(user_id, project_id).first() or {}
+    adding = 0 if row.get("this_one") else 1
+    await entitlements.require(platform, user_id, "deployments", adding=adding, used=int(row.get("deployed") or 0))
+
+
 async def create(platform: Platform, user_id: str, project: Mapping[str, Any], *, workspace_id: str | None,
                  snapshot_id: str | None, source_manifest_hash: str | None, provider: str, trigger: str,
                  conversation_id: str | None = None, rollback_of: str | None = None) -> dict[str, Any]:
     """A new `queued` deployment (and its `deployment.started` event)."""
-    # entitlements: deployments — the plan-limit check goes here, before anything is recorded:
-    #     await entitlements.require(platform, user_id, "deployments")
+    await _require_deployment_allowance(platform, user_id, project["id"])
     await deploy_providers.provider_for(platform, user_id, provider)  # 422 if unavailable / no credential
     deployment_id = new_id(platform, "dep")
     now = now_iso(platform)
@@ -583,3 +600,30 @@ async def update_settings(platform: Platform, user_id: str, workspace_id: str, c
                        {"workspace_id": workspace_id, "fields": sorted(changes)}),
     ])
     return await get_settings(platform, user_id, workspace_id)
+
+
+# --- for action items ---------------------------------------------------------------------------
+
+# Each project whose latest deployment failed, with how many failed in a row since the last one that
+# went live (the item gets worse with each further failure).
+_FAILING_PROJECTS = (
+    "SELECT d.id, d.project_id, d.workspace_id, d.error, d.completed_at, d.created_at,"
+    " (SELECT COUNT(*) FROM deployments f WHERE f.project_id = d.project_id AND f.status = 'failed'"
+    "   AND f.seq > COALESCE((SELECT MAX(r.seq) FROM deployments r"
+    "                          WHERE r.project_id = d.project_id AND r.status = 'ready'), 0)) AS failures"
+    " FROM deployments d"
+    " WHERE d.user_id = ? AND d.status = 'failed'"
+    "   AND d.seq = (SELECT MAX(l.seq) FROM deployments l WHERE l.project_id = d.project_id"
+    "                AND l.status NOT IN ('queued', 'building', 'deploying', 'canceled'))"
+)
+
+
+async def failing_projects(platform: Platform, user_id: str) -> list[dict[str, Any]]:
+    """The user's projects whose last finished deployment failed: `{id, project_id, workspace_id,
+    error, failures, failed_at}`, one per project."""
+    rows = (await platform.db.prepare(_FAILING_PROJECTS).bind(user_id).all()).results
+    return [
+        {"id": r["id"], "project_id": r["project_id"], "workspace_id": r["workspace_id"], "error": r["error"],
+         "failures": int(r["failures"] or 1), "failed_at": r["completed_at"] or r["created_at"]}
+        for r in rows
+    ]

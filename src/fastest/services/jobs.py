@@ -12,7 +12,7 @@ import logging
 from typing import Awaitable, Callable
 
 from fastest.platform import Platform
-from fastest.services import device_flow, idempotency, storage
+from fastest.services import action_items, billing, device_flow, idempotency, storage
 
 log = logging.getLogger("fastest.jobs")
 
@@ -38,12 +38,14 @@ JOBS: dict[str, Job] = {
     "purge-idempotency-keys": purge_idempotency_keys,
     "purge-device-codes": purge_device_codes,
     "collect-garbage": collect_garbage,
+    "reconcile-subscriptions": billing.reconcile_subscriptions,
+    "refresh-action-items": action_items.refresh_job,
 }
 
 # Keep in step with [triggers] crons in wrangler.toml.
 SCHEDULE: dict[str, tuple[str, ...]] = {
-    "*/15 * * * *": (),
-    "0 3 * * *": ("purge-idempotency-keys", "purge-device-codes", "collect-garbage"),
+    "*/15 * * * *": ("refresh-action-items",),
+    "0 3 * * *": ("purge-idempotency-keys", "purge-device-codes", "collect-garbage", "reconcile-subscriptions"),
 }
 
 
