@@ -45,9 +45,6 @@ EXCEPTIONS: dict[str, str] = {
     # A question exists only while a model's turn waits on it; the builtin engine (the tests' model)
     # asks none, so there is nothing real to point at.
     "request_id": "questions exist only while a model's turn waits on one; the builtin engine asks none",
-    # Deployments do not exist yet (the route answers an empty list / 404); the deploy branch adds
-    # them: replace this entry with a factory when it lands.
-    "deployment_id": "no deployments exist before the deploy feature",
 }
 
 # Routes where a second user's call is not about the owner's resource: content-addressed uploads
@@ -230,3 +227,44 @@ async def action_item(owner: Owner) -> str:
 async def action_item_run(owner: Owner) -> str:
     """A run of that finding (with the tests' builtin engine it ends `model_not_configured`)."""
     return (await owner.post(f"/v1/action-items/{await owner.id('item_id')}/runs"))["run"]["id"]
+
+
+@factory("deployment_id")
+async def deployment(owner: Owner) -> str:
+    """A deployment of the owner's project to the local provider (whatever its outcome)."""
+    await owner.id("snapshot_id")
+    return (await owner.post(f"/v1/infrastructure/projects/{await owner.id('project_id')}/deploy", json={}))["deployment_id"]
+
+
+WORKER_FILES = {
+    "wrangler.toml": b'name = "w"\ncompatibility_date = "2025-01-01"\n[assets]\ndirectory = "./public"\n'
+                     b'[[d1_databases]]\nbinding = "DB"\ndatabase_name = "main"\ndatabase_id = "x"\n',
+    "public/index.html": b"<h1>owner's worker</h1>",
+}
+
+
+@factory("resource_id")
+async def deployed_resource(owner: Owner) -> str:
+    """The D1 database a deploy of a Worker project provisions (locally, a SQLite file)."""
+    project_id, workspace_id = await owner.id("project_id"), await owner.id("workspace_id")
+    records = []
+    for path, content in WORKER_FILES.items():
+        digest = hashlib.sha256(content).hexdigest()
+        await owner.put(f"/v1/blobs/upload/{digest}", content=content)
+        records.append((path, digest, len(content), MODE_FILE))
+    built = build_manifests(records)
+    for digest, data in built.manifests.items():
+        await owner.put(f"/v1/blobs/manifests/{digest}", content=data)
+    await owner.post(f"/v1/projects/{project_id}/snapshots", json={"manifest_hash": built.root, "workspace_id": workspace_id})
+    await owner.post(f"/v1/infrastructure/projects/{project_id}/deploy", json={})
+    return (await owner.get(f"/v1/infrastructure/projects/{project_id}/resources"))["resources"][0]["id"]
+
+
+@factory("/credentials/{provider}")
+async def deploy_credential(owner: Owner) -> str:
+    """A Cloudflare credential, verified by the matrix's loopback Cloudflare."""
+    from tests.api.cloudflare_standin import ACCOUNT, TOKEN
+
+    await owner.post("/v1/infrastructure/credentials",
+                     json={"provider": "cloudflare", "api_token": TOKEN, "metadata": {"account_id": ACCOUNT}})
+    return "cloudflare"

@@ -37,6 +37,7 @@ from fastest.api.deps import ABILITY_EXTENSION, ANY_ABILITY, PUBLIC_EXTENSION
 from fastest.app import create_app
 from fastest.config import Settings
 from fastest.domain.tokens import ABILITIES
+from tests.api.cloudflare_standin import CloudflareStandIn
 from tests.api import authz_resources as resources
 from tests.conftest import make_caller
 
@@ -58,10 +59,18 @@ BEARER = [(m, p, op) for m, p, op in operations() if ABILITY_EXTENSION in op]
 WITH_IDS = [(m, p, op) for m, p, op in BEARER if PARAM.search(p)]
 
 
+@pytest.fixture(scope="module")
+def cloudflare():
+    """A loopback Cloudflare API, so the owner can save a deploy credential (it is verified first)."""
+    with CloudflareStandIn() as stand_in:
+        yield stand_in
+
+
 @pytest.fixture
-def settings() -> Settings:
+def settings(cloudflare) -> Settings:
     # Each case makes a few dozen calls as one user; the limits have their own tests.
-    return Settings(rate_limit_per_minute=100_000, sync_rate_limit_per_minute=100_000, ai_rate_limit_per_minute=100_000)
+    return Settings(rate_limit_per_minute=100_000, sync_rate_limit_per_minute=100_000, ai_rate_limit_per_minute=100_000,
+                    cloudflare_api_base=cloudflare.base)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Path, Query, Request
 
-from fastest.api.deps import PageParams, authorize, get_platform, limit_by_ip, page_params
+from fastest.api.deps import PageParams, authorize, get_platform, limit_by_ip, page_params, public
 from fastest.api.idempotency import respond_once
 from fastest.platform import Platform
 from fastest.schemas.common import Success, problem_responses
@@ -119,7 +119,8 @@ async def get_logs(deployment_id: str = DeploymentId, after: int = Query(0, ge=0
 
 
 @router.post(f"{INFRA}/deployments/{{deployment_id}}/status", response_model=CallbackAnswer,
-             summary="The pipeline's status callback (authenticated by the deployment's callback token)")
+             summary="The pipeline's status callback (authenticated by the deployment's callback token)",
+             openapi_extra=public("the build pipeline calls it with the deployment's signed callback token, not a user's"))
 async def status_callback(body: StatusCallback, request: Request, deployment_id: str = DeploymentId,
                           authorization: str | None = Header(None, include_in_schema=False),
                           x_deploy_token: str | None = Header(None, description="The callback token (or as Bearer)."),
