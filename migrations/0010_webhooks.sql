@@ -66,9 +66,10 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries(endpoint_id, seq DESC);
 CREATE INDEX webhook_deliveries_created ON webhook_deliveries(created_at);
 
--- Storage used per user, recomputed by the `recompute-storage-stats` job (GET /v1/blobs/stats
--- stays live; this is the figure jobs and plans read without scanning).
-CREATE TABLE storage_usage (
+-- Storage used per user (counts and bytes by kind), recomputed by the `recompute-storage-stats` job
+-- (GET /v1/blobs/stats stays live). The plan limit reads its own trigger-kept counter, storage_usage
+-- (0009), which the same job re-derives as a self-check.
+CREATE TABLE storage_stats (
   user_id          TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
   blob_count       INTEGER NOT NULL,
   blob_bytes       INTEGER NOT NULL,

@@ -32,8 +32,10 @@ class Default(WorkerEntrypoint):
     async def fetch(self, request):
         from urllib.parse import urlsplit
 
-        from fastest.platform.cloudflare import blob_stream, platform_from_env
-        from fastest.platform.cloudflare.durable_objects import forward_stream, match_stream
+        from fastest.edge import blob_stream
+        from fastest.edge.conversation_streams import forward_stream
+        from fastest.platform.cloudflare import platform_from_env
+        from fastest.platform.cloudflare.durable_objects import match_stream
 
         path = urlsplit(str(request.url)).path
         # A conversation's live streams terminate in its Durable Object: the WebSocket (hibernation

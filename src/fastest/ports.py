@@ -226,6 +226,20 @@ class SessionStorage(Protocol):
         ...
 
 
+class SessionAlarms(Protocol):
+    """A session object's alarm (DO `ctx.storage.setAlarm/getAlarm/deleteAlarm`), offered by its
+    storage. One alarm per object: setting it replaces the previous one. When it is due the runtime
+    calls the object's `alarm()` (serialized with its requests); delivery is at-least-once: a
+    handler that raises, or whose process dies, is called again (with backoff after an error).
+    Times are milliseconds since the epoch."""
+
+    async def set_alarm(self, scheduled_ms: int) -> None: ...
+
+    async def get_alarm(self) -> int | None: ...
+
+    async def delete_alarm(self) -> None: ...
+
+
 # --------------------------------------------------------------------------------------------------
 # Vault, Clock, RateLimiter, HttpClient, SignatureVerifier, AIModel
 # --------------------------------------------------------------------------------------------------
@@ -375,3 +389,67 @@ class AIModel(Protocol):
         ...
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+# --------------------------------------------------------------------------------------------------
+# DeployProvider (where deployments go: the local runtime itself, or the user's Cloudflare account)
+# --------------------------------------------------------------------------------------------------
+
+
+class DeployError(Exception):
+    """The provider refused or failed (bad credential, API error). The message is for people (it
+    becomes the deployment's `error`) and never carries the credential."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeployAsset:
+    """One file of a deployment's static output: its path under the output root and content hash."""
+
+    path: str
+    hash: str  # SHA-256 hex of the bytes (our blob hash)
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionedResource:
+    external_id: str
+    connection: Mapping[str, Any]  # sealed at rest, masked in listings
+
+
+@dataclass(frozen=True, slots=True)
+class DeployOutcome:
+    url: str
+    version: str | None = None  # the provider's version id, kept for rollback
+    uploaded: int = 0  # how many asset files the provider had to receive
+
+
+@dataclass(frozen=True, slots=True)
+class DeployRequest:
+    deployment_id: str
+    slug: str  # a DNS label unique to the deployment
+    project_slug: str  # a DNS label for the project (a Worker's script name)
+    output_manifest_hash: str
+    list_assets: Callable[[], Awaitable[Sequence[DeployAsset]]]  # every file of the output (walks the tree)
+    read_asset: Callable[[str], Awaitable[bytes]]  # hash → bytes (from the user's blobs)
+    resources: Sequence[Mapping[str, Any]] = ()  # {type, name, binding, external_id}
+    entry: str | None = None
+    compatibility_date: str | None = None
+    log: Callable[[str], Awaitable[None]] | None = None
+
+
+class DeployProvider(Protocol):
+    """A place deployments go. `verify` checks a credential; resources are created and destroyed
+    by type (`d1`, `kv`, `r2`); `deploy` makes the static output (and a Worker, when there is one)
+    live and returns its URL; `rollback` makes an earlier version live again."""
+
+    name: str
+
+    async def verify(self) -> Mapping[str, Any]: ...
+
+    async def create_resource(self, type: str, name: str) -> ProvisionedResource: ...
+
+    async def destroy_resource(self, type: str, external_id: str) -> None: ...
+
+    async def deploy(self, request: DeployRequest) -> DeployOutcome: ...
+
+    async def rollback(self, project_slug: str, version: str) -> DeployOutcome: ...

@@ -116,7 +116,7 @@ def test_recompute_storage_stats(client, alice, bob, platform):
     for content in (b"one", b"two!"):
         client.put(f"/v1/blobs/upload/{hashlib.sha256(content).hexdigest()}", headers=alice.headers, content=content)
     assert twice_at_once(platform, "recompute-storage-stats") == [2, 2]
-    rows = {r["user_id"]: r for r in run(platform.db.prepare("SELECT * FROM storage_usage").all()).results}
+    rows = {r["user_id"]: r for r in run(platform.db.prepare("SELECT * FROM storage_stats").all()).results}
     live = run(storage.stats(platform, alice.user_id))
     assert rows[alice.user_id]["blob_count"] == live["blobs"]["count"] == 2
     assert rows[alice.user_id]["blob_bytes"] == live["blobs"]["bytes"] == 7

@@ -14,8 +14,10 @@ ENTROPY_BYTES = 10
 PREFIXES = frozenset(
     {"usr", "tok", "prj", "wsp", "snp", "evt", "env", "req", "drf", "cnv", "dep", "act", "run", "key",
      "aud", "dev",  # audit events, device codes
+     "chk",  # billing checkouts
      "syp", "syn", "snu",  # sync previews, sync runs, sync undos
-     "msg", "trn", "que"}  # conversation messages, turns, questions
+     "msg", "trn", "que",  # conversation messages, turns, questions
+     "crd", "res"}  # provider credentials, deployment resources (deployments use "dep")
 )
 PREFIXES |= {"whk", "whd", "tst"}  # integration webhook endpoints, delivery attempts, test events
 

@@ -21,6 +21,15 @@ from fastest.ports import (
 )
 
 
+def _cloudflare_deploy_provider(platform: "Platform", api_token: str, account_id: str) -> Any:
+    from fastest.platform.deploy_cloudflare import CloudflareDeployProvider
+
+    return CloudflareDeployProvider(platform.http, api_token, account_id, platform.settings.cloudflare_api_base)
+
+
+ACCOUNT_DEPLOY_PROVIDERS: dict[str, Callable[..., Any]] = {"cloudflare": _cloudflare_deploy_provider}
+
+
 @dataclass(slots=True)
 class Platform:
     """Everything a service may touch, built once per process (local) or per isolate (Worker)."""
@@ -54,6 +63,14 @@ class Platform:
             work.close()
             return False
         return self.background.defer(work)
+    # Deploy providers that need no user credential, by name (locally: "local"); providers on a
+    # user's own account (cloudflare) are built per credential by `services.deploy_providers`.
+    deploy_providers: dict[str, Any] = field(default_factory=dict)
+    # Runs a project's build command over its files (local runtime, when the operator allows builds).
+    deploy_builder: Any = None
+    # Providers on a user's own account, by name: (platform, api token, credential metadata) → a
+    # DeployProvider. Services build them from a stored credential without knowing the adapters.
+    deploy_provider_factories: dict[str, Callable[..., Any]] = field(default_factory=lambda: dict(ACCOUNT_DEPLOY_PROVIDERS))
 
     def close(self) -> None:
         closers, self.closers = self.closers, []

@@ -12,7 +12,7 @@ import logging
 from typing import Awaitable, Callable
 
 from fastest.platform import Platform
-from fastest.services import device_flow, idempotency, maintenance, storage
+from fastest.services import action_items, billing, device_flow, entitlements, idempotency, maintenance, storage
 
 log = logging.getLogger("fastest.jobs")
 
@@ -52,8 +52,20 @@ async def purge_webhook_deliveries(platform: Platform) -> int:
 
 
 async def recompute_storage_stats(platform: Platform) -> int:
-    """Recompute every user's stored blob and manifest totals (storage_usage)."""
-    return await maintenance.recompute_storage_stats(platform)
+    """Recompute every user's stored blob and manifest totals, and re-derive the plan-limit counters."""
+    recomputed = await maintenance.recompute_storage_stats(platform)
+    await entitlements.recompute_storage_usage(platform)  # the trigger-kept counters' self-check
+    return recomputed
+
+
+async def reconcile_subscriptions(platform: Platform) -> int:
+    """Settle paid subscriptions whose period ended without a Paddle event (asks Paddle, or expires them)."""
+    return await billing.reconcile_subscriptions(platform)
+
+
+async def refresh_action_items(platform: Platform) -> int:
+    """Analyse workspaces whose tree moved (committed secrets, lockfiles, tests, binaries) for action items."""
+    return await action_items.refresh_job(platform)
 
 
 JOBS: dict[str, Job] = {
@@ -64,13 +76,16 @@ JOBS: dict[str, Job] = {
     "retry-webhook-deliveries": retry_webhook_deliveries,
     "purge-webhook-deliveries": purge_webhook_deliveries,
     "recompute-storage-stats": recompute_storage_stats,
+    "reconcile-subscriptions": reconcile_subscriptions,
+    "refresh-action-items": refresh_action_items,
 }
 
 # Keep in step with [triggers] crons in wrangler.toml.
 SCHEDULE: dict[str, tuple[str, ...]] = {
-    "*/15 * * * *": (),
+    "*/15 * * * *": ("refresh-action-items",),
     "0 3 * * *": ("purge-idempotency-keys", "purge-device-codes", "collect-garbage",
-                  "purge-expired-tokens", "purge-webhook-deliveries", "recompute-storage-stats"),
+                  "purge-expired-tokens", "purge-webhook-deliveries", "recompute-storage-stats",
+                  "reconcile-subscriptions"),
     "* * * * *": ("retry-webhook-deliveries",),
 }
 

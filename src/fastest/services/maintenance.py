@@ -40,7 +40,7 @@ async def purge_webhook_deliveries(platform: Platform) -> int:
 
 
 async def recompute_storage_stats(platform: Platform) -> int:
-    """storage_usage from the live blob and manifest rows, a page of users per statement (an upsert:
+    """storage_stats from the live blob and manifest rows, a page of users per statement (an upsert:
     a concurrent run writes the same figures). Returns how many users were recomputed."""
     now = iso(platform.clock.now())
     done = 0
@@ -53,7 +53,7 @@ async def recompute_storage_stats(platform: Platform) -> int:
         if not ids:
             return done
         await platform.db.prepare(
-            "INSERT INTO storage_usage (user_id, blob_count, blob_bytes, manifest_count, manifest_bytes, computed_at) "
+            "INSERT INTO storage_stats (user_id, blob_count, blob_bytes, manifest_count, manifest_bytes, computed_at) "
             "SELECT u.id, "
             "(SELECT COUNT(*) FROM blob_refs b WHERE b.user_id = u.id AND b.state = 'live'), "
             "(SELECT COALESCE(SUM(size), 0) FROM blob_refs b WHERE b.user_id = u.id AND b.state = 'live'), "
