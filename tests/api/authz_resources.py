@@ -268,3 +268,18 @@ async def deploy_credential(owner: Owner) -> str:
     await owner.post("/v1/infrastructure/credentials",
                      json={"provider": "cloudflare", "api_token": TOKEN, "metadata": {"account_id": ACCOUNT}})
     return "cloudflare"
+
+
+@factory("webhook_id")
+async def webhook_endpoint(owner: Owner) -> str:
+    """An integration webhook endpoint on loopback (allowed by the matrix's settings; nothing listens)."""
+    created = await owner.post("/v1/integrations/webhooks", json={"url": "http://127.0.0.1:9/hook", "events": ["*"]})
+    return created["webhook"]["id"]
+
+
+@factory("delivery_id")
+async def webhook_delivery(owner: Owner) -> str:
+    """The logged attempt of a test delivery to that endpoint (refused: nothing listens there)."""
+    webhook_id = await owner.id("webhook_id")
+    await owner.post(f"/v1/integrations/webhooks/{webhook_id}/test")
+    return (await owner.get(f"/v1/integrations/webhooks/{webhook_id}/deliveries"))["deliveries"][0]["id"]

@@ -3,6 +3,7 @@ dismissals that hold until the item gets worse, the refresh job, and cross-user 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -107,6 +108,18 @@ def test_refresh_job_analyses_moved_workspaces(client, alice, platform):
     assert run(jobs.run(platform, "refresh-action-items")) == 1
     assert run(jobs.run(platform, "refresh-action-items")) == 0  # nothing moved since
     assert "refresh-action-items" in jobs.SCHEDULE["*/15 * * * *"]
+
+
+def test_refresh_job_run_twice_at_once_ends_as_one_run(client, alice, platform):
+    """The `refresh-action-items` job twice concurrently: the same items as one run, nothing left queued."""
+    make_workspace(client, alice)
+
+    async def twice():
+        return await asyncio.gather(jobs.run(platform, "refresh-action-items"), jobs.run(platform, "refresh-action-items"))
+
+    assert sum(run(twice())) >= 1
+    assert run(jobs.run(platform, "refresh-action-items")) == 0
+    assert [i["type"] for i in items(client, alice)] == ["secrets", "missing-lockfile", "untested-modules"]
 
 
 def test_unknown_and_other_users_items_are_404(client, alice, bob):

@@ -70,7 +70,7 @@ def cloudflare():
 def settings(cloudflare) -> Settings:
     # Each case makes a few dozen calls as one user; the limits have their own tests.
     return Settings(rate_limit_per_minute=100_000, sync_rate_limit_per_minute=100_000, ai_rate_limit_per_minute=100_000,
-                    cloudflare_api_base=cloudflare.base)
+                    cloudflare_api_base=cloudflare.base, webhooks_allow_loopback_http="1")
 
 
 # --------------------------------------------------------------------------------------------------
