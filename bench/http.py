@@ -27,7 +27,7 @@ SERVER = textwrap.dedent(
     from fastapi import FastAPI
     from fastest.app import create_app
     from fastest.config import Settings
-    from fastest.platform.local import open_local_platform
+    from durable_objects.local import open_platform as open_local_platform
     from fastest.services import identity, projects
 
     data_dir, port = Path(sys.argv[1]), int(sys.argv[2])

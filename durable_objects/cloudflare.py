@@ -43,10 +43,10 @@ class ConversationSession(DurableObject):
         return self._core
 
     async def fetch(self, request):
+        from fastest.edge.conversation_streams import since_of
         from fastest.platform.cloudflare.durable_objects import (
             accept_websocket,
             read_session_request,
-            since_of,
             to_js_response,
             wants_event_stream,
             wants_websocket,
@@ -74,6 +74,11 @@ class ConversationSession(DurableObject):
         await self._session().attach(stream, since)
         background(self.ctx)(self._session().hold(stream, sink.disconnected()))
         return sink.response(EVENT_STREAM_HEADERS)
+
+    async def alarm(self, *alarm_info):
+        """The object's alarm is due (`ctx.storage.setAlarm`): the core carries on its background
+        work (an action-item run). Raising makes the runtime retry it with backoff."""
+        await self._session().alarm()
 
     async def webSocketMessage(self, ws, message):
         from fastest.platform.cloudflare.durable_objects import JsSocket

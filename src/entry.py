@@ -32,8 +32,10 @@ class Default(WorkerEntrypoint):
     async def fetch(self, request):
         from urllib.parse import urlsplit
 
-        from fastest.platform.cloudflare import blob_stream, platform_from_env
-        from fastest.platform.cloudflare.durable_objects import forward_stream, match_stream
+        from fastest.edge import blob_stream
+        from fastest.edge.conversation_streams import forward_stream
+        from fastest.platform.cloudflare import platform_from_env
+        from fastest.platform.cloudflare.durable_objects import match_stream
 
         path = urlsplit(str(request.url)).path
         # A conversation's live streams terminate in its Durable Object: the WebSocket (hibernation
@@ -50,12 +52,18 @@ class Default(WorkerEntrypoint):
 
         from workers import asgi
 
-        return await asgi.fetch(_asgi_app(), request, self.env)
+        from fastest.platform.cloudflare.background import invocation
+
+        with invocation(getattr(self, "ctx", None)):
+            return await asgi.fetch(_asgi_app(), request, self.env)
 
     async def scheduled(self, controller, env=None, ctx=None):
         """A cron trigger fired: run the jobs due for that cron string (see wrangler.toml)."""
         from fastest.platform.cloudflare import platform_from_env
         from fastest.services.jobs import run_due
 
+        from fastest.platform.cloudflare.background import invocation
+
         # self.env is the SDK-wrapped env (bindings return Python values); prefer it to the raw one.
-        await run_due(platform_from_env(self.env), str(controller.cron))
+        with invocation(ctx if ctx is not None else getattr(self, "ctx", None)):
+            await run_due(platform_from_env(self.env), str(controller.cron))

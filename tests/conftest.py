@@ -11,11 +11,11 @@ from typing import Any, Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from durable_objects.local import open_platform as open_local_platform
 from fastest.app import create_app
 from fastest.config import Settings
 from fastest.domain.tokens import DEFAULT_ABILITIES
 from fastest.platform import Platform
-from fastest.platform.local import open_local_platform
 from fastest.platform.local.clock import ManualClock
 from fastest.services import identity
 

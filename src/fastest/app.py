@@ -18,6 +18,11 @@ from fastest.api import (
     snapshots, sync, workspaces,
 )
 from fastest.api import atlas, intelligence
+from fastest.api import webhooks as integration_webhooks
+from fastest.api import infrastructure
+from fastest.api import access
+from fastest.api import billing as billing_api
+from fastest.api import action_items as action_items_api
 from fastest.api.cors import CorsMiddleware
 from fastest.api.middleware import RequestContextMiddleware
 from fastest.platform import Platform
@@ -47,9 +52,12 @@ def create_app(platform_provider: Callable[[Scope], Platform]) -> FastAPI:
     for router in (
         health.router, docs.router, projects.router, env_vars.router, workspaces.router, snapshots.router,
         project_docs.router, blobs.router, sync.router, conversations.router, auth.router, oauth.router,
-        device_page.router, audit.router, atlas.router, intelligence.router,
+        device_page.router, audit.router, atlas.router, intelligence.router, integration_webhooks.router,
+        infrastructure.router,
     ):
         app.include_router(router)
+    app.include_router(billing_api.router)
+    app.include_router(action_items_api.router)
     app.openapi = _problem_aware_openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -75,6 +83,7 @@ def _problem_aware_openapi(app: FastAPI) -> Callable[[], dict]:
                         if problem.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
                             # FastAPI's default 422 body is not what our error handler sends.
                             problem["schema"] = {"$ref": "#/components/schemas/Problem"}
+            access.annotate(app, schema)  # x-fastest-ability / x-fastest-fresh from authorize(...)
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for unused in ("HTTPValidationError", "ValidationError"):
                 components.pop(unused, None)

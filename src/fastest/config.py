@@ -71,6 +71,31 @@ class Settings:
     ai_embedding_model: str = ""
     device_code_ttl_seconds: int = 900
     device_poll_interval_seconds: int = 5
+    # Integration webhooks: allow plain-HTTP targets on loopback (a receiver on this machine). Local
+    # runtime only (ignored on Cloudflare); off by default. "1"/"true"/"yes"/"on" switch it on.
+    webhooks_allow_loopback_http: str = ""
+    # Deployments: whether the local runtime may run a project's build command itself (a subprocess
+    # with a timeout and an output cap); off by default, so builds run on the CLI's machine. The
+    # key that signs the pipeline's callback tokens (empty: one the server makes and seals itself).
+    deploy_builds_enabled: int = 0
+    deploy_build_timeout_seconds: int = 600
+    deploy_build_max_output_bytes: int = 1 * MIB
+    deploy_signing_key: str = field(default="", repr=False)
+    # Cloudflare's REST API (the cloudflare deploy provider); tests point it at a loopback stand-in.
+    cloudflare_api_base: str = "https://api.cloudflare.com/client/v4"
+    # Billing with Paddle (issue 11). The Billing API (the sandbox by default; live is
+    # https://api.paddle.com) and its key; the webhook's secrets (comma-separated: several during a
+    # rotation) and how far a signature's timestamp may be from now; each paid plan's Paddle price id
+    # (FASTEST_PADDLE_PRICE_<PLAN>); plan limits as JSON over the defaults (see README, Billing).
+    paddle_api_url: str = "https://sandbox-api.paddle.com"
+    paddle_api_key: str = field(default="", repr=False)
+    paddle_webhook_secrets: str = field(default="", repr=False)
+    paddle_webhook_tolerance_seconds: int = 5
+    paddle_price_pro: str = ""
+    paddle_price_team: str = ""
+    billing_plans: str = ""
+    # Action-item runs: seconds before a failed attempt is retried (doubling with each attempt).
+    action_item_run_retry_seconds: int = 30
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, Any]) -> "Settings":
@@ -94,3 +119,7 @@ class Settings:
     @property
     def google_audiences(self) -> frozenset[str]:
         return frozenset(c.strip() for c in self.google_client_ids.split(",") if c.strip())
+
+    @property
+    def webhooks_loopback_http(self) -> bool:
+        return self.webhooks_allow_loopback_http.strip().lower() in ("1", "true", "yes", "on")

@@ -102,3 +102,18 @@ class AIRateLimited(ApiError):
     carries `ai_rate_limit: {resets_at, used, limit}`."""
 
     status, code, title = 429, "ai_rate_limited", "AI budget exhausted"
+
+
+class PlanLimitReached(ApiError):
+    """A plan's limit would be passed (issue 11). The problem carries `plan_limit: {plan, limit_name,
+    limit, used, adding}` and `upgrade: {plans, checkout}`: the plans that allow more and the route
+    that buys one."""
+
+    status, code, title = 402, "plan_limit_reached", "Plan limit reached"
+
+
+class PaymentProviderError(ApiError):
+    """Paddle refused or failed a request we made (checkout, reconciliation). The message names
+    Paddle's error code, never the API key."""
+
+    status, code, title = 502, "payment_provider_error", "Payment provider error"

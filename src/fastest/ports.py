@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Protocol, Sequence, runtime_checkable
 
 
 # --------------------------------------------------------------------------------------------------
@@ -226,6 +226,20 @@ class SessionStorage(Protocol):
         ...
 
 
+class SessionAlarms(Protocol):
+    """A session object's alarm (DO `ctx.storage.setAlarm/getAlarm/deleteAlarm`), offered by its
+    storage. One alarm per object: setting it replaces the previous one. When it is due the runtime
+    calls the object's `alarm()` (serialized with its requests); delivery is at-least-once: a
+    handler that raises, or whose process dies, is called again (with backoff after an error).
+    Times are milliseconds since the epoch."""
+
+    async def set_alarm(self, scheduled_ms: int) -> None: ...
+
+    async def get_alarm(self) -> int | None: ...
+
+    async def delete_alarm(self) -> None: ...
+
+
 # --------------------------------------------------------------------------------------------------
 # Vault, Clock, RateLimiter, HttpClient, SignatureVerifier, AIModel
 # --------------------------------------------------------------------------------------------------
@@ -283,7 +297,8 @@ class HttpStream:
 
 
 class HttpClient(Protocol):
-    """Outbound HTTP, only to configured hosts, always with a timeout."""
+    """Outbound HTTP, only to configured hosts, always with a timeout. Redirects are never followed
+    (a 3xx is answered as it came), on either runtime."""
 
     async def request(
         self,
@@ -303,9 +318,27 @@ class HttpClient(Protocol):
         headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
         timeout: float = 10.0,
+        pin: str | None = None,
     ) -> HttpStream:
         """Send the request and return as soon as the status and headers are in; `timeout` bounds
-        the wait for each chunk, not the whole body."""
+        the wait for each chunk, not the whole body.
+
+        `pin`: connect to this IP address instead of resolving the URL's host again (the host still
+        names the TLS server and the Host header), so an address checked beforehand is the one used
+        (no DNS rebinding in between). Where the runtime cannot pin (Workers' fetch), it is ignored."""
+        ...
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        """The IP addresses `host` resolves to (an IP literal resolves to itself)."""
+        ...
+
+
+class Background(Protocol):
+    """Work that goes on after the response (`ctx.waitUntil` on Workers, a tracked task locally)."""
+
+    def defer(self, work: Coroutine[Any, Any, Any]) -> bool:
+        """Start `work` in the background. False (and `work` closed, unstarted) when this runtime
+        cannot run it now: the caller then relies on a cron job to pick the work up."""
         ...
 
 
@@ -380,3 +413,64 @@ class VectorIndex(Protocol):
     async def query(self, namespace: str, model: str, vector: Sequence[float], *, top_k: int = 20) -> list[VectorMatch]: ...
 
     async def delete(self, namespace: str, model: str, ids: Sequence[str]) -> None: ...
+# DeployProvider (where deployments go: the local runtime itself, or the user's Cloudflare account)
+# --------------------------------------------------------------------------------------------------
+
+
+class DeployError(Exception):
+    """The provider refused or failed (bad credential, API error). The message is for people (it
+    becomes the deployment's `error`) and never carries the credential."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeployAsset:
+    """One file of a deployment's static output: its path under the output root and content hash."""
+
+    path: str
+    hash: str  # SHA-256 hex of the bytes (our blob hash)
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionedResource:
+    external_id: str
+    connection: Mapping[str, Any]  # sealed at rest, masked in listings
+
+
+@dataclass(frozen=True, slots=True)
+class DeployOutcome:
+    url: str
+    version: str | None = None  # the provider's version id, kept for rollback
+    uploaded: int = 0  # how many asset files the provider had to receive
+
+
+@dataclass(frozen=True, slots=True)
+class DeployRequest:
+    deployment_id: str
+    slug: str  # a DNS label unique to the deployment
+    project_slug: str  # a DNS label for the project (a Worker's script name)
+    output_manifest_hash: str
+    list_assets: Callable[[], Awaitable[Sequence[DeployAsset]]]  # every file of the output (walks the tree)
+    read_asset: Callable[[str], Awaitable[bytes]]  # hash → bytes (from the user's blobs)
+    resources: Sequence[Mapping[str, Any]] = ()  # {type, name, binding, external_id}
+    entry: str | None = None
+    compatibility_date: str | None = None
+    log: Callable[[str], Awaitable[None]] | None = None
+
+
+class DeployProvider(Protocol):
+    """A place deployments go. `verify` checks a credential; resources are created and destroyed
+    by type (`d1`, `kv`, `r2`); `deploy` makes the static output (and a Worker, when there is one)
+    live and returns its URL; `rollback` makes an earlier version live again."""
+
+    name: str
+
+    async def verify(self) -> Mapping[str, Any]: ...
+
+    async def create_resource(self, type: str, name: str) -> ProvisionedResource: ...
+
+    async def destroy_resource(self, type: str, external_id: str) -> None: ...
+
+    async def deploy(self, request: DeployRequest) -> DeployOutcome: ...
+
+    async def rollback(self, project_slug: str, version: str) -> DeployOutcome: ...

@@ -6,11 +6,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
 import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -32,6 +34,8 @@ class FakeGoogle:
         self.published: list[str] = []  # kids in the JWKS
         self.cache_control = "public, max-age=3600"
         self.fetches = 0
+        self.minted: list[str] = []  # ID tokens the authorize page posted, oldest first
+        self.replay: str | None = None  # post this token instead of minting one (an attack)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self.add_key("key-1")
@@ -59,6 +63,9 @@ class FakeGoogle:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
+                if self.path.startswith("/o/oauth2/v2/auth?"):
+                    self._authorize()
+                    return
                 if self.path != "/oauth2/v3/certs":
                     self.send_error(404)
                     return
@@ -71,10 +78,38 @@ class FakeGoogle:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def _authorize(self) -> None:
+                """Google's OpenID Connect authorization endpoint with `response_mode=form_post`,
+                the person already signed in: a page that posts `id_token` (carrying the request's
+                `nonce`) and `state` to `redirect_uri` by itself."""
+                query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+                if query.get("response_type") != "id_token" or query.get("response_mode") != "form_post":
+                    self.send_error(400)
+                    return
+                token = idp.replay or idp.token(idp.claims(aud=query["client_id"], nonce=query.get("nonce")))
+                idp.minted.append(token)
+                body = (
+                    '<!doctype html><html><head><title>Google</title></head><body>'
+                    f'<form id="f" method="post" action="{html.escape(query["redirect_uri"])}">'
+                    f'<input type="hidden" name="id_token" value="{html.escape(token)}">'
+                    f'<input type="hidden" name="state" value="{html.escape(query.get("state", ""))}">'
+                    '</form><script>document.getElementById("f").submit()</script></body></html>'
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def log_message(self, *args: Any) -> None:
                 pass
 
         return Handler
+
+    @property
+    def authorize_url(self) -> str:
+        """On `localhost`, so that to a page on 127.0.0.1 it is another site, as Google is."""
+        return f"http://localhost:{self._server.server_address[1]}/o/oauth2/v2/auth"
 
     @property
     def jwks_url(self) -> str:

@@ -260,7 +260,7 @@ def test_download_batch_validates_the_hash_list(client, alice):
 
 
 def test_download_batch_refuses_an_answer_beyond_the_size_bound(client, alice, monkeypatch):
-    monkeypatch.setattr(storage, "DOWNLOAD_BATCH_MAX_BYTES", 1000)  # the bound is then the blob limit
+    monkeypatch.setattr(storage.downloads, "DOWNLOAD_BATCH_MAX_BYTES", 1000)  # the bound is then the blob limit
     first, second = b"1" * (2 * MIB), b"2" * (2 * MIB)
     upload(client, alice, first)
     upload(client, alice, second)

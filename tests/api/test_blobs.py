@@ -14,6 +14,7 @@ import pytest
 from fastest.app import create_app
 from fastest.config import Settings
 from fastest.domain.ids import iso
+from fastest.errors import NotFound, PayloadTooLarge
 from fastest.services import storage
 from tests.conftest import assert_problem, count_rows, make_caller, run
 
@@ -484,11 +485,11 @@ def test_read_blob_for_other_services(client, alice, bob, platform):
     data = b"# Docs\n"
     upload(client, alice, data)
     assert run(storage.read_blob(platform, alice.user_id, sha(data))) == data
-    with pytest.raises(storage.NotFound):
+    with pytest.raises(NotFound):
         run(storage.read_blob(platform, bob.user_id, sha(data)))
-    with pytest.raises(storage.PayloadTooLarge):
+    with pytest.raises(PayloadTooLarge):
         run(storage.read_blob(platform, alice.user_id, sha(data), max_bytes=3))
-    with pytest.raises(storage.NotFound):
+    with pytest.raises(NotFound):
         run(storage.read_blob(platform, alice.user_id, "../etc"))
 
 

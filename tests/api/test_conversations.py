@@ -255,7 +255,7 @@ def test_message_pages_go_back_with_before(client, alice, workspace, clock):
 def test_the_timeline_is_the_last_events_without_deltas(client, alice, workspace, monkeypatch):
     """The timeline holds the last TIMELINE_LIMIT events that are not streamed chunks, oldest first,
     however many chunks the latest turn left in the log."""
-    from durable_objects import conversation_session
+    from durable_objects.session import messages as session_messages
 
     cid = new_conversation(client, alice, workspace["id"])["id"]
     for text in ("hello", "/ls", "hello again"):
@@ -269,6 +269,6 @@ def test_the_timeline_is_the_last_events_without_deltas(client, alice, workspace
     assert log[-4]["type"] == "message.delta"  # the latest turn's chunk is in the log, among the last events
     timeline = client.get(f"/v1/conversations/{cid}/timeline", headers=alice.headers).json()["timeline"]
     assert timeline == events
-    monkeypatch.setattr(conversation_session, "TIMELINE_LIMIT", 3)
+    monkeypatch.setattr(session_messages, "TIMELINE_LIMIT", 3)
     timeline = client.get(f"/v1/conversations/{cid}/timeline", headers=alice.headers).json()["timeline"]
     assert timeline == events[-3:] and [e["type"] for e in timeline][-1] == "turn.completed"

@@ -13,7 +13,7 @@ from fastest.app import create_app
 from fastest.config import Settings
 from fastest.domain.device_codes import GRANT_TYPE
 from tests.api.google_idp import CLIENT_ID, FakeGoogle
-from tests.conftest import count_rows
+from tests.conftest import count_rows, run
 
 LOCAL = ("127.0.0.1", 50000)
 
@@ -27,6 +27,10 @@ def browser(platform) -> Iterator[TestClient]:
 
 def start(client) -> dict:
     return client.post("/v1/oauth/device", json={"client_name": "fastest CLI on laptop"}).json()
+
+
+def run_rows(platform, sql: str) -> list[dict]:
+    return run(platform.db.prepare(sql).all()).results
 
 
 def form_token(html: str) -> str:
@@ -136,23 +140,103 @@ def test_an_unknown_code_shows_the_form_again_with_an_error(browser):
     assert 'role="alert"' in page.text and '<label for="user_code">' in page.text
 
 
-def test_google_form_post_callback_then_approve(platform, clock):
-    with FakeGoogle() as idp:
-        platform.settings = Settings(google_client_ids=CLIENT_ID, google_jwks_url=idp.jwks_url)
-        with TestClient(create_app(lambda scope: platform), base_url="http://127.0.0.1:8787") as browser:
-            started = start(browser)
-            credential = idp.token(idp.claims(clock.now().timestamp()))
-            confirm = browser.post("/device/google", data={"id_token": credential, "state": started["user_code"]})
-            assert confirm.status_code == 200, confirm.text
-            assert "grace@example.com" in confirm.text and 'id="approve"' in confirm.text
-            done = browser.post("/device/approve", data={
-                "user_code": started["user_code"], "csrf_token": form_token(confirm.text), "credential": credential})
-            assert "Sign-in approved" in done.text and "grace@example.com" in done.text
-            grant = browser.post("/v1/oauth/token", json={"grant_type": GRANT_TYPE, "device_code": started["device_code"]})
-            assert grant.json()["user"]["email"] == "grace@example.com"
+def google_nonce(html: str) -> str:
+    """The `nonce` of the page's "Sign in with Google" link."""
+    return re.search(r'id="google-sign-in" href="[^"]*[?&;]nonce=([A-Za-z0-9_-]+)', html).group(1)
 
-            bad = browser.post("/device/google", data={"id_token": "not.a.token", "state": started["user_code"]})
-            assert bad.status_code == 401 and "not valid" in bad.text
+
+def own_form_token(browser: TestClient) -> str:
+    """The form token in the browser's cookie: what an attacker's own browser has (the page shows the
+    form only once signed in)."""
+    return browser.cookies.get("fastest_device_form")
+
+
+@pytest.fixture
+def google_browser(platform, idp) -> Iterator[TestClient]:
+    platform.settings = Settings(google_client_ids=CLIENT_ID, google_jwks_url=idp.jwks_url)
+    with TestClient(create_app(lambda scope: platform), base_url="http://127.0.0.1:8787") as c:
+        yield c
+
+
+def test_google_form_post_callback_then_approve(google_browser, platform, clock, idp):
+    browser = google_browser
+    started = start(browser)
+    page = browser.get(f"/device?user_code={started['user_code']}")
+    nonce = google_nonce(page.text)
+    assert count_rows(platform, "SELECT COUNT(*) AS n FROM device_google_nonces") == 1
+    assert nonce not in str(run_rows(platform, "SELECT * FROM device_google_nonces"))  # stored as a hash only
+    credential = idp.token(idp.claims(clock.now().timestamp(), nonce=nonce))
+    confirm = browser.post("/device/google", data={"id_token": credential, "state": started["user_code"]})
+    assert confirm.status_code == 200, confirm.text
+    assert "grace@example.com" in confirm.text and 'id="approve"' in confirm.text
+    done = browser.post("/device/approve", data={
+        "user_code": started["user_code"], "csrf_token": form_token(confirm.text), "credential": credential})
+    assert "Sign-in approved" in done.text and "grace@example.com" in done.text
+    grant = browser.post("/v1/oauth/token", json={"grant_type": GRANT_TYPE, "device_code": started["device_code"]})
+    assert grant.json()["user"]["email"] == "grace@example.com"
+    assert count_rows(platform, "SELECT COUNT(*) AS n FROM device_google_nonces") == 0  # spent
+
+    bad = browser.post("/device/google", data={"id_token": "not.a.token", "state": started["user_code"]})
+    assert bad.status_code == 401 and "not valid" in bad.text
+
+
+@pytest.mark.parametrize("minted_for", ["no nonce", "a nonce we never sent", "another code's page"])
+def test_google_callback_refuses_a_token_minted_for_another_request(google_browser, platform, clock, idp, minted_for):
+    browser = google_browser
+    started = start(browser)
+    page = browser.get(f"/device?user_code={started['user_code']}")
+    google_nonce(page.text)  # this page's nonce exists, but the token below does not carry it
+    if minted_for == "no nonce":
+        nonce = None
+    elif minted_for == "a nonce we never sent":
+        nonce = "N" * 32
+    else:
+        other = start(browser)
+        nonce = google_nonce(browser.get(f"/device?user_code={other['user_code']}").text)
+    credential = idp.token(idp.claims(clock.now().timestamp(), nonce=nonce))
+    confirm = browser.post("/device/google", data={"id_token": credential, "state": started["user_code"]})
+    assert confirm.status_code == 401, confirm.text
+    assert "not started from this page" in confirm.text and 'id="approve"' not in confirm.text
+
+    # Posting the token straight to approve (with a valid form token of one's own) is refused too.
+    done = browser.post("/device/approve", data={
+        "user_code": started["user_code"], "csrf_token": own_form_token(browser), "credential": credential})
+    assert done.status_code == 401 and "not started from this page" in done.text
+    assert count_rows(platform, "SELECT COUNT(*) AS n FROM device_codes WHERE status = 'pending'") >= 1
+    answer = browser.post("/v1/oauth/token", json={"grant_type": GRANT_TYPE, "device_code": started["device_code"]})
+    assert answer.json()["error"] == "authorization_pending"
+
+
+def test_a_google_token_cannot_approve_twice(google_browser, platform, clock, idp):
+    """The approval spends the nonce: the same ID token, replayed for another code, is refused."""
+    browser = google_browser
+    first = start(browser)
+    nonce = google_nonce(browser.get(f"/device?user_code={first['user_code']}").text)
+    credential = idp.token(idp.claims(clock.now().timestamp(), nonce=nonce))
+    confirm = browser.post("/device/google", data={"id_token": credential, "state": first["user_code"]})
+    done = browser.post("/device/approve", data={
+        "user_code": first["user_code"], "csrf_token": form_token(confirm.text), "credential": credential})
+    assert "Sign-in approved" in done.text
+
+    second = start(browser)
+    for route, state in (("/device/google", second["user_code"]), ("/device/google", first["user_code"])):
+        assert browser.post(route, data={"id_token": credential, "state": state}).status_code == 401
+    browser.get(f"/device?user_code={second['user_code']}")
+    replay = browser.post("/device/approve", data={
+        "user_code": second["user_code"], "csrf_token": own_form_token(browser), "credential": credential})
+    assert replay.status_code == 401
+    answer = browser.post("/v1/oauth/token", json={"grant_type": GRANT_TYPE, "device_code": second["device_code"]})
+    assert answer.json()["error"] == "authorization_pending"
+
+
+def test_an_expired_nonce_is_refused(google_browser, platform, clock, idp):
+    browser = google_browser
+    started = start(browser)
+    nonce = google_nonce(browser.get(f"/device?user_code={started['user_code']}").text)
+    clock.advance(platform.settings.device_code_ttl_seconds + 1)
+    credential = idp.token(idp.claims(clock.now().timestamp(), nonce=nonce))
+    confirm = browser.post("/device/google", data={"id_token": credential, "state": started["user_code"]})
+    assert confirm.status_code == 401
 
 
 def test_device_authorize_accepts_a_google_credential(platform, clock):

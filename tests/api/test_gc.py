@@ -269,14 +269,14 @@ def test_gc_between_the_closure_checks_touch_and_its_walk_keeps_the_tree(
     tree = push_tree(client, alice)
     upload(client, alice, b"unrelated orphan")
     clock.advance(GRACE + 1)
-    original = storage._find_missing
+    original = storage.closure._find_missing
     collected: list[dict] = []
 
     async def gc_first(platform_, user_id, root_hash):
         collected.append(await storage.collect_garbage(platform_, user_id, dry_run=False))
         return await original(platform_, user_id, root_hash)
 
-    monkeypatch.setattr(storage, "_find_missing", gc_first)
+    monkeypatch.setattr(storage.closure, "_find_missing", gc_first)
     run(storage.verify_closure(platform, alice.user_id, sha(tree["root"])))
     assert collected[0]["orphanedBlobs"] == 1  # GC did run, and took only the unrelated orphan
     assert_tree_intact(client, alice, platform, tree)

@@ -307,7 +307,7 @@ def test_verify_closure_reports_missing_blobs_truncated_with_a_count(client, ali
     upload(client, alice, b"content 0")
     put_manifest(client, alice, sub)
     put_manifest(client, alice, root)
-    monkeypatch.setattr(storage, "MISSING_REPORT_LIMIT", 3)
+    monkeypatch.setattr(storage.closure, "MISSING_REPORT_LIMIT", 3)
     error = _closure_error(platform, alice.user_id, sha(root))
     assert (error.status, error.code) == (422, "blobs_missing")
     expected = sorted(sha(f"content {i}".encode()) for i in range(1, 5))
@@ -333,19 +333,19 @@ def test_verified_subtrees_are_not_walked_again(client, alice, platform, tree, m
     root2 = manifest(file_entry("new.txt", b"new"), tree_entry("src", tree["src"]))
     put_manifest(client, alice, root2)
     walked = []
-    original = storage._find_missing
+    original = storage.closure._find_missing
 
     async def spy(platform_, user_id, root_hash):
         found = await original(platform_, user_id, root_hash)
         rows = await platform_.db.prepare(
-            storage._UNVERIFIED_WALK
+            storage.closure._UNVERIFIED_WALK
             + "SELECT hash FROM walk w WHERE EXISTS (SELECT 1 FROM manifests m WHERE m.user_id = ?1 "
             "AND m.hash = w.hash AND m.closure_verified_at IS NULL)"
         ).bind(user_id, root_hash).all()
         walked.extend(r["hash"] for r in rows.results)
         return found
 
-    monkeypatch.setattr(storage, "_find_missing", spy)
+    monkeypatch.setattr(storage.closure, "_find_missing", spy)
     run(storage.verify_closure(platform, alice.user_id, sha(root2)))
     assert walked == [sha(root2)]
     # A verified root answers without walking at all.

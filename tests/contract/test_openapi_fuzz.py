@@ -13,10 +13,10 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import allow_header_conformance, positive_data_acceptance
 
+from durable_objects.local import open_platform as open_local_platform
 from fastest.app import create_app
 from fastest.config import Settings
 from fastest.domain.tokens import ABILITIES
-from fastest.platform.local import open_local_platform
 from fastest.services import identity, projects
 
 

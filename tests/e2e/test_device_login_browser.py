@@ -165,3 +165,47 @@ def test_another_site_cannot_make_the_browser_approve(tmp_path: Path, browser):
         answer = httpx.post(f"{base_url}/v1/oauth/token", json={
             "grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": started["device_code"]})
         assert answer.json()["error"] == "authorization_pending"
+
+
+def test_google_sign_in_form_post_checks_the_nonce(tmp_path: Path, browser):
+    """The device page's "Sign in with Google" in a real browser: the (loopback) Google posts the ID
+    token back cross-site with `response_mode=form_post`; a token carrying this page's nonce gets
+    the confirmation and approves, a token minted for an earlier request is refused."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    import httpx
+
+    from tests.api.google_idp import CLIENT_ID, FakeGoogle
+
+    with FakeGoogle() as idp:
+        env = {"FASTEST_GOOGLE_CLIENT_IDS": CLIENT_ID, "FASTEST_GOOGLE_JWKS_URL": idp.jwks_url,
+               "FASTEST_GOOGLE_AUTHORIZE_URL": idp.authorize_url}
+        with running_server(tmp_path / "data", env) as (base_url, _):
+            def start() -> dict:
+                return httpx.post(f"{base_url}/v1/oauth/device", json={"client_name": "laptop"}).json()
+
+            def poll(started: dict) -> dict:
+                return httpx.post(f"{base_url}/v1/oauth/token", json={
+                    "grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": started["device_code"]}).json()
+
+            started = start()
+            browser.get(started["verification_uri_complete"])
+            browser.find_element(By.ID, "google-sign-in").click()
+            WebDriverWait(browser, 20).until(expected_conditions.presence_of_element_located((By.ID, "approve")))
+            assert browser.current_url == f"{base_url}/device/google"
+            assert browser.find_element(By.ID, "signed-in-as").text == "grace@example.com"
+            browser.find_element(By.ID, "approve").click()
+            WebDriverWait(browser, 20).until(expected_conditions.title_contains("Sign-in approved"), browser.page_source)
+            assert poll(started)["user"]["email"] == "grace@example.com"
+
+            # Google posts back a token minted for the earlier request (its nonce is spent): refused.
+            idp.replay = idp.minted[0]
+            other = start()
+            browser.get(other["verification_uri_complete"])
+            browser.find_element(By.ID, "google-sign-in").click()
+            WebDriverWait(browser, 20).until(expected_conditions.presence_of_element_located((By.ID, "error")))
+            assert "not started from this page" in browser.find_element(By.ID, "error").text
+            assert not browser.find_elements(By.ID, "approve")
+            assert poll(other)["error"] == "authorization_pending"

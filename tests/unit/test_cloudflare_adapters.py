@@ -775,3 +775,28 @@ def test_platform_cache_is_keyed_by_configuration_and_bounded() -> None:
     platform_from_env(worker_env(FASTEST_VAULT_KEY=new_key()), cache=cache)
     assert len(cache) == 2
     assert platform_from_env(worker_env(), cache=None) is not first
+
+
+class FakeAlarmStorage(FakeStorage):
+    """`ctx.storage`'s alarm methods: one alarm, a number of ms or null."""
+
+    alarm = None
+
+    async def setAlarm(self, when):
+        self.alarm = when
+
+    async def getAlarm(self):
+        return self.alarm
+
+    async def deleteAlarm(self):
+        self.alarm = None
+
+
+def test_durable_object_storage_alarms() -> None:
+    storage = DurableObjectStorage(FakeAlarmStorage())
+    assert run(storage.get_alarm()) is None
+    run(storage.set_alarm(1_700_000_000_000))
+    run(storage.set_alarm(1_700_000_001_000))  # one per object: replaced
+    assert run(storage.get_alarm()) == 1_700_000_001_000
+    run(storage.delete_alarm())
+    assert run(storage.get_alarm()) is None

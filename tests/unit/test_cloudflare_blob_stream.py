@@ -1,4 +1,4 @@
-"""The Worker's streaming blob path (`platform.cloudflare.blob_stream`) against Python fakes.
+"""The Worker's streaming blob path (`fastest.edge.blob_stream`) against Python fakes.
 
 The fakes stand in for the runtime: a request shaped like the SDK's (`method`, `url`, `headers` as an
 `http.client.HTTPMessage`, `body` a JS ReadableStream with `getReader()`/`cancel()`), an R2 bucket
@@ -24,7 +24,7 @@ from starlette.datastructures import Headers
 from fastest.api.blobs import IMMUTABLE
 from fastest.config import Settings
 from fastest.platform import Platform
-from fastest.platform.cloudflare import blob_stream
+from fastest.edge import blob_stream
 from fastest.platform.cloudflare.r2 import R2BlobStore
 from tests.conftest import Caller, count_rows, make_caller, run
 

@@ -7,11 +7,11 @@ import asyncio
 import json
 
 from durable_objects.conversation_session import ConversationSession, EventStream
+from fastest.edge.conversation_streams import since_of
 from fastest.platform.cloudflare.durable_objects import (
     HibernatableSockets,
     JsSocket,
     match_stream,
-    since_of,
     wants_event_stream,
     wants_websocket,
 )

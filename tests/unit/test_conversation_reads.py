@@ -7,7 +7,8 @@ import asyncio
 import json
 from typing import Any
 
-from durable_objects import conversation_session
+from durable_objects.session import messages as session_messages
+from durable_objects.session import turns as session_turns
 from durable_objects.conversation_session import ConversationSession
 from fastest.platform.local.sessions import LocalSessionStorage
 from fastest.ports import SessionRequest
@@ -64,7 +65,7 @@ def test_pages_read_only_what_they_return(tmp_path, platform, clock, monkeypatch
         assert [m["content"] for m in (await get("/messages?limit=2"))["messages"]] == ["m298", "m299"]
         assert storage.entries_read <= 3 + 4
 
-        monkeypatch.setattr(conversation_session, "TIMELINE_LIMIT", 10)
+        monkeypatch.setattr(session_messages, "TIMELINE_LIMIT", 10)
         storage.entries_read = 0
         timeline = (await get("/timeline"))["timeline"]
         assert [e["data"]["n"] for e in timeline] == list(range(270, 300, 3))
@@ -79,7 +80,7 @@ def test_pages_read_only_what_they_return(tmp_path, platform, clock, monkeypatch
 def test_the_model_sees_the_newest_messages_within_its_budget_from_a_prompt_on(tmp_path, platform, clock, monkeypatch):
     storage = CountingStorage(LocalSessionStorage(tmp_path / "session.sqlite"))
     core = ConversationSession("cnv_history", storage, platform=platform)
-    monkeypatch.setattr(conversation_session, "HISTORY_MAX_CHARS", 1000)
+    monkeypatch.setattr(session_turns, "HISTORY_MAX_CHARS", 1000)
 
     async def scenario() -> None:
         await core.fetch(SessionRequest("PUT", "/context", json.dumps({"conversation_id": "cnv_history", "user_id": "usr_x"}).encode()))
@@ -95,7 +96,7 @@ def test_the_model_sees_the_newest_messages_within_its_budget_from_a_prompt_on(t
         assert history[-1]["content"].startswith("answer 199")
         shown = sum(len(m["content"]) + len(json.dumps(m.get("tool_calls", []))) for m in history[1:])
         assert shown <= 1000 and history[1]["content"].startswith("prompt 198")  # the last two turns (~440 each)
-        assert storage.entries_read <= 2 * conversation_session.HISTORY_PAGE + 4
+        assert storage.entries_read <= 2 * session_turns.HISTORY_PAGE + 4
 
         await core._add_message({"role": "user", "content": "x" * 5000})  # a prompt over the budget alone
         history = await core._history()

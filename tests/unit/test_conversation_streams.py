@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from fastest.errors import ApiError, ValidationFailed
-from fastest.platform.cloudflare import durable_objects
+from fastest.edge import conversation_streams
 from fastest.services import conversations
 from tests.api.trees import new_project, new_workspace
 
@@ -89,13 +89,13 @@ def test_the_worker_forwards_by_the_same_rules(platform, conversation, alice, mo
     """The Worker's forward: refusals become the close codes the local route uses; an accepted
     request (token in the query or a bearer header) goes to the conversation's object untouched."""
     closed: list[tuple[int, str]] = []
-    monkeypatch.setattr(durable_objects, "_closed_socket_response", lambda code, reason: closed.append((code, reason)) or "closed")
+    monkeypatch.setattr(conversation_streams, "closed_socket_response", lambda code, reason: closed.append((code, reason)) or "closed")
     forwarded: list = []
     edge = edge_platform(platform, ForwardingStub(forwarded))
     url = f"https://api.example/v1/conversations/{conversation}/stream"
 
     def forward(query: str, headers: dict[str, str]) -> Any:
-        return asyncio.run(durable_objects.forward_stream(conversation, "stream", FakeRequest(url + query, headers), edge))
+        return asyncio.run(conversation_streams.forward_stream(conversation, "stream", FakeRequest(url + query, headers), edge))
 
     assert forward("?since=abc", {"Authorization": f"Bearer {alice.token}"}) == "closed"
     assert forward(f"?token={alice.token}&since=-1", {}) == "closed"
@@ -105,8 +105,8 @@ def test_the_worker_forwards_by_the_same_rules(platform, conversation, alice, mo
     assert forward(f"?token={alice.token}", {}) == "the object's response"
     assert len(forwarded) == 2
     # The object reads where to start by the same rule.
-    assert durable_objects.since_of(forwarded[0]) == 2
-    assert durable_objects.since_of(FakeRequest(url, {"Last-Event-ID": "5"})) == 5
+    assert conversation_streams.since_of(forwarded[0]) == 2
+    assert conversation_streams.since_of(FakeRequest(url, {"Last-Event-ID": "5"})) == 5
 
 
 def test_the_worker_serves_event_streams_from_the_object(platform, conversation, alice):
@@ -122,7 +122,7 @@ def test_the_worker_serves_event_streams_from_the_object(platform, conversation,
 
     def forward(query: str, headers: dict[str, str]) -> tuple[Any, int, dict[str, str]]:
         request = FakeRequest(url + query, headers)
-        return asyncio.run(durable_objects.forward_stream(
+        return asyncio.run(conversation_streams.forward_stream(
             conversation, "events", request, edge, respond=lambda b, status, h: (b, status, h)))
 
     problem, status, headers = forward("?since=x", {"authorization": f"Bearer {alice.token}"})
@@ -134,4 +134,4 @@ def test_the_worker_serves_event_streams_from_the_object(platform, conversation,
     streamed, status, headers = forward(f"?token={alice.token}", {"last-event-id": "4", "origin": "https://evil.example"})
     assert streamed is body and status == 200 and headers["content-type"] == "text/event-stream"
     assert "X-Request-Id" in headers and "Access-Control-Allow-Origin" not in headers and "RateLimit" in headers
-    assert durable_objects.since_of(forwarded[0]) == 4
+    assert conversation_streams.since_of(forwarded[0]) == 4

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
-from fastest.api.deps import PageParams, authorize, get_platform, limit_by_ip, page_params, request_context
+from fastest.api.deps import PageParams, authorize, get_platform, limit_by_ip, page_params, public, request_context
 from fastest.platform import Platform
 from fastest.schemas.auth import (
     PROVIDER_PATTERN,
@@ -30,7 +30,10 @@ keys_write = authorize("keys:write")
 keys_write_fresh = authorize("keys:write", fresh=True)
 
 
-@router.post("/google", response_model=TokenGrant, responses=problem_responses(503), summary="Sign in with a Google ID token")
+@router.post(
+    "/google", response_model=TokenGrant, responses=problem_responses(503), summary="Sign in with a Google ID token",
+    openapi_extra=public("sign-in: the Google ID token in the body is the credential"),
+)
 async def sign_in_with_google(
     body: GoogleSignIn,
     request: Request,

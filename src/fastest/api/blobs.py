@@ -150,7 +150,7 @@ def etag_matches(header: str | None, object_hash: str) -> bool:
 
 def download_head(download: Download, *, ranges: bool) -> tuple[int, dict[str, str]]:
     """The status and headers of a download's answer (200, 206 or 304), shared with the Worker's
-    streaming path (`platform.cloudflare.blob_stream`)."""
+    streaming path (`fastest.edge.blob_stream`)."""
     headers = {"ETag": f'"{download.hash}"', "Cache-Control": IMMUTABLE}
     if ranges:
         headers["Accept-Ranges"] = "bytes"
@@ -342,7 +342,7 @@ async def upload_manifest_batch(
     openapi_extra={
         "requestBody": {
             "required": True,
-            "description": "The manifest's canonical bytes (see API.md, Manifests are trees).",
+            "description": "The manifest's canonical bytes (see docs/api/blobs.md, Manifests are trees).",
             "content": {"application/json": {"schema": {"type": "object"}}},
         }
     },

@@ -45,7 +45,7 @@ from fastest.schemas.conversations import (
     QuestionReply,
     Timeline,
 )
-from fastest.services import conversations
+from fastest.services import conversation_deploys, conversations
 from fastest.services.identity import Principal
 
 router = APIRouter(tags=["conversations"], responses=problem_responses(400, 401, 403, 404, 413, 422, 429))
@@ -162,7 +162,7 @@ async def project_info(conversation_id: str = ConversationId, principal: Princip
 
 @router.get("/v1/conversations/{conversation_id}/deployments", response_model=DeploymentList, summary="Deployments made from this conversation")
 async def deployments(conversation_id: str = ConversationId, principal: Principal = Depends(chat), platform: Platform = Depends(get_platform)):
-    return await conversations.call(platform, principal.user_id, conversation_id, "GET", "/deployments")
+    return await conversation_deploys.list_for(platform, principal.user_id, conversation_id)
 
 
 @router.get("/v1/conversations/{conversation_id}/deployments/{deployment_id}/logs", response_model=DeploymentLogs, summary="A deployment's logs")
@@ -170,7 +170,7 @@ async def deployment_logs(
     conversation_id: str = ConversationId, deployment_id: str = Path(..., max_length=64),
     principal: Principal = Depends(chat), platform: Platform = Depends(get_platform),
 ):
-    return await conversations.call(platform, principal.user_id, conversation_id, "GET", f"/deployments/{deployment_id}/logs")
+    return await conversation_deploys.logs(platform, principal.user_id, conversation_id, deployment_id)
 
 
 @router.post(

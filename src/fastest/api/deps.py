@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -24,12 +24,28 @@ async def get_platform(request: Request) -> Platform:
     return request.state.platform
 
 
+# Every route states who may call it, machine-readably, in `/openapi.json` (see `api/access.py`):
+# `x-fastest-ability` is the ability an `authorize(...)` route requires (`"*"`: any valid token),
+# `x-fastest-fresh: true` that the session must be fresh; a route that needs no bearer token says
+# why with `openapi_extra=public("…")` (`x-fastest-public`). The authorization matrix test
+# (tests/api/test_authorization_matrix.py) reads these, and fails for a route that has neither.
+ABILITY_EXTENSION = "x-fastest-ability"
+FRESH_EXTENSION = "x-fastest-fresh"
+PUBLIC_EXTENSION = "x-fastest-public"
+ANY_ABILITY = "*"
+
+
+def public(reason: str) -> dict[str, Any]:
+    """`openapi_extra` for a route that takes no bearer token (sign-in, health): the reason why."""
+    return {PUBLIC_EXTENSION: reason}
+
+
 def authorize(
     ability: str | None, *, route_class: str = "default", fresh: bool = False
 ) -> Callable[..., Awaitable[Principal]]:
     """A dependency that authenticates the bearer token, spends one unit of the caller's rate limit,
     and checks the ability (None: any valid token) and, for sensitive routes, that the session is
-    fresh."""
+    fresh. The ability is recorded on the dependency, so `/openapi.json` says it (`api/access.py`)."""
 
     async def dependency(
         request: Request,
@@ -45,6 +61,8 @@ def authorize(
             platform, token, ability, route_class=route_class, fresh=fresh, on_rate_decision=report
         )
 
+    dependency.fastest_ability = ability or ANY_ABILITY  # type: ignore[attr-defined]
+    dependency.fastest_fresh = fresh  # type: ignore[attr-defined]
     return dependency
 
 

@@ -5,7 +5,9 @@ they are, and approves or denies. Who they are:
 
 - **Google** (the edge, and any server with `FASTEST_GOOGLE_CLIENT_IDS`): a plain link to Google's
   OpenID Connect authorization endpoint (`response_type=id_token`, `response_mode=form_post`), which
-  posts the ID token back to `/device/google`; no script is loaded from anywhere.
+  posts the ID token back to `/device/google`; no script is loaded from anywhere. The link carries a
+  fresh `nonce` kept server-side for this code (`services/device_google`): the callback and the
+  approve/deny post accept only an ID token carrying it, and the decision spends it.
 - **Local owner** (local runtime only, see `device_flow.local_owner_allowed`): a browser on the same
   machine signs in as `FASTEST_LOCAL_OWNER_EMAIL`.
 
@@ -28,7 +30,7 @@ from fastapi.responses import HTMLResponse
 from fastest.api.deps import client_ip, get_platform, request_context
 from fastest.errors import ApiError, Forbidden
 from fastest.platform import Platform
-from fastest.services import device_flow, google, identity
+from fastest.services import device_flow, device_google, google, identity
 from fastest.services.audit import RequestContext
 from fastest.templates import render
 
@@ -60,10 +62,11 @@ def _form_token(request: Request) -> str:
     return existing if 32 <= len(existing) <= 64 else secrets.token_urlsafe(32)
 
 
-def _google_link(platform: Platform, user_code: str) -> str | None:
+async def _google_link(platform: Platform, user_code: str) -> str | None:
     audiences = sorted(platform.settings.google_audiences)
     if not audiences:
         return None
+    nonce = await device_google.issue(platform, user_code)
     query = urlencode(
         {
             "client_id": audiences[0],
@@ -71,7 +74,7 @@ def _google_link(platform: Platform, user_code: str) -> str | None:
             "response_mode": "form_post",
             "scope": "openid email profile",
             "redirect_uri": platform.settings.public_url.rstrip("/") + "/device/google",
-            "nonce": secrets.token_urlsafe(16),
+            "nonce": nonce,
             "state": user_code,
             "prompt": "select_account",
         }
@@ -98,7 +101,7 @@ async def _confirm_page(
         request, view="confirm", device=device, form_token=token, csrf=token, credential=credential,
         signed_in_as=signed_in_as or (platform.settings.local_owner_email if local_owner else None),
         local_owner=local_owner and credential is None,
-        google_link=None if credential else _google_link(platform, device.user_code),
+        google_link=None if credential else await _google_link(platform, device.user_code),
     )
 
 
@@ -144,6 +147,7 @@ async def google_callback(
     try:
         form = await _form(request)
         person = await google.verify_id_token(platform, form.get("id_token", ""))
+        await device_google.check(platform, person.nonce, form.get("state", ""))
     except ApiError as exc:
         return _error_page(request, exc, form.get("state", ""))
     return await _confirm_page(
@@ -162,7 +166,9 @@ async def _decide(request: Request, platform: Platform, context: RequestContext,
             raise Forbidden("This form was not sent from this page. Open the link from your terminal again.")
         credential = form.get("credential") or None
         if credential is not None:
-            user, method = await google.user_for(platform, credential), "google"
+            person = await google.verify_id_token(platform, credential)
+            await device_google.spend(platform, person.nonce, form.get("user_code", ""))
+            user, method = await identity.ensure_user(platform, person.email, name=person.name), "google"
         elif device_flow.local_owner_allowed(platform, client_ip(request)):
             user, method = await identity.ensure_user(platform, platform.settings.local_owner_email), "local-owner"
         else:

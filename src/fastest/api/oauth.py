@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from fastest.api.deps import get_platform, limit_by_ip, optional_bearer, request_context
+from fastest.api.deps import get_platform, limit_by_ip, optional_bearer, public, request_context
 from fastest.domain import tokens
 from fastest.errors import Unauthenticated, ValidationFailed
 from fastest.platform import Platform
@@ -39,6 +39,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
     response_model=DeviceAuthorization,
     responses=problem_responses(400, 413, 422, 429),
     summary="Start a device sign-in: codes for the CLI to show",
+    openapi_extra=public("sign-in: the CLI has no token yet; limited per IP"),
 )
 async def start_device_flow(
     request: Request,
@@ -79,6 +80,7 @@ async def _token_request_fields(request: Request) -> dict[str, Any]:
         413: problem_responses(413)[413],
     },
     openapi_extra={
+        **public("sign-in: the secret device code in the body is the credential"),
         "requestBody": {
             "required": True,
             "content": {
@@ -125,10 +127,12 @@ async def _decider(
 
 
 _DECISION_RESPONSES = problem_responses(400, 401, 403, 404, 413, 422, 429, 503)
+_DECIDER = "a Google credential in the body or a bearer token (any ability, checked in the handler); code lookups are limited per IP and user"
 
 
 @router.post(
-    "/device/authorize", response_model=DeviceApproved, responses=_DECISION_RESPONSES, summary="Approve a device sign-in"
+    "/device/authorize", response_model=DeviceApproved, responses=_DECISION_RESPONSES, summary="Approve a device sign-in",
+    openapi_extra=public(_DECIDER),
 )
 async def authorize_device(
     body: DeviceDecision,
@@ -144,7 +148,10 @@ async def authorize_device(
     return {"success": True, "message": f"Device authorized: {device.client_name} can now sign in ({device.user_code})."}
 
 
-@router.post("/device/deny", response_model=Success, responses=_DECISION_RESPONSES, summary="Deny a device sign-in")
+@router.post(
+    "/device/deny", response_model=Success, responses=_DECISION_RESPONSES, summary="Deny a device sign-in",
+    openapi_extra=public(_DECIDER),
+)
 async def deny_device(
     body: DeviceDecision,
     request: Request,

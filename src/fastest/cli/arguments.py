@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 
 CLIENT_COMMANDS = frozenset({"login", "logout", "whoami", "init", "push", "status", "log", "checkout", "sync", "watch"})
+CLIENT_COMMANDS = CLIENT_COMMANDS | {"deploy", "deployments"}  # fastest.cli.deploy
+CLIENT_COMMANDS = CLIENT_COMMANDS | {"items"}  # fastest.cli.items
 
 
 def add_client_commands(commands: argparse._SubParsersAction) -> None:
@@ -81,3 +83,10 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     watch_parser.add_argument("--delay", type=float, default=1.0, metavar="SECONDS",
                               help="push once the folder has been quiet this long (default 1)")
     watch_parser.add_argument("--dir")
+
+    from fastest.cli import deploy as deploy_commands  # its top imports nothing heavy
+
+    deploy_commands.add_arguments(commands)
+    from fastest.cli.items import add_items_command  # argparse only: `fastest --help` stays fast
+
+    add_items_command(commands)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Mapping
 
 from fastest.cli.client import ApiClient, ApiError
+from fastest.cli.failures import CommandFailure
 from fastest.cli.frames import group_by_size
 from fastest.cli.loader import manifest_loader, prefetch_tree
 from fastest.cli.parallel import run_parallel
@@ -34,7 +35,7 @@ DOWNLOAD_BATCH_HASHES = 500
 DOWNLOAD_BATCH_BYTES = 32 * 1024 * 1024  # by the manifests' sizes; the server allows 64 MiB
 
 
-class CheckoutError(Exception):
+class CheckoutError(CommandFailure):
     """A checkout that cannot proceed; one line for the user (exit code 1)."""
 
 

@@ -1,4 +1,7 @@
-"""The HTTP client of the API: one `httpx.Client` (keep-alive), one method per route the CLI uses.
+"""The HTTP client of the API: one session (keep-alive), one method per route the CLI uses.
+
+The session is `fastest.cli.transport.Session` (the standard library's `http.client`: the CLI starts
+fast without httpx), or an `httpx.Client` over a transport a test passes in (the app in process).
 
 Failures become one `ApiError` carrying the server's problem+json `error.code` and `error.message`,
 so commands print one clear line. Transient trouble is retried: connection errors, 429 (after
@@ -12,14 +15,20 @@ from __future__ import annotations
 
 import hashlib
 import time
-import uuid
-from dataclasses import dataclass
+from collections import namedtuple
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
 
-import httpx
-
+from fastest.cli.failures import CommandFailure
 from fastest.cli.frames import FrameReader, FramingError
+from fastest.cli.transport import Session, TransportError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up: fastest.cli.records)
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, Callable, Mapping
+
+    import httpx
+
+    from fastest.cli.transport import Response
 
 USER_AGENT = "fastest-cli/0.1.0"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -36,7 +45,7 @@ BLOB_DOWNLOAD_BATCH = "/v1/blobs/download/batch"
 MANIFEST_DOWNLOAD_BATCH = "/v1/blobs/manifests/download/batch"
 
 
-class ApiError(Exception):
+class ApiError(CommandFailure):
     """A request that failed for good: HTTP status (0 when the server was unreachable), code, message."""
 
     def __init__(self, status: int, code: str, message: str, body: Any = None) -> None:
@@ -47,23 +56,23 @@ class ApiError(Exception):
         self.body = body
 
 
-@dataclass(frozen=True, slots=True)
-class ExistsAnswer:
+class ExistsAnswer(namedtuple("ExistsAnswer", ("missing", "existing"))):
+    __slots__ = ()
     missing: list[str]
     existing: list[str]
 
 
-@dataclass(frozen=True, slots=True)
-class BatchAnswer:
+class BatchAnswer(namedtuple("BatchAnswer", ("stored", "existing", "rejected", "retry_after"), defaults=(None,))):
     """A batch upload's answer; `retry_after`: the server's `Retry-After`, when it sent one."""
 
+    __slots__ = ()
     stored: list[str]
     existing: list[str]
     rejected: list[dict[str, str]]
-    retry_after: float | None = None
+    retry_after: float | None
 
     @classmethod
-    def of(cls, response: httpx.Response) -> "BatchAnswer":
+    def of(cls, response: Response | httpx.Response) -> "BatchAnswer":
         body = response.json()
         try:
             retry_after: float | None = float(response.headers.get("retry-after", ""))
@@ -73,7 +82,7 @@ class BatchAnswer:
                    retry_after)
 
 
-def problem_of(response: httpx.Response) -> ApiError:
+def problem_of(response: Response | httpx.Response) -> ApiError:
     """The server's own words from a problem+json body, else the status line."""
     body: Any = None
     code, message = "http_error", f"{response.status_code} {response.reason_phrase}"
@@ -94,7 +103,14 @@ def problem_of(response: httpx.Response) -> ApiError:
     return ApiError(response.status_code, code, message, body)
 
 
-def _retry_after(response: httpx.Response, attempt: int) -> float:
+def _idempotency_key() -> str:
+    """A random UUID (version 4), as `uuid.uuid4()` makes, without importing uuid at start-up."""
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+def _retry_after(response: Response | httpx.Response, attempt: int) -> float:
     header = response.headers.get("retry-after", "")
     try:
         wait = float(header)
@@ -103,22 +119,55 @@ def _retry_after(response: httpx.Response, attempt: int) -> float:
     return min(max(wait, 0.0), MAX_RETRY_WAIT_SECONDS)
 
 
+def uses_proxy(server: str, env: Mapping[str, str] | None = None) -> bool:
+    """Whether requests to `server` go through a proxy by the environment: `<scheme>_proxy` or
+    `all_proxy` (either case) is set and `no_proxy` does not list the host (`*`, the host, or a
+    domain it ends in)."""
+    import os
+    from urllib.parse import urlsplit
+
+    env = os.environ if env is None else env
+    values = {key.lower(): value for key, value in env.items() if key.lower().endswith("_proxy") and value}
+    url = urlsplit(server)
+    if not (values.get(f"{url.scheme}_proxy") or values.get("all_proxy")):
+        return False
+    host = (url.hostname or "").lower()
+    for entry in values.get("no_proxy", "").split(","):
+        entry = entry.strip().lower().lstrip(".")
+        if entry == "*" or (entry and (host == entry or host.endswith("." + entry))):
+            return False
+    return True
+
+
 class ApiClient:
     def __init__(self, server: str, token: str | None, *, transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep, max_connections: int = 8) -> None:
-        """`token=None`: an anonymous client (the device flow, before there is a token)."""
+        """`token=None`: an anonymous client (the device flow, before there is a token). `transport`:
+        an httpx transport to send through instead of the network (tests: the app in process).
+        Behind an HTTP proxy (`HTTPS_PROXY` and friends, as httpx reads them) the client is httpx's,
+        which speaks to proxies; otherwise the socket transport, which starts faster."""
         self.server = server
         self._sleep = sleep
         headers = {"User-Agent": USER_AGENT}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(
-            base_url=server,
-            headers=headers,
-            timeout=httpx.Timeout(120.0, connect=10.0),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            transport=transport,
-        )
+        self._http: Any
+        self._transport_errors: tuple[type[Exception], ...]
+        if transport is None and not uses_proxy(server):
+            self._http = Session(server, headers=headers, connect_timeout=10.0, timeout=120.0,
+                                 max_connections=max_connections)
+            self._transport_errors = (TransportError,)
+        else:
+            import httpx
+
+            self._http = httpx.Client(
+                base_url=server,
+                headers=headers,
+                timeout=httpx.Timeout(120.0, connect=10.0),
+                limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+                transport=transport,
+            )
+            self._transport_errors = (httpx.TransportError, TransportError)
         self.requests_sent = 0
 
     def close(self) -> None:
@@ -134,7 +183,7 @@ class ApiClient:
     # plumbing
 
     def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201), allow: tuple[int, ...] = (),
-                content_factory: Callable[[], Any] | None = None, **kwargs: Any) -> httpx.Response:
+                content_factory: Callable[[], Any] | None = None, **kwargs: Any) -> Response:
         """Send with retries; return the response if its status is in `ok` or `allow`, else raise ApiError.
 
         `content_factory` builds a fresh body per attempt (a file object cannot be replayed).
@@ -146,7 +195,7 @@ class ApiClient:
             try:
                 self.requests_sent += 1
                 response = self._http.request(method, path, **kwargs)
-            except httpx.TransportError as exc:
+            except self._transport_errors as exc:
                 if last:
                     raise ApiError(0, "unreachable", f"cannot reach {self.server}: {exc or type(exc).__name__}") from exc
                 self._sleep(0.25 * 2**attempt)
@@ -174,8 +223,8 @@ class ApiClient:
     def get_json(self, path: str, **kwargs: Any) -> dict[str, Any]:
         return self.request("GET", path, **kwargs).json()
 
-    def post_json(self, path: str, body: dict[str, Any], *, idempotent_create: bool = False, **kwargs: Any) -> httpx.Response:
-        headers = {"Idempotency-Key": str(uuid.uuid4())} if idempotent_create else {}
+    def post_json(self, path: str, body: dict[str, Any], *, idempotent_create: bool = False, **kwargs: Any) -> Response:
+        headers = {"Idempotency-Key": _idempotency_key()} if idempotent_create else {}
         return self.request("POST", path, json=body, headers=headers, **kwargs)
 
     # ----------------------------------------------------------------------------------------------
@@ -208,7 +257,7 @@ class ApiClient:
     def drift_compare(self, workspace_id: str) -> dict[str, Any]:
         return self.get_json(f"/v1/workspaces/{workspace_id}/drift/compare")
 
-    def set_current_manifest(self, workspace_id: str, manifest_hash: str, previous: str | None) -> httpx.Response:
+    def set_current_manifest(self, workspace_id: str, manifest_hash: str, previous: str | None) -> Response:
         """The compare-and-set; returns 200 or 409 responses for the caller to read."""
         return self.post_json(
             f"/v1/workspaces/{workspace_id}/current-manifest",
@@ -293,7 +342,7 @@ class ApiClient:
                         hasher.update(chunk)
                         sink.write(chunk)
                         size += len(chunk)
-            except httpx.TransportError as exc:
+            except self._transport_errors as exc:
                 if attempt == MAX_ATTEMPTS - 1:
                     raise ApiError(0, "unreachable", f"cannot reach {self.server}: {exc}") from exc
                 self._sleep(0.25 * 2**attempt)
@@ -331,7 +380,7 @@ class ApiClient:
                         raise problem_of(response)
                     _read_download_frames(response, remaining, received, open_sink, on_done)
                 return [h for h in remaining if h not in received]
-            except (httpx.TransportError, FramingError) as exc:
+            except (*self._transport_errors, FramingError) as exc:
                 if isinstance(exc, FramingError) and not exc.truncated:
                     raise ApiError(200, "invalid_batch_response", f"malformed batch answer: {exc}") from exc
                 remaining = [h for h in remaining if h not in received]
@@ -343,7 +392,7 @@ class ApiClient:
         raise ApiError(0, "unreachable", f"gave up downloading {len(remaining)} blob(s)")
 
 
-def _read_download_frames(response: httpx.Response, expected: list[str], received: set[str],
+def _read_download_frames(response: Response | httpx.Response, expected: list[str], received: set[str],
                           open_sink: Callable[[str], BinaryIO], on_done: Callable[[str, int], None]) -> None:
     """Check and store each frame of a batch download: only hashes asked for, in the order asked."""
     position = {digest: index for index, digest in enumerate(expected)}

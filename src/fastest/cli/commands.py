@@ -12,36 +12,34 @@ exceptions and turned into one `fastest: …` line on stderr by `run`:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import socket
 import sys
-import time
-import uuid
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
-
-from fastest.cli import config, watch
-from fastest.cli.checkout import CheckoutError, checkout
-from fastest.cli.client import ApiClient, ApiError
-from fastest.cli.config import ConfigError, Credentials
-from fastest.cli.device_login import DeviceLoginError, device_login
-from fastest.cli.progress import human_bytes
-from fastest.cli.push import PushError, PushReport, push
-from fastest.cli.state import Folder, FolderBusy, ManifestCache, NotAWorkspace, PushedTree, WorkspaceState, find_folder
-from fastest.cli.status import drift_line, short_lines, status
-from fastest.cli.sync import SyncError, ask_on, report_lines, sync, undo
+from fastest.cli import config
+from fastest.cli.config import Credentials
+from fastest.cli.failures import CommandFailure, UsageFailure
 from fastest.domain.manifest import ManifestError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up: fastest.cli.records)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator, Mapping
+
+    from fastest.cli.client import ApiClient
+    from fastest.cli.push import PushReport
+    from fastest.cli.state import Folder, WorkspaceState
+
+    Env = Mapping[str, str]
+
+# Each command imports what it needs when it runs (`fastest status` must not pay for checkout, sync,
+# the device login or the server); tests/unit/test_cli_startup.py keeps it so.
 
 NAME_MAX = 100  # project and workspace names (API schema)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-Env = Mapping[str, str]
 
 
-class UsageError(Exception):
+class UsageError(UsageFailure):
     """Wrong use of a command (exit code 2)."""
 
 
@@ -51,16 +49,16 @@ def run(args: argparse.Namespace, env: Env | None = None) -> int:
     handlers: dict[str, Callable[[argparse.Namespace, Env], int]] = {
         "login": cmd_login, "logout": cmd_logout, "whoami": cmd_whoami, "init": cmd_init, "push": cmd_push,
         "status": cmd_status, "log": cmd_log, "checkout": cmd_checkout, "sync": cmd_sync, "watch": cmd_watch,
+        "deploy": _deploy_command("cmd_deploy"), "deployments": _deploy_command("cmd_deployments"),
     }
+    handlers["items"] = cmd_items
     try:
         return handlers[args.command](args, env)
-    except (ConfigError, NotAWorkspace, UsageError) as exc:
+    except UsageFailure as exc:  # ConfigError, NotAWorkspace, UsageError
         return _fail(str(exc), EXIT_USAGE)
-    except ApiError as exc:
-        if exc.status == 401:
+    except CommandFailure as exc:  # ApiError, PushError, CheckoutError, SyncError, DeviceLoginError, WatchError
+        if getattr(exc, "status", None) == 401:  # ApiError
             return _fail("the server rejected the token (expired or revoked?); run fastest login", EXIT_FAILED)
-        return _fail(exc.message, EXIT_FAILED)
-    except (PushError, CheckoutError, SyncError, DeviceLoginError, watch.WatchError) as exc:
         return _fail(str(exc), EXIT_FAILED)
     except ManifestError as exc:
         return _fail(f"cannot describe this folder: {exc}", EXIT_FAILED)
@@ -68,6 +66,19 @@ def run(args: argparse.Namespace, env: Env | None = None) -> int:
         return _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_FAILED)
+
+
+def _deploy_command(name: str) -> Callable[[argparse.Namespace, Env], int]:
+    def handler(args: argparse.Namespace, env: Env) -> int:
+        from fastest.cli import deploy
+
+        return getattr(deploy, name)(args, env)
+
+    return handler
+def cmd_items(args: argparse.Namespace, env: Env) -> int:
+    from fastest.cli import items
+
+    return items.run(args, env)
 
 
 def _fail(message: str, code: int) -> int:
@@ -84,10 +95,14 @@ def _emit(as_json: bool, document: dict[str, Any], lines: list[str]) -> None:
 
 
 def _folder_of(args: argparse.Namespace) -> Folder:
+    from fastest.cli.state import find_folder
+
     return find_folder(Path(args.dir) if getattr(args, "dir", None) else Path.cwd())
 
 
 def _client(credentials: Credentials) -> ApiClient:
+    from fastest.cli.client import ApiClient
+
     return ApiClient(credentials.server, credentials.token)
 
 
@@ -96,6 +111,8 @@ def _client(credentials: Credentials) -> ApiClient:
 
 
 def cmd_login(args: argparse.Namespace, env: Env) -> int:
+    from fastest.cli.client import ApiClient, ApiError
+
     chosen = args.server or config.default_server(env)
     if not chosen:
         raise UsageError("which server? run fastest login --server URL")
@@ -114,12 +131,19 @@ def cmd_login(args: argparse.Namespace, env: Env) -> int:
             if exc.status == 401:
                 return _fail(f"token rejected by {server}", EXIT_FAILED)
             raise
+    replaced = config.replaced_device_token(env, server, token)
     path = config.save(env, Credentials(server, token))
     print(f"logged in to {server} (saved in {path})")
+    _revoke_replaced(server, replaced)
     return EXIT_OK
 
 
 def _device_login(server: str, scope: str | None, env: Env) -> int:
+    import socket
+
+    from fastest.cli.client import ApiClient
+    from fastest.cli.device_login import device_login
+
     def show(started: dict[str, Any]) -> None:
         print(f"To sign in, open {started['verification_uri']} and enter the code {started['user_code']}", flush=True)
         print(f"(or open {started['verification_uri_complete']})", flush=True)
@@ -127,13 +151,31 @@ def _device_login(server: str, scope: str | None, env: Env) -> int:
 
     with ApiClient(server, None) as api:
         granted = device_login(api, client_name=f"fastest CLI on {socket.gethostname()}"[:100], scope=scope, on_code=show)
-    path = config.save(env, Credentials(server, granted["access_token"]))
+    replaced = config.replaced_device_token(env, server, granted["access_token"])
+    path = config.save(env, Credentials(server, granted["access_token"], source="device"))
     user = granted.get("user") or {}
     print(f"logged in to {server} as {user.get('email', '?')} (saved in {path})")
+    _revoke_replaced(server, replaced)
     return EXIT_OK
 
 
+def _revoke_replaced(server: str, token: str | None) -> None:
+    """Revoke the device-login token a new login replaced (it is forgotten, so nobody could use or
+    revoke it later). Best effort: a failure is a warning, the new login stands."""
+    if token is None:
+        return
+    from fastest.cli.client import ApiClient, ApiError
+
+    with ApiClient(server, token) as api:
+        try:
+            api.request("POST", "/v1/auth/logout", ok=(204,), allow=(401,))
+        except ApiError as exc:
+            print(f"fastest: warning: could not revoke the previous token: {exc.message}", file=sys.stderr)
+
+
 def cmd_logout(args: argparse.Namespace, env: Env) -> int:
+    from fastest.cli.client import ApiClient, ApiError
+
     saved = config.load_saved(env)
     if saved is None:
         _emit(args.json, {"logged_out": False}, ["not logged in; nothing to do"])
@@ -167,6 +209,9 @@ def cmd_whoami(args: argparse.Namespace, env: Env) -> int:
 
 def machine_id() -> str:
     """A stable, non-identifying id for this machine: a hash of the OS machine id (or MAC address)."""
+    import hashlib
+    import uuid
+
     for candidate in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
         try:
             raw = Path(candidate).read_text().strip()
@@ -198,6 +243,8 @@ def find_project(api: ApiClient, name: str) -> dict[str, Any] | None:
 
 
 def find_or_create_project(api: ApiClient, name: str) -> tuple[dict[str, Any], bool]:
+    from fastest.cli.client import ApiError
+
     found = find_project(api, name)
     if found is not None:
         return found, False
@@ -212,13 +259,17 @@ def find_or_create_project(api: ApiClient, name: str) -> tuple[dict[str, Any], b
 
 
 def cmd_init(args: argparse.Namespace, env: Env) -> int:
+    import socket
+
+    from fastest.cli.state import Folder, WorkspaceState
+
     root = Path(args.dir or ".").resolve()
     if not root.is_dir():
         raise UsageError(f"{root} is not a directory")
     folder = Folder(root)
     if folder.is_initialised():
         state = folder.load()
-        _emit(args.json, {"already_initialised": True, **asdict(state)},
+        _emit(args.json, {"already_initialised": True, **state.to_json()},
               [f"{root} is already initialised (project {state.project_id}, workspace {state.workspace_id}); nothing changed"])
         return EXIT_OK
     credentials = config.resolve(env)
@@ -233,7 +284,7 @@ def cmd_init(args: argparse.Namespace, env: Env) -> int:
     folder.save(state)
     verb = "created" if created else "using"
     _emit(args.json, {"already_initialised": False, "project_created": created, "project_name": project["name"],
-                      "workspace_name": workspace["name"], **asdict(state)},
+                      "workspace_name": workspace["name"], **state.to_json()},
           [f"{verb} project {project['name']} ({project['id']})",
            f"created workspace {workspace['name']} ({workspace['id']})",
            f"initialised {root}; run fastest push"])
@@ -261,6 +312,9 @@ def _held_workspace(args: argparse.Namespace, env: Env) -> Iterator[tuple[Folder
 
 
 def cmd_push(args: argparse.Namespace, env: Env) -> int:
+    from fastest.cli import watch
+    from fastest.cli.push import push
+
     with _held_workspace(args, env) as (folder, state, api):
         only = _folder_paths(folder, args.paths) if args.paths else None
         # Named paths are the caller's business; otherwise a running watcher may know what changed.
@@ -275,6 +329,8 @@ def cmd_push(args: argparse.Namespace, env: Env) -> int:
 
 
 def push_lines(report: PushReport) -> list[str]:
+    from fastest.cli.progress import human_bytes
+
     lines = [
         f"scanned {report.files_scanned} files ({report.files_hashed} hashed, {report.files_reused} unchanged)"
         + (f"; skipped {report.symlinks_skipped} symlink(s)" if report.symlinks_skipped else "")
@@ -308,6 +364,9 @@ def _folder_paths(folder: Folder, paths: list[str]) -> list[str] | None:
 
 
 def cmd_status(args: argparse.Namespace, env: Env) -> int:
+    from fastest.cli import watch
+    from fastest.cli.status import drift_line, short_lines, status
+
     folder, state, credentials = _workspace(args, env)
     watched = None if args.rescan else watch.ask(folder)
     with _client(credentials) as api:
@@ -323,6 +382,11 @@ def cmd_status(args: argparse.Namespace, env: Env) -> int:
 
 
 def cmd_watch(args: argparse.Namespace, env: Env) -> int:
+    from fastest.cli import watch
+    from fastest.cli.client import ApiError
+    from fastest.cli.push import PushError, push
+    from fastest.cli.state import FolderBusy, NotAWorkspace
+
     if not watch.supported():
         raise UsageError("fastest watch needs Linux (inotify); use fastest push")
     if args.delay < 0:
@@ -361,6 +425,8 @@ def cmd_watch(args: argparse.Namespace, env: Env) -> int:
 
 
 def _clock() -> str:
+    import time
+
     return time.strftime("%H:%M:%S")
 
 
@@ -388,6 +454,10 @@ def cmd_log(args: argparse.Namespace, env: Env) -> int:
 
 
 def cmd_checkout(args: argparse.Namespace, env: Env) -> int:
+    from fastest.cli.checkout import checkout
+    from fastest.cli.progress import human_bytes
+    from fastest.cli.state import ManifestCache, NotAWorkspace, PushedTree, find_folder
+
     folder: Folder | None
     try:
         folder = find_folder(Path.cwd())
@@ -410,6 +480,8 @@ def cmd_checkout(args: argparse.Namespace, env: Env) -> int:
 
 
 def cmd_sync(args: argparse.Namespace, env: Env) -> int:
+    from fastest.cli.sync import ask_on, report_lines, sync, undo
+
     decide: dict[str, str] = {}
     for item in args.decide:
         path, sep, option = item.partition("=")

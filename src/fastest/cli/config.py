@@ -1,5 +1,9 @@
 """Who the client talks to: `{server, token}` in `$FASTEST_CONFIG_DIR/config.json`, overridable by env.
 
+`source` records where the saved token came from: `"device"` when `fastest login` minted it with the
+device flow (so the next login on the same server may revoke it: nobody else holds it), absent for a
+token given with `--token` (it may be in use elsewhere, so it is never revoked for you).
+
 The directory defaults to `$XDG_CONFIG_HOME/fastest` (`~/.config/fastest`). The token is a bearer
 credential, so the directory is 0700 and the file 0600 from the moment it exists (created with that
 mode, never chmod-ed afterwards). `FASTEST_SERVER` and `FASTEST_TOKEN` take precedence, for CI and
@@ -10,24 +14,28 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from collections import namedtuple
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import urlsplit
 
+from fastest.cli.failures import UsageFailure
 from fastest.cli.fsutil import write_atomic
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up: fastest.cli.records)
+if TYPE_CHECKING:
+    from typing import Mapping
 
 CONFIG_FILE = "config.json"
 
 
-class ConfigError(Exception):
+class ConfigError(UsageFailure):
     """Not logged in, or a malformed setting: a usage problem (exit code 2)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    server: str
-    token: str
+class Credentials(namedtuple("Credentials", ("server", "token", "source"), defaults=(None,))):
+    """`source` is "device" for a token `fastest login` minted with the device flow, else None."""
+
+    __slots__ = ()
 
 
 def config_dir(env: Mapping[str, str]) -> Path:
@@ -58,7 +66,8 @@ def load_saved(env: Mapping[str, str]) -> Credentials | None:
     server, token = document.get("server"), document.get("token")
     if not isinstance(server, str) or not isinstance(token, str):
         raise ConfigError(f"{path} is missing 'server' or 'token'; run fastest login")
-    return Credentials(server=server, token=token)
+    source = document.get("source")
+    return Credentials(server=server, token=token, source=source if isinstance(source, str) else None)
 
 
 def save(env: Mapping[str, str], credentials: Credentials) -> Path:
@@ -66,9 +75,28 @@ def save(env: Mapping[str, str], credentials: Credentials) -> Path:
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(directory, 0o700)  # also when it existed: it holds a credential
     path = directory / CONFIG_FILE
-    body = json.dumps({"server": credentials.server, "token": credentials.token}, indent=2) + "\n"
+    document = {"server": credentials.server, "token": credentials.token}
+    if credentials.source:
+        document["source"] = credentials.source
+    body = json.dumps(document, indent=2) + "\n"
     write_atomic(path, body.encode("utf-8"), mode=0o600)
     return path
+
+
+def replaced_device_token(env: Mapping[str, str], server: str, new_token: str) -> str | None:
+    """The saved token a new login on `server` replaces, if `fastest login` minted it with the device
+    flow on that same server (so it is ours to revoke); None otherwise, or when unreadable."""
+    try:
+        saved = load_saved(env)
+    except ConfigError:
+        return None
+    if saved is None or saved.source != "device" or saved.token == new_token:
+        return None
+    try:
+        same_server = normalise_server(saved.server) == normalise_server(server)
+    except ConfigError:
+        return None
+    return saved.token if same_server else None
 
 
 def forget(env: Mapping[str, str]) -> bool:

@@ -11,6 +11,7 @@ import time
 from typing import Any, Callable
 
 from fastest.cli.client import ApiClient
+from fastest.cli.failures import CommandFailure
 from fastest.domain.device_codes import GRANT_TYPE, SLOW_DOWN_STEP_SECONDS
 
 _REFUSALS = {
@@ -20,7 +21,7 @@ _REFUSALS = {
 }
 
 
-class DeviceLoginError(Exception):
+class DeviceLoginError(CommandFailure):
     """The device flow ended without a token."""
 
 

@@ -8,10 +8,13 @@ Thousands of small files cost one request per few megabytes instead of one each.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+from collections import namedtuple
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up: fastest.cli.records)
+if TYPE_CHECKING:
+    from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+
+    T = TypeVar("T")
 
 MIB = 1024 * 1024
 SMALL_BLOB_MAX = 1 * MIB
@@ -23,10 +26,10 @@ _HEX_LOWER = frozenset(b"0123456789abcdef")
 _HEX_ANY = frozenset(b"0123456789abcdefABCDEF")
 
 
-@dataclass(frozen=True, slots=True)
-class PendingBlob:
+class PendingBlob(namedtuple("PendingBlob", ("hash", "size", "path"))):
     """A blob to upload: its hash, its size and where its bytes are (a relative path in the folder)."""
 
+    __slots__ = ()
     hash: str
     size: int
     path: str

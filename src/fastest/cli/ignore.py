@@ -16,9 +16,12 @@ Matching runs once per path on every push, so the common shapes (`name`, `*.ext`
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections import namedtuple
 from pathlib import Path
-from typing import Callable, Iterable
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up: fastest.cli.records)
+if TYPE_CHECKING:
+    from typing import Callable, Iterable
 
 IGNORE_FILE = ".fastestignore"
 STATE_DIR = ".fastest"
@@ -36,19 +39,20 @@ DEFAULT_PATTERNS: tuple[str, ...] = (
 _GLOB_CHARS = frozenset("*?[")
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
+class Rule(namedtuple("Rule", ("pattern", "negated", "directory_only", "matches", "literal", "suffix"),
+                      defaults=(None, None))):
     """One pattern line, compiled. `matches(path, name)` gets the `/`-joined path and its last part.
 
     `literal`/`suffix` are set for the two common shapes (`name`, `*.ext`), which need no regex.
     """
 
+    __slots__ = ()
     pattern: str
     negated: bool
     directory_only: bool
     matches: Callable[[str, str], bool]
-    literal: str | None = None
-    suffix: str | None = None
+    literal: str | None
+    suffix: str | None
 
 
 def _segment_regex(glob: str) -> str:
@@ -145,10 +149,10 @@ def compile_rule(line: str) -> Rule | None:
     return Rule(line.strip(), negated, directory_only, matches, literal, suffix)
 
 
-@dataclass(frozen=True, slots=True)
-class SimpleSets:
+class SimpleSets(namedtuple("SimpleSets", ("dir_names", "file_names", "dir_suffixes", "file_suffixes"))):
     """The whole rule set as name sets and suffix tuples, when it has that shape (see `simple_sets`)."""
 
+    __slots__ = ()
     dir_names: frozenset[str]
     file_names: frozenset[str]
     dir_suffixes: tuple[str, ...]

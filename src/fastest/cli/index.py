@@ -26,9 +26,13 @@ from __future__ import annotations
 
 import marshal
 from pathlib import Path
-from typing import Any, Collection, NamedTuple
+from collections import namedtuple
 
 from fastest.cli.fsutil import write_atomic
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up: fastest.cli.records)
+if TYPE_CHECKING:
+    from typing import Any, Collection
 
 INDEX_MAGIC = b"fastest-index 3\n"
 # How much older than the hashing moment an mtime must be before (size, mtime) is trusted.
@@ -46,9 +50,10 @@ def _looks_like_sha256(value: Any) -> bool:
     return type(value) is str and len(value) == 64
 
 
-class Listing(NamedTuple):
+class Listing(namedtuple("Listing", ("files", "directories", "ignored", "symlinks", "special", "unencodable"))):
     """What the walk kept of one directory, by name, and what it skipped, by count."""
 
+    __slots__ = ()
     files: tuple[str, ...]  # regular files, not ignored
     directories: tuple[str, ...]  # subdirectories to enter
     ignored: int

@@ -11,21 +11,30 @@ Client commands (`fastest.cli.commands`) talk to a server over HTTP and import n
 from __future__ import annotations
 
 import argparse
-import asyncio
+import functools
 import os
 import sys
-from dataclasses import replace
-from pathlib import Path
-from typing import Sequence
 
 from fastest.cli.arguments import CLIENT_COMMANDS, add_client_commands
-from fastest.config import Settings
 from fastest.domain import tokens
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Sequence
+
+    from fastest.config import Settings
+
+# Start-up is on every command's path: this module imports only what building the parser needs
+# (`fastest --help` stays within 3x of the interpreter's own start, see bench/cli.py); each command
+# imports the rest when it runs.
 
 DEFAULT_DATA_DIR = "$XDG_DATA_HOME/fastest"
 
 
 def _data_dir(value: str | None) -> Path:
+    from pathlib import Path
+
     chosen = value or os.environ.get("FASTEST_DATA_DIR")
     if chosen:
         return Path(chosen).expanduser().resolve()
@@ -34,12 +43,16 @@ def _data_dir(value: str | None) -> Path:
 
 
 def _settings() -> Settings:
+    from fastest.config import Settings
+
     return Settings.from_mapping(os.environ)
 
 
 def _serve_settings(host: str, port: int) -> Settings:
     """Without FASTEST_PUBLIC_URL, the server's own address is its public URL (the device flow's
     verification link points there)."""
+    from dataclasses import replace
+
     settings = _settings()
     if os.environ.get("FASTEST_PUBLIC_URL"):
         return settings
@@ -47,8 +60,34 @@ def _serve_settings(host: str, port: int) -> Settings:
     return replace(settings, public_url=f"http://{shown}:{port}")
 
 
+# argparse passes every message through gettext, which searches the locale directories again on
+# each call (a miss is not remembered): three calls per parser, most of `fastest --help`'s own time.
+# The catalogs cannot change while the command runs, so each message is translated once.
+argparse._ = functools.lru_cache(maxsize=None)(argparse._)  # type: ignore[attr-defined]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse makes a HelpFormatter at every `add_argument` (to check the metavar), and the default
+    one imports shutil for the terminal's width: ~7 ms on every command. This asks the terminal
+    directly (as shutil does: $COLUMNS, else the terminal, else 80). Subparsers are made of this class too."""
+
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        return self.formatter_class(prog=self.prog, width=_terminal_width() - 2)
+
+
+def _terminal_width() -> int:
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fastest", description="Fastest: workspaces, snapshots, drift and merge.")
+    parser = _Parser(prog="fastest", description="Fastest: workspaces, snapshots, drift and merge.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the local server (applies pending migrations first)")
@@ -64,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_job = jobs_commands.add_parser("run", help="run one job now")
     run_job.add_argument("name", help="e.g. purge-idempotency-keys")
     run_job.add_argument("--data-dir")
+    jobs_commands.add_parser("list", help="every job, its cron schedule and what it does")
 
     admin = commands.add_parser("admin", help="administer the local runtime")
     admin_commands = admin.add_subparsers(dest="admin_command", required=True)
@@ -101,12 +141,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_atlas(args)
     if args.command == "serve":
-        from fastest.platform.local.server import serve
+        from fastest.cli.serve import serve
 
         return serve(host=args.host, port=args.port, data_dir=_data_dir(args.data_dir),
                      settings=_serve_settings(args.host, args.port))
+    import asyncio
+
     if args.command == "migrate":
         return asyncio.run(_migrate(_data_dir(args.data_dir)))
+    if args.command == "jobs" and args.jobs_command == "list":
+        from fastest.cli.jobs import list_jobs
+
+        return list_jobs()
     if args.command == "jobs" and args.jobs_command == "run":
         return asyncio.run(_run_job(_data_dir(args.data_dir), args.name))
     if args.command == "admin" and args.admin_command == "token":
@@ -116,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"fastest: {exc}", file=sys.stderr)
             return 2
         if args.sql:
+            from pathlib import Path
+
             return _admin_token_sql(Path(args.sql), args.email, abilities, args.label)
         return asyncio.run(_admin_token(_data_dir(args.data_dir), args.email, abilities, args.label))
     return 2
@@ -131,7 +179,7 @@ async def _migrate(data_dir: Path) -> int:
 
 
 async def _run_job(data_dir: Path, name: str) -> int:
-    from fastest.platform.local import open_local_platform
+    from durable_objects.local import open_platform as open_local_platform
     from fastest.services import jobs
 
     if name not in jobs.JOBS:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable, TypeVar
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up: fastest.cli.records)
+if TYPE_CHECKING:
+    from typing import Callable, Iterable, TypeVar
 
-T = TypeVar("T")
+    T = TypeVar("T")
 DEFAULT_THREADS = 4
 
 
@@ -16,6 +17,8 @@ def run_parallel(work: Callable[[T], None], items: Iterable[T], threads: int = D
         for item in items:
             work(item)
         return
+    from concurrent.futures import ThreadPoolExecutor  # only when there is something to overlap
+
     pool = ThreadPoolExecutor(max_workers=min(threads, len(items)))
     try:
         for future in [pool.submit(work, item) for item in items]:

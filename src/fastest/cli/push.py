@@ -24,13 +24,9 @@ import json
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
-
-import httpx
-
 from fastest.cli.client import BEING_COLLECTED, DEFAULT_COLLECTED_WAIT_SECONDS, ApiClient, ApiError, BatchAnswer
+from fastest.cli.failures import CommandFailure
 from fastest.cli.frames import (
     BATCH_MAX_BYTES,
     BATCH_MAX_FRAMES,
@@ -44,11 +40,18 @@ from fastest.cli.frames import (
 from fastest.cli.index import LocalIndex
 from fastest.cli.parallel import run_parallel
 from fastest.cli.progress import Progress
+from fastest.cli.records import Record
 from fastest.cli.scan import FileState, ScanResult, ScannedFile, scan, scan_paths
 from fastest.cli.state import Folder, PushedTree, WorkspaceState
 from fastest.domain.ids import make_id
 from fastest.domain.manifest import ManifestError
 from fastest.domain.tree import BuiltTree, build_manifests, update_manifests
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up: fastest.cli.records)
+if TYPE_CHECKING:
+    from typing import Callable, Iterator, Mapping, Sequence
+
+    from fastest.cli.transport import Response
 
 UPLOAD_THREADS = 4
 ASK_FIRST_ABOVE = 16  # candidates; at or below this many (small) ones, upload without asking
@@ -59,7 +62,7 @@ MANIFEST_BATCH_MAX_BYTES = BATCH_MAX_BYTES
 LOOK_AT_PATHS_MAX = 5000  # more paths than this to look at: walk the folder instead
 
 
-class PushError(Exception):
+class PushError(CommandFailure):
     """A push that cannot complete; the message is one line for the user (exit code 1)."""
 
 
@@ -71,36 +74,41 @@ class WorkspaceMoved(PushError):
         self.current_manifest_hash = current_manifest_hash
 
 
-@dataclass(slots=True)
-class PushReport:
-    """What a push looked at and sent; `--json` prints exactly this."""
+class PushReport(Record):
+    """What a push looked at and sent; `--json` prints exactly this (`to_json`)."""
 
-    nothing_to_push: bool = False
-    folder_walked: bool = True  # False: only named paths (or those a watcher reported) were looked at
-    manifest_hash: str | None = None
-    snapshot_id: str | None = None
-    snapshot_created: bool = False
-    files_scanned: int = 0
-    files_hashed: int = 0
-    files_reused: int = 0
-    bytes_hashed: int = 0
-    ignored: int = 0
-    symlinks_skipped: int = 0
-    special_skipped: int = 0
-    unencodable_skipped: list[str] = field(default_factory=list)
-    blobs_new: int = 0  # not in the last pushed tree
-    blobs_checked: int = 0  # asked about with blobs/exists
-    blobs_uploaded: int = 0
-    blob_bytes_uploaded: int = 0
-    manifests_total: int = 0
-    manifests_new: int = 0
-    manifests_checked: int = 0
-    manifests_uploaded: int = 0
-    requests: int = 0
-    timings_ms: dict[str, float] = field(default_factory=dict)  # per phase, to see where a slow push goes
-
-    def to_json(self) -> dict[str, object]:
-        return asdict(self)
+    __slots__ = ("nothing_to_push", "folder_walked", "manifest_hash", "snapshot_id", "snapshot_created", "files_scanned",
+                 "files_hashed", "files_reused", "bytes_hashed", "ignored", "symlinks_skipped", "special_skipped",
+                 "unencodable_skipped", "blobs_new", "blobs_checked", "blobs_uploaded", "blob_bytes_uploaded",
+                 "manifests_total", "manifests_new", "manifests_checked", "manifests_uploaded", "requests", "timings_ms")
+    DEFAULTS = {"nothing_to_push": False, "folder_walked": True, "manifest_hash": None, "snapshot_id": None,
+                "snapshot_created": False, "files_scanned": 0, "files_hashed": 0, "files_reused": 0, "bytes_hashed": 0,
+                "ignored": 0, "symlinks_skipped": 0, "special_skipped": 0, "unencodable_skipped": list, "blobs_new": 0,
+                "blobs_checked": 0, "blobs_uploaded": 0, "blob_bytes_uploaded": 0, "manifests_total": 0,
+                "manifests_new": 0, "manifests_checked": 0, "manifests_uploaded": 0, "requests": 0, "timings_ms": dict}
+    nothing_to_push: bool
+    folder_walked: bool  # False: only named paths (or those a watcher reported) were looked at
+    manifest_hash: str | None
+    snapshot_id: str | None
+    snapshot_created: bool
+    files_scanned: int
+    files_hashed: int
+    files_reused: int
+    bytes_hashed: int
+    ignored: int
+    symlinks_skipped: int
+    special_skipped: int
+    unencodable_skipped: list[str]
+    blobs_new: int  # not in the last pushed tree
+    blobs_checked: int  # asked about with blobs/exists
+    blobs_uploaded: int
+    blob_bytes_uploaded: int
+    manifests_total: int
+    manifests_new: int
+    manifests_checked: int
+    manifests_uploaded: int
+    requests: int
+    timings_ms: dict[str, float]  # per phase, to see where a slow push goes
 
 
 def new_snapshot_id() -> str:
@@ -271,7 +279,7 @@ def move_workspace(api: ApiClient, state: WorkspaceState, manifest_hash: str) ->
             raise WorkspaceMoved(current)
 
 
-def _current_of_conflict(response: httpx.Response) -> str | None:
+def _current_of_conflict(response: Response) -> str | None:
     try:
         body = response.json()
     except ValueError:

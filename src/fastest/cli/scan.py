@@ -15,15 +15,18 @@ import hashlib
 import os
 import stat
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections import namedtuple
 from pathlib import Path
-from typing import Iterable, Mapping, NamedTuple
 
 from fastest.cli.ignore import STATE_DIR, IgnoreRules
 from fastest.cli.index import Listing, LocalIndex
 from fastest.cli.progress import Progress
+from fastest.cli.records import Record
 from fastest.domain.manifest import MODE_EXECUTABLE, MODE_FILE
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up: fastest.cli.records)
+if TYPE_CHECKING:
+    from typing import Iterable, Mapping
 
 HASH_THREADS = 4
 PARALLEL_HASH_MIN_FILES = 16
@@ -32,41 +35,45 @@ WHOLE_READ_MAX = 1024 * 1024
 CHUNK_BYTES = 1024 * 1024
 
 
-class FoundFile(NamedTuple):
+class FoundFile(namedtuple("FoundFile", ("path", "size", "mtime_ns", "mode"))):
     """A regular file the walk kept, with what `lstat` said about it.
 
     Named tuples rather than dataclasses here and below: a push creates one per file, 10,000s of
     them, and a tuple is several times cheaper to build.
     """
 
+    __slots__ = ()
     path: str
     size: int
     mtime_ns: int
     mode: int
 
 
-class ScannedFile(NamedTuple):
+class ScannedFile(namedtuple("ScannedFile", ("path", "hash", "size", "mode"))):
+    __slots__ = ()
     path: str
     hash: str
     size: int
     mode: int
 
 
-@dataclass(slots=True)
-class WalkResult:
-    files: list[FoundFile] = field(default_factory=list)
-    ignored: int = 0
-    symlinks: int = 0
-    special: int = 0
-    unencodable: list[str] = field(default_factory=list)
+class WalkResult(Record):
+    __slots__ = ("files", "ignored", "symlinks", "special", "unencodable")
+    DEFAULTS = {"files": list, "ignored": 0, "symlinks": 0, "special": 0, "unencodable": list}
+    files: list[FoundFile]
+    ignored: int
+    symlinks: int
+    special: int
+    unencodable: list[str]
 
 
 FileState = tuple[str, int, int]
 """(hash, size, mode) of one scanned file: what its manifest entry says besides its name."""
 
 
-@dataclass(frozen=True, slots=True)
-class ScanResult:
+class ScanResult(namedtuple("ScanResult", ("records", "hashed", "reused", "hashed_bytes", "ignored", "symlinks",
+                                           "special", "unencodable", "folder_walked"), defaults=(True,))):
+    __slots__ = ()
     records: dict[str, FileState]  # by `/`-joined relative path, in path order
     hashed: int  # read and hashed this time
     reused: int  # taken from the index
@@ -75,7 +82,7 @@ class ScanResult:
     symlinks: int
     special: int
     unencodable: list[str]
-    folder_walked: bool = True  # False: only some paths were looked at (`scan_paths`)
+    folder_walked: bool  # (default True) False: only some paths were looked at (`scan_paths`)
 
     @property
     def files(self) -> list[ScannedFile]:
@@ -292,6 +299,8 @@ def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, pro
         # Threads pay off only for big files: hashlib releases the GIL while hashing, but opening
         # thousands of small files is Python-bound, and threads then only contend for the GIL.
         if len(to_hash) >= PARALLEL_HASH_MIN_FILES and bar_bytes >= PARALLEL_HASH_MIN_AVERAGE * len(to_hash):
+            from concurrent.futures import ThreadPoolExecutor  # here: most scans hash a few files
+
             with ThreadPoolExecutor(max_workers=HASH_THREADS) as pool:
                 list(pool.map(one, to_hash))
         else:

@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import json
 import marshal
+from collections import namedtuple
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Mapping
 
+from fastest.cli.failures import UsageFailure
 from fastest.cli.fsutil import write_atomic
+from fastest.cli.records import Record
 from fastest.domain.manifest import is_sha256_hex, sha256_hex
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up: fastest.cli.records)
+if TYPE_CHECKING:
+    from typing import Iterator, Mapping
 
 STATE_DIR = ".fastest"
 WORKSPACE_FILE = "workspace.json"
@@ -32,23 +37,24 @@ class FolderBusy(Exception):
     """Another fastest process is pushing or syncing this folder."""
 
 
-class NotAWorkspace(Exception):
+class NotAWorkspace(UsageFailure):
     """The folder (and its parents) has no `.fastest/workspace.json`: a usage problem (exit code 2)."""
 
 
-@dataclass(slots=True)
-class WorkspaceState:
+class WorkspaceState(Record):
+    __slots__ = ("server", "project_id", "workspace_id", "head_snapshot_id", "manifest_hash")
+    DEFAULTS = {"head_snapshot_id": None, "manifest_hash": None}
     server: str
     project_id: str
     workspace_id: str
-    head_snapshot_id: str | None = None
-    manifest_hash: str | None = None
+    head_snapshot_id: str | None
+    manifest_hash: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Folder:
+class Folder(namedtuple("Folder", ("root",))):
     """A workspace folder and the paths of its state files."""
 
+    __slots__ = ()
     root: Path
 
     @property
@@ -77,7 +83,7 @@ class Folder:
     def load(self) -> WorkspaceState:
         try:
             document = json.loads(self.workspace_file.read_text(encoding="utf-8"))
-            return WorkspaceState(**{name: document.get(name) for name in WorkspaceState.__dataclass_fields__})
+            return WorkspaceState(**{name: document.get(name) for name in WorkspaceState.__slots__})
         except FileNotFoundError as exc:
             raise NotAWorkspace(f"{self.root} is not a fastest folder; run fastest init") from exc
         except (OSError, ValueError, TypeError) as exc:
@@ -107,7 +113,7 @@ class Folder:
 
     def save(self, state: WorkspaceState) -> None:
         self.state_dir.mkdir(exist_ok=True)
-        write_atomic(self.workspace_file, (json.dumps(asdict(state), indent=2) + "\n").encode("utf-8"))
+        write_atomic(self.workspace_file, (json.dumps(state.to_json(), indent=2) + "\n").encode("utf-8"))
 
 
 def find_folder(start: Path) -> Folder:
@@ -119,8 +125,7 @@ def find_folder(start: Path) -> Folder:
     raise NotAWorkspace(f"{here} is not inside a fastest folder; run fastest init")
 
 
-@dataclass(frozen=True, slots=True)
-class PushedTree:
+class PushedTree(namedtuple("PushedTree", ("root", "records", "blobs", "manifests"))):
     """The last pushed tree: its root, its files, their blob hashes and its manifests.
 
     The server keeps all of it while the head snapshot exists, so a push only asks about the rest,
@@ -132,6 +137,7 @@ class PushedTree:
         fastest-pushed 2\n + marshal((root, records, manifests))
     """
 
+    __slots__ = ()
     root: str | None
     records: Mapping[str, tuple[str, int, int]]
     blobs: frozenset[str]

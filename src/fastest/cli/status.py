@@ -8,28 +8,31 @@ request for the diff (the server is asked only for manifests missing locally, th
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
-from typing import Any, Sequence
-
 from fastest.cli.client import ApiClient, ApiError
-from fastest.cli.loader import manifest_loader
+from fastest.cli.loader import manifest_loader, run_blocking
 from fastest.cli.push import scan_folder
 from fastest.cli.state import Folder, ManifestCache, PushedTree, WorkspaceState
+from fastest.cli.records import Record
 from fastest.domain.tree import Change, ManifestLoader, diff
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up: fastest.cli.records)
+if TYPE_CHECKING:
+    from typing import Any, Sequence
 
 SHORT_CODES = {"added": "A", "modified": "M", "deleted": "D"}
 
 
-@dataclass(slots=True)
-class StatusReport:
+class StatusReport(Record):
+    __slots__ = ("head_snapshot_id", "pushed_manifest_hash", "local_manifest_hash", "changes", "drift", "drift_error",
+                 "folder_walked")
+    DEFAULTS = {"changes": list, "drift": None, "drift_error": None, "folder_walked": True}
     head_snapshot_id: str | None
     pushed_manifest_hash: str | None
     local_manifest_hash: str
-    changes: list[Change] = field(default_factory=list)
-    drift: dict[str, Any] | None = None
-    drift_error: str | None = None
-    folder_walked: bool = True  # False: only what `fastest watch` reported was looked at
+    changes: list[Change]
+    drift: dict[str, Any] | None
+    drift_error: str | None
+    folder_walked: bool  # False: only what `fastest watch` reported was looked at
 
     @property
     def clean(self) -> bool:
@@ -52,7 +55,7 @@ def local_changes(old_root: str | None, new_root: str, load: ManifestLoader) -> 
     async def collect() -> list[Change]:
         return [change async for change in diff(old_root, new_root, load)]
 
-    return asyncio.run(collect())
+    return run_blocking(collect())
 
 
 def status(folder: Folder, state: WorkspaceState, api: ApiClient, *, progress: bool | None = None,

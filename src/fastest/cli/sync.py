@@ -22,6 +22,7 @@ from typing import Any, Callable, TextIO
 
 from fastest.cli.checkout import materialise
 from fastest.cli.client import ApiClient, ApiError
+from fastest.cli.failures import CommandFailure
 from fastest.cli.loader import manifest_loader
 from fastest.cli.push import push, scan_folder
 from fastest.cli.state import Folder, ManifestCache, PushedTree, WorkspaceState
@@ -31,7 +32,7 @@ from fastest.domain.tree import Change, diff, update_manifests
 OPTIONS_BY_SIDE = {"workspace": "keep_workspace", "main": "take_main"}
 
 
-class SyncError(Exception):
+class SyncError(CommandFailure):
     """A sync that cannot go on; one line for the user (exit code 1)."""
 
 

@@ -29,19 +29,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import selectors
 import socket
 import struct
 import sys
 import time
-import uuid
-from dataclasses import dataclass, field
+from collections import namedtuple
 from pathlib import Path
-from typing import Any, Callable
 
+from fastest.cli.failures import CommandFailure
 from fastest.cli.fsutil import write_atomic
 from fastest.cli.ignore import IGNORE_FILE, STATE_DIR, IgnoreRules
+from fastest.cli.records import Record
 from fastest.cli.state import Folder
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up: fastest.cli.records)
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 TOKEN_FILE = "watch-token"
 COOKIE_PREFIX = "watch-cookie-"
@@ -70,14 +73,15 @@ def _same_user(sock: socket.socket) -> bool:
 # the journal (pure: no kernel, no sockets)
 
 
-@dataclass
-class ChangeJournal:
+class ChangeJournal(Record):
     """Changed paths by the sequence number current when they changed; each answer moves the sequence on."""
 
-    instance: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
-    sequence: int = 0
-    reset_at: int = 0  # tokens older than this must rescan
-    changed: dict[str, int] = field(default_factory=dict)
+    __slots__ = ("instance", "sequence", "reset_at", "changed")
+    DEFAULTS = {"instance": lambda: os.urandom(8).hex(), "sequence": 0, "reset_at": 0, "changed": dict}
+    instance: str
+    sequence: int
+    reset_at: int  # tokens older than this must rescan
+    changed: dict[str, int]
 
     def record(self, path: str) -> None:
         self.changed[path] = self.sequence
@@ -103,8 +107,8 @@ class ChangeJournal:
 # the client side: what push and status call
 
 
-@dataclass(frozen=True, slots=True)
-class WatchAnswer:
+class WatchAnswer(namedtuple("WatchAnswer", ("token", "paths"))):
+    __slots__ = ()
     token: str
     paths: list[str] | None  # None: rescan the folder
 
@@ -159,7 +163,7 @@ def _read_line(sock: socket.socket) -> bytes:
 # the watcher
 
 
-class WatchError(Exception):
+class WatchError(CommandFailure):
     """The folder cannot be watched (one line for the user)."""
 
 
@@ -338,6 +342,8 @@ def run(folder: Folder, *, on_quiet: Callable[[Watcher], bool] | None, quiet_sec
     (for what changed while nobody watched) and once changes have stopped for `quiet_seconds` (the
     auto-push). `on_quiet` returns False to be called again one quiet delay later (the folder was busy)."""
     watcher = Watcher(folder)
+    import selectors  # the watcher's own loop; a command that asks it needs none of this
+
     selector = selectors.DefaultSelector()
     try:
         selector.register(watcher.inotify.fileno(), selectors.EVENT_READ, "events")

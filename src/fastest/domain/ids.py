@@ -14,10 +14,13 @@ ENTROPY_BYTES = 10
 PREFIXES = frozenset(
     {"usr", "tok", "prj", "wsp", "snp", "evt", "env", "req", "drf", "cnv", "dep", "act", "run", "key",
      "aud", "dev",  # audit events, device codes
+     "chk",  # billing checkouts
      "syp", "syn", "snu",  # sync previews, sync runs, sync undos
-     "msg", "trn", "que"}  # conversation messages, turns, questions
+     "msg", "trn", "que",  # conversation messages, turns, questions
+     "crd", "res"}  # provider credentials, deployment resources (deployments use "dep")
 )
 PREFIXES = PREFIXES | {"dgm", "nxs", "dcs"}  # Atlas diagrams, next steps, decisions
+PREFIXES |= {"whk", "whd", "tst"}  # integration webhook endpoints, delivery attempts, test events
 
 
 def make_id(prefix: str, millis: int, entropy: bytes) -> str:

@@ -17,8 +17,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
-from typing import Any, Iterable, Literal, NamedTuple
+from collections import namedtuple
+
+# Neither typing nor dataclasses at run time: the CLI imports this module on every command, and
+# those two (with `inspect`, which dataclasses imports) cost it ~15 ms of start-up (bench/cli.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterable, Literal
+
+    EntryType = Literal["file", "tree"]
 
 VERSION = 1
 MODE_FILE = 0o644  # 420
@@ -29,9 +36,6 @@ MAX_NAME_BYTES = 255
 HEX = frozenset("0123456789abcdef")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")  # one C-level match, not 64 Python-level tests
 
-EntryType = Literal["file", "tree"]
-
-
 class ManifestError(ValueError):
     """Why a manifest was refused. `code` is the API error code, `field` where it went wrong."""
 
@@ -41,15 +45,17 @@ class ManifestError(ValueError):
         self.field = field
 
 
-class Entry(NamedTuple):
-    """One name in a directory. A named tuple, not a dataclass: a 100,000-file diff or merge builds
-    hundreds of thousands of these, and a tuple is built several times faster."""
+class Entry(namedtuple("Entry", ("name", "type", "hash", "size", "mode"), defaults=(None, None))):
+    """One name in a directory: `name`, `type` ("file" or "tree"), `hash`, and for files alone
+    `size` and `mode`. A named tuple, not a dataclass: a 100,000-file diff or merge builds hundreds
+    of thousands of these, and a tuple is built several times faster."""
 
+    __slots__ = ()
     name: str
     type: EntryType
     hash: str
-    size: int | None = None  # files only
-    mode: int | None = None  # files only
+    size: int | None
+    mode: int | None
 
     @property
     def is_tree(self) -> bool:
@@ -61,9 +67,26 @@ class Entry(NamedTuple):
         return {"name": self.name, "type": "file", "hash": self.hash, "size": self.size, "mode": self.mode}
 
 
-@dataclass(frozen=True, slots=True)
 class Manifest:
+    """One directory: its entries (immutable; equal when the entries are)."""
+
+    __slots__ = ("entries",)
     entries: tuple[Entry, ...]
+
+    def __init__(self, entries: tuple[Entry, ...]) -> None:
+        object.__setattr__(self, "entries", entries)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"a Manifest is immutable (cannot set {name!r})")
+
+    def __eq__(self, other: object) -> bool:
+        return other.__class__ is Manifest and other.entries == self.entries  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self.entries)
+
+    def __repr__(self) -> str:
+        return f"Manifest(entries={self.entries!r})"
 
     def canonical_bytes(self) -> bytes:
         return canonical_bytes(self.entries)

@@ -7,7 +7,6 @@ only the SHA-256 of a token is ever stored.
 
 from __future__ import annotations
 
-import hashlib
 import zlib
 
 PREFIX = "fst_"
@@ -60,6 +59,8 @@ def is_well_formed(token: str) -> bool:
 
 
 def token_hash(token: str) -> str:
+    import hashlib  # here, not at the top: `fastest --help` reads the abilities above, and starts fast
+
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 

@@ -18,8 +18,15 @@ a `ManifestLoader`, so this module stays pure.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Literal, Mapping, NamedTuple
+from collections import namedtuple
+from collections.abc import Awaitable, Callable
+
+# Neither typing nor dataclasses at run time (the CLI's start-up, see `domain.manifest`).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import AsyncIterator, Iterable, Iterator, Literal, Mapping
+
+    ChangeKind = Literal["added", "modified", "deleted"]
 
 from .manifest import (
     MAX_SIZE,
@@ -43,16 +50,14 @@ EMPTY_MANIFEST = Manifest(entries=())
 EMPTY_TREE_HASH = EMPTY_MANIFEST.hash
 """The root of a tree with no files (empty directories are not recorded, so that is every empty tree)."""
 
-ChangeKind = Literal["added", "modified", "deleted"]
+class Change(namedtuple("Change", ("path", "kind", "old", "new"))):
+    """One file that differs between two trees: `path`, `kind` ("added", "modified" or "deleted"),
+    and `old`/`new`, the file entries (leaf name in `.name`); `old` is None for an added file, `new`
+    is None for a deleted one. A change of mode alone is `modified`. Directories never appear: a
+    file that became a directory is the file `deleted` plus every file of the new subtree `added`
+    (and the reverse)."""
 
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One file that differs between two trees. `old`/`new` are the file entries (leaf name in
-    `.name`); `old` is None for an added file, `new` is None for a deleted one. A change of mode
-    alone is `modified`. Directories never appear: a file that became a directory is the file
-    `deleted` plus every file of the new subtree `added` (and the reverse)."""
-
+    __slots__ = ()
     path: str
     kind: ChangeKind
     old: Entry | None
@@ -185,10 +190,11 @@ FileRecord = tuple[str, str, int, int]
 """(path, blob hash, size, mode) of one file; the path is `/`-joined and relative."""
 
 
-class BuiltTree(NamedTuple):
+class BuiltTree(namedtuple("BuiltTree", ("root", "manifests"))):
     """A tree's root hash and every manifest's canonical bytes by hash, children before parents
     (the order to upload them in, so a parent never arrives before what it points at)."""
 
+    __slots__ = ()
     root: str
     manifests: dict[str, bytes]
 

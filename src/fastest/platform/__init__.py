@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Coroutine
 
 from fastest.config import Settings
 from fastest.ports import (
     AIModel,
+    Background,
     BlobStore,
     Clock,
     Database,
@@ -19,6 +20,15 @@ from fastest.ports import (
     Vault,
     VectorIndex,
 )
+
+
+def _cloudflare_deploy_provider(platform: "Platform", api_token: str, account_id: str) -> Any:
+    from fastest.platform.deploy_cloudflare import CloudflareDeployProvider
+
+    return CloudflareDeployProvider(platform.http, api_token, account_id, platform.settings.cloudflare_api_base)
+
+
+ACCOUNT_DEPLOY_PROVIDERS: dict[str, Callable[..., Any]] = {"cloudflare": _cloudflare_deploy_provider}
 
 
 @dataclass(slots=True)
@@ -49,6 +59,23 @@ class Platform:
     # Release functions for what the platform opened (files, connections), run by `close()` in
     # reverse order. Empty on Cloudflare, where the runtime owns the bindings.
     closers: list[Callable[[], None]] = field(default_factory=list)
+    # Work after the response (integration webhook deliveries): see `defer`.
+    background: Background | None = None
+
+    def defer(self, work: Coroutine[Any, Any, Any]) -> bool:
+        """Run `work` in the background if this runtime can (False, and `work` closed, if not)."""
+        if self.background is None:
+            work.close()
+            return False
+        return self.background.defer(work)
+    # Deploy providers that need no user credential, by name (locally: "local"); providers on a
+    # user's own account (cloudflare) are built per credential by `services.deploy_providers`.
+    deploy_providers: dict[str, Any] = field(default_factory=dict)
+    # Runs a project's build command over its files (local runtime, when the operator allows builds).
+    deploy_builder: Any = None
+    # Providers on a user's own account, by name: (platform, api token, credential metadata) → a
+    # DeployProvider. Services build them from a stored credential without knowing the adapters.
+    deploy_provider_factories: dict[str, Callable[..., Any]] = field(default_factory=lambda: dict(ACCOUNT_DEPLOY_PROVIDERS))
 
     def close(self) -> None:
         closers, self.closers = self.closers, []

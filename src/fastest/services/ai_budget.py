@@ -2,6 +2,9 @@
 `ai_budget_window_seconds`; past that, AI routes answer 429 `ai_rate_limited` with
 `ai_rate_limit: {resets_at, used, limit}` until the window turns.
 
+The number of calls is the user's plan's `ai_budget_calls` (issue 11; the free plan's default is
+`ai_budget_calls`; null: unlimited), and the 429 then also names the plans that allow more (`upgrade`).
+
 Windows are fixed (aligned on the epoch) so the count is one row per user and window, incremented in
 one statement that refuses to pass the limit: two racing calls cannot both take the last unit.
 """
@@ -13,6 +16,8 @@ from datetime import datetime, timedelta, timezone
 from fastest.domain.ids import iso, parse_iso
 from fastest.errors import AIRateLimited
 from fastest.platform import Platform
+from fastest.ports import D1_MAX_SAFE_INTEGER
+from fastest.services import entitlements
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -31,7 +36,9 @@ def retry_after(platform: Platform, resets_at: str) -> str:
 
 async def spend(platform: Platform, user_id: str) -> dict[str, object]:
     """Take one unit of the user's budget: `{resets_at, used, limit}`, or raise AIRateLimited."""
-    limit = platform.settings.ai_budget_calls
+    plan = await entitlements.current_plan(platform, user_id)
+    plan_limit = plan.limit("ai_budget_calls")
+    limit = D1_MAX_SAFE_INTEGER if plan_limit is None else plan_limit
     start, resets_at = _window(platform)
     row = None
     if limit > 0:
@@ -46,7 +53,8 @@ async def spend(platform: Platform, user_id: str) -> dict[str, object]:
         status = {"resets_at": resets_at, "used": int(used or 0), "limit": limit}
         raise AIRateLimited(
             f"The AI budget of {limit} model calls per window is spent; it resets at {resets_at}.",
-            extra={"ai_rate_limit": status},
+            extra={"ai_rate_limit": status, "plan": plan.name,
+                   "upgrade": entitlements.upgrade_path(entitlements.plans(platform), plan, "ai_budget_calls")},
             headers={"Retry-After": retry_after(platform, resets_at)},
         )
-    return {"resets_at": resets_at, "used": int(row["used"]), "limit": limit}
+    return {"resets_at": resets_at, "used": int(row["used"]), "limit": plan_limit}

@@ -25,7 +25,7 @@ from fastest.errors import (
 )
 from fastest.platform import Platform
 from fastest.ports import RateDecision, SessionRequest
-from fastest.services import ai_budget, events, identity, snapshots, storage, working_tree, workspaces
+from fastest.services import ai_budget, entitlements, events, identity, snapshots, storage, working_tree, workspaces
 from fastest.services.common import new_id, now_iso, split_page
 
 TITLE_MAX = 80
@@ -61,6 +61,7 @@ async def _base_manifest(platform: Platform, user_id: str, workspace: Mapping[st
 
 async def create(platform: Platform, user_id: str, workspace_id: str, title: str | None) -> dict[str, Any]:
     workspace = await workspaces.get_owned(platform, user_id, workspace_id)
+    await entitlements.require(platform, user_id, "conversations", adding=1)  # the plan's limit
     conversation_id = new_id(platform, "cnv")
     context = {
         "conversation_id": conversation_id, "user_id": user_id, "project_id": workspace["project_id"],

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 from fastest.platform import Platform
 from fastest.ports import Statement
+from fastest.services import webhook_outbox
 from fastest.services.common import dumps, new_id, now_iso, split_page
 
 
@@ -29,12 +30,20 @@ def record(
     Add them to the batch that makes the change. Audited reads (a secret reveal) pass touch=False.
     """
     now = now_iso(platform)
+    event_id = new_id(platform, "evt")
     statements = [
         platform.db.prepare(
             "INSERT INTO project_events (id, project_id, actor, type, summary, data, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)"
-        ).bind(new_id(platform, "evt"), project_id, actor, type, summary, dumps(dict(data or {})), now),
+        ).bind(event_id, project_id, actor, type, summary, dumps(dict(data or {})), now),
     ]
+    # Integration webhooks: the event's messages commit with it (see services/webhook_outbox.py).
+    webhook_event = webhook_outbox.webhook_type(type)
+    if webhook_event is not None:
+        body = webhook_outbox.payload(webhook_event, now, project_id, event_id, actor, summary, data or {})
+        statements.append(webhook_outbox.fan_out(platform, project_id=project_id, event_id=event_id,
+                                                 webhook_event=webhook_event, body=body, now=now))
+        webhook_outbox.schedule_delivery(platform, event_id)
     if touch:
         statements.append(
             platform.db.prepare("UPDATE projects SET updated_at = ?, last_activity_at = ? WHERE id = ?").bind(

@@ -32,6 +32,7 @@ class GoogleIdentity:
     email: str
     name: str | None
     picture: str | None
+    nonce: str | None = None  # the OpenID Connect nonce the sign-in request sent, if any
 
 
 def _rejected(reason: str) -> Unauthenticated:
@@ -135,7 +136,8 @@ async def verify_id_token(platform: Platform, credential: str) -> GoogleIdentity
     picture = claims.get("picture")
     if not (isinstance(picture, str) and picture.startswith("https://") and len(picture) <= 2048):
         picture = None
-    return GoogleIdentity(subject=claims["sub"], email=claims["email"], name=name, picture=picture)
+    nonce = claims.get("nonce") if isinstance(claims.get("nonce"), str) else None
+    return GoogleIdentity(subject=claims["sub"], email=claims["email"], name=name, picture=picture, nonce=nonce)
 
 
 async def user_for(platform: Platform, credential: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import logging
 from typing import Awaitable, Callable
 
 from fastest.platform import Platform
-from fastest.services import device_flow, idempotency, storage
+from fastest.services import action_items, billing, device_flow, entitlements, idempotency, maintenance, storage
 
 log = logging.getLogger("fastest.jobs")
 
@@ -41,18 +41,70 @@ async def atlas_index(platform: Platform) -> int:
     return await atlas.continue_all(platform)
 
 
+async def purge_expired_tokens(platform: Platform) -> int:
+    """Drop bearer tokens a week past their expiry or revocation."""
+    return await maintenance.purge_expired_tokens(platform)
+
+
+async def retry_webhook_deliveries(platform: Platform) -> int:
+    """Send the integration webhook messages that are due (retries, and first attempts left over)."""
+    from fastest.services import webhooks
+
+    return await webhooks.sweep(platform)
+
+
+async def purge_webhook_deliveries(platform: Platform) -> int:
+    """Drop webhook delivery logs and finished messages older than 30 days."""
+    return await maintenance.purge_webhook_deliveries(platform)
+
+
+async def recompute_storage_stats(platform: Platform) -> int:
+    """Recompute every user's stored blob and manifest totals, and re-derive the plan-limit counters."""
+    recomputed = await maintenance.recompute_storage_stats(platform)
+    await entitlements.recompute_storage_usage(platform)  # the trigger-kept counters' self-check
+    return recomputed
+
+
+async def reconcile_subscriptions(platform: Platform) -> int:
+    """Settle paid subscriptions whose period ended without a Paddle event (asks Paddle, or expires them)."""
+    return await billing.reconcile_subscriptions(platform)
+
+
+async def refresh_action_items(platform: Platform) -> int:
+    """Analyse workspaces whose tree moved (committed secrets, lockfiles, tests, binaries) for action items."""
+    return await action_items.refresh_job(platform)
+
+
 JOBS: dict[str, Job] = {
     "purge-idempotency-keys": purge_idempotency_keys,
     "purge-device-codes": purge_device_codes,
     "collect-garbage": collect_garbage,
     "atlas-index": atlas_index,
+    "purge-expired-tokens": purge_expired_tokens,
+    "retry-webhook-deliveries": retry_webhook_deliveries,
+    "purge-webhook-deliveries": purge_webhook_deliveries,
+    "recompute-storage-stats": recompute_storage_stats,
+    "reconcile-subscriptions": reconcile_subscriptions,
+    "refresh-action-items": refresh_action_items,
 }
 
 # Keep in step with [triggers] crons in wrangler.toml.
 SCHEDULE: dict[str, tuple[str, ...]] = {
-    "*/15 * * * *": ("atlas-index",),
-    "0 3 * * *": ("purge-idempotency-keys", "purge-device-codes", "collect-garbage"),
+    "*/15 * * * *": ("atlas-index", "refresh-action-items"),
+    "0 3 * * *": ("purge-idempotency-keys", "purge-device-codes", "collect-garbage",
+                  "purge-expired-tokens", "purge-webhook-deliveries", "recompute-storage-stats",
+                  "reconcile-subscriptions"),
+    "* * * * *": ("retry-webhook-deliveries",),
 }
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(name, cron strings, description) of every job, for `fastest jobs list`."""
+    crons = {name: [cron for cron, names in SCHEDULE.items() if name in names] for name in JOBS}
+    return [
+        (name, ", ".join(crons[name]) or "(by hand)", (job.__doc__ or "").strip().splitlines()[0] if job.__doc__ else "")
+        for name, job in JOBS.items()
+    ]
 
 
 async def run(platform: Platform, name: str) -> int:

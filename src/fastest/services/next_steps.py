@@ -30,7 +30,7 @@ from fastest.domain import drift as drift_domain
 from fastest.domain.ids import parse_iso
 from fastest.errors import NotFound
 from fastest.platform import Platform
-from fastest.ports import AIModel, DatabaseError
+from fastest.ports import AIModel
 from fastest.services import ai_budget, models, projects
 from fastest.services.common import new_id, now_iso
 
@@ -58,16 +58,11 @@ class Candidate:
 
 
 async def deployment_signals(platform: Platform, project_id: str) -> list[dict[str, Any]]:
-    """Failed deployments of the project, newest first — the hook for the deployments feature: it
-    reads the `deployments` table when it exists (empty otherwise)."""
-    try:
-        rows = (await platform.db.prepare(
-            "SELECT id, status, error FROM deployments WHERE project_id = ? ORDER BY rowid DESC LIMIT 5"
-        ).bind(project_id).all()).results
-    except DatabaseError:
-        return []
-    latest = rows[0] if rows else None
-    return [latest] if latest is not None and latest.get("status") == "failed" else []
+    """The project's last finished deployment when it failed (`[{id, status, error}]`), else `[]`."""
+    from fastest.services import deployments  # deployments reach back here through projects
+
+    failed = await deployments.last_failure(platform, project_id)
+    return [] if failed is None else [{"id": failed["id"], "status": "failed", "error": failed["error"]}]
 
 
 async def signals(platform: Platform, project: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from fastest.errors import Conflict, NotFound, ValidationFailed
 from fastest.platform import Platform
 from fastest.ports import ConstraintError, Statement
 from fastest.services import events, projects, storage
+from fastest.services import action_item_queue
 from fastest.services.common import new_id, now_iso, split_page
 
 MAX_PARENTS = 8
@@ -97,6 +98,8 @@ def insert_statements(
         ],
         db.prepare("UPDATE projects SET last_snapshot_id = ? WHERE id = ?").bind(snapshot_id, project_id),
     ]
+    if workspace_id is not None:  # its tree moved: queue it for the action-item analyses
+        statements.append(action_item_queue.queue_statement(platform, workspace_id, now))
     if workspace_id is not None and move_workspace:
         statements.append(
             db.prepare(
@@ -162,6 +165,10 @@ async def create(
         if existing is None:
             raise
         return existing, False
+    if workspace_id is not None and move_workspace:
+        from fastest.services import deployments  # auto-deploy hook; imported late (deployments imports us)
+
+        await deployments.after_workspace_moved(platform, user_id, workspace_id, snapshot_id, manifest_hash)
     return await get_owned(platform, user_id, snapshot_id), True
 
 
@@ -304,6 +311,9 @@ async def restore(platform: Platform, user_id: str, snapshot_id: str, *, workspa
          "new_snapshot_id": restored_id},
     )
     await platform.db.batch(writes)
+    from fastest.services import deployments  # auto-deploy hook (deployments imports us)
+
+    await deployments.after_workspace_moved(platform, user_id, workspace_id, restored_id, target["manifest_hash"])
     return {
         "success": True,
         "snapshot": await get_owned(platform, user_id, restored_id),

@@ -383,10 +383,12 @@ async def execute(
     if await _already_executed(platform, preview_id):
         raise Conflict("This sync preview was already executed.", code="preview_already_executed")
     if workspace["version"] != ours["version"]:
+        await _record_failure(platform, user_id, workspace, "workspace_changed")
         raise Conflict("The workspace changed since the preview; prepare the sync again.", code="workspace_changed",
                        extra={"version": workspace["version"]})
     main = await workspaces.get_owned(platform, user_id, stored["main"]["workspace_id"])
     if main["version"] != stored["main"]["version"] or workspace["main_workspace_id"] != main["id"]:
+        await _record_failure(platform, user_id, workspace, "main_changed")
         raise Conflict("Main changed since the preview; prepare the sync again.", code="main_changed")
     counts = _counts(changes, set(stored["workspace_paths"]))
     if not confirm_mass_change and _needs_confirmation(platform, ours["file_count"], counts):
@@ -441,8 +443,12 @@ async def execute(
     except ConstraintError:
         if await _already_executed(platform, preview_id):
             raise Conflict("This sync preview was already executed.", code="preview_already_executed") from None
+        await _record_failure(platform, user_id, workspace, "workspace_changed")
         raise Conflict("The workspace changed while the sync ran; nothing was changed. Prepare the sync again.",
                        code="workspace_changed") from None
+    from fastest.services import deployments  # auto-deploy hook (imported late: it imports workspaces)
+
+    await deployments.after_workspace_moved(platform, user_id, workspace_id, merge_id, new_root)
     return {
         "success": True,
         "sync_id": run_id,
@@ -451,6 +457,15 @@ async def execute(
         "pre_sync_snapshot_id": pre_sync_id,
         **counts,
     }
+
+
+async def _record_failure(platform: Platform, user_id: str, workspace: Mapping[str, Any], code: str) -> None:
+    """Log a sync that failed (nothing else changed): the action items show the workspace's failed
+    last sync until a sync succeeds."""
+    await platform.db.batch(events.record(
+        platform, workspace["project_id"], user_id, "workspace.sync_failed", f"Sync of {workspace['name']} failed ({code})",
+        {"workspace_id": workspace["id"], "code": code}, touch=False,
+    ))
 
 
 def _counts(changes: Mapping[str, FileRecord | None], workspace_paths: set[str]) -> dict[str, int]:

@@ -21,6 +21,7 @@ from typing import Any, Callable, Hashable, Mapping
 from fastest.config import Settings
 from fastest.platform import Platform
 from fastest.platform.ai import embedder_for, model_for_key
+from fastest.platform.cloudflare.background import WaitUntilBackground
 from fastest.platform.cloudflare.clock import WorkersClock
 from fastest.platform.cloudflare.d1 import D1Database
 from fastest.platform.cloudflare.durable_objects import DurableObjectNamespace
@@ -100,6 +101,7 @@ def build_platform(env: Any) -> Platform:
         vectors=VectorizeIndex(_get(env, VECTORIZE)) if _get(env, VECTORIZE) is not None else None,
         signatures=WebCryptoSignatureVerifier(),
         runtime="cloudflare",
+        background=WaitUntilBackground(),
     )
 
 

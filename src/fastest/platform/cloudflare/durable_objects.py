@@ -8,8 +8,9 @@ core: `DurableObjectStorage` (the `SessionStorage` port over `ctx.storage`), `re
 (JS Request → `SessionRequest`) and `to_js_response` (`SessionResponse` → JS Response); the
 hibernatable sockets and the SSE sink (`JsEventSink`).
 
-Worker side: `match_stream` / `forward_stream` open a conversation's live streams (WebSocket, SSE)
-and hand them to its object.
+Worker side: `match_stream` recognises a conversation's live streams (WebSocket, SSE), and
+`closed_socket_response` refuses one; `fastest.edge.conversation_streams` opens them and hands them
+to the object.
 """
 
 from __future__ import annotations
@@ -118,6 +119,17 @@ class DurableObjectStorage:
         result = await self._storage.list(**list_options(prefix=prefix, start=start, end=end, reverse=reverse, limit=limit))
         return {str(key): stored_value(value) for key, value in (from_js(result) or {}).items()}
 
+    # Alarms (`SessionAlarms`): the runtime calls the object's `alarm()` handler when one is due.
+    async def set_alarm(self, scheduled_ms: int) -> None:
+        await self._storage.setAlarm(int(scheduled_ms))
+
+    async def get_alarm(self) -> int | None:
+        value = from_js(await self._storage.getAlarm())
+        return None if value is None else int(value)
+
+    async def delete_alarm(self) -> None:
+        await self._storage.deleteAlarm()
+
 
 def stored_value(raw: Any) -> Any:
     """A value read back: the JSON text `put` wrote, decoded; absent (JS undefined) → None. A
@@ -147,6 +159,11 @@ def _headers(headers: Any) -> dict[str, str]:
     items = getattr(headers, "items", None)
     pairs = items() if callable(items) else to_str_dict(headers).items()
     return {str(k).lower(): str(v) for k, v in pairs}
+
+
+def headers_of(message: Any) -> dict[str, str]:
+    """A JS Request's or Response's headers, with lower-case names."""
+    return _headers(field(message, "headers"))
 
 
 def _method(method: Any) -> str:
@@ -193,18 +210,6 @@ def query_of(request: Any) -> dict[str, str]:
     from urllib.parse import parse_qsl
 
     return dict(parse_qsl(urlsplit(str(field(request, "url"))).query))
-
-
-def since_of(request: Any) -> int | None:
-    """Where a forwarded stream's replay starts (`Last-Event-ID`, else `?since=`), read by the
-    same rule the Worker validated it with; None if it is not an event id (the Worker refused those)."""
-    from fastest.errors import ApiError
-    from fastest.services.conversations import stream_since
-
-    try:
-        return stream_since(query_of(request), _headers(field(request, "headers")))
-    except ApiError:
-        return None
 
 
 class JsSocket:
@@ -338,7 +343,7 @@ def wants_event_stream(request: Any) -> bool:
     return matched is not None and matched[1] == EVENTS
 
 
-def _closed_socket_response(code: int, reason: str) -> Any:
+def closed_socket_response(code: int, reason: str) -> Any:
     """Accept the upgrade only to close it with `code`, so the client sees the close code (4401…)."""
     from js import WebSocketPair  # type: ignore[import-not-found]
     from workers import Response  # type: ignore[import-not-found]
@@ -347,32 +352,3 @@ def _closed_socket_response(code: int, reason: str) -> Any:
     server.accept()
     server.close(code, reason)
     return Response(None, status=101, web_socket=client)
-
-
-async def forward_stream(conversation_id: str, kind: str, request: Any, platform: Any, *, respond: Any = None) -> Any:
-    """Open the stream by the local routes' rules (`conversations.open_stream`: `?token=` or a bearer
-    header, the caller's own conversation, a valid `?since=` / `Last-Event-ID`) and hand the request
-    to the conversation's Durable Object, which accepts the socket or streams the events.
-
-    Refusals: a WebSocket closes 4401 / 4403 / 4404 / 4400; SSE gets the problem+json the local
-    route gives. SSE answers carry the app's headers (request id, security headers, CORS) around
-    the object's streaming body. `respond` builds a Response (tests pass their own)."""
-    from fastest.errors import ApiError
-    from fastest.platform.cloudflare.blob_stream import EdgeReply
-    from fastest.services import conversations
-
-    reply = EdgeReply(request, platform, respond, route_class="default")
-    path = urlsplit(str(field(request, "url"))).path
-    try:
-        await conversations.open_stream(
-            platform, conversation_id, query_of(request), _headers(field(request, "headers")), on_rate_decision=reply.rate_decided,
-        )
-    except ApiError as error:
-        if kind == STREAM:
-            return _closed_socket_response(conversations.stream_close_code(error.status), error.code)
-        return reply.problem(error, path)
-    response = await platform.sessions.get(conversation_id).forward(request)
-    if kind == STREAM:
-        return response
-    return reply.stream(field(response, "body"), int(field(response, "status")), _headers(field(response, "headers")))
-

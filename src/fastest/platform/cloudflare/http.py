@@ -22,7 +22,9 @@ async def _fetch(method: str, url: str, headers: Mapping[str, str] | None, body:
     from js import AbortSignal, Object, fetch  # type: ignore[import-not-found]
     from pyodide.ffi import to_js  # type: ignore[import-not-found]
 
-    options: dict[str, Any] = {"method": method, "headers": dict(headers or {})}
+    # "manual": a 3xx comes back as it is, never followed (as locally; a webhook target must not
+    # bounce the request elsewhere).
+    options: dict[str, Any] = {"method": method, "headers": dict(headers or {}), "redirect": "manual"}
     if body is not None:
         options["body"] = to_js(body)
     options["signal"] = AbortSignal.timeout(int(timeout * 1000))
@@ -38,8 +40,13 @@ class WorkersFetchClient:
         return HttpResponse(status=int(field(response, "status")), headers=_headers(field(response, "headers")), body=data)
 
     async def stream(
-        self, method: str, url: str, *, headers: Mapping[str, str] | None = None, body: bytes | None = None, timeout: float = 10.0
+        self, method: str, url: str, *, headers: Mapping[str, str] | None = None, body: bytes | None = None,
+        timeout: float = 10.0, pin: str | None = None,
     ) -> HttpStream:
+        # `pin` cannot be honoured: Workers' fetch resolves the host itself and has no way to name
+        # the address to connect to. What protects the edge instead: the target's addresses are
+        # checked (resolve below) just before the fetch, IP-literal hosts are judged directly, and
+        # Workers cannot reach private networks or Cloudflare-internal addresses from fetch at all.
         # The fetch's own AbortSignal would cut a long stream; chunks are bounded one by one below.
         response = await _fetch(method, url, headers, body, max(timeout, 3600.0))
         reader = response.body.getReader()
@@ -58,3 +65,25 @@ class WorkersFetchClient:
                 pass
 
         return HttpStream(status=int(field(response, "status")), headers=_headers(field(response, "headers")), chunks=chunks(), close=close)
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        """A and AAAA records through DNS over HTTPS (Workers have no resolver API)."""
+        import ipaddress
+        import json
+        from urllib.parse import quote
+
+        try:
+            return [str(ipaddress.ip_address(host))]
+        except ValueError:
+            pass
+        found: list[str] = []
+        for record_type, code in (("A", 1), ("AAAA", 28)):
+            response = await self.request(
+                "GET", f"https://cloudflare-dns.com/dns-query?name={quote(host)}&type={record_type}",
+                headers={"accept": "application/dns-json"}, timeout=5.0,
+            )
+            if response.status != 200:
+                continue
+            answers = json.loads(response.body or b"{}").get("Answer") or []
+            found += [str(a.get("data")) for a in answers if a.get("type") == code]
+        return list(dict.fromkeys(found))

@@ -123,3 +123,10 @@ def error_message(exc: BaseException) -> str:
     other exception."""
     message = getattr(exc, "message", None)
     return str(message) if isinstance(message, str) and message else str(exc)
+
+
+def workers_response(body: Any, status: int, headers: dict[str, str]) -> Any:
+    """A `workers.Response` (the runtime's), for the answers the Worker's edges build themselves."""
+    from workers import Response  # runtime-only
+
+    return Response(body, status=status, headers=headers)

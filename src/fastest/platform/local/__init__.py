@@ -19,9 +19,12 @@ from typing import Any, Callable, Mapping
 from fastest.config import Settings
 from fastest.platform import Platform
 from fastest.platform.ai import embedder_for, model_for_key
+from fastest.platform.local.background import LocalBackground
 from fastest.platform.local.blobs import LocalBlobStore
 from fastest.platform.local.clock import ManualClock, SystemClock
 from fastest.platform.local.database import LocalDatabase
+from fastest.platform.local.build import LocalBuilder
+from fastest.platform.local.deploy import LocalDeployProvider
 from fastest.platform.local.http import HttpxClient
 from fastest.platform.local.kv import LocalKeyValue
 from fastest.platform.local.migrations import apply_migrations, default_migrations_dir
@@ -43,20 +46,11 @@ __all__ = [
     "ManualClock",
     "SlidingWindowRateLimiter",
     "SystemClock",
-    "conversation_session_factory",
     "open_local_platform",
 ]
 
 VAULT_KEY_ENV = "FASTEST_VAULT_KEY"
 VAULT_PREVIOUS_KEYS_ENV = "FASTEST_VAULT_PREVIOUS_KEYS"
-
-
-def conversation_session_factory(name: str, storage: LocalSessionStorage, platform: Platform | None = None) -> Any:
-    """Create the application's session object. Imported here, on first use, so the platform opens
-    even where `durable_objects` is not importable (tests that bring their own factory)."""
-    from durable_objects.conversation_session import ConversationSession
-
-    return ConversationSession(name, storage, platform=platform)
 
 
 def open_local_platform(
@@ -68,9 +62,16 @@ def open_local_platform(
     session_factory: Callable[[str, LocalSessionStorage], Any] | None = None,
     env: Mapping[str, str] | None = None,
     fsync_blobs: bool = True,
+    session_class: Callable[..., Any] | None = None,
 ) -> Platform:
     """Open (creating on first start) the local platform over `data_dir`. Call `platform.close()`
     when done. `env` defaults to the process environment (for the vault key variables).
+
+    Session objects: the namespace hosts `session_class`, built as `session_class(name, storage,
+    platform=platform)` (the local counterpart of wrangler.toml's `class_name`; the application's
+    choice is made above the platform, in `durable_objects.local.open_platform`). A
+    `session_factory(name, storage)` replaces that (tests). With neither, asking for an object
+    is an error.
 
     `fsync_blobs=False` skips the fsync of each blob body before it becomes visible (a few ms per
     put on a real disk): fine for tests and throwaway data, where power loss does not matter.
@@ -98,7 +99,8 @@ def open_local_platform(
         built: list[Platform] = []
         sessions = LocalSessionNamespace(
             data_dir / "sessions",
-            session_factory or (lambda name, storage: conversation_session_factory(name, storage, built[0])),
+            session_factory or partial(_host, session_class, built),
+            now_ms=lambda: int(clock.now().timestamp() * 1000),
         )
         closers.append(sessions.close)
     except BaseException:
@@ -123,9 +125,21 @@ def open_local_platform(
         signatures=CryptographySignatureVerifier(),
         runtime="local",
         closers=closers,
+        background=LocalBackground(),
     )
+    platform.deploy_providers["local"] = LocalDeployProvider(data_dir / "deployments", settings.public_url)
+    platform.deploy_builder = LocalBuilder()
     built.append(platform)
     return platform
+
+
+def _host(session_class: Callable[..., Any] | None, built: list[Platform], name: str, storage: LocalSessionStorage) -> Any:
+    if session_class is None:
+        raise RuntimeError(
+            "This local platform hosts no session objects: open it with durable_objects.local.open_platform "
+            "(or pass session_class)."
+        )
+    return session_class(name, storage, platform=built[0])
 
 
 def _open_vault(data_dir: Path, env: Mapping[str, str]) -> LocalVault:

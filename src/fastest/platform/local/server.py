@@ -1,28 +1,20 @@
-"""`fastest serve`: the local runtime behind uvicorn.
+"""The local runtime's HTTP server: an ASGI app behind uvicorn, with the cron scheduler beside it.
 
-Start-up work (migrations, the vault key) happens here, once, before the socket opens; the cron
-schedule of wrangler.toml runs in-process beside the server. SIGINT and SIGTERM stop accepting
-connections, let in-flight requests finish, close the storage, and exit 0.
+What it serves is decided above (`fastest.cli.serve` opens the platform, builds the app and the
+scheduler); this module only runs them. SIGINT and SIGTERM stop accepting connections and let
+in-flight requests finish; `run` then returns, and the caller closes the storage.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
-from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import uvicorn
 
-from fastest.app import create_app
-from fastest.config import Settings
-from fastest.platform.local import open_local_platform
 from fastest.platform.local.scheduler import CronScheduler
-from fastest.services import jobs
-
-log = logging.getLogger("fastest")
 
 
 class _Server(uvicorn.Server):
@@ -40,31 +32,33 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-async def _serve_with_jobs(server: uvicorn.Server, scheduler: CronScheduler) -> None:
+async def _serve_with_jobs(
+    server: uvicorn.Server, scheduler: CronScheduler, start_alarms: Any = None, background: Any = None
+) -> None:
     jobs_task = asyncio.create_task(scheduler.run_forever())
+    if start_alarms is not None:  # session objects' alarms, those left by a previous run included
+        start_alarms()
     try:
         await server.serve()
     finally:
         jobs_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await jobs_task
+        # Deferred work (webhook first attempts) finishes before the storage closes; what does not
+        # finish in time stays queued in D1 for the cron after the next start.
+        drain = getattr(background, "drain", None)
+        if drain is not None:
+            with contextlib.suppress(Exception):
+                await drain(timeout=20)
 
 
-def serve(*, host: str, port: int, data_dir: Path, settings: Settings) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    platform = open_local_platform(data_dir, settings)
-    app = create_app(lambda scope: platform)
+def run(
+    app: Any, scheduler: CronScheduler, *, host: str, port: int, start_alarms: Any = None, background: Any = None
+) -> None:
+    """Serve `app` on host:port, firing `scheduler`'s crons meanwhile, until SIGINT or SIGTERM."""
     # No permessage-deflate on WebSockets: conversation frames are small JSON events, fanned out to
     # every client of a conversation, and compressing each one for each client costs more than it saves.
     config = uvicorn.Config(
         app, host=host, port=port, log_level="info", lifespan="off", server_header=False, ws_per_message_deflate=False
     )
-    server = _Server(config)
-    scheduler = CronScheduler(jobs.SCHEDULE, lambda cron: jobs.run_due(platform, cron), platform.clock)
-    log.info("data in %s; serving on http://%s:%d", data_dir, host, port)
-    try:
-        asyncio.run(_serve_with_jobs(server, scheduler))
-    finally:
-        platform.close()
-    log.info("stopped")
-    return 0
+    asyncio.run(_serve_with_jobs(_Server(config), scheduler, start_alarms, background))

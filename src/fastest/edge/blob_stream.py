@@ -16,33 +16,28 @@ Only the transport differs. Authorization is `identity.authorize` (the sequence 
 `api.blobs` (`download_head`, `parse_range`, `etag_matches`) and errors from `api.errors.problem_body`,
 with the headers the app's middleware adds (request id, security, RateLimit, CORS).
 
-`workers` is imported lazily (only to build the Response), so this module imports under CPython and is
-unit-tested there with fakes.
+The Response is built by `platform.cloudflare.interop.workers_response` (the one place that imports
+`workers`, lazily), so this module imports under CPython and is unit-tested there with fakes.
 
-Layering: this is the Worker's HTTP edge, a sibling of `src/entry.py` rather than a port adapter, so
-unlike the rest of this package it calls into `api` and `services` (as the entry does). It lives here
-because it handles JS request/response objects, which only this package may touch.
+Layering: this is the Worker's HTTP edge, beside `src/entry.py` and above the app: it calls into `api`
+and `services` as the entry does, and reaches the runtime only through `platform.cloudflare`.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import re
-from typing import Any, Callable
+from typing import Any
 
 from fastest.api.blobs import HASH_PATTERN, download_head, etag_matches, parse_range
-from fastest.api.cors import EXPOSED_HEADERS
-from fastest.api.errors import PROBLEM_MEDIA_TYPE, internal_error, problem_body, request_instance
-from fastest.api.middleware import SECURITY_HEADERS, request_id_for
+from fastest.api.errors import internal_error
+from fastest.edge.reply import EdgeReply, ResponseFactory, _header
 from fastest.errors import ApiError, LengthRequired
 from fastest.platform import Platform
 from fastest.platform.cloudflare.interop import is_null
 from fastest.platform.cloudflare.r2 import ChecksumMismatch
-from fastest.ports import RateDecision
 from fastest.services import identity, storage
-from fastest.services.rate_limits import rate_limit_headers
 
 __all__ = ["DOWNLOAD", "UPLOAD", "EdgeReply", "handle", "match"]
 
@@ -59,10 +54,6 @@ _ROUTES = (
     (DOWNLOAD, frozenset({"GET"}), re.compile(rf"/v1/blobs/download/({_HEX})")),
 )
 
-# build(body, status, headers) -> the runtime's Response; tests pass their own.
-ResponseFactory = Callable[[Any, int, dict[str, str]], Any]
-
-
 def match(method: Any, path: str) -> tuple[str, str] | None:
     """`(kind, hash)` when this request is one the streaming path serves, else None (→ ASGI).
     Anything else on these paths (another method, a malformed hash) stays with the app, which
@@ -72,17 +63,6 @@ def match(method: Any, path: str) -> tuple[str, str] | None:
         if verb in methods and (found := pattern.fullmatch(path)) is not None:
             return kind, found.group(1)
     return None
-
-
-def _workers_response(body: Any, status: int, headers: dict[str, str]) -> Any:
-    from workers import Response  # runtime-only
-
-    return Response(body, status=status, headers=headers)
-
-
-def _header(request: Any, name: str) -> str | None:
-    value = request.headers.get(name)
-    return None if is_null(value) else str(value)
 
 
 def _bearer_token(authorization: str | None) -> str | None:
@@ -110,50 +90,6 @@ async def _cancel(stream: Any) -> None:
             await result
     except Exception:  # a stream already locked or closed: nothing to release
         pass
-
-
-class EdgeReply:
-    """The answer's common headers: what RequestContextMiddleware and CorsMiddleware add in the app,
-    for the requests the Worker serves without it (these blobs, conversation streams)."""
-
-    def __init__(self, request: Any, platform: Platform, build: ResponseFactory | None = None, route_class: str = ROUTE_CLASS) -> None:
-        self.request_id = request_id_for(_header(request, "x-request-id"))
-        self.origin = _header(request, "origin")
-        self.platform = platform
-        self.build = build or _workers_response
-        self.route_class = route_class
-        self.rate_limit: tuple[str, RateDecision] | None = None
-
-    def rate_decided(self, decision: RateDecision) -> None:
-        self.rate_limit = (self.route_class, decision)
-
-    def headers(self, own: dict[str, str]) -> dict[str, str]:
-        headers = dict(own)
-        headers["X-Request-Id"] = self.request_id
-        headers.update({k.decode(): v.decode() for k, v in SECURITY_HEADERS})
-        if self.rate_limit is not None and not any(k.lower() == "ratelimit" for k in headers):
-            headers.update(rate_limit_headers(*self.rate_limit))
-        if self.origin is not None and self.origin in self.platform.settings.allowed_origins:
-            headers.update(
-                {
-                    "Access-Control-Allow-Origin": self.origin,
-                    "Vary": "Origin",
-                    "Access-Control-Expose-Headers": EXPOSED_HEADERS.decode(),
-                }
-            )
-        return headers
-
-    def json(self, payload: dict[str, Any], status: int) -> Any:
-        body = json.dumps(payload, ensure_ascii=False)
-        return self.build(body, status, self.headers({"Content-Type": "application/json"}))
-
-    def problem(self, error: ApiError, path: str) -> Any:
-        scope = {"state": {"request_id": self.request_id}, "path": path}
-        body = json.dumps(problem_body(error, instance=request_instance(scope)), ensure_ascii=False)
-        return self.build(body, error.status, self.headers({**error.headers, "Content-Type": PROBLEM_MEDIA_TYPE}))
-
-    def stream(self, body: Any, status: int, headers: dict[str, str]) -> Any:
-        return self.build(body, status, self.headers(headers))
 
 
 async def _upload(request: Any, platform: Platform, user_id: str, blob_hash: str, reply: EdgeReply) -> Any:
@@ -207,7 +143,7 @@ async def handle(
     respond: ResponseFactory | None = None,
 ) -> Any:
     """Serve one matched request (see `match`) and return the runtime's Response."""
-    reply = EdgeReply(request, platform, respond)
+    reply = EdgeReply(request, platform, respond, route_class=ROUTE_CLASS)
     path = f"/v1/blobs/{kind}/{blob_hash}"
     try:
         try:

@@ -1,0 +1,172 @@
+"""`fastest items`: what needs attention across your workspaces, and fixing it with an agent.
+
+    fastest items                 list the action items, critical first
+    fastest items fix ITEM        start a run on the item, follow it, show its diff
+    fastest items apply RUN       apply a ready run; in the run's workspace folder, update the folder
+                                  as `fastest sync` does (local changes are pushed first, so the
+                                  server merges them with the run's change)
+
+Only `argparse` is imported at module level: `fastest --help` builds this parser, and must stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+COMMAND = "items"
+FOLLOW_SECONDS = 15 * 60
+POLL_SECONDS = 1.0
+SEVERITY_MARK = {"critical": "!!", "high": "! ", "medium": "- ", "low": ". "}
+
+
+def add_items_command(commands: argparse._SubParsersAction) -> None:
+    items = commands.add_parser("items", help="action items across your workspaces; fix them with an agent")
+    items.add_argument("--all", action="store_true", help="also list dismissed items")
+    items.add_argument("--json", action="store_true")
+    items.add_argument("--dir")
+    sub = items.add_subparsers(dest="items_command")
+    fix = sub.add_parser("fix", help="start a run that fixes ITEM, follow it, and show the diff")
+    fix.add_argument("item_id", metavar="ITEM")
+    fix.add_argument("--instructions", help="extra guidance for the agent")
+    fix.add_argument("--no-follow", action="store_true", help="start the run and return")
+    fix.add_argument("--json", action="store_true")
+    fix.add_argument("--dir")
+    apply = sub.add_parser("apply", help="apply a ready run and update this folder")
+    apply.add_argument("run_id", metavar="RUN")
+    apply.add_argument("--json", action="store_true")
+    apply.add_argument("--dir")
+    dismiss = sub.add_parser("dismiss", help="hide ITEM until it gets worse")
+    dismiss.add_argument("item_id", metavar="ITEM")
+    dismiss.add_argument("--dir")
+
+
+def run(args: argparse.Namespace, env: Any) -> int:
+    """Dispatch `fastest items …` (called by `fastest.cli.commands.run`, which turns errors into
+    one stderr line)."""
+    from fastest.cli import commands
+
+    command = getattr(args, "items_command", None)
+    if command == "fix":
+        return _fix(args, env, commands)
+    if command == "apply":
+        return _apply(args, env, commands)
+    if command == "dismiss":
+        with _api(args, env, commands) as api:
+            api.post_json(f"/v1/action-items/{args.item_id}/dismiss", {})
+        print(f"dismissed {args.item_id} (it comes back if it gets worse)")
+        return commands.EXIT_OK
+    return _list(args, env, commands)
+
+
+def _api(args: argparse.Namespace, env: Any, commands: Any):
+    """A client for the folder's server when run in a linked folder, else the default server."""
+    from fastest.cli import config
+    from fastest.cli.state import NotAWorkspace
+
+    server = None
+    try:
+        server = commands._folder_of(args).load().server
+    except (NotAWorkspace, OSError, ValueError):
+        server = None
+    return commands._client(config.resolve(env, server))
+
+
+def item_lines(items: list[dict[str, Any]]) -> list[str]:
+    if not items:
+        return ["nothing needs attention"]
+    lines = []
+    for item in items:
+        mark = SEVERITY_MARK.get(item["severity"], "  ")
+        dismissed = " (dismissed)" if item.get("dismissed") else ""
+        lines.append(f"{mark} {item['severity']:<8} {item['id']}  {item['title']}{dismissed}")
+        lines.append(f"     {item['action_label']}: " + (f"fastest items fix {item['id']}" if item["action_type"] == "run"
+                                                         else "fastest sync" if item["action_type"] == "sync" else item["action_type"]))
+    return lines
+
+
+def _list(args: argparse.Namespace, env: Any, commands: Any) -> int:
+    with _api(args, env, commands) as api:
+        items = api.get_json("/v1/action-items", params={"include_dismissed": "true"} if args.all else None)["items"]
+    commands._emit(args.json, {"items": items}, item_lines(items))
+    return commands.EXIT_OK
+
+
+def _fix(args: argparse.Namespace, env: Any, commands: Any) -> int:
+    body = {"instructions": args.instructions} if args.instructions else {}
+    with _api(args, env, commands) as api:
+        run_ = api.post_json(f"/v1/action-items/{args.item_id}/runs", body, idempotent_create=True, ok=(202,)).json()["run"]
+        say = print if not args.json else (lambda line: None)
+        say(f"run {run_['id']} started (attempt 1 of {run_['max_attempts']})")
+        if not args.no_follow:
+            run_ = follow(api, run_, say)
+    if args.json:
+        commands._emit(True, {"run": run_}, [])
+        return commands.EXIT_OK
+    for line in run_lines(run_):
+        print(line)
+    return commands.EXIT_OK if run_["status"] in ("ready", "queued", "running") else commands.EXIT_FAILED
+
+
+def follow(api: Any, run_: dict[str, Any], say: Any, *, timeout: float = FOLLOW_SECONDS, poll: float = POLL_SECONDS) -> dict[str, Any]:
+    """Poll the run until it is ready or failed, saying when its status or attempt changes."""
+    seen = (run_["status"], run_["attempt_count"])
+    deadline = time.monotonic() + timeout
+    while run_["status"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(poll)
+        run_ = api.get_json(f"/v1/action-items/runs/{run_['id']}")["run"]
+        now = (run_["status"], run_["attempt_count"])
+        if now != seen:
+            seen = now
+            reason = f" ({run_['error']['message']})" if run_.get("error") and run_["status"] == "running" else ""
+            say(f"{run_['status']}, attempt {run_['attempt_count']} of {run_['max_attempts']}{reason}")
+    return run_
+
+
+def run_lines(run_: dict[str, Any]) -> list[str]:
+    lines = [f"run {run_['id']}: {run_['status']}"]
+    if run_["status"] == "ready":
+        lines.append(run_["summary"] or "")
+        lines += [f"  check {'ok  ' if c['ok'] else 'FAIL'} {c['name']} {c.get('path') or ''}".rstrip() for c in run_["checks"]]
+        lines += ["", run_["patch"] or "", f"apply it with: fastest items apply {run_['id']}"]
+    elif run_["status"] == "failed" and run_.get("error"):
+        lines.append(f"{run_['error']['code']}: {run_['error']['message']}")
+    elif run_["status"] in ("queued", "running"):
+        lines.append(f"still {run_['status']}; see it with: fastest items fix … or GET /v1/action-items/runs/{run_['id']}")
+    return lines
+
+
+def _apply(args: argparse.Namespace, env: Any, commands: Any) -> int:
+    from fastest.cli.push import push
+    from fastest.cli.state import NotAWorkspace
+    from fastest.cli.sync import update_folder
+
+    try:
+        folder = commands._folder_of(args)
+        folder.load()
+    except NotAWorkspace:
+        folder = None
+    if folder is not None:
+        with commands._held_workspace(args, env) as (folder, state, api):
+            run_ = api.get_json(f"/v1/action-items/runs/{args.run_id}")["run"]
+            mine = run_["workspace_id"] == state.workspace_id
+            if mine:  # the server merges what the folder holds now with the run's change
+                pushed = push(folder, state, api, message="Before applying an action-item run")
+                if not pushed.nothing_to_push:
+                    print(f"pushed local changes as {pushed.snapshot_id}")
+            result = api.post_json(f"/v1/action-items/runs/{args.run_id}/apply", {}).json()
+            written = deleted = 0
+            if mine:
+                written, deleted = update_folder(folder, state, api, result["manifest_hash"], result["snapshot_id"])
+    else:
+        with _api(args, env, commands) as api:
+            result = api.post_json(f"/v1/action-items/runs/{args.run_id}/apply", {}).json()
+        mine, written, deleted = False, 0, 0
+    lines = [f"applied as snapshot {result['snapshot_id']}" + (" (merged with the workspace's changes)" if result["merged"] else "")]
+    if mine:
+        lines.append(f"folder updated: {written} file(s) written, {deleted} deleted")
+    else:
+        lines.append("this folder is not the run's workspace: check it out or sync there to get the change")
+    commands._emit(args.json, {**result, "files_written": written, "files_deleted": deleted}, lines)
+    return commands.EXIT_OK

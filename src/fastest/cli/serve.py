@@ -1,0 +1,38 @@
+"""`fastest serve`: the local runtime, put together.
+
+Start-up work (migrations, the vault key) happens here, once, before the socket opens: the platform
+hosting conversation objects (`durable_objects.local`), the app over it, and the cron schedule of
+wrangler.toml running in-process beside the server (`platform.local.server`). SIGINT and SIGTERM
+stop accepting connections, let in-flight requests finish, close the storage, and exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from durable_objects.local import open_platform
+from fastest.api.deploy_sites import DeploymentSites
+from fastest.app import create_app
+from fastest.config import Settings
+from fastest.platform.local import server
+from fastest.platform.local.scheduler import CronScheduler
+from fastest.services import jobs
+
+log = logging.getLogger("fastest")
+
+
+def serve(*, host: str, port: int, data_dir: Path, settings: Settings) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    platform = open_platform(data_dir, settings)
+    app = create_app(lambda scope: platform)
+    app = DeploymentSites(app, lambda scope: platform)  # local deployments' sites (*.localhost, /_deployments/)
+    scheduler = CronScheduler(jobs.SCHEDULE, lambda cron: jobs.run_due(platform, cron), platform.clock)
+    log.info("data in %s; serving on http://%s:%d", data_dir, host, port)
+    try:
+        server.run(app, scheduler, host=host, port=port, start_alarms=getattr(platform.sessions, "start_alarms", None),
+                   background=platform.background)
+    finally:
+        platform.close()
+    log.info("stopped")
+    return 0

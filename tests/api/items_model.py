@@ -1,0 +1,67 @@
+"""A loopback OpenAI-compatible model server for action-item runs, scripted per test: `respond`
+gets the request's messages and returns the chunks to stream (helpers below build them). A
+request may also be held until `release` is set (a model that hangs, for the restart test)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+from tests.e2e.model_server import _chunk, _tool_call
+
+
+def text(message: str) -> list[bytes]:
+    return [_chunk({"content": message}), _chunk({}, "stop")]
+
+
+def tool(name: str, **arguments: Any) -> list[bytes]:
+    return _tool_call(f"call_{name}", name, arguments)
+
+
+class ScriptedModel:
+    def __init__(self, respond: Callable[[list[dict[str, Any]]], list[bytes]]) -> None:
+        self.respond = respond
+        self.requests: list[dict[str, Any]] = []
+        self.hold = threading.Event()  # set: requests wait for `release`
+        self.release = threading.Event()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                owner.requests.append(body)
+                if owner.hold.is_set():
+                    owner.release.wait(10)
+                chunks = owner.respond(body["messages"])
+                try:
+                    self.send_response(200)
+                    self.send_header("content-type", "text/event-stream")
+                    self.end_headers()
+                    for chunk in chunks:
+                        self.wfile.write(chunk)
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    self.wfile.flush()
+                except OSError:
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self) -> "ScriptedModel":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
