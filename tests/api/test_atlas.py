@@ -114,6 +114,29 @@ def test_cron_job_steps_a_running_index(client, alice, project, platform):
     assert client.get(f"/v1/projects/{project['id']}/atlas", headers=alice.headers).json()["index"]["status"] == "ready"
 
 
+def test_the_atlas_index_job_run_twice_at_once_ends_as_one_run(client, alice, project, platform):
+    """The `atlas-index` job twice concurrently on a running index: it finishes once, with the same
+    graph a request that indexes everything at once makes."""
+    import asyncio
+
+    from fastest.services import atlas, jobs
+    from tests.conftest import run
+
+    platform.settings = Settings(atlas_request_files=2, atlas_step_files=100)
+    assert run(atlas.start(platform, alice.user_id, project["id"], snapshot_id=None, embed=False))[0] == 202
+
+    async def twice():
+        return await asyncio.gather(jobs.run(platform, "atlas-index"), jobs.run(platform, "atlas-index"))
+
+    run(twice())
+    stepped = client.get(f"/v1/projects/{project['id']}/atlas?limit=100", headers=alice.headers).json()
+    assert stepped["index"]["status"] == "ready"
+    platform.settings = Settings()
+    index(client, alice, project["id"])  # again, whole: everything reused, nothing changes
+    again = client.get(f"/v1/projects/{project['id']}/atlas?limit=100", headers=alice.headers).json()
+    assert sorted(c["id"] for c in again["concepts"]) == sorted(c["id"] for c in stepped["concepts"])
+
+
 def test_search_finds_a_symbol_by_name(client, alice, project):
     index(client, alice, project["id"])
     response = client.post(f"/v1/projects/{project['id']}/atlas/search", headers=alice.headers,

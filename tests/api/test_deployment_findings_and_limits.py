@@ -58,10 +58,10 @@ def test_a_failed_deployment_is_a_next_step(client, alice):
     project, _, _, _ = pushed(client, alice, NEEDS_BUILD)
     failed = deploy(client, alice, project["id"])
     generated = client.post(f"/v1/projects/{project['id']}/next-steps/generate", headers=alice.headers)
-    assert generated.status_code == 200, generated.text
+    assert generated.status_code == 201, generated.text
     [step] = [s for s in generated.json()["next_steps"] if s["category"] == "deploy"]
     assert step["priority"] == "high" and "needs a build" in step["description"]
-    assert {"kind": "deployment", "ref": failed["deployment_id"]} in step["evidence"] or failed["deployment_id"] in str(step)
+    assert step["evidence"] == [{"kind": "deployment", "ref": failed["deployment_id"]}]
 
 
 def test_the_deployments_limit_counts_projects_and_redeploys_are_free(client, alice, bob):

@@ -3,11 +3,14 @@ shape: POST {base}/embeddings {model, input: [...]} → {data: [{embedding: [...
 
 from __future__ import annotations
 
+from functools import partial
+
 import asyncio
 import json
 
 from fastest.config import Settings
 from fastest.platform.ai import WORKERS_AI_EMBEDDING_MODEL, embedder_for
+from fastest.platform.cloudflare.workers_ai import WorkersAIModel
 from fastest.ports import HttpResponse
 
 
@@ -39,5 +42,5 @@ def test_the_choice_of_embedder():
     assert embedder_for(Settings(ai_provider="openai", ai_model="m"), FakeHttp(), local=lambda: local) is local
     assert embedder_for(Settings(), None) is None  # no provider, no local model (the Worker without AI)
     binding = object()
-    workers = embedder_for(Settings(ai_provider="workers-ai"), None, workers_ai_binding=binding)
+    workers = embedder_for(Settings(ai_provider="workers-ai"), None, workers_ai=partial(WorkersAIModel, binding))
     assert workers.provider == "workers-ai" and workers.model == WORKERS_AI_EMBEDDING_MODEL

@@ -8,7 +8,7 @@ key for the provider (else None: the server's key).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from fastest.config import Settings
 from fastest.platform.ai.anthropic import AnthropicModel
@@ -37,19 +37,17 @@ WORKERS_AI_EMBEDDING_MODEL = "@cf/baai/bge-base-en-v1.5"
 
 
 def embedder_for(settings: Settings, http: HttpClient | None, api_key: str | None = None, *,
-                 workers_ai_binding: Any = None, local: Any = None) -> AIModel | None:
+                 workers_ai: Callable[[str], AIModel] | None = None, local: Any = None) -> AIModel | None:
     """The model that embeds Atlas chunks: the configured provider's embedding model (OpenAI-compatible
-    `/embeddings` when FASTEST_AI_EMBEDDING_MODEL names one; Workers AI's `bge`), else `local()` (the
-    local runtime's in-process model), else None."""
+    `/embeddings` when FASTEST_AI_EMBEDDING_MODEL names one; Workers AI's `bge`, built by `workers_ai`
+    from a model name on the Worker), else `local()` (the local runtime's in-process model), else None."""
     provider = settings.ai_provider.strip().lower()
     key = api_key or settings.ai_api_key or None
     if provider == "openai" and http is not None and settings.ai_embedding_model:
         return OpenAICompatibleModel(http, base_url=settings.ai_base_url, model=settings.ai_embedding_model, api_key=key,
                                      timeout=float(settings.ai_timeout_seconds))
-    if provider == "workers-ai" and workers_ai_binding is not None:
-        from fastest.platform.cloudflare.workers_ai import WorkersAIModel
-
-        return WorkersAIModel(workers_ai_binding, settings.ai_embedding_model or WORKERS_AI_EMBEDDING_MODEL)
+    if provider == "workers-ai" and workers_ai is not None:
+        return workers_ai(settings.ai_embedding_model or WORKERS_AI_EMBEDDING_MODEL)
     return local() if local is not None else None
 
 
