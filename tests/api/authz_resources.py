@@ -283,3 +283,11 @@ async def webhook_delivery(owner: Owner) -> str:
     webhook_id = await owner.id("webhook_id")
     await owner.post(f"/v1/integrations/webhooks/{webhook_id}/test")
     return (await owner.get(f"/v1/integrations/webhooks/{webhook_id}/deliveries"))["deliveries"][0]["id"]
+
+
+@factory("next_step_id")
+async def next_step(owner: Owner) -> str:
+    """A rules-made next step of the owner's project (no Atlas index yet: "index the project's Atlas")."""
+    await owner.id("snapshot_id")
+    generated = await owner.post(f"/v1/projects/{await owner.id('project_id')}/next-steps/generate")
+    return generated["next_steps"][0]["id"]
