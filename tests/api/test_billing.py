@@ -13,7 +13,8 @@ from fastest.config import Settings
 from fastest.domain.paddle_signature import sign
 from fastest.platform.local.clock import ManualClock
 from tests.api.paddle_stub import API_KEY, PRICE_PRO, PRICE_TEAM, WEBHOOK_SECRET, FakePaddle, paddle_id
-from tests.conftest import assert_problem, count_rows, make_caller
+from fastest.services import jobs
+from tests.conftest import assert_problem, count_rows, make_caller, run
 
 VECTOR_SECRET = "pdl_ntf_01hbpjmytsa32fhr36nqgc3kgb_WvRO0eL4Bj9rgYYIBZY6wZhG4EHy9jzh"
 VECTOR_TS = 1696195954
@@ -160,6 +161,20 @@ def test_anonymous_checkout_with_an_email_and_its_idempotent_replay(client, padd
     assert_problem(client.post("/v1/billing/checkout", json={"plan": "pro"}), 422, "validation_failed")
     status = client.get(f"/v1/billing/status/{first.json()['checkout_id']}")
     assert "buyer" not in status.text
+
+
+def test_an_anonymous_checkouts_idempotency_key_expires_with_the_others(client, paddle, platform, clock):
+    headers = {"Idempotency-Key": "anon-2"}
+    body = {"plan": "pro", "email": "buyer@example.com"}
+    first = client.post("/v1/billing/checkout", headers=headers, json=body).json()
+    clock.advance(23 * 3600)
+    assert run(jobs.run(platform, "purge-idempotency-keys")) == 0
+    assert client.post("/v1/billing/checkout", headers=headers, json=body).json() == first  # still replayed
+    clock.advance(2 * 3600)
+    assert run(jobs.run(platform, "purge-idempotency-keys")) == 1
+    fresh = client.post("/v1/billing/checkout", headers=headers, json={**body, "plan": "team"})
+    assert fresh.status_code == 201 and fresh.json()["checkout_id"] != first["checkout_id"]
+    assert client.get(f"/v1/billing/status/{first['checkout_id']}").json()["plan"] == "pro"  # the checkout stays
 
 
 def test_checkout_input_is_strict(client, alice):

@@ -204,6 +204,16 @@ async def checkout_anonymous(
     return await _open_transaction(platform, checkout_id, plan, email, None, context), False
 
 
+async def forget_expired_idempotency_keys(platform: Platform) -> int:
+    """Cron (with the other Idempotency-Key records): anonymous checkouts stop answering for their
+    key once it is past its lifetime, so the key may be used again; the checkouts themselves stay."""
+    cutoff = platform.clock.now() - timedelta(hours=platform.settings.idempotency_ttl_hours)
+    result = await platform.db.prepare(
+        "UPDATE billing_checkouts SET idempotency_key = NULL WHERE idempotency_key IS NOT NULL AND created_at <= ?"
+    ).bind(iso(cutoff)).run()
+    return result.changes
+
+
 async def checkout_status(platform: Platform, checkout_id: str) -> dict[str, Any]:
     """Public: `{checkout_id, status, plan}` and nothing personal."""
     row = await platform.db.prepare("SELECT id, status, plan FROM billing_checkouts WHERE id = ?").bind(

@@ -20,8 +20,8 @@ Job = Callable[[Platform], Awaitable[int]]
 
 
 async def purge_idempotency_keys(platform: Platform) -> int:
-    """Drop Idempotency-Key records past their lifetime."""
-    return await idempotency.purge_expired(platform)
+    """Drop Idempotency-Key records past their lifetime (anonymous checkouts' keys included)."""
+    return await idempotency.purge_expired(platform) + await billing.forget_expired_idempotency_keys(platform)
 
 
 async def collect_garbage(platform: Platform) -> int:
