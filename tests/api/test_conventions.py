@@ -39,7 +39,7 @@ def test_malformed_json_is_400_invalid_json_and_creates_nothing(client, alice, p
     assert count_rows(platform, "SELECT COUNT(*) AS n FROM projects") == 0
 
 
-@pytest.mark.parametrize("name", [123, False, None, ["x"], {"a": 1}, "", "   ", "x" * 101, "tab\there"])
+@pytest.mark.parametrize("name", [123, False, None, ["x"], {"a": 1}, "", "   ", "x" * 101, "tab\there", "trailing newline\n"])
 def test_wrong_types_and_bad_values_are_422_with_the_field(client, alice, platform, name):
     body = assert_problem(client.post("/v1/projects", headers=alice.headers, json={"name": name}), 422, "validation_failed")
     assert "name" in body["error"]["fields"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 
 class RequestModel(BaseModel):
@@ -23,8 +23,18 @@ class Success(ResponseModel):
     success: bool = True
 
 
-# A display name: trimmed, 1–100 characters, no control characters.
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
+def _trimmed(value: str) -> str:
+    trimmed = value.strip()
+    if not trimmed:
+        raise ValueError("must not be blank")
+    return trimmed
+
+
+# A display name: 1–100 characters, no control characters (a trailing newline included: the check
+# runs on what was sent, as the OpenAPI pattern says), then trimmed of surrounding spaces.
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$"), AfterValidator(_trimmed)
+]
 
 
 class ProblemError(BaseModel):
