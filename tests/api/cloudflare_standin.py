@@ -13,12 +13,13 @@ import base64
 import hashlib
 import json
 import re
-import threading
 import uuid
 from email.parser import BytesParser
 from email.policy import default as email_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.loopback import LoopbackServer
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 TOKEN = "cf-test-token-Zx81"
@@ -35,7 +36,7 @@ def parse_multipart(content_type: str, body: bytes) -> list[tuple[str, str | Non
     return parts
 
 
-class CloudflareStandIn:
+class CloudflareStandIn(LoopbackServer):
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.problems: list[str] = []
@@ -45,20 +46,11 @@ class CloudflareStandIn:
         self.scripts: dict[str, list[dict[str, Any]]] = {}  # script → versions (metadata + id)
         self.live: dict[str, str] = {}  # script → version id serving
         self._sessions: dict[str, set[str]] = {}  # upload jwt → hashes still expected
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(self._handler())
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/client/v4"
-
-    def __enter__(self) -> "CloudflareStandIn":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return f"{self.origin}/client/v4"
 
     def calls(self, method: str | None = None, fragment: str = "") -> list[dict[str, Any]]:
         return [r for r in self.requests if (method is None or r["method"] == method) and fragment in r["path"]]

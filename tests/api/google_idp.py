@@ -8,14 +8,15 @@ import hashlib
 import hmac
 import html
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from tests.loopback import LoopbackServer
 
 CLIENT_ID = "test-client.apps.googleusercontent.com"
 
@@ -28,7 +29,7 @@ def b64url_json(value: Any) -> str:
     return b64url(json.dumps(value, separators=(",", ":")).encode("utf-8"))
 
 
-class FakeGoogle:
+class FakeGoogle(LoopbackServer):
     def __init__(self) -> None:
         self.keys: dict[str, rsa.RSAPrivateKey] = {}
         self.published: list[str] = []  # kids in the JWKS
@@ -36,8 +37,7 @@ class FakeGoogle:
         self.fetches = 0
         self.minted: list[str] = []  # ID tokens the authorize page posted, oldest first
         self.replay: str | None = None  # post this token instead of minting one (an attack)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(self._handler())
         self.add_key("key-1")
 
     # -- keys and the JWKS ------------------------------------------------------------------------
@@ -109,20 +109,12 @@ class FakeGoogle:
     @property
     def authorize_url(self) -> str:
         """On `localhost`, so that to a page on 127.0.0.1 it is another site, as Google is."""
-        return f"http://localhost:{self._server.server_address[1]}/o/oauth2/v2/auth"
+        return f"http://localhost:{self.server.server_address[1]}/o/oauth2/v2/auth"
 
     @property
     def jwks_url(self) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = self.server.server_address[:2]
         return f"http://{host}:{port}/oauth2/v3/certs"
-
-    def __enter__(self) -> "FakeGoogle":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     # -- ID tokens --------------------------------------------------------------------------------
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 
 from tests.e2e.model_server import _chunk, _tool_call
+from tests.loopback import LoopbackServer
 
 
 def text(message: str) -> list[bytes]:
@@ -20,7 +21,7 @@ def tool(name: str, **arguments: Any) -> list[bytes]:
     return _tool_call(f"call_{name}", name, arguments)
 
 
-class ScriptedModel:
+class ScriptedModel(LoopbackServer):
     def __init__(self, respond: Callable[[list[dict[str, Any]]], list[bytes]]) -> None:
         self.respond = respond
         self.requests: list[dict[str, Any]] = []
@@ -49,19 +50,12 @@ class ScriptedModel:
                 except OSError:
                     pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def __enter__(self) -> "ScriptedModel":
-        self.thread.start()
-        return self
+        return f"{self.origin}/v1"
 
     def __exit__(self, *exc: Any) -> None:
         self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().__exit__(*exc)

@@ -6,12 +6,13 @@ records every request (path, authorization, body) so tests can check the documen
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from tests.loopback import LoopbackServer
 
-class JsonModelServer:
+
+class JsonModelServer(LoopbackServer):
     def __init__(self, *answers: str) -> None:
         self.answers = list(answers)
         self.requests: list[dict[str, Any]] = []
@@ -38,21 +39,12 @@ class JsonModelServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        return f"{self.origin}/v1"
 
-    def __enter__(self) -> "JsonModelServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def use_model(platform, server: JsonModelServer, **settings: Any) -> None:

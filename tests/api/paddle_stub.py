@@ -13,8 +13,10 @@ import json
 import secrets
 import string
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.loopback import LoopbackServer
 
 API_KEY = "pdl_sdbx_apikey_01test000000000000000000000_secretpart"
 PRICE_PRO = "pri_01hpro0000000000000000000a"
@@ -28,7 +30,7 @@ def paddle_id(prefix: str) -> str:
     return prefix + "_" + "".join(secrets.choice(_ALPHABET) for _ in range(26))
 
 
-class FakePaddle:
+class FakePaddle(LoopbackServer):
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.problems: list[str] = []
@@ -37,20 +39,11 @@ class FakePaddle:
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.fail_transactions: tuple[int, str, str] | None = None  # (status, code, detail)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> "FakePaddle":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(self._handler())
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"{self.origin}"
 
     def calls(self, method: str, path: str) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["method"] == method and r["path"] == path]

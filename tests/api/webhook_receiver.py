@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.loopback import LoopbackServer
 
 
 @dataclass
@@ -24,7 +26,7 @@ class Answer:
     delay: float = 0.0
 
 
-class Receiver:
+class Receiver(LoopbackServer):
     """`answers[path]` says how to answer a path (default 200 "ok"); `received` lists requests."""
 
     def __init__(self) -> None:
@@ -54,12 +56,10 @@ class Receiver:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+        return f"{self.origin}{path}"
 
     def on(self, path: str) -> list[Received]:
         with self._lock:
@@ -74,11 +74,3 @@ class Receiver:
                 return got
             time.sleep(0.01)
         raise AssertionError(f"{path}: {len(self.on(path))} request(s), expected {count}")
-
-    def __enter__(self) -> "Receiver":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()

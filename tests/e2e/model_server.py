@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.loopback import LoopbackServer
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
@@ -54,7 +55,7 @@ def script(messages: list[dict[str, Any]]) -> tuple[list[bytes], float]:
     return [_chunk({"content": "Hello"}), _chunk({"content": " world"}), _chunk({}, "stop")], 0.0
 
 
-class ModelServer:
+class ModelServer(LoopbackServer):
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         owner = self
@@ -81,18 +82,8 @@ class ModelServer:
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def __enter__(self) -> "ModelServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        return f"{self.origin}/v1"
