@@ -144,11 +144,10 @@ async def blob(owner: Owner) -> str:
     return digest
 
 
-@factory("manifest_hash")
-async def manifest(owner: Owner) -> str:
-    """The root manifest of a small tree, every blob and manifest uploaded."""
+async def upload_tree(owner: Owner, files: dict[str, bytes]) -> str:
+    """Upload every blob and manifest of a tree of `files`; its root manifest's hash."""
     records = []
-    for path, content in FILES.items():
+    for path, content in files.items():
         digest = hashlib.sha256(content).hexdigest()
         await owner.put(f"/v1/blobs/upload/{digest}", content=content)
         records.append((path, digest, len(content), MODE_FILE))
@@ -156,6 +155,12 @@ async def manifest(owner: Owner) -> str:
     for digest, data in built.manifests.items():
         await owner.put(f"/v1/blobs/manifests/{digest}", content=data)
     return built.root
+
+
+@factory("manifest_hash")
+async def manifest(owner: Owner) -> str:
+    """The root manifest of a small tree, every blob and manifest uploaded."""
+    return await upload_tree(owner, FILES)
 
 
 @factory("/manifests/{hash}")
@@ -247,15 +252,8 @@ WORKER_FILES = {
 async def deployed_resource(owner: Owner) -> str:
     """The D1 database a deploy of a Worker project provisions (locally, a SQLite file)."""
     project_id, workspace_id = await owner.id("project_id"), await owner.id("workspace_id")
-    records = []
-    for path, content in WORKER_FILES.items():
-        digest = hashlib.sha256(content).hexdigest()
-        await owner.put(f"/v1/blobs/upload/{digest}", content=content)
-        records.append((path, digest, len(content), MODE_FILE))
-    built = build_manifests(records)
-    for digest, data in built.manifests.items():
-        await owner.put(f"/v1/blobs/manifests/{digest}", content=data)
-    await owner.post(f"/v1/projects/{project_id}/snapshots", json={"manifest_hash": built.root, "workspace_id": workspace_id})
+    root = await upload_tree(owner, WORKER_FILES)
+    await owner.post(f"/v1/projects/{project_id}/snapshots", json={"manifest_hash": root, "workspace_id": workspace_id})
     await owner.post(f"/v1/infrastructure/projects/{project_id}/deploy", json={})
     return (await owner.get(f"/v1/infrastructure/projects/{project_id}/resources"))["resources"][0]["id"]
 

@@ -295,14 +295,7 @@ class LocalSessionNamespace:
         wake, loop = self._wake, self._scheduler_loop
         if wake is None or loop is None or loop.is_closed():
             return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            wake.set()
-        else:
-            loop.call_soon_threadsafe(wake.set)
+        _call_in(loop, wake.set)
 
     async def _run_alarms(self) -> None:
         assert self._wake is not None
@@ -352,12 +345,18 @@ class LocalSessionNamespace:
         self._scheduler = self._scheduler_loop = self._wake = None
         if task is None or loop is None or loop.is_closed():
             return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            task.cancel()
-        else:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(task.cancel)
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            _call_in(loop, task.cancel)
+
+
+def _call_in(loop: asyncio.AbstractEventLoop, function: Callable[[], Any]) -> None:
+    """Call `function` on `loop`: now when we are on it, else soon, from whichever thread we are on
+    (the scheduler's events belong to its loop; closing can happen from another)."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        function()
+    else:
+        loop.call_soon_threadsafe(function)
