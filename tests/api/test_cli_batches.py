@@ -20,6 +20,7 @@ from fastest.cli.push import PushReport, upload_blobs, upload_manifests
 from fastest.config import Settings
 from fastest.domain.tree import build_manifests, memory_loader
 from fastest.services import storage
+from tests.api.app_transport import AppTransport
 from tests.api.test_blobs import frame, sha, upload
 from tests.conftest import run
 
@@ -51,7 +52,7 @@ class Recorder(httpx.BaseTransport):
 
 
 def api_for(client, caller, override=None) -> tuple[ApiClient, Recorder, list[float]]:
-    recorder = Recorder(client._transport, override)
+    recorder = Recorder(AppTransport(client), override)
     slept: list[float] = []
     return ApiClient("http://testserver", caller.token, transport=recorder, sleep=slept.append), recorder, slept
 

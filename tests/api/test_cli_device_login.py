@@ -10,6 +10,7 @@ import pytest
 
 from fastest.cli.client import ApiClient
 from fastest.cli.device_login import DeviceLoginError, device_login
+from tests.api.app_transport import AppTransport
 from tests.conftest import make_caller
 
 
@@ -17,7 +18,7 @@ class Approving(httpx.BaseTransport):
     """Passes requests to the app; after `polls_before` token polls, approves (or denies) the code."""
 
     def __init__(self, client, approver, *, polls_before: int, approve: bool = True) -> None:
-        self.client, self.inner, self.approver = client, client._transport, approver
+        self.client, self.inner, self.approver = client, AppTransport(client), approver
         self.polls_before, self.approve = polls_before, approve
         self.user_code: str | None = None
         self.answers: list[str] = []
@@ -67,6 +68,6 @@ def test_a_denial_ends_the_login(client, clock, platform):
 
 
 def test_an_unapproved_code_runs_out(client, clock):
-    with ApiClient("http://testserver", None, transport=client._transport) as api:
+    with ApiClient("http://testserver", None, transport=AppTransport(client)) as api:
         with pytest.raises(DeviceLoginError, match="expired"):
             device_login(api, client_name="test", on_code=lambda s: None, sleep=clock.advance)
