@@ -15,18 +15,27 @@ def push(client, caller, project_id, workspace_id, files):
     return snapshot(client, caller, project_id, root, workspace_id=workspace_id)
 
 
-@pytest.fixture
-def project(client, alice):
-    project = new_project(client, alice, "shop")
-    workspace = new_workspace(client, alice, project["id"])
-    push(client, alice, project["id"], workspace["id"], FILES)
-    return {"id": project["id"], "workspace_id": workspace["id"]}
-
-
 def index(client, caller, project_id, **params):
     response = client.post(f"/v1/projects/{project_id}/atlas/index", headers=caller.headers, params=params)
     assert response.status_code in (200, 202), response.text
     return response.json()
+
+
+def shop(client, caller, workspace_name="laptop", *, indexed=False) -> tuple[str, str]:
+    """The "shop" project (tests/api/atlas_project.py) pushed to a new workspace, indexed if asked:
+    (project id, workspace id)."""
+    project = new_project(client, caller, "shop")
+    workspace = new_workspace(client, caller, project["id"], workspace_name)
+    push(client, caller, project["id"], workspace["id"], FILES)
+    if indexed:
+        index(client, caller, project["id"])
+    return project["id"], workspace["id"]
+
+
+@pytest.fixture
+def project(client, alice):
+    project_id, workspace_id = shop(client, alice)
+    return {"id": project_id, "workspace_id": workspace_id}
 
 
 def all_concepts(client, caller, project_id, **params):

@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.atlas_project import FILES
-from tests.api.test_atlas import index, push
+from tests.api.test_atlas import index, push, shop
 from tests.api.trees import new_project, new_workspace
 from tests.conftest import assert_problem
 
 
 @pytest.fixture
 def indexed(client, alice):
-    project = new_project(client, alice, "shop")
-    workspace = new_workspace(client, alice, project["id"])
-    push(client, alice, project["id"], workspace["id"], FILES)
-    index(client, alice, project["id"])
-    return project["id"]
+    return shop(client, alice, indexed=True)[0]
 
 
 def draw(client, caller, project_id, **body):

@@ -9,12 +9,10 @@ import json
 import pytest
 
 from fastest.config import Settings
-from tests.api.atlas_project import FILES
 from tests.api.json_model_server import JsonModelServer, use_model
-from tests.api.test_atlas import index, push
+from tests.api.test_atlas import index, shop
 from tests.api.test_conversation_stream import frames_until
 from tests.api.test_conversations import new_conversation
-from tests.api.trees import new_project, new_workspace
 from tests.conftest import assert_problem
 
 
@@ -25,12 +23,9 @@ def settings():
 
 @pytest.fixture
 def world(client, alice):
-    project = new_project(client, alice, "shop")
-    workspace = new_workspace(client, alice, project["id"], "main")
-    push(client, alice, project["id"], workspace["id"], FILES)
-    index(client, alice, project["id"])
-    conversation = new_conversation(client, alice, workspace["id"])
-    return {"project": project["id"], "conversation": conversation["id"]}
+    project_id, workspace_id = shop(client, alice, "main", indexed=True)
+    conversation = new_conversation(client, alice, workspace_id)
+    return {"project": project_id, "conversation": conversation["id"]}
 
 
 def say(client, caller, cid, *prompts):

@@ -8,9 +8,8 @@ import json
 import pytest
 
 from fastest.config import Settings
-from tests.api.atlas_project import FILES
 from tests.api.json_model_server import JsonModelServer, use_model
-from tests.api.test_atlas import index, push
+from tests.api.test_atlas import index, shop
 from tests.api.trees import new_project, new_workspace, snapshot, upload_tree
 from tests.conftest import assert_problem
 
@@ -22,11 +21,7 @@ def settings():
 
 @pytest.fixture
 def project(client, alice):
-    project = new_project(client, alice, "shop")
-    workspace = new_workspace(client, alice, project["id"], "main")
-    push(client, alice, project["id"], workspace["id"], FILES)
-    index(client, alice, project["id"])
-    return project["id"]
+    return shop(client, alice, "main", indexed=True)[0]
 
 
 def generate(client, caller, project_id):
