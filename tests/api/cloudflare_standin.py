@@ -19,7 +19,7 @@ from email.policy import default as email_policy
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackServer, QuietHandler
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 TOKEN = "cf-test-token-Zx81"
@@ -195,10 +195,9 @@ class CloudflareStandIn(LoopbackServer):
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def _any(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = self.body()
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 status, payload = stand_in.handle(self.command, self.path, headers, body)
                 data = json.dumps(payload).encode()
@@ -209,9 +208,6 @@ class CloudflareStandIn(LoopbackServer):
                 self.wfile.write(data)
 
             do_GET = do_POST = do_PUT = do_DELETE = _any
-
-            def log_message(self, *args: Any) -> None:
-                pass
 
         return Handler
 

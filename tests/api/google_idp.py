@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackServer, QuietHandler
 
 CLIENT_ID = "test-client.apps.googleusercontent.com"
 
@@ -61,7 +61,7 @@ class FakeGoogle(LoopbackServer):
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         idp = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802
                 if self.path.startswith("/o/oauth2/v2/auth?"):
                     self._authorize()
@@ -100,9 +100,6 @@ class FakeGoogle(LoopbackServer):
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
 
         return Handler
 

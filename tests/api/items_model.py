@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 
 from tests.e2e.model_server import _chunk, _tool_call
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackServer, QuietHandler
 
 
 def text(message: str) -> list[bytes]:
@@ -29,12 +28,9 @@ class ScriptedModel(LoopbackServer):
         self.release = threading.Event()
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                body = json.loads(self.body())
                 owner.requests.append(body)
                 if owner.hold.is_set():
                     owner.release.wait(10)

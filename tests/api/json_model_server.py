@@ -6,10 +6,9 @@ records every request (path, authorization, body) so tests can check the documen
 from __future__ import annotations
 
 import json
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackServer, QuietHandler
 
 
 class JsonModelServer(LoopbackServer):
@@ -18,12 +17,9 @@ class JsonModelServer(LoopbackServer):
         self.requests: list[dict[str, Any]] = []
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                body = json.loads(self.body())
                 owner.requests.append({"path": self.path, "authorization": self.headers.get("authorization"), "body": body})
                 if self.path != "/v1/chat/completions" or body.get("stream"):
                     self.send_error(404)

@@ -16,7 +16,7 @@ import threading
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackServer, QuietHandler
 
 API_KEY = "pdl_sdbx_apikey_01test000000000000000000000_secretpart"
 PRICE_PRO = "pri_01hpro0000000000000000000a"
@@ -147,10 +147,9 @@ class FakePaddle(LoopbackServer):
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = self.body()
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 status, answer = fake.handle(self.command, self.path, headers, body)
                 data = json.dumps(answer).encode()
@@ -161,8 +160,5 @@ class FakePaddle(LoopbackServer):
                 self.wfile.write(data)
 
             do_GET = do_POST = _serve  # noqa: N815
-
-            def log_message(self, *args: Any) -> None:
-                pass
 
         return Handler

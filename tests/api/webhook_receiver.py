@@ -5,9 +5,8 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackServer, QuietHandler
 
 
 @dataclass
@@ -35,12 +34,11 @@ class Receiver(LoopbackServer):
         self._lock = threading.Lock()
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:  # noqa: N802
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length)
+                body = self.body()
                 with receiver._lock:
                     receiver.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic()))
                 answer = receiver.answers.get(self.path, Answer())
@@ -52,9 +50,6 @@ class Receiver(LoopbackServer):
                 self.send_header("content-length", str(len(answer.body)))
                 self.end_headers()
                 self.wfile.write(answer.body)
-
-            def log_message(self, *args) -> None:
-                pass
 
         super().__init__(Handler)
 

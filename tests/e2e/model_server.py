@@ -16,10 +16,9 @@ from __future__ import annotations
 import json
 import re
 import time
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackServer, QuietHandler
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
@@ -60,12 +59,9 @@ class ModelServer(LoopbackServer):
         self.requests: list[dict[str, Any]] = []
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                body = json.loads(self.body())
                 owner.requests.append({"path": self.path, "authorization": self.headers.get("authorization"), "body": body})
                 if self.path != "/v1/chat/completions":
                     self.send_error(404)
