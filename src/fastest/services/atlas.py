@@ -27,12 +27,11 @@ from fastest.domain import atlas as extraction
 from fastest.domain.atlas.chunks import chunk_file
 from fastest.domain.atlas.graph import PathIndex, pagerank
 from fastest.domain.ids import iso
-from fastest.domain.pagination import encode_cursor
 from fastest.errors import Conflict, NotFound
 from fastest.platform import Platform
 from fastest.ports import AIModel, Statement
 from fastest.services import projects, snapshots, storage
-from fastest.services.common import now_iso
+from fastest.services.common import now_iso, split_page
 
 log = logging.getLogger(__name__)
 
@@ -637,8 +636,7 @@ async def graph(platform: Platform, user_id: str, project_id: str, *, layer: str
         sql += " AND seq > ?"
         params.append(after)
     rows = (await platform.db.prepare(sql + " ORDER BY seq LIMIT ?").bind(*params, limit + 1).all()).results
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, next_cursor = split_page(rows, limit, lambda row: (row["seq"],))
     ids = [r["id"] for r in rows]
     edges = []
     if ids:
@@ -652,7 +650,7 @@ async def graph(platform: Platform, user_id: str, project_id: str, *, layer: str
     return {
         "concepts": [concept_view(r) for r in rows],
         "edges": [{"source_id": e["source_id"], "target_id": e["target_id"], "kind": e["kind"]} for e in edges],
-        "next_cursor": encode_cursor(rows[-1]["seq"]) if more else None,
+        "next_cursor": next_cursor,
         "index": index_view(await _row(platform, project_id)),
     }
 

@@ -12,11 +12,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fastest.domain.atlas.mermaid import Arrow, Drawing, Node, flowchart, sequence
-from fastest.domain.pagination import encode_cursor
 from fastest.errors import Conflict, NotFound
 from fastest.platform import Platform
 from fastest.services import ai_budget, models, projects
-from fastest.services.common import new_id, now_iso
+from fastest.services.common import new_id, now_iso, split_page
 
 SMALL_GRAPH = 40  # modules drawn one by one up to this many; beyond, directories aggregated
 NEIGHBOURHOOD = 40
@@ -286,6 +285,5 @@ async def list_page(platform: Platform, user_id: str, project_id: str, *, before
         sql += " AND seq < ?"
         params.append(before)
     rows = (await platform.db.prepare(sql + " ORDER BY seq DESC LIMIT ?").bind(*params, limit + 1).all()).results
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {"diagrams": [diagram_view(r) for r in rows], "next_cursor": encode_cursor(rows[-1]["seq"]) if more else None}
+    rows, next_cursor = split_page(rows, limit, lambda row: (row["seq"],))
+    return {"diagrams": [diagram_view(r) for r in rows], "next_cursor": next_cursor}
