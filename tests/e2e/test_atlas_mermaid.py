@@ -4,7 +4,6 @@ headless Chromium parses and renders each diagram's source, and any syntax error
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,15 +11,12 @@ import pytest
 from tests.api.atlas_project import FILES
 from tests.api.test_atlas import index, push
 from tests.api.trees import new_project, new_workspace
+from tests.e2e.chromium import headless_chromium, needs_chromium
 
 REPO = Path(__file__).resolve().parents[2]
 MERMAID = REPO / "node_modules" / "mermaid" / "dist" / "mermaid.min.js"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-
 pytestmark = [
-    pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
-                       reason="headless Chromium is not installed: `apt-get install -y chromium chromium-driver`"),
+    needs_chromium,
     pytest.mark.skipif(not MERMAID.exists(), reason="mermaid is not installed: run `npm ci`"),
 ]
 
@@ -34,20 +30,9 @@ def settings():
 
 @pytest.fixture
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--allow-file-access-from-files"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_script_timeout(60)
-    try:
+    with headless_chromium("--allow-file-access-from-files") as driver:
+        driver.set_script_timeout(60)
         yield driver
-    finally:
-        driver.quit()
 
 
 def diagrams_of(client, caller, files) -> list[dict]:

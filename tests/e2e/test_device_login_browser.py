@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import stat
 import subprocess
 import time
@@ -14,32 +13,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.chromium import headless_chromium, needs_chromium
 from tests.e2e.conftest import FASTEST, running_server
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or CHROMEDRIVER is None,
-    reason="headless Chromium is not installed: `apt-get install -y chromium chromium-driver` (.ci/run does this)",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    try:
+    with headless_chromium() as driver:
+        driver.set_page_load_timeout(30)
         yield driver
-    finally:
-        driver.quit()
 
 
 def client_env(config_dir: Path) -> dict[str, str]:
