@@ -35,7 +35,9 @@ from fastest.config import Settings  # noqa: E402
 from fastest.domain.manifest import MODE_FILE  # noqa: E402
 from fastest.domain.tree import build_manifests  # noqa: E402
 from fastest.platform.local import open_local_platform  # noqa: E402
-from fastest.services import atlas, atlas_search, identity, projects, snapshots, storage, workspaces  # noqa: E402
+from fastest.services.intelligence import atlas, atlas_search
+from fastest.services import identity, projects, storage
+from fastest.services.sync import snapshots, workspaces  # noqa: E402
 
 VERBS = ("load", "save", "parse", "render", "validate", "compute", "merge", "fetch", "send", "build", "resolve", "index")
 NOUNS = ("order", "invoice", "user", "session", "cart", "payment", "report", "config", "token", "message", "image", "file")

@@ -89,7 +89,7 @@ def receivers_main(kinds: list[str], slow_seconds: float, ports_out, commands) -
 
 async def run_phase(kinds: list[str], ports: list[int], events_count: int, rate: float, commands) -> dict:
     from fastest.config import Settings
-    from fastest.platform.local import open_local_platform
+    from durable_objects.local import open_platform as open_local_platform
     from fastest.services import events, identity, projects, webhooks
 
     with tempfile.TemporaryDirectory() as data:

@@ -27,7 +27,7 @@ class ConversationSession(DurableObject):
     def _session(self):
         if self._core is None:
             from durable_objects.conversation_session import ConversationSession as Core
-            from fastest.platform.cloudflare import platform_from_env
+            from fastest.edge.worker_platform import worker_platform
             from fastest.platform.cloudflare.durable_objects import (
                 DurableObjectStorage,
                 HibernatableSockets,
@@ -35,7 +35,7 @@ class ConversationSession(DurableObject):
                 object_name,
             )
 
-            platform = platform_from_env(self.env)
+            platform = worker_platform(self.env)
             self._core = Core(
                 object_name(self.ctx), DurableObjectStorage(self.ctx.storage), platform=platform,
                 sockets=HibernatableSockets(self.ctx), spawn=background(self.ctx),
@@ -66,7 +66,7 @@ class ConversationSession(DurableObject):
         """SSE: the core writes the replay after `since`, then live events, as records into a
         TransformStream whose readable side is the response body; it keeps the stream alive and
         lets it go when the client does."""
-        from durable_objects.conversation_session import EVENT_STREAM_HEADERS, EventStream
+        from durable_objects.session.sse import EVENT_STREAM_HEADERS, EventStream
         from fastest.platform.cloudflare.durable_objects import JsEventSink, background
 
         sink = JsEventSink()

@@ -1,5 +1,5 @@
 """The conversation's own record of the deployments made from it (the session's storage), kept
-beside its messages; status and logs are read live from D1 by `fastest.services.conversation_deploys`."""
+beside its messages; status and logs are read live from D1 by `fastest.services.conversations.deploys`."""
 
 from __future__ import annotations
 

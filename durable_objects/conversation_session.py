@@ -7,7 +7,7 @@ One instance exists per conversation id (DESIGN.md §6). It owns, in its own sto
   stored before it is sent, so a client reconnecting with `since=<id>` gets exactly what it missed;
 - the **messages** (OpenAI chat format: user, assistant with `tool_calls`, tool results);
 - **pending questions** (the `ask_question` tool; answered by the reply/reject routes);
-- the **working-tree overlay** (`fastest.services.working_tree`).
+- the **working-tree overlay** (`fastest.services.conversations.working_tree`).
 
 It answers `SessionRequest`s (`fetch`) and WebSocket traffic (`attach` / `receive` / `detach`).
 The Cloudflare wrapper (`durable_objects.cloudflare`) and the local namespace
@@ -29,46 +29,21 @@ import re
 from typing import Any, Awaitable, Callable
 
 from durable_objects.session.events import EventLog
-from durable_objects.session.messages import MESSAGES_PAGE_MAX, TIMELINE_LIMIT, Messages
-from durable_objects.session.questions import QUESTION_TIMEOUT_SECONDS, Questions
-from durable_objects.session.sse import (
-    EVENT_STREAM_HEADERS,
-    SSE_KEEPALIVE,
-    SSE_KEEPALIVE_SECONDS,
-    EventStream,
-    sse_record,
-)
+from durable_objects.session.messages import Messages
+from durable_objects.session.questions import Questions
 from durable_objects.session.state import (
     _CONTEXT_FIELDS,
     CONTEXT_KEY,
-    DELTAS_KEY,
     DEPLOYMENT_PREFIX,
-    EVENT_PREFIX,
-    LAST_EVENT_KEY,
-    LAST_MESSAGE_KEY,
-    MESSAGE_PREFIX,
-    QUESTION_PREFIX,
     RUNNING_TURN_KEY,
-    Socket,
     _json,
     _Refusal,
-    log,
 )
-from durable_objects.session.tools import TOOL_RESULT_LIMIT, TOOLS, FileTools
-from durable_objects.session.turns import HISTORY_MAX_CHARS, HISTORY_PAGE, MESSAGE_MAX_BYTES, SYSTEM_PROMPT, TurnRunner
+from durable_objects.session.tools import FileTools
+from durable_objects.session.turns import TurnRunner
 from fastest.errors import ApiError
 from fastest.platform import Platform
 from fastest.ports import SessionRequest, SessionResponse, SessionStorage
-
-# The names this module held before its parts moved into `durable_objects.session` (importers use
-# them from here). A test that changes a limit patches the module that reads it.
-__all__ = [
-    "CONTEXT_KEY", "DELTAS_KEY", "DEPLOYMENT_PREFIX", "EVENT_PREFIX", "EVENT_STREAM_HEADERS", "HISTORY_MAX_CHARS",
-    "HISTORY_PAGE", "LAST_EVENT_KEY", "LAST_MESSAGE_KEY", "MESSAGE_MAX_BYTES", "MESSAGE_PREFIX", "MESSAGES_PAGE_MAX",
-    "QUESTION_PREFIX", "QUESTION_TIMEOUT_SECONDS", "RUNNING_TURN_KEY", "SSE_KEEPALIVE", "SSE_KEEPALIVE_SECONDS",
-    "SYSTEM_PROMPT", "TIMELINE_LIMIT", "TOOL_RESULT_LIMIT", "TOOLS", "ConversationSession", "EventStream", "Socket",
-    "log", "sse_record",
-]
 
 
 def _default_spawn(coroutine: Awaitable[Any]) -> asyncio.Task:

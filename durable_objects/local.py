@@ -16,10 +16,13 @@ from durable_objects.conversation_session import ConversationSession
 from fastest.config import Settings
 from fastest.platform import Platform
 from fastest.platform.local import open_local_platform
+from fastest.services import subscriptions
 
 __all__ = ["open_platform"]
 
 
 def open_platform(data_dir: Path, settings: Settings, **options: Any) -> Platform:
-    """`open_local_platform` with conversations hosted by `ConversationSession` (same options)."""
-    return open_local_platform(data_dir, settings, session_class=ConversationSession, **options)
+    """`open_local_platform` composed with the application: conversations hosted by
+    `ConversationSession`, and the reactions to recorded events (same options)."""
+    return open_local_platform(data_dir, settings, session_class=ConversationSession,
+                               reactions=subscriptions.ALL, **options)

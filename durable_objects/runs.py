@@ -63,7 +63,7 @@ def _now_ms(session: Any) -> int:
 
 async def alarm(session: Any) -> None:
     """One step of the run: start the next attempt (after an interrupted one, if so)."""
-    from fastest.services import action_item_runs
+    from fastest.services.action_items import runs as action_item_runs
 
     state = await session.storage.get(STATE_KEY)
     if state is None or state["phase"] == "done":
@@ -105,7 +105,7 @@ def _retry_base(session: Any) -> float:
 
 
 async def _fail(session: Any, state: dict[str, Any], error: dict[str, Any], *, checks: list[dict[str, Any]] | None = None) -> None:
-    from fastest.services import action_item_runs
+    from fastest.services.action_items import runs as action_item_runs
 
     state.update(phase="done", last_error=error)
     await session.storage.put(STATE_KEY, state)
@@ -114,8 +114,12 @@ async def _fail(session: Any, state: dict[str, Any], error: dict[str, Any], *, c
 
 async def _reset_copy(session: Any) -> None:
     """A fresh copy of the workspace's files and an empty conversation for a new attempt."""
-    from durable_objects.session.state import EVENT_PREFIX, MESSAGE_PREFIX, QUESTION_PREFIX
-    from fastest.services.working_tree import OVERLAY_PREFIX
+    from durable_objects.session.state import (
+        EVENT_PREFIX,
+        MESSAGE_PREFIX,
+        QUESTION_PREFIX,
+    )
+    from fastest.services.conversations.working_tree import OVERLAY_PREFIX
 
     for prefix in (OVERLAY_PREFIX, MESSAGE_PREFIX, QUESTION_PREFIX, EVENT_PREFIX):
         for key in await session.storage.list(prefix=prefix):
@@ -127,7 +131,8 @@ async def _attempt(session: Any, state: dict[str, Any], context: dict[str, Any])
     ("retry", error, checks) or ("failed", error, checks)."""
     from durable_objects.session.state import EVENT_PREFIX
     from fastest.errors import AIRateLimited
-    from fastest.services import action_item_runs, models
+    from fastest.services.action_items import runs as action_item_runs
+    from fastest.services.ai import models
 
     platform = session.platform
     model = await session._model(context)

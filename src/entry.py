@@ -23,7 +23,7 @@ __all__ = ["ConversationSession", "Default"]
 def _asgi_app():
     """The FastAPI app, built once per isolate (a one-entry cache, hence bounded)."""
     from fastest.app import create_app
-    from fastest.platform.cloudflare import platform_for_scope
+    from fastest.edge.worker_platform import platform_for_scope
 
     return create_app(platform_for_scope)
 
@@ -34,7 +34,7 @@ class Default(WorkerEntrypoint):
 
         from fastest.edge import blob_stream
         from fastest.edge.conversation_streams import forward_stream
-        from fastest.platform.cloudflare import platform_from_env
+        from fastest.edge.worker_platform import worker_platform
         from fastest.platform.cloudflare.durable_objects import match_stream
 
         path = urlsplit(str(request.url)).path
@@ -43,12 +43,12 @@ class Default(WorkerEntrypoint):
         # bridge buffers bodies). Open them here and forward them.
         live = match_stream(request.method, path)
         if live is not None:
-            return await forward_stream(*live, request, platform_from_env(self.env))
+            return await forward_stream(*live, request, worker_platform(self.env))
         # Blob bodies bypass the ASGI bridge (which buffers whole request bodies): JS streams go
         # straight between the client and R2 (DESIGN.md §3).
         matched = blob_stream.match(request.method, path)
         if matched is not None:
-            return await blob_stream.handle(*matched, request, platform_from_env(self.env))
+            return await blob_stream.handle(*matched, request, worker_platform(self.env))
 
         from workers import asgi
 
@@ -59,11 +59,10 @@ class Default(WorkerEntrypoint):
 
     async def scheduled(self, controller, env=None, ctx=None):
         """A cron trigger fired: run the jobs due for that cron string (see wrangler.toml)."""
-        from fastest.platform.cloudflare import platform_from_env
-        from fastest.services.jobs import run_due
-
+        from fastest.edge.worker_platform import worker_platform
         from fastest.platform.cloudflare.background import invocation
+        from fastest.services.operations.jobs import run_due
 
         # self.env is the SDK-wrapped env (bindings return Python values); prefer it to the raw one.
         with invocation(ctx if ctx is not None else getattr(self, "ctx", None)):
-            await run_due(platform_from_env(self.env), str(controller.cron))
+            await run_due(worker_platform(self.env), str(controller.cron))

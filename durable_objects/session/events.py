@@ -21,6 +21,7 @@ from durable_objects.session.state import (
 )
 from fastest.errors import ApiError
 
+
 class EventLog(SessionPart):
     """The event log and its clients (a part of `ConversationSession`)."""
 
@@ -131,7 +132,7 @@ class EventLog(SessionPart):
                 if context is None:
                     raise _Refusal(404, "not_found", "This conversation was never created.")
                 # The AI rate class, as `POST …/messages` spends it in its authorization step.
-                from fastest.services import rate_limits
+                from fastest.services.safeguards import rate_limits
 
                 await rate_limits.enforce(self._require_platform(), context["user_id"], "ai")
                 accepted = await self.prompt(data.get("prompt"), context)

@@ -116,7 +116,7 @@ class Messages(SessionPart):
         return {"success": True, "cleared": cleared}
 
     async def _project_info(self, context: dict[str, Any]) -> dict[str, Any]:
-        from fastest.services.working_tree import OVERLAY_PREFIX
+        from fastest.services.conversations.working_tree import OVERLAY_PREFIX
 
         overlay = await self.storage.list(prefix=OVERLAY_PREFIX)
         return {

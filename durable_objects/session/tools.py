@@ -43,7 +43,7 @@ class FileTools(SessionPart):
     """The agent's file tools over the working tree (a part of `ConversationSession`)."""
 
     def _tree(self, context: dict[str, Any]):
-        from fastest.services.working_tree import WorkingTree
+        from fastest.services.conversations.working_tree import WorkingTree
 
         return WorkingTree(self._require_platform(), self.storage, context["user_id"], context.get("manifest_hash"))
 

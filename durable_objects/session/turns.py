@@ -51,13 +51,13 @@ class TurnRunner(SessionPart):
     # ----------------------------------------------------------------------------------------------
 
     async def _model(self, context: dict[str, Any]) -> AIModel:
-        from fastest.services import models
+        from fastest.services.ai import models
 
         return await models.for_user(self._require_platform(), context["user_id"])
 
     async def _spend(self, context: dict[str, Any], model: AIModel) -> None:
         """One unit of the AI budget per model call (the builtin engine is not a model: free)."""
-        from fastest.services import ai_budget, models
+        from fastest.services.ai import ai_budget, models
 
         if not models.is_model(model):
             return
@@ -158,7 +158,9 @@ class TurnRunner(SessionPart):
                 return
             await self.emit("turn.completed", {"turn_id": turn_id})
             if not getattr(self, "headless", False):  # a chat's turn, not an action-item run's
-                from fastest.services.conversation_events import turn_completed  # integration webhooks
+                from fastest.services.conversations.turn_events import (
+                    turn_completed,  # integration webhooks
+                )
 
                 await turn_completed(self._require_platform(), self.name, turn_id, context)
         except _TurnFailed as failure:

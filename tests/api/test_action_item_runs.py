@@ -3,7 +3,6 @@ and failure, the builtin engine, a restart mid-run, and applying (clean, merged,
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from pathlib import Path
@@ -258,7 +257,8 @@ def test_drift_items_are_not_runnable(client, alice, clock):
 
 def test_a_lost_compare_and_set_applies_nothing(client, alice, platform, monkeypatch):
     """The workspace moves between apply's read and its batch: 409, no snapshot, run still ready."""
-    from fastest.services import action_item_runs, workspaces
+    from fastest.services.action_items import runs as action_item_runs
+    from fastest.services.sync import workspaces
     from tests.conftest import count_rows
 
     _, workspace, _ = make_workspace(client, alice)

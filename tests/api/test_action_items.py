@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-import pytest
 
-from fastest.services import jobs
+from fastest.services.operations import jobs
+from fastest.services.action_items import items as action_items_items
 from tests.api.trees import new_project, new_workspace, snapshot, upload_tree
 from tests.conftest import assert_problem, run
 
@@ -183,7 +183,7 @@ def test_scans_are_kept_per_blob_and_big_trees_wait_for_the_job(client, alice, p
     from fastest.services import action_items
     from tests.conftest import count_rows
 
-    monkeypatch.setattr(action_items, "LAZY_SCAN_BYTES", 10)  # every tree is "big"
+    monkeypatch.setattr(action_items_items, "LAZY_SCAN_BYTES", 10)  # every tree is "big"
     _, workspace, _ = make_workspace(client, alice)
     assert items(client, alice) == []  # not analysed inside the listing
     assert run(jobs.run(platform, "refresh-action-items")) == 1

@@ -113,7 +113,8 @@ def test_a_large_tree_answers_202_and_finishes_in_the_background(client, alice, 
 
 
 def test_cron_job_steps_a_running_index(client, alice, project, platform):
-    from fastest.services import atlas, jobs
+    from fastest.services.intelligence import atlas
+    from fastest.services.operations import jobs
     from tests.conftest import run
 
     platform.settings = Settings(atlas_request_files=2, atlas_step_files=100)
@@ -128,7 +129,8 @@ def test_the_atlas_index_job_run_twice_at_once_ends_as_one_run(client, alice, pr
     graph a request that indexes everything at once makes."""
     import asyncio
 
-    from fastest.services import atlas, jobs
+    from fastest.services.intelligence import atlas
+    from fastest.services.operations import jobs
     from tests.conftest import run
 
     platform.settings = Settings(atlas_request_files=2, atlas_step_files=100)
@@ -191,7 +193,7 @@ def test_every_atlas_route_is_404_for_another_user(client, alice, bob, project):
 
 
 def test_a_big_index_compacts_the_text_index_and_search_still_works(client, alice, project, monkeypatch):
-    from fastest.services import atlas
+    from fastest.services.intelligence import atlas
 
     monkeypatch.setattr(atlas, "COMPACT_AFTER_FILES", 1)
     assert index(client, alice, project["id"])["status"] == "ready"

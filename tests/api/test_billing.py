@@ -13,7 +13,7 @@ from fastest.config import Settings
 from fastest.domain.paddle_signature import sign
 from fastest.platform.local.clock import ManualClock
 from tests.api.paddle_stub import API_KEY, PRICE_PRO, PRICE_TEAM, WEBHOOK_SECRET, FakePaddle, paddle_id
-from fastest.services import jobs
+from fastest.services.operations import jobs
 from tests.conftest import assert_problem, count_rows, make_caller, run
 
 VECTOR_SECRET = "pdl_ntf_01hbpjmytsa32fhr36nqgc3kgb_WvRO0eL4Bj9rgYYIBZY6wZhG4EHy9jzh"
@@ -322,7 +322,7 @@ def test_the_service_applies_a_racing_duplicate_once(platform, alice, clock):
     import asyncio
 
     from fastest.services import billing
-    from fastest.services.audit import RequestContext
+    from fastest.services.identity.audit import RequestContext
 
     event = _sample(alice, clock)
     body = json.dumps(event).encode()

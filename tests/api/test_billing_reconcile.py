@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from fastest.config import Settings
-from fastest.services import jobs
+from fastest.services.operations import jobs
 from tests.api.paddle_stub import API_KEY, PRICE_PRO, PRICE_TEAM, WEBHOOK_SECRET, FakePaddle, paddle_id
 from tests.api.test_billing import deliver, iso_at, paddle_event, subscription_data
 from tests.conftest import count_rows

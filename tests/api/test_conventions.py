@@ -192,7 +192,7 @@ class TestIdempotency:
         assert count_rows(platform, "SELECT COUNT(*) AS n FROM projects") == 1
 
     def test_same_key_while_in_flight_is_409(self, client, alice, platform):
-        from fastest.services import idempotency
+        from fastest.services.safeguards import idempotency
 
         body = b'{"name":"racing"}'
         print_ = idempotency.fingerprint("POST", "/v1/projects", body)

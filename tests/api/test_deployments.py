@@ -325,13 +325,13 @@ def test_a_move_from_a_stale_read_changes_nothing(client, alice, platform):
 
     project, _, _, _ = pushed(client, alice, {"index.html": b"x"})
     started = deploy(client, alice, project["id"], build="client")
-    stale = run(deployments._get(platform, started["deployment_id"]))
+    stale = run(deployments.by_id(platform, started["deployment_id"]))
     run(deployments.move(platform, stale, "building", step="build", message="first"))
     events_before = count_rows(platform, "SELECT COUNT(*) AS n FROM project_events WHERE project_id = ?", project["id"])
     logs_before = count_rows(platform, "SELECT COUNT(*) AS n FROM deployment_logs WHERE deployment_id = ?", stale["id"])
     with pytest.raises(Conflict):
         run(deployments.move(platform, stale, "canceled", step="queue", message="racing"))
-    assert run(deployments._get(platform, stale["id"]))["status"] == "building"
+    assert run(deployments.by_id(platform, stale["id"]))["status"] == "building"
     assert count_rows(platform, "SELECT COUNT(*) AS n FROM project_events WHERE project_id = ?", project["id"]) == events_before
     assert count_rows(platform, "SELECT COUNT(*) AS n FROM deployment_logs WHERE deployment_id = ?", stale["id"]) == logs_before
 

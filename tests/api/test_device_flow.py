@@ -169,7 +169,7 @@ def test_guessing_user_codes_is_stopped_even_for_the_right_code(client, alice, p
 
 
 def test_expired_codes_are_purged_by_the_job(client, clock, platform):
-    from fastest.services import jobs
+    from fastest.services.operations import jobs
     from tests.conftest import run
 
     start(client)

@@ -14,7 +14,7 @@ from fastest.config import Settings
 from fastest.domain.manifest import MODE_FILE
 from fastest.domain.tree import build_manifests
 from fastest.errors import PlanLimitReached
-from fastest.services import entitlements
+from fastest.services.billing import entitlements
 from tests.api.paddle_stub import PRICE_PRO, PRICE_TEAM, WEBHOOK_SECRET, paddle_id
 from tests.api.test_billing import deliver, iso_at, paddle_event, subscription_data
 from tests.api.test_conversations import new_conversation, prompt, wait_for

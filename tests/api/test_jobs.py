@@ -8,7 +8,7 @@ import tomllib
 from datetime import timedelta
 from pathlib import Path
 
-from fastest.services import jobs
+from fastest.services.operations import jobs
 from tests.conftest import count_rows, run
 
 REPO = Path(__file__).resolve().parents[2]

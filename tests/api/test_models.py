@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fastest.config import Settings
-from fastest.services import models
+from fastest.services.ai import models
 from tests.conftest import run
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from fastest.domain.tokens import ABILITIES, DEFAULT_ABILITIES
-from fastest.services import api_keys
+from fastest.services.identity import api_keys
 from tests.conftest import assert_problem, count_rows, make_caller, run
 
 OPENAI_KEY = "sk-test-0123456789abcdefWXYZ"

@@ -16,6 +16,7 @@ import standardwebhooks
 from fastest.config import Settings
 from fastest.domain.ids import parse_iso
 from fastest.services import events, webhooks
+from fastest.services.webhooks import endpoints as webhooks_endpoints
 from tests.api.trees import new_project, snapshot, upload_tree
 from tests.api.webhook_receiver import Answer, Receiver
 from tests.conftest import assert_problem, count_rows, run
@@ -38,7 +39,7 @@ def receiver():
 def no_in_task_retries(monkeypatch):
     """The background task retries by itself when the next try is seconds away; here the clock is
     manual, so retries are driven by the sweep."""
-    monkeypatch.setattr(webhooks, "SHORT_RETRY_SECONDS", -1)
+    monkeypatch.setattr(webhooks_endpoints, "SHORT_RETRY_SECONDS", -1)
 
 
 class FakeDns:
@@ -536,9 +537,9 @@ def test_combined_result_writes_fall_back_to_one_batch_each(platform, alice):
 
     async def go():
         return await asyncio.gather(
-            webhooks._write(platform, [insert("aud_a")]),
-            webhooks._write(platform, [insert("aud_b"), insert("aud_b")]),  # a duplicate id: this unit fails
-            webhooks._write(platform, [insert("aud_c")]),
+            webhooks_endpoints._write(platform, [insert("aud_a")]),
+            webhooks_endpoints._write(platform, [insert("aud_b"), insert("aud_b")]),  # a duplicate id: this unit fails
+            webhooks_endpoints._write(platform, [insert("aud_c")]),
             return_exceptions=True,
         )
 

@@ -160,7 +160,7 @@ def test_an_alarm_cut_short_by_a_crash_fires_again_at_the_next_start(tmp_path):
         ns = namespace(tmp_path, clock, calls)
         storage = ns._live_object("run").storage
         await storage.set_alarm(clock.ms + 3_600_000)
-        assert storage._begin_alarm() is not None  # the handler started, then the process died
+        assert storage.begin_alarm() is not None  # the handler started, then the process died
         ns.close()
 
     async def restarted():

@@ -96,7 +96,7 @@ def test_bootstrap_token_sql_runs_on_real_d1(local_d1) -> None:
     from datetime import datetime, timezone
 
     from fastest.domain.tokens import DEFAULT_ABILITIES, token_hash
-    from fastest.services.identity import bootstrap_token_sql
+    from fastest.services.identity.accounts import bootstrap_token_sql
 
     hashes = []
     for _ in range(2):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fastest.services.atlas_search import fts_query
+from fastest.services.intelligence.atlas_search import fts_query
 from tests.conformance.test_wrangler_d1 import WRANGLER, local_d1  # noqa: F401  (the module fixture)
 
 pytestmark = [

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from durable_objects.conversation_session import ConversationSession, EventStream
+from durable_objects.conversation_session import ConversationSession
+from durable_objects.session.sse import EventStream
 from fastest.edge.conversation_streams import since_of
 from fastest.platform.cloudflare.durable_objects import (
     HibernatableSockets,

@@ -6,13 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-from durable_objects.conversation_session import (
-    EVENT_PREFIX,
-    SSE_KEEPALIVE,
-    ConversationSession,
-    EventStream,
-    sse_record,
-)
+from durable_objects.conversation_session import ConversationSession
+from durable_objects.session.sse import SSE_KEEPALIVE, EventStream, sse_record
+from durable_objects.session.state import EVENT_PREFIX
 from tests.unit.test_cloudflare_conversations import MemoryStorage, Sink
 
 

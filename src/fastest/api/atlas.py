@@ -3,11 +3,11 @@ issue 13)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 
-from fastest.api.deps import PageParams, authorize, get_platform, page_params
+from fastest.api.deps import PageParams, PlatformDep, authorize, page_params
 from fastest.api.idempotency import respond_once
-from fastest.platform import Platform
+from fastest.api.path_ids import ProjectId
 from fastest.schemas.common import problem_responses
 from fastest.schemas.intelligence import (
     AtlasGraph,
@@ -19,13 +19,12 @@ from fastest.schemas.intelligence import (
     DiagramResponse,
     Layer,
 )
-from fastest.services import atlas, atlas_search, diagrams
-from fastest.services.identity import Principal
+from fastest.services.identity.accounts import Principal
+from fastest.services.intelligence import atlas, atlas_search, diagrams
 
 router = APIRouter(prefix="/v1/projects/{project_id}/atlas", tags=["atlas"],
                    responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 429))
 
-ProjectId = Path(..., max_length=64, description="A project id (`prj_…`).")
 read = authorize("projects:read")
 write = authorize("projects:write")
 
@@ -33,13 +32,14 @@ write = authorize("projects:write")
 @router.post("/index", response_model=AtlasIndexResult, responses={202: {"model": AtlasIndexResult, "description": "Indexing goes on in the background"}},
              summary="Index a snapshot into the Atlas (incremental; large trees continue in the background)")
 async def index(
+    *,
     request: Request,
     background: BackgroundTasks,
-    project_id: str = ProjectId,
+    project_id: ProjectId,
     embed: bool = Query(False, description="Also chunk the source and embed the chunks."),
     snapshot_id: str | None = Query(None, max_length=64, description="The snapshot to index (default: main's head)."),
     principal: Principal = Depends(write),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     async def produce():
         status, body = await atlas.start(platform, principal.user_id, project_id, snapshot_id=snapshot_id, embed=embed)
@@ -52,11 +52,12 @@ async def index(
 
 @router.get("", response_model=AtlasGraph, summary="The Atlas graph: concepts (by layer, paginated) and their edges")
 async def get_graph(
-    project_id: str = ProjectId,
+    *,
+    project_id: ProjectId,
     layer: Layer | None = Query(None, description="Only concepts of this layer."),
     page: PageParams = Depends(page_params(100)),
     principal: Principal = Depends(read),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     after = page.key(int)
     return await atlas.graph(platform, principal.user_id, project_id, layer=layer, after=after[0] if after else None,
@@ -65,20 +66,22 @@ async def get_graph(
 
 @router.post("/search", response_model=AtlasSearchResults, summary="Search the Atlas (BM25 text search, hybrid with embeddings)")
 async def search(
+    *,
     body: AtlasSearch,
-    project_id: str = ProjectId,
+    project_id: ProjectId,
     principal: Principal = Depends(read),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     return await atlas_search.search(platform, principal.user_id, project_id, body.query, body.limit)
 
 
 @router.get("/diagrams", response_model=DiagramList, summary="The project's stored diagrams, newest first")
 async def list_diagrams(
-    project_id: str = ProjectId,
+    *,
+    project_id: ProjectId,
     page: PageParams = Depends(page_params(50)),
     principal: Principal = Depends(read),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     before = page.key(int)
     return await diagrams.list_page(platform, principal.user_id, project_id, before=before[0] if before else None,
@@ -88,11 +91,12 @@ async def list_diagrams(
 @router.post("/diagrams", response_model=DiagramResponse, status_code=201,
              summary="Draw a diagram (dependency/component from the graph; flow/sequence may use the model)")
 async def create_diagram(
+    *,
     body: DiagramCreate,
     request: Request,
-    project_id: str = ProjectId,
+    project_id: ProjectId,
     principal: Principal = Depends(authorize("projects:write", route_class="ai")),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     async def produce():
         return 201, {"diagram": await diagrams.create(platform, principal.user_id, project_id, body.type, body.concept_id)}

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Path, Request, Response
 
-from fastest.api.deps import PageParams, authorize, get_platform, limit_by_ip, page_params, public, request_context
-from fastest.platform import Platform
+from fastest.api.deps import (
+    PageParams,
+    PlatformDep,
+    authorize,
+    limit_by_ip,
+    page_params,
+    public,
+    request_context,
+)
+from fastest.api.path_ids import TokenId
 from fastest.schemas.auth import (
     PROVIDER_PATTERN,
     ApiKeyList,
@@ -17,14 +27,14 @@ from fastest.schemas.auth import (
     TokenGrant,
 )
 from fastest.schemas.common import Success, problem_responses
-from fastest.services import api_keys, google, identity
-from fastest.services.audit import RequestContext
-from fastest.services.identity import Principal
+from fastest.services import identity
+from fastest.services.identity import api_keys, google
+from fastest.services.identity.accounts import Principal
+from fastest.services.identity.audit import RequestContext
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"], responses=problem_responses(400, 401, 413, 422, 429))
 
-ProviderPath = Path(..., pattern=PROVIDER_PATTERN, description="A provider name, e.g. `openai`.")
-TokenId = Path(..., max_length=64, description="A token id (`tok_…`), from `GET /v1/auth/tokens`.")
+ProviderPath = Annotated[str, Path(pattern=PROVIDER_PATTERN, description="A provider name, e.g. `openai`.")]
 signed_in = authorize(None)
 keys_write = authorize("keys:write")
 keys_write_fresh = authorize("keys:write", fresh=True)
@@ -38,7 +48,7 @@ async def sign_in_with_google(
     body: GoogleSignIn,
     request: Request,
     response: Response,
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
     context: RequestContext = Depends(request_context),
 ):
     await limit_by_ip(request, platform)
@@ -57,15 +67,16 @@ async def sign_in_with_google(
 
 
 @router.get("/me", response_model=MeResponse, summary="The signed-in user")
-async def me(principal: Principal = Depends(signed_in), platform: Platform = Depends(get_platform)):
+async def me(*, principal: Principal = Depends(signed_in), platform: PlatformDep):
     return {"user": identity.user_view(await identity.get_user(platform, principal.user_id))}
 
 
 @router.get("/tokens", response_model=SessionList, summary="Your live sessions (never the tokens themselves)")
 async def list_tokens(
+    *,
     page: PageParams = Depends(page_params(50)),
     principal: Principal = Depends(signed_in),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     key = page.key(str, str)
     items, next_cursor = await identity.tokens_page(
@@ -81,9 +92,10 @@ async def list_tokens(
     summary="Revoke one of your tokens (fresh session)",
 )
 async def revoke_token(
-    token_id: str = TokenId,
+    *,
+    token_id: TokenId,
     principal: Principal = Depends(authorize(None, fresh=True)),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
     context: RequestContext = Depends(request_context),
 ):
     await identity.revoke_or_404(platform, principal, token_id, context)
@@ -92,8 +104,9 @@ async def revoke_token(
 
 @router.post("/logout", status_code=204, response_class=Response, summary="Revoke the token making this request")
 async def logout(
+    *,
     principal: Principal = Depends(signed_in),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
     context: RequestContext = Depends(request_context),
 ):
     await identity.revoke_token(platform, principal.user_id, principal.token_id, context=context, reason="signed out")
@@ -101,7 +114,7 @@ async def logout(
 
 
 @router.get("/api-keys", response_model=ApiKeyList, responses=problem_responses(403), summary="Your provider API keys, masked")
-async def list_api_keys(principal: Principal = Depends(keys_write), platform: Platform = Depends(get_platform)):
+async def list_api_keys(*, principal: Principal = Depends(keys_write), platform: PlatformDep):
     return {"api_keys": await api_keys.list_masked(platform, principal.user_id)}
 
 
@@ -109,9 +122,10 @@ async def list_api_keys(principal: Principal = Depends(keys_write), platform: Pl
     "/api-keys", response_model=Success, responses=problem_responses(403), summary="Set a provider API key (fresh session)"
 )
 async def set_api_key(
+    *,
     body: ApiKeySet,
     principal: Principal = Depends(keys_write_fresh),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
     context: RequestContext = Depends(request_context),
 ):
     await api_keys.set_key(platform, principal.user_id, body.provider, body.key_value, context)
@@ -125,9 +139,10 @@ async def set_api_key(
     summary="Reveal your API keys as env vars (needs `secrets:read` and a fresh session)",
 )
 async def reveal_api_keys(
+    *,
     response: Response,
     principal: Principal = Depends(authorize("secrets:read", fresh=True)),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
     context: RequestContext = Depends(request_context),
 ):
     response.headers["Cache-Control"] = "no-store"
@@ -141,9 +156,10 @@ async def reveal_api_keys(
     summary="Delete a provider API key (fresh session)",
 )
 async def delete_api_key(
-    provider: str = ProviderPath,
+    *,
+    provider: ProviderPath,
     principal: Principal = Depends(keys_write_fresh),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
     context: RequestContext = Depends(request_context),
 ):
     await api_keys.delete_key(platform, principal.user_id, provider, context)

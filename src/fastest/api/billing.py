@@ -3,23 +3,37 @@ subscription, and Paddle's webhook."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from fastest.api.deps import authorize, get_platform, limit_by_ip, optional_bearer, public, request_context
+from fastest.api.deps import (
+    PlatformDep,
+    authorize,
+    limit_by_ip,
+    optional_bearer,
+    public,
+    request_context,
+)
 from fastest.api.idempotency import HEADER, respond_once
+from fastest.api.path_ids import CheckoutId
 from fastest.errors import ValidationFailed
-from fastest.platform import Platform
-from fastest.schemas.billing import CheckoutCreate, CheckoutCreated, CheckoutStatus, PlanList, SubscriptionView, WebhookReceived
+from fastest.schemas.billing import (
+    CheckoutCreate,
+    CheckoutCreated,
+    CheckoutStatus,
+    PlanList,
+    SubscriptionView,
+    WebhookReceived,
+)
 from fastest.schemas.common import problem_responses
-from fastest.services import billing, identity, idempotency
-from fastest.services.audit import RequestContext
-from fastest.services.identity import Principal
+from fastest.services import billing, identity
+from fastest.services.identity.accounts import Principal
+from fastest.services.identity.audit import RequestContext
+from fastest.services.safeguards import idempotency
 
 router = APIRouter(tags=["billing"], responses=problem_responses(400, 422, 429))
 
-CheckoutId = Path(..., max_length=64, description="A checkout id (`chk_…`).")
 
 
 @router.get(
@@ -28,7 +42,7 @@ CheckoutId = Path(..., max_length=64, description="A checkout id (`chk_…`).")
     summary="Plans, their Paddle price ids and limits (public)",
     openapi_extra=public("the public commerce edge: anyone may see the plans"),
 )
-async def list_plans(request: Request, platform: Platform = Depends(get_platform)):
+async def list_plans(request: Request, platform: PlatformDep):
     await limit_by_ip(request, platform)
     return billing.plans_view(platform)
 
@@ -42,10 +56,11 @@ async def list_plans(request: Request, platform: Platform = Depends(get_platform
     openapi_extra=public("the public commerce edge: anonymous with an email, or signed in with `billing`"),
 )
 async def create_checkout(
+    *,
     body: CheckoutCreate,
     request: Request,
     token: str | None = Depends(optional_bearer),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
     context: RequestContext = Depends(request_context),
 ):
     if token is not None:
@@ -79,7 +94,7 @@ async def create_checkout(
     summary="A checkout's status and plan (public; nothing personal)",
     openapi_extra=public("the buyer may be anonymous; the answer holds nothing personal"),
 )
-async def checkout_status(request: Request, checkout_id: str = CheckoutId, platform: Platform = Depends(get_platform)):
+async def checkout_status(request: Request, checkout_id: CheckoutId, platform: PlatformDep):
     await limit_by_ip(request, platform)
     return await billing.checkout_status(platform, checkout_id)
 
@@ -91,7 +106,8 @@ async def checkout_status(request: Request, checkout_id: str = CheckoutId, platf
     summary="Your plan, its status and period, limits and usage",
 )
 async def get_subscription(
-    principal: Principal = Depends(authorize("billing")), platform: Platform = Depends(get_platform)
+    *,
+    principal: Principal = Depends(authorize("billing")), platform: PlatformDep
 ):
     return await billing.subscription_view(platform, principal.user_id)
 
@@ -112,7 +128,7 @@ async def get_subscription(
 )
 async def paddle_webhook(
     request: Request,
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
     context: RequestContext = Depends(request_context),
 ):
     raw = await request.body()

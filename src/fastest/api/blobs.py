@@ -9,15 +9,14 @@ from the BlobStore and are immutable (the ETag is the content hash).
 from __future__ import annotations
 
 import re
-from typing import AsyncIterator
+from typing import Annotated, AsyncIterator
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
-from fastest.api.deps import authorize, get_platform
+from fastest.api.deps import PlatformDep, authorize
 from fastest.errors import ApiError, MethodNotAllowed, ValidationFailed
-from fastest.platform import Platform
 from fastest.schemas.blobs import (
     BatchResult,
     BlobUploaded,
@@ -32,7 +31,7 @@ from fastest.schemas.blobs import (
 )
 from fastest.schemas.common import problem_responses
 from fastest.services import storage
-from fastest.services.identity import Principal
+from fastest.services.identity.accounts import Principal
 from fastest.services.storage import BatchDownload, Download, RequestedRange
 
 router = APIRouter(prefix="/v1/blobs", tags=["blobs"], responses=problem_responses(400, 401, 403, 422, 429))
@@ -40,7 +39,7 @@ router = APIRouter(prefix="/v1/blobs", tags=["blobs"], responses=problem_respons
 # Own budget: a push is hundreds of small transfers (see Settings.sync_rate_limit_per_minute).
 sync = authorize("sync", route_class="sync")
 HASH_PATTERN = r"^[0-9a-f]{64}$"
-BlobHash = Path(..., pattern=HASH_PATTERN, description="The blob's SHA-256 (64 lowercase hex digits).")
+BlobHash = Annotated[str, Path(pattern=HASH_PATTERN, description="The blob's SHA-256 (64 lowercase hex digits).")]
 IMMUTABLE = "public, max-age=31536000, immutable"
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -194,12 +193,12 @@ def _batch_download_response(batch: BatchDownload) -> StreamingResponse:
 
 
 @router.post("/exists", response_model=ExistsResult, summary="Which blobs are stored (max 100)")
-async def blobs_exist(body: HashList, principal: Principal = Depends(sync), platform: Platform = Depends(get_platform)):
+async def blobs_exist(*, body: HashList, principal: Principal = Depends(sync), platform: PlatformDep):
     return await storage.blobs_exist(platform, principal.user_id, body.hashes)
 
 
 @router.post("/manifests/exists", response_model=ExistsResult, summary="Which manifests are stored (max 100)")
-async def manifests_exist(body: HashList, principal: Principal = Depends(sync), platform: Platform = Depends(get_platform)):
+async def manifests_exist(*, body: HashList, principal: Principal = Depends(sync), platform: PlatformDep):
     return await storage.manifests_exist(platform, principal.user_id, body.hashes)
 
 
@@ -226,10 +225,11 @@ async def presign_download(body: HashList, principal: Principal = Depends(sync))
     openapi_extra=_binary_body("The blob's bytes."),
 )
 async def upload_blob(
+    *,
     request: Request,
-    hash: str = BlobHash,
+    hash: BlobHash,
     principal: Principal = Depends(sync),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     result = await storage.upload_blob(
         platform, principal.user_id, hash, _body(request), declared_length=_declared_length(request)
@@ -244,7 +244,7 @@ async def upload_blob(
     summary="Upload many small blobs in one request (frames: 64-hex hash, 8-hex length, bytes)",
     openapi_extra=_binary_body("Frames `<64 hex hash><8 hex length><bytes>`, back to back (none: empty).", required=False),
 )
-async def upload_batch(request: Request, principal: Principal = Depends(sync), platform: Platform = Depends(get_platform)):
+async def upload_batch(*, request: Request, principal: Principal = Depends(sync), platform: PlatformDep):
     result = await storage.store_batch(
         platform, principal.user_id, _body(request), declared_length=_declared_length(request)
     )
@@ -266,7 +266,8 @@ async def upload_batch(request: Request, principal: Principal = Depends(sync), p
     summary="Download many blobs in one streamed answer (max 1,000 hashes)",
 )
 async def download_batch(
-    body: DownloadBatchRequest, principal: Principal = Depends(sync), platform: Platform = Depends(get_platform)
+    *,
+    body: DownloadBatchRequest, principal: Principal = Depends(sync), platform: PlatformDep
 ):
     batch = await storage.open_blob_batch(platform, principal.user_id, body.hashes)
     return _batch_download_response(batch)
@@ -285,7 +286,8 @@ async def download_batch(
     summary="Download many manifests in one streamed answer (max 1,000 hashes)",
 )
 async def download_manifest_batch(
-    body: DownloadBatchRequest, principal: Principal = Depends(sync), platform: Platform = Depends(get_platform)
+    *,
+    body: DownloadBatchRequest, principal: Principal = Depends(sync), platform: PlatformDep
 ):
     batch = await storage.open_blob_batch(platform, principal.user_id, body.hashes, kind=storage.MANIFESTS)
     return _batch_download_response(batch)
@@ -298,10 +300,11 @@ async def download_manifest_batch(
     summary="Download a blob (immutable; ETag, If-None-Match and single byte ranges supported)",
 )
 async def download_blob(
+    *,
     request: Request,
     hash: str = Depends(download_hash),
     principal: Principal = Depends(sync),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     download = await storage.open_blob(
         platform,
@@ -325,7 +328,8 @@ async def download_blob(
     ),
 )
 async def upload_manifest_batch(
-    request: Request, principal: Principal = Depends(sync), platform: Platform = Depends(get_platform)
+    *,
+    request: Request, principal: Principal = Depends(sync), platform: PlatformDep
 ):
     result = await storage.store_manifest_batch(
         platform, principal.user_id, _body(request), declared_length=_declared_length(request)
@@ -348,10 +352,11 @@ async def upload_manifest_batch(
     },
 )
 async def upload_manifest(
+    *,
     request: Request,
     principal: Principal = Depends(sync),  # before the hash: authentication comes first
     hash: str = Depends(manifest_hash),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     result = await storage.upload_manifest(
         platform, principal.user_id, hash, _body(request), declared_length=_declared_length(request)
@@ -366,10 +371,11 @@ async def upload_manifest(
     summary="Download a manifest (immutable; ETag and If-None-Match supported)",
 )
 async def download_manifest(
+    *,
     request: Request,
     principal: Principal = Depends(sync),  # before the hash: authentication comes first
     hash: str = Depends(manifest_hash),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     download = await storage.open_manifest(
         platform, principal.user_id, hash, client_has_it=etag_matches(request.headers.get("if-none-match"), hash)
@@ -379,12 +385,13 @@ async def download_manifest(
 
 @router.post("/gc", response_model=GcResult, summary="Collect unreachable blobs and manifests (dry run by default)")
 async def collect_garbage(
-    body: GcRequest | None = None, principal: Principal = Depends(sync), platform: Platform = Depends(get_platform)
+    *,
+    body: GcRequest | None = None, principal: Principal = Depends(sync), platform: PlatformDep
 ):
     options = body or GcRequest()
     return await storage.collect_garbage(platform, principal.user_id, dry_run=options.dryRun, max_blobs=options.maxBlobs)
 
 
 @router.get("/stats", response_model=StorageStats, summary="Storage used by the caller")
-async def storage_stats(principal: Principal = Depends(sync), platform: Platform = Depends(get_platform)):
+async def storage_stats(*, principal: Principal = Depends(sync), platform: PlatformDep):
     return await storage.stats(platform, principal.user_id)

@@ -18,11 +18,20 @@ import contextlib
 from typing import Any, AsyncIterator
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Path, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import (
+    APIRouter,
+    Depends,
+    Path,
+    Query,
+    Request,
+    WebSocket,
+    WebSocketDisconnect,
+)
 from fastapi.responses import StreamingResponse
 
-from fastest.api.deps import PageParams, authorize, get_platform, page_params
+from fastest.api.deps import PageParams, PlatformDep, authorize, page_params
 from fastest.api.idempotency import respond_once
+from fastest.api.path_ids import ConversationId, RequestId
 from fastest.errors import ApiError, Unavailable
 from fastest.platform import Platform
 from fastest.ports import RateDecision
@@ -45,12 +54,12 @@ from fastest.schemas.conversations import (
     QuestionReply,
     Timeline,
 )
-from fastest.services import conversation_deploys, conversations
-from fastest.services.identity import Principal
+from fastest.services import conversations
+from fastest.services.conversations import deploys as conversation_deploys
+from fastest.services.identity.accounts import Principal
 
 router = APIRouter(tags=["conversations"], responses=problem_responses(400, 401, 403, 404, 413, 422, 429))
 
-ConversationId = Path(..., max_length=64, description="A conversation id (`cnv_…`).")
 chat = authorize("conversations")
 # Routes that call a model: the AI rate class (6/min by default) on top of the AI budget.
 chat_ai = authorize("conversations", route_class="ai")
@@ -58,7 +67,8 @@ chat_ai = authorize("conversations", route_class="ai")
 
 @router.post("/v1/conversations", response_model=ConversationResponse, status_code=201, summary="Start a conversation on a workspace")
 async def create_conversation(
-    body: ConversationCreate, request: Request, principal: Principal = Depends(chat), platform: Platform = Depends(get_platform)
+    *,
+    body: ConversationCreate, request: Request, principal: Principal = Depends(chat), platform: PlatformDep
 ):
     async def produce():
         return 201, {"conversation": await conversations.create(platform, principal.user_id, body.workspace_id, body.title)}
@@ -68,7 +78,8 @@ async def create_conversation(
 
 @router.get("/v1/conversations", response_model=ConversationList, summary="The user's conversations across projects, newest first")
 async def list_conversations(
-    page: PageParams = Depends(page_params(20)), principal: Principal = Depends(chat), platform: Platform = Depends(get_platform)
+    *,
+    page: PageParams = Depends(page_params(20)), principal: Principal = Depends(chat), platform: PlatformDep
 ):
     key = page.key(int)
     items, next_cursor = await conversations.list_page(platform, principal.user_id, limit=page.limit, before_seq=key[0] if key else None)
@@ -76,13 +87,14 @@ async def list_conversations(
 
 
 @router.get("/v1/conversations/{conversation_id}", response_model=ConversationResponse, summary="A conversation with its workspace and project")
-async def get_conversation(conversation_id: str = ConversationId, principal: Principal = Depends(chat), platform: Platform = Depends(get_platform)):
+async def get_conversation(*, conversation_id: ConversationId, principal: Principal = Depends(chat), platform: PlatformDep):
     return {"conversation": conversations.conversation_view(await conversations.get_owned(platform, principal.user_id, conversation_id))}
 
 
 @router.patch("/v1/conversations/{conversation_id}", response_model=Success, summary="Rename, or move to another workspace of the same project")
 async def update_conversation(
-    body: ConversationUpdate, conversation_id: str = ConversationId, principal: Principal = Depends(chat), platform: Platform = Depends(get_platform)
+    *,
+    body: ConversationUpdate, conversation_id: ConversationId, principal: Principal = Depends(chat), platform: PlatformDep
 ):
     await conversations.update(platform, principal.user_id, conversation_id, title=body.title, workspace_id=body.workspace_id)
     return {"success": True}
@@ -90,11 +102,12 @@ async def update_conversation(
 
 @router.get("/v1/conversations/{conversation_id}/messages", response_model=MessageList, summary="Messages, oldest first (the last `limit` before `before`)")
 async def get_messages(
-    conversation_id: str = ConversationId,
+    *,
+    conversation_id: ConversationId,
     limit: int = Query(50, ge=1, le=100, description="How many messages (1–100)."),
     before: str | None = Query(None, max_length=40, description="Only messages created before this ISO-8601 time."),
     principal: Principal = Depends(chat),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     path = "/messages?" + urlencode({"limit": limit, **({"before": before} if before else {})})
     return await conversations.call(platform, principal.user_id, conversation_id, "GET", path)
@@ -105,8 +118,9 @@ async def get_messages(
     responses=problem_responses(409), summary="Send a prompt; the answer streams on the WebSocket / SSE",
 )
 async def post_message(
-    body: PromptCreate, request: Request, conversation_id: str = ConversationId,
-    principal: Principal = Depends(chat_ai), platform: Platform = Depends(get_platform),
+    *,
+    body: PromptCreate, request: Request, conversation_id: ConversationId,
+    principal: Principal = Depends(chat_ai), platform: PlatformDep,
 ):
     async def produce():
         return 202, await conversations.call(platform, principal.user_id, conversation_id, "POST", "/messages", {"prompt": body.prompt})
@@ -116,11 +130,10 @@ async def post_message(
 
 
 @router.get("/v1/conversations/{conversation_id}/opencode-messages", response_model=OpencodeMessages, summary="Message parts (text, tool) by message id")
-async def opencode_messages(conversation_id: str = ConversationId, principal: Principal = Depends(chat), platform: Platform = Depends(get_platform)):
+async def opencode_messages(*, conversation_id: ConversationId, principal: Principal = Depends(chat), platform: PlatformDep):
     return await conversations.call(platform, principal.user_id, conversation_id, "GET", "/opencode-messages")
 
 
-RequestId = Path(..., max_length=64, description="A question id (`que_…`, from the `question.asked` event).")
 
 
 @router.post(
@@ -128,8 +141,9 @@ RequestId = Path(..., max_length=64, description="A question id (`que_…`, from
     responses=problem_responses(409), summary="Answer a pending question; the waiting turn resumes",
 )
 async def reply_question(
-    body: QuestionReply, conversation_id: str = ConversationId, request_id: str = RequestId,
-    principal: Principal = Depends(chat), platform: Platform = Depends(get_platform),
+    *,
+    body: QuestionReply, conversation_id: ConversationId, request_id: RequestId,
+    principal: Principal = Depends(chat), platform: PlatformDep,
 ):
     return await conversations.call(platform, principal.user_id, conversation_id, "POST", f"/questions/{request_id}/reply", {"answers": body.answers})
 
@@ -139,36 +153,38 @@ async def reply_question(
     responses=problem_responses(409), summary="Decline a pending question; the waiting turn resumes without an answer",
 )
 async def reject_question(
-    conversation_id: str = ConversationId, request_id: str = RequestId,
-    principal: Principal = Depends(chat), platform: Platform = Depends(get_platform),
+    *,
+    conversation_id: ConversationId, request_id: RequestId,
+    principal: Principal = Depends(chat), platform: PlatformDep,
 ):
     return await conversations.call(platform, principal.user_id, conversation_id, "POST", f"/questions/{request_id}/reject", {})
 
 
 @router.post("/v1/conversations/{conversation_id}/clear", response_model=Cleared, responses=problem_responses(409), summary="Clear the messages")
-async def clear(conversation_id: str = ConversationId, principal: Principal = Depends(chat), platform: Platform = Depends(get_platform)):
+async def clear(*, conversation_id: ConversationId, principal: Principal = Depends(chat), platform: PlatformDep):
     return await conversations.call(platform, principal.user_id, conversation_id, "POST", "/clear", {})
 
 
 @router.get("/v1/conversations/{conversation_id}/timeline", response_model=Timeline, summary="The event log without streamed deltas")
-async def timeline(conversation_id: str = ConversationId, principal: Principal = Depends(chat), platform: Platform = Depends(get_platform)):
+async def timeline(*, conversation_id: ConversationId, principal: Principal = Depends(chat), platform: PlatformDep):
     return await conversations.call(platform, principal.user_id, conversation_id, "GET", "/timeline")
 
 
 @router.get("/v1/conversations/{conversation_id}/project-info", response_model=ProjectInfo, summary="Project, workspace and working-tree state")
-async def project_info(conversation_id: str = ConversationId, principal: Principal = Depends(chat), platform: Platform = Depends(get_platform)):
+async def project_info(*, conversation_id: ConversationId, principal: Principal = Depends(chat), platform: PlatformDep):
     return await conversations.project_info(platform, principal.user_id, conversation_id)
 
 
 @router.get("/v1/conversations/{conversation_id}/deployments", response_model=DeploymentList, summary="Deployments made from this conversation")
-async def deployments(conversation_id: str = ConversationId, principal: Principal = Depends(chat), platform: Platform = Depends(get_platform)):
+async def deployments(*, conversation_id: ConversationId, principal: Principal = Depends(chat), platform: PlatformDep):
     return await conversation_deploys.list_for(platform, principal.user_id, conversation_id)
 
 
 @router.get("/v1/conversations/{conversation_id}/deployments/{deployment_id}/logs", response_model=DeploymentLogs, summary="A deployment's logs")
 async def deployment_logs(
-    conversation_id: str = ConversationId, deployment_id: str = Path(..., max_length=64),
-    principal: Principal = Depends(chat), platform: Platform = Depends(get_platform),
+    *,
+    conversation_id: ConversationId, deployment_id: str = Path(..., max_length=64),
+    principal: Principal = Depends(chat), platform: PlatformDep,
 ):
     return await conversation_deploys.logs(platform, principal.user_id, conversation_id, deployment_id)
 
@@ -178,11 +194,12 @@ async def deployment_logs(
     responses=problem_responses(409), summary="Freeze the conversation's working tree into a snapshot",
 )
 async def snapshot(
+    *,
     request: Request,
     body: ConversationSnapshotCreate | None = None,
-    conversation_id: str = ConversationId,
+    conversation_id: ConversationId,
     principal: Principal = Depends(chat),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     async def produce():
         generate = bool(body and body.generate_summary)
@@ -261,12 +278,16 @@ async def stream(websocket: WebSocket, conversation_id: str):
 
 
 @router.get("/v1/conversations/{conversation_id}/events", include_in_schema=False)
-async def events(request: Request, conversation_id: str, platform: Platform = Depends(get_platform)):
+async def events(request: Request, conversation_id: str, platform: PlatformDep):
     """Server-sent events: the stream's frames as `id:`/`event:`/`data:` records. A bearer header or
     `?token=` (an EventSource cannot send headers); `Last-Event-ID` (sent by EventSource on
     reconnect) or `?since=` replays what was missed. (Not in the OpenAPI document: it never ends.)
     The records are framed by the session object's `EventStream`, as on the Durable Object."""
-    from durable_objects.conversation_session import EVENT_STREAM_HEADERS, SSE_KEEPALIVE_SECONDS, EventStream
+    from durable_objects.session.sse import (
+        EVENT_STREAM_HEADERS,
+        SSE_KEEPALIVE_SECONDS,
+        EventStream,
+    )
 
     def report(decision: RateDecision) -> None:  # the RateLimit headers, as `deps.authorize` reports them
         request.state.rate_limit = ("default", decision)

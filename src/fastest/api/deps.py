@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Annotated, Any, Awaitable, Callable
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -12,9 +12,10 @@ from fastest.domain.pagination import InvalidCursor, decode_cursor
 from fastest.errors import ValidationFailed
 from fastest.platform import Platform
 from fastest.ports import RateDecision
-from fastest.services import identity, rate_limits
-from fastest.services.audit import RequestContext
-from fastest.services.identity import Principal
+from fastest.services import identity
+from fastest.services.identity.accounts import Principal
+from fastest.services.identity.audit import RequestContext
+from fastest.services.safeguards import rate_limits
 
 _bearer = HTTPBearer(auto_error=False, description="A `fst_…` token from sign-in, the device flow or `fastest admin token`.")
 
@@ -22,6 +23,10 @@ _bearer = HTTPBearer(auto_error=False, description="A `fst_…` token from sign-
 async def get_platform(request: Request) -> Platform:
     # async: FastAPI runs plain `def` dependencies in a thread pool, a costly hop on every request.
     return request.state.platform
+
+
+# A route's platform: `platform: PlatformDep`.
+PlatformDep = Annotated[Platform, Depends(get_platform)]
 
 
 # Every route states who may call it, machine-readably, in `/openapi.json` (see `api/access.py`):
@@ -48,9 +53,10 @@ def authorize(
     fresh. The ability is recorded on the dependency, so `/openapi.json` says it (`api/access.py`)."""
 
     async def dependency(
+        *,
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
-        platform: Platform = Depends(get_platform),
+        platform: PlatformDep,
     ) -> Principal:
         token = bearer_token(credentials)
 

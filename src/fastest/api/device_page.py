@@ -27,11 +27,12 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
-from fastest.api.deps import client_ip, get_platform, request_context
+from fastest.api.deps import PlatformDep, client_ip, request_context
 from fastest.errors import ApiError, Forbidden
 from fastest.platform import Platform
-from fastest.services import device_flow, device_google, google, identity
-from fastest.services.audit import RequestContext
+from fastest.services import identity
+from fastest.services.identity import device_flow, device_google, google
+from fastest.services.identity.audit import RequestContext
 from fastest.templates import render
 
 router = APIRouter(include_in_schema=False)
@@ -107,7 +108,7 @@ async def _confirm_page(
 
 @router.get("/device")
 async def device_page(
-    request: Request, platform: Platform = Depends(get_platform), context: RequestContext = Depends(request_context)
+    request: Request, platform: PlatformDep, context: RequestContext = Depends(request_context)
 ) -> HTMLResponse:
     user_code = request.query_params.get("user_code", "")
     if not user_code:
@@ -139,7 +140,7 @@ def _same_origin(request: Request, platform: Platform) -> bool:
 
 @router.post("/device/google")
 async def google_callback(
-    request: Request, platform: Platform = Depends(get_platform), context: RequestContext = Depends(request_context)
+    request: Request, platform: PlatformDep, context: RequestContext = Depends(request_context)
 ) -> HTMLResponse:
     """Google posts the ID token here (cross-site, so no form token yet): check it and show the
     confirmation, where the person still has to press Approve."""
@@ -183,13 +184,13 @@ async def _decide(request: Request, platform: Platform, context: RequestContext,
 
 @router.post("/device/approve")
 async def approve(
-    request: Request, platform: Platform = Depends(get_platform), context: RequestContext = Depends(request_context)
+    request: Request, platform: PlatformDep, context: RequestContext = Depends(request_context)
 ) -> HTMLResponse:
     return await _decide(request, platform, context, approve=True)
 
 
 @router.post("/device/deny")
 async def deny(
-    request: Request, platform: Platform = Depends(get_platform), context: RequestContext = Depends(request_context)
+    request: Request, platform: PlatformDep, context: RequestContext = Depends(request_context)
 ) -> HTMLResponse:
     return await _decide(request, platform, context, approve=False)

@@ -4,38 +4,45 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Path, Request
 
-from fastest.api.deps import authorize, get_platform, request_context
+from fastest.api.deps import PlatformDep, authorize, request_context
 from fastest.api.idempotency import respond_once
-from fastest.platform import Platform
+from fastest.api.path_ids import ProjectId
 from fastest.schemas.common import Success, problem_responses
-from fastest.schemas.projects import EnvVarBulkResult, EnvVarBulkSet, EnvVarList, EnvVarSet, EnvVarValues
-from fastest.services import env_vars
-from fastest.services.audit import RequestContext
-from fastest.services.identity import Principal
+from fastest.schemas.projects import (
+    EnvVarBulkResult,
+    EnvVarBulkSet,
+    EnvVarList,
+    EnvVarSet,
+    EnvVarValues,
+)
+from fastest.services.identity.accounts import Principal
+from fastest.services.identity.audit import RequestContext
+from fastest.services.projects import env_vars
 
 router = APIRouter(
     prefix="/v1/projects/{project_id}/env-vars", tags=["env vars"], responses=problem_responses(400, 401, 403, 404, 413, 422, 429)
 )
 
-ProjectId = Path(..., max_length=64, description="A project id (`prj_…`).")
 read = authorize("projects:read")
 write = authorize("projects:write")
 
 
 @router.get("", response_model=EnvVarList, summary="List env vars (secret values masked)")
 async def list_env_vars(
-    project_id: str = ProjectId, principal: Principal = Depends(read), platform: Platform = Depends(get_platform)
+    *,
+    project_id: ProjectId, principal: Principal = Depends(read), platform: PlatformDep
 ):
     return {"variables": await env_vars.list_masked(platform, principal.user_id, project_id)}
 
 
 @router.post("", response_model=Success, summary="Set one env var (upsert)")
 async def set_env_var(
+    *,
     body: EnvVarSet,
     request: Request,
-    project_id: str = ProjectId,
+    project_id: ProjectId,
     principal: Principal = Depends(write),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     async def produce():
         await env_vars.set_many(platform, principal.user_id, project_id, [(body.key, body.value, body.is_secret)])
@@ -46,10 +53,11 @@ async def set_env_var(
 
 @router.put("", response_model=EnvVarBulkResult, summary="Set many env vars at once (atomic)")
 async def bulk_set_env_vars(
+    *,
     body: EnvVarBulkSet,
-    project_id: str = ProjectId,
+    project_id: ProjectId,
     principal: Principal = Depends(write),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     triples = [(v.key, v.value, v.is_secret) for v in body.variables]
     return {"success": True, "count": await env_vars.set_many(platform, principal.user_id, project_id, triples)}
@@ -61,9 +69,10 @@ async def bulk_set_env_vars(
     summary="Reveal env var values (needs `secrets:read` and a fresh session)",
 )
 async def reveal_env_vars(
-    project_id: str = ProjectId,
+    *,
+    project_id: ProjectId,
     principal: Principal = Depends(authorize("secrets:read", fresh=True)),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
     context: RequestContext = Depends(request_context),
 ):
     return {"variables": await env_vars.reveal(platform, principal.user_id, project_id, context)}
@@ -71,10 +80,11 @@ async def reveal_env_vars(
 
 @router.delete("/{key}", response_model=Success, summary="Delete an env var")
 async def delete_env_var(
+    *,
     key: str = Path(..., max_length=256),
-    project_id: str = ProjectId,
+    project_id: ProjectId,
     principal: Principal = Depends(write),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     await env_vars.delete(platform, principal.user_id, project_id, key)
     return {"success": True}

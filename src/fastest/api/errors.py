@@ -17,7 +17,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
-from fastest.errors import ApiError, Internal, InvalidJson, MethodNotAllowed, NotFound, ValidationFailed
+from fastest.errors import (
+    ApiError,
+    Internal,
+    InvalidJson,
+    MethodNotAllowed,
+    NotFound,
+    ValidationFailed,
+)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("fastest")

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from fastest.api.deps import get_platform, public
-from fastest.platform import Platform
-from fastest.services import health
+from fastest.api.deps import PlatformDep, public
+from fastest.services.operations import health
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health", summary="Health check", openapi_extra=public("load balancers and uptime checks call it without a token"))
 async def get_health(
+    *,
     deep: bool = Query(False, description="Also check that D1, R2 and KV answer."),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ) -> Any:
     body = await health.report(platform, deep=deep)
     status = 200 if body["status"] == "ok" else 503

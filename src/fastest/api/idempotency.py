@@ -9,7 +9,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from fastest.platform import Platform
-from fastest.services import idempotency
+from fastest.services.safeguards import idempotency
 
 HEADER = "Idempotency-Key"
 

@@ -20,7 +20,7 @@ from fastest.config import Settings
 from fastest.errors import PayloadTooLarge
 from fastest.platform import Platform
 from fastest.ports import D1_MAX_VALUE_BYTES
-from fastest.services.rate_limits import rate_limit_headers
+from fastest.services.safeguards.rate_limits import rate_limit_headers
 
 log = logging.getLogger("fastest")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")

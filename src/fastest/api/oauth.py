@@ -13,7 +13,13 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from fastest.api.deps import get_platform, limit_by_ip, optional_bearer, public, request_context
+from fastest.api.deps import (
+    PlatformDep,
+    limit_by_ip,
+    optional_bearer,
+    public,
+    request_context,
+)
 from fastest.domain import tokens
 from fastest.errors import Unauthenticated, ValidationFailed
 from fastest.platform import Platform
@@ -27,8 +33,9 @@ from fastest.schemas.auth import (
     TokenRequest,
 )
 from fastest.schemas.common import Success, problem_responses
-from fastest.services import device_flow, google, identity
-from fastest.services.audit import RequestContext
+from fastest.services import identity
+from fastest.services.identity import device_flow, google
+from fastest.services.identity.audit import RequestContext
 
 router = APIRouter(prefix="/v1/oauth", tags=["oauth"])
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -42,10 +49,11 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
     openapi_extra=public("sign-in: the CLI has no token yet; limited per IP"),
 )
 async def start_device_flow(
+    *,
     request: Request,
     response: Response,
     body: DeviceStart | None = None,
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     await limit_by_ip(request, platform)
     abilities = None
@@ -92,7 +100,7 @@ async def _token_request_fields(request: Request) -> dict[str, Any]:
     summary="Poll for the token of a device sign-in",
 )
 async def device_token(
-    request: Request, platform: Platform = Depends(get_platform), context: RequestContext = Depends(request_context)
+    request: Request, platform: PlatformDep, context: RequestContext = Depends(request_context)
 ):
     try:
         fields = await _token_request_fields(request)
@@ -137,7 +145,7 @@ _DECIDER = "a Google credential in the body or a bearer token (any ability, chec
 async def authorize_device(
     body: DeviceDecision,
     request: Request,
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
     bearer: str | None = Depends(optional_bearer),
     context: RequestContext = Depends(request_context),
 ):
@@ -155,7 +163,7 @@ async def authorize_device(
 async def deny_device(
     body: DeviceDecision,
     request: Request,
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
     bearer: str | None = Depends(optional_bearer),
     context: RequestContext = Depends(request_context),
 ):

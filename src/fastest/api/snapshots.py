@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 
-from fastest.api.deps import PageParams, authorize, get_platform, page_params
+from fastest.api.deps import PageParams, PlatformDep, authorize, page_params
 from fastest.api.idempotency import respond_once
-from fastest.platform import Platform
+from fastest.api.path_ids import ProjectId, SnapshotIdParam
 from fastest.schemas.common import problem_responses
 from fastest.schemas.sync import (
     SnapshotCompare,
@@ -18,13 +18,11 @@ from fastest.schemas.sync import (
     SnapshotRestore,
     SnapshotRestored,
 )
-from fastest.services import snapshots
-from fastest.services.identity import Principal
+from fastest.services.identity.accounts import Principal
+from fastest.services.sync import snapshots
 
 router = APIRouter(tags=["snapshots"], responses=problem_responses(400, 401, 403, 404, 413, 422, 429))
 
-ProjectId = Path(..., max_length=64, description="A project id (`prj_…`).")
-SnapshotIdParam = Path(..., max_length=64, description="A snapshot id (`snp_…`).")
 
 
 @router.post(
@@ -35,11 +33,12 @@ SnapshotIdParam = Path(..., max_length=64, description="A snapshot id (`snp_…`
     summary="Record a snapshot (idempotent on snapshot_id; checks the manifest's closure)",
 )
 async def create_snapshot(
+    *,
     body: SnapshotCreate,
     request: Request,
-    project_id: str = ProjectId,
+    project_id: ProjectId,
     principal: Principal = Depends(authorize("sync")),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     async def produce():
         snapshot, created = await snapshots.create(
@@ -53,10 +52,11 @@ async def create_snapshot(
 
 @router.get("/v1/projects/{project_id}/snapshots", response_model=SnapshotList, summary="A project's snapshots, newest first")
 async def list_project_snapshots(
-    project_id: str = ProjectId,
+    *,
+    project_id: ProjectId,
     page: PageParams = Depends(page_params(50)),
     principal: Principal = Depends(authorize("projects:read")),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     key = page.key(int)
     items, next_cursor = await snapshots.list_for_project(
@@ -67,9 +67,10 @@ async def list_project_snapshots(
 
 @router.get("/v1/snapshots/{snapshot_id}", response_model=SnapshotResponse, summary="A snapshot")
 async def get_snapshot(
-    snapshot_id: str = SnapshotIdParam,
+    *,
+    snapshot_id: SnapshotIdParam,
     principal: Principal = Depends(authorize("projects:read")),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     return {"snapshot": await snapshots.get_owned(platform, principal.user_id, snapshot_id)}
 
@@ -80,11 +81,12 @@ async def get_snapshot(
     summary="Set a workspace back to this snapshot (recording a 'before restore' snapshot first)",
 )
 async def restore_snapshot(
+    *,
     body: SnapshotRestore,
     request: Request,
-    snapshot_id: str = SnapshotIdParam,
+    snapshot_id: SnapshotIdParam,
     principal: Principal = Depends(authorize("sync")),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     async def produce():
         return 200, await snapshots.restore(platform, principal.user_id, snapshot_id, workspace_id=body.workspace_id)
@@ -98,9 +100,10 @@ async def restore_snapshot(
     summary="File-level diff from another snapshot (or the workspace's current state) to this one",
 )
 async def compare_snapshot(
+    *,
     body: SnapshotCompare,
-    snapshot_id: str = SnapshotIdParam,
+    snapshot_id: SnapshotIdParam,
     principal: Principal = Depends(authorize("projects:read")),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     return await snapshots.compare(platform, principal.user_id, snapshot_id, body.against)

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Body, Depends, Path
+from fastapi import APIRouter, Body, Depends
 
-from fastest.api.deps import authorize, get_platform
-from fastest.platform import Platform
+from fastest.api.deps import PlatformDep, authorize
+from fastest.api.path_ids import WorkspaceId
 from fastest.schemas.common import problem_responses
-from fastest.schemas.sync import SyncExecute, SyncExecuted, SyncPreviewResponse, SyncUndo, SyncUndone
+from fastest.schemas.sync import (
+    SyncExecute,
+    SyncExecuted,
+    SyncPreviewResponse,
+    SyncUndo,
+    SyncUndone,
+)
 from fastest.services import sync
-from fastest.services.identity import Principal
+from fastest.services.identity.accounts import Principal
 
 router = APIRouter(tags=["sync"], responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 429))
 
-WorkspaceId = Path(..., max_length=64, description="A workspace id (`wsp_…`).")
 may_sync = authorize("sync")
 
 
@@ -23,7 +28,8 @@ may_sync = authorize("sync")
     summary="Merge main into the workspace as a preview (kept 30 minutes)",
 )
 async def prepare(
-    workspace_id: str = WorkspaceId, principal: Principal = Depends(may_sync), platform: Platform = Depends(get_platform)
+    *,
+    workspace_id: WorkspaceId, principal: Principal = Depends(may_sync), platform: PlatformDep
 ):
     return {"preview": await sync.prepare(platform, principal.user_id, workspace_id)}
 
@@ -35,10 +41,11 @@ async def prepare(
     summary="Apply a preview with the answers to its decisions",
 )
 async def execute(
+    *,
     body: SyncExecute,
-    workspace_id: str = WorkspaceId,
+    workspace_id: WorkspaceId,
     principal: Principal = Depends(may_sync),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     return await sync.execute(
         platform, principal.user_id, workspace_id, preview_id=body.preview_id, decisions=body.decisions,
@@ -49,9 +56,10 @@ async def execute(
 
 @router.post("/v1/workspaces/{workspace_id}/sync/undo", response_model=SyncUndone, summary="Undo the last sync")
 async def undo(
+    *,
     body: SyncUndo | None = Body(None),
-    workspace_id: str = WorkspaceId,
+    workspace_id: WorkspaceId,
     principal: Principal = Depends(may_sync),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     return await sync.undo(platform, principal.user_id, workspace_id, force=bool(body and body.force))

@@ -6,12 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from fastest.api.deps import PageParams, authorize, get_platform, page_params, request_context
+from fastest.api.deps import (
+    PageParams,
+    PlatformDep,
+    authorize,
+    page_params,
+    request_context,
+)
 from fastest.api.idempotency import HEADER
+from fastest.api.path_ids import DeliveryId, WebhookId
 from fastest.platform import Platform
 from fastest.schemas.common import Success, problem_responses
 from fastest.schemas.webhooks import (
@@ -23,30 +30,30 @@ from fastest.schemas.webhooks import (
     WebhookUpdate,
     WebhookWithSecret,
 )
-from fastest.services import idempotency, webhooks
-from fastest.services.audit import RequestContext
-from fastest.services.identity import Principal
+from fastest.services import webhooks
+from fastest.services.identity.accounts import Principal
+from fastest.services.identity.audit import RequestContext
+from fastest.services.safeguards import idempotency
 
 router = APIRouter(
     prefix="/v1/integrations/webhooks", tags=["integration webhooks"],
     responses=problem_responses(400, 401, 403, 404, 413, 422, 429),
 )
 
-WebhookId = Path(..., max_length=64, description="A webhook endpoint id (`whk_…`).")
-DeliveryId = Path(..., max_length=64, description="A delivery (attempt) id (`whd_…`).")
 read = authorize("projects:read")
 write = authorize("projects:write")
 
 
 @router.get("", response_model=WebhookList, summary="Your webhook endpoints")
-async def list_webhooks(principal: Principal = Depends(read), platform: Platform = Depends(get_platform)):
+async def list_webhooks(*, principal: Principal = Depends(read), platform: PlatformDep):
     return {"webhooks": await webhooks.list_endpoints(platform, principal.user_id)}
 
 
 @router.post("", response_model=WebhookWithSecret, status_code=201, responses=problem_responses(409),
              summary="Add a webhook endpoint (its signing secret is shown once)")
 async def create_webhook(
-    body: WebhookCreate, request: Request, principal: Principal = Depends(write), platform: Platform = Depends(get_platform),
+    *,
+    body: WebhookCreate, request: Request, principal: Principal = Depends(write), platform: PlatformDep,
     context: RequestContext = Depends(request_context),
 ):
     async def produce() -> dict[str, Any]:
@@ -62,8 +69,9 @@ async def create_webhook(
 
 @router.patch("/{webhook_id}", response_model=WebhookResponse, summary="Change a webhook endpoint (enable re-arms a disabled one)")
 async def update_webhook(
-    body: WebhookUpdate, webhook_id: str = WebhookId, principal: Principal = Depends(write),
-    platform: Platform = Depends(get_platform),
+    *,
+    body: WebhookUpdate, webhook_id: WebhookId, principal: Principal = Depends(write),
+    platform: PlatformDep,
 ):
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     for name in ("url", "events", "enabled"):
@@ -74,7 +82,8 @@ async def update_webhook(
 
 @router.delete("/{webhook_id}", response_model=Success, summary="Delete a webhook endpoint and its deliveries log")
 async def delete_webhook(
-    webhook_id: str = WebhookId, principal: Principal = Depends(write), platform: Platform = Depends(get_platform),
+    *,
+    webhook_id: WebhookId, principal: Principal = Depends(write), platform: PlatformDep,
     context: RequestContext = Depends(request_context),
 ):
     await webhooks.delete_endpoint(platform, principal.user_id, webhook_id, context)
@@ -84,7 +93,8 @@ async def delete_webhook(
 @router.post("/{webhook_id}/rotate-secret", response_model=WebhookWithSecret,
              summary="Replace the signing secret (the new one is shown once)")
 async def rotate_webhook_secret(
-    webhook_id: str = WebhookId, principal: Principal = Depends(write), platform: Platform = Depends(get_platform),
+    *,
+    webhook_id: WebhookId, principal: Principal = Depends(write), platform: PlatformDep,
     context: RequestContext = Depends(request_context),
 ):
     webhook, secret = await webhooks.rotate_secret(platform, principal.user_id, webhook_id, context)
@@ -92,14 +102,15 @@ async def rotate_webhook_secret(
 
 
 @router.post("/{webhook_id}/test", response_model=DeliveryResponse, summary="Send a signed `webhook.test` delivery now")
-async def test_webhook(webhook_id: str = WebhookId, principal: Principal = Depends(write), platform: Platform = Depends(get_platform)):
+async def test_webhook(*, webhook_id: WebhookId, principal: Principal = Depends(write), platform: PlatformDep):
     return {"delivery": await webhooks.send_test(platform, principal.user_id, webhook_id)}
 
 
 @router.get("/{webhook_id}/deliveries", response_model=DeliveryList, summary="The endpoint's delivery attempts, newest first")
 async def list_deliveries(
-    webhook_id: str = WebhookId, page: PageParams = Depends(page_params(50)), principal: Principal = Depends(read),
-    platform: Platform = Depends(get_platform),
+    *,
+    webhook_id: WebhookId, page: PageParams = Depends(page_params(50)), principal: Principal = Depends(read),
+    platform: PlatformDep,
 ):
     key = page.key(int)
     deliveries, cursor = await webhooks.deliveries_page(
@@ -110,7 +121,7 @@ async def list_deliveries(
 
 @router.post("/deliveries/{delivery_id}/redeliver", response_model=DeliveryResponse, responses=problem_responses(409),
              summary="Send a delivery's message again now (same `webhook-id`)")
-async def redeliver(delivery_id: str = DeliveryId, principal: Principal = Depends(write), platform: Platform = Depends(get_platform)):
+async def redeliver(*, delivery_id: DeliveryId, principal: Principal = Depends(write), platform: PlatformDep):
     return {"delivery": await webhooks.redeliver(platform, principal.user_id, delivery_id)}
 
 

@@ -3,11 +3,11 @@ reports and comparison, set-as-main, and the workspace's snapshots (seed 001).""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
-from fastest.api.deps import PageParams, authorize, get_platform, page_params
+from fastest.api.deps import PageParams, PlatformDep, authorize, page_params
 from fastest.api.idempotency import respond_once
-from fastest.platform import Platform
+from fastest.api.path_ids import ProjectId, WorkspaceId
 from fastest.schemas.common import problem_responses
 from fastest.schemas.sync import (
     CurrentManifestUpdate,
@@ -24,24 +24,23 @@ from fastest.schemas.sync import (
     WorkspaceList,
     WorkspaceResponse,
 )
-from fastest.services import snapshots, workspaces
-from fastest.services.identity import Principal
+from fastest.services.identity.accounts import Principal
+from fastest.services.sync import snapshots, workspaces
 
 router = APIRouter(tags=["workspaces"], responses=problem_responses(400, 401, 403, 404, 413, 422, 429))
 
-ProjectId = Path(..., max_length=64, description="A project id (`prj_…`).")
-WorkspaceId = Path(..., max_length=64, description="A workspace id (`wsp_…`).")
 read = authorize("projects:read")
 sync = authorize("sync")
 
 
 @router.post("/v1/projects/{project_id}/workspaces", response_model=WorkspaceResponse, status_code=201, summary="Create a workspace")
 async def create_workspace(
+    *,
     body: WorkspaceCreate,
     request: Request,
-    project_id: str = ProjectId,
+    project_id: ProjectId,
     principal: Principal = Depends(authorize("projects:write")),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     async def produce():
         workspace = await workspaces.create(
@@ -55,14 +54,16 @@ async def create_workspace(
 
 @router.get("/v1/projects/{project_id}/workspaces", response_model=WorkspaceList, summary="A project's workspaces with their latest drift")
 async def list_workspaces(
-    project_id: str = ProjectId, principal: Principal = Depends(read), platform: Platform = Depends(get_platform)
+    *,
+    project_id: ProjectId, principal: Principal = Depends(read), platform: PlatformDep
 ):
     return {"workspaces": await workspaces.list_for_project(platform, principal.user_id, project_id)}
 
 
 @router.get("/v1/workspaces/{workspace_id}", response_model=WorkspaceDetail, summary="A workspace and its latest drift")
 async def get_workspace(
-    workspace_id: str = WorkspaceId, principal: Principal = Depends(read), platform: Platform = Depends(get_platform)
+    *,
+    workspace_id: WorkspaceId, principal: Principal = Depends(read), platform: PlatformDep
 ):
     workspace = await workspaces.view(platform, principal.user_id, workspace_id)
     return {"workspace": workspace, "drift": await workspaces.latest_drift(platform, workspace_id)}
@@ -70,7 +71,8 @@ async def get_workspace(
 
 @router.post("/v1/workspaces/{workspace_id}/heartbeat", response_model=Heartbeat, summary="Mark the workspace as seen")
 async def heartbeat(
-    workspace_id: str = WorkspaceId, principal: Principal = Depends(sync), platform: Platform = Depends(get_platform)
+    *,
+    workspace_id: WorkspaceId, principal: Principal = Depends(sync), platform: PlatformDep
 ):
     return {"success": True, "last_seen_at": await workspaces.heartbeat(platform, principal.user_id, workspace_id)}
 
@@ -82,10 +84,11 @@ async def heartbeat(
     summary="Move the current manifest (compare-and-set on previous_manifest_hash)",
 )
 async def set_current_manifest(
+    *,
     body: CurrentManifestUpdate,
-    workspace_id: str = WorkspaceId,
+    workspace_id: WorkspaceId,
     principal: Principal = Depends(sync),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     current = await workspaces.set_current_manifest(
         platform, principal.user_id, workspace_id, manifest_hash=body.manifest_hash,
@@ -96,10 +99,11 @@ async def set_current_manifest(
 
 @router.post("/v1/workspaces/{workspace_id}/drift", response_model=DriftReportResponse, status_code=201, summary="Report drift metrics")
 async def report_drift(
+    *,
     body: DriftReportCreate,
-    workspace_id: str = WorkspaceId,
+    workspace_id: WorkspaceId,
     principal: Principal = Depends(sync),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     counts = body.model_dump(exclude={"summary"})
     report = await workspaces.report_drift(platform, principal.user_id, workspace_id, counts=counts, summary=body.summary)
@@ -108,10 +112,11 @@ async def report_drift(
 
 @router.get("/v1/workspaces/{workspace_id}/drift", response_model=DriftHistory, summary="Drift report history, newest first")
 async def drift_history(
-    workspace_id: str = WorkspaceId,
+    *,
+    workspace_id: WorkspaceId,
     page: PageParams = Depends(page_params(10)),
     principal: Principal = Depends(read),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     key = page.key(int)
     reports, next_cursor = await workspaces.drift_history(
@@ -127,11 +132,12 @@ async def drift_history(
     summary="Compare with another workspace (default: main) from the manifests",
 )
 async def compare_drift(
-    workspace_id: str = WorkspaceId,
+    *,
+    workspace_id: WorkspaceId,
     source_workspace_id: str | None = Query(None, max_length=64, description="Compare against this workspace instead of main."),
     include_dirty: bool = Query(False, description="Use current (unsnapshotted) manifests where set."),
     principal: Principal = Depends(read),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     return await workspaces.compare(
         platform, principal.user_id, workspace_id, source_workspace_id=source_workspace_id, include_dirty=include_dirty
@@ -140,19 +146,21 @@ async def compare_drift(
 
 @router.post("/v1/workspaces/{workspace_id}/set-as-main", response_model=MainWorkspace, summary="Make this the project's main workspace")
 async def set_as_main(
-    workspace_id: str = WorkspaceId,
+    *,
+    workspace_id: WorkspaceId,
     principal: Principal = Depends(authorize("projects:write")),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     return {"success": True, "main_workspace_id": await workspaces.set_as_main(platform, principal.user_id, workspace_id)}
 
 
 @router.get("/v1/workspaces/{workspace_id}/snapshots", response_model=SnapshotList, summary="A workspace's snapshots, newest first")
 async def list_workspace_snapshots(
-    workspace_id: str = WorkspaceId,
+    *,
+    workspace_id: WorkspaceId,
     page: PageParams = Depends(page_params(50)),
     principal: Principal = Depends(read),
-    platform: Platform = Depends(get_platform),
+    platform: PlatformDep,
 ):
     await workspaces.get_owned(platform, principal.user_id, workspace_id)
     key = page.key(int)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def list_jobs() -> int:
-    from fastest.services import jobs
+    from fastest.services.operations import jobs
 
     rows = jobs.describe()
     width_name = max(len(r[0]) for r in rows)

@@ -180,7 +180,7 @@ async def _migrate(data_dir: Path) -> int:
 
 async def _run_job(data_dir: Path, name: str) -> int:
     from durable_objects.local import open_platform as open_local_platform
-    from fastest.services import jobs
+    from fastest.services.operations import jobs
 
     if name not in jobs.JOBS:
         print(f"fastest: unknown job {name!r}; known: {', '.join(sorted(jobs.JOBS))}", file=sys.stderr)
@@ -217,7 +217,7 @@ def _admin_token_sql(path: Path, email: str, abilities: tuple[str, ...], label: 
     from datetime import datetime, timezone
 
     from fastest.errors import ApiError
-    from fastest.services.identity import bootstrap_token_sql
+    from fastest.services.identity.accounts import bootstrap_token_sql
 
     try:
         token, sql = bootstrap_token_sql(

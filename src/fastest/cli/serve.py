@@ -17,7 +17,7 @@ from fastest.app import create_app
 from fastest.config import Settings
 from fastest.platform.local import server
 from fastest.platform.local.scheduler import CronScheduler
-from fastest.services import jobs
+from fastest.services.operations import jobs
 
 log = logging.getLogger("fastest")
 

@@ -12,7 +12,12 @@ from urllib.parse import urlsplit
 
 from fastest.edge.reply import EdgeReply
 from fastest.errors import ApiError
-from fastest.platform.cloudflare.durable_objects import STREAM, closed_socket_response, headers_of, query_of
+from fastest.platform.cloudflare.durable_objects import (
+    STREAM,
+    closed_socket_response,
+    headers_of,
+    query_of,
+)
 from fastest.platform.cloudflare.interop import field
 from fastest.services import conversations
 

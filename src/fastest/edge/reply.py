@@ -19,7 +19,7 @@ from fastest.errors import ApiError
 from fastest.platform import Platform
 from fastest.platform.cloudflare.interop import is_null, workers_response
 from fastest.ports import RateDecision
-from fastest.services.rate_limits import rate_limit_headers
+from fastest.services.safeguards.rate_limits import rate_limit_headers
 
 __all__ = ["EdgeReply", "ResponseFactory"]
 

@@ -61,6 +61,9 @@ class Platform:
     closers: list[Callable[[], None]] = field(default_factory=list)
     # Work after the response (integration webhook deliveries): see `defer`.
     background: Background | None = None
+    # What other capabilities do when an event is recorded (`services.events.reactions.Reaction`s),
+    # handed over by whoever composes the platform; empty: nothing reacts.
+    reactions: tuple[Any, ...] = ()
 
     def defer(self, work: Coroutine[Any, Any, Any]) -> bool:
         """Run `work` in the background if this runtime can (False, and `work` closed, if not)."""

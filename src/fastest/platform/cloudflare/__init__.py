@@ -79,7 +79,7 @@ def _vault(secrets: Mapping[str, Any]) -> WebCryptoVault | UnconfiguredVault:
     return WebCryptoVault(current, str(secrets.get(VAULT_PREVIOUS_KEYS) or ""))
 
 
-def build_platform(env: Any) -> Platform:
+def build_platform(env: Any, *, reactions: tuple[Any, ...] = ()) -> Platform:
     """A new `Platform` over `env`'s bindings (uncached: see `platform_from_env`)."""
     settings = Settings.from_mapping(read_vars(env))
     limiter_binding = _get(env, RATE_LIMITER)
@@ -103,6 +103,7 @@ def build_platform(env: Any) -> Platform:
         signatures=WebCryptoSignatureVerifier(),
         runtime="cloudflare",
         background=WaitUntilBackground(),
+        reactions=reactions,
     )
 
 
@@ -142,13 +143,9 @@ class PlatformCache:
 ISOLATE_PLATFORMS = PlatformCache()
 
 
-def platform_from_env(env: Any, *, cache: PlatformCache | None = ISOLATE_PLATFORMS) -> Platform:
+def platform_from_env(env: Any, *, cache: PlatformCache | None = ISOLATE_PLATFORMS,
+                      reactions: tuple[Any, ...] = ()) -> Platform:
     """The isolate's `Platform` for `env`, built on first use (pass `cache=None` to always build)."""
     if cache is None:
-        return build_platform(env)
-    return cache.get(cache_key(env), lambda: build_platform(env))
-
-
-def platform_for_scope(scope: Mapping[str, Any]) -> Platform:
-    """The `platform_provider` for `create_app`: the Workers ASGI bridge puts `env` in the scope."""
-    return platform_from_env(scope["env"])
+        return build_platform(env, reactions=reactions)
+    return cache.get(cache_key(env), lambda: build_platform(env, reactions=reactions))

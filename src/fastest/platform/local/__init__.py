@@ -63,6 +63,7 @@ def open_local_platform(
     env: Mapping[str, str] | None = None,
     fsync_blobs: bool = True,
     session_class: Callable[..., Any] | None = None,
+    reactions: tuple[Any, ...] = (),
 ) -> Platform:
     """Open (creating on first start) the local platform over `data_dir`. Call `platform.close()`
     when done. `env` defaults to the process environment (for the vault key variables).
@@ -126,6 +127,7 @@ def open_local_platform(
         runtime="local",
         closers=closers,
         background=LocalBackground(),
+        reactions=reactions,
     )
     platform.deploy_providers["local"] = LocalDeployProvider(data_dir / "deployments", settings.public_url)
     platform.deploy_builder = LocalBuilder()

@@ -102,7 +102,7 @@ class LocalSessionStorage:
                 "SELECT scheduled_ms, retries, running, generation FROM alarm WHERE id = 1"
             ).fetchone()
 
-    def _begin_alarm(self) -> int | None:
+    def begin_alarm(self) -> int | None:
         """Mark the alarm as running (kept, so a crash fires it again); its generation, or None."""
         with self._lock:
             row = self._connection.execute("SELECT generation FROM alarm WHERE id = 1").fetchone()
@@ -111,7 +111,7 @@ class LocalSessionStorage:
             self._connection.execute("UPDATE alarm SET running = 1 WHERE id = 1")
             return row[0]
 
-    def _end_alarm(self, generation: int, *, failed: bool, now_ms: int) -> int | None:
+    def end_alarm(self, generation: int, *, failed: bool, now_ms: int) -> int | None:
         """After the handler: remove the alarm it ran (success), or reschedule it with backoff
         (failure); an alarm the handler set meanwhile stays. The next time, or None."""
         with self._lock:
@@ -317,7 +317,7 @@ class LocalSessionNamespace:
             live = self._live_object(name)
             handler = getattr(live.instance, "alarm", None)
             async with live.lock:
-                generation = live.storage._begin_alarm()
+                generation = live.storage.begin_alarm()
                 if generation is None:
                     return
                 failed = False
@@ -329,7 +329,7 @@ class LocalSessionNamespace:
                 except Exception:
                     log.exception("alarm of session %s failed; it will be retried", name)
                     failed = True
-                following = live.storage._end_alarm(generation, failed=failed, now_ms=self._now_ms())
+                following = live.storage.end_alarm(generation, failed=failed, now_ms=self._now_ms())
             if following is not None:
                 self._alarms[name] = following
         except asyncio.CancelledError:

@@ -11,9 +11,15 @@ from typing import Any, AsyncIterator, Callable, Sequence
 from fastest.domain.manifest import ManifestError, parse_manifest, sha256_hex
 from fastest.errors import ValidationFailed
 from fastest.platform import Platform
-from fastest.services import entitlements
+from fastest.services.billing import entitlements
 from fastest.services.common import dumps
-from fastest.services.storage.index import _edge_rows, _finish_abandoned_deletion, _put_object, _record_blobs, _record_manifests
+from fastest.services.storage.index import (
+    _edge_rows,
+    _finish_abandoned_deletion,
+    _put_object,
+    _record_blobs,
+    _record_manifests,
+)
 from fastest.services.storage.objects import (
     BLOBS,
     MANIFEST_MAX_BYTES,

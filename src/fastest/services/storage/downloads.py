@@ -10,7 +10,13 @@ from fastest.errors import NotFound, ValidationFailed
 from fastest.platform import Platform
 from fastest.ports import BlobBody, ByteRange
 from fastest.services.common import dumps
-from fastest.services.storage.objects import BLOBS, MANIFESTS, RangeNotSatisfiable, _chunked, _Kind
+from fastest.services.storage.objects import (
+    BLOBS,
+    MANIFESTS,
+    RangeNotSatisfiable,
+    _chunked,
+    _Kind,
+)
 
 # A batch download answers at most this many bytes of blobs (or one blob of the blob size limit, if
 # that is more); the sizes are known from blob_refs before anything is sent. The existence lookup

@@ -9,7 +9,16 @@ from typing import Any
 
 from fastest.platform import Platform
 from fastest.services.common import dumps
-from fastest.services.storage.objects import BLOBS, GC_CLAIM_TIMEOUT_SECONDS, MANIFESTS, _ago, _chunked, _Kind, _mb, _now
+from fastest.services.storage.objects import (
+    BLOBS,
+    GC_CLAIM_TIMEOUT_SECONDS,
+    MANIFESTS,
+    _ago,
+    _chunked,
+    _Kind,
+    _mb,
+    _now,
+)
 
 log = logging.getLogger("fastest.storage")
 

@@ -6,8 +6,18 @@ from __future__ import annotations
 import logging
 from typing import Mapping
 
-from fastest.domain.manifest import Manifest, ManifestError, is_sha256_hex, parse_stored_manifest
-from fastest.domain.tree import FileRecord, ManifestLoader, directories_on_paths, rebuild_manifests
+from fastest.domain.manifest import (
+    Manifest,
+    ManifestError,
+    is_sha256_hex,
+    parse_stored_manifest,
+)
+from fastest.domain.tree import (
+    FileRecord,
+    ManifestLoader,
+    directories_on_paths,
+    rebuild_manifests,
+)
 from fastest.errors import Internal, NotFound
 from fastest.platform import Platform
 from fastest.services.storage.batches import (

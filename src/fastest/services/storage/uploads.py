@@ -7,11 +7,24 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Sequence
 
-from fastest.domain.manifest import Manifest, ManifestError, is_sha256_hex, parse_manifest, sha256_hex
+from fastest.domain.manifest import (
+    Manifest,
+    ManifestError,
+    is_sha256_hex,
+    parse_manifest,
+    sha256_hex,
+)
 from fastest.errors import ValidationFailed
 from fastest.platform import Platform
-from fastest.services import entitlements
-from fastest.services.storage.index import _edge_rows, _put_object, _record_blobs, _record_manifests, _touch_live, _touch_many
+from fastest.services.billing import entitlements
+from fastest.services.storage.index import (
+    _edge_rows,
+    _put_object,
+    _record_blobs,
+    _record_manifests,
+    _touch_live,
+    _touch_many,
+)
 from fastest.services.storage.objects import (
     BLOBS,
     MANIFEST_MAX_BYTES,
@@ -24,6 +37,7 @@ from fastest.services.storage.objects import (
     _now,
     _too_large,
 )
+
 
 async def _drain(body: AsyncIterator[bytes], limit: int) -> None:
     """Read and drop a body we do not need (the object is already stored), still bounded."""
