@@ -4,7 +4,7 @@ re-deploy uploads one file, a client build deploys its output, a failing build f
 
 from __future__ import annotations
 
-import hashlib
+import base64
 import json
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -98,7 +98,7 @@ def test_client_build_deploys_its_output_and_a_failing_build_fails_clearly(serve
 
 
 def test_deploy_to_cloudflare_through_the_cli(tmp_path: Path):
-    from tests.api.cloudflare_standin import ACCOUNT, TOKEN, CloudflareStandIn
+    from tests.api.cloudflare_standin import ACCOUNT, TOKEN, CloudflareStandIn, wrangler_key
     from tests.e2e.conftest import running_server
 
     with CloudflareStandIn() as cf, running_server(tmp_path / "data", {"FASTEST_CLOUDFLARE_API_BASE": cf.base}) as (base_url, _):
@@ -118,5 +118,5 @@ def test_deploy_to_cloudflare_through_the_cli(tmp_path: Path):
         write(folder / "assets/app.js", "changed();")
         again = json.loads(cli("deploy", "--provider", "cloudflare", "--json", cwd=folder).stdout)
         assert again["status"] == "ready" and again["files_uploaded"] == 1
-        assert cf.assets[hashlib.sha256(b"changed();").hexdigest()[:32]] == b"changed();"
+        assert cf.assets[wrangler_key(base64.b64encode(b"changed();"), "assets/app.js")] == b"changed();"
         assert TOKEN not in done.stdout + done.stderr
