@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
 from tests.e2e.conftest import Cli, admin_token, write
 
@@ -120,3 +121,19 @@ def test_deploy_to_cloudflare_through_the_cli(tmp_path: Path):
         assert again["status"] == "ready" and again["files_uploaded"] == 1
         assert cf.assets[wrangler_key(base64.b64encode(b"changed();"), "assets/app.js")] == b"changed();"
         assert TOKEN not in done.stdout + done.stderr
+
+
+def test_a_worker_whose_code_does_not_bundle_fails_with_esbuilds_message(logged_in: Cli, tmp_path: Path):
+    esbuild = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "esbuild"
+    if not esbuild.exists():
+        pytest.skip("esbuild is not installed: run `npm ci`")
+    logged_in.env["FASTEST_ESBUILD"] = str(esbuild)
+    folder = site_folder(tmp_path, "broken", {
+        "wrangler.toml": 'name = "broken"\nmain = "src/index.ts"\ncompatibility_date = "2025-06-01"\n',
+        "src/index.ts": "export default { fetch( };\n",
+    })
+    logged_in("init", "--project", "broken", cwd=folder)
+    done = logged_in("deploy", cwd=folder, check=False)
+    assert done.returncode == 1
+    assert "bundling src/index.ts failed" in done.stderr and "src/index.ts:1:" in done.stderr
+    assert logged_in.json("deployments", cwd=folder)["deployments"] == []

@@ -32,9 +32,9 @@ async def _build_and_deploy(platform: Platform, deployment_id: str, command: str
     if row is None or row["status"] != "queued":
         return
     user_id = row["user_id"]
-    entry = detection.entry if detection is not None and detection.entry else None
-    worker = detection if entry and worker_modules.is_bundled(entry) else None
-    started = f"$ {command}" if command else f"Bundling {entry} with esbuild"
+    worker_entry = detection.entry if detection is not None else None
+    worker = detection if worker_entry and worker_modules.is_bundled(worker_entry) else None
+    started = f"$ {command}" if command else f"Bundling {worker_entry} with esbuild"
     row = await move(platform, row, "building", step="build", message=started)
     files: list[tuple[str, bytes, int]] = []
     total = 0
