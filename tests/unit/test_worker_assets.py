@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import blake3 as native
@@ -92,3 +93,13 @@ def test_manifest_entries_and_the_assets_configuration():
     assert worker_assets.assets_config({}, None, None) == {}
     assert worker_assets.assets_config({"html_handling": "none", "other": 1}, "/*\n  A: b\n", None) == \
         {"html_handling": "none", "_headers": "/*\n  A: b\n"}
+
+
+def test_without_the_blake3_package_the_pure_implementation_gives_the_same_keys():
+    """As on the Worker (Pyodide has no blake3 wheel): the import falls back, the keys do not change."""
+    script = ("import sys; sys.modules['blake3'] = None\n"
+              "from fastest.domain import worker_assets\n"
+              "print(worker_assets._blake3.__module__, worker_assets.asset_key(b'same', 'same.html'))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["fastest.domain.blake3", worker_assets.asset_key(b"same", "same.html")]
