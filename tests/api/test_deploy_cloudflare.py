@@ -156,7 +156,9 @@ def test_a_worker_deploys_with_its_code_bindings_and_assets_then_new_versions(cl
     assert len(cf.calls("POST", "/workers/assets/upload")) == uploads_before
     assert len(cf.calls("POST", f"/workers/scripts/{script}/versions")) == 1
     assert cf.live[script] == cf.scripts[script][1]["id"]
-    assert any("all 4 files already on Cloudflare" in line for line in logs_of(client, alice, second["deployment_id"]))
+    said = logs_of(client, alice, second["deployment_id"])
+    assert any("all 4 files already on Cloudflare" in line for line in said)
+    assert f"Worker {script}: 1 module(s), main index.js; version {cf.live[script]} uploaded and deployed at 100%" in said
 
     rolled = client.post(f"/v1/infrastructure/deployments/{first['deployment_id']}/rollback", headers=alice.headers)
     assert rolled.status_code == 200 and rolled.json()["deployment"]["status"] == "ready"

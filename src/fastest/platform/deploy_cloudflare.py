@@ -135,6 +135,11 @@ class CloudflareDeployProvider:
                 "PUT", self._account(f"/workers/scripts/{script}?excludeScript=true&bindings_inherit=strict"),
                 body=body, content_type=content_type)
             version = (upload or {}).get("deployment_id")
+        if request.log is not None:
+            code = (f"{len(request.worker.modules)} module(s), main {request.worker.main_module}"
+                    if request.worker is not None else "static assets only")
+            await request.log(f"Worker {script}: {code}; version {version or '(none named)'} "
+                              f"{'uploaded and deployed at 100%' if exists else 'created'}")
         url = await self._enable_workers_dev(script)
         return DeployOutcome(url=url, version=version, uploaded=uploaded)
 
