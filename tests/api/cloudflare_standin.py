@@ -12,7 +12,8 @@ with their Content-Type, each version's metadata and modules) and answers in Clo
 answered 400 and recorded in `problems`, so a test can assert there were none.
 
 `fail` makes matching paths fail every time; `flake(...)` makes the next matching request fail once
-(a 429 with `Retry-After`, a 502), to prove the client retries. Assets uploaded in a session that
+(a 429 with `Retry-After`, a 502), to prove the client retries. `upload_delay` slows asset uploads,
+and `most_uploads_in_flight` says how many ran at once. Assets uploaded in a session that
 never completed are kept, as Cloudflare keeps them: the next session asks only for the others.
 """
 
@@ -23,6 +24,7 @@ import json
 import posixpath
 import re
 import threading
+import time
 import uuid
 from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler
@@ -79,6 +81,9 @@ class CloudflareStandIn(LoopbackServer):
         self._sessions: dict[str, dict[str, Any]] = {}  # upload jwt → {manifest, missing}
         self._completions: set[str] = set()
         self._lock = threading.Lock()
+        self.upload_delay = 0.0  # seconds each asset upload takes (to see how many run at once)
+        self.uploads_in_flight = self.most_uploads_in_flight = 0
+        self._in_flight_lock = threading.Lock()
         super().__init__(self._handler())
 
     @property
@@ -320,6 +325,13 @@ class CloudflareStandIn(LoopbackServer):
             def _any(self) -> None:
                 body = self.body()
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                if "/workers/assets/upload" in self.path:
+                    with stand_in._in_flight_lock:
+                        stand_in.uploads_in_flight += 1
+                        stand_in.most_uploads_in_flight = max(stand_in.most_uploads_in_flight, stand_in.uploads_in_flight)
+                    time.sleep(stand_in.upload_delay)
+                    with stand_in._in_flight_lock:
+                        stand_in.uploads_in_flight -= 1
                 status, payload, extra = stand_in.handle(self.command, self.path, headers, body)
                 data = json.dumps(payload).encode()
                 self.send_response(status)

@@ -213,6 +213,18 @@ def test_a_python_worker_uploads_its_modules_as_wrangler_does(client, alice, cf)
     assert cf.problems == []
 
 
+def test_asset_buckets_upload_in_parallel_three_at_a_time(client, alice, cf):
+    save(client, alice)
+    files = {"index.html": b"<h1>many</h1>", **{f"page{n:02d}.html": f"<p>{n}</p>".encode() for n in range(15)}}
+    project, _, _, _ = pushed(client, alice, files, name="Many")
+    cf.upload_delay = 0.2
+    result = deploy(client, alice, project["id"], provider="cloudflare")
+    assert result["status"] == "ready", result
+    assert len(cf.calls("POST", "/workers/assets/upload")) == 8  # the stand-in's buckets hold two files
+    assert cf.most_uploads_in_flight == 3
+    assert len(cf.assets) == 16 and cf.problems == []
+
+
 def test_429_and_502_are_retried_until_the_deploy_succeeds(client, alice, cf):
     save(client, alice)
     project, _, _, _ = pushed(client, alice, SOURCE, name="Shop")
