@@ -445,6 +445,22 @@ class DeployOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerModule:
+    """One module of a Worker's upload: its name, its type (`domain.worker_modules.PART_TYPES`) and
+    the blob holding its bytes."""
+
+    name: str
+    type: str
+    hash: str  # SHA-256 hex of the bytes (our blob hash)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerCode:
+    main_module: str
+    modules: Sequence[WorkerModule]  # the main module first
+
+
+@dataclass(frozen=True, slots=True)
 class DeployRequest:
     deployment_id: str
     slug: str  # a DNS label unique to the deployment
@@ -453,9 +469,17 @@ class DeployRequest:
     list_assets: Callable[[], Awaitable[Sequence[DeployAsset]]]  # every file of the output (walks the tree)
     read_asset: Callable[[str], Awaitable[bytes]]  # hash → bytes (from the user's blobs)
     resources: Sequence[Mapping[str, Any]] = ()  # {type, name, binding, external_id}
-    entry: str | None = None
+    entry: str | None = None  # the Worker's entry, when the project has code
     compatibility_date: str | None = None
     log: Callable[[str], Awaitable[None]] | None = None
+    worker: WorkerCode | None = None  # the entry's modules (None: not bundled, or no code)
+    compatibility_flags: Sequence[str] = ()
+    has_assets: bool = True  # False: a Worker with code and no assets directory
+    assets_binding: str | None = None
+    assets_settings: Mapping[str, Any] = field(default_factory=dict)
+    worker_vars: Mapping[str, Any] = field(default_factory=dict)
+    # The bytes of a file of the output tree by its path (hidden ones too), None if there is none.
+    read_output_file: Callable[[str], Awaitable[bytes | None]] | None = None
 
 
 class DeployProvider(Protocol):

@@ -3,13 +3,18 @@ is `failed` with its log, a slow one is killed at the timeout, and a chatty one'
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 
 from fastest.api.deploy_sites import DeploymentSites
 from fastest.app import create_app
 from fastest.config import Settings
+from fastest.domain import tree
+from fastest.services import storage
 from tests.api.test_deployments import deploy, event_types, pushed
+from tests.conftest import run
 
 
 @pytest.fixture
@@ -79,3 +84,25 @@ def test_auto_deploy_builds_beside_the_push(client, alice):
             break
         time.sleep(0.05)
     assert row["trigger"] == "auto" and row["status"] == "ready", row
+
+
+ESBUILD = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "esbuild"
+
+
+@pytest.mark.skipif(not ESBUILD.exists(), reason="esbuild is not installed: run `npm ci`")
+def test_a_javascript_worker_is_bundled_where_builds_run(client, alice, platform, monkeypatch):
+    monkeypatch.setenv("FASTEST_ESBUILD", str(ESBUILD))
+    files = {"wrangler.toml": b'name = "w"\nmain = "src/index.ts"\ncompatibility_date = "2025-06-01"\n'
+                              b'[assets]\ndirectory = "public"\n',
+             "src/index.ts": b'import { two } from "./two";\nexport default { fetch: () => new Response(String(two())) };\n',
+             "src/two.ts": b"export const two = (): number => 2;\n",
+             "public/index.html": b"<h1>w</h1>"}
+    project, _, _, _ = pushed(client, alice, files)
+    result = deploy(client, alice, project["id"])
+    row = client.get(f"/v1/infrastructure/deployments/{result['deployment_id']}", headers=alice.headers).json()["deployment"]
+    assert row["status"] == "ready", logs_of(client, alice, row["id"])
+    assert "Bundled src/index.ts → index.js with esbuild" in logs_of(client, alice, row["id"])
+    bundle = run(tree.find(row["output_manifest_hash"], ".worker/index.js", storage.manifest_loader(platform, alice.user_id)))
+    code = run(storage.read_blob(platform, alice.user_id, bundle.hash))
+    assert b"var two = /* @__PURE__ */ __name(() => 2" in code and b"export {" in code
+    assert run(tree.find(row["output_manifest_hash"], "index.html", storage.manifest_loader(platform, alice.user_id)))

@@ -343,7 +343,7 @@ def test_a_worker_with_code_deploys_its_assets_and_says_so(client, alice):
     result = deploy(client, alice, project["id"])
     assert result["status"] == "ready"
     logs = client.get(f"/v1/infrastructure/deployments/{result['deployment_id']}/logs", headers=alice.headers).json()["logs"]
-    assert any("src/index.ts" in line["message"] and "not bundled" in line["message"] for line in logs)
+    assert any("src/index.ts" in line["message"] and "static assets only" in line["message"] for line in logs)
 
 
 def test_the_project_address_serves_its_latest_deployment(client, sites, alice, bob):

@@ -4,12 +4,13 @@ re-deploy uploads one file, a client build deploys its output, a failing build f
 
 from __future__ import annotations
 
-import hashlib
+import base64
 import json
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
 from tests.e2e.conftest import Cli, admin_token, write
 
@@ -98,7 +99,7 @@ def test_client_build_deploys_its_output_and_a_failing_build_fails_clearly(serve
 
 
 def test_deploy_to_cloudflare_through_the_cli(tmp_path: Path):
-    from tests.api.cloudflare_standin import ACCOUNT, TOKEN, CloudflareStandIn
+    from tests.api.cloudflare_standin import ACCOUNT, TOKEN, CloudflareStandIn, wrangler_key
     from tests.e2e.conftest import running_server
 
     with CloudflareStandIn() as cf, running_server(tmp_path / "data", {"FASTEST_CLOUDFLARE_API_BASE": cf.base}) as (base_url, _):
@@ -118,5 +119,21 @@ def test_deploy_to_cloudflare_through_the_cli(tmp_path: Path):
         write(folder / "assets/app.js", "changed();")
         again = json.loads(cli("deploy", "--provider", "cloudflare", "--json", cwd=folder).stdout)
         assert again["status"] == "ready" and again["files_uploaded"] == 1
-        assert cf.assets[hashlib.sha256(b"changed();").hexdigest()[:32]] == b"changed();"
+        assert cf.assets[wrangler_key(base64.b64encode(b"changed();"), "assets/app.js")] == b"changed();"
         assert TOKEN not in done.stdout + done.stderr
+
+
+def test_a_worker_whose_code_does_not_bundle_fails_with_esbuilds_message(logged_in: Cli, tmp_path: Path):
+    esbuild = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "esbuild"
+    if not esbuild.exists():
+        pytest.skip("esbuild is not installed: run `npm ci`")
+    logged_in.env["FASTEST_ESBUILD"] = str(esbuild)
+    folder = site_folder(tmp_path, "broken", {
+        "wrangler.toml": 'name = "broken"\nmain = "src/index.ts"\ncompatibility_date = "2025-06-01"\n',
+        "src/index.ts": "export default { fetch( };\n",
+    })
+    logged_in("init", "--project", "broken", cwd=folder)
+    done = logged_in("deploy", cwd=folder, check=False)
+    assert done.returncode == 1
+    assert "bundling src/index.ts failed" in done.stderr and "src/index.ts:1:" in done.stderr
+    assert logged_in.json("deployments", cwd=folder)["deployments"] == []

@@ -175,3 +175,22 @@ def test_drizzle_d1_driver_maps_to_d1():
 def test_nothing_recognisable():
     found = run({"README.md": "# notes"})
     assert found.framework is None and found.output_dir is None and not found.static
+
+
+def test_a_workers_settings_as_wrangler_deploy_sends_them():
+    config = json.dumps({
+        "main": "./src/index.ts", "compatibility_date": "2025-06-01", "compatibility_flags": ["nodejs_compat"],
+        "vars": {"GREETING": "hi", "LIMITS": {"max": 3}}, "minify": True, "keep_names": False,
+        "assets": {"directory": "./public/", "binding": "ASSETS", "not_found_handling": "single-page-application",
+                   "run_worker_first": ["/api/*"]},
+    })
+    found = detect(["wrangler.jsonc", "src/index.ts", "public/"], {"wrangler.jsonc": config})
+    assert (found.entry, found.config_path, found.output_dir) == ("src/index.ts", "wrangler.jsonc", "public")
+    assert found.compatibility_flags == ["nodejs_compat"] and found.to_json()["compatibility_flags"] == ["nodejs_compat"]
+    assert found.worker_vars == {"GREETING": "hi", "LIMITS": {"max": 3}}
+    assert (found.minify, found.keep_names, found.assets_binding) == (True, False, "ASSETS")
+    assert found.assets_settings == {"not_found_handling": "single-page-application", "run_worker_first": ["/api/*"]}
+    assert found.static is False and found.evidence["entry"] == ["wrangler.jsonc"]
+    # An assets-only Worker has no assets binding (wrangler refuses one), and names no entry.
+    static = detect(["wrangler.toml", "dist/"], {"wrangler.toml": '[assets]\ndirectory = "dist"\nbinding = "A"\n'})
+    assert (static.entry, static.assets_binding, static.static, static.compatibility_flags) == (None, None, True, [])

@@ -31,7 +31,7 @@ LOG_FLUSH_SECONDS = 0.5
 LOG_FLUSH_LINES = 200
 BUILD_TIMEOUT_SECONDS = 30 * 60
 POLL_SECONDS = 0.25
-DEPLOY_INDEX, DEPLOY_PUSHED = "deploy-index", "deploy-pushed"
+DEPLOY_INDEX, DEPLOY_PUSHED, WORKER_BUNDLE = "deploy-index", "deploy-pushed", "worker-bundle"
 
 
 class DeployFailed(Exception):
@@ -86,7 +86,7 @@ def deploy(folder: Folder, state: WorkspaceState, api: ApiClient, *, build: bool
     do_build = build if build is not None else build_command is not None
     if do_build and not build_command:
         raise DeployFailed("no build command: detection found none; set one with the deployment settings")
-    if not output_dir:
+    if not output_dir and not found.entry:
         raise DeployFailed("no output directory detected; set output_dir in the deployment settings"
                            + (f" ({'; '.join(found.notes)})" if found.notes else ""))
     body: dict[str, Any] = {"workspace_id": state.workspace_id, "snapshot_id": state.head_snapshot_id, "source": "cli"}
@@ -107,15 +107,21 @@ def deploy(folder: Folder, state: WorkspaceState, api: ApiClient, *, build: bool
             error = f"build failed: `{build_command}` exited {code}"
             callback.send("failed", error=error)
             raise DeployFailed(f"{error} (deployment {deployment_id})", lines[-40:])
-        output, sent = push_output(folder, api, output_dir)
+        try:
+            bundle = bundle_worker(folder, found)
+        except DeployFailed as exc:
+            callback.send("failed", error=str(exc))
+            raise
+        output, sent = push_output(folder, api, output_dir, bundle)
         uploaded += sent
         _say(f"==> output: {sent} file(s) uploaded")
         callback.send("deploying", output_manifest_hash=output, log=[f"build done; output {output_dir}"])
         return _finish(api, deployment_id, started, uploaded)
-    if output_dir in (".", ""):
+    bundle = bundle_worker(folder, found)
+    if output_dir in (".", "") and bundle is None:
         output = state.manifest_hash
     else:
-        output, sent = push_output(folder, api, output_dir)
+        output, sent = push_output(folder, api, output_dir, bundle)
         uploaded += sent
     answer = api.post_json(f"/v1/infrastructure/projects/{state.project_id}/deploy",
                            {**body, "output_manifest_hash": output, "build": "none"}, idempotent_create=True).json()
@@ -185,30 +191,67 @@ def run_build(command: str, cwd: Path, callback: _Callback) -> tuple[int, list[s
     return code, lines
 
 
-def push_output(folder: Folder, api: ApiClient, output_dir: str) -> tuple[str, int]:
-    """Upload the output directory's tree (only what the server lacks); returns (root, blobs sent)."""
+def bundle_worker(folder: Folder, found: Detection) -> Path | None:
+    """Bundle the Worker's JavaScript/TypeScript entry with esbuild, as wrangler does; the bundle's
+    directory (under .fastest/), or None when the project has no such entry."""
+    from fastest.domain import worker_modules
+
+    if not found.entry or not worker_modules.is_bundled(found.entry):
+        return None
+    from fastest.platform.worker_bundler import BundleError, bundle
+
+    out_dir = folder.state_dir / WORKER_BUNDLE
+    try:
+        names = bundle(folder.root, found.entry, out_dir, compatibility_flags=found.compatibility_flags,
+                       minify=found.minify, keep_names=found.keep_names)
+    except BundleError as exc:
+        raise DeployFailed(f"bundling {found.entry} failed: {exc}") from exc
+    size = sum((out_dir / name).stat().st_size for name in names)
+    _say(f"==> bundled {found.entry} → {names[0]} ({size / 1024:.1f} KiB, esbuild)")
+    return out_dir
+
+
+def push_output(folder: Folder, api: ApiClient, output_dir: str | None, bundle: Path | None = None) -> tuple[str, int]:
+    """Upload the output's tree (only what the server lacks): the output directory's files, and the
+    Worker's bundle under `.worker/`; returns (root, blobs sent)."""
+    import hashlib
+
     from fastest.cli.index import LocalIndex
     from fastest.cli.push import PushReport, changes_since, new_blobs, upload_missing
     from fastest.cli.ignore import IgnoreRules
     from fastest.cli.scan import scan
     from fastest.cli.state import PushedTree
+    from fastest.domain.manifest import MODE_FILE
     from fastest.domain.tree import build_manifests
+    from fastest.domain.worker_modules import BUNDLE_DIR
 
-    root = (folder.root / output_dir).resolve()
-    if not root.is_dir():
-        raise DeployFailed(f"the output directory {output_dir} does not exist (did the build write it?)")
-    index = LocalIndex.load(folder.state_dir / DEPLOY_INDEX)
-    result = scan(root, index, rules=IgnoreRules.from_lines([]), progress=False)
-    index.save()
-    if not result.records:
-        raise DeployFailed(f"the output directory {output_dir} is empty")
-    tree = build_manifests(result.manifest_records())
+    records: dict[str, tuple[str, int, int]] = {}
+    root = folder.root
+    if output_dir is not None:
+        root = (folder.root / output_dir).resolve()
+        if not root.is_dir():
+            raise DeployFailed(f"the output directory {output_dir} does not exist (did the build write it?)")
+        index = LocalIndex.load(folder.state_dir / DEPLOY_INDEX)
+        records.update(scan(root, index, rules=IgnoreRules.from_lines([]), progress=False).records)
+        index.save()
+        if not records and bundle is None:
+            raise DeployFailed(f"the output directory {output_dir} is empty")
+    prefix = BUNDLE_DIR + "/"
+    for path in sorted(bundle.rglob("*")) if bundle is not None else ():
+        if path.is_file():
+            data = path.read_bytes()
+            records[prefix + path.relative_to(bundle).as_posix()] = (hashlib.sha256(data).hexdigest(), len(data), MODE_FILE)
+    records = dict(sorted(records.items()))
+    tree = build_manifests([(path, *state) for path, state in records.items()])
     last = _load_last_output(folder)
-    changes = changes_since(last.records, result.records)
     report = PushReport()
-    upload_missing(api, root, new_blobs(changes, last), tree, last, report, progress=None)
-    all_blobs = frozenset(s[0] for s in result.records.values())
-    PushedTree(tree.root, result.records, all_blobs, tree.manifests).save(folder.state_dir / DEPLOY_PUSHED)
+    blobs = new_blobs(changes_since(last.records, records), last)
+    if bundle is not None:  # the bundle's files are read from its own directory (an absolute path)
+        blobs = {digest: found._replace(path=str(bundle / found.path[len(prefix):])) if found.path.startswith(prefix)
+                 else found for digest, found in blobs.items()}
+    upload_missing(api, root, blobs, tree, last, report, progress=None)
+    all_blobs = frozenset(s[0] for s in records.values())
+    PushedTree(tree.root, records, all_blobs, tree.manifests).save(folder.state_dir / DEPLOY_PUSHED)
     return tree.root, report.blobs_uploaded
 
 

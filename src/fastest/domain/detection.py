@@ -64,6 +64,16 @@ class Detection:
     package_manager: str | None = None
     entry: str | None = None  # a Worker's main module
     compatibility_date: str | None = None
+    compatibility_flags: list[str] = field(default_factory=list)
+    config_path: str | None = None  # the wrangler configuration file
+    # A Worker's settings from its wrangler configuration, as `wrangler deploy` sends them: the
+    # assets binding's name, the assets' `html_handling`/`not_found_handling`/`run_worker_first`,
+    # `[vars]`, and the bundler's `minify`/`keep_names`.
+    assets_binding: str | None = None
+    assets_settings: dict[str, Any] = field(default_factory=dict)
+    worker_vars: dict[str, Any] = field(default_factory=dict)
+    minify: bool = False
+    keep_names: bool = True
     evidence: dict[str, list[str]] = field(default_factory=dict)  # framework/runtime/build/output → paths
     resources: list[Finding] = field(default_factory=list)
     env_vars: list[Finding] = field(default_factory=list)
@@ -75,6 +85,7 @@ class Detection:
             "build_command": self.build_command, "output_dir": self.output_dir,
             "start_command": self.start_command, "package_manager": self.package_manager,
             "entry": self.entry, "compatibility_date": self.compatibility_date,
+            "compatibility_flags": self.compatibility_flags,
             "evidence": self.evidence, "notes": self.notes,
         }
 
@@ -219,11 +230,25 @@ def _detect_vite(found: Detection, present: set[str], contents: Mapping[str, str
 def _detect_worker(found: Detection, path: str, config: Mapping[str, Any], scripts: Mapping[str, Any]) -> None:
     found.framework, found.runtime = "worker", "workers"
     found.evidence["framework"] = [path]
+    found.config_path = path
     main = config.get("main")
-    found.entry = main if isinstance(main, str) else None
+    found.entry = _clean_dir(main) if isinstance(main, str) and main.strip() else None
     date = config.get("compatibility_date")
     found.compatibility_date = date if isinstance(date, str) else None
+    flags = config.get("compatibility_flags")
+    found.compatibility_flags = [f for f in flags if isinstance(f, str)] if isinstance(flags, list) else []
+    variables = config.get("vars")
+    found.worker_vars = dict(variables) if isinstance(variables, Mapping) else {}
+    found.minify = config.get("minify") is True
+    found.keep_names = config.get("keep_names") is not False
+    if found.entry is not None:
+        found.evidence["entry"] = [path]
     assets = config.get("assets")
+    if isinstance(assets, Mapping):
+        if isinstance(assets.get("binding"), str) and found.entry is not None:
+            found.assets_binding = assets["binding"]
+        found.assets_settings = {key: assets[key] for key in ("html_handling", "not_found_handling", "run_worker_first")
+                                 if isinstance(assets.get(key), (str, bool, list))}
     if isinstance(assets, Mapping) and isinstance(assets.get("directory"), str):
         found.output_dir = _clean_dir(assets["directory"])
         found.evidence["output"] = [path]

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable, Iterable
+
+from fastest.domain.detection import Detection
+from fastest.domain.worker_modules import BUNDLE_DIR
+from fastest.platform.worker_bundler import BundleError, bundle
 
 LINE_MAX = 4000
 
@@ -27,22 +32,47 @@ class BuildResult:
 
 
 class LocalBuilder:
-    async def run(self, files: Iterable[tuple[str, bytes, int]], command: str, output_dir: str, *,
+    async def run(self, files: Iterable[tuple[str, bytes, int]], command: str | None, output_dir: str | None, *,
                   timeout: float, max_output_bytes: int,
-                  on_lines: Callable[[list[str]], Awaitable[None]] | None = None) -> BuildResult:
+                  on_lines: Callable[[list[str]], Awaitable[None]] | None = None,
+                  worker: Detection | None = None) -> BuildResult:
+        """Run `command` (if any) over the files, read back `output_dir` (if any), and with `worker`
+        (a JavaScript Worker's detection) add its esbuild bundle under `.worker/`."""
         files = list(files)
         with tempfile.TemporaryDirectory(prefix="fastest-build-") as workdir:
             root = Path(workdir)
             # File work happens in a thread: the server keeps answering while a big tree is copied.
             await asyncio.to_thread(_write_files, root, files)
-            result = await self._execute(root, command, timeout, max_output_bytes, on_lines)
-            if result.exit_code == 0:
+            result = (await self._execute(root, command, timeout, max_output_bytes, on_lines) if command
+                      else BuildResult(exit_code=0))
+            if result.exit_code == 0 and output_dir is not None:
                 out = (root / output_dir).resolve()
                 if not out.is_dir() or not out.is_relative_to(root.resolve()):
                     result.exit_code, result.error = 1, f"the build did not write {output_dir}/"
                 else:
                     result.outputs = await asyncio.to_thread(_read_files, out)
+            if result.exit_code == 0 and worker is not None and worker.entry:
+                await self._bundle(root, worker, result, on_lines)
             return result
+
+    async def _bundle(self, root: Path, worker: Detection, result: BuildResult,
+                      on_lines: Callable[[list[str]], Awaitable[None]] | None) -> None:
+        out = Path(tempfile.mkdtemp(prefix="fastest-bundle-"))
+        try:
+            names = await asyncio.to_thread(
+                bundle, root, worker.entry or "", out, compatibility_flags=worker.compatibility_flags,
+                minify=worker.minify, keep_names=worker.keep_names)
+            bundled = [(f"{BUNDLE_DIR}/{name}", (out / name).read_bytes(), 0o644) for name in names]
+        except BundleError as exc:
+            result.exit_code, result.error = 1, f"bundling {worker.entry} failed: {exc}"
+            return
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        result.outputs = [o for o in result.outputs if not o[0].startswith(BUNDLE_DIR + "/")] + bundled
+        line = f"Bundled {worker.entry} → {names[0]} with esbuild"
+        result.log.append(line)
+        if on_lines is not None:
+            await on_lines([line])
 
     async def _execute(self, root: Path, command: str, timeout: float, max_output_bytes: int,
                        on_lines: Callable[[list[str]], Awaitable[None]] | None) -> BuildResult:

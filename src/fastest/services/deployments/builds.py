@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from fastest.domain import tree
+from fastest.domain import tree, worker_modules
 from fastest.domain.detection import Detection
 from fastest.platform import Platform
 from fastest.services import storage
@@ -17,7 +17,7 @@ log = logging.getLogger("fastest.deployments")
 MAX_SOURCE_BYTES = 512 * 1024 * 1024
 
 
-async def build_and_deploy(platform: Platform, deployment_id: str, command: str, output_dir: str,
+async def build_and_deploy(platform: Platform, deployment_id: str, command: str | None, output_dir: str | None,
                            detection: Detection | None) -> None:
     try:
         await _build_and_deploy(platform, deployment_id, command, output_dir, detection)
@@ -26,13 +26,16 @@ async def build_and_deploy(platform: Platform, deployment_id: str, command: str,
         await fail(platform, deployment_id, "build", f"Build failed: internal error ({type(exc).__name__})")
 
 
-async def _build_and_deploy(platform: Platform, deployment_id: str, command: str, output_dir: str,
+async def _build_and_deploy(platform: Platform, deployment_id: str, command: str | None, output_dir: str | None,
                             detection: Detection | None) -> None:
     row = await by_id(platform, deployment_id)
     if row is None or row["status"] != "queued":
         return
     user_id = row["user_id"]
-    row = await move(platform, row, "building", step="build", message=f"$ {command}")
+    worker_entry = detection.entry if detection is not None else None
+    worker = detection if worker_entry and worker_modules.is_bundled(worker_entry) else None
+    started = f"$ {command}" if command else f"Bundling {worker_entry} with esbuild"
+    row = await move(platform, row, "building", step="build", message=started)
     files: list[tuple[str, bytes, int]] = []
     total = 0
     async for path, entry in tree.walk(row["source_manifest_hash"], storage.manifest_loader(platform, user_id)):
@@ -49,7 +52,7 @@ async def _build_and_deploy(platform: Platform, deployment_id: str, command: str
     settings = platform.settings
     result = await platform.deploy_builder.run(
         files, command, output_dir, timeout=settings.deploy_build_timeout_seconds,
-        max_output_bytes=settings.deploy_build_max_output_bytes, on_lines=on_lines)
+        max_output_bytes=settings.deploy_build_max_output_bytes, on_lines=on_lines, worker=worker)
     if result.exit_code != 0:
         reason = result.error or f"`{command}` exited {result.exit_code}"
         await fail(platform, deployment_id, "build", f"Build failed: {reason}")
@@ -61,6 +64,6 @@ async def _build_and_deploy(platform: Platform, deployment_id: str, command: str
     row = await by_id(platform, deployment_id)
     if row is None or row["status"] != "building":
         return
-    await move(platform, row, "deploying", step="build",
-                           message=f"Build done: {len(result.outputs)} files in {output_dir}", output=built.root)
+    await move(platform, row, "deploying", step="build", output=built.root,
+               message=f"Build done: {len(result.outputs)} files" + (f" in {output_dir}" if output_dir else ""))
     await run_deploy_step(platform, deployment_id, detection)

@@ -21,7 +21,7 @@ import logging
 import secrets
 from typing import Any, Awaitable, Callable, Mapping
 
-from fastest.domain import deploy_pipeline, tree
+from fastest.domain import deploy_pipeline, tree, worker_modules
 from fastest.domain.detection import Detection
 from fastest.domain.manifest import is_sha256_hex
 from fastest.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
@@ -213,6 +213,8 @@ async def _output_of(platform: Platform, user_id: str, root: str, output_dir: st
 
 
 async def _check_output(platform: Platform, user_id: str, manifest_hash: str) -> None:
+    if manifest_hash == tree.EMPTY_TREE_HASH:  # a Worker with code and no assets
+        return
     if not is_sha256_hex(manifest_hash) or not await storage.manifest_exists(platform, user_id, manifest_hash):
         raise ValidationFailed("Upload the output's manifests and blobs before deploying them.", code="manifest_missing",
                                fields={"output_manifest_hash": "no such manifest"})
@@ -286,16 +288,21 @@ async def _continue(platform: Platform, row: dict[str, Any], detection: Detectio
         return row, await callback_token(platform, deployment_id, row["callback_seq"])
     output_dir = settings.get("output_dir") or (detection.output_dir if detection else None)
     build_command = settings.get("build_command") or (detection.build_command if detection else None)
-    needs_build = build_command is not None and build != "none"
+    entry = detection.entry if detection is not None else None
+    # A JavaScript Worker is bundled where builds run: here, when this server runs builds.
+    bundles_here = bool(entry and worker_modules.is_bundled(entry) and build != "none"
+                        and platform.settings.deploy_builds_enabled and getattr(platform, "deploy_builder", None))
+    needs_build = (build_command is not None and build != "none") or bundles_here
     if not needs_build:
-        if output_dir is None:
+        if output_dir is None and not (entry and worker_modules.is_python(entry)):
             reason = "; ".join(detection.notes) if detection and detection.notes else "no static output was detected"
             return await fail(platform, deployment_id, "queue", f"Nothing to serve: {reason}. Set output_dir in the "
                                "deployment settings."), None
-        if detection is not None and detection.entry and not settings.get("output_dir"):
-            await append_log(platform, deployment_id, "queue", f"The Worker's own code ({detection.entry}) is not bundled "
-                             f"by the server: deploying its static assets ({output_dir}) only")
-        output = await _output_of(platform, row["user_id"], row["source_manifest_hash"], output_dir)
+        if entry and worker_modules.is_bundled(entry):
+            await append_log(platform, deployment_id, "queue", f"The Worker's code ({entry}) is bundled where builds "
+                             "run (`fastest deploy` bundles it on your machine); the server does not bundle it")
+        output = (tree.EMPTY_TREE_HASH if output_dir is None
+                  else await _output_of(platform, row["user_id"], row["source_manifest_hash"], output_dir))
         if output is None:
             return await fail(platform, deployment_id, "queue",
                                f"The output directory {output_dir!r} is not in the pushed files."), None
@@ -307,7 +314,8 @@ async def _continue(platform: Platform, row: dict[str, Any], detection: Detectio
                            f"This project needs a build ({build_command}), and this server does not run builds: "
                            "run `fastest deploy` in the folder (it builds on your machine)."), None
     async def job() -> None:
-        await deploy_builds.build_and_deploy(platform, deployment_id, build_command, output_dir or ".", detection)
+        await deploy_builds.build_and_deploy(platform, deployment_id, build_command,
+                                             output_dir or (None if bundles_here else "."), detection)
 
     if spawn is None:
         await job()
