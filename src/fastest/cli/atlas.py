@@ -89,9 +89,11 @@ def _index(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         result = api.request("POST", f"/v1/projects/{project_id}/atlas/index", params=params, ok=(200, 202)).json()
         started = time.monotonic()
         still = 0
+        shown = False  # a progress line is on stderr, to be ended before the result
         while result["status"] == "running":
             progress = result.get("progress") or {}
             if not args.json:
+                shown = True
                 print(f"\rindexing… {progress.get('files_done', 0)} files, {progress.get('directories_pending', 0)} "
                       f"directories to go ({time.monotonic() - started:.0f} s)", end="", file=sys.stderr, flush=True)
             api.pause(POLL_SECONDS)
@@ -103,7 +105,7 @@ def _index(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                 # does the next bounded step in this request.
                 result = api.request("POST", f"/v1/projects/{project_id}/atlas/index", params=params, ok=(200, 202)).json()
                 still = 0
-        if not args.json and time.monotonic() - started > 0:
+        if shown:
             print("", file=sys.stderr)
     if result["status"] == "failed":
         return commands._fail(f"indexing failed: {result.get('error')}", commands.EXIT_FAILED)

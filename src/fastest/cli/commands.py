@@ -126,14 +126,14 @@ def cmd_login(args: argparse.Namespace, env: Env) -> int:
         raise UsageError("empty token")
     with ApiClient(server, token) as api:
         try:
-            api.request("GET", "/v1/auth/me")
+            user = api.get_json("/v1/auth/me")["user"]
         except ApiError as exc:
             if exc.status == 401:
                 return _fail(f"token rejected by {server}", EXIT_FAILED)
             raise
     replaced = config.replaced_device_token(env, server, token)
     path = config.save(env, Credentials(server, token))
-    print(f"logged in to {server} (saved in {path})")
+    print(f"logged in to {server} as {user['email']} (saved in {path})")
     _revoke_replaced(server, replaced)
     return EXIT_OK
 

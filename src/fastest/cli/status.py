@@ -70,6 +70,8 @@ def status(folder: Folder, state: WorkspaceState, api: ApiClient, *, progress: b
         try:
             report.drift = api.drift_compare(state.workspace_id)
         except ApiError as exc:
+            if exc.status == 401:  # a rejected token is the caller's problem, not drift's
+                raise
             report.drift_error = exc.message
     return report
 
