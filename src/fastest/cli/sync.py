@@ -39,6 +39,7 @@ class SyncError(CommandFailure):
 @dataclass(slots=True)
 class SyncReport:
     preview_id: str | None = None
+    is_main: bool = False  # the folder is the main workspace: there is nothing to merge into it
     up_to_date: bool = False
     pushed_snapshot_id: str | None = None
     auto_actions: int = 0
@@ -72,6 +73,9 @@ def sync(folder: Folder, state: WorkspaceState, api: ApiClient, *, prefer: str |
          decide: dict[str, str] | None = None, confirm_mass_change: bool = False, ask: Ask | None = None,
          say: Callable[[str], None] = print, progress: bool | None = None) -> SyncReport:
     report = SyncReport()
+    if api.get_json(f"/v1/workspaces/{state.workspace_id}")["workspace"]["is_main"]:
+        report.is_main = True
+        return report
     pushed = push(folder, state, api, message="Before sync with main", progress=progress)
     if not pushed.nothing_to_push:
         report.pushed_snapshot_id = pushed.snapshot_id
@@ -262,6 +266,9 @@ def report_lines(report: SyncReport) -> list[str]:
     if report.undone_sync_id:
         return [f"undid sync {report.undone_sync_id}: back at {report.snapshot_id} "
                 f"({report.files_written} file(s) written, {report.files_deleted} deleted)"]
+    if report.is_main:
+        return ["this folder is the project's main workspace: there is nothing to merge into it",
+                "(record its changes with fastest push; other folders take them with fastest sync)"]
     if report.up_to_date:
         return []
     return [f"synced with main: snapshot {report.snapshot_id} "
