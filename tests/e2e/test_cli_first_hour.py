@@ -71,3 +71,53 @@ def test_atlas_index_prints_no_empty_line(logged_in: Cli, tmp_path: Path):
     logged_in("push", cwd=folder)
     done = logged_in("atlas", "index", cwd=folder)
     assert done.stdout.startswith("indexed snp_") and done.stderr == ""
+
+
+def test_sync_in_the_main_workspace_is_a_friendly_no_op(logged_in: Cli, tmp_path: Path):
+    main = tmp_path / "app"
+    write(main / "a.txt", "a\n")
+    logged_in("init", cwd=main)
+    logged_in("push", cwd=main)
+    write(main / "a.txt", "changed\n")
+    done = logged_in("sync", cwd=main)
+    assert done.stdout.startswith("this folder is the project's main workspace: there is nothing to merge into it")
+    assert logged_in.json("sync", cwd=main)["is_main"] is True
+    assert len(logged_in.json("log", cwd=main)["snapshots"]) == 1  # nothing recorded, nothing pushed
+
+
+def test_a_new_empty_workspace_says_so_and_its_first_sync_records_no_empty_snapshot(logged_in: Cli, tmp_path: Path):
+    main = tmp_path / "app"
+    write(main / "a.txt", "a\n")
+    logged_in("init", cwd=main)
+    logged_in("push", cwd=main)
+
+    second = tmp_path / "laptop" / "app"
+    second.mkdir(parents=True)
+    logged_in("init", cwd=second)
+    assert logged_in("status", "--no-drift", cwd=second).stdout == "never pushed; the folder is empty\n"
+    assert logged_in("push", cwd=second).stdout.splitlines()[-1] == "nothing to push: the folder is empty"
+    synced = logged_in("sync", cwd=second)
+    assert "pushed local changes" not in synced.stdout and "1 file(s) written" in synced.stdout
+    assert (second / "a.txt").read_text() == "a\n"
+    snapshots = logged_in.json("log", cwd=second)["snapshots"]
+    # The merge, and the server's undo point (the empty workspace); nothing pushed by the CLI.
+    assert [s["source"] for s in snapshots] == ["merge", "sync"]
+
+    write(second / "b.txt", "b\n")
+    third = tmp_path / "other" / "app"
+    write(third / "c.txt", "c\n")
+    logged_in("init", cwd=third)
+    assert logged_in("status", "--no-drift", cwd=third).stdout == "never pushed; 1 file(s) to push:\nA c.txt\n"
+
+
+def test_push_counts_the_changes_a_status_already_hashed(logged_in: Cli, tmp_path: Path):
+    folder = tmp_path / "app"
+    for name in ("a.txt", "b.txt", "c.txt"):
+        write(folder / name, f"{name}\n")
+    logged_in("init", cwd=folder)
+    logged_in("push", cwd=folder)
+    write(folder / "b.txt", "edited, and longer\n")
+    logged_in("status", cwd=folder)  # hashes the edit and remembers it
+    pushed = logged_in("push", cwd=folder)
+    assert pushed.stdout.splitlines()[0] == "scanned 3 files: 1 changed since the last push (0 hashed now)"
+    assert "uploaded 1 blob(s)" in pushed.stdout

@@ -332,13 +332,15 @@ def push_lines(report: PushReport) -> list[str]:
     from fastest.cli.progress import human_bytes
 
     lines = [
-        f"scanned {report.files_scanned} files ({report.files_hashed} hashed, {report.files_reused} unchanged)"
+        f"scanned {report.files_scanned} files: {report.files_changed} changed since the last push"
+        + f" ({report.files_hashed} hashed now)"
         + (f"; skipped {report.symlinks_skipped} symlink(s)" if report.symlinks_skipped else "")
         + (f", {report.special_skipped} special file(s)" if report.special_skipped else "")
     ]
     lines += [f"skipped {path!r}: not a UTF-8 name" for path in report.unencodable_skipped]
     if report.nothing_to_push:
-        lines.append(f"nothing to push (at {report.snapshot_id})")
+        lines.append(f"nothing to push (at {report.snapshot_id})" if report.snapshot_id
+                     else "nothing to push: the folder is empty")
     else:
         lines.append(
             f"uploaded {report.blobs_uploaded} blob(s) ({human_bytes(report.blob_bytes_uploaded)}), "
@@ -372,8 +374,12 @@ def cmd_status(args: argparse.Namespace, env: Env) -> int:
     with _client(credentials) as api:
         report = status(folder, state, api, with_drift=not args.no_drift,
                         only=watched.paths if watched is not None else None)
-    head = f"at {state.head_snapshot_id}" if state.head_snapshot_id else "never pushed"
-    lines = [f"{head}; " + ("nothing changed since the last push" if report.clean else f"{len(report.changes)} change(s):")]
+    if state.head_snapshot_id:
+        head = f"at {state.head_snapshot_id}; " + ("nothing changed since the last push" if report.clean
+                                                   else f"{len(report.changes)} change(s):")
+    else:
+        head = "never pushed; " + ("the folder is empty" if report.clean else f"{len(report.changes)} file(s) to push:")
+    lines = [head]
     lines += short_lines(report.changes)
     if not args.no_drift:
         lines.append(drift_line(report.drift) if report.drift is not None else f"drift unavailable ({report.drift_error})")

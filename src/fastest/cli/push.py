@@ -78,11 +78,11 @@ class PushReport(Record):
     """What a push looked at and sent; `--json` prints exactly this (`to_json`)."""
 
     __slots__ = ("nothing_to_push", "folder_walked", "manifest_hash", "snapshot_id", "snapshot_created", "files_scanned",
-                 "files_hashed", "files_reused", "bytes_hashed", "ignored", "symlinks_skipped", "special_skipped",
+                 "files_changed", "files_hashed", "files_reused", "bytes_hashed", "ignored", "symlinks_skipped", "special_skipped",
                  "unencodable_skipped", "blobs_new", "blobs_checked", "blobs_uploaded", "blob_bytes_uploaded",
                  "manifests_total", "manifests_new", "manifests_checked", "manifests_uploaded", "requests", "timings_ms")
     DEFAULTS = {"nothing_to_push": False, "folder_walked": True, "manifest_hash": None, "snapshot_id": None,
-                "snapshot_created": False, "files_scanned": 0, "files_hashed": 0, "files_reused": 0, "bytes_hashed": 0,
+                "snapshot_created": False, "files_scanned": 0, "files_changed": 0, "files_hashed": 0, "files_reused": 0, "bytes_hashed": 0,
                 "ignored": 0, "symlinks_skipped": 0, "special_skipped": 0, "unencodable_skipped": list, "blobs_new": 0,
                 "blobs_checked": 0, "blobs_uploaded": 0, "blob_bytes_uploaded": 0, "manifests_total": 0,
                 "manifests_new": 0, "manifests_checked": 0, "manifests_uploaded": 0, "requests": 0, "timings_ms": dict}
@@ -92,7 +92,8 @@ class PushReport(Record):
     snapshot_id: str | None
     snapshot_created: bool
     files_scanned: int
-    files_hashed: int
+    files_changed: int  # added, modified or deleted since the last push
+    files_hashed: int  # read and hashed by this scan (the others' hashes were known from an earlier one)
     files_reused: int
     bytes_hashed: int
     ignored: int
@@ -218,6 +219,7 @@ def push(
         folder_walked=scanned.folder_walked,
         manifest_hash=tree.root,
         files_scanned=len(scanned.records),
+        files_changed=len(changes),
         files_hashed=scanned.hashed,
         files_reused=scanned.reused,
         bytes_hashed=scanned.hashed_bytes,
@@ -227,7 +229,8 @@ def push(
         unencodable_skipped=scanned.unencodable,
         manifests_total=len(tree.manifests),
     )
-    if tree.root == state.manifest_hash:
+    if tree.root == state.manifest_hash or (state.manifest_hash is None and not scanned.records):
+        # A never-pushed empty folder has nothing to record either: no empty snapshot.
         report.nothing_to_push = True
         report.snapshot_id = state.head_snapshot_id
         return report
