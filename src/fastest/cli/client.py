@@ -41,8 +41,6 @@ EXISTS_BATCH = 100  # the server answers at most 100 hashes per exists call
 BEING_COLLECTED = frozenset({"blob_being_collected", "manifest_being_collected"})
 DEFAULT_COLLECTED_WAIT_SECONDS = 5.0
 NO_ROUTE_MESSAGE = "No such route."  # the server's 404 for a path it has no route for
-# What a server without a batch route answers for it (an older server).
-NO_SUCH_ROUTE = (404, 405)
 BLOB_DOWNLOAD_BATCH = "/v1/blobs/download/batch"
 MANIFEST_DOWNLOAD_BATCH = "/v1/blobs/manifests/download/batch"
 
@@ -328,13 +326,11 @@ class ApiClient:
             "POST", "/v1/blobs/batch", content=body, headers={"Content-Type": "application/octet-stream"}
         ))
 
-    def upload_manifest_batch(self, body: bytes) -> BatchAnswer | None:
-        """Many manifests in one request; None when the server has no such route (use `upload_manifest`)."""
-        response = self.request(
-            "POST", "/v1/blobs/manifests/batch", content=body, allow=NO_SUCH_ROUTE,
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        return None if response.status_code in NO_SUCH_ROUTE else BatchAnswer.of(response)
+    def upload_manifest_batch(self, body: bytes) -> BatchAnswer:
+        """Many manifests in one request, as `POST /v1/blobs/batch` frames."""
+        return BatchAnswer.of(self.request(
+            "POST", "/v1/blobs/manifests/batch", content=body, headers={"Content-Type": "application/octet-stream"}
+        ))
 
     def upload_blob_file(self, digest: str, path: Path) -> dict[str, Any]:
         """Stream one file; the server checks the hash (422 `hash_mismatch` if it changed meanwhile)."""
@@ -343,11 +339,6 @@ class ApiClient:
             f"/v1/blobs/upload/{digest}",
             content_factory=lambda: open(path, "rb"),
             headers={"Content-Type": "application/octet-stream"},
-        ).json()
-
-    def upload_manifest(self, digest: str, data: bytes) -> dict[str, Any]:
-        return self.request(
-            "PUT", f"/v1/blobs/manifests/{digest}", content=data, headers={"Content-Type": "application/json"}
         ).json()
 
     def get_manifest(self, digest: str) -> bytes:
@@ -384,14 +375,14 @@ class ApiClient:
         raise ApiError(0, "unreachable", f"gave up downloading blob {digest}")
 
     def download_batch(self, hashes: list[str], open_sink: Callable[[str], BinaryIO],
-                       on_done: Callable[[str, int], None], *, route: str = BLOB_DOWNLOAD_BATCH) -> list[str] | None:
+                       on_done: Callable[[str, int], None], *, route: str = BLOB_DOWNLOAD_BATCH) -> list[str]:
         """Stream many blobs in one request (`POST /v1/blobs/download/batch`, or the manifests' twin
         with `route=MANIFEST_DOWNLOAD_BATCH`), frame by frame.
 
         Each frame's bytes go into `open_sink(hash)` (closed here), are verified against the hash,
         and then `on_done(hash, size)` is called. A broken connection or a transient status retries
         the blobs not received yet. Returns the hashes the server did not send (it does not have
-        them), or None when it has no batch route (404/405: nothing was received).
+        them).
         """
         remaining = list(dict.fromkeys(hashes))
         for attempt in range(MAX_ATTEMPTS):
@@ -400,9 +391,6 @@ class ApiClient:
             try:
                 self.requests_sent += 1
                 with self._http.stream("POST", route, json={"hashes": remaining}) as response:
-                    if response.status_code in NO_SUCH_ROUTE:
-                        response.read()
-                        return None
                     if response.status_code in RETRY_STATUSES and not last:
                         self._sleep(_retry_after(response, attempt))
                         continue

@@ -20,7 +20,6 @@ them one `PUT` each, wave by wave. A frame refused because the server's GC is de
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from contextlib import contextmanager
@@ -370,35 +369,19 @@ def send_frames(api: ApiClient, hashes: list[str], send: Callable[[list[str]], B
 def upload_manifests(api: ApiClient, manifests: dict[str, bytes], missing: set[str], report: PushReport, *,
                      progress: bool | None = None) -> None:
     """Upload the `missing` ones of `manifests` (which is in children-before-parents order) in batches
-    sent one after another, so no parent reaches the server before its children. An older server
-    without the batch route gets one PUT per manifest, wave by wave (`manifest_waves`)."""
+    sent one after another, so no parent reaches the server before its children."""
     ordered = [(digest, data) for digest, data in manifests.items() if digest in missing]
     batches = plan_manifest_batches(ordered, max_bytes=MANIFEST_BATCH_MAX_BYTES, max_frames=MANIFEST_BATCH_MAX_FRAMES)
     with Progress("manifests", len(ordered), enabled=progress) as bar:
-        for index, batch in enumerate(batches):
+        for batch in batches:
             frames = dict(batch)
             answer = send_frames(
                 api, list(frames),
                 lambda hashes: api.upload_manifest_batch(encode_frames((h, frames[h]) for h in hashes)),
                 lambda digest: f"manifest {digest}",
             )
-            if answer is None:
-                left = {digest for later in batches[index:] for digest, _ in later}
-                upload_manifests_one_by_one(api, manifests, left, report, bar)
-                return
             report.manifests_uploaded += len(answer.stored) + len(answer.existing)
             bar.advance(len(batch))
-
-
-def upload_manifests_one_by_one(api: ApiClient, manifests: dict[str, bytes], missing: set[str],
-                                report: PushReport, bar: Progress) -> None:
-    for wave in manifest_waves(manifests, missing):
-        def send(digest: str) -> None:
-            api.upload_manifest(digest, manifests[digest])
-            bar.advance()
-
-        run_parallel(send, wave, UPLOAD_THREADS)
-        report.manifests_uploaded += len(wave)
 
 
 def upload_blobs(api: ApiClient, root: Path, pending: list[PendingBlob], report: PushReport, *,
@@ -444,24 +427,3 @@ def read_verified(root: Path, blob: PendingBlob) -> bytes:
     if hashlib.sha256(data).hexdigest() != blob.hash:
         raise PushError(f"{blob.path} changed while pushing; run fastest push again")
     return data
-
-
-def manifest_waves(manifests: dict[str, bytes], missing: set[str]) -> list[list[str]]:
-    """Group the missing manifests so that each wave only points at manifests of earlier waves.
-
-    A manifest's wave is its height among the missing ones (0: no missing child). Uploading wave
-    by wave lets each wave go in parallel while no parent ever reaches the server before a child.
-    `manifests` is in children-before-parents order, so one pass computes every height.
-    """
-    height: dict[str, int] = {}
-    for digest, data in manifests.items():
-        if digest not in missing or digest in height:
-            continue
-        entries = json.loads(data)["entries"]
-        children = [height[e["hash"]] for e in entries if e["type"] == "tree" and e["hash"] in height]
-        height[digest] = 1 + max(children) if children else 0
-    waves: list[list[str]] = [[] for _ in range(1 + max(height.values(), default=-1))]
-    for digest, level in height.items():
-        waves[level].append(digest)
-    return waves
-
