@@ -121,3 +121,15 @@ def test_push_counts_the_changes_a_status_already_hashed(logged_in: Cli, tmp_pat
     pushed = logged_in("push", cwd=folder)
     assert pushed.stdout.splitlines()[0] == "scanned 3 files: 1 changed since the last push (0 hashed now)"
     assert "uploaded 1 blob(s)" in pushed.stdout
+
+
+def test_token_prints_the_saved_token_for_curl(logged_in: Cli, server, tmp_path: Path):
+    base_url, _ = server
+    done = logged_in("token", cwd=tmp_path)
+    token = done.stdout.strip()
+    assert done.stdout == token + "\n" and token.startswith("fst_") and done.stderr == ""  # not a terminal: no warning
+    me = httpx.get(f"{base_url}/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.json()["user"]["email"] == "cli@example.com"
+    logged_in("logout", cwd=tmp_path)
+    gone = logged_in("token", cwd=tmp_path, check=False)
+    assert gone.returncode == 2 and "not logged in" in gone.stderr and gone.stdout == ""

@@ -1,4 +1,4 @@
-"""The client commands: login, logout, whoami, init, push, status, log, checkout, sync, watch.
+"""The client commands: login, logout, whoami, token, init, push, status, log, checkout, sync, watch.
 
 Each handler takes the parsed arguments and the environment, prints its result on stdout (human
 text, or one JSON document with `--json`) and returns an exit code. Failures are raised as
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace, env: Env | None = None) -> int:
     """Dispatch one client command; every expected failure ends as one stderr line and an exit code."""
     env = os.environ if env is None else env
     handlers: dict[str, Callable[[argparse.Namespace, Env], int]] = {
-        "login": cmd_login, "logout": cmd_logout, "whoami": cmd_whoami, "init": cmd_init, "push": cmd_push,
+        "login": cmd_login, "logout": cmd_logout, "whoami": cmd_whoami, "token": cmd_token, "init": cmd_init, "push": cmd_push,
         "status": cmd_status, "log": cmd_log, "checkout": cmd_checkout, "sync": cmd_sync, "watch": cmd_watch,
         "deploy": _deploy_command("cmd_deploy"), "deployments": _deploy_command("cmd_deployments"),
     }
@@ -200,6 +200,17 @@ def cmd_whoami(args: argparse.Namespace, env: Env) -> int:
         user = api.get_json("/v1/auth/me")["user"]
     _emit(args.json, {"server": credentials.server, "user": user},
           [f"{user['email']} ({user['id']}) on {credentials.server}"])
+    return EXIT_OK
+
+
+def cmd_token(args: argparse.Namespace, env: Env) -> int:
+    """The token the other commands send (`$FASTEST_TOKEN`, else the saved one), for curl and scripts:
+    `TOKEN=$(fastest token)`. On a terminal, a reminder that it is a credential goes to stderr."""
+    credentials = config.resolve(env)
+    if sys.stdout.isatty():
+        print(f"fastest: this token signs in to {credentials.server} as you: keep it out of shared shells, "
+              "logs and repositories", file=sys.stderr)
+    print(credentials.token)
     return EXIT_OK
 
 
