@@ -133,3 +133,29 @@ def test_token_prints_the_saved_token_for_curl(logged_in: Cli, server, tmp_path:
     logged_in("logout", cwd=tmp_path)
     gone = logged_in("token", cwd=tmp_path, check=False)
     assert gone.returncode == 2 and "not logged in" in gone.stderr and gone.stdout == ""
+
+
+def test_deploy_takes_its_output_dir_and_build_command_and_shows_the_build_once(logged_in: Cli, tmp_path: Path):
+    folder = tmp_path / "tool"
+    write(folder / "package.json", '{"name": "tool", "scripts": {"build": "node build.js"}}')
+    write(folder / "src/page.html", "<h1>built</h1>")
+    logged_in("init", cwd=folder)
+    unset = logged_in("deploy", "--no-build", cwd=folder, check=False)
+    assert unset.returncode == 1 and "fastest deploy --output-dir DIR" in unset.stderr
+
+    build = "mkdir -p out && cp src/page.html out/index.html && echo compiled the page"
+    done = logged_in("deploy", "--output-dir", "out", "--build-command", build, cwd=folder)
+    assert f"saved in the deployment settings: build_command {build}, output_dir out" in done.stderr
+    assert done.stderr.splitlines().count("    compiled the page") == 1 and "[build]" not in done.stderr
+    assert "output directory" not in done.stderr  # detection's request for one was answered
+    again = logged_in("deploy", cwd=folder)  # the saved settings, no flags
+    assert again.stderr.splitlines().count("    compiled the page") == 1 and f"build `{build}`, output out" in again.stderr
+    assert again.stdout.strip().splitlines()[-1].startswith("http://dep-")
+
+
+def test_deploy_names_what_it_detected_once(logged_in: Cli, tmp_path: Path):
+    folder = tmp_path / "site"
+    write(folder / "index.html", "<h1>hi</h1>")
+    logged_in("init", cwd=folder)
+    done = logged_in("deploy", cwd=folder)
+    assert "==> detected: static, no build, output ." in done.stderr
