@@ -45,32 +45,27 @@ def add_items_command(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, env: Any) -> int:
     """Dispatch `fastest items …` (called by `fastest.cli.commands.run`, which turns errors into
     one stderr line)."""
-    from fastest.cli import commands
+    from fastest.cli.context import EXIT_OK
 
     command = getattr(args, "items_command", None)
     if command == "fix":
-        return _fix(args, env, commands)
+        return _fix(args, env)
     if command == "apply":
-        return _apply(args, env, commands)
+        return _apply(args, env)
     if command == "dismiss":
-        with _api(args, env, commands) as api:
+        with _api(args, env) as api:
             api.post_json(f"/v1/action-items/{args.item_id}/dismiss", {})
         print(f"dismissed {args.item_id} (it comes back if it gets worse)")
-        return commands.EXIT_OK
-    return _list(args, env, commands)
+        return EXIT_OK
+    return _list(args, env)
 
 
-def _api(args: argparse.Namespace, env: Any, commands: Any):
+def _api(args: argparse.Namespace, env: Any):
     """A client for the folder's server when run in a linked folder, else the default server."""
     from fastest.cli import config
-    from fastest.cli.state import NotAWorkspace
+    from fastest.cli.context import client, server_of_folder
 
-    server = None
-    try:
-        server = commands._folder_of(args).load().server
-    except (NotAWorkspace, OSError, ValueError):
-        server = None
-    return commands._client(config.resolve(env, server))
+    return client(config.resolve(env, server_of_folder(args)))
 
 
 def item_lines(items: list[dict[str, Any]]) -> list[str]:
@@ -86,27 +81,31 @@ def item_lines(items: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _list(args: argparse.Namespace, env: Any, commands: Any) -> int:
-    with _api(args, env, commands) as api:
+def _list(args: argparse.Namespace, env: Any) -> int:
+    from fastest.cli.context import EXIT_OK, emit
+
+    with _api(args, env) as api:
         items = api.get_json("/v1/action-items", params={"include_dismissed": "true"} if args.all else None)["items"]
-    commands._emit(args.json, {"items": items}, item_lines(items))
-    return commands.EXIT_OK
+    emit(args.json, {"items": items}, item_lines(items))
+    return EXIT_OK
 
 
-def _fix(args: argparse.Namespace, env: Any, commands: Any) -> int:
+def _fix(args: argparse.Namespace, env: Any) -> int:
+    from fastest.cli.context import EXIT_FAILED, EXIT_OK, emit
+
     body = {"instructions": args.instructions} if args.instructions else {}
-    with _api(args, env, commands) as api:
+    with _api(args, env) as api:
         run_ = api.post_json(f"/v1/action-items/{args.item_id}/runs", body, idempotent_create=True, ok=(202,)).json()["run"]
         say = print if not args.json else (lambda line: None)
         say(f"run {run_['id']} started (attempt 1 of {run_['max_attempts']})")
         if not args.no_follow:
             run_ = follow(api, run_, say)
     if args.json:
-        commands._emit(True, {"run": run_}, [])
-        return commands.EXIT_OK
+        emit(True, {"run": run_}, [])
+        return EXIT_OK
     for line in run_lines(run_):
         print(line)
-    return commands.EXIT_OK if run_["status"] in ("ready", "queued", "running") else commands.EXIT_FAILED
+    return EXIT_OK if run_["status"] in ("ready", "queued", "running") else EXIT_FAILED
 
 
 def follow(api: Any, run_: dict[str, Any], say: Any, *, timeout: float = FOLLOW_SECONDS, poll: float = POLL_SECONDS) -> dict[str, Any]:
@@ -137,18 +136,19 @@ def run_lines(run_: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _apply(args: argparse.Namespace, env: Any, commands: Any) -> int:
+def _apply(args: argparse.Namespace, env: Any) -> int:
+    from fastest.cli.context import EXIT_OK, emit, folder_of, held_workspace
     from fastest.cli.push import push
     from fastest.cli.state import NotAWorkspace
     from fastest.cli.sync import update_folder
 
     try:
-        folder = commands._folder_of(args)
+        folder = folder_of(args)
         folder.load()
     except NotAWorkspace:
         folder = None
     if folder is not None:
-        with commands._held_workspace(args, env) as (folder, state, api):
+        with held_workspace(args, env) as (folder, state, api):
             run_ = api.get_json(f"/v1/action-items/runs/{args.run_id}")["run"]
             mine = run_["workspace_id"] == state.workspace_id
             if mine:  # the server merges what the folder holds now with the run's change
@@ -160,7 +160,7 @@ def _apply(args: argparse.Namespace, env: Any, commands: Any) -> int:
             if mine:
                 written, deleted = update_folder(folder, state, api, result["manifest_hash"], result["snapshot_id"])
     else:
-        with _api(args, env, commands) as api:
+        with _api(args, env) as api:
             result = api.post_json(f"/v1/action-items/runs/{args.run_id}/apply", {}).json()
         mine, written, deleted = False, 0, 0
     lines = [f"applied as snapshot {result['snapshot_id']}" + (" (merged with the workspace's changes)" if result["merged"] else "")]
@@ -168,5 +168,5 @@ def _apply(args: argparse.Namespace, env: Any, commands: Any) -> int:
         lines.append(f"folder updated: {written} file(s) written, {deleted} deleted")
     else:
         lines.append("this folder is not the run's workspace: check it out or sync there to get the change")
-    commands._emit(args.json, {**result, "files_written": written, "files_deleted": deleted}, lines)
-    return commands.EXIT_OK
+    emit(args.json, {**result, "files_written": written, "files_deleted": deleted}, lines)
+    return EXIT_OK
