@@ -159,3 +159,37 @@ def test_deploy_names_what_it_detected_once(logged_in: Cli, tmp_path: Path):
     logged_in("init", cwd=folder)
     done = logged_in("deploy", cwd=folder)
     assert "==> detected: static, no build, output ." in done.stderr
+
+
+def test_items_name_their_project_and_workspace(logged_in: Cli, tmp_path: Path):
+    for machine in ("desk", "laptop"):
+        folder = tmp_path / machine / "shop"
+        write(folder / "shop/cart.py", "def total(items):\n    return sum(items)\n")
+        logged_in("init", "--workspace", machine, cwd=folder)
+        logged_in("push", cwd=folder)
+    listed = logged_in("items", cwd=tmp_path).stdout.splitlines()
+    headings = [line for line in listed if not line.startswith(" ")]
+    assert sorted(h.split(" (wsp_")[0] for h in headings) == ["shop / desk", "shop / laptop"]
+    assert all(line.startswith(("shop / ", "  ")) for line in listed)  # no bare marks such as "."
+    assert sum("module without tests" in line for line in listed) == 2  # one under each workspace
+
+
+def test_next_starts_finishes_and_dismisses_a_step(logged_in: Cli, tmp_path: Path):
+    folder = tmp_path / "shop"
+    write(folder / "app.py", "# TODO: say more\nprint('hi')\n")
+    logged_in("init", cwd=folder)
+    logged_in("push", cwd=folder)
+    logged_in("atlas", "index", cwd=folder)
+    steps = logged_in.json("next", "generate", cwd=folder)["next_steps"]
+    assert len(steps) >= 2
+    first, second = steps[0]["id"], steps[1]["id"]
+    assert logged_in("next", "start", first, cwd=folder).stdout == f"{first} is started\n"
+    assert [s["id"] for s in logged_in.json("next", "--status", "started", cwd=folder)["next_steps"]] == [first]
+    logged_in("next", "finish", first, cwd=folder)
+    assert [s["id"] for s in logged_in.json("next", "--status", "completed", cwd=folder)["next_steps"]] == [first]
+    logged_in("next", "dismiss", second, cwd=folder)
+    assert second not in [s["id"] for s in logged_in.json("next", cwd=folder)["next_steps"]]
+    missing = logged_in("next", "start", cwd=folder, check=False)
+    assert missing.returncode == 2 and "takes a step id" in missing.stderr
+    unknown = logged_in("next", "finish", "nxs_00000000000000000000000000", cwd=folder, check=False)
+    assert unknown.returncode == 1 and unknown.stderr.startswith("fastest: ")

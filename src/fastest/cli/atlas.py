@@ -14,6 +14,7 @@ import time
 from typing import Mapping
 
 COMMANDS = frozenset({"atlas", "next"})
+STEP_VERBS = {"start": "started", "finish": "completed", "dismiss": "dismissed"}  # verb → the status it sets
 POLL_SECONDS = 1.0
 
 
@@ -31,8 +32,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         parser.add_argument("--dir", help="the linked folder (default: the one containing the current directory)")
         parser.add_argument("--json", action="store_true")
 
-    next_parser = commands.add_parser("next", help="next steps for the project: list them, or generate new ones")
-    next_parser.add_argument("action", nargs="?", choices=("list", "generate"), default="list")
+    next_parser = commands.add_parser(
+        "next", help="next steps for the project: list them, generate new ones, start, finish or dismiss one")
+    next_parser.add_argument("action", nargs="?", choices=("list", "generate", *STEP_VERBS), default="list")
+    next_parser.add_argument("step_id", nargs="?", metavar="STEP", help="with start, finish or dismiss: the step (nxs_…)")
     next_parser.add_argument("--status", default="pending", choices=("pending", "started", "completed", "dismissed"))
     next_parser.add_argument("--project-id")
     next_parser.add_argument("--dir")
@@ -130,10 +133,18 @@ def _search(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 
 def _next(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from fastest.cli.context import EXIT_OK, client, emit
+    from fastest.cli.context import EXIT_OK, UsageError, client, emit
 
+    if (args.action in STEP_VERBS) != (args.step_id is not None):
+        raise UsageError(f"fastest next {args.action} takes a step id (nxs_…)" if args.action in STEP_VERBS
+                         else f"fastest next {args.action} takes no step id")
     project_id, credentials = _project(args, env)
     with client(credentials) as api:
+        if args.action in STEP_VERBS:
+            status = STEP_VERBS[args.action]
+            api.request("PATCH", f"/v1/projects/{project_id}/next-steps/{args.step_id}", json={"status": status})
+            emit(args.json, {"id": args.step_id, "status": status}, [f"{args.step_id} is {status}"])
+            return EXIT_OK
         if args.action == "generate":
             document = api.post_json(f"/v1/projects/{project_id}/next-steps/generate", {}, idempotent_create=True).json()
             steps = document["next_steps"]
