@@ -103,7 +103,10 @@ def test_a_new_empty_workspace_says_so_and_its_first_sync_records_no_empty_snaps
     # The merge, and the server's undo point (the empty workspace); nothing pushed by the CLI.
     assert [s["source"] for s in snapshots] == ["merge", "sync"]
 
-    write(second / "b.txt", "b\n")
+    write(second / "b.txt", "b\n")  # the sync remembered what it wrote: the next push sends only the new file
+    pushed = logged_in("push", cwd=second).stdout.splitlines()
+    assert pushed[0].startswith("scanned 2 files: 1 changed since the last push")
+    assert pushed[1] == "uploaded 1 blob(s) (2 B), 1 of 1 manifest(s)"
     third = tmp_path / "other" / "app"
     write(third / "c.txt", "c\n")
     logged_in("init", cwd=third)

@@ -27,7 +27,7 @@ from fastest.cli.loader import manifest_loader
 from fastest.cli.push import push, scan_folder
 from fastest.cli.state import Folder, ManifestCache, PushedTree, WorkspaceState
 from fastest.domain.manifest import Entry, ManifestError
-from fastest.domain.tree import Change, diff, update_manifests
+from fastest.domain.tree import Change, build_manifests, diff, update_manifests
 
 OPTIONS_BY_SIDE = {"workspace": "keep_workspace", "main": "take_main"}
 
@@ -242,8 +242,8 @@ def _remember(folder: Folder, state: WorkspaceState, pushed: PushedTree, found: 
     """Save the new head, and the new tree for the next push, if it rebuilds to the server's root."""
     state.head_snapshot_id, old_root, state.manifest_hash = snapshot_id, state.manifest_hash, new_root
     folder.save(state)
-    if pushed.root is None or old_root is None:
-        return
+    if old_root is not None and pushed.root is None:
+        return  # the last pushed tree is not known here: the next push walks and compares everything
     records = dict(pushed.records)
     updates: dict[str, Any] = {}
     for change in found:
@@ -255,7 +255,10 @@ def _remember(folder: Folder, state: WorkspaceState, pushed: PushedTree, found: 
             records[change.path] = (entry.hash, entry.size or 0, entry.mode or 0o644)
             updates[change.path] = (change.path, entry.hash, entry.size or 0, entry.mode or 0o644)
     try:
-        tree = update_manifests(old_root, pushed.manifests, updates)
+        if old_root is None:  # a workspace never pushed: the merge wrote its first tree
+            tree = build_manifests([(path, *record) for path, record in sorted(records.items())])
+        else:
+            tree = update_manifests(old_root, pushed.manifests, updates)
     except ManifestError:
         return
     if tree.root == new_root:
