@@ -64,6 +64,9 @@ class Platform:
     # What other capabilities do when an event is recorded (`services.events.reactions.Reaction`s),
     # handed over by whoever composes the platform; empty: nothing reacts.
     reactions: tuple[Any, ...] = ()
+    # State a service keeps for the platform's lifetime (per process locally, per isolate on the
+    # Worker), by the service's name; each service bounds what it keeps (e.g. `webhooks.senders`).
+    service_state: dict[str, Any] = field(default_factory=dict)
 
     def defer(self, work: Coroutine[Any, Any, Any]) -> bool:
         """Run `work` in the background if this runtime can (False, and `work` closed, if not)."""
