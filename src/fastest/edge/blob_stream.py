@@ -32,7 +32,7 @@ from typing import Any
 
 from fastest.api.blobs import HASH_PATTERN, download_head, etag_matches, parse_range
 from fastest.api.errors import internal_error
-from fastest.edge.reply import EdgeReply, ResponseFactory, _header
+from fastest.edge.reply import EdgeReply, ResponseFactory, request_header
 from fastest.errors import ApiError, LengthRequired
 from fastest.platform import Platform
 from fastest.platform.cloudflare.interop import is_null
@@ -76,7 +76,7 @@ def _bearer_token(authorization: str | None) -> str | None:
 
 
 def _declared_length(request: Any) -> int | None:
-    value = _header(request, "content-length")
+    value = request_header(request, "content-length")
     return int(value) if value is not None and value.strip().isdigit() else None
 
 
@@ -123,8 +123,8 @@ async def _download(request: Any, platform: Platform, user_id: str, blob_hash: s
         platform,
         user_id,
         blob_hash,
-        requested=parse_range(_header(request, "range")),
-        client_has_it=etag_matches(_header(request, "if-none-match"), blob_hash),
+        requested=parse_range(request_header(request, "range")),
+        client_has_it=etag_matches(request_header(request, "if-none-match"), blob_hash),
     )
     status, headers = download_head(download, ranges=True)
     if download.not_modified:
@@ -149,7 +149,7 @@ async def handle(
         try:
             principal = await identity.authorize(
                 platform,
-                _bearer_token(_header(request, "authorization")),
+                _bearer_token(request_header(request, "authorization")),
                 ABILITY,
                 route_class=ROUTE_CLASS,
                 on_rate_decision=reply.rate_decided,
