@@ -15,6 +15,7 @@ import standardwebhooks
 
 from fastest.config import Settings
 from fastest.domain.ids import parse_iso
+from fastest.platform import EDGE
 from fastest.services import events, webhooks
 from fastest.services.webhooks import delivery as webhooks_delivery
 from fastest.services.webhooks.senders import senders
@@ -446,7 +447,7 @@ def test_plain_http_to_loopback_needs_the_operator_setting(client, alice, platfo
 
 
 def test_the_setting_never_opens_loopback_on_the_edge(platform):
-    platform.runtime = "cloudflare"
+    platform.capabilities = EDGE
     assert webhooks.loopback_http_allowed(platform) is False
 
 

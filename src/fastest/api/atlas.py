@@ -43,7 +43,7 @@ async def index(
 ):
     async def produce():
         status, body = await atlas.start(platform, principal.user_id, project_id, snapshot_id=snapshot_id, embed=embed)
-        if status == 202 and platform.runtime == "local":
+        if status == 202 and platform.capabilities.long_background_work:
             background.add_task(atlas.run_to_end, platform, project_id)
         return status, body
 

@@ -574,7 +574,7 @@ class _Indexer:
         """After a big index, merge the FTS5 segments its many inserts and deletes left (queries read
         every segment: merged, they take half the time). Locally a full `optimize`; on D1, where the
         table holds every project, a bounded `merge` (pages of work)."""
-        command = ("INSERT INTO atlas_fts (atlas_fts) VALUES ('optimize')" if self.platform.runtime == "local"
+        command = ("INSERT INTO atlas_fts (atlas_fts) VALUES ('optimize')" if self.platform.capabilities.whole_table_maintenance
                    else "INSERT INTO atlas_fts (atlas_fts, rank) VALUES ('merge', 4000)")
         await self.db.prepare(command).run()
 

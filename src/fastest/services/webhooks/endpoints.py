@@ -47,8 +47,9 @@ def endpoint_view(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def loopback_http_allowed(platform: Platform) -> bool:
-    """The operator's plain-HTTP-to-loopback exception: only ever on the local runtime."""
-    return platform.runtime == "local" and platform.settings.webhooks_loopback_http
+    """The operator's plain-HTTP-to-loopback exception: only where the server runs on its user's own
+    machine (never on a Worker)."""
+    return platform.capabilities.serves_its_own_machine and platform.settings.webhooks_loopback_http
 
 
 async def check_target(platform: Platform, url: str) -> tuple[Target, str]:
