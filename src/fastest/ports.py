@@ -104,6 +104,11 @@ class BlobBody(Protocol):
 
     def stream(self) -> AsyncIterator[bytes]: ...
 
+    def native_stream(self) -> Any:
+        """The body as the runtime's responses take it, to send without copying through Python (a JS
+        ReadableStream on Workers; `stream()` elsewhere). Like `stream()`, it can be consumed once."""
+        ...
+
     async def read(self) -> bytes: ...
 
 
@@ -113,6 +118,10 @@ class BlobListing:
     delimited_prefixes: list[str]
     truncated: bool
     cursor: str | None
+
+
+class ChecksumMismatch(Exception):
+    """A `put_stream` whose body's SHA-256 is not the one given; nothing was stored."""
 
 
 class BlobStore(Protocol):
@@ -126,6 +135,20 @@ class BlobStore(Protocol):
         custom_metadata: Mapping[str, str] | None = None,
         content_type: str | None = None,
     ) -> BlobInfo: ...
+
+    async def put_stream(
+        self,
+        key: str,
+        stream: Any,
+        *,
+        sha256: str,
+        custom_metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> BlobInfo:
+        """Put a request body as it arrives (the runtime's own stream: a JS ReadableStream on Workers,
+        async byte chunks elsewhere), checked against `sha256` by the store itself: on a mismatch
+        nothing is stored and ChecksumMismatch is raised."""
+        ...
 
     async def get(self, key: str, *, range: ByteRange | None = None) -> BlobBody | None: ...
 

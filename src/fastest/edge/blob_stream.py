@@ -36,7 +36,7 @@ from fastest.edge.reply import EdgeReply, ResponseFactory, request_header
 from fastest.errors import ApiError, LengthRequired
 from fastest.platform import Platform
 from fastest.platform.cloudflare.interop import is_null
-from fastest.platform.cloudflare.r2 import ChecksumMismatch
+from fastest.ports import ChecksumMismatch
 from fastest.services import identity, storage
 
 __all__ = ["DOWNLOAD", "UPLOAD", "EdgeReply", "handle", "match"]
@@ -106,7 +106,7 @@ async def _upload(request: Any, platform: Platform, user_id: str, blob_hash: str
         return reply.json(upload.existing(), 200)
     body = request.body
     try:
-        info = await platform.blobs.put_stream(  # type: ignore[attr-defined]  (R2BlobStore)
+        info = await platform.blobs.put_stream(
             upload.key,
             None if is_null(body) else body,
             sha256=blob_hash,
@@ -131,7 +131,7 @@ async def _download(request: Any, platform: Platform, user_id: str, blob_hash: s
         return reply.stream(None, status, headers)
     assert download.body is not None
     headers["Content-Type"] = "application/octet-stream"
-    return reply.stream(download.body.js_stream(), status, headers)  # type: ignore[attr-defined]  (R2Body)
+    return reply.stream(download.body.native_stream(), status, headers)
 
 
 async def handle(
