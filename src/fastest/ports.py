@@ -383,7 +383,7 @@ class SignatureVerifier(Protocol):
 
 @runtime_checkable
 class AIModel(Protocol):
-    """Chat completion and embeddings. The answer names the provider/model that produced it.
+    """A chat model: completion, whole or streamed. The answer names the provider/model that produced it.
 
     Messages are in OpenAI's chat format (`role`, `content`, and for tool use `tool_calls` /
     `tool_call_id`); tools in OpenAI's function-calling format
@@ -410,6 +410,14 @@ class AIModel(Protocol):
 
         Raises AIError when the provider fails."""
         ...
+
+
+class EmbeddingModel(Protocol):
+    """An embedding model (the Atlas's search by meaning): texts in, one vector each, all of the
+    model's dimension. Vectors of different models (`provider:model`) are never compared."""
+
+    provider: str
+    model: str
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 

@@ -12,6 +12,7 @@ from fastest.ports import (
     BlobStore,
     Clock,
     Database,
+    EmbeddingModel,
     HttpClient,
     KeyValue,
     RateLimiter,
@@ -74,7 +75,7 @@ class Platform:
     signatures: SignatureVerifier | None = None
     # Embeddings for the Atlas (the provider's embedding model with a given API key, or the local
     # runtime's own model; None: no embeddings here) and where their vectors live.
-    embedder_factory: Callable[[str | None], AIModel | None] | None = None
+    embedder_factory: Callable[[str | None], EmbeddingModel | None] | None = None
     vectors: VectorIndex | None = None
     # What this runtime can do: services ask it, never the runtime's name. The defaults are the
     # edge's (a Worker behind Cloudflare): none of the local runtime's conveniences.

@@ -29,7 +29,7 @@ from fastest.domain.atlas.graph import PathIndex, pagerank
 from fastest.domain.ids import iso
 from fastest.errors import Conflict, NotFound
 from fastest.platform import Platform
-from fastest.ports import AIModel, Statement
+from fastest.ports import EmbeddingModel, Statement
 from fastest.services import projects, storage
 from fastest.services.common import now_iso, split_page
 from fastest.services.sync import snapshots
@@ -96,7 +96,7 @@ async def _target_snapshot(platform: Platform, user_id: str, project: dict[str, 
     return row["id"], row["manifest_hash"]
 
 
-async def embedder_for_user(platform: Platform, user_id: str) -> AIModel | None:
+async def embedder_for_user(platform: Platform, user_id: str) -> EmbeddingModel | None:
     if platform.embedder_factory is None or platform.vectors is None:
         return None
     from fastest.services.ai import models
@@ -107,7 +107,7 @@ async def embedder_for_user(platform: Platform, user_id: str) -> AIModel | None:
     return platform.embedder_factory(key)
 
 
-def embedder_model_id(embedder: AIModel | None) -> str:
+def embedder_model_id(embedder: EmbeddingModel | None) -> str:
     return f"{embedder.provider}:{embedder.model}" if embedder is not None else ""
 
 
@@ -246,7 +246,7 @@ class _Indexer:
         self.state = state
         self.counts: dict[str, int] = state["counts"]
         self.load = storage.manifest_loader(platform, self.user_id)
-        self.embedder_for_user: AIModel | None = None
+        self.embedder_for_user: EmbeddingModel | None = None
 
     # --- walking -----------------------------------------------------------------------------
 
