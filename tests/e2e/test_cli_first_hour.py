@@ -175,6 +175,9 @@ def test_items_name_their_project_and_workspace(logged_in: Cli, tmp_path: Path):
     assert sorted(h.split(" (wsp_")[0] for h in headings) == ["shop / desk", "shop / laptop"]
     assert all(line.startswith(("shop / ", "  ")) for line in listed)  # no bare marks such as "."
     assert sum("module without tests" in line for line in listed) == 2  # one under each workspace
+    # No model on this server: no agent is offered, the item says what to do by hand.
+    assert not any("Fix with an agent" in line for line in listed)
+    assert sum("an agent could fix it once the server has an AI model" in line for line in listed) == 2
 
 
 def test_next_starts_finishes_and_dismisses_a_step(logged_in: Cli, tmp_path: Path):

@@ -34,7 +34,8 @@ async def list_items(
     principal: Principal = Depends(read),
     platform: PlatformDep,
 ):
-    return {"items": await action_items.list_items(platform, principal.user_id, include_dismissed=include_dismissed)}
+    return {"items": await action_items.list_items(platform, principal.user_id, include_dismissed=include_dismissed),
+            "agent_available": await action_items.agent_available(platform, principal.user_id)}
 
 
 @router.get("/v1/action-items/{item_id}", response_model=ActionItemResponse, summary="One action item")
