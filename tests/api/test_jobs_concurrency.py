@@ -1,4 +1,4 @@
-"""Every scheduled job is idempotent and safe to run twice at once (API.md §"Health and jobs"): each
+"""Every scheduled job is idempotent and safe to run twice at once (docs/jobs.md): each
 test sets up work for one job, runs the job twice concurrently, and checks the end state is the one
 a single run gives. A last test makes sure no job is left without such a test."""
 

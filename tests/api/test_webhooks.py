@@ -1,4 +1,4 @@
-"""Integration webhooks (issue 11 item 4): endpoints, Standard Webhooks deliveries verified with the
+"""Integration webhooks: endpoints, Standard Webhooks deliveries verified with the
 `standardwebhooks` library in a loopback receiver, retries on a controlled clock, disabling, the
 SSRF guard, strict guardrail integers and cross-user 404s."""
 

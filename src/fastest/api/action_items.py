@@ -1,4 +1,4 @@
-"""Action items and their runs (seed 001 "Action Items"): findings across the user's workspaces,
+"""Action items and their runs: findings across the user's workspaces,
 dismissals, background runs that fix an item on a copy of the files, and applying a run."""
 
 from __future__ import annotations

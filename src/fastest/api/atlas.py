@@ -1,5 +1,4 @@
-"""The Atlas: index a snapshot into a knowledge graph, read it, search it, draw diagrams (seed 001,
-issue 13)."""
+"""The Atlas: index a snapshot into a knowledge graph, read it, search it, draw diagrams."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Code analyses over a workspace's tree, as findings a user can act on (issue 14).
+"""Code analyses over a workspace's tree, as findings a user can act on.
 
 Pure functions over a listing of the tree (`FileInfo`: path and size) and the text of the files
 the analyses asked for (`wants_text`). The service walks the tree, reads those files, and calls

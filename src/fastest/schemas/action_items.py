@@ -1,4 +1,4 @@
-"""Action items and their runs (seed 001 "Action Items")."""
+"""Action items and their runs."""
 
 from __future__ import annotations
 

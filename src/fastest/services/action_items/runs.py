@@ -1,5 +1,5 @@
 """Runs: a background agent turn that fixes one action item on a copy of the workspace's files,
-and applying its result (issue 14, seed 001 "Action Items").
+and applying its result.
 
 A run is a row in D1 (what the API reads) and a `ConversationSession` object named `run:<id>`
 (what does the work: `durable_objects.runs`). `start` records the row, gives the object its

@@ -149,7 +149,7 @@ async def deploy_project(
     through the callback), "server" (the local runtime builds, if allowed), "none" (deploy the
     source's output directory as is), "auto" (none when no build is needed, else server).
 
-    Returns 001's `{success, deployment_id, url, resources, provisioned_resources, error}` plus
+    Returns `{success, deployment_id, url, resources, provisioned_resources, error}` plus
     `status`, `deployment` and `callback_token` (for a client build)."""
     project = await projects.get_owned(platform, user_id, project_id)
     workspace_id = workspace_id or project["main_workspace_id"]

@@ -67,7 +67,7 @@ class PendingDevice:
 async def start(
     platform: Platform, *, client_name: str = "", abilities: tuple[str, ...] | None = None
 ) -> dict[str, Any]:
-    """A new device authorization (001's response shape)."""
+    """A new device authorization (RFC 8628 §3.2's response)."""
     wanted = tokens.DEFAULT_ABILITIES if abilities is None else abilities
     if not wanted:
         raise ValidationFailed("Ask for at least one ability.", fields={"scope": "no abilities"})

@@ -1,4 +1,4 @@
-"""The Atlas: a project's knowledge graph, built from a snapshot's tree (issue 13).
+"""The Atlas: a project's knowledge graph, built from a snapshot's tree.
 
 Indexing walks the snapshot's Merkle tree from the root. A directory whose manifest hash was indexed
 before is reused without being read (nor anything under it); inside a changed directory, a file

@@ -1,4 +1,4 @@
-"""Next steps: what to do next in a project (seed 001, issue 13).
+"""Next steps: what to do next in a project.
 
 Signals are real and gathered the same way with or without a model: stale workspaces and risky drift
 (drift reports and snapshot times), the Atlas (modules without tests, files that do not parse,

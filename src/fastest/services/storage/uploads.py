@@ -117,7 +117,7 @@ async def manifest_exists(platform: Platform, user_id: str, manifest_hash: str) 
 
 
 def upload_paths(hashes: Sequence[str]) -> dict[str, str]:
-    """Worker-proxied upload paths (seed 001: not presigned URLs; the bearer token is still needed)."""
+    """Worker-proxied upload paths (not presigned URLs: the bearer token is still needed)."""
     return {h: f"/v1/blobs/upload/{h}" for h in dict.fromkeys(hashes)}
 
 
