@@ -1,6 +1,6 @@
 """Benchmark: three-way merge of 100,000-file trees with 1% of the files changed on each side.
 
-Budget (issue 4, DESIGN.md §9): `merge.merge_trees` in < 1 s wall time and < 64 MB peak
+Budget (docs/DESIGN.md §9): `merge.merge_trees` in < 1 s wall time and < 64 MB peak
 (tracemalloc), with a loader that parses each manifest from bytes held in memory as the server does
 for what it stored itself (`memory_loader(..., validate=False)` → `parse_stored_manifest`).
 Building the three trees is not measured. Applying the result to ours as sync execute does

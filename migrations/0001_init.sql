@@ -79,7 +79,7 @@ CREATE TABLE snapshot_parents (
 );
 CREATE INDEX snapshot_parents_parent ON snapshot_parents(parent_id);
 
--- Activity and audit: every write to a project appends one row (seed 000's operator ledger).
+-- Activity and audit: every write to a project appends one row.
 CREATE TABLE project_events (
   seq         INTEGER PRIMARY KEY AUTOINCREMENT,  -- insertion order: the list order and its cursor
   id          TEXT NOT NULL UNIQUE,

@@ -1,4 +1,4 @@
--- Conversations (issue 6). D1 holds the index — who owns a conversation, which workspace it works
+-- Conversations. D1 holds the index — who owns a conversation, which workspace it works
 -- on, its title — so lists and lookups work across projects; the messages, the event log, pending
 -- questions and the working-tree overlay live in the conversation's Durable Object.
 
@@ -14,7 +14,7 @@ CREATE TABLE conversations (
 );
 CREATE INDEX conversations_user ON conversations(user_id, seq);
 
--- The AI budget guardrail (seed 004): model calls per user per fixed window. A counter, so D1 (not KV).
+-- The AI budget guardrail: model calls per user per fixed window. A counter, so D1 (not KV).
 CREATE TABLE ai_usage (
   user_id       TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
   window_start  TEXT NOT NULL,

@@ -1,4 +1,4 @@
--- Billing with Paddle (issue 11). A user's plan is derived from their subscriptions: the best plan
+-- Billing with Paddle. A user's plan is derived from their subscriptions: the best plan
 -- among those whose status still entitles (active, trialing, past_due); no row means the free plan.
 -- Every Paddle event received is recorded once (event_id), in the same batch as its effect.
 

@@ -1,4 +1,4 @@
--- Integration webhooks (issue 11, seed 004) and the storage-stats job.
+-- Integration webhooks and the storage-stats job.
 --
 -- webhook_endpoints: a user's endpoints. `events` is a JSON array of event types ("*" = all);
 -- `secret_sealed` is the Vault ciphertext of the `whsec_…` signing secret (never stored plain).
@@ -45,7 +45,7 @@ CREATE INDEX webhook_messages_due ON webhook_messages(status, next_attempt_at);
 CREATE INDEX webhook_messages_event ON webhook_messages(event_id);
 CREATE INDEX webhook_messages_endpoint ON webhook_messages(endpoint_id, status);
 
--- The deliveries log: one row per attempt (seed 004's integration_webhook_deliveries).
+-- The deliveries log: one row per attempt.
 CREATE TABLE webhook_deliveries (
   seq               INTEGER PRIMARY KEY AUTOINCREMENT,   -- insertion order: the list order and its cursor
   id                TEXT NOT NULL UNIQUE,

@@ -1,4 +1,4 @@
--- Deployments (issue 12): provider credentials, per-workspace deployment settings, deployments with
+-- Deployments: provider credentials, per-workspace deployment settings, deployments with
 -- their logs, provisioned resources, and the server's own signing key for pipeline callbacks.
 
 -- A user's credential for a provider (e.g. their Cloudflare API token). The token is AES-GCM

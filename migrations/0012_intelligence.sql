@@ -1,4 +1,4 @@
--- Project intelligence (issue 13): the Atlas (a project's knowledge graph: concepts, edges, search,
+-- Project intelligence: the Atlas (a project's knowledge graph: concepts, edges, search,
 -- chunks and local vectors), diagrams, next steps and decisions.
 
 -- One index per project: where it stands, and while it runs, the directories still to visit (a

@@ -1,4 +1,4 @@
--- Action items (issue 14): analysis findings persisted per workspace tree, dismissals, and runs.
+-- Action items: analysis findings persisted per workspace tree, dismissals, and runs.
 --
 -- Findings from code analysis are recomputed when a workspace's tree changes (a push, the
 -- `refresh-action-items` job): `action_item_analyses` says which tree a workspace was last analysed

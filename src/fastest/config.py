@@ -46,7 +46,7 @@ class Settings:
     ai_api_key: str = field(default="", repr=False)
     # Seconds to wait for a model's first byte / between chunks.
     ai_timeout_seconds: int = 120
-    # The AI budget guardrail (seed 004): model calls per user per window; 429 ai_rate_limited after.
+    # The AI budget guardrail: model calls per user per window; 429 ai_rate_limited after.
     ai_budget_calls: int = 200
     ai_budget_window_seconds: int = 5 * 60 * 60
     # Conversations: the largest prompt, the largest WebSocket frame a client may send, and how many
@@ -83,7 +83,7 @@ class Settings:
     deploy_signing_key: str = field(default="", repr=False)
     # Cloudflare's REST API (the cloudflare deploy provider); tests point it at a loopback stand-in.
     cloudflare_api_base: str = "https://api.cloudflare.com/client/v4"
-    # Billing with Paddle (issue 11). The Billing API (the sandbox by default; live is
+    # Billing with Paddle. The Billing API (the sandbox by default; live is
     # https://api.paddle.com) and its key; the webhook's secrets (comma-separated: several during a
     # rotation) and how far a signature's timestamp may be from now; each paid plan's Paddle price id
     # (FASTEST_PADDLE_PRICE_<PLAN>); plan limits as JSON over the defaults (see README, Billing).

@@ -98,14 +98,14 @@ class Unavailable(ApiError):
 
 
 class AIRateLimited(ApiError):
-    """The user's AI budget for the current window is spent (seed 004's guardrail). The problem
+    """The user's AI budget for the current window is spent. The problem
     carries `ai_rate_limit: {resets_at, used, limit}`."""
 
     status, code, title = 429, "ai_rate_limited", "AI budget exhausted"
 
 
 class PlanLimitReached(ApiError):
-    """A plan's limit would be passed (issue 11). The problem carries `plan_limit: {plan, limit_name,
+    """A plan's limit would be passed. The problem carries `plan_limit: {plan, limit_name,
     limit, used, adding}` and `upgrade: {plans, checkout}`: the plans that allow more and the route
     that buys one."""
 

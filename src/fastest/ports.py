@@ -104,6 +104,11 @@ class BlobBody(Protocol):
 
     def stream(self) -> AsyncIterator[bytes]: ...
 
+    def native_stream(self) -> Any:
+        """The body as the runtime's responses take it, to send without copying through Python (a JS
+        ReadableStream on Workers; `stream()` elsewhere). Like `stream()`, it can be consumed once."""
+        ...
+
     async def read(self) -> bytes: ...
 
 
@@ -113,6 +118,10 @@ class BlobListing:
     delimited_prefixes: list[str]
     truncated: bool
     cursor: str | None
+
+
+class ChecksumMismatch(Exception):
+    """A `put_stream` whose body's SHA-256 is not the one given; nothing was stored."""
 
 
 class BlobStore(Protocol):
@@ -126,6 +135,20 @@ class BlobStore(Protocol):
         custom_metadata: Mapping[str, str] | None = None,
         content_type: str | None = None,
     ) -> BlobInfo: ...
+
+    async def put_stream(
+        self,
+        key: str,
+        stream: Any,
+        *,
+        sha256: str,
+        custom_metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> BlobInfo:
+        """Put a request body as it arrives (the runtime's own stream: a JS ReadableStream on Workers,
+        async byte chunks elsewhere), checked against `sha256` by the store itself: on a mismatch
+        nothing is stored and ChecksumMismatch is raised."""
+        ...
 
     async def get(self, key: str, *, range: ByteRange | None = None) -> BlobBody | None: ...
 
@@ -360,7 +383,7 @@ class SignatureVerifier(Protocol):
 
 @runtime_checkable
 class AIModel(Protocol):
-    """Chat completion and embeddings. The answer names the provider/model that produced it.
+    """A chat model: completion, whole or streamed. The answer names the provider/model that produced it.
 
     Messages are in OpenAI's chat format (`role`, `content`, and for tool use `tool_calls` /
     `tool_call_id`); tools in OpenAI's function-calling format
@@ -387,6 +410,14 @@ class AIModel(Protocol):
 
         Raises AIError when the provider fails."""
         ...
+
+
+class EmbeddingModel(Protocol):
+    """An embedding model (the Atlas's search by meaning): texts in, one vector each, all of the
+    model's dimension. Vectors of different models (`provider:model`) are never compared."""
+
+    provider: str
+    model: str
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 

@@ -81,6 +81,7 @@ def git_apply_check(tmp_path: Path, files: dict[str, bytes], patch: str) -> None
 def test_a_run_fixes_the_secret_and_apply_resolves_the_item(client, alice, model, tmp_path, platform):
     project, workspace, head = make_workspace(client, alice)
     item = secret_item(client, alice)
+    assert client.get("/v1/action-items", headers=alice.headers).json()["agent_available"] is True  # a model is configured
     run = start(client, alice, item["id"])
     assert run["status"] in ("queued", "running") and run["action_item_id"] == item["id"] and run["max_attempts"] == 3
     run = wait_run(client, alice, run["id"])

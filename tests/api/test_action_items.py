@@ -194,3 +194,10 @@ def test_scans_are_kept_per_blob_and_big_trees_wait_for_the_job(client, alice, p
     move(client, alice, workspace, {**TREE, "app/models.py": b"class User:\n    name = 'x'\n"})
     assert run(jobs.run(platform, "refresh-action-items")) == 1
     assert count_rows(platform, "SELECT COUNT(*) AS n FROM action_item_blob_scans") == scanned + 1
+
+
+def test_the_listing_says_whether_an_agent_can_fix_items(client, alice):
+    """No model configured: runs would fail at once, so the listing says no agent is available."""
+    make_workspace(client, alice)
+    listing = client.get("/v1/action-items", headers=alice.headers).json()
+    assert listing["items"] and listing["agent_available"] is False

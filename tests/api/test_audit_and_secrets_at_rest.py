@@ -10,6 +10,7 @@ import pytest
 from fastest.config import Settings
 from fastest.domain.device_codes import GRANT_TYPE
 from fastest.domain.tokens import ABILITIES
+from fastest.platform import EDGE, LOCAL
 from tests.api.google_idp import CLIENT_ID
 from tests.conftest import assert_problem, make_caller
 
@@ -95,3 +96,15 @@ def test_revealing_env_vars_is_a_security_event(client, platform):
     assert event["type"] == "secrets.revealed"
     assert event["data"] == {"project_id": project, "keys": ["DB_PASSWORD"]}
     assert "hunter2" not in response.text
+
+
+@pytest.mark.parametrize("capabilities, expected", [(LOCAL, "testclient"), (EDGE, "203.0.113.9")])
+def test_the_audited_ip_is_the_edges_header_only_where_the_platform_has_one(client, platform, capabilities, expected):
+    """Behind Cloudflare the client's address is the header Cloudflare sets; locally that header is
+    whatever the client wrote, so the socket's peer counts."""
+    platform.capabilities = capabilities
+    caller = make_caller(platform, "ip@example.com", abilities=ABILITIES)
+    client.post("/v1/auth/api-keys", headers={**caller.headers, "CF-Connecting-IP": "203.0.113.9"},
+                json={"provider": "p", "key_value": "value-secret"})
+    [event] = client.get("/v1/audit", headers=caller.headers).json()["events"]
+    assert event["ip"] == expected

@@ -1,4 +1,4 @@
-"""Billing through the HTTP API (issue 11): plans, checkout against a loopback Paddle, the public
+"""Billing through the HTTP API: plans, checkout against a loopback Paddle, the public
 status, the subscription, and Paddle's signed webhook (exactly once, never backwards)."""
 
 from __future__ import annotations

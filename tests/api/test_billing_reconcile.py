@@ -1,4 +1,4 @@
-"""The `reconcile-subscriptions` job (issue 11, item 5's billing reconciliation): subscriptions whose
+"""The `reconcile-subscriptions` job: subscriptions whose
 period ended without an event are asked about at Paddle, or lapse when no Paddle is configured.
 Idempotent, and two runs at once end in the same state as one."""
 

@@ -1,6 +1,6 @@
 """The CLI's push and checkout against the real app (in process): manifests and blobs travel through
-the batch routes, an older server without them gets single requests, frames refused while GC deletes
-their hash are sent again, and every downloaded blob is verified."""
+the batch routes, frames refused while GC deletes their hash are sent again, and every downloaded
+blob is verified."""
 
 from __future__ import annotations
 
@@ -57,16 +57,6 @@ def api_for(client, caller, override=None) -> tuple[ApiClient, Recorder, list[fl
     return ApiClient("http://testserver", caller.token, transport=recorder, sleep=slept.append), recorder, slept
 
 
-MANIFEST_DOWNLOAD_BATCH = "/v1/blobs/manifests/download/batch"
-
-
-def no_batch_routes(request: httpx.Request) -> httpx.Response | None:
-    """An older server: the batch routes match nothing that takes POST."""
-    if request.method == "POST" and request.url.path in (MANIFESTS_BATCH, DOWNLOAD_BATCH, MANIFEST_DOWNLOAD_BATCH):
-        return httpx.Response(405, json={"error": {"code": "method_not_allowed", "message": "no"}})
-    return None
-
-
 def write_tree(root: Path, files: int = 60, dirs: int = 12) -> list[tuple[str, str, int, int]]:
     records = []
     for i in range(files):
@@ -113,22 +103,6 @@ def test_cli_push_and_checkout_use_the_batch_routes(client, alice, platform, tmp
     assert materialise(api, staging, files, progress=False) == 60
     assert checked_out(staging) == expected(tmp_path / "src", records)
     assert recorder.count("POST", DOWNLOAD_BATCH) == 1 and recorder.count("GET", "/v1/blobs/download/") == 0
-
-
-def test_cli_falls_back_to_single_requests_on_an_older_server(client, alice, platform, tmp_path):
-    records = write_tree(tmp_path / "src", files=20, dirs=4)
-    api, recorder, _ = api_for(client, alice, no_batch_routes)
-    report, manifests, root = push_tree(api, tmp_path / "src", records)
-    assert report.manifests_uploaded == len(manifests)
-    assert recorder.count("POST", MANIFESTS_BATCH) == 1  # tried once, then one PUT each
-    assert recorder.count("PUT", "/v1/blobs/manifests/") == len(manifests)
-    run(storage.verify_closure(platform, alice.user_id, root))
-
-    staging = tmp_path / "out"
-    assert materialise(api, staging, list_files(root, memory_loader(manifests)), progress=False) == 20
-    assert checked_out(staging) == expected(tmp_path / "src", records)
-    assert recorder.count("POST", DOWNLOAD_BATCH) == 1  # tried once, then one GET per blob
-    assert recorder.count("GET", "/v1/blobs/download/") == 20
 
 
 def test_cli_push_retries_frames_gc_is_deleting(client, alice, platform, tmp_path):
@@ -288,14 +262,3 @@ def test_cli_fetches_a_tree_a_level_per_request(client, alice, tmp_path):
     assert recorder.count("POST", MANIFEST_DOWNLOAD_BATCH) == 3  # root, 12 directories, 36 below them
     assert recorder.count("GET", "/v1/blobs/manifests/") == 0
     assert list_files(root, manifest_loader(api, None, fetched)) == list_files(root, memory_loader(manifests))
-
-
-def test_cli_tree_prefetch_falls_back_on_an_older_server(client, alice, tmp_path):
-    from fastest.cli.loader import manifest_loader, prefetch_tree
-
-    records = write_tree(tmp_path / "src", files=20, dirs=4)
-    api, recorder, _ = api_for(client, alice, no_batch_routes)
-    _, manifests, root = push_tree(api, tmp_path / "src", records)
-    assert prefetch_tree(api, root) == {}
-    assert list_files(root, manifest_loader(api)) == list_files(root, memory_loader(manifests))
-    assert recorder.count("GET", "/v1/blobs/manifests/") == len(manifests)

@@ -1,4 +1,4 @@
-"""API.md §1 conventions, asserted through the HTTP API on the local runtime."""
+"""The API's conventions (docs/api/README.md), asserted through the HTTP API on the local runtime."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from fastest.app import create_app
 from fastest.config import Settings
 from fastest.domain.device_codes import GRANT_TYPE
+from fastest.platform import EDGE
 from tests.api.google_idp import CLIENT_ID, FakeGoogle
 from tests.conftest import count_rows, run
 
@@ -125,7 +126,7 @@ def test_local_owner_is_refused_outside_the_local_environment(browser, platform)
 
 
 def test_local_owner_is_refused_on_the_worker_runtime(browser, platform):
-    platform.runtime = "cloudflare"
+    platform.capabilities = EDGE
     _refused(browser, start(browser))
 
 

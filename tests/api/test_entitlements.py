@@ -1,4 +1,4 @@
-"""Plan limits enforced where they bite, through the HTTP API (issue 11): blob, batch and manifest
+"""Plan limits enforced where they bite, through the HTTP API: blob, batch and manifest
 uploads (storage bytes), new conversations, the AI budget; 402 `plan_limit_reached` with the limit,
 the usage and the upgrade path, lifted when Paddle says the user is on a bigger plan."""
 

@@ -1,4 +1,4 @@
-"""Every scheduled job is idempotent and safe to run twice at once (API.md §"Health and jobs"): each
+"""Every scheduled job is idempotent and safe to run twice at once (docs/jobs.md): each
 test sets up work for one job, runs the job twice concurrently, and checks the end state is the one
 a single run gives. A last test makes sure no job is left without such a test."""
 
@@ -15,7 +15,7 @@ import pytest
 from fastest.config import Settings
 from fastest.services import events, storage, webhooks
 from fastest.services.operations import jobs
-from fastest.services.webhooks import endpoints as webhooks_endpoints
+from fastest.services.webhooks import delivery as webhooks_delivery
 from tests.api.trees import new_project
 from tests.api.webhook_receiver import Answer, Receiver
 from tests.conftest import count_rows, make_caller, run
@@ -78,7 +78,7 @@ def test_purge_expired_tokens(client, alice, platform, clock):
 
 
 def test_retry_webhook_deliveries_sends_each_due_message_once(client, alice, platform, clock, monkeypatch):
-    monkeypatch.setattr(webhooks_endpoints, "SHORT_RETRY_SECONDS", -1)
+    monkeypatch.setattr(webhooks_delivery, "SHORT_RETRY_SECONDS", -1)
     with Receiver() as rx:
         rx.answers["/hook"] = Answer(status=500)
         project = new_project(client, alice)

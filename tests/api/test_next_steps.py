@@ -136,3 +136,13 @@ def test_next_step_routes_are_404_for_another_user(client, alice, bob, project):
     own = new_project(client, bob, "bob's")
     assert_problem(client.patch(f"/v1/projects/{own['id']}/next-steps/{step['id']}", headers=bob.headers,
                                 json={"status": "dismissed"}), 404, "not_found")
+
+
+def test_next_steps_and_action_items_count_the_same_untested_modules(client, alice, project):
+    """One rule for "untested": the testing step and the untested-modules items of the same tree
+    name the same modules."""
+    steps = {s["category"]: s for s in generate(client, alice, project)["next_steps"]}
+    counted = int(steps["testing"]["title"].split()[3])  # "Add tests for N untested module(s), …"
+    items = client.get("/v1/action-items", headers=alice.headers).json()["items"]
+    untested = [i for i in items if i["type"] == "untested-modules" and i["project_id"] == project]
+    assert untested and counted == sum(i["magnitude"] for i in untested)

@@ -1,4 +1,4 @@
-"""Integration webhooks (issue 11 item 4): endpoints, Standard Webhooks deliveries verified with the
+"""Integration webhooks: endpoints, Standard Webhooks deliveries verified with the
 `standardwebhooks` library in a loopback receiver, retries on a controlled clock, disabling, the
 SSRF guard, strict guardrail integers and cross-user 404s."""
 
@@ -15,8 +15,10 @@ import standardwebhooks
 
 from fastest.config import Settings
 from fastest.domain.ids import parse_iso
+from fastest.platform import EDGE
 from fastest.services import events, webhooks
-from fastest.services.webhooks import endpoints as webhooks_endpoints
+from fastest.services.webhooks import delivery as webhooks_delivery
+from fastest.services.webhooks.senders import senders
 from tests.api.trees import new_project, snapshot, upload_tree
 from tests.api.webhook_receiver import Answer, Receiver
 from tests.conftest import assert_problem, count_rows, run
@@ -39,7 +41,7 @@ def receiver():
 def no_in_task_retries(monkeypatch):
     """The background task retries by itself when the next try is seconds away; here the clock is
     manual, so retries are driven by the sweep."""
-    monkeypatch.setattr(webhooks_endpoints, "SHORT_RETRY_SECONDS", -1)
+    monkeypatch.setattr(webhooks_delivery, "SHORT_RETRY_SECONDS", -1)
 
 
 class FakeDns:
@@ -445,7 +447,7 @@ def test_plain_http_to_loopback_needs_the_operator_setting(client, alice, platfo
 
 
 def test_the_setting_never_opens_loopback_on_the_edge(platform):
-    platform.runtime = "cloudflare"
+    platform.capabilities = EDGE
     assert webhooks.loopback_http_allowed(platform) is False
 
 
@@ -537,9 +539,9 @@ def test_combined_result_writes_fall_back_to_one_batch_each(platform, alice):
 
     async def go():
         return await asyncio.gather(
-            webhooks_endpoints._write(platform, [insert("aud_a")]),
-            webhooks_endpoints._write(platform, [insert("aud_b"), insert("aud_b")]),  # a duplicate id: this unit fails
-            webhooks_endpoints._write(platform, [insert("aud_c")]),
+            senders(platform).write([insert("aud_a")]),
+            senders(platform).write([insert("aud_b"), insert("aud_b")]),  # a duplicate id: this unit fails
+            senders(platform).write([insert("aud_c")]),
             return_exceptions=True,
         )
 
@@ -547,3 +549,33 @@ def test_combined_result_writes_fall_back_to_one_batch_each(platform, alice):
     assert results[0] is None and results[2] is None and isinstance(results[1], Exception)
     rows = run(platform.db.prepare("SELECT id FROM security_events WHERE id LIKE 'aud_%' ORDER BY id").all()).results
     assert [r["id"] for r in rows] == ["aud_a", "aud_c"]
+
+
+def test_an_endpoints_slots_hold_however_many_other_endpoints_come_and_go(platform):
+    """Four sends to one endpoint hold its four slots; 20,000 other endpoints' senders come and go
+    meanwhile; a fifth send to the first endpoint still waits for a slot. Once everyone left, nothing
+    is kept."""
+
+    async def go():
+        shared = senders(platform)
+        holding = [shared.endpoint_slot("whk_busy") for _ in range(4)]
+        for slot in holding:
+            assert await slot.__aenter__() is True
+        for n in range(20_000):
+            async with shared.endpoint_slot(f"whk_{n}") as held:
+                assert held
+        fifth_slot = shared.endpoint_slot("whk_busy")
+        fifth = asyncio.ensure_future(fifth_slot.__aenter__())
+        await asyncio.sleep(0.01)
+        waited = not fifth.done()
+        await holding[0].__aexit__(None, None, None)
+        assert await asyncio.wait_for(fifth, 1) is True
+        for slot in holding[1:]:
+            await slot.__aexit__(None, None, None)
+        tracked = [shared.endpoints_tracked()]
+        await fifth_slot.__aexit__(None, None, None)
+        return waited, tracked + [shared.endpoints_tracked()]
+
+    waited, tracked = run(go())
+    assert waited  # the busy endpoint's slots were not dropped
+    assert tracked == [1, 0]  # while its fifth sender holds a slot; then nothing

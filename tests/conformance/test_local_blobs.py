@@ -21,7 +21,7 @@ import pytest
 
 from fastest.platform.local.blobs import DEFAULT_INLINE_LIMIT, READ_CHUNK_BYTES, LocalBlobStore
 from fastest.platform.local.clock import ManualClock
-from fastest.ports import ByteRange
+from fastest.ports import ByteRange, ChecksumMismatch
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 SMALL = 2_000  # stored inline
@@ -85,6 +85,28 @@ def test_put_streams_from_an_async_iterator_and_get_streams_in_chunks(blob_store
         assert b"".join(received) == whole
         assert all(len(chunk) <= READ_CHUNK_BYTES for chunk in received)
         assert len(received) == 3
+
+    asyncio.run(scenario())
+
+
+def test_put_stream_is_checked_against_its_sha256_as_r2_checks_it(blob_store: LocalBlobStore) -> None:
+    """The port's verified put, as R2's `sha256` option does it: a matching body is stored; a body
+    whose hash differs stores nothing (the key keeps what it had) and raises ChecksumMismatch."""
+
+    async def scenario() -> None:
+        big = os.urandom(300_000)  # past the inline limit: spilled to a file on the way
+        digest = hashlib.sha256(big).hexdigest()
+        info = await blob_store.put_stream("k/verified", chunks(big[:1000], big[1000:]), sha256=digest)
+        assert info.size == len(big)
+        body = await blob_store.get("k/verified")
+        assert body is not None and b"".join([c async for c in body.native_stream()]) == big
+        with pytest.raises(ChecksumMismatch):
+            await blob_store.put_stream("k/verified", chunks(b"tampered", big), sha256=digest)
+        kept = await blob_store.get("k/verified")
+        assert kept is not None and await kept.read() == big
+        with pytest.raises(ChecksumMismatch):
+            await blob_store.put_stream("k/never", chunks(b"x"), sha256=digest)
+        assert await blob_store.head("k/never") is None
 
     asyncio.run(scenario())
 

@@ -61,7 +61,7 @@ def test_no_server_errors_and_conforming_responses(case):
         excluded_checks=[
             # Schema-valid is not always acceptable: a random id is a 404, a made-up cursor a 422.
             positive_data_acceptance,
-            # `/env-vars/values` is also `/env-vars/{key}` for a variable named "values" (seed 001's
+            # `/env-vars/values` is also `/env-vars/{key}` for a variable named "values" (the published
             # paths), so its Allow truthfully lists DELETE beside GET.
             allow_header_conformance,
         ],

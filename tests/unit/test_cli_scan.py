@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import shutil
 import stat
@@ -32,7 +31,6 @@ from fastest.cli.frames import (
 )
 from fastest.cli.ignore import IgnoreRules
 from fastest.cli.index import LocalIndex, is_settled
-from fastest.cli.push import manifest_waves
 from fastest.cli import scan as scan_module
 from fastest.cli.scan import scan, scan_paths, walk
 from fastest.cli.state import ManifestCache, PushedTree
@@ -392,27 +390,6 @@ def test_big_blobs_go_alone():
 
 def record(path: str, content: bytes) -> tuple[str, str, int, int]:
     return path, hashlib.sha256(content).hexdigest(), len(content), 420
-
-
-def test_manifest_waves_put_children_before_parents():
-    tree = build_manifests([record("a/b/c/x", b"1"), record("a/y", b"2"), record("d/z", b"3"), record("top", b"4")])
-    waves = manifest_waves(tree.manifests, set(tree.manifests))
-    assert waves[-1] == [tree.root]
-    seen: set[str] = set()
-    for wave in waves:
-        for digest in wave:
-            children = [e["hash"] for e in json.loads(tree.manifests[digest])["entries"] if e["type"] == "tree"]
-            assert all(child in seen for child in children)
-        seen.update(wave)
-    assert seen == set(tree.manifests)
-
-
-def test_manifest_waves_only_cover_missing_ones():
-    before = build_manifests([record("a/b/x", b"1"), record("c/y", b"2")])
-    after = build_manifests([record("a/b/x", b"changed"), record("c/y", b"2")])
-    missing = set(after.manifests) - set(before.manifests)
-    waves = manifest_waves(after.manifests, missing)
-    assert [len(w) for w in waves] == [1, 1, 1]  # a/b, a, root: the changed path only
 
 
 def test_pushed_tree_round_trips_and_only_applies_to_its_root(tmp_path: Path):

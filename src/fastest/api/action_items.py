@@ -1,4 +1,4 @@
-"""Action items and their runs (seed 001 "Action Items"): findings across the user's workspaces,
+"""Action items and their runs: findings across the user's workspaces,
 dismissals, background runs that fix an item on a copy of the files, and applying a run."""
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ async def list_items(
     principal: Principal = Depends(read),
     platform: PlatformDep,
 ):
-    return {"items": await action_items.list_items(platform, principal.user_id, include_dismissed=include_dismissed)}
+    return {"items": await action_items.list_items(platform, principal.user_id, include_dismissed=include_dismissed),
+            "agent_available": await action_items.agent_available(platform, principal.user_id)}
 
 
 @router.get("/v1/action-items/{item_id}", response_model=ActionItemResponse, summary="One action item")

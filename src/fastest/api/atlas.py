@@ -1,5 +1,4 @@
-"""The Atlas: index a snapshot into a knowledge graph, read it, search it, draw diagrams (seed 001,
-issue 13)."""
+"""The Atlas: index a snapshot into a knowledge graph, read it, search it, draw diagrams."""
 
 from __future__ import annotations
 
@@ -43,7 +42,7 @@ async def index(
 ):
     async def produce():
         status, body = await atlas.start(platform, principal.user_id, project_id, snapshot_id=snapshot_id, embed=embed)
-        if status == 202 and platform.runtime == "local":
+        if status == 202 and platform.capabilities.long_background_work:
             background.add_task(atlas.run_to_end, platform, project_id)
         return status, body
 

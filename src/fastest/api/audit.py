@@ -1,4 +1,4 @@
-"""`GET /v1/audit`: the caller's security events, newest first (API.md, seed 000's audit trail)."""
+"""`GET /v1/audit`: the caller's security events, newest first."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Auth (seed 001 + API.md): Google sign-in, the caller, sessions, logout, provider API keys."""
+"""Auth: Google sign-in, the caller, sessions, logout, provider API keys."""
 
 from __future__ import annotations
 

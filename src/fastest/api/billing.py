@@ -1,4 +1,4 @@
-"""Billing routes (issue 11; API.md §"Billing and callbacks"): plans, checkout, status, the user's
+"""Billing routes: plans, checkout, status, the user's
 subscription, and Paddle's webhook."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Blobs and manifests (seed 001 + API.md): exists, presign, upload, batches, downloads, GC, stats.
+"""Blobs and manifests: exists, presign, upload, batches, downloads, GC, stats.
 
 Every route needs the `sync` ability and is scoped to the caller: another user's hash is a 404 (or
 "missing"), exactly like one that was never uploaded. Upload bodies are streamed, never parsed as

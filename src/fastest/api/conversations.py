@@ -1,4 +1,4 @@
-"""Conversations (seed 001): chat with a coding agent on a workspace's files.
+"""Conversations: chat with a coding agent on a workspace's files.
 
 HTTP routes go through `services.conversations`, which forwards to the conversation's session object.
 The live stream is a WebSocket (`GET /v1/conversations/{id}/stream`, `?token=`, `?since=`) or, for

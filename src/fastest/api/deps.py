@@ -80,8 +80,9 @@ def client_ip(request: Request) -> str | None:
     """The caller's address: Cloudflare's `CF-Connecting-IP` on the edge (set by Cloudflare, not the
     client), the socket's peer locally (a client-sent header there would be a lie we believe)."""
     platform: Platform = request.state.platform
-    if platform.runtime != "local":
-        forwarded = request.headers.get("cf-connecting-ip")
+    header = platform.capabilities.client_ip_header
+    if header:
+        forwarded = request.headers.get(header)
         if forwarded:
             return forwarded[:64]
     return request.client.host if request.client else None

@@ -1,4 +1,4 @@
-"""Every error leaves as `application/problem+json` (RFC 9457) carrying seed 001's `error` object.
+"""Every error leaves as `application/problem+json` (RFC 9457) carrying an `error` object with a stable code.
 
 This is the one place errors are rendered. Services raise `ApiError`s; FastAPI's validation errors
 and Starlette's 404/405 are translated here; anything unexpected becomes a bare 500 that reveals

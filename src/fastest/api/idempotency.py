@@ -1,4 +1,4 @@
-"""Run a creating request under its `Idempotency-Key`, if the client sent one (API.md §1)."""
+"""Run a creating request under its `Idempotency-Key`, if the client sent one (docs/api/README.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Deployments (seed 001 "Infrastructure" + `POST /v1/workspaces/:id/deploy`): provider credentials,
-deployment settings, deployments with their logs, the pipeline's status callback, rollback,
-resources, detection and the project deploy."""
+"""Deployments (`/v1/infrastructure/…`, `POST /v1/workspaces/{workspace_id}/deploy`): provider
+credentials, deployment settings, deployments with their logs, the pipeline's status callback,
+rollback, resources, detection and the project deploy."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Next steps, decisions and drift analysis (seed 001, issue 13). The routes that may ask the model
+"""Next steps, decisions and drift analysis. The routes that may ask the model
 are in the AI rate class and spend the AI budget when a model answers."""
 
 from __future__ import annotations

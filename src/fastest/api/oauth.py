@@ -1,7 +1,7 @@
-"""OAuth device flow (seed 001, RFC 8628): start, poll for the token, approve, deny.
+"""OAuth device flow (RFC 8628): start, poll for the token, approve, deny.
 
 `POST /v1/oauth/token` answers errors in the OAuth shape (`{error, error_description}`, 400), not
-problem+json: OAuth clients branch on `error`. It accepts JSON (seed 001) and the RFC's form encoding.
+problem+json: OAuth clients branch on `error`. It accepts JSON and the RFC's form encoding.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A project's documentation files, found in the workspaces' manifests (seed 001)."""
+"""A project's documentation files, found in the workspaces' manifests."""
 
 from __future__ import annotations
 

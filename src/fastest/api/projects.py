@@ -1,4 +1,4 @@
-"""Projects: create, list, read, rename, delete, status, events, brief & intent (seed 001 + API.md)."""
+"""Projects: create, list, read, rename, delete, status, events, brief & intent."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Snapshots: create/list under a project, read, restore, compare (seed 001 + 002)."""
+"""Snapshots: create/list under a project, read, restore, compare."""
 
 from __future__ import annotations
 

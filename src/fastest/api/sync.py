@@ -1,4 +1,4 @@
-"""Sync of a workspace with main: prepare a preview, execute it, undo it (seed 001 "Sync")."""
+"""Sync of a workspace with main: prepare a preview, execute it, undo it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Integration webhooks (API.md §"Integration webhooks"): endpoints CRUD, test, deliveries log,
+"""Integration webhooks (docs/webhooks.md): endpoints CRUD, test, deliveries log,
 redeliver. Reads need `projects:read`, changes `projects:write` (webhooks carry project events);
 another user's endpoint or delivery answers 404 like a missing one."""
 

@@ -1,5 +1,5 @@
 """Workspaces: create/list under a project, read, heartbeat, current-manifest compare-and-set, drift
-reports and comparison, set-as-main, and the workspace's snapshots (seed 001)."""
+reports and comparison, set-as-main, and the workspace's snapshots."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Arguments of the client commands (login, logout, whoami, init, push, status, log, checkout, sync, watch).
+"""Arguments of the client commands (login, logout, whoami, token, init, push, status, log, checkout, sync, watch, …).
 
 Kept apart from their handlers so that building the parser imports nothing heavy: `fastest serve`
 should not pay for the HTTP client, nor `fastest push` for the server.
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-CLIENT_COMMANDS = frozenset({"login", "logout", "whoami", "init", "push", "status", "log", "checkout", "sync", "watch"})
+CLIENT_COMMANDS = frozenset({"login", "logout", "whoami", "token", "init", "push", "status", "log", "checkout", "sync",
+                             "watch"})
 CLIENT_COMMANDS = CLIENT_COMMANDS | {"deploy", "deployments"}  # fastest.cli.deploy
 CLIENT_COMMANDS = CLIENT_COMMANDS | {"items"}  # fastest.cli.items
 
@@ -28,6 +29,8 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
 
     whoami = commands.add_parser("whoami", help="the signed-in user and server")
     whoami.add_argument("--json", action="store_true")
+
+    commands.add_parser("token", help="print the saved token, for scripts and curl (it is a password: keep it secret)")
 
     init = commands.add_parser("init", help="link this folder to a project and a new workspace")
     target = init.add_mutually_exclusive_group()

@@ -8,13 +8,13 @@ the HTTP client and the client commands' helpers are imported when a command run
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
-from typing import Any, Mapping
+from typing import Mapping
 
 COMMANDS = frozenset({"atlas", "next"})
+STEP_VERBS = {"start": "started", "finish": "completed", "dismiss": "dismissed"}  # verb → the status it sets
 POLL_SECONDS = 1.0
 
 
@@ -32,8 +32,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         parser.add_argument("--dir", help="the linked folder (default: the one containing the current directory)")
         parser.add_argument("--json", action="store_true")
 
-    next_parser = commands.add_parser("next", help="next steps for the project: list them, or generate new ones")
-    next_parser.add_argument("action", nargs="?", choices=("list", "generate"), default="list")
+    next_parser = commands.add_parser(
+        "next", help="next steps for the project: list them, generate new ones, start, finish or dismiss one")
+    next_parser.add_argument("action", nargs="?", choices=("list", "generate", *STEP_VERBS), default="list")
+    next_parser.add_argument("step_id", nargs="?", metavar="STEP", help="with start, finish or dismiss: the step (nxs_…)")
     next_parser.add_argument("--status", default="pending", choices=("pending", "started", "completed", "dismissed"))
     next_parser.add_argument("--project-id")
     next_parser.add_argument("--dir")
@@ -41,57 +43,47 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
-    from fastest.cli import commands
-    from fastest.cli.client import ApiError
-    from fastest.cli.config import ConfigError
-    from fastest.cli.state import NotAWorkspace
+    from fastest.cli.context import run_reporting
 
     env = os.environ if env is None else env
+    if args.command == "next":
+        return run_reporting(_next, args, env)
+    return run_reporting(_index_noting_interrupt if args.atlas_command == "index" else _search, args, env)
+
+
+def _index_noting_interrupt(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     try:
-        if args.command == "next":
-            return _next(args, env)
-        if args.atlas_command == "index":
-            return _index(args, env)
-        return _search(args, env)
-    except (ConfigError, NotAWorkspace, commands.UsageError) as exc:
-        return commands._fail(str(exc), commands.EXIT_USAGE)
-    except ApiError as exc:
-        if exc.status == 401:
-            return commands._fail("the server rejected the token (expired or revoked?); run fastest login", commands.EXIT_FAILED)
-        return commands._fail(exc.message, commands.EXIT_FAILED)
+        return _index(args, env)
     except KeyboardInterrupt:
-        return commands._fail("interrupted (indexing goes on on the server)", commands.EXIT_FAILED)
+        from fastest.cli.context import EXIT_FAILED, fail
+
+        return fail("interrupted (indexing goes on on the server)", EXIT_FAILED)
 
 
 def _project(args: argparse.Namespace, env: Mapping[str, str]):
-    from fastest.cli import commands, config
+    from fastest.cli import config
+    from fastest.cli.context import linked_workspace
 
     if args.project_id:
         return args.project_id, config.resolve(env)
-    _, state, credentials = commands._workspace(args, env)
+    _, state, credentials = linked_workspace(args, env)
     return state.project_id, credentials
 
 
-def _emit(args: argparse.Namespace, document: Any, lines: list[str]) -> None:
-    if args.json:
-        print(json.dumps(document, indent=2, ensure_ascii=False))
-    else:
-        for line in lines:
-            print(line)
-
-
 def _index(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from fastest.cli import commands
+    from fastest.cli.context import EXIT_FAILED, EXIT_OK, client, emit, fail
 
     project_id, credentials = _project(args, env)
     params = {**({"embed": "true"} if args.embed else {}), **({"snapshot_id": args.snapshot} if args.snapshot else {})}
-    with commands._client(credentials) as api:
+    with client(credentials) as api:
         result = api.request("POST", f"/v1/projects/{project_id}/atlas/index", params=params, ok=(200, 202)).json()
         started = time.monotonic()
         still = 0
+        shown = False  # a progress line is on stderr, to be ended before the result
         while result["status"] == "running":
             progress = result.get("progress") or {}
             if not args.json:
+                shown = True
                 print(f"\rindexing… {progress.get('files_done', 0)} files, {progress.get('directories_pending', 0)} "
                       f"directories to go ({time.monotonic() - started:.0f} s)", end="", file=sys.stderr, flush=True)
             api.pause(POLL_SECONDS)
@@ -103,10 +95,10 @@ def _index(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                 # does the next bounded step in this request.
                 result = api.request("POST", f"/v1/projects/{project_id}/atlas/index", params=params, ok=(200, 202)).json()
                 still = 0
-        if not args.json and time.monotonic() - started > 0:
+        if shown:
             print("", file=sys.stderr)
     if result["status"] == "failed":
-        return commands._fail(f"indexing failed: {result.get('error')}", commands.EXIT_FAILED)
+        return fail(f"indexing failed: {result.get('error')}", EXIT_FAILED)
     reused = result["reused"]
     lines = [
         f"indexed {result['snapshot_id']}: {result['concepts_created']} concepts, {result['edges_created']} edges written"
@@ -115,17 +107,17 @@ def _index(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     ]
     if result.get("parse_errors"):
         lines.append(f"{result['parse_errors']} file(s) did not parse: indexed without symbols")
-    _emit(args, result, lines)
-    return commands.EXIT_OK
+    emit(args.json, result, lines)
+    return EXIT_OK
 
 
 def _search(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from fastest.cli import commands
+    from fastest.cli.context import EXIT_OK, UsageError, client, emit
 
     if not 1 <= args.limit <= 100:
-        raise commands.UsageError("-n must be between 1 and 100")
+        raise UsageError("-n must be between 1 and 100")
     project_id, credentials = _project(args, env)
-    with commands._client(credentials) as api:
+    with client(credentials) as api:
         found = api.request("POST", f"/v1/projects/{project_id}/atlas/search",
                             json={"query": " ".join(args.query), "limit": args.limit}).json()
     lines = []
@@ -136,15 +128,23 @@ def _search(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             lines.append(f"       {result['description'][:100]}")
     if not found["results"]:
         lines.append("nothing found (is the Atlas indexed? run fastest atlas index)")
-    _emit(args, found, lines)
-    return commands.EXIT_OK
+    emit(args.json, found, lines)
+    return EXIT_OK
 
 
 def _next(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from fastest.cli import commands
+    from fastest.cli.context import EXIT_OK, UsageError, client, emit
 
+    if (args.action in STEP_VERBS) != (args.step_id is not None):
+        raise UsageError(f"fastest next {args.action} takes a step id (nxs_…)" if args.action in STEP_VERBS
+                         else f"fastest next {args.action} takes no step id")
     project_id, credentials = _project(args, env)
-    with commands._client(credentials) as api:
+    with client(credentials) as api:
+        if args.action in STEP_VERBS:
+            status = STEP_VERBS[args.action]
+            api.request("PATCH", f"/v1/projects/{project_id}/next-steps/{args.step_id}", json={"status": status})
+            emit(args.json, {"id": args.step_id, "status": status}, [f"{args.step_id} is {status}"])
+            return EXIT_OK
         if args.action == "generate":
             document = api.post_json(f"/v1/projects/{project_id}/next-steps/generate", {}, idempotent_create=True).json()
             steps = document["next_steps"]
@@ -157,5 +157,5 @@ def _next(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             steps = document["next_steps"]
             header = [] if steps else [f"no {args.status} next steps; run fastest next generate"]
     lines = header + [f"[{s['priority']:<6}] {s['title']}  ({s['category']}, {s['id']})" for s in steps]
-    _emit(args, document, lines)
-    return commands.EXIT_OK
+    emit(args.json, document, lines)
+    return EXIT_OK

@@ -112,8 +112,6 @@ def materialise(api: ApiClient, staging: Path, files: list[tuple[str, Entry]], *
         (staging / path).parent.mkdir(parents=True, exist_ok=True)
     total_bytes = sum(group[0][1].size or 0 for group in by_hash.values())
 
-    batch_route = [True]  # until the server says it has none (an older server)
-
     with Progress("downloading", len(by_hash), total_bytes=total_bytes, enabled=progress) as bar:
 
         def finish(group: list[tuple[str, Entry]], size: int) -> None:
@@ -140,10 +138,6 @@ def materialise(api: ApiClient, staging: Path, files: list[tuple[str, Entry]], *
             finish(group, size)
 
         def fetch_batch(chunk: list[list[tuple[str, Entry]]]) -> None:
-            if not batch_route[0]:
-                for group in chunk:
-                    fetch(group)
-                return
             groups = {group[0][1].hash: group for group in chunk}
             try:
                 missing = api.download_batch(
@@ -159,9 +153,6 @@ def materialise(api: ApiClient, staging: Path, files: list[tuple[str, Entry]], *
                 fetch_batch(chunk[:half])
                 fetch_batch(chunk[half:])
                 return
-            if missing is None:
-                batch_route[0] = False
-                missing = list(groups)
             for digest in missing:
                 fetch(groups[digest])
 

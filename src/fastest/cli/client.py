@@ -1,7 +1,8 @@
 """The HTTP client of the API: one session (keep-alive), one method per route the CLI uses.
 
-The session is `fastest.cli.transport.Session` (the standard library's `http.client`: the CLI starts
-fast without httpx), or an `httpx.Client` over a transport a test passes in (the app in process).
+The session is `fastest.cli.transport.Session` (HTTP/1.1 over the standard library's sockets: the CLI
+starts fast without httpx or `http.client`), or an `httpx.Client` behind a proxy or over a transport a
+test passes in (the app in process).
 
 Failures become one `ApiError` carrying the server's problem+json `error.code` and `error.message`,
 so commands print one clear line. Transient trouble is retried: connection errors, 429 (after
@@ -39,8 +40,7 @@ EXISTS_BATCH = 100  # the server answers at most 100 hashes per exists call
 # Rejection codes (of a 409, or of one batch frame) that mean: send it again after Retry-After.
 BEING_COLLECTED = frozenset({"blob_being_collected", "manifest_being_collected"})
 DEFAULT_COLLECTED_WAIT_SECONDS = 5.0
-# What a server without a batch route answers for it (an older server).
-NO_SUCH_ROUTE = (404, 405)
+NO_ROUTE_MESSAGE = "No such route."  # the server's 404 for a path it has no route for
 BLOB_DOWNLOAD_BATCH = "/v1/blobs/download/batch"
 MANIFEST_DOWNLOAD_BATCH = "/v1/blobs/manifests/download/batch"
 
@@ -101,6 +101,28 @@ def problem_of(response: Response | httpx.Response) -> ApiError:
         elif isinstance(body.get("detail"), str):
             message = body["detail"]
     return ApiError(response.status_code, code, message, body)
+
+
+def refused_here(exc: BaseException, server: str) -> bool:
+    """Whether `exc` is a refused connection to this machine: nothing listens on that port, and
+    asking again will not change that (a remote host may be restarting; this one says so at once)."""
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(server).hostname or "").lower()
+    if not (host == "localhost" or host == "::1" or host.startswith("127.")):
+        return False
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _path_of(server: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(server).path.rstrip("/")
 
 
 def _idempotency_key() -> str:
@@ -196,6 +218,9 @@ class ApiClient:
                 self.requests_sent += 1
                 response = self._http.request(method, path, **kwargs)
             except self._transport_errors as exc:
+                if refused_here(exc, self.server):
+                    raise ApiError(0, "unreachable", f"cannot reach {self.server}: connection refused "
+                                   "(is `fastest serve` running on that port?)") from exc
                 if last:
                     raise ApiError(0, "unreachable", f"cannot reach {self.server}: {exc or type(exc).__name__}") from exc
                 self._sleep(0.25 * 2**attempt)
@@ -213,6 +238,10 @@ class ApiClient:
             if response.status_code == 409 and problem.code in BEING_COLLECTED and not last:
                 self._sleep(_retry_after(response, attempt))
                 continue
+            if problem.message == NO_ROUTE_MESSAGE and _path_of(self.server):
+                problem = ApiError(404, problem.code, f"no such route at {self.server}: the server URL is the "
+                                   f"server's root, without a path (e.g. {self.server[: -len(_path_of(self.server))]})",
+                                   problem.body)
             raise problem
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -297,13 +326,11 @@ class ApiClient:
             "POST", "/v1/blobs/batch", content=body, headers={"Content-Type": "application/octet-stream"}
         ))
 
-    def upload_manifest_batch(self, body: bytes) -> BatchAnswer | None:
-        """Many manifests in one request; None when the server has no such route (use `upload_manifest`)."""
-        response = self.request(
-            "POST", "/v1/blobs/manifests/batch", content=body, allow=NO_SUCH_ROUTE,
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        return None if response.status_code in NO_SUCH_ROUTE else BatchAnswer.of(response)
+    def upload_manifest_batch(self, body: bytes) -> BatchAnswer:
+        """Many manifests in one request, as `POST /v1/blobs/batch` frames."""
+        return BatchAnswer.of(self.request(
+            "POST", "/v1/blobs/manifests/batch", content=body, headers={"Content-Type": "application/octet-stream"}
+        ))
 
     def upload_blob_file(self, digest: str, path: Path) -> dict[str, Any]:
         """Stream one file; the server checks the hash (422 `hash_mismatch` if it changed meanwhile)."""
@@ -312,11 +339,6 @@ class ApiClient:
             f"/v1/blobs/upload/{digest}",
             content_factory=lambda: open(path, "rb"),
             headers={"Content-Type": "application/octet-stream"},
-        ).json()
-
-    def upload_manifest(self, digest: str, data: bytes) -> dict[str, Any]:
-        return self.request(
-            "PUT", f"/v1/blobs/manifests/{digest}", content=data, headers={"Content-Type": "application/json"}
         ).json()
 
     def get_manifest(self, digest: str) -> bytes:
@@ -353,14 +375,14 @@ class ApiClient:
         raise ApiError(0, "unreachable", f"gave up downloading blob {digest}")
 
     def download_batch(self, hashes: list[str], open_sink: Callable[[str], BinaryIO],
-                       on_done: Callable[[str, int], None], *, route: str = BLOB_DOWNLOAD_BATCH) -> list[str] | None:
+                       on_done: Callable[[str, int], None], *, route: str = BLOB_DOWNLOAD_BATCH) -> list[str]:
         """Stream many blobs in one request (`POST /v1/blobs/download/batch`, or the manifests' twin
         with `route=MANIFEST_DOWNLOAD_BATCH`), frame by frame.
 
         Each frame's bytes go into `open_sink(hash)` (closed here), are verified against the hash,
         and then `on_done(hash, size)` is called. A broken connection or a transient status retries
         the blobs not received yet. Returns the hashes the server did not send (it does not have
-        them), or None when it has no batch route (404/405: nothing was received).
+        them).
         """
         remaining = list(dict.fromkeys(hashes))
         for attempt in range(MAX_ATTEMPTS):
@@ -369,9 +391,6 @@ class ApiClient:
             try:
                 self.requests_sent += 1
                 with self._http.stream("POST", route, json={"hashes": remaining}) as response:
-                    if response.status_code in NO_SUCH_ROUTE:
-                        response.read()
-                        return None
                     if response.status_code in RETRY_STATUSES and not last:
                         self._sleep(_retry_after(response, attempt))
                         continue

@@ -1,30 +1,28 @@
-"""The client commands: login, logout, whoami, init, push, status, log, checkout, sync, watch.
+"""The client commands: login, logout, whoami, token, init, push, status, log, checkout, sync, watch.
 
 Each handler takes the parsed arguments and the environment, prints its result on stdout (human
 text, or one JSON document with `--json`) and returns an exit code. Failures are raised as
-exceptions and turned into one `fastest: …` line on stderr by `run`:
-
-    0  success
-    1  the operation failed (server said no, network, conflict, a file changed under us)
-    2  usage: bad arguments, not logged in, not a fastest folder
+exceptions and turned into one `fastest: …` line on stderr and an exit code by `run`
+(`fastest.cli.context.run_reporting`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-from contextlib import contextmanager
 from pathlib import Path
+
 from fastest.cli import config
 from fastest.cli.config import Credentials
-from fastest.cli.failures import CommandFailure, UsageFailure
+from fastest.cli.context import (
+    EXIT_FAILED, EXIT_OK, UsageError, client, emit, fail, held_workspace, linked_workspace, run_reporting,
+)
 from fastest.domain.manifest import ManifestError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up: fastest.cli.records)
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterator, Mapping
+    from typing import Any, Callable, Mapping
 
     from fastest.cli.client import ApiClient
     from fastest.cli.push import PushReport
@@ -36,36 +34,18 @@ if TYPE_CHECKING:
 # the device login or the server); tests/unit/test_cli_startup.py keeps it so.
 
 NAME_MAX = 100  # project and workspace names (API schema)
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(UsageFailure):
-    """Wrong use of a command (exit code 2)."""
 
 
 def run(args: argparse.Namespace, env: Env | None = None) -> int:
     """Dispatch one client command; every expected failure ends as one stderr line and an exit code."""
     env = os.environ if env is None else env
     handlers: dict[str, Callable[[argparse.Namespace, Env], int]] = {
-        "login": cmd_login, "logout": cmd_logout, "whoami": cmd_whoami, "init": cmd_init, "push": cmd_push,
+        "login": cmd_login, "logout": cmd_logout, "whoami": cmd_whoami, "token": cmd_token, "init": cmd_init, "push": cmd_push,
         "status": cmd_status, "log": cmd_log, "checkout": cmd_checkout, "sync": cmd_sync, "watch": cmd_watch,
         "deploy": _deploy_command("cmd_deploy"), "deployments": _deploy_command("cmd_deployments"),
     }
     handlers["items"] = cmd_items
-    try:
-        return handlers[args.command](args, env)
-    except UsageFailure as exc:  # ConfigError, NotAWorkspace, UsageError
-        return _fail(str(exc), EXIT_USAGE)
-    except CommandFailure as exc:  # ApiError, PushError, CheckoutError, SyncError, DeviceLoginError, WatchError
-        if getattr(exc, "status", None) == 401:  # ApiError
-            return _fail("the server rejected the token (expired or revoked?); run fastest login", EXIT_FAILED)
-        return _fail(str(exc), EXIT_FAILED)
-    except ManifestError as exc:
-        return _fail(f"cannot describe this folder: {exc}", EXIT_FAILED)
-    except OSError as exc:
-        return _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), EXIT_FAILED)
-    except KeyboardInterrupt:
-        return _fail("interrupted", EXIT_FAILED)
+    return run_reporting(handlers[args.command], args, env)
 
 
 def _deploy_command(name: str) -> Callable[[argparse.Namespace, Env], int]:
@@ -79,31 +59,6 @@ def cmd_items(args: argparse.Namespace, env: Env) -> int:
     from fastest.cli import items
 
     return items.run(args, env)
-
-
-def _fail(message: str, code: int) -> int:
-    print(f"fastest: {message}", file=sys.stderr)
-    return code
-
-
-def _emit(as_json: bool, document: dict[str, Any], lines: list[str]) -> None:
-    if as_json:
-        print(json.dumps(document, indent=2, ensure_ascii=False))
-    else:
-        for line in lines:
-            print(line)
-
-
-def _folder_of(args: argparse.Namespace) -> Folder:
-    from fastest.cli.state import find_folder
-
-    return find_folder(Path(args.dir) if getattr(args, "dir", None) else Path.cwd())
-
-
-def _client(credentials: Credentials) -> ApiClient:
-    from fastest.cli.client import ApiClient
-
-    return ApiClient(credentials.server, credentials.token)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -126,14 +81,14 @@ def cmd_login(args: argparse.Namespace, env: Env) -> int:
         raise UsageError("empty token")
     with ApiClient(server, token) as api:
         try:
-            api.request("GET", "/v1/auth/me")
+            user = api.get_json("/v1/auth/me")["user"]
         except ApiError as exc:
             if exc.status == 401:
-                return _fail(f"token rejected by {server}", EXIT_FAILED)
+                return fail(f"token rejected by {server}", EXIT_FAILED)
             raise
     replaced = config.replaced_device_token(env, server, token)
     path = config.save(env, Credentials(server, token))
-    print(f"logged in to {server} (saved in {path})")
+    print(f"logged in to {server} as {user['email']} (saved in {path})")
     _revoke_replaced(server, replaced)
     return EXIT_OK
 
@@ -178,7 +133,7 @@ def cmd_logout(args: argparse.Namespace, env: Env) -> int:
 
     saved = config.load_saved(env)
     if saved is None:
-        _emit(args.json, {"logged_out": False}, ["not logged in; nothing to do"])
+        emit(args.json, {"logged_out": False}, ["not logged in; nothing to do"])
         return EXIT_OK
     revoked = True
     with ApiClient(config.normalise_server(saved.server), saved.token) as api:
@@ -189,17 +144,28 @@ def cmd_logout(args: argparse.Namespace, env: Env) -> int:
                 raise
             revoked = False
     config.forget(env)
-    _emit(args.json, {"logged_out": True, "server": saved.server, "revoked": revoked},
+    emit(args.json, {"logged_out": True, "server": saved.server, "revoked": revoked},
           [f"logged out of {saved.server}" + ("" if revoked else " (the token was already invalid)")])
     return EXIT_OK
 
 
 def cmd_whoami(args: argparse.Namespace, env: Env) -> int:
     credentials = config.resolve(env)
-    with _client(credentials) as api:
+    with client(credentials) as api:
         user = api.get_json("/v1/auth/me")["user"]
-    _emit(args.json, {"server": credentials.server, "user": user},
+    emit(args.json, {"server": credentials.server, "user": user},
           [f"{user['email']} ({user['id']}) on {credentials.server}"])
+    return EXIT_OK
+
+
+def cmd_token(args: argparse.Namespace, env: Env) -> int:
+    """The token the other commands send (`$FASTEST_TOKEN`, else the saved one), for curl and scripts:
+    `TOKEN=$(fastest token)`. On a terminal, a reminder that it is a credential goes to stderr."""
+    credentials = config.resolve(env)
+    if sys.stdout.isatty():
+        print(f"fastest: this token signs in to {credentials.server} as you: keep it out of shared shells, "
+              "logs and repositories", file=sys.stderr)
+    print(credentials.token)
     return EXIT_OK
 
 
@@ -269,11 +235,11 @@ def cmd_init(args: argparse.Namespace, env: Env) -> int:
     folder = Folder(root)
     if folder.is_initialised():
         state = folder.load()
-        _emit(args.json, {"already_initialised": True, **state.to_json()},
+        emit(args.json, {"already_initialised": True, **state.to_json()},
               [f"{root} is already initialised (project {state.project_id}, workspace {state.workspace_id}); nothing changed"])
         return EXIT_OK
     credentials = config.resolve(env)
-    with _client(credentials) as api:
+    with client(credentials) as api:
         if args.project_id:
             project, created = api.get_project(args.project_id)["project"], False
         else:
@@ -283,7 +249,7 @@ def cmd_init(args: argparse.Namespace, env: Env) -> int:
     state = WorkspaceState(server=credentials.server, project_id=project["id"], workspace_id=workspace["id"])
     folder.save(state)
     verb = "created" if created else "using"
-    _emit(args.json, {"already_initialised": False, "project_created": created, "project_name": project["name"],
+    emit(args.json, {"already_initialised": False, "project_created": created, "project_name": project["name"],
                       "workspace_name": workspace["name"], **state.to_json()},
           [f"{verb} project {project['name']} ({project['id']})",
            f"created workspace {workspace['name']} ({workspace['id']})",
@@ -295,27 +261,11 @@ def cmd_init(args: argparse.Namespace, env: Env) -> int:
 # push, status, log
 
 
-def _workspace(args: argparse.Namespace, env: Env) -> tuple[Folder, WorkspaceState, Credentials]:
-    folder = _folder_of(args)
-    state = folder.load()
-    return folder, state, config.resolve(env, state.server)
-
-
-@contextmanager
-def _held_workspace(args: argparse.Namespace, env: Env) -> Iterator[tuple[Folder, WorkspaceState, ApiClient]]:
-    """For a push or sync: the folder held (`Folder.exclusive`), its state read once held, a client."""
-    folder = _folder_of(args)
-    with folder.exclusive():
-        state = folder.load()
-        with _client(config.resolve(env, state.server)) as api:
-            yield folder, state, api
-
-
 def cmd_push(args: argparse.Namespace, env: Env) -> int:
     from fastest.cli import watch
     from fastest.cli.push import push
 
-    with _held_workspace(args, env) as (folder, state, api):
+    with held_workspace(args, env) as (folder, state, api):
         only = _folder_paths(folder, args.paths) if args.paths else None
         # Named paths are the caller's business; otherwise a running watcher may know what changed.
         watched = watch.ask(folder) if only is None else None
@@ -324,7 +274,7 @@ def cmd_push(args: argparse.Namespace, env: Env) -> int:
         report = push(folder, state, api, message=args.message, only=only)
         if watched is not None:
             watch.remember(folder, watched.token)
-    _emit(args.json, report.to_json(), push_lines(report))
+    emit(args.json, report.to_json(), push_lines(report))
     return EXIT_OK
 
 
@@ -332,13 +282,15 @@ def push_lines(report: PushReport) -> list[str]:
     from fastest.cli.progress import human_bytes
 
     lines = [
-        f"scanned {report.files_scanned} files ({report.files_hashed} hashed, {report.files_reused} unchanged)"
+        f"scanned {report.files_scanned} files: {report.files_changed} changed since the last push"
+        + f" ({report.files_hashed} hashed now)"
         + (f"; skipped {report.symlinks_skipped} symlink(s)" if report.symlinks_skipped else "")
         + (f", {report.special_skipped} special file(s)" if report.special_skipped else "")
     ]
     lines += [f"skipped {path!r}: not a UTF-8 name" for path in report.unencodable_skipped]
     if report.nothing_to_push:
-        lines.append(f"nothing to push (at {report.snapshot_id})")
+        lines.append(f"nothing to push (at {report.snapshot_id})" if report.snapshot_id
+                     else "nothing to push: the folder is empty")
     else:
         lines.append(
             f"uploaded {report.blobs_uploaded} blob(s) ({human_bytes(report.blob_bytes_uploaded)}), "
@@ -367,17 +319,21 @@ def cmd_status(args: argparse.Namespace, env: Env) -> int:
     from fastest.cli import watch
     from fastest.cli.status import drift_line, short_lines, status
 
-    folder, state, credentials = _workspace(args, env)
+    folder, state, credentials = linked_workspace(args, env)
     watched = None if args.rescan else watch.ask(folder)
-    with _client(credentials) as api:
+    with client(credentials) as api:
         report = status(folder, state, api, with_drift=not args.no_drift,
                         only=watched.paths if watched is not None else None)
-    head = f"at {state.head_snapshot_id}" if state.head_snapshot_id else "never pushed"
-    lines = [f"{head}; " + ("nothing changed since the last push" if report.clean else f"{len(report.changes)} change(s):")]
+    if state.head_snapshot_id:
+        head = f"at {state.head_snapshot_id}; " + ("nothing changed since the last push" if report.clean
+                                                   else f"{len(report.changes)} change(s):")
+    else:
+        head = "never pushed; " + ("the folder is empty" if report.clean else f"{len(report.changes)} file(s) to push:")
+    lines = [head]
     lines += short_lines(report.changes)
     if not args.no_drift:
         lines.append(drift_line(report.drift) if report.drift is not None else f"drift unavailable ({report.drift_error})")
-    _emit(args.json, report.to_json(), lines)
+    emit(args.json, report.to_json(), lines)
     return EXIT_OK
 
 
@@ -391,8 +347,8 @@ def cmd_watch(args: argparse.Namespace, env: Env) -> int:
         raise UsageError("fastest watch needs Linux (inotify); use fastest push")
     if args.delay < 0:
         raise UsageError("--delay must not be negative")
-    folder, _, credentials = _workspace(args, env)
-    with _client(credentials) as api:
+    folder, _, credentials = linked_workspace(args, env)
+    with client(credentials) as api:
 
         def push_changes(watcher: watch.Watcher) -> bool:
             """Push what changed since the last push; a failure is reported and watching goes on.
@@ -433,8 +389,8 @@ def _clock() -> str:
 def cmd_log(args: argparse.Namespace, env: Env) -> int:
     if not 1 <= args.limit <= 100:
         raise UsageError("-n must be between 1 and 100")
-    folder, state, credentials = _workspace(args, env)
-    with _client(credentials) as api:
+    folder, state, credentials = linked_workspace(args, env)
+    with client(credentials) as api:
         snapshots = api.workspace_snapshots(state.workspace_id, limit=args.limit).get("snapshots", [])
     lines = []
     for snapshot in snapshots:
@@ -445,7 +401,7 @@ def cmd_log(args: argparse.Namespace, env: Env) -> int:
                      f"  parent {parents}  {summary}".rstrip())
     if not snapshots:
         lines.append("no snapshots yet; run fastest push")
-    _emit(args.json, {"head_snapshot_id": state.head_snapshot_id, "snapshots": snapshots}, lines)
+    emit(args.json, {"head_snapshot_id": state.head_snapshot_id, "snapshots": snapshots}, lines)
     return EXIT_OK
 
 
@@ -468,9 +424,9 @@ def cmd_checkout(args: argparse.Namespace, env: Env) -> int:
     target = Path(args.dir) if args.dir else Path.cwd() / args.snapshot
     cache = ManifestCache(folder.manifest_dir) if folder else None
     known = PushedTree.load(folder.pushed_file, state.manifest_hash).manifests if folder and state else {}
-    with _client(credentials) as api:
+    with client(credentials) as api:
         report = checkout(api, args.snapshot, target, force=args.force, cache=cache, known=known)
-    _emit(args.json, report.to_json(),
+    emit(args.json, report.to_json(),
           [f"checked out {report.snapshot_id} into {report.directory}: {report.files} files, {human_bytes(report.bytes)}"])
     return EXIT_OK
 
@@ -492,11 +448,11 @@ def cmd_sync(args: argparse.Namespace, env: Env) -> int:
         raise UsageError("--force goes with --undo")
     # With --json, stdout carries only the document: progress and questions go to stderr.
     say = (lambda line: print(line, file=sys.stderr)) if args.json else print
-    with _held_workspace(args, env) as (folder, state, api):
+    with held_workspace(args, env) as (folder, state, api):
         if args.undo:
             report = undo(folder, state, api, force=args.force)
         else:
             report = sync(folder, state, api, prefer=args.prefer, decide=decide, confirm_mass_change=args.yes,
                           ask=ask_on(sys.stdin, sys.stderr if args.json else sys.stdout), say=say)
-    _emit(args.json, report.to_json(), report_lines(report))
+    emit(args.json, report.to_json(), report_lines(report))
     return EXIT_OK

@@ -46,6 +46,11 @@ def add_arguments(commands: argparse._SubParsersAction) -> None:
     build.add_argument("--build", dest="build", action="store_true", default=None, help="build here before deploying")
     build.add_argument("--no-build", dest="build", action="store_false", help="deploy the output directory as it is")
     deploy.add_argument("--provider", choices=("local", "cloudflare"), help="where to (default: the server's)")
+    deploy.add_argument("--output-dir", metavar="DIR",
+                        help="the directory to publish, relative to the folder; saved in the workspace's deployment "
+                             "settings for the next deploys ('' forgets it)")
+    deploy.add_argument("--build-command", metavar="COMMAND",
+                        help="the build command; saved in the deployment settings likewise ('' forgets it)")
     deploy.add_argument("--dir", help="the folder (default: the one containing the current directory)")
     deploy.add_argument("--json", action="store_true", help="print the deployment as JSON")
 
@@ -62,7 +67,9 @@ def _say(message: str) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def deploy(folder: Folder, state: WorkspaceState, api: ApiClient, *, build: bool | None, provider: str | None) -> dict[str, Any]:
+def deploy(folder: Folder, state: WorkspaceState, api: ApiClient, *, build: bool | None, provider: str | None,
+           settings_changes: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """`settings_changes`: `output_dir`/`build_command` to save in the deployment settings first (None forgets one)."""
     from fastest.cli.push import push
     from fastest.cli.state import PushedTree
 
@@ -71,24 +78,35 @@ def deploy(folder: Folder, state: WorkspaceState, api: ApiClient, *, build: bool
     _say(f"==> pushed: {report.blobs_uploaded} file(s) uploaded" + (" (nothing changed)" if report.nothing_to_push else ""))
     pushed = PushedTree.load(folder.pushed_file, state.manifest_hash)
     found = detect_folder(folder.root, list(pushed.records))
-    settings = api.get_json(f"/v1/infrastructure/workspaces/{state.workspace_id}/deployment-settings")["settings"]
+    settings_route = f"/v1/infrastructure/workspaces/{state.workspace_id}/deployment-settings"
+    if settings_changes:
+        settings = api.request("PUT", settings_route, json=settings_changes).json()["settings"]
+        _say("==> saved in the deployment settings: " + ", ".join(
+            f"{name} {settings_changes[name]}" if settings_changes[name] is not None else f"{name} forgotten"
+            for name in sorted(settings_changes)))
+    else:
+        settings = api.get_json(settings_route)["settings"]
     build_command = settings.get("build_command") or found.build_command
     output_dir = settings.get("output_dir") or found.output_dir
-    _say(f"==> detected: {found.framework or 'unknown'} ({found.runtime or '?'})"
+    framework = found.framework or "unknown"
+    _say(f"==> detected: {framework}" + (f" ({found.runtime})" if found.runtime and found.runtime != framework else "")
          + (f", build `{build_command}`" if build_command else ", no build")
          + (f", output {output_dir}" if output_dir else ""))
     for finding in found.resources:
         _say(f"==> needs {finding.details.get('type', finding.kind)} {finding.name} ({', '.join(finding.evidence)})")
     if found.env_vars:
         _say("==> env vars the code expects: " + ", ".join(f"{e.name} ({', '.join(e.evidence)})" for e in found.env_vars))
-    for note in found.notes:
+    # A note asking for an output directory is answered once the settings give one.
+    notes = [note for note in found.notes if not (settings.get("output_dir") and "output directory" in note)]
+    for note in notes:
         _say(f"==> note: {note}")
     do_build = build if build is not None else build_command is not None
     if do_build and not build_command:
-        raise DeployFailed("no build command: detection found none; set one with the deployment settings")
+        raise DeployFailed("no build command: detection found none; give one with fastest deploy --build-command "
+                           "COMMAND (saved for the next deploys)")
     if not output_dir and not found.entry:
-        raise DeployFailed("no output directory detected; set output_dir in the deployment settings"
-                           + (f" ({'; '.join(found.notes)})" if found.notes else ""))
+        raise DeployFailed("no output directory detected; give it with fastest deploy --output-dir DIR (saved for "
+                           "the next deploys)" + (f" ({'; '.join(notes)})" if notes else ""))
     body: dict[str, Any] = {"workspace_id": state.workspace_id, "snapshot_id": state.head_snapshot_id, "source": "cli"}
     if provider:
         body["provider"] = provider
@@ -102,11 +120,11 @@ def deploy(folder: Folder, state: WorkspaceState, api: ApiClient, *, build: bool
         _say(f"==> building {deployment_id}: {build_command}")
         callback = _Callback(api, deployment_id, token)
         callback.send("building", log=[f"$ {build_command}"])
-        code, lines = run_build(build_command, folder.root, callback)
+        code, _ = run_build(build_command, folder.root, callback)
         if code != 0:
             error = f"build failed: `{build_command}` exited {code}"
             callback.send("failed", error=error)
-            raise DeployFailed(f"{error} (deployment {deployment_id})", lines[-40:])
+            raise DeployFailed(f"{error} (deployment {deployment_id})")  # its output was shown as it ran
         try:
             bundle = bundle_worker(folder, found)
         except DeployFailed as exc:
@@ -116,7 +134,7 @@ def deploy(folder: Folder, state: WorkspaceState, api: ApiClient, *, build: bool
         uploaded += sent
         _say(f"==> output: {sent} file(s) uploaded")
         callback.send("deploying", output_manifest_hash=output, log=[f"build done; output {output_dir}"])
-        return _finish(api, deployment_id, started, uploaded)
+        return _finish(api, deployment_id, started, uploaded, shown_steps={"build"})
     bundle = bundle_worker(folder, found)
     if output_dir in (".", "") and bundle is None:
         output = state.manifest_hash
@@ -270,9 +288,10 @@ def _load_last_output(folder: Folder) -> PushedTree:
 
 
 def _finish(api: ApiClient, deployment_id: str, started: float, uploaded: int,
-            known: dict[str, Any] | None = None) -> dict[str, Any]:
+            known: dict[str, Any] | None = None, shown_steps: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
     """Show the log as it grows until the deployment ends; the deployment, or DeployFailed.
-    `known`: the deployment as an answer already gave it (when it has ended, nothing to wait for)."""
+    `known`: the deployment as an answer already gave it (when it has ended, nothing to wait for).
+    `shown_steps`: steps whose lines were already shown as they happened (a build run here)."""
     terminal = ("ready", "failed", "canceled")
     if known is not None and known.get("status") in terminal:
         lines = api.get_json(f"/v1/infrastructure/deployments/{deployment_id}/logs")["logs"]
@@ -283,7 +302,8 @@ def _finish(api: ApiClient, deployment_id: str, started: float, uploaded: int,
     while True:
         page = api.get_json(f"/v1/infrastructure/deployments/{deployment_id}/logs", params={"after": after})
         for line in page["logs"]:
-            _say(f"    [{line['step']}] {line['message']}")
+            if line["step"] not in shown_steps:
+                _say(f"    [{line['step']}] {line['message']}")
         after = page["next_after"]
         if page["status"] in ("ready", "failed", "canceled") and not page["logs"]:
             break
@@ -306,6 +326,12 @@ def _ended(deployment: dict[str, Any], lines: list[dict[str, Any]], started: flo
 # --------------------------------------------------------------------------------------------------
 
 
+def settings_changes(args: argparse.Namespace) -> dict[str, str | None]:
+    """The deployment settings given on the command line; an empty value forgets the saved one."""
+    given = {"output_dir": args.output_dir, "build_command": args.build_command}
+    return {name: value.strip() or None for name, value in given.items() if value is not None}
+
+
 def cmd_deploy(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from fastest.cli import config
     from fastest.cli.client import ApiClient
@@ -317,7 +343,8 @@ def cmd_deploy(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         credentials = config.resolve(env, state.server)
         with ApiClient(credentials.server, credentials.token) as api:
             try:
-                deployment = deploy(folder, state, api, build=args.build, provider=args.provider)
+                deployment = deploy(folder, state, api, build=args.build, provider=args.provider,
+                                    settings_changes=settings_changes(args))
             except DeployFailed as exc:
                 for line in exc.log:
                     print(f"    {line}", file=sys.stderr)

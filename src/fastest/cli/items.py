@@ -18,7 +18,6 @@ from typing import Any
 COMMAND = "items"
 FOLLOW_SECONDS = 15 * 60
 POLL_SECONDS = 1.0
-SEVERITY_MARK = {"critical": "!!", "high": "! ", "medium": "- ", "low": ". "}
 
 
 def add_items_command(commands: argparse._SubParsersAction) -> None:
@@ -45,82 +44,114 @@ def add_items_command(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, env: Any) -> int:
     """Dispatch `fastest items …` (called by `fastest.cli.commands.run`, which turns errors into
     one stderr line)."""
-    from fastest.cli import commands
+    from fastest.cli.context import EXIT_OK
 
     command = getattr(args, "items_command", None)
     if command == "fix":
-        return _fix(args, env, commands)
+        return _fix(args, env)
     if command == "apply":
-        return _apply(args, env, commands)
+        return _apply(args, env)
     if command == "dismiss":
-        with _api(args, env, commands) as api:
+        with _api(args, env) as api:
             api.post_json(f"/v1/action-items/{args.item_id}/dismiss", {})
         print(f"dismissed {args.item_id} (it comes back if it gets worse)")
-        return commands.EXIT_OK
-    return _list(args, env, commands)
+        return EXIT_OK
+    return _list(args, env)
 
 
-def _api(args: argparse.Namespace, env: Any, commands: Any):
+def _api(args: argparse.Namespace, env: Any):
     """A client for the folder's server when run in a linked folder, else the default server."""
     from fastest.cli import config
-    from fastest.cli.state import NotAWorkspace
+    from fastest.cli.context import client, server_of_folder
 
-    server = None
-    try:
-        server = commands._folder_of(args).load().server
-    except (NotAWorkspace, OSError, ValueError):
-        server = None
-    return commands._client(config.resolve(env, server))
+    return client(config.resolve(env, server_of_folder(args)))
 
 
-def item_lines(items: list[dict[str, Any]]) -> list[str]:
+def item_lines(items: list[dict[str, Any]], workspaces: dict[str, str], *, agent_available: bool = True) -> list[str]:
+    """The items under a heading per workspace (`workspaces`: id → "project / workspace"), in the
+    server's order (critical first); each with what to do about it."""
     if not items:
         return ["nothing needs attention"]
-    lines = []
+    by_workspace: dict[str, list[dict[str, Any]]] = {}
     for item in items:
-        mark = SEVERITY_MARK.get(item["severity"], "  ")
-        dismissed = " (dismissed)" if item.get("dismissed") else ""
-        lines.append(f"{mark} {item['severity']:<8} {item['id']}  {item['title']}{dismissed}")
-        lines.append(f"     {item['action_label']}: " + (f"fastest items fix {item['id']}" if item["action_type"] == "run"
-                                                         else "fastest sync" if item["action_type"] == "sync" else item["action_type"]))
+        by_workspace.setdefault(item["workspace_id"], []).append(item)
+    lines = []
+    for workspace_id, group in by_workspace.items():
+        lines.append(f"{workspaces.get(workspace_id, workspace_id)} ({workspace_id})")
+        for item in group:
+            dismissed = " (dismissed)" if item.get("dismissed") else ""
+            lines.append(f"  {item['severity']:<8} {item['id']}  {item['title']}{dismissed}")
+            lines.append(f"           {_action(item, agent_available)}")
     return lines
 
 
-def _list(args: argparse.Namespace, env: Any, commands: Any) -> int:
-    with _api(args, env, commands) as api:
-        items = api.get_json("/v1/action-items", params={"include_dismissed": "true"} if args.all else None)["items"]
-    commands._emit(args.json, {"items": items}, item_lines(items))
-    return commands.EXIT_OK
+def _action(item: dict[str, Any], agent_available: bool) -> str:
+    if item["action_type"] == "run":
+        if agent_available:
+            return f"{item['action_label']}: fastest items fix {item['id']}"
+        return f"{item['description']} (an agent could fix it once the server has an AI model)"
+    if item["action_type"] == "sync":
+        return f"{item['action_label']}: fastest sync, in that workspace's folder"
+    return item["description"]
 
 
-def _fix(args: argparse.Namespace, env: Any, commands: Any) -> int:
+def workspace_names(api: Any, workspace_ids: list[str]) -> dict[str, str]:
+    """`project / workspace` for each workspace id (one request per workspace and per project)."""
+    names: dict[str, str] = {}
+    projects: dict[str, str] = {}
+    for workspace_id in dict.fromkeys(workspace_ids):
+        workspace = api.get_json(f"/v1/workspaces/{workspace_id}")["workspace"]
+        project_id = workspace["project_id"]
+        if project_id not in projects:
+            projects[project_id] = api.get_json(f"/v1/projects/{project_id}")["project"]["name"]
+        names[workspace_id] = f"{projects[project_id]} / {workspace['name']}"
+    return names
+
+
+def _list(args: argparse.Namespace, env: Any) -> int:
+    from fastest.cli.context import EXIT_OK, emit
+
+    with _api(args, env) as api:
+        listing = api.get_json("/v1/action-items", params={"include_dismissed": "true"} if args.all else None)
+        items = listing["items"]
+        names = {} if args.json else workspace_names(api, [item["workspace_id"] for item in items])
+    emit(args.json, listing, item_lines(items, names, agent_available=listing.get("agent_available", True)))
+    return EXIT_OK
+
+
+def _fix(args: argparse.Namespace, env: Any) -> int:
+    from fastest.cli.context import EXIT_FAILED, EXIT_OK, emit
+
     body = {"instructions": args.instructions} if args.instructions else {}
-    with _api(args, env, commands) as api:
+    with _api(args, env) as api:
         run_ = api.post_json(f"/v1/action-items/{args.item_id}/runs", body, idempotent_create=True, ok=(202,)).json()["run"]
         say = print if not args.json else (lambda line: None)
-        say(f"run {run_['id']} started (attempt 1 of {run_['max_attempts']})")
+        say(f"run {run_['id']} started")
         if not args.no_follow:
             run_ = follow(api, run_, say)
     if args.json:
-        commands._emit(True, {"run": run_}, [])
-        return commands.EXIT_OK
+        emit(True, {"run": run_}, [])
+        return EXIT_OK
     for line in run_lines(run_):
         print(line)
-    return commands.EXIT_OK if run_["status"] in ("ready", "queued", "running") else commands.EXIT_FAILED
+    return EXIT_OK if run_["status"] in ("ready", "queued", "running") else EXIT_FAILED
 
 
 def follow(api: Any, run_: dict[str, Any], say: Any, *, timeout: float = FOLLOW_SECONDS, poll: float = POLL_SECONDS) -> dict[str, Any]:
-    """Poll the run until it is ready or failed, saying when its status or attempt changes."""
-    seen = (run_["status"], run_["attempt_count"])
+    """Poll the run until it is ready or failed, saying when an attempt starts and why one is retried
+    (a run that fails for good, e.g. without a model, says so once, in `run_lines`)."""
+    seen = run_["attempt_count"]
     deadline = time.monotonic() + timeout
     while run_["status"] in ("queued", "running") and time.monotonic() < deadline:
         time.sleep(poll)
         run_ = api.get_json(f"/v1/action-items/runs/{run_['id']}")["run"]
-        now = (run_["status"], run_["attempt_count"])
-        if now != seen:
-            seen = now
-            reason = f" ({run_['error']['message']})" if run_.get("error") and run_["status"] == "running" else ""
-            say(f"{run_['status']}, attempt {run_['attempt_count']} of {run_['max_attempts']}{reason}")
+        if run_["status"] == "running" and run_["attempt_count"] != seen:
+            seen = run_["attempt_count"]
+            if seen > 1 and run_.get("error"):
+                say(f"attempt {seen - 1} did not work ({run_['error']['message']}); "
+                    f"trying again ({seen} of at most {run_['max_attempts']})")
+            else:
+                say(f"attempt {seen} of at most {run_['max_attempts']}")
     return run_
 
 
@@ -137,18 +168,19 @@ def run_lines(run_: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _apply(args: argparse.Namespace, env: Any, commands: Any) -> int:
+def _apply(args: argparse.Namespace, env: Any) -> int:
+    from fastest.cli.context import EXIT_OK, emit, folder_of, held_workspace
     from fastest.cli.push import push
     from fastest.cli.state import NotAWorkspace
     from fastest.cli.sync import update_folder
 
     try:
-        folder = commands._folder_of(args)
+        folder = folder_of(args)
         folder.load()
     except NotAWorkspace:
         folder = None
     if folder is not None:
-        with commands._held_workspace(args, env) as (folder, state, api):
+        with held_workspace(args, env) as (folder, state, api):
             run_ = api.get_json(f"/v1/action-items/runs/{args.run_id}")["run"]
             mine = run_["workspace_id"] == state.workspace_id
             if mine:  # the server merges what the folder holds now with the run's change
@@ -160,7 +192,7 @@ def _apply(args: argparse.Namespace, env: Any, commands: Any) -> int:
             if mine:
                 written, deleted = update_folder(folder, state, api, result["manifest_hash"], result["snapshot_id"])
     else:
-        with _api(args, env, commands) as api:
+        with _api(args, env) as api:
             result = api.post_json(f"/v1/action-items/runs/{args.run_id}/apply", {}).json()
         mine, written, deleted = False, 0, 0
     lines = [f"applied as snapshot {result['snapshot_id']}" + (" (merged with the workspace's changes)" if result["merged"] else "")]
@@ -168,5 +200,5 @@ def _apply(args: argparse.Namespace, env: Any, commands: Any) -> int:
         lines.append(f"folder updated: {written} file(s) written, {deleted} deleted")
     else:
         lines.append("this folder is not the run's workspace: check it out or sync there to get the change")
-    commands._emit(args.json, {**result, "files_written": written, "files_deleted": deleted}, lines)
-    return commands.EXIT_OK
+    emit(args.json, {**result, "files_written": written, "files_deleted": deleted}, lines)
+    return EXIT_OK

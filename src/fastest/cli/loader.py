@@ -94,9 +94,7 @@ def prefetch_tree(api: ApiClient, root_hash: str, cache: ManifestCache | None = 
                 if cache is not None:
                     cache.put(digest, fetched[digest])
 
-            missing = api.download_batch(chunk, open_sink, keep, route=MANIFEST_DOWNLOAD_BATCH)
-            if missing is None:  # no batch route on this server
-                return fetched
+            api.download_batch(chunk, open_sink, keep, route=MANIFEST_DOWNLOAD_BATCH)
         next_level = []
         for digest in level:
             data = have(digest)

@@ -20,7 +20,6 @@ them one `PUT` each, wave by wave. A frame refused because the server's GC is de
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from contextlib import contextmanager
@@ -78,11 +77,11 @@ class PushReport(Record):
     """What a push looked at and sent; `--json` prints exactly this (`to_json`)."""
 
     __slots__ = ("nothing_to_push", "folder_walked", "manifest_hash", "snapshot_id", "snapshot_created", "files_scanned",
-                 "files_hashed", "files_reused", "bytes_hashed", "ignored", "symlinks_skipped", "special_skipped",
+                 "files_changed", "files_hashed", "files_reused", "bytes_hashed", "ignored", "symlinks_skipped", "special_skipped",
                  "unencodable_skipped", "blobs_new", "blobs_checked", "blobs_uploaded", "blob_bytes_uploaded",
                  "manifests_total", "manifests_new", "manifests_checked", "manifests_uploaded", "requests", "timings_ms")
     DEFAULTS = {"nothing_to_push": False, "folder_walked": True, "manifest_hash": None, "snapshot_id": None,
-                "snapshot_created": False, "files_scanned": 0, "files_hashed": 0, "files_reused": 0, "bytes_hashed": 0,
+                "snapshot_created": False, "files_scanned": 0, "files_changed": 0, "files_hashed": 0, "files_reused": 0, "bytes_hashed": 0,
                 "ignored": 0, "symlinks_skipped": 0, "special_skipped": 0, "unencodable_skipped": list, "blobs_new": 0,
                 "blobs_checked": 0, "blobs_uploaded": 0, "blob_bytes_uploaded": 0, "manifests_total": 0,
                 "manifests_new": 0, "manifests_checked": 0, "manifests_uploaded": 0, "requests": 0, "timings_ms": dict}
@@ -92,7 +91,8 @@ class PushReport(Record):
     snapshot_id: str | None
     snapshot_created: bool
     files_scanned: int
-    files_hashed: int
+    files_changed: int  # added, modified or deleted since the last push
+    files_hashed: int  # read and hashed by this scan (the others' hashes were known from an earlier one)
     files_reused: int
     bytes_hashed: int
     ignored: int
@@ -218,6 +218,7 @@ def push(
         folder_walked=scanned.folder_walked,
         manifest_hash=tree.root,
         files_scanned=len(scanned.records),
+        files_changed=len(changes),
         files_hashed=scanned.hashed,
         files_reused=scanned.reused,
         bytes_hashed=scanned.hashed_bytes,
@@ -227,7 +228,8 @@ def push(
         unencodable_skipped=scanned.unencodable,
         manifests_total=len(tree.manifests),
     )
-    if tree.root == state.manifest_hash:
+    if tree.root == state.manifest_hash or (state.manifest_hash is None and not scanned.records):
+        # A never-pushed empty folder has nothing to record either: no empty snapshot.
         report.nothing_to_push = True
         report.snapshot_id = state.head_snapshot_id
         return report
@@ -367,35 +369,19 @@ def send_frames(api: ApiClient, hashes: list[str], send: Callable[[list[str]], B
 def upload_manifests(api: ApiClient, manifests: dict[str, bytes], missing: set[str], report: PushReport, *,
                      progress: bool | None = None) -> None:
     """Upload the `missing` ones of `manifests` (which is in children-before-parents order) in batches
-    sent one after another, so no parent reaches the server before its children. An older server
-    without the batch route gets one PUT per manifest, wave by wave (`manifest_waves`)."""
+    sent one after another, so no parent reaches the server before its children."""
     ordered = [(digest, data) for digest, data in manifests.items() if digest in missing]
     batches = plan_manifest_batches(ordered, max_bytes=MANIFEST_BATCH_MAX_BYTES, max_frames=MANIFEST_BATCH_MAX_FRAMES)
     with Progress("manifests", len(ordered), enabled=progress) as bar:
-        for index, batch in enumerate(batches):
+        for batch in batches:
             frames = dict(batch)
             answer = send_frames(
                 api, list(frames),
                 lambda hashes: api.upload_manifest_batch(encode_frames((h, frames[h]) for h in hashes)),
                 lambda digest: f"manifest {digest}",
             )
-            if answer is None:
-                left = {digest for later in batches[index:] for digest, _ in later}
-                upload_manifests_one_by_one(api, manifests, left, report, bar)
-                return
             report.manifests_uploaded += len(answer.stored) + len(answer.existing)
             bar.advance(len(batch))
-
-
-def upload_manifests_one_by_one(api: ApiClient, manifests: dict[str, bytes], missing: set[str],
-                                report: PushReport, bar: Progress) -> None:
-    for wave in manifest_waves(manifests, missing):
-        def send(digest: str) -> None:
-            api.upload_manifest(digest, manifests[digest])
-            bar.advance()
-
-        run_parallel(send, wave, UPLOAD_THREADS)
-        report.manifests_uploaded += len(wave)
 
 
 def upload_blobs(api: ApiClient, root: Path, pending: list[PendingBlob], report: PushReport, *,
@@ -441,24 +427,3 @@ def read_verified(root: Path, blob: PendingBlob) -> bytes:
     if hashlib.sha256(data).hexdigest() != blob.hash:
         raise PushError(f"{blob.path} changed while pushing; run fastest push again")
     return data
-
-
-def manifest_waves(manifests: dict[str, bytes], missing: set[str]) -> list[list[str]]:
-    """Group the missing manifests so that each wave only points at manifests of earlier waves.
-
-    A manifest's wave is its height among the missing ones (0: no missing child). Uploading wave
-    by wave lets each wave go in parallel while no parent ever reaches the server before a child.
-    `manifests` is in children-before-parents order, so one pass computes every height.
-    """
-    height: dict[str, int] = {}
-    for digest, data in manifests.items():
-        if digest not in missing or digest in height:
-            continue
-        entries = json.loads(data)["entries"]
-        children = [height[e["hash"]] for e in entries if e["type"] == "tree" and e["hash"] in height]
-        height[digest] = 1 + max(children) if children else 0
-    waves: list[list[str]] = [[] for _ in range(1 + max(height.values(), default=-1))]
-    for digest, level in height.items():
-        waves[level].append(digest)
-    return waves
-

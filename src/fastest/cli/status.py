@@ -24,8 +24,9 @@ SHORT_CODES = {"added": "A", "modified": "M", "deleted": "D"}
 
 class StatusReport(Record):
     __slots__ = ("head_snapshot_id", "pushed_manifest_hash", "local_manifest_hash", "changes", "drift", "drift_error",
-                 "folder_walked")
-    DEFAULTS = {"changes": list, "drift": None, "drift_error": None, "folder_walked": True}
+                 "folder_walked", "workspace_id", "project_id")
+    DEFAULTS = {"changes": list, "drift": None, "drift_error": None, "folder_walked": True, "workspace_id": None,
+                "project_id": None}
     head_snapshot_id: str | None
     pushed_manifest_hash: str | None
     local_manifest_hash: str
@@ -33,6 +34,8 @@ class StatusReport(Record):
     drift: dict[str, Any] | None
     drift_error: str | None
     folder_walked: bool  # False: only what `fastest watch` reported was looked at
+    workspace_id: str | None  # the folder's workspace and project, for scripts
+    project_id: str | None
 
     @property
     def clean(self) -> bool:
@@ -40,6 +43,8 @@ class StatusReport(Record):
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "workspace_id": self.workspace_id,
+            "project_id": self.project_id,
             "head_snapshot_id": self.head_snapshot_id,
             "pushed_manifest_hash": self.pushed_manifest_hash,
             "local_manifest_hash": self.local_manifest_hash,
@@ -64,12 +69,15 @@ def status(folder: Folder, state: WorkspaceState, api: ApiClient, *, progress: b
     pushed = PushedTree.load(folder.pushed_file, state.manifest_hash)
     scanned, tree, _ = scan_folder(folder, pushed, progress=progress, only=only)
     load = manifest_loader(api, ManifestCache(folder.manifest_dir), tree.manifests, pushed.manifests)
-    report = StatusReport(state.head_snapshot_id, state.manifest_hash, tree.root, folder_walked=scanned.folder_walked)
+    report = StatusReport(state.head_snapshot_id, state.manifest_hash, tree.root, folder_walked=scanned.folder_walked,
+                          workspace_id=state.workspace_id, project_id=state.project_id)
     report.changes = local_changes(state.manifest_hash, tree.root, load)
     if with_drift:
         try:
             report.drift = api.drift_compare(state.workspace_id)
         except ApiError as exc:
+            if exc.status == 401:  # a rejected token is the caller's problem, not drift's
+                raise
             report.drift_error = exc.message
     return report
 

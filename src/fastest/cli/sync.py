@@ -27,7 +27,7 @@ from fastest.cli.loader import manifest_loader
 from fastest.cli.push import push, scan_folder
 from fastest.cli.state import Folder, ManifestCache, PushedTree, WorkspaceState
 from fastest.domain.manifest import Entry, ManifestError
-from fastest.domain.tree import Change, diff, update_manifests
+from fastest.domain.tree import Change, build_manifests, diff, update_manifests
 
 OPTIONS_BY_SIDE = {"workspace": "keep_workspace", "main": "take_main"}
 
@@ -39,6 +39,7 @@ class SyncError(CommandFailure):
 @dataclass(slots=True)
 class SyncReport:
     preview_id: str | None = None
+    is_main: bool = False  # the folder is the main workspace: there is nothing to merge into it
     up_to_date: bool = False
     pushed_snapshot_id: str | None = None
     auto_actions: int = 0
@@ -72,6 +73,9 @@ def sync(folder: Folder, state: WorkspaceState, api: ApiClient, *, prefer: str |
          decide: dict[str, str] | None = None, confirm_mass_change: bool = False, ask: Ask | None = None,
          say: Callable[[str], None] = print, progress: bool | None = None) -> SyncReport:
     report = SyncReport()
+    if api.get_json(f"/v1/workspaces/{state.workspace_id}")["workspace"]["is_main"]:
+        report.is_main = True
+        return report
     pushed = push(folder, state, api, message="Before sync with main", progress=progress)
     if not pushed.nothing_to_push:
         report.pushed_snapshot_id = pushed.snapshot_id
@@ -238,8 +242,8 @@ def _remember(folder: Folder, state: WorkspaceState, pushed: PushedTree, found: 
     """Save the new head, and the new tree for the next push, if it rebuilds to the server's root."""
     state.head_snapshot_id, old_root, state.manifest_hash = snapshot_id, state.manifest_hash, new_root
     folder.save(state)
-    if pushed.root is None or old_root is None:
-        return
+    if old_root is not None and pushed.root is None:
+        return  # the last pushed tree is not known here: the next push walks and compares everything
     records = dict(pushed.records)
     updates: dict[str, Any] = {}
     for change in found:
@@ -251,7 +255,10 @@ def _remember(folder: Folder, state: WorkspaceState, pushed: PushedTree, found: 
             records[change.path] = (entry.hash, entry.size or 0, entry.mode or 0o644)
             updates[change.path] = (change.path, entry.hash, entry.size or 0, entry.mode or 0o644)
     try:
-        tree = update_manifests(old_root, pushed.manifests, updates)
+        if old_root is None:  # a workspace never pushed: the merge wrote its first tree
+            tree = build_manifests([(path, *record) for path, record in sorted(records.items())])
+        else:
+            tree = update_manifests(old_root, pushed.manifests, updates)
     except ManifestError:
         return
     if tree.root == new_root:
@@ -262,6 +269,9 @@ def report_lines(report: SyncReport) -> list[str]:
     if report.undone_sync_id:
         return [f"undid sync {report.undone_sync_id}: back at {report.snapshot_id} "
                 f"({report.files_written} file(s) written, {report.files_deleted} deleted)"]
+    if report.is_main:
+        return ["this folder is the project's main workspace: there is nothing to merge into it",
+                "(record its changes with fastest push; other folders take them with fastest sync)"]
     if report.up_to_date:
         return []
     return [f"synced with main: snapshot {report.snapshot_id} "

@@ -1,4 +1,4 @@
-"""Code analyses over a workspace's tree, as findings a user can act on (issue 14).
+"""Code analyses over a workspace's tree, as findings a user can act on.
 
 Pure functions over a listing of the tree (`FileInfo`: path and size) and the text of the files
 the analyses asked for (`wants_text`). The service walks the tree, reads those files, and calls
@@ -215,9 +215,10 @@ def _module_stem(name: str) -> str:
     return stem
 
 
-def find_untested_modules(paths: Iterable[str]) -> list[Finding]:
+def untested_module_paths(paths: Iterable[str]) -> list[str]:
     """Source modules (Python, JavaScript, TypeScript) that no test file names: `test_x.py`,
-    `x_test.py`, `x.test.ts`, `x.spec.js`… anywhere in the tree. One finding per directory."""
+    `x_test.py`, `x.test.ts`, `x.spec.js`… anywhere in the tree. The one rule for "untested": the
+    action items and the project's next steps count the same modules for the same tree."""
     paths = list(paths)
     tested: set[str] = set()
     for path in paths:
@@ -229,7 +230,7 @@ def find_untested_modules(paths: Iterable[str]) -> list[Finding]:
         stem = stem[5:] if stem.startswith("test_") else stem
         stem = stem[:-5] if stem.endswith("_test") else stem
         tested.add(stem.lower())
-    untested: dict[str, list[str]] = {}
+    untested: list[str] = []
     for path in paths:
         name = posixpath.basename(path)
         if _extension(path) not in SOURCE_EXTENSIONS or _is_test(path) or name in NOT_MODULES:
@@ -238,6 +239,14 @@ def find_untested_modules(paths: Iterable[str]) -> list[Finding]:
             continue
         if _module_stem(name).lower() in tested:
             continue
+        untested.append(path)
+    return untested
+
+
+def find_untested_modules(paths: Iterable[str]) -> list[Finding]:
+    """`untested_module_paths`, one finding per directory."""
+    untested: dict[str, list[str]] = {}
+    for path in untested_module_paths(paths):
         untested.setdefault(posixpath.dirname(path), []).append(path)
     findings = []
     for directory in sorted(untested):

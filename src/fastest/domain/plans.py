@@ -1,4 +1,4 @@
-"""Plans and their limits (issue 11): configuration, not code paths.
+"""Plans and their limits: configuration, not code paths.
 
 Three plans exist by default, ordered from smallest: `free`, `pro`, `team`. `FASTEST_BILLING_PLANS`
 (JSON) changes their limits or adds plans: `{"pro": {"storage_bytes": 10737418240}, "max": {...}}`

@@ -25,7 +25,7 @@ ABILITIES = (
     "keys:write",
     "billing",
 )
-# Sign-in tokens get everything but secret reveals unless asked for (API.md §1, abilities).
+# Sign-in tokens get everything but secret reveals unless asked for (docs/api/README.md, abilities).
 DEFAULT_ABILITIES = tuple(a for a in ABILITIES if a != "secrets:read")
 
 

@@ -32,11 +32,11 @@ from typing import Any
 
 from fastest.api.blobs import HASH_PATTERN, download_head, etag_matches, parse_range
 from fastest.api.errors import internal_error
-from fastest.edge.reply import EdgeReply, ResponseFactory, _header
+from fastest.edge.reply import EdgeReply, ResponseFactory, request_header
 from fastest.errors import ApiError, LengthRequired
 from fastest.platform import Platform
 from fastest.platform.cloudflare.interop import is_null
-from fastest.platform.cloudflare.r2 import ChecksumMismatch
+from fastest.ports import ChecksumMismatch
 from fastest.services import identity, storage
 
 __all__ = ["DOWNLOAD", "UPLOAD", "EdgeReply", "handle", "match"]
@@ -76,7 +76,7 @@ def _bearer_token(authorization: str | None) -> str | None:
 
 
 def _declared_length(request: Any) -> int | None:
-    value = _header(request, "content-length")
+    value = request_header(request, "content-length")
     return int(value) if value is not None and value.strip().isdigit() else None
 
 
@@ -106,7 +106,7 @@ async def _upload(request: Any, platform: Platform, user_id: str, blob_hash: str
         return reply.json(upload.existing(), 200)
     body = request.body
     try:
-        info = await platform.blobs.put_stream(  # type: ignore[attr-defined]  (R2BlobStore)
+        info = await platform.blobs.put_stream(
             upload.key,
             None if is_null(body) else body,
             sha256=blob_hash,
@@ -123,15 +123,15 @@ async def _download(request: Any, platform: Platform, user_id: str, blob_hash: s
         platform,
         user_id,
         blob_hash,
-        requested=parse_range(_header(request, "range")),
-        client_has_it=etag_matches(_header(request, "if-none-match"), blob_hash),
+        requested=parse_range(request_header(request, "range")),
+        client_has_it=etag_matches(request_header(request, "if-none-match"), blob_hash),
     )
     status, headers = download_head(download, ranges=True)
     if download.not_modified:
         return reply.stream(None, status, headers)
     assert download.body is not None
     headers["Content-Type"] = "application/octet-stream"
-    return reply.stream(download.body.js_stream(), status, headers)  # type: ignore[attr-defined]  (R2Body)
+    return reply.stream(download.body.native_stream(), status, headers)
 
 
 async def handle(
@@ -149,7 +149,7 @@ async def handle(
         try:
             principal = await identity.authorize(
                 platform,
-                _bearer_token(_header(request, "authorization")),
+                _bearer_token(request_header(request, "authorization")),
                 ABILITY,
                 route_class=ROUTE_CLASS,
                 on_rate_decision=reply.rate_decided,

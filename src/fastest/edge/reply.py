@@ -27,7 +27,7 @@ __all__ = ["EdgeReply", "ResponseFactory"]
 ResponseFactory = Callable[[Any, int, dict[str, str]], Any]
 
 
-def _header(request: Any, name: str) -> str | None:
+def request_header(request: Any, name: str) -> str | None:
     value = request.headers.get(name)
     return None if is_null(value) else str(value)
 
@@ -37,8 +37,8 @@ class EdgeReply:
     for the requests the Worker serves without it (these blobs, conversation streams)."""
 
     def __init__(self, request: Any, platform: Platform, build: ResponseFactory | None = None, route_class: str = "default") -> None:
-        self.request_id = request_id_for(_header(request, "x-request-id"))
-        self.origin = _header(request, "origin")
+        self.request_id = request_id_for(request_header(request, "x-request-id"))
+        self.origin = request_header(request, "origin")
         self.platform = platform
         self.build = build or workers_response
         self.route_class = route_class

@@ -12,6 +12,7 @@ from fastest.ports import (
     BlobStore,
     Clock,
     Database,
+    EmbeddingModel,
     HttpClient,
     KeyValue,
     RateLimiter,
@@ -29,6 +30,29 @@ def _cloudflare_deploy_provider(platform: "Platform", api_token: str, account_id
 
 
 ACCOUNT_DEPLOY_PROVIDERS: dict[str, Callable[..., Any]] = {"cloudflare": _cloudflare_deploy_provider}
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a runtime can do, for the services and routes that differ by it."""
+
+    # A browser on the server's own machine may sign in as its owner (the device page), and webhooks
+    # may target plain HTTP on loopback when the operator allows it: the server runs on the user's
+    # machine. A Worker has no "own machine" and reaches no private networks.
+    serves_its_own_machine: bool = False
+    # Work handed to `Platform.defer` may run for minutes (a process that outlives the request);
+    # otherwise it is bounded (`ctx.waitUntil`), and long work goes on in cron-driven steps.
+    long_background_work: bool = False
+    # The database is the server's own SQLite file: whole-table maintenance (an FTS5 `optimize`) is
+    # affordable. On D1 one table holds every tenant and a statement's work is bounded.
+    whole_table_maintenance: bool = False
+    # The request header the platform's edge sets to the client's address (a client cannot forge
+    # it there); None: the socket's peer is the client.
+    client_ip_header: str | None = None
+
+
+EDGE = Capabilities(client_ip_header="cf-connecting-ip")
+LOCAL = Capabilities(serves_its_own_machine=True, long_background_work=True, whole_table_maintenance=True)
 
 
 @dataclass(slots=True)
@@ -51,11 +75,11 @@ class Platform:
     signatures: SignatureVerifier | None = None
     # Embeddings for the Atlas (the provider's embedding model with a given API key, or the local
     # runtime's own model; None: no embeddings here) and where their vectors live.
-    embedder_factory: Callable[[str | None], AIModel | None] | None = None
+    embedder_factory: Callable[[str | None], EmbeddingModel | None] | None = None
     vectors: VectorIndex | None = None
-    # "local" only for the local runtime (open_local_platform); anything else is treated as the
-    # edge, where local-only conveniences (the device page's owner sign-in) are refused.
-    runtime: str = "cloudflare"
+    # What this runtime can do: services ask it, never the runtime's name. The defaults are the
+    # edge's (a Worker behind Cloudflare): none of the local runtime's conveniences.
+    capabilities: Capabilities = field(default_factory=lambda: EDGE)
     # Release functions for what the platform opened (files, connections), run by `close()` in
     # reverse order. Empty on Cloudflare, where the runtime owns the bindings.
     closers: list[Callable[[], None]] = field(default_factory=list)
@@ -64,6 +88,9 @@ class Platform:
     # What other capabilities do when an event is recorded (`services.events.reactions.Reaction`s),
     # handed over by whoever composes the platform; empty: nothing reacts.
     reactions: tuple[Any, ...] = ()
+    # State a service keeps for the platform's lifetime (per process locally, per isolate on the
+    # Worker), by the service's name; each service bounds what it keeps (e.g. `webhooks.senders`).
+    service_state: dict[str, Any] = field(default_factory=dict)
 
     def defer(self, work: Coroutine[Any, Any, Any]) -> bool:
         """Run `work` in the background if this runtime can (False, and `work` closed, if not)."""

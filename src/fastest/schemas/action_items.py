@@ -1,4 +1,4 @@
-"""Action items and their runs (seed 001 "Action Items")."""
+"""Action items and their runs."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ class ActionItem(ResponseModel):
 
 class ActionItemList(ResponseModel):
     items: list[ActionItem]
+    agent_available: bool = Field(description="Whether an agent run can fix `run` items for you (an AI model is "
+                                              "configured); without one a run fails at once with `model_not_configured`.")
 
 
 class ActionItemResponse(ResponseModel):

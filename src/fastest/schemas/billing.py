@@ -1,4 +1,4 @@
-"""Billing request and response bodies (issue 11)."""
+"""Billing request and response bodies."""
 
 from __future__ import annotations
 

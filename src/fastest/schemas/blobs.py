@@ -1,6 +1,6 @@
-"""Blobs and manifests: hash lists, upload answers, GC and storage statistics (seed 001 + API.md).
+"""Blobs and manifests: hash lists, upload answers, GC and storage statistics.
 
-The GC request keeps seed 001's camelCase names (`dryRun`, `maxBlobs`) and so does its answer; the
+The GC request keeps its published camelCase names (`dryRun`, `maxBlobs`) and so does its answer; the
 rest of the group is snake_case like the rest of the API.
 """
 

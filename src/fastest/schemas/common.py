@@ -44,7 +44,7 @@ class ProblemError(BaseModel):
 
 
 class Problem(BaseModel):
-    """RFC 9457 problem details, plus `error: {code, message, fields}` (seed 001's error shape)."""
+    """RFC 9457 problem details, plus `error: {code, message, fields}` (a stable code clients branch on)."""
 
     model_config = ConfigDict(extra="allow")
     type: str

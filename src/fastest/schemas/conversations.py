@@ -1,4 +1,4 @@
-"""Conversations: requests and responses (seed 001). Message and event payloads are the session
+"""Conversations: requests and responses. Message and event payloads are the session
 object's own JSON and are documented loosely (objects with extra members)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Project intelligence: the Atlas, diagrams, next steps, decisions, drift analysis (issue 13)."""
+"""Project intelligence: the Atlas, diagrams, next steps, decisions, drift analysis."""
 
 from __future__ import annotations
 

@@ -267,7 +267,7 @@ class SyncExecute(RequestModel):
         False, description="Record the pre-sync state as its own snapshot even when the workspace has no "
                            "unsnapshotted changes (with changes, it is always recorded).")
     create_snapshot_after: bool = Field(
-        True, description="Accepted for seed 001; the merge snapshot (parents: both heads) is always created.")
+        True, description="Accepted for compatibility; the merge snapshot (parents: both heads) is always created.")
     confirm_mass_change: bool = False
     summary: ShortText | None = None
 

@@ -1,4 +1,4 @@
-"""Integration webhooks: endpoints, their deliveries log (API.md §"Integration webhooks", seed 004).
+"""Integration webhooks: endpoints, their deliveries log (docs/webhooks.md).
 
 The guardrails are strict integers: `1.5`, `"4abc"` or `true` are refused with 422, never coerced.
 """

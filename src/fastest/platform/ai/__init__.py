@@ -14,7 +14,7 @@ from fastest.config import Settings
 from fastest.platform.ai.anthropic import AnthropicModel
 from fastest.platform.ai.builtin import BuiltinEngine
 from fastest.platform.ai.openai import OpenAICompatibleModel
-from fastest.ports import AIModel, HttpClient
+from fastest.ports import AIModel, EmbeddingModel, HttpClient
 
 PROVIDERS = ("builtin", "openai", "anthropic", "workers-ai")
 
@@ -37,7 +37,7 @@ WORKERS_AI_EMBEDDING_MODEL = "@cf/baai/bge-base-en-v1.5"
 
 
 def embedder_for(settings: Settings, http: HttpClient | None, api_key: str | None = None, *,
-                 workers_ai: Callable[[str], AIModel] | None = None, local: Any = None) -> AIModel | None:
+                 workers_ai: Callable[[str], EmbeddingModel] | None = None, local: Any = None) -> EmbeddingModel | None:
     """The model that embeds Atlas chunks: the configured provider's embedding model (OpenAI-compatible
     `/embeddings` when FASTEST_AI_EMBEDDING_MODEL names one; Workers AI's `bge`, built by `workers_ai`
     from a model name on the Worker), else `local()` (the local runtime's in-process model), else None."""

@@ -72,9 +72,6 @@ class BuiltinEngine:
                 yield {"type": "delta", "content": HELP if prompt.strip() == "/help" else NOT_CONFIGURED}
         yield {"type": "done", "model": self.model, "provider": self.provider, "finish_reason": "stop"}
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        raise NotImplementedError("the builtin engine has no embeddings")
-
 
 def _tool_answer(messages: Sequence[Mapping[str, Any]]) -> str:
     """Say what the command did: the tool's result, a file in a code block."""

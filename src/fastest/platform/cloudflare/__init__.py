@@ -101,7 +101,6 @@ def build_platform(env: Any, *, reactions: tuple[Any, ...] = ()) -> Platform:
                                  workers_ai=None if ai_binding is None else partial(WorkersAIModel, ai_binding)),
         vectors=VectorizeIndex(_get(env, VECTORIZE)) if _get(env, VECTORIZE) is not None else None,
         signatures=WebCryptoSignatureVerifier(),
-        runtime="cloudflare",
         background=WaitUntilBackground(),
         reactions=reactions,
     )

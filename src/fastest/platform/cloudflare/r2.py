@@ -8,7 +8,7 @@ because R2 needs the length of a streamed body up front and a blob is at most `b
 
 The Worker's streaming blob path (`blob_stream`) bypasses the buffering both ways: `put_stream` hands
 the request's own JS ReadableStream (known length: it is a request body with `Content-Length`) to R2
-with R2's `sha256` option, so R2 verifies the hash and refuses the put on a mismatch; `R2Body.js_stream`
+with R2's `sha256` option, so R2 verifies the hash and refuses the put on a mismatch; `R2Body.native_stream`
 gives the object's JS body stream to return in a Response untouched.
 """
 
@@ -25,17 +25,13 @@ from fastest.platform.cloudflare.interop import (
     to_datetime,
     to_str_dict,
 )
-from fastest.ports import BlobInfo, BlobListing, ByteRange
+from fastest.ports import BlobInfo, BlobListing, ByteRange, ChecksumMismatch
 
 # R2 lists without metadata unless asked; the port's BlobInfo carries both.
 LIST_INCLUDE = ["httpMetadata", "customMetadata"]
 # How R2 refuses a put whose body does not match the checksum it was given (workerd/miniflare:
 # "put: The SHA-256 checksum you specified did not match what we received. … (10037)").
 _CHECKSUM_MISMATCH_MARKERS = ("checksum you specified did not match", "(10037)")
-
-
-class ChecksumMismatch(Exception):
-    """R2 refused a put because the body's checksum is not the one given; nothing was stored."""
 
 
 def is_checksum_mismatch(exc: BaseException) -> bool:
@@ -103,7 +99,7 @@ class R2Body:
     def stream(self) -> AsyncIterator[bytes]:
         return read_stream(field(self._obj, "body"))
 
-    def js_stream(self) -> Any:
+    def native_stream(self) -> Any:
         """The object's JS ReadableStream itself, for a Worker Response to send as it is."""
         return field(self._obj, "body")
 

@@ -1,4 +1,4 @@
-"""The `AIModel` port over the Workers AI binding (`env.AI.run(model, inputs)`).
+"""The `AIModel` (chat) and `EmbeddingModel` ports over the Workers AI binding (`env.AI.run`).
 
 Thin on purpose: one non-streamed call per round (`run` with `messages` and `tools`), whose answer
 (`response`, `tool_calls`) is replayed as port events, so a conversation works the same on the

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from fastest.config import Settings
-from fastest.platform import Platform
+from fastest.platform import LOCAL, Platform
 from fastest.platform.ai import embedder_for, model_for_key
 from fastest.platform.local.background import LocalBackground
 from fastest.platform.local.blobs import LocalBlobStore
@@ -124,7 +124,7 @@ def open_local_platform(
         embedder_factory=partial(embedder_for, settings, http, local=local_embedder),
         vectors=SqliteVectorIndex(db),
         signatures=CryptographySignatureVerifier(),
-        runtime="local",
+        capabilities=LOCAL,
         closers=closers,
         background=LocalBackground(),
         reactions=reactions,

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from fastest.platform.local.sqlite_files import open_sqlite
-from fastest.ports import BlobInfo, BlobListing, ByteRange, Clock
+from fastest.ports import BlobInfo, BlobListing, ByteRange, ChecksumMismatch, Clock
 
 R2_MAX_KEY_BYTES = 1024
 R2_MAX_METADATA_BYTES = 8192  # custom metadata, keys and values together
@@ -167,6 +167,17 @@ def decode_cursor(cursor: str) -> _Position:
 # --------------------------------------------------------------------------------------------------
 
 
+async def _checked(chunks: AsyncIterator[bytes], expected_sha256: str) -> AsyncIterator[bytes]:
+    """The chunks, then ChecksumMismatch if their SHA-256 is not the expected one (raised before the
+    put that reads them commits, so it stores nothing)."""
+    digest = hashlib.sha256()
+    async for chunk in chunks:
+        digest.update(chunk)
+        yield chunk
+    if digest.hexdigest() != expected_sha256:
+        raise ChecksumMismatch(f"The body's SHA-256 is {digest.hexdigest()}, not {expected_sha256}.")
+
+
 class LocalBlobBody:
     """An object and its (possibly ranged) body, read from `handle`: the object's file opened at `get`
     time, or a `BytesIO` over the inline body read at `get` time.
@@ -199,6 +210,9 @@ class LocalBlobBody:
                 yield chunk
         finally:
             handle.close()
+
+    def native_stream(self) -> AsyncIterator[bytes]:
+        return self.stream()
 
     async def read(self) -> bytes:
         return b"".join([chunk async for chunk in self.stream()])
@@ -341,6 +355,18 @@ class LocalBlobStore:
         body = spool.inline_body() if spool.file_id is None else None
         await self._commit_together(info, file_id=spool.file_id, body=body)
         return info
+
+    async def put_stream(
+        self,
+        key: str,
+        stream: AsyncIterator[bytes],
+        *,
+        sha256: str,
+        custom_metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> BlobInfo:
+        """`put`, checked against `sha256` as it arrives: a mismatch stores nothing (ChecksumMismatch)."""
+        return await self.put(key, _checked(stream, sha256), custom_metadata=custom_metadata, content_type=content_type)
 
     async def delete(self, keys: str | Sequence[str]) -> None:
         key_list = [keys] if isinstance(keys, str) else list(keys)

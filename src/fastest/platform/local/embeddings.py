@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 PROVIDER = "local"
 MODEL = "wordllama-l2-supercat-256"
@@ -41,7 +41,7 @@ def available() -> bool:
 
 
 class LocalEmbedder:
-    """Only `embed` is a model here; chat goes to the configured provider."""
+    """The `EmbeddingModel` the local runtime ships (chat goes to the configured provider)."""
 
     provider = PROVIDER
     model = MODEL
@@ -56,12 +56,6 @@ class LocalEmbedder:
         else:
             vectors = await asyncio.to_thread(model.embed, list(texts), norm=True)
         return [list(map(float, row)) for row in vectors]
-
-    async def complete(self, messages: Sequence[Mapping[str, Any]], **options: Any) -> Mapping[str, Any]:
-        raise NotImplementedError("the local embedding model does not chat")
-
-    def stream(self, messages: Sequence[Mapping[str, Any]], **options: Any):  # pragma: no cover
-        raise NotImplementedError("the local embedding model does not chat")
 
 
 def local_embedder() -> LocalEmbedder | None:

@@ -15,3 +15,4 @@ from fastest.services.action_items.items import (
     list_items,
     refresh_job,
 )
+from fastest.services.action_items.runs import agent_available

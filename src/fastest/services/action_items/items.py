@@ -1,4 +1,4 @@
-"""Action items: what needs attention across a user's workspaces (issue 14, seed 001 "Action Items").
+"""Action items: what needs attention across a user's workspaces.
 
 Items come from *finding sources*, each a function `(platform, user_id) -> [item]`:
 
@@ -60,7 +60,7 @@ def item_view(
     workspace_id: str, title: str, description: str, data: Mapping[str, Any], created_at: str,
     snapshot_id: str | None = None, manifest_hash: str | None = None,
 ) -> dict[str, Any]:
-    """An item as the API shows it (001's fields plus fingerprint, category, magnitude)."""
+    """An item as the API shows it (docs/api/action-items.md)."""
     runnable = kind in RUNNABLE_KINDS
     if runnable:
         action = {"action_label": "Fix with an agent", "action_type": "run"}

@@ -1,5 +1,5 @@
 """Runs: a background agent turn that fixes one action item on a copy of the workspace's files,
-and applying its result (issue 14, seed 001 "Action Items").
+and applying its result.
 
 A run is a row in D1 (what the API reads) and a `ConversationSession` object named `run:<id>`
 (what does the work: `durable_objects.runs`). `start` records the row, gives the object its
@@ -32,6 +32,7 @@ from fastest.platform import Platform
 from fastest.ports import ConstraintError, SessionRequest
 from fastest.services import events, storage
 from fastest.services.action_items import items as action_items
+from fastest.services.ai import models
 from fastest.services.common import dumps, new_id, now_iso
 from fastest.services.sync import snapshots, workspaces
 
@@ -98,6 +99,12 @@ def task_prompt(item: Mapping[str, Any], instructions: str | None) -> str:
     if instructions:
         lines.append(f"The user adds: {instructions}")
     return "\n\n".join(lines)
+
+
+async def agent_available(platform: Platform, user_id: str) -> bool:
+    """Whether a run can fix anything for this user: a model is configured (or their own key reaches
+    one). Without one, a run fails at once with `model_not_configured`, so clients offer none."""
+    return models.is_model(await models.for_user(platform, user_id))
 
 
 async def start(platform: Platform, user_id: str, item_id: str, *, instructions: str | None) -> dict[str, Any]:

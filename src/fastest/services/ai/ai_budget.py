@@ -1,8 +1,8 @@
-"""The AI budget guardrail (seed 004): each user may make `ai_budget_calls` model calls per window of
+"""The AI budget guardrail: each user may make `ai_budget_calls` model calls per window of
 `ai_budget_window_seconds`; past that, AI routes answer 429 `ai_rate_limited` with
 `ai_rate_limit: {resets_at, used, limit}` until the window turns.
 
-The number of calls is the user's plan's `ai_budget_calls` (issue 11; the free plan's default is
+The number of calls is the user's plan's `ai_budget_calls` (the free plan's default is
 `ai_budget_calls`; null: unlimited), and the 429 then also names the plans that allow more (`upgrade`).
 
 Windows are fixed (aligned on the epoch) so the count is one row per user and window, incremented in

@@ -1,4 +1,4 @@
-"""Billing with Paddle (issue 11, seed 000's public commerce edge and signed callback).
+"""Billing with Paddle: plans, checkout, the signed Paddle webhook.
 
 - `checkout`: a Paddle transaction for a plan's price, tied to the user (signed in) or to a checkout
   row carrying the buyer's email (anonymous); the answer is Paddle's hosted checkout URL.

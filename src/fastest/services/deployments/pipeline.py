@@ -1,4 +1,5 @@
-"""Deployments: records, the forward-only pipeline, logs, the signed callback, rollback, auto-deploy.
+"""Deployments: the forward-only pipeline (creating and running one), the signed callback, cancel,
+rollback, auto-deploy. Reading deployments is `records`; a workspace's settings, `settings`.
 
 A deployment deploys **artifacts**: a tree of the user's content-addressed blobs (the static output).
 Where that tree comes from:
@@ -29,21 +30,21 @@ from fastest.platform import Platform
 from fastest.ports import DatabaseError, DeployError
 from fastest.services import events, projects, storage
 from fastest.services.billing import entitlements
-from fastest.services.common import new_id, now_iso, split_page
+from fastest.services.common import new_id, now_iso
 from fastest.services.deployments import builds as deploy_builds
 from fastest.services.deployments import detect as deploy_detect
 from fastest.services.deployments import providers as deploy_providers
 from fastest.services.deployments import resources as deploy_resources
 from fastest.services.deployments.deploy_step import run_deploy_step
+from fastest.services.deployments.records import deployment_view, get_owned, with_project_url
+from fastest.services.deployments.settings import settings_row
 from fastest.services.deployments.status import (
-    SELECT_DEPLOYMENTS,
     append_log,
     by_id,
     event_statements,
     fail,
     log_statement,
     move,
-    read_logs,
 )
 from fastest.services.sync import workspaces
 
@@ -52,80 +53,6 @@ log = logging.getLogger("fastest.deployments")
 Spawn = Callable[[Callable[[], Awaitable[None]]], None]
 SIGNING_KEY_NAME = "deploy-callback-key"
 TRIGGERS = ("manual", "chat", "auto", "rollback", "cli")
-
-
-def deployment_view(row: Mapping[str, Any], platform: Platform | None = None) -> dict[str, Any]:
-    view = {
-        "id": row["id"], "workspace_id": row["workspace_id"], "project_id": row["project_id"],
-        "snapshot_id": row["snapshot_id"], "conversation_id": row["conversation_id"], "provider": row["provider"],
-        "status": row["status"], "trigger": row["trigger"], "url": row["url"], "error": row["error"],
-        "output_manifest_hash": row["output_manifest_hash"], "rollback_of": row["rollback_of"],
-        "created_at": row["created_at"], "started_at": row["started_at"], "completed_at": row["completed_at"],
-    }
-    local = platform.deploy_providers.get(row["provider"]) if platform is not None else None
-    fallback = getattr(local, "fallback_url", None)
-    view["fallback_url"] = fallback(row["slug"]) if fallback is not None and row["status"] == "ready" else None
-    return view
-
-
-async def with_project_url(platform: Platform, view: dict[str, Any]) -> dict[str, Any]:
-    """Add `project_url`: the project's stable local address (its latest ready local deployment)."""
-    local = platform.deploy_providers.get(view["provider"])
-    site_url = getattr(local, "site_url", None)
-    if site_url is None or view["status"] != "ready":
-        return {**view, "project_url": None}
-    name = await platform.db.prepare("SELECT name FROM projects WHERE id = ?").bind(view["project_id"]).first("name")
-    return {**view, "project_url": site_url(deploy_pipeline.project_slug(name or "project", view["project_id"]))}
-
-
-async def get_owned(platform: Platform, user_id: str, deployment_id: str) -> dict[str, Any]:
-    row = await platform.db.prepare(f"{SELECT_DEPLOYMENTS} WHERE id = ? AND user_id = ?").bind(deployment_id, user_id).first()
-    if row is None:
-        raise NotFound("Deployment not found.")
-    return row
-
-
-async def by_slug(platform: Platform, slug: str) -> dict[str, Any] | None:
-    """A ready deployment by its host label (the local server's site routing)."""
-    return await platform.db.prepare(f"{SELECT_DEPLOYMENTS} WHERE slug = ? AND status = 'ready'").bind(slug).first()
-
-
-async def live_for_project_slug(platform: Platform, slug: str) -> dict[str, Any] | None:
-    """The latest ready local deployment of the project whose address label is `slug`."""
-    suffix = slug.rsplit("-", 1)[-1]
-    rows = (await platform.db.prepare(
-        "SELECT d.user_id, d.output_manifest_hash, p.id AS project_id, p.name FROM deployments d "
-        "JOIN projects p ON p.id = d.project_id WHERE lower(substr(p.id, -8)) = ? AND d.status = 'ready' "
-        "AND d.provider = 'local' AND d.output_manifest_hash IS NOT NULL ORDER BY d.seq DESC LIMIT 50"
-    ).bind(suffix).all()).results
-    return next((r for r in rows if deploy_pipeline.project_slug(r["name"], r["project_id"]) == slug), None)
-
-
-async def list_for_workspace(platform: Platform, user_id: str, workspace_id: str, *, limit: int,
-                             before_seq: int | None) -> tuple[list[dict[str, Any]], str | None]:
-    await workspaces.get_owned(platform, user_id, workspace_id)
-    after, args = ("AND seq < ?", [before_seq]) if before_seq is not None else ("", [])
-    rows = (await platform.db.prepare(
-        f"{SELECT_DEPLOYMENTS} WHERE workspace_id = ? {after} ORDER BY seq DESC LIMIT ?"
-    ).bind(workspace_id, *args, limit + 1).all()).results
-    page, cursor = split_page(rows, limit, lambda r: (r["seq"],))
-    return [deployment_view(r, platform) for r in page], cursor
-
-
-async def list_for_conversation(platform: Platform, conversation_id: str, limit: int = 100) -> list[dict[str, Any]]:
-    rows = (await platform.db.prepare(
-        f"{SELECT_DEPLOYMENTS} WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?"
-    ).bind(conversation_id, limit).all()).results
-    return [deployment_view(r, platform) for r in rows]
-
-
-# --- logs ------------------------------------------------------------------------------------
-
-
-async def logs(platform: Platform, user_id: str, deployment_id: str, *, after: int, limit: int) -> dict[str, Any]:
-    row = await get_owned(platform, user_id, deployment_id)
-    lines = await read_logs(platform, deployment_id, after=after, limit=limit)
-    return {"logs": lines, "status": row["status"], "next_after": lines[-1]["seq"] if lines else after}
 
 
 # --- the callback token ----------------------------------------------------------------------
@@ -157,13 +84,6 @@ async def callback_token(platform: Platform, deployment_id: str, number: int) ->
 
 
 # --- creating and running ----------------------------------------------------------------------
-
-
-async def _settings_row(platform: Platform, workspace_id: str | None) -> dict[str, Any]:
-    if workspace_id is None:
-        return {}
-    row = await platform.db.prepare("SELECT * FROM deployment_settings WHERE workspace_id = ?").bind(workspace_id).first()
-    return dict(row) if row else {}
 
 
 # The plan's `deployments` limit counts the projects a user has deployed (any deployment not failed
@@ -231,14 +151,14 @@ async def deploy_project(
     through the callback), "server" (the local runtime builds, if allowed), "none" (deploy the
     source's output directory as is), "auto" (none when no build is needed, else server).
 
-    Returns 001's `{success, deployment_id, url, resources, provisioned_resources, error}` plus
+    Returns `{success, deployment_id, url, resources, provisioned_resources, error}` plus
     `status`, `deployment` and `callback_token` (for a client build)."""
     project = await projects.get_owned(platform, user_id, project_id)
     workspace_id = workspace_id or project["main_workspace_id"]
     workspace = await workspaces.get_owned(platform, user_id, workspace_id) if workspace_id else None
     if workspace is not None and workspace["project_id"] != project_id:
         raise NotFound("Workspace not found.")
-    settings = await _settings_row(platform, workspace_id)
+    settings = await settings_row(platform, workspace_id)
     provider = provider or settings.get("provider") or deploy_providers.default_provider(platform)
     if output_manifest_hash is not None:
         await _check_output(platform, user_id, output_manifest_hash)
@@ -351,7 +271,7 @@ async def auto_deploy(platform: Platform, moved: events.Event) -> None:
     user_id, workspace_id = moved.actor, moved.data["workspace_id"]
     snapshot_id, manifest_hash = moved.data["snapshot_id"], moved.data["manifest_hash"]
     try:
-        settings = await _settings_row(platform, workspace_id)
+        settings = await settings_row(platform, workspace_id)
         if not settings.get("auto_deploy"):
             return
         workspace = await workspaces.get_owned(platform, user_id, workspace_id)
@@ -445,80 +365,3 @@ async def rollback(platform: Platform, user_id: str, deployment_id: str) -> dict
     return deployment_view(row, platform)
 
 
-# --- settings ----------------------------------------------------------------------------------
-
-SETTINGS_FIELDS = ("auto_deploy", "runtime_override", "build_command", "start_command", "output_dir", "provider")
-
-
-def settings_view(workspace_id: str, row: Mapping[str, Any]) -> dict[str, Any]:
-    return {"workspace_id": workspace_id, "auto_deploy": bool(row.get("auto_deploy", 0)),
-            **{f: row.get(f) for f in SETTINGS_FIELDS if f != "auto_deploy"},
-            "created_at": row.get("created_at"), "updated_at": row.get("updated_at")}
-
-
-async def get_settings(platform: Platform, user_id: str, workspace_id: str) -> dict[str, Any]:
-    await workspaces.get_owned(platform, user_id, workspace_id)
-    return settings_view(workspace_id, await _settings_row(platform, workspace_id))
-
-
-async def update_settings(platform: Platform, user_id: str, workspace_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
-    workspace = await workspaces.get_owned(platform, user_id, workspace_id)
-    if changes.get("provider") is not None and changes["provider"] not in deploy_providers.PROVIDERS:
-        raise ValidationFailed("Unknown provider.", fields={"provider": "unknown"})
-    current = await _settings_row(platform, workspace_id)
-    merged = {f: current.get(f) for f in SETTINGS_FIELDS}
-    merged.update(changes)
-    merged["auto_deploy"] = int(bool(merged.get("auto_deploy")))
-    now = now_iso(platform)
-    await platform.db.batch([
-        platform.db.prepare(
-            "INSERT INTO deployment_settings (workspace_id, project_id, auto_deploy, runtime_override, build_command, "
-            "start_command, output_dir, provider, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(workspace_id) DO UPDATE SET auto_deploy = excluded.auto_deploy, "
-            "runtime_override = excluded.runtime_override, build_command = excluded.build_command, "
-            "start_command = excluded.start_command, output_dir = excluded.output_dir, provider = excluded.provider, "
-            "updated_at = excluded.updated_at"
-        ).bind(workspace_id, workspace["project_id"], merged["auto_deploy"], merged["runtime_override"],
-               merged["build_command"], merged["start_command"], merged["output_dir"], merged["provider"], now, now),
-        *events.record(platform, workspace["project_id"], user_id, "deployment_settings.updated",
-                       f"Updated deployment settings of {workspace['name']}",
-                       {"workspace_id": workspace_id, "fields": sorted(changes)}),
-    ])
-    return await get_settings(platform, user_id, workspace_id)
-
-
-# --- for action items ---------------------------------------------------------------------------
-
-# Each project whose latest deployment failed, with how many failed in a row since the last one that
-# went live (the item gets worse with each further failure).
-_FAILING_PROJECTS = (
-    "SELECT d.id, d.project_id, d.workspace_id, d.error, d.completed_at, d.created_at,"
-    " (SELECT COUNT(*) FROM deployments f WHERE f.project_id = d.project_id AND f.status = 'failed'"
-    "   AND f.seq > COALESCE((SELECT MAX(r.seq) FROM deployments r"
-    "                          WHERE r.project_id = d.project_id AND r.status = 'ready'), 0)) AS failures"
-    " FROM deployments d"
-    " WHERE d.user_id = ? AND d.status = 'failed'"
-    "   AND d.seq = (SELECT MAX(l.seq) FROM deployments l WHERE l.project_id = d.project_id"
-    "                AND l.status NOT IN ('queued', 'building', 'deploying', 'canceled'))"
-)
-
-
-async def failing_projects(platform: Platform, user_id: str) -> list[dict[str, Any]]:
-    """The user's projects whose last finished deployment failed: `{id, project_id, workspace_id,
-    error, failures, failed_at}`, one per project."""
-    rows = (await platform.db.prepare(_FAILING_PROJECTS).bind(user_id).all()).results
-    return [
-        {"id": r["id"], "project_id": r["project_id"], "workspace_id": r["workspace_id"], "error": r["error"],
-         "failures": int(r["failures"] or 1), "failed_at": r["completed_at"] or r["created_at"]}
-        for r in rows
-    ]
-
-
-async def last_failure(platform: Platform, project_id: str) -> dict[str, Any] | None:
-    """The project's last finished deployment (`{id, error}`) if it failed; None if it went live,
-    was never deployed, or is still running its first."""
-    row = await platform.db.prepare(
-        "SELECT id, status, error FROM deployments WHERE project_id = ?"
-        " AND status NOT IN ('queued', 'building', 'deploying', 'canceled') ORDER BY seq DESC LIMIT 1"
-    ).bind(project_id).first()
-    return {"id": row["id"], "error": row["error"]} if row is not None and row["status"] == "failed" else None

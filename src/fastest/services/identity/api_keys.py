@@ -1,4 +1,4 @@
-"""Users' LLM provider API keys (seed 001): sealed with the Vault, listed masked, revealed rarely.
+"""Users' LLM provider API keys: sealed with the Vault, listed masked, revealed rarely.
 
 A key is AES-GCM ciphertext bound to its owner and provider (associated data = user id + provider),
 so a ciphertext copied to another row or another user does not open. The row records which vault key

@@ -67,7 +67,7 @@ class PendingDevice:
 async def start(
     platform: Platform, *, client_name: str = "", abilities: tuple[str, ...] | None = None
 ) -> dict[str, Any]:
-    """A new device authorization (001's response shape)."""
+    """A new device authorization (RFC 8628 §3.2's response)."""
     wanted = tokens.DEFAULT_ABILITIES if abilities is None else abilities
     if not wanted:
         raise ValidationFailed("Ask for at least one ability.", fields={"scope": "no abilities"})
@@ -253,9 +253,9 @@ async def purge_expired(platform: Platform) -> int:
 def local_owner_allowed(platform: Platform, client_ip: str | None) -> bool:
     """The local runtime's owner sign-in on the device page: only on the local runtime, only in the
     local environment, only while Google sign-in is not configured, and only for a browser on this
-    machine. On the Worker `platform.runtime` is never "local", so it cannot be switched on there."""
+    machine. A Worker does not serve its own machine, so it cannot be switched on there."""
     return (
-        platform.runtime == "local"
+        platform.capabilities.serves_its_own_machine
         and platform.settings.environment == "local"
         and not platform.settings.google_audiences
         and client_ip in ("127.0.0.1", "::1")

@@ -1,4 +1,4 @@
-"""The Atlas: a project's knowledge graph, built from a snapshot's tree (issue 13).
+"""The Atlas: a project's knowledge graph, built from a snapshot's tree.
 
 Indexing walks the snapshot's Merkle tree from the root. A directory whose manifest hash was indexed
 before is reused without being read (nor anything under it); inside a changed directory, a file
@@ -29,7 +29,7 @@ from fastest.domain.atlas.graph import PathIndex, pagerank
 from fastest.domain.ids import iso
 from fastest.errors import Conflict, NotFound
 from fastest.platform import Platform
-from fastest.ports import AIModel, Statement
+from fastest.ports import EmbeddingModel, Statement
 from fastest.services import projects, storage
 from fastest.services.common import now_iso, split_page
 from fastest.services.sync import snapshots
@@ -96,7 +96,7 @@ async def _target_snapshot(platform: Platform, user_id: str, project: dict[str, 
     return row["id"], row["manifest_hash"]
 
 
-async def embedder_for_user(platform: Platform, user_id: str) -> AIModel | None:
+async def embedder_for_user(platform: Platform, user_id: str) -> EmbeddingModel | None:
     if platform.embedder_factory is None or platform.vectors is None:
         return None
     from fastest.services.ai import models
@@ -107,7 +107,7 @@ async def embedder_for_user(platform: Platform, user_id: str) -> AIModel | None:
     return platform.embedder_factory(key)
 
 
-def embedder_model_id(embedder: AIModel | None) -> str:
+def embedder_model_id(embedder: EmbeddingModel | None) -> str:
     return f"{embedder.provider}:{embedder.model}" if embedder is not None else ""
 
 
@@ -246,7 +246,7 @@ class _Indexer:
         self.state = state
         self.counts: dict[str, int] = state["counts"]
         self.load = storage.manifest_loader(platform, self.user_id)
-        self.embedder_for_user: AIModel | None = None
+        self.embedder_for_user: EmbeddingModel | None = None
 
     # --- walking -----------------------------------------------------------------------------
 
@@ -574,7 +574,7 @@ class _Indexer:
         """After a big index, merge the FTS5 segments its many inserts and deletes left (queries read
         every segment: merged, they take half the time). Locally a full `optimize`; on D1, where the
         table holds every project, a bounded `merge` (pages of work)."""
-        command = ("INSERT INTO atlas_fts (atlas_fts) VALUES ('optimize')" if self.platform.runtime == "local"
+        command = ("INSERT INTO atlas_fts (atlas_fts) VALUES ('optimize')" if self.platform.capabilities.whole_table_maintenance
                    else "INSERT INTO atlas_fts (atlas_fts, rank) VALUES ('merge', 4000)")
         await self.db.prepare(command).run()
 

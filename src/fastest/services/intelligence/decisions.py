@@ -1,4 +1,4 @@
-"""Decisions: ADR-like records extracted from a project's conversations (seed 001, issue 13).
+"""Decisions: ADR-like records extracted from a project's conversations.
 
 Extraction reads each conversation's messages since the last extraction (the conversation's session
 object serves them newest first; `decision_reads.last_seq` remembers how far it got, so each message

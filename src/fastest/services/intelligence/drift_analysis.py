@@ -1,4 +1,4 @@
-"""Drift analysis (seed 001's `POST /v1/workspaces/:id/drift/analyze`, issue 13).
+"""Drift analysis (`POST /v1/workspaces/{workspace_id}/drift/analyze`).
 
 `can_auto_sync` and `conflicts_predicted` come from a dry run of the sync merge: the same two sides,
 merge base, tree merge and line merges as `sync.prepare`, but nothing is stored (no preview, no

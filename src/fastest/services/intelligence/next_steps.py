@@ -1,4 +1,4 @@
-"""Next steps: what to do next in a project (seed 001, issue 13).
+"""Next steps: what to do next in a project.
 
 Signals are real and gathered the same way with or without a model: stale workspaces and risky drift
 (drift reports and snapshot times), the Atlas (modules without tests, files that do not parse,
@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fastest.domain import drift as drift_domain
+from fastest.domain import findings
 from fastest.domain.ids import parse_iso
 from fastest.errors import NotFound
 from fastest.platform import Platform
@@ -121,26 +122,11 @@ async def signals(platform: Platform, project: dict[str, Any]) -> dict[str, Any]
 # --------------------------------------------------------------------------------------------------
 
 
-def _stem(path: str) -> str:
-    name = path.rsplit("/", 1)[-1]
-    name = re.sub(r"\.(test|spec)\.", ".", name)
-    name = name.split(".")[0]
-    return re.sub(r"^test_|_test$", "", name)
-
-
 def untested_modules(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Source modules with symbols that no test imports and no test file is named after, most
-    important (PageRank) first."""
-    tests = [f for f in files if f["is_test"]]
-    covered: set[str] = set()
-    tested_stems = {_stem(f["path"]) for f in tests}
-    for test in tests:
-        if test["resolved"] not in ("?", "[]"):
-            covered.update(json.loads(test["resolved"]))
-    candidates = [f for f in files if f["language"] and not f["is_test"] and f["symbols"] and not f["parse_error"]
-                  and f["path"] not in covered and _stem(f["path"]) not in tested_stems
-                  and not f["path"].endswith(("__init__.py", ".d.ts"))]
-    return sorted(candidates, key=lambda f: (-f["rank"], f["path"]))
+    """The modules no test file names (`domain.findings.untested_module_paths`: the same rule, and so
+    the same count, as the action items), most important (PageRank) first."""
+    untested = set(findings.untested_module_paths(f["path"] for f in files))
+    return sorted((f for f in files if f["path"] in untested), key=lambda f: (-f["rank"], f["path"]))
 
 
 def rules(project: dict[str, Any], facts: dict[str, Any], steering: dict[str, int]) -> list[Candidate]:

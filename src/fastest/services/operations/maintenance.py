@@ -1,4 +1,4 @@
-"""Housekeeping jobs of API.md §"Health and jobs" that belong to no other service: expired tokens,
+"""Housekeeping jobs (docs/jobs.md) that belong to no other service: expired tokens,
 old webhook deliveries, storage stats. Each is one set-based statement (or a keyset walk of them),
 so running it twice at once ends in the same state as running it once."""
 

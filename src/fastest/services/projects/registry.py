@@ -91,7 +91,7 @@ async def detail(platform: Platform, user_id: str, project_id: str) -> dict[str,
             db.prepare(
                 "SELECT COUNT(*) AS total, MAX(created_at) AS last_snapshot_at, "
                 "MAX(CASE WHEN source IN ('sync', 'merge') THEN created_at END) AS last_merge_at, "
-                # The last deployment that went live (issue 12), else a snapshot recorded as a deploy.
+                # The last deployment that went live, else a snapshot recorded as a deploy.
                 "COALESCE((SELECT MAX(completed_at) FROM deployments WHERE project_id = ? AND status = 'ready'), "
                 "MAX(CASE WHEN source = 'deploy' THEN created_at END)) AS last_deploy_at FROM snapshots "
                 "WHERE project_id = ?"

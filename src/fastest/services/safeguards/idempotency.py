@@ -1,4 +1,4 @@
-"""`Idempotency-Key` for creating requests (API.md §1).
+"""`Idempotency-Key` for creating requests (docs/api/README.md, idempotency).
 
 The first request with a key records an in-flight marker; its response is stored when it completes.
 Within 24 hours the same key and the same request replay that response; the same key with a different

@@ -12,24 +12,23 @@ from fastest.domain.manifest import ManifestError, parse_manifest, sha256_hex
 from fastest.errors import ValidationFailed
 from fastest.platform import Platform
 from fastest.services.billing import entitlements
-from fastest.services.common import dumps
+from fastest.services.common import dumps, now_iso
 from fastest.services.storage.index import (
-    _edge_rows,
-    _finish_abandoned_deletion,
-    _put_object,
-    _record_blobs,
-    _record_manifests,
+    finish_abandoned_deletion,
+    manifest_edge_rows,
+    put_object,
+    record_blobs,
+    record_manifests,
 )
 from fastest.services.storage.objects import (
     BLOBS,
     MANIFEST_MAX_BYTES,
     MANIFESTS,
-    _check_declared_length,
-    _claim_expired,
-    _Frame,
-    _Kind,
-    _now,
-    _too_large,
+    Frame,
+    Kind,
+    check_declared_length,
+    claim_expired,
+    too_large,
 )
 
 # A batch upload records blobs in D1 and checks them in groups, so memory holds one group at a time.
@@ -69,7 +68,7 @@ class _BodyReader:
             return False
         self.received += len(chunk)
         if self.received > self.limit:
-            raise _too_large(self.limit)
+            raise too_large(self.limit)
         self._buffer += chunk
         return True
 
@@ -129,7 +128,7 @@ async def _read_frames(
         if index >= max_frames:
             raise _InvalidFraming(index, f"at most {max_frames} frames per batch")
         if reader.position + length > reader.limit:
-            raise _too_large(reader.limit)
+            raise too_large(reader.limit)
         oversize = max_frame_bytes is not None and length > max_frame_bytes
         data = None if oversize else await reader.read(length)
         received = await reader.skip(length) if data is None else len(data)
@@ -140,7 +139,7 @@ async def _read_frames(
 
 
 @dataclass
-class _BatchOutcome:
+class BatchOutcome:
     stored: list[str]
     existing: list[str]
     rejected: list[dict[str, str]]
@@ -151,14 +150,14 @@ class _BatchOutcome:
 
 
 # Checks one complete frame: the frame to store, or the code it is rejected with.
-_FrameCheck = Callable[[str, bytes], "_Frame | str"]
+_FrameCheck = Callable[[str, bytes], "Frame | str"]
 
 
-def _check_blob_frame(frame_hash: str, data: bytes) -> _Frame | str:
-    return _Frame(frame_hash, data) if sha256_hex(data) == frame_hash else "hash_mismatch"
+def check_blob_frame(frame_hash: str, data: bytes) -> Frame | str:
+    return Frame(frame_hash, data) if sha256_hex(data) == frame_hash else "hash_mismatch"
 
 
-def _check_manifest_frame(frame_hash: str, data: bytes) -> _Frame | str:
+def check_manifest_frame(frame_hash: str, data: bytes) -> Frame | str:
     """The checks of `PUT /manifests/{hash}`: the hash, then the canonical format."""
     if sha256_hex(data) != frame_hash:
         return "hash_mismatch"
@@ -166,7 +165,7 @@ def _check_manifest_frame(frame_hash: str, data: bytes) -> _Frame | str:
         manifest = parse_manifest(data)
     except ManifestError as exc:
         return exc.code
-    return _Frame(frame_hash, data, _edge_rows(manifest))
+    return Frame(frame_hash, data, manifest_edge_rows(manifest))
 
 
 async def store_batch(
@@ -180,7 +179,7 @@ async def store_batch(
     the request a 422 `invalid_batch`; frames completed before the bad one are independently
     verified, so they stay stored, and the problem lists them (`stored`, `existing`, `rejected`).
     """
-    return await _store_frames(platform, BLOBS, user_id, body, declared_length, _check_blob_frame, None)
+    return await _store_frames(platform, BLOBS, user_id, body, declared_length, check_blob_frame, None)
 
 
 async def store_manifest_batch(
@@ -194,13 +193,13 @@ async def store_manifest_batch(
     request. Limits and broken framing are those of `store_batch`.
     """
     return await _store_frames(
-        platform, MANIFESTS, user_id, body, declared_length, _check_manifest_frame, MANIFEST_MAX_BYTES
+        platform, MANIFESTS, user_id, body, declared_length, check_manifest_frame, MANIFEST_MAX_BYTES
     )
 
 
 async def _store_frames(
     platform: Platform,
-    kind: _Kind,
+    kind: Kind,
     user_id: str,
     body: AsyncIterator[bytes],
     declared_length: int | None,
@@ -209,10 +208,10 @@ async def _store_frames(
 ) -> dict[str, Any]:
     limit = platform.settings.blob_max_bytes
     max_frames = platform.settings.blob_batch_max_frames
-    _check_declared_length(declared_length, limit, "batch")
+    check_declared_length(declared_length, limit, "batch")
     reader = _BodyReader(body, limit)
-    outcome = _BatchOutcome(stored=[], existing=[], rejected=[], handled=set())
-    group: list[_Frame] = []
+    outcome = BatchOutcome(stored=[], existing=[], rejected=[], handled=set())
+    group: list[Frame] = []
     group_bytes = 0
     try:
         async for frame_hash, data in _read_frames(reader, max_frames, max_frame_bytes):
@@ -226,10 +225,10 @@ async def _store_frames(
             group.append(checked)
             group_bytes += len(checked.data)
             if len(group) >= BATCH_GROUP_FRAMES or group_bytes >= BATCH_GROUP_BYTES:
-                await _store_group(platform, kind, user_id, group, outcome)
+                await store_group(platform, kind, user_id, group, outcome)
                 group, group_bytes = [], 0
     except _InvalidFraming as exc:
-        await _store_group(platform, kind, user_id, group, outcome)
+        await store_group(platform, kind, user_id, group, outcome)
         raise ValidationFailed(
             f"The batch is malformed at frame {exc.index}: {exc.reason}. "
             "Frames before it were handled as listed; nothing after it was read.",
@@ -237,19 +236,19 @@ async def _store_frames(
             fields={f"frames.{exc.index}": exc.reason},
             extra=outcome.to_json(),
         ) from exc
-    await _store_group(platform, kind, user_id, group, outcome)
+    await store_group(platform, kind, user_id, group, outcome)
     return outcome.to_json()
 
 
-async def _store_group(
-    platform: Platform, kind: _Kind, user_id: str, frames: Sequence[_Frame], outcome: _BatchOutcome,
+async def store_group(
+    platform: Platform, kind: Kind, user_id: str, frames: Sequence[Frame], outcome: BatchOutcome,
     *, metered: bool = True,  # False: objects the server made itself (not held to the plan's limit)
 ) -> None:
     """Check a group of verified frames in one batch, put the new ones in R2, record them in one more."""
     if not frames:
         return
     db = platform.db
-    now = _now(platform)
+    now = now_iso(platform)
     hashes = dumps([f.hash for f in frames])
     touched, condemned = await db.batch(
         [
@@ -265,26 +264,26 @@ async def _store_group(
     )
     live = {row["hash"] for row in touched.results}
     being_deleted = {row["hash"]: row["deleting_since"] for row in condemned.results}
-    new: list[_Frame] = []
+    new: list[Frame] = []
     for frame in frames:
         if frame.hash in live:
             outcome.existing.append(frame.hash)
-        elif frame.hash in being_deleted and not _claim_expired(platform, being_deleted[frame.hash]):
+        elif frame.hash in being_deleted and not claim_expired(platform, being_deleted[frame.hash]):
             outcome.rejected.append({"hash": frame.hash, "code": kind.busy_code})
         else:
             if frame.hash in being_deleted:
-                await _finish_abandoned_deletion(platform, kind, user_id, frame.hash)
+                await finish_abandoned_deletion(platform, kind, user_id, frame.hash)
             new.append(frame)
     if new and metered:  # the plan's storage limit (billing hook)
         await entitlements.require(platform, user_id, "storage_bytes", adding=sum(len(f.data) for f in new))
     for start in range(0, len(new), BATCH_PUT_CONCURRENCY):
         await asyncio.gather(
-            *(_put_object(platform, kind, user_id, frame) for frame in new[start : start + BATCH_PUT_CONCURRENCY])
+            *(put_object(platform, kind, user_id, frame) for frame in new[start : start + BATCH_PUT_CONCURRENCY])
         )
     if kind is MANIFESTS:
-        recorded = await _record_manifests(platform, user_id, new, now)
+        recorded = await record_manifests(platform, user_id, new, now)
     else:
-        recorded = await _record_blobs(platform, user_id, [(f.hash, len(f.data)) for f in new], now)
+        recorded = await record_blobs(platform, user_id, [(f.hash, len(f.data)) for f in new], now)
     for frame in new:
         if frame.hash in recorded:
             outcome.stored.append(frame.hash)

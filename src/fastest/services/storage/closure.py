@@ -7,7 +7,7 @@ from typing import Any
 from fastest.domain.manifest import is_sha256_hex
 from fastest.errors import ValidationFailed
 from fastest.platform import Platform
-from fastest.services.storage.objects import _now
+from fastest.services.common import now_iso
 
 # How many missing hashes a closure check lists (the count is always exact).
 MISSING_REPORT_LIMIT = 1000
@@ -48,7 +48,7 @@ async def verify_closure(platform: Platform, user_id: str, root_hash: str) -> No
     if not is_sha256_hex(root_hash):
         raise _manifests_missing([root_hash], 1)
     db = platform.db
-    now = _now(platform)
+    now = now_iso(platform)
     root = await db.prepare(
         "UPDATE manifests SET touched_at = ? WHERE user_id = ? AND hash = ? AND state = 'live' "
         "RETURNING closure_verified_at"

@@ -13,9 +13,9 @@ from fastest.services.common import dumps
 from fastest.services.storage.objects import (
     BLOBS,
     MANIFESTS,
+    Kind,
     RangeNotSatisfiable,
-    _chunked,
-    _Kind,
+    in_chunks,
 )
 
 # A batch download answers at most this many bytes of blobs (or one blob of the blob size limit, if
@@ -44,7 +44,7 @@ class BatchDownload:
 
 
 async def open_blob_batch(
-    platform: Platform, user_id: str, hashes: Sequence[str], *, kind: _Kind = BLOBS
+    platform: Platform, user_id: str, hashes: Sequence[str], *, kind: Kind = BLOBS
 ) -> BatchDownload:
     """Look the blobs (or, with `kind=MANIFESTS`, the manifests) up first (one statement per 100 hashes, one D1 batch), so the missing ones are
     known before anything is sent, and refuse (422 `batch_too_large`) an answer whose size would pass
@@ -58,7 +58,7 @@ async def open_blob_batch(
                 f"SELECT hash, size FROM {kind.table} WHERE user_id = ? AND state = 'live' "
                 "AND hash IN (SELECT value FROM json_each(?))"
             ).bind(user_id, dumps(list(chunk)))
-            for chunk in _chunked(unique, DOWNLOAD_LOOKUP_CHUNK)
+            for chunk in in_chunks(unique, DOWNLOAD_LOOKUP_CHUNK)
         ]
     )
     sizes = {row["hash"]: int(row["size"]) for result in results for row in result.results}
@@ -81,7 +81,7 @@ async def open_blob_batch(
     )
 
 
-async def _stream_frames(platform: Platform, kind: _Kind, user_id: str, hashes: Sequence[str]) -> AsyncIterator[bytes]:
+async def _stream_frames(platform: Platform, kind: Kind, user_id: str, hashes: Sequence[str]) -> AsyncIterator[bytes]:
     """`<hash><8 hex length><bytes>` per object, opened one at a time when its turn comes; small
     pieces are joined up to DOWNLOAD_STREAM_PIECE_BYTES so thousands of small files are not
     thousands of writes."""
@@ -172,7 +172,7 @@ def _satisfiable(requested: RequestedRange, size: int) -> tuple[int, int]:
 
 async def _open(
     platform: Platform,
-    kind: _Kind,
+    kind: Kind,
     user_id: str,
     object_hash: str,
     *,

@@ -8,16 +8,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fastest.platform import Platform
-from fastest.services.common import dumps
+from fastest.services.common import dumps, now_iso
 from fastest.services.storage.objects import (
     BLOBS,
     GC_CLAIM_TIMEOUT_SECONDS,
     MANIFESTS,
-    _ago,
-    _chunked,
-    _Kind,
-    _mb,
-    _now,
+    Kind,
+    ago,
+    in_chunks,
+    in_mib,
 )
 
 log = logging.getLogger("fastest.storage")
@@ -87,7 +86,7 @@ async def collect_garbage(
     upload of that hash) finishes once the claim timeout has passed.
     """
     limit = GC_DEFAULT_MAX_BLOBS if max_blobs is None else max_blobs
-    cutoff = _ago(platform, platform.settings.gc_grace_seconds)
+    cutoff = ago(platform, platform.settings.gc_grace_seconds)
     if dry_run:
         return await _count_garbage(platform, user_id, cutoff, limit)
     started = platform.clock.now()
@@ -107,7 +106,7 @@ async def collect_garbage(
         "scannedBlobs": scanned_blobs,
         "orphanedBlobs": len(freed_blobs.hashes),
         "freedBytes": freed_bytes,
-        "freedMB": _mb(freed_bytes),
+        "freedMB": in_mib(freed_bytes),
         "scannedManifests": scanned_manifests,
         "orphanedManifests": len(freed_manifests.hashes),
     }
@@ -137,7 +136,7 @@ async def _count_garbage(platform: Platform, user_id: str, cutoff: str, limit: i
         "scannedBlobs": int(blob_row["scanned"]),
         "orphanedBlobs": int(blob_row["orphaned"]),
         "freedBytes": freed,
-        "freedMB": _mb(freed),
+        "freedMB": in_mib(freed),
         "scannedManifests": int(manifest_row["scanned"]),
         "orphanedManifests": int(manifest_row["orphaned"]),
     }
@@ -154,7 +153,7 @@ async def _condemn(
     the unreachable manifests this run leaves live (possible only when `limit` cut the run short).
     """
     db = platform.db
-    now = _now(platform)
+    now = now_iso(platform)
     scanned, blobs, manifests, _ = await db.batch(
         [
             db.prepare(
@@ -187,7 +186,7 @@ async def _condemn(
 async def _abandoned(platform: Platform, user_id: str, limit: int) -> tuple[dict[str, int], dict[str, int]]:
     """Rows left in 'deleting' by runs that have certainly stopped (crashed or out of time)."""
     db = platform.db
-    expired = _ago(platform, GC_CLAIM_TIMEOUT_SECONDS)
+    expired = ago(platform, GC_CLAIM_TIMEOUT_SECONDS)
     statements = [
         db.prepare(
             f"SELECT hash, size FROM {kind.table} WHERE user_id = ? AND state = 'deleting' "
@@ -207,14 +206,14 @@ def _merge(first: dict[str, int], second: dict[str, int]) -> dict[str, int]:
 
 
 async def _delete_condemned(
-    platform: Platform, kind: _Kind, user_id: str, condemned: dict[str, int], deadline: datetime
+    platform: Platform, kind: Kind, user_id: str, condemned: dict[str, int], deadline: datetime
 ) -> _Victims:
     """Delete condemned objects from R2, then their rows, 1,000 at a time. Stops at the deadline,
     leaving the rest in 'deleting' for a later run (after the claim timeout)."""
     db = platform.db
     freed = _Victims(hashes=[], sizes=0)
     hashes = sorted(condemned)
-    for chunk in _chunked(hashes, R2_DELETE_CHUNK):
+    for chunk in in_chunks(hashes, R2_DELETE_CHUNK):
         if platform.clock.now() >= deadline:
             left = len(hashes) - len(freed.hashes)
             log.warning("GC for %s stopped at its time budget; %d %s(s) left", user_id, left, kind.noun)

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 from fastest.domain.manifest import Manifest
 from fastest.platform import Platform
 from fastest.services.common import dumps
-from fastest.services.storage.objects import _chunked, _claim_expired, _Frame, _Kind
+from fastest.services.storage.objects import Frame, Kind, claim_expired, in_chunks
 
 HASHES_PER_STATEMENT = 1000
 EDGES_PER_STATEMENT = 5000
@@ -21,7 +21,7 @@ EDGES_PER_STATEMENT = 5000
 # --------------------------------------------------------------------------------------------------
 
 
-async def _touch_live(platform: Platform, kind: _Kind, user_id: str, object_hash: str, now: str) -> int | None:
+async def touch_live(platform: Platform, kind: Kind, user_id: str, object_hash: str, now: str) -> int | None:
     """Touch the row if it is live and return the object's size; None if it is not stored.
 
     A row GC is deleting is a 409 (retry shortly), unless the run that condemned it has certainly
@@ -40,13 +40,13 @@ async def _touch_live(platform: Platform, kind: _Kind, user_id: str, object_hash
         return None
     if row["state"] == "live":  # a concurrent upload recorded it between our two statements
         return int(row["size"])
-    if not _claim_expired(platform, row["deleting_since"]):
+    if not claim_expired(platform, row["deleting_since"]):
         raise kind.being_collected(object_hash)
-    await _finish_abandoned_deletion(platform, kind, user_id, object_hash)
+    await finish_abandoned_deletion(platform, kind, user_id, object_hash)
     return None
 
 
-async def _finish_abandoned_deletion(platform: Platform, kind: _Kind, user_id: str, object_hash: str) -> None:
+async def finish_abandoned_deletion(platform: Platform, kind: Kind, user_id: str, object_hash: str) -> None:
     """Complete what a dead GC run started for one object: delete it from R2, then its row."""
     await platform.blobs.delete(kind.key(user_id, object_hash))
     await platform.db.prepare(
@@ -54,7 +54,7 @@ async def _finish_abandoned_deletion(platform: Platform, kind: _Kind, user_id: s
     ).bind(user_id, object_hash).run()
 
 
-async def _touch_many(platform: Platform, kind: _Kind, user_id: str, hashes: Sequence[str], now: str) -> set[str]:
+async def touch_many(platform: Platform, kind: Kind, user_id: str, hashes: Sequence[str], now: str) -> set[str]:
     """Touch the live rows among `hashes` (one statement per 1,000) and return their hashes."""
     db = platform.db
     statements = [
@@ -62,7 +62,7 @@ async def _touch_many(platform: Platform, kind: _Kind, user_id: str, hashes: Seq
             f"UPDATE {kind.table} SET touched_at = ? WHERE user_id = ? AND state = 'live' "
             "AND hash IN (SELECT value FROM json_each(?)) RETURNING hash"
         ).bind(now, user_id, dumps(list(chunk)))
-        for chunk in _chunked(hashes, HASHES_PER_STATEMENT)
+        for chunk in in_chunks(hashes, HASHES_PER_STATEMENT)
     ]
     if not statements:
         return set()
@@ -70,7 +70,7 @@ async def _touch_many(platform: Platform, kind: _Kind, user_id: str, hashes: Seq
     return {row["hash"] for result in results for row in result.results}
 
 
-async def _record_blobs(platform: Platform, user_id: str, items: Sequence[tuple[str, int]], now: str) -> set[str]:
+async def record_blobs(platform: Platform, user_id: str, items: Sequence[tuple[str, int]], now: str) -> set[str]:
     """Upsert blob_refs rows for objects just written to R2; return the hashes now recorded live.
 
     A hash missing from the answer has a row GC is deleting (its object may be gone any moment): the
@@ -84,7 +84,7 @@ async def _record_blobs(platform: Platform, user_id: str, items: Sequence[tuple[
             "ON CONFLICT (user_id, hash) DO UPDATE SET touched_at = excluded.touched_at "
             "WHERE blob_refs.state = 'live' RETURNING hash"
         ).bind(user_id, now, now, dumps([[h, size] for h, size in chunk]))
-        for chunk in _chunked(items, HASHES_PER_STATEMENT)
+        for chunk in in_chunks(items, HASHES_PER_STATEMENT)
     ]
     if not statements:
         return set()
@@ -92,13 +92,13 @@ async def _record_blobs(platform: Platform, user_id: str, items: Sequence[tuple[
     return {row["hash"] for result in results for row in result.results}
 
 
-def _edge_rows(manifest: Manifest) -> list[list[Any]]:
+def manifest_edge_rows(manifest: Manifest) -> list[list[Any]]:
     """[[child_type, child_hash, entries], …]: one edge per distinct child, with its multiplicity."""
     counts = Counter(("tree" if e.is_tree else "blob", e.hash) for e in manifest.entries)
     return [[child_type, child_hash, n] for (child_type, child_hash), n in sorted(counts.items())]
 
 
-async def _record_manifests(platform: Platform, user_id: str, frames: Sequence["_Frame"], now: str) -> set[str]:
+async def record_manifests(platform: Platform, user_id: str, frames: Sequence["Frame"], now: str) -> set[str]:
     """Record manifests just written to R2 and their edges, in ONE batch (one transaction), so no
     manifest is ever live without its edges; return the hashes now recorded live (a missing one has
     a row GC is deleting).
@@ -117,7 +117,7 @@ async def _record_manifests(platform: Platform, user_id: str, frames: Sequence["
             "ON CONFLICT (user_id, hash) DO UPDATE SET touched_at = excluded.touched_at "
             "WHERE manifests.state = 'live' RETURNING hash"
         ).bind(user_id, now, now, dumps([[f.hash, len(f.data)] for f in chunk]))
-        for chunk in _chunked(frames, HASHES_PER_STATEMENT)
+        for chunk in in_chunks(frames, HASHES_PER_STATEMENT)
     ]
     edge_rows = [[f.hash, *edge] for f in frames for edge in (f.edges or ())]
     edges = [
@@ -126,13 +126,13 @@ async def _record_manifests(platform: Platform, user_id: str, frames: Sequence["
             "SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
             "json_extract(value, '$[3]') FROM json_each(?) WHERE true ON CONFLICT DO NOTHING"
         ).bind(user_id, dumps(list(chunk)))
-        for chunk in _chunked(edge_rows, EDGES_PER_STATEMENT)
+        for chunk in in_chunks(edge_rows, EDGES_PER_STATEMENT)
     ]
     results = await db.batch([*rows, *edges])
     return {row["hash"] for result in results[: len(rows)] for row in result.results}
 
 
-async def _put_object(platform: Platform, kind: _Kind, user_id: str, frame: "_Frame") -> None:
+async def put_object(platform: Platform, kind: Kind, user_id: str, frame: "Frame") -> None:
     await platform.blobs.put(
         kind.key(user_id, frame.hash), frame.data, custom_metadata={"sha256": frame.hash}, content_type=kind.content_type
     )

@@ -41,11 +41,11 @@ class RangeNotSatisfiable(ApiError):
     status, code, title = 416, "range_not_satisfiable", "Range not satisfiable"
 
 
-def _too_large(limit: int, what: str = "request body") -> PayloadTooLarge:
+def too_large(limit: int, what: str = "request body") -> PayloadTooLarge:
     return PayloadTooLarge(f"The {what} exceeds the limit of {limit} bytes.", extra={"limit_bytes": limit})
 
 
-def _mismatch(expected: str, actual: str, size: int) -> HashMismatch:
+def mismatch_error(expected: str, actual: str, size: int) -> HashMismatch:
     return HashMismatch(
         f"The SHA-256 of the {size} bytes received is {actual}, not {expected}. Nothing was stored.",
         fields={"hash": "does not match the body"},
@@ -59,7 +59,7 @@ def _mismatch(expected: str, actual: str, size: int) -> HashMismatch:
 
 
 @dataclass(frozen=True, slots=True)
-class _Kind:
+class Kind:
     table: str  # a fixed table name, never input
     folder: str
     noun: str
@@ -78,8 +78,8 @@ class _Kind:
         )
 
 
-BLOBS = _Kind("blob_refs", "blobs", "blob", "blob_being_collected", "application/octet-stream")
-MANIFESTS = _Kind("manifests", "manifests", "manifest", "manifest_being_collected", "application/json")
+BLOBS = Kind("blob_refs", "blobs", "blob", "blob_being_collected", "application/octet-stream")
+MANIFESTS = Kind("manifests", "manifests", "manifest", "manifest_being_collected", "application/json")
 # Rejection codes of a batch frame that mean "send it again in RETRY_AFTER_SECONDS".
 BEING_COLLECTED_CODES = frozenset({BLOBS.busy_code, MANIFESTS.busy_code})
 
@@ -97,36 +97,32 @@ def manifest_key(user_id: str, manifest_hash: str) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def _now(platform: Platform) -> str:
-    return iso(platform.clock.now())
-
-
-def _ago(platform: Platform, seconds: int) -> str:
+def ago(platform: Platform, seconds: int) -> str:
     return iso(platform.clock.now() - timedelta(seconds=seconds))
 
 
-def _mb(size: int) -> float:
+def in_mib(size: int) -> float:
     return round(size / MIB, 2)
 
 
-def _chunked(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+def in_chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
-def _claim_expired(platform: Platform, deleting_since: str | None) -> bool:
+def claim_expired(platform: Platform, deleting_since: str | None) -> bool:
     """Whether a 'deleting' row was left by a GC run that has certainly stopped."""
     if deleting_since is None:
         return True
     return parse_iso(deleting_since) <= platform.clock.now() - timedelta(seconds=GC_CLAIM_TIMEOUT_SECONDS)
 
 
-def _check_declared_length(declared_length: int | None, limit: int, what: str) -> None:
+def check_declared_length(declared_length: int | None, limit: int, what: str) -> None:
     if declared_length is not None and declared_length > limit:
-        raise _too_large(limit, what)
+        raise too_large(limit, what)
 
 
-class _Frame(NamedTuple):
+class Frame(NamedTuple):
     hash: str
     data: bytes
-    edges: list[list[Any]] | None = None  # a manifest's edge rows (`_edge_rows`)
+    edges: list[list[Any]] | None = None  # a manifest's edge rows (`manifest_edge_rows`)

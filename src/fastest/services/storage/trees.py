@@ -22,12 +22,12 @@ from fastest.errors import Internal, NotFound
 from fastest.platform import Platform
 from fastest.services.storage.batches import (
     BATCH_GROUP_FRAMES,
-    _BatchOutcome,
-    _check_blob_frame,
-    _check_manifest_frame,
-    _store_group,
+    BatchOutcome,
+    check_blob_frame,
+    check_manifest_frame,
+    store_group,
 )
-from fastest.services.storage.objects import BLOBS, MANIFESTS, _too_large
+from fastest.services.storage.objects import BLOBS, MANIFESTS, too_large
 
 log = logging.getLogger("fastest.storage")
 
@@ -92,16 +92,16 @@ async def store_objects(platform: Platform, user_id: str, *, blobs: Mapping[str,
     """Store blobs and manifests the server made itself (merged files, rebuilt trees), as a batch
     upload would: hash-checked, recorded in D1 (manifests with their edges). Blobs go first, and
     manifests in the order given (children before parents). 409 if GC is deleting one of them."""
-    for kind, objects, check in ((BLOBS, blobs, _check_blob_frame), (MANIFESTS, manifests, _check_manifest_frame)):
+    for kind, objects, check in ((BLOBS, blobs, check_blob_frame), (MANIFESTS, manifests, check_manifest_frame)):
         frames = []
         for object_hash, data in objects.items():
             checked = check(object_hash, data)
             if isinstance(checked, str):
                 raise Internal(f"The server built an invalid {kind.noun} ({checked}).")
             frames.append(checked)
-        outcome = _BatchOutcome(stored=[], existing=[], rejected=[], handled=set())
+        outcome = BatchOutcome(stored=[], existing=[], rejected=[], handled=set())
         for start in range(0, len(frames), BATCH_GROUP_FRAMES):
-            await _store_group(platform, kind, user_id, frames[start : start + BATCH_GROUP_FRAMES], outcome,
+            await store_group(platform, kind, user_id, frames[start : start + BATCH_GROUP_FRAMES], outcome,
                                metered=False)
         if outcome.rejected:
             raise kind.being_collected(outcome.rejected[0]["hash"])
@@ -120,7 +120,7 @@ async def read_blob(platform: Platform, user_id: str, blob_hash: str, *, max_byt
         close = getattr(body, "close", None)
         if close is not None:
             close()
-        raise _too_large(limit, "blob")
+        raise too_large(limit, "blob")
     return await body.read()
 
 

@@ -17,25 +17,25 @@ from fastest.domain.manifest import (
 from fastest.errors import ValidationFailed
 from fastest.platform import Platform
 from fastest.services.billing import entitlements
+from fastest.services.common import now_iso
 from fastest.services.storage.index import (
-    _edge_rows,
-    _put_object,
-    _record_blobs,
-    _record_manifests,
-    _touch_live,
-    _touch_many,
+    manifest_edge_rows,
+    put_object,
+    record_blobs,
+    record_manifests,
+    touch_live,
+    touch_many,
 )
 from fastest.services.storage.objects import (
     BLOBS,
     MANIFEST_MAX_BYTES,
     MANIFESTS,
+    Frame,
     HashMismatch,
-    _check_declared_length,
-    _Frame,
-    _Kind,
-    _mismatch,
-    _now,
-    _too_large,
+    Kind,
+    check_declared_length,
+    mismatch_error,
+    too_large,
 )
 
 
@@ -45,7 +45,7 @@ async def _drain(body: AsyncIterator[bytes], limit: int) -> None:
     async for chunk in body:
         received += len(chunk)
         if received > limit:
-            raise _too_large(limit)
+            raise too_large(limit)
 
 
 async def _read_all(body: AsyncIterator[bytes], limit: int, what: str) -> bytes:
@@ -54,7 +54,7 @@ async def _read_all(body: AsyncIterator[bytes], limit: int, what: str) -> bytes:
     async for chunk in body:
         received += len(chunk)
         if received > limit:
-            raise _too_large(limit, what)
+            raise too_large(limit, what)
         parts.append(chunk)
     return b"".join(parts)
 
@@ -70,12 +70,12 @@ async def _verified(body: AsyncIterator[bytes], expected: str, limit: int) -> As
     async for chunk in body:
         size += len(chunk)
         if size > limit:
-            raise _too_large(limit, "blob")
+            raise too_large(limit, "blob")
         digest.update(chunk)
         yield chunk
     actual = digest.hexdigest()
     if actual != expected:
-        raise _mismatch(expected, actual, size)
+        raise mismatch_error(expected, actual, size)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -83,9 +83,9 @@ async def _verified(body: AsyncIterator[bytes], expected: str, limit: int) -> As
 # --------------------------------------------------------------------------------------------------
 
 
-async def _exists(platform: Platform, kind: _Kind, user_id: str, hashes: Sequence[str]) -> dict[str, Any]:
+async def _exists(platform: Platform, kind: Kind, user_id: str, hashes: Sequence[str]) -> dict[str, Any]:
     unique = list(dict.fromkeys(hashes))
-    found = await _touch_many(platform, kind, user_id, unique, _now(platform))
+    found = await touch_many(platform, kind, user_id, unique, now_iso(platform))
     return {
         "missing": [h for h in unique if h not in found],
         "existing": [h for h in unique if h in found],
@@ -113,11 +113,11 @@ async def manifest_exists(platform: Platform, user_id: str, manifest_hash: str) 
     point a workspace at it), and a touched manifest is a GC root for the grace period."""
     if not is_sha256_hex(manifest_hash):
         return False
-    return bool(await _touch_many(platform, MANIFESTS, user_id, [manifest_hash], _now(platform)))
+    return bool(await touch_many(platform, MANIFESTS, user_id, [manifest_hash], now_iso(platform)))
 
 
 def upload_paths(hashes: Sequence[str]) -> dict[str, str]:
-    """Worker-proxied upload paths (seed 001: not presigned URLs; the bearer token is still needed)."""
+    """Worker-proxied upload paths (not presigned URLs: the bearer token is still needed)."""
     return {h: f"/v1/blobs/upload/{h}" for h in dict.fromkeys(hashes)}
 
 
@@ -165,9 +165,9 @@ async def prepare_upload(
     """The checks before a blob's body is read: a declared length over the blob limit is a 413; a
     stored hash is touched (so GC keeps it) and reported as such; one GC is deleting is a 409."""
     limit = platform.settings.blob_max_bytes
-    _check_declared_length(declared_length, limit, "blob")
-    now = _now(platform)
-    size = await _touch_live(platform, BLOBS, user_id, blob_hash, now)
+    check_declared_length(declared_length, limit, "blob")
+    now = now_iso(platform)
+    size = await touch_live(platform, BLOBS, user_id, blob_hash, now)
     if size is None:  # a new blob: the plan's storage limit (billing hook)
         await entitlements.require(platform, user_id, "storage_bytes", adding=declared_length or 0)
     return BlobUpload(hash=blob_hash, key=BLOBS.key(user_id, blob_hash), limit=limit, now=now, stored_size=size)
@@ -175,7 +175,7 @@ async def prepare_upload(
 
 async def record_upload(platform: Platform, user_id: str, upload: BlobUpload, size: int) -> dict[str, Any]:
     """Record a blob just written to R2 (`{hash, size, created: true}`); 409 if GC is deleting it."""
-    if upload.hash not in await _record_blobs(platform, user_id, [(upload.hash, size)], upload.now):
+    if upload.hash not in await record_blobs(platform, user_id, [(upload.hash, size)], upload.now):
         raise BLOBS.being_collected(upload.hash)
     return {"hash": upload.hash, "size": size, "created": True}
 
@@ -235,19 +235,19 @@ async def upload_manifest(
     be uploaded in any order: a tree entry pointing at a manifest not uploaded yet is accepted here,
     and the closure check of a snapshot reports what is still missing.
     """
-    _check_declared_length(declared_length, MANIFEST_MAX_BYTES, "manifest")
-    now = _now(platform)
-    if await _touch_live(platform, MANIFESTS, user_id, manifest_hash, now) is not None:
+    check_declared_length(declared_length, MANIFEST_MAX_BYTES, "manifest")
+    now = now_iso(platform)
+    if await touch_live(platform, MANIFESTS, user_id, manifest_hash, now) is not None:
         await _drain(body, MANIFEST_MAX_BYTES)
         return {"hash": manifest_hash, "created": False}
     data = await _read_all(body, MANIFEST_MAX_BYTES, "manifest")
     actual = sha256_hex(data)
     if actual != manifest_hash:
-        raise _mismatch(manifest_hash, actual, len(data))
+        raise mismatch_error(manifest_hash, actual, len(data))
     manifest = _parse_uploaded_manifest(data)
     await entitlements.require(platform, user_id, "storage_bytes", adding=len(data))  # billing hook
-    frame = _Frame(manifest_hash, data, _edge_rows(manifest))
-    await _put_object(platform, MANIFESTS, user_id, frame)
-    if manifest_hash not in await _record_manifests(platform, user_id, [frame], now):
+    frame = Frame(manifest_hash, data, manifest_edge_rows(manifest))
+    await put_object(platform, MANIFESTS, user_id, frame)
+    if manifest_hash not in await record_manifests(platform, user_id, [frame], now):
         raise MANIFESTS.being_collected(manifest_hash)  # the row exists and GC is deleting it
     return {"hash": manifest_hash, "created": True}

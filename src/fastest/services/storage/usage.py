@@ -6,7 +6,7 @@ from typing import Any
 
 from fastest.platform import Platform
 from fastest.ports import Statement
-from fastest.services.storage.objects import BLOBS, MANIFESTS, _mb
+from fastest.services.storage.objects import BLOBS, MANIFESTS, in_mib
 
 # --------------------------------------------------------------------------------------------------
 # Stats
@@ -26,7 +26,7 @@ async def stats(platform: Platform, user_id: str) -> dict[str, Any]:
     blobs, manifests = (result.results[0] for result in await db.batch(statements))
 
     def usage(row: dict[str, Any]) -> dict[str, Any]:
-        return {"count": int(row["count"]), "bytes": int(row["bytes"]), "mb": _mb(int(row["bytes"]))}
+        return {"count": int(row["count"]), "bytes": int(row["bytes"]), "mb": in_mib(int(row["bytes"]))}
 
     total = int(blobs["bytes"]) + int(manifests["bytes"])
-    return {"blobs": usage(blobs), "manifests": usage(manifests), "total": {"bytes": total, "mb": _mb(total)}}
+    return {"blobs": usage(blobs), "manifests": usage(manifests), "total": {"bytes": total, "mb": in_mib(total)}}

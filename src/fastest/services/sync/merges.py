@@ -1,4 +1,4 @@
-"""Sync: merge main into a workspace — prepare a preview, execute it, undo it (seed 001, DESIGN §5).
+"""Sync: merge main into a workspace — prepare a preview, execute it, undo it (docs/DESIGN.md §5).
 
 *Ours* is the workspace's current tree (its current manifest, else its head snapshot's), *theirs*
 is main's, *base* the tree of the merge base of their head snapshots in the DAG.

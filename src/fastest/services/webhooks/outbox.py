@@ -15,7 +15,7 @@ from fastest.platform import Platform
 from fastest.ports import Statement
 from fastest.services.common import dumps
 
-# The stable event types a webhook can subscribe to (API.md §"Integration webhooks").
+# The stable event types a webhook can subscribe to (docs/webhooks.md).
 CATALOGUE: tuple[str, ...] = (
     "build.started",
     "build.completed",
