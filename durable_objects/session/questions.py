@@ -65,6 +65,11 @@ class Questions(SessionPart):
             isinstance(answers, list) and all(isinstance(a, list) and all(isinstance(s, str) for s in a) for a in answers)
         ):
             raise _Refusal(422, "validation_failed", "answers is a list of lists of strings.", fields={"answers": "string[][]"})
+        if record.get("engine") == "opencode":  # OpenCode waits for it: the answer goes there first
+            await self._answer_opencode(record, answers)
+            record = await self.storage.get(QUESTION_PREFIX + request_id)
+            if record["status"] != "pending":  # OpenCode's own event recorded the answer meanwhile
+                return
         record.update(status="answered" if answers is not None else "rejected", answers=answers, answered_at=self._now())
         await self.storage.put(QUESTION_PREFIX + request_id, record)
         await self.emit("question." + record["status"], {"request_id": request_id, "answers": answers})

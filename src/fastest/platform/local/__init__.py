@@ -28,6 +28,7 @@ from fastest.platform.local.deploy import LocalDeployProvider
 from fastest.platform.local.http import HttpxClient
 from fastest.platform.local.kv import LocalKeyValue
 from fastest.platform.local.migrations import apply_migrations, default_migrations_dir
+from fastest.platform.local.opencode import LocalOpenCodeHost, find_binary, npm_prefix
 from fastest.platform.local.rate_limit import SlidingWindowRateLimiter
 from fastest.platform.local.sessions import LocalSessionNamespace, LocalSessionStorage
 from fastest.platform.local.signatures import CryptographySignatureVerifier
@@ -129,6 +130,10 @@ def open_local_platform(
         background=LocalBackground(),
         reactions=reactions,
     )
+    opencode = LocalOpenCodeHost(data_dir / "opencode" / "conversations",
+                                 partial(find_binary, npm_prefix(data_dir), settings.opencode_bin), env=env)
+    platform.opencode = opencode
+    closers.append(opencode.close)
     platform.deploy_providers["local"] = LocalDeployProvider(data_dir / "deployments", settings.public_url)
     platform.deploy_builder = LocalBuilder()
     built.append(platform)
