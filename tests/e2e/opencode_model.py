@@ -4,11 +4,12 @@ whole history, its own tools among the request's `tools`):
 
 - "note" in the latest prompt → OpenCode's `write` tool for `notes.txt`, then its `question` tool,
   then a text that quotes the answer;
+- "run" → OpenCode's `bash` tool (which asks for permission first), then "Ran.";
 - "slow" → 80 text deltas, 100 ms apart (a turn long enough to abort, or to kill OpenCode in);
 - anything else → "Hello again";
 - a request without tools (OpenCode naming its session) → a title.
 
-It records each request's body for the tests to inspect.
+It records each request (its authorization header and body) for the tests to inspect.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ def script(body: dict[str, Any]) -> tuple[list[bytes], float]:
                 "options": [{"label": "red", "description": "Warm"}, {"label": "blue", "description": "Cool"}]}]}), 0.0
         return [_chunk({"role": "assistant", "content": "Done: "}), _chunk({"content": _text_of(results[-1])[:200]}),
                 _chunk({}, "stop")], 0.0
+    if "run" in prompt:
+        if not results:
+            return _call("call_bash", "bash", {"command": "echo ran > ran.txt", "description": "Write ran.txt"}), 0.0
+        return [_chunk({"role": "assistant", "content": "Ran."}), _chunk({}, "stop")], 0.0
     if "slow" in prompt:
         return [*(_chunk({"role": "assistant", "content": f"w{i} "}) for i in range(80)), _chunk({}, "stop")], 0.1
     return [_chunk({"role": "assistant", "content": "Hello again"}), _chunk({}, "stop")], 0.0
@@ -66,7 +71,7 @@ class OpenCodeModel(LoopbackServer):
         class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.body())
-                owner.requests.append(body)
+                owner.requests.append({"authorization": self.headers.get("authorization"), "body": body})
                 if self.path != "/v1/chat/completions":
                     self.send_error(404)
                     return

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -20,6 +21,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
+from fastest.platform.ai.opencode import model_of, opencode_config
 from fastest.platform.local import opencode
 from tests.api.trees import new_project, new_workspace, snapshot, upload_tree
 from tests.e2e.conftest import admin_token, running_server
@@ -96,6 +98,9 @@ def turn(ws, prompt: str) -> list[dict[str, Any]]:
 def test_a_turn_writes_a_file_asks_and_finishes_as_opencode_reports(setup, tmp_path):
     s = setup
     cid, alice, client = s["conversation"]["id"], s["alice"], s["client"]
+    # Alice's own key for the model's provider reaches OpenCode (the server has none).
+    stored = client.post("/v1/auth/api-keys", headers=alice.headers, json={"provider": "openai", "key_value": "sk-alice-own"})
+    assert stored.status_code in (200, 201), stored.text
     with connect(ws_url(s["base_url"], cid, alice.token)) as ws:
         read_until(ws, is_type("ready"))
         send_prompt(ws, "write a note, then ask me")
@@ -147,7 +152,42 @@ def test_a_turn_writes_a_file_asks_and_finishes_as_opencode_reports(setup, tmp_p
     entry = next(e for e in manifest["entries"] if e["name"] == "notes.txt")
     assert client.get(f"/v1/blobs/download/{entry['hash']}", headers=alice.headers).content == NOTE.encode()
 
+    assert {r["authorization"] for r in s["model"].requests} == {"Bearer sk-alice-own"}
+
+    # The same events, with the same ids, replayed as server-sent events.
+    replayed = []
+    with client.stream("GET", f"/v1/conversations/{cid}/events", headers={**alice.headers, "Last-Event-ID": "0"}) as sse:
+        for line in sse.iter_lines():
+            if line.startswith("data: "):
+                frame = json.loads(line[6:])
+                if frame["type"] == "ready":
+                    break
+                replayed.append(frame)
+    assert replayed[-len(events):] == events
+
     typecheck(tmp_path / "ts", {"parts": ("Record<string, Part[]>", parts), "question": ("QuestionRequest", request)})
+
+
+def test_a_permission_opencode_asks_for_is_a_question_whose_answer_reaches_it(setup):
+    s = setup
+    cid, alice, client = s["conversation"]["id"], s["alice"], s["client"]
+    with connect(ws_url(s["base_url"], cid, alice.token)) as ws:
+        read_until(ws, is_type("ready"))
+        send_prompt(ws, "run the command")
+        asked = read_until(ws, is_type("question.asked", "turn.failed"), timeout=TURN_SECONDS)[-1]
+        assert asked["type"] == "question.asked", asked
+        permission, request = asked["data"]["permission"], asked["data"]["request"]
+        assert permission["permission"] == "bash" and permission["id"] == request["id"] == asked["data"]["request_id"]
+        assert [o["label"] for o in request["questions"][0]["options"]] == ["once", "always", "reject"]
+        reply = client.post(f"/v1/conversations/{cid}/opencode-questions/{request['id']}/reply", headers=alice.headers,
+                            json={"answers": [["once"]]})
+        assert reply.status_code == 200, reply.text
+        frames = read_until(ws, is_type("turn.completed", "turn.failed"), timeout=TURN_SECONDS)
+    assert frames[-1]["type"] == "turn.completed", frames
+    [bash] = [f["data"] for f in frames if f["type"] == "tool.result"]
+    assert bash["name"] == "bash" and bash["ok"], bash
+    # What the command wrote is the conversation's too.
+    assert [(f["data"]["path"], f["data"]["action"]) for f in frames if f["type"] == "file.changed"] == [("ran.txt", "created")]
 
 
 def test_abort_and_an_opencode_that_dies_leave_the_conversation_usable(setup):
@@ -179,3 +219,68 @@ def test_abort_and_an_opencode_that_dies_leave_the_conversation_usable(setup):
     texts = [m["content"] for m in client.get(f"/v1/conversations/{cid}/messages", headers=alice.headers).json()["messages"]
              if m["role"] == "assistant"]
     assert texts[-1] == "Hello again"
+
+
+@pytest.fixture
+def operator_opencode(tmp_path: Path, opencode_bin: Path) -> Iterator[dict[str, Any]]:
+    """An OpenCode server its operator runs (as for the Worker): its own configuration holds the
+    model, a password guards it, and it works in its own directory."""
+    with OpenCodeModel() as model:
+        home = tmp_path / "operator"
+        config = opencode_config(model_of("test-model", model.base_url), base_url=model.base_url, api_key=None)
+        opencode.seed_config_dir(home / "config" / "opencode", config)
+        (home / "work").mkdir()
+        env = {"PATH": os.environ["PATH"], "HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"),
+               "XDG_DATA_HOME": str(home / "data"), "XDG_CACHE_HOME": str(home / "cache"), **opencode.OFFLINE_FLAGS,
+               "OPENCODE_SERVER_PASSWORD": "operator-secret"}
+        process = subprocess.Popen([str(opencode_bin), "serve", "--hostname", "127.0.0.1", "--port", "0"], cwd=home / "work",
+                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            line = b""
+            while b"listening on" not in line:
+                line = process.stdout.readline()
+                assert line, "the operator's OpenCode did not start"
+            yield {"url": line.decode().split("listening on ")[1].strip(), "password": "operator-secret", "model": model}
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_an_opencode_server_its_operator_runs_is_driven_the_same_way(tmp_path, operator_opencode):
+    """FASTEST_OPENCODE_URL (what the Worker uses): no process of ours, the same protocol."""
+    data_dir = tmp_path / "data"
+    env = {"FASTEST_AI_RATE_LIMIT_PER_MINUTE": "1000", "FASTEST_AI_PROVIDER": "opencode",
+           "FASTEST_OPENCODE_URL": operator_opencode["url"], "FASTEST_OPENCODE_PASSWORD": operator_opencode["password"]}
+    with running_server(data_dir, env) as (base_url, _), httpx.Client(base_url=base_url, timeout=30) as client:
+        alice = User(admin_token(data_dir, "alice@example.com"))
+        project = new_project(client, alice)
+        workspace = new_workspace(client, alice, project["id"])
+        cid = client.post("/v1/conversations", headers=alice.headers, json={"workspace_id": workspace["id"]}).json()["conversation"]["id"]
+        with connect(ws_url(base_url, cid, alice.token)) as ws:
+            read_until(ws, is_type("ready"))
+            frames = turn(ws, "hello")
+        assert frames[-1]["type"] == "turn.completed", frames
+        assert "".join(f["data"]["delta"] for f in frames if f["type"] == "message.delta") == "Hello again"
+        parts = client.get(f"/v1/conversations/{cid}/opencode-messages", headers=alice.headers).json()["messages"]
+        session_id = next(iter(parts.values()))[0]["sessionID"]
+        reported = httpx.get(f"{operator_opencode['url']}/session/{session_id}/message",
+                             auth=("opencode", operator_opencode["password"])).json()
+        assert [item["parts"] for item in reported] == list(parts.values())
+        assert not (data_dir / "opencode" / "conversations").exists()  # nothing ran here
+
+
+def test_a_wrong_password_for_the_operators_server_is_a_clear_error(tmp_path, operator_opencode):
+    data_dir = tmp_path / "data"
+    env = {"FASTEST_AI_RATE_LIMIT_PER_MINUTE": "1000", "FASTEST_AI_PROVIDER": "opencode",
+           "FASTEST_OPENCODE_URL": operator_opencode["url"], "FASTEST_OPENCODE_PASSWORD": "wrong"}
+    with running_server(data_dir, env) as (base_url, _), httpx.Client(base_url=base_url, timeout=30) as client:
+        alice = User(admin_token(data_dir, "alice@example.com"))
+        workspace = new_workspace(client, alice, new_project(client, alice)["id"])
+        cid = client.post("/v1/conversations", headers=alice.headers, json={"workspace_id": workspace["id"]}).json()["conversation"]["id"]
+        with connect(ws_url(base_url, cid, alice.token)) as ws:
+            read_until(ws, is_type("ready"))
+            ended = turn(ws, "hello")[-1]
+            assert ended["type"] == "turn.failed" and ended["data"]["error"]["code"] == "opencode_unavailable", ended
+            assert "401" in ended["data"]["error"]["message"]
+            # The conversation takes the next prompt (and fails the same way, clearly).
+            assert turn(ws, "hello")[-1]["data"]["error"]["code"] == "opencode_unavailable"

@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping
 from fastest.config import Settings
 from fastest.platform import Platform
 from fastest.platform.ai import embedder_for, model_for_key
+from fastest.platform.ai.opencode import RemoteOpenCodeHost
 from fastest.platform.local.background import LocalBackground
 from fastest.platform.local.blobs import LocalBlobStore
 from fastest.platform.local.clock import ManualClock, SystemClock
@@ -130,10 +131,13 @@ def open_local_platform(
         background=LocalBackground(),
         reactions=reactions,
     )
-    opencode = LocalOpenCodeHost(data_dir / "opencode" / "conversations",
-                                 partial(find_binary, npm_prefix(data_dir), settings.opencode_bin), env=env)
-    platform.opencode = opencode
-    closers.append(opencode.close)
+    if settings.opencode_url:  # an OpenCode server its operator runs, as the Worker uses one
+        platform.opencode = RemoteOpenCodeHost(settings.opencode_url, settings.opencode_password)
+    else:
+        opencode = LocalOpenCodeHost(data_dir / "opencode" / "conversations",
+                                     partial(find_binary, npm_prefix(data_dir), settings.opencode_bin), env=env)
+        platform.opencode = opencode
+        closers.append(opencode.close)
     platform.deploy_providers["local"] = LocalDeployProvider(data_dir / "deployments", settings.public_url)
     platform.deploy_builder = LocalBuilder()
     built.append(platform)

@@ -103,7 +103,7 @@ async def install(prefix: Path, version: str = OPENCODE_VERSION) -> Path:
     return binary
 
 
-def _seed_config_dir(config_dir: Path, config: Mapping[str, Any]) -> None:
+def seed_config_dir(config_dir: Path, config: Mapping[str, Any]) -> None:
     """OpenCode's configuration directory: our `opencode.json`, and the plugin dependency OpenCode
     installs into a fresh one already recorded (its check finds nothing missing, so no npm run)."""
     config_dir.mkdir(parents=True, exist_ok=True)
@@ -163,7 +163,7 @@ class LocalOpenCodeHost:
         tree.mkdir(parents=True, exist_ok=True)
         xdg = {"XDG_CONFIG_HOME": home / "config", "XDG_DATA_HOME": home / "data", "XDG_CACHE_HOME": home / "cache",
                "XDG_STATE_HOME": home / "state"}
-        _seed_config_dir(xdg["XDG_CONFIG_HOME"] / "opencode", config)
+        seed_config_dir(xdg["XDG_CONFIG_HOME"] / "opencode", config)
         password = random_tokens.token_urlsafe(24)
         env = {key: self._env[key] for key in _PASSED_ENV if key in self._env}
         env.update({"HOME": str(home), **{k: str(v) for k, v in xdg.items()}, **OFFLINE_FLAGS,
