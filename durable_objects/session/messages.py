@@ -104,6 +104,8 @@ class Messages(SessionPart):
             for key in await self.storage.list(prefix=prefix):
                 await self.storage.delete(key)
                 cleared += prefix == MESSAGE_PREFIX
+        # OpenCode keeps its own history: the next turn starts a new session, remembering nothing.
+        await self.storage.delete(OPENCODE_SESSION_KEY)
         await self.emit("conversation.cleared", {"messages_cleared": cleared})
         return {"success": True, "cleared": cleared}
 

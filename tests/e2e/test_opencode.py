@@ -216,9 +216,17 @@ def test_abort_and_an_opencode_that_dies_leave_the_conversation_usable(setup):
         frames = turn(ws, "hello once more")
         assert frames[-1]["type"] == "turn.completed", frames
         assert opencode_server(s["data_dir"])["pid"] != first["pid"]
-    texts = [m["content"] for m in client.get(f"/v1/conversations/{cid}/messages", headers=alice.headers).json()["messages"]
-             if m["role"] == "assistant"]
-    assert texts[-1] == "Hello again"
+        texts = [m["content"] for m in client.get(f"/v1/conversations/{cid}/messages", headers=alice.headers).json()["messages"]
+                 if m["role"] == "assistant"]
+        assert texts[-1] == "Hello again"
+        # The same OpenCode session all along; a cleared conversation starts a new one.
+        sessions = {p["sessionID"] for own in client.get(f"/v1/conversations/{cid}/opencode-messages",
+                                                         headers=alice.headers).json()["messages"].values() for p in own}
+        assert len(sessions) == 1
+        assert client.post(f"/v1/conversations/{cid}/clear", headers=alice.headers).status_code == 200
+        assert turn(ws, "hello after clearing")[-1]["type"] == "turn.completed"
+    after = client.get(f"/v1/conversations/{cid}/opencode-messages", headers=alice.headers).json()["messages"]
+    assert len(after) == 2 and {p["sessionID"] for own in after.values() for p in own}.isdisjoint(sessions)
 
 
 @pytest.fixture
