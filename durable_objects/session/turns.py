@@ -59,7 +59,7 @@ class TurnRunner(SessionPart):
         """One unit of the AI budget per model call (the builtin engine is not a model: free)."""
         from fastest.services.ai import ai_budget, models
 
-        if not models.is_model(model):
+        if not models.is_model(model) and model.provider != "opencode":  # an OpenCode turn is model work
             return
 
         await ai_budget.spend(self._require_platform(), context["user_id"])

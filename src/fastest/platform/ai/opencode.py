@@ -204,6 +204,8 @@ class OpenCodeEngine:
         self.base_url = base_url
         self.api_key = api_key
         self._completions = completions
+        # Whether a plain completion gets an answer here (summaries, merges, action-item runs).
+        self.generates = getattr(completions, "provider", "builtin") != "builtin"
 
     def config(self) -> dict[str, Any]:
         return opencode_config(self.opencode_model, base_url=self.base_url, api_key=self.api_key)

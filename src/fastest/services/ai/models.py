@@ -38,5 +38,7 @@ async def for_user(platform: Platform, user_id: str) -> AIModel:
 
 
 def is_model(model: AIModel) -> bool:
-    """False for the builtin engine: no model, so nothing to ask it (and no AI budget spent)."""
-    return getattr(model, "provider", None) != "builtin"
+    """False for the builtin engine: no model, so nothing to ask it (and no AI budget spent). With
+    OpenCode as the agent, what it says of the completions behind it (an OpenAI-compatible server
+    named by FASTEST_AI_BASE_URL, or none) for the features that ask for one answer."""
+    return getattr(model, "provider", None) != "builtin" and bool(getattr(model, "generates", True))
