@@ -9,17 +9,15 @@ whole history, its own tools among the request's `tools`):
 - anything else → "Hello again";
 - a request without tools (OpenCode naming its session) → a title.
 
-It records each request (its authorization header and body) for the tests to inspect.
+It records each request (path, authorization header, body) for the tests to inspect.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
-from tests.e2e.model_server import _chunk
-from tests.loopback import LoopbackServer, QuietHandler
+from tests.e2e.model_server import ModelServer, _chunk
 
 NOTE = "Hello from OpenCode\n"
 
@@ -63,35 +61,6 @@ def script(body: dict[str, Any]) -> tuple[list[bytes], float]:
     return [_chunk({"role": "assistant", "content": "Hello again"}), _chunk({}, "stop")], 0.0
 
 
-class OpenCodeModel(LoopbackServer):
+class OpenCodeModel(ModelServer):
     def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        owner = self
-
-        class Handler(QuietHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.body())
-                owner.requests.append({"authorization": self.headers.get("authorization"), "body": body})
-                if self.path != "/v1/chat/completions":
-                    self.send_error(404)
-                    return
-                chunks, pause = script(body)
-                try:
-                    self.send_response(200)
-                    self.send_header("content-type", "text/event-stream")
-                    self.end_headers()
-                    for chunk in chunks:
-                        self.wfile.write(chunk)
-                        self.wfile.flush()
-                        if pause:
-                            time.sleep(pause)
-                    self.wfile.write(b"data: [DONE]\n\n")
-                    self.wfile.flush()
-                except OSError:  # the client went away (an aborted turn)
-                    pass
-
-        super().__init__(Handler)
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.origin}/v1"
+        super().__init__(script)

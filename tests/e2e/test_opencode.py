@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -254,37 +255,37 @@ def operator_opencode(tmp_path: Path, opencode_bin: Path) -> Iterator[dict[str, 
             process.wait()
 
 
-def test_an_opencode_server_its_operator_runs_is_driven_the_same_way(tmp_path, operator_opencode):
-    """FASTEST_OPENCODE_URL (what the Worker uses): no process of ours, the same protocol."""
+@contextmanager
+def operator_conversation(tmp_path: Path, operator: dict[str, Any], password: str) -> Iterator[tuple[str, httpx.Client, User, str]]:
+    """`fastest serve` with FASTEST_OPENCODE_URL set to the operator's server, and a conversation."""
     data_dir = tmp_path / "data"
     env = {"FASTEST_AI_RATE_LIMIT_PER_MINUTE": "1000", "FASTEST_AI_PROVIDER": "opencode",
-           "FASTEST_OPENCODE_URL": operator_opencode["url"], "FASTEST_OPENCODE_PASSWORD": operator_opencode["password"]}
+           "FASTEST_OPENCODE_URL": operator["url"], "FASTEST_OPENCODE_PASSWORD": password}
     with running_server(data_dir, env) as (base_url, _), httpx.Client(base_url=base_url, timeout=30) as client:
         alice = User(admin_token(data_dir, "alice@example.com"))
-        project = new_project(client, alice)
-        workspace = new_workspace(client, alice, project["id"])
-        cid = client.post("/v1/conversations", headers=alice.headers, json={"workspace_id": workspace["id"]}).json()["conversation"]["id"]
+        workspace = new_workspace(client, alice, new_project(client, alice)["id"])
+        created = client.post("/v1/conversations", headers=alice.headers, json={"workspace_id": workspace["id"]})
+        yield base_url, client, alice, created.json()["conversation"]["id"]
+    assert not (data_dir / "opencode").exists()  # no OpenCode installed or ran here
+
+
+def test_an_opencode_server_its_operator_runs_is_driven_the_same_way(tmp_path, operator_opencode):
+    """FASTEST_OPENCODE_URL (what the Worker uses): no process of ours, the same protocol."""
+    with operator_conversation(tmp_path, operator_opencode, operator_opencode["password"]) as (base_url, client, alice, cid):
         with connect(ws_url(base_url, cid, alice.token)) as ws:
             read_until(ws, is_type("ready"))
             frames = turn(ws, "hello")
         assert frames[-1]["type"] == "turn.completed", frames
         assert "".join(f["data"]["delta"] for f in frames if f["type"] == "message.delta") == "Hello again"
         parts = client.get(f"/v1/conversations/{cid}/opencode-messages", headers=alice.headers).json()["messages"]
-        session_id = next(iter(parts.values()))[0]["sessionID"]
-        reported = httpx.get(f"{operator_opencode['url']}/session/{session_id}/message",
-                             auth=("opencode", operator_opencode["password"])).json()
-        assert [item["parts"] for item in reported] == list(parts.values())
-        assert not (data_dir / "opencode" / "conversations").exists()  # nothing ran here
+    session_id = next(iter(parts.values()))[0]["sessionID"]
+    reported = httpx.get(f"{operator_opencode['url']}/session/{session_id}/message",
+                         auth=("opencode", operator_opencode["password"])).json()
+    assert [item["parts"] for item in reported] == list(parts.values())
 
 
 def test_a_wrong_password_for_the_operators_server_is_a_clear_error(tmp_path, operator_opencode):
-    data_dir = tmp_path / "data"
-    env = {"FASTEST_AI_RATE_LIMIT_PER_MINUTE": "1000", "FASTEST_AI_PROVIDER": "opencode",
-           "FASTEST_OPENCODE_URL": operator_opencode["url"], "FASTEST_OPENCODE_PASSWORD": "wrong"}
-    with running_server(data_dir, env) as (base_url, _), httpx.Client(base_url=base_url, timeout=30) as client:
-        alice = User(admin_token(data_dir, "alice@example.com"))
-        workspace = new_workspace(client, alice, new_project(client, alice)["id"])
-        cid = client.post("/v1/conversations", headers=alice.headers, json={"workspace_id": workspace["id"]}).json()["conversation"]["id"]
+    with operator_conversation(tmp_path, operator_opencode, "wrong") as (base_url, client, alice, cid):
         with connect(ws_url(base_url, cid, alice.token)) as ws:
             read_until(ws, is_type("ready"))
             ended = turn(ws, "hello")[-1]

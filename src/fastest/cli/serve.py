@@ -25,8 +25,9 @@ log = logging.getLogger("fastest")
 
 def _install_opencode(data_dir: Path, settings: Settings) -> None:
     """With OpenCode as the agent, its binary is installed (from npm, once) before the first
-    conversation needs it, unless FASTEST_OPENCODE_BIN names one."""
-    if settings.ai_provider.strip().lower() != "opencode" or settings.opencode_bin:
+    conversation needs it, unless FASTEST_OPENCODE_BIN names one or the operator's server
+    (FASTEST_OPENCODE_URL) is the agent."""
+    if settings.ai_provider.strip().lower() != "opencode" or settings.opencode_bin or settings.opencode_url:
         return
     import asyncio
 
