@@ -122,23 +122,28 @@ class OpenCodeTurns(SessionPart):
 
         server = None
         run: _Run | None = None
+        checked_out: dict[str, Any] | None = None
         try:
+            failure: _Failed | None = None
             try:
                 server = await self._opencode_server(engine)
                 client = self._opencode(server)
                 session_id = await self._opencode_session(client, context)
                 run = _Run(turn_id, session_id)
-                tree = self._tree(context)
-                checked_out = await checkout.check_out(tree, server.files) if server.files is not None else None
+                if server.files is not None:
+                    checked_out = await checkout.check_out(self._tree(context), server.files)
                 self._opencode_abort = lambda: client.abort(session_id)
                 await self._follow(client, server, run, prompt, engine)
                 await self._keep_opencode_messages(client, run, user_message)
-                if checked_out is not None:
-                    await self._take_changes(tree, server.files, checked_out, turn_id, context)
             except OpenCodeError as error:
                 if server is not None and await _stopped(server):
-                    raise _Failed("opencode_unavailable", "The OpenCode server stopped during this turn; send the prompt again.") from error
-                raise _Failed("opencode_unavailable", str(error)) from error
+                    failure = _Failed("opencode_unavailable", "The OpenCode server stopped during this turn; send the prompt again.")
+                else:
+                    failure = _Failed("opencode_unavailable", str(error))
+            if checked_out is not None:  # what OpenCode did on disk is kept, even from a turn cut short
+                await self._take_changes(self._tree(context), server.files, checked_out, turn_id, context)
+            if failure is not None:
+                raise failure
             if self._cancelled:
                 raise _Failed("cancelled", "The turn was cancelled.")
             if run.error is not None:
