@@ -169,6 +169,9 @@ class OpenCodeTurns(SessionPart):
         finally:
             if run is not None:
                 await self._remember_deltas(run.delta_ids)
+            host = self.platform.opencode if self.platform is not None else None
+            if host is not None:
+                host.done(self.name)
             self._opencode_abort = None
             self._cancelled = False
             self._busy = False

@@ -57,9 +57,11 @@ class Settings:
     conversation_max_tool_rounds: int = 8
     # OpenCode as the agent (ai_provider "opencode"): the local runtime runs `opencode serve` per
     # conversation from this binary ("" = the copy `fastest serve` installs with npm under the data
-    # dir); elsewhere (the Worker) the OpenCode server the operator runs, and its password
+    # dir), stopping a conversation's server after that many seconds without a turn; elsewhere (the
+    # Worker) the OpenCode server the operator runs, and its password
     # (OPENCODE_SERVER_PASSWORD there; user "opencode").
     opencode_bin: str = ""
+    opencode_idle_seconds: int = 600
     opencode_url: str = ""
     opencode_password: str = field(default="", repr=False)
     # Google sign-in: the OAuth client ids an ID token's `aud` may name (comma-separated; empty

@@ -447,6 +447,10 @@ class OpenCodeHost(Protocol):
         `secrets` are environment variables it refers to (`{env:NAME}`), never written to disk."""
         ...
 
+    def done(self, name: str) -> None:
+        """A turn of conversation `name` ended (a host that starts servers may stop an idle one)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class VectorMatch:

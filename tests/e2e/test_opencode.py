@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -62,13 +63,18 @@ def opencode_bin() -> Path:
 
 
 @pytest.fixture
-def setup(tmp_path: Path, opencode_bin: Path) -> Iterator[dict[str, Any]]:
+def idle_seconds() -> str:
+    return "600"
+
+
+@pytest.fixture
+def setup(tmp_path: Path, opencode_bin: Path, idle_seconds: str) -> Iterator[dict[str, Any]]:
     data_dir = tmp_path / "data"
     with OpenCodeModel() as model, RecordingProxy() as proxy:
         env = {
             "FASTEST_RATE_LIMIT_PER_MINUTE": "1000", "FASTEST_AI_RATE_LIMIT_PER_MINUTE": "1000",
             "FASTEST_AI_PROVIDER": "opencode", "FASTEST_AI_BASE_URL": model.base_url, "FASTEST_AI_MODEL": "test-model",
-            "FASTEST_OPENCODE_BIN": str(opencode_bin),
+            "FASTEST_OPENCODE_BIN": str(opencode_bin), "FASTEST_OPENCODE_IDLE_SECONDS": idle_seconds,
             "HTTP_PROXY": proxy.origin, "HTTPS_PROXY": proxy.origin, "NO_PROXY": "127.0.0.1,localhost",
         }
         with running_server(data_dir, env) as (base_url, process):
@@ -253,6 +259,22 @@ def operator_opencode(tmp_path: Path, opencode_bin: Path) -> Iterator[dict[str, 
         finally:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@pytest.mark.parametrize("idle_seconds", ["1"])
+def test_an_idle_opencode_server_stops_and_the_next_turn_starts_it_again(setup):
+    s = setup
+    cid, alice = s["conversation"]["id"], s["alice"]
+    with connect(ws_url(s["base_url"], cid, alice.token)) as ws:
+        read_until(ws, is_type("ready"))
+        assert turn(ws, "hello")[-1]["type"] == "turn.completed"
+        first = opencode_server(s["data_dir"])["pid"]
+        deadline = time.monotonic() + 20
+        while Path(f"/proc/{first}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not Path(f"/proc/{first}").exists(), "the idle OpenCode server still runs"
+        assert turn(ws, "hello again")[-1]["type"] == "turn.completed"
+        assert opencode_server(s["data_dir"])["pid"] != first
 
 
 @contextmanager

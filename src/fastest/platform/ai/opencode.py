@@ -235,3 +235,6 @@ class RemoteOpenCodeHost:
 
     async def server(self, name: str, config: Mapping[str, Any], secrets: Mapping[str, str]) -> OpenCodeServer:
         return self._server
+
+    def done(self, name: str) -> None:
+        """The operator's server runs on: nothing to stop."""

@@ -135,7 +135,8 @@ def open_local_platform(
         platform.opencode = RemoteOpenCodeHost(settings.opencode_url, settings.opencode_password)
     else:
         opencode = LocalOpenCodeHost(data_dir / "opencode" / "conversations",
-                                     partial(find_binary, npm_prefix(data_dir), settings.opencode_bin), env=env)
+                                     partial(find_binary, npm_prefix(data_dir), settings.opencode_bin), env=env,
+                                     idle_seconds=settings.opencode_idle_seconds)
         platform.opencode = opencode
         closers.append(opencode.close)
     platform.deploy_providers["local"] = LocalDeployProvider(data_dir / "deployments", settings.public_url)

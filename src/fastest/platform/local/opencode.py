@@ -29,6 +29,7 @@ import re
 import secrets as random_tokens
 import shutil
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -42,6 +43,8 @@ log = logging.getLogger("fastest.opencode")
 OPENCODE_VERSION = "1.18.33"
 NPM_PACKAGE = "opencode-ai"
 START_TIMEOUT_SECONDS = 60.0
+# A conversation's server with no turn for this long is stopped (FASTEST_OPENCODE_IDLE_SECONDS).
+IDLE_SECONDS = 600.0
 _LISTENING = re.compile(rb"listening on (http://127\.0\.0\.1:\d+)")
 
 # OpenCode's switches for what would reach the network or the machine's other configuration.
@@ -120,14 +123,17 @@ class _Running:
     server: OpenCodeServer
     config: str
     reader: asyncio.Task
+    idle_since: float | None = None  # None while a turn uses it
 
 
 class LocalOpenCodeHost:
     """The OpenCode servers of this process's conversations, by conversation id."""
 
-    def __init__(self, root: Path, binary: Callable[[], Path | None], *, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, root: Path, binary: Callable[[], Path | None], *, env: Mapping[str, str] | None = None,
+                 idle_seconds: float = IDLE_SECONDS) -> None:
         self.root = root
         self._binary = binary
+        self.idle_seconds = idle_seconds
         self._env = dict(os.environ if env is None else env)
         self._running: dict[str, _Running] = {}
         self._starting: dict[str, asyncio.Lock] = {}
@@ -147,6 +153,7 @@ class LocalOpenCodeHost:
             text = json.dumps([config, hashlib.sha256(json.dumps(secrets, sort_keys=True).encode()).hexdigest()], sort_keys=True)
             running = self._running.get(name)
             if running is not None and running.process.returncode is None and running.config == text:
+                running.idle_since = None
                 return running.server
             if running is not None:
                 await self.stop(name)
@@ -183,6 +190,21 @@ class LocalOpenCodeHost:
                                 files=LocalWorkdir(tree), alive=lambda: process.returncode is None)
         log.info("conversation %s: OpenCode server %s (pid %s)", name, url, process.pid)
         return _Running(process, server, text, reader)
+
+    def done(self, name: str) -> None:
+        """A turn of conversation `name` ended: its server stops once idle for `idle_seconds` (a
+        server holds a few hundred MB; the next turn starts it again, in the same session)."""
+        running = self._running.get(name)
+        if running is None:
+            return
+        running.idle_since = idle_since = time.monotonic()
+
+        def stop_if_still_idle() -> None:
+            current = self._running.get(name)
+            if current is running and current.idle_since == idle_since:
+                asyncio.ensure_future(self.stop(name))
+
+        asyncio.get_running_loop().call_later(self.idle_seconds, stop_if_still_idle)
 
     async def stop(self, name: str) -> None:
         running = self._running.pop(name, None)
