@@ -175,7 +175,8 @@ def test_a_turn_writes_a_file_asks_and_finishes_as_opencode_reports(setup, tmp_p
     typecheck(tmp_path / "ts", {"parts": ("Record<string, Part[]>", parts), "question": ("QuestionRequest", request)})
 
 
-def test_a_permission_opencode_asks_for_is_a_question_whose_answer_reaches_it(setup):
+@needs_sdk
+def test_a_permission_opencode_asks_for_is_a_question_whose_answer_reaches_it(setup, tmp_path):
     s = setup
     cid, alice, client = s["conversation"]["id"], s["alice"], s["client"]
     with connect(ws_url(s["base_url"], cid, alice.token)) as ws:
@@ -195,6 +196,7 @@ def test_a_permission_opencode_asks_for_is_a_question_whose_answer_reaches_it(se
     assert bash["name"] == "bash" and bash["ok"], bash
     # What the command wrote is the conversation's too.
     assert [(f["data"]["path"], f["data"]["action"]) for f in frames if f["type"] == "file.changed"] == [("ran.txt", "created")]
+    typecheck(tmp_path / "ts", {"permission": ("PermissionRequest", permission), "question": ("QuestionRequest", request)})
 
 
 def test_abort_and_an_opencode_that_dies_leave_the_conversation_usable(setup):
