@@ -31,6 +31,7 @@ from durable_objects.session.state import (
     _Refusal,
     log,
 )
+from fastest.errors import ApiError
 
 # How long a turn waits for OpenCode's event stream to open before giving up.
 CONNECT_SECONDS = 30.0
@@ -375,8 +376,12 @@ class OpenCodeTurns(SessionPart):
         changes = await checkout.take_changes(tree, files, checked_out)
         for change in changes:
             await self.emit("file.changed", {"turn_id": turn_id, **change})
-        if changes:
+        if not changes:
+            return
+        try:
             await conversations.snapshot(self._require_platform(), context["user_id"], self.name, generate_summary=False)
+        except ApiError as error:  # a storage limit, say: the changes stay in the working tree
+            log.warning("conversation %s: the turn's snapshot was not recorded: %s", self.name, error.message)
 
     async def abort_turn(self) -> dict[str, Any]:
         """Stop the running turn: OpenCode's session is aborted, our own loop cancelled; the turn

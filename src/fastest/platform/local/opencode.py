@@ -3,9 +3,10 @@
 Each conversation gets a directory under the data dir: `tree/`, its working tree checked out to disk
 (OpenCode reads and edits files there), and `home/`, OpenCode's own home (its configuration, its
 database of sessions and messages, its caches), so conversations share nothing and OpenCode finds
-its sessions again after a restart. The process is started on the conversation's first turn, listens
-on a free loopback port behind a password only this server knows, gets no environment of ours (no
-secret of the server's reaches it) and is stopped with the server.
+its sessions again after a restart. The process is started by a turn when none runs, listens on a
+free loopback port behind a password only this server knows, gets no environment of ours (no secret
+of the server's reaches it), and is stopped when idle for a while, or with the server (or by the
+kernel when the server dies).
 
 Nothing it does may need the network: the configuration switches off update checks and sharing, the
 flags below switch off model-list downloads, plugin and LSP installs; and its configuration
@@ -141,9 +142,6 @@ class LocalOpenCodeHost:
     def _home(self, name: str) -> Path:
         # Conversation ids are ours, but a directory name is derived, never taken from input.
         return self.root / hashlib.sha256(name.encode()).hexdigest()[:32]
-
-    def workdir(self, name: str) -> LocalWorkdir:
-        return LocalWorkdir(self._home(name) / "tree")
 
     async def server(self, name: str, config: Mapping[str, Any], secrets: Mapping[str, str]) -> OpenCodeServer:
         """The conversation's running server; started (again) when it is not running, or when its
