@@ -9,7 +9,7 @@ import time
 import pytest
 
 from fastest.config import Settings
-from tests.api.items_model import ScriptedModel, text
+from tests.api.items_model import ScriptedModel, model_settings, text
 from tests.api.test_conversations import new_conversation, prompt, turn_done, wait_for
 from tests.api.trees import new_project, new_workspace
 from tests.conftest import assert_problem
@@ -23,7 +23,7 @@ def model():
 
 @pytest.fixture
 def settings(model) -> Settings:
-    return Settings(ai_provider="openai", ai_base_url=model.base_url, ai_model="test-model", ai_rate_limit_per_minute=100)
+    return model_settings(model)
 
 
 @pytest.fixture

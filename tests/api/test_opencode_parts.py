@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from fastest.config import Settings
-from tests.api.items_model import ScriptedModel, text, tool
+from tests.api.items_model import ScriptedModel, model_settings, text, tool
 from tests.api.test_conversations import new_conversation, prompt, turn_done, wait_for
 from tests.api.trees import new_project, new_workspace, snapshot, upload_tree
 from tests.opencode_types import needs_sdk, typecheck
@@ -34,7 +34,7 @@ def model():
 
 @pytest.fixture
 def settings(model) -> Settings:
-    return Settings(ai_provider="openai", ai_base_url=model.base_url, ai_model="test-model", ai_rate_limit_per_minute=100)
+    return model_settings(model)
 
 
 @pytest.fixture
