@@ -198,6 +198,21 @@ def test_a_permission_opencode_asks_for_is_a_question_whose_answer_reaches_it(se
     assert [(f["data"]["path"], f["data"]["action"]) for f in frames if f["type"] == "file.changed"] == [("ran.txt", "created")]
     typecheck(tmp_path / "ts", {"permission": ("PermissionRequest", permission), "question": ("QuestionRequest", request)})
 
+    # A question rejected: OpenCode hears it (its question tool fails) and the turn ends there.
+    with connect(ws_url(s["base_url"], cid, alice.token)) as ws:
+        read_until(ws, is_type("ready"))
+        send_prompt(ws, "write a note, then ask me")
+        asked = read_until(ws, is_type("question.asked", "turn.failed"), timeout=TURN_SECONDS)[-1]
+        rejected = client.post(f"/v1/conversations/{cid}/opencode-questions/{asked['data']['request_id']}/reject",
+                               headers=alice.headers)
+        assert rejected.status_code == 200, rejected.text
+        frames = read_until(ws, is_type("turn.completed", "turn.failed"), timeout=TURN_SECONDS)
+    assert frames[-1]["type"] == "turn.completed" and "question.rejected" in [f["type"] for f in frames]
+    [question] = [f["data"] for f in frames if f["type"] == "tool.result"]
+    assert question["name"] == "question" and not question["ok"]
+    parts = client.get(f"/v1/conversations/{cid}/opencode-messages", headers=alice.headers).json()["messages"]
+    assert [p["state"]["status"] for own in parts.values() for p in own if p["type"] == "tool" and p["tool"] == "question"] == ["error"]
+
 
 def test_abort_and_an_opencode_that_dies_leave_the_conversation_usable(setup):
     s = setup
