@@ -30,6 +30,7 @@ from typing import Any, Awaitable, Callable
 
 from durable_objects.session.events import EventLog
 from durable_objects.session.messages import Messages
+from durable_objects.session.opencode import OpenCodeTurns
 from durable_objects.session.questions import Questions
 from durable_objects.session.state import (
     _CONTEXT_FIELDS,
@@ -50,7 +51,7 @@ def _default_spawn(coroutine: Awaitable[Any]) -> asyncio.Task:
     return asyncio.ensure_future(coroutine)
 
 
-class ConversationSession(EventLog, Messages, TurnRunner, FileTools, Questions):
+class ConversationSession(EventLog, Messages, TurnRunner, OpenCodeTurns, FileTools, Questions):
     def __init__(
         self,
         name: str,
@@ -69,6 +70,7 @@ class ConversationSession(EventLog, Messages, TurnRunner, FileTools, Questions):
         self._spawn = spawn
         self._last_event_id: int | None = None
         self._busy = False
+        self._cancelled = False
         self._turn_task: Any = None
         self._waiting: dict[str, asyncio.Future] = {}
         # Clients still replaying, by socket (sockets compare by the connection they wrap: on
@@ -117,6 +119,8 @@ class ConversationSession(EventLog, Messages, TurnRunner, FileTools, Questions):
             return _json(202, await self.prompt(body.get("prompt"), context))
         if (method, path) == ("GET", "/messages"):
             return _json(200, await self._messages_page(query))
+        if (method, path) == ("POST", "/abort"):
+            return _json(200, await self.abort_turn())
         if (method, path) == ("GET", "/opencode-messages"):
             return _json(200, await self._opencode_messages())
         if (method, path) == ("POST", "/clear"):

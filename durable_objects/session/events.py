@@ -107,8 +107,9 @@ class EventLog(SessionPart):
         self._replaying.pop(socket, None)
 
     async def receive(self, socket: Socket, text: str | bytes) -> None:
-        """One client frame: `ping`, `prompt` `{prompt}`, `question.reply` `{request_id, answers}`,
-        `question.reject` `{request_id}`. Anything wrong gets an `error` frame (no id)."""
+        """One client frame: `ping`, `prompt` `{prompt}`, `abort` (the running turn), `question.reply`
+        `{request_id, answers}`, `question.reject` `{request_id}`. Anything wrong gets an `error`
+        frame (no id)."""
         await self.recover()
         limit = self._settings_value("conversation_max_frame_bytes", 64 * 1024)
         size = len(text.encode("utf-8")) if isinstance(text, str) else len(text)
@@ -137,6 +138,8 @@ class EventLog(SessionPart):
                 await rate_limits.enforce(self._require_platform(), context["user_id"], "ai")
                 accepted = await self.prompt(data.get("prompt"), context)
                 _send(socket, _frame("prompt.accepted", accepted))
+            elif kind == "abort":
+                _send(socket, _frame("abort.accepted", await self.abort_turn()))
             elif kind in ("question.reply", "question.reject"):
                 await self.answer(str(data.get("request_id", "")), data.get("answers") if kind == "question.reply" else None)
             else:

@@ -1,4 +1,5 @@
-"""The messages (OpenAI chat format), their pages and OpenCode-style parts, the timeline, and clear."""
+"""The messages (OpenAI chat format), their pages and their parts as OpenCode defines them, the
+timeline, and clear."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from durable_objects.session.state import (
     EVENT_PREFIX,
     LAST_MESSAGE_KEY,
     MESSAGE_PREFIX,
+    OPENCODE_SESSION_KEY,
     QUESTION_PREFIX,
+    RUNNING_TURN_KEY,
     SessionPart,
     _message_key,
     _Refusal,
@@ -69,25 +72,14 @@ class Messages(SessionPart):
         return _message_key(low)
 
     async def _opencode_messages(self) -> dict[str, Any]:
-        """Each message as OpenCode-style parts (text, tool), keyed by message id; a tool result is
-        attached to the part of the call it answers."""
-        parts: dict[str, list[dict[str, Any]]] = {}
-        calls: dict[str, dict[str, Any]] = {}
-        for message in await self.messages():
-            if message["role"] == "tool":
-                part = calls.get(message.get("tool_call_id", ""))
-                if part is not None:
-                    part["state"] = {"status": "completed", "output": message["content"]}
-                continue
-            own = parts.setdefault(message["id"], [])
-            if message.get("content"):
-                own.append({"type": "text", "text": message["content"]})
-            for call in message.get("tool_calls") or ():
-                part = {"type": "tool", "call_id": call["id"], "tool": call["function"]["name"],
-                        "input": call["function"]["arguments"], "state": {"status": "pending"}}
-                calls[call["id"]] = part
-                own.append(part)
-        return {"messages": parts}
+        """Each message's parts as OpenCode defines them (`durable_objects.session.parts`), by the
+        conversation's message id; `sessionID` is the conversation's OpenCode session when OpenCode
+        answers it, else the conversation's id."""
+        from durable_objects.session.parts import parts_by_message
+
+        session_id = await self.storage.get(OPENCODE_SESSION_KEY) or self.name
+        running = await self.storage.get(RUNNING_TURN_KEY) if self._busy else None
+        return {"messages": parts_by_message(await self.messages(), session_id, running_turn=running)}
 
     async def timeline(self) -> list[dict[str, Any]]:
         """The last `TIMELINE_LIMIT` events without the streamed deltas (each turn's text is in its
@@ -112,6 +104,8 @@ class Messages(SessionPart):
             for key in await self.storage.list(prefix=prefix):
                 await self.storage.delete(key)
                 cleared += prefix == MESSAGE_PREFIX
+        # OpenCode keeps its own history: the next turn starts a new session, remembering nothing.
+        await self.storage.delete(OPENCODE_SESSION_KEY)
         await self.emit("conversation.cleared", {"messages_cleared": cleared})
         return {"success": True, "cleared": cleared}
 

@@ -1,5 +1,6 @@
-"""Pending questions (the `ask_question` tool): asked during a turn, answered by the reply/reject
-routes or client frames; a turn waiting on one resumes."""
+"""Pending questions (the `ask_question` tool): asked during a turn as OpenCode's `QuestionRequest`,
+answered by the reply/reject routes or client frames with OpenCode's answers (one list of chosen
+labels per question); a turn waiting on one resumes."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import json
 from typing import Any
 
+from durable_objects.session.parts import question_request
 from durable_objects.session.state import QUESTION_PREFIX, SessionPart, _Refusal
 
 # A turn waits this long for a question's answer, then goes on without (the turn must not hold the
@@ -31,13 +33,14 @@ class Questions(SessionPart):
             return "Error: ask_question needs a question."
         options = [str(o) for o in arguments.get("options") or () if isinstance(o, (str, int, float))][:20]
         request_id = self._new_id("que")
-        record = {"id": request_id, "turn_id": turn_id, "call_id": call_id, "status": "pending",
-                  "questions": [{"question": question, "options": options}], "created_at": self._now()}
+        request = question_request(request_id, self.name, question, options)
+        record = {"id": request_id, "turn_id": turn_id, "call_id": call_id, "status": "pending", "request": request,
+                  "created_at": self._now()}
         await self.storage.put(QUESTION_PREFIX + request_id, record)
         waiter = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = waiter
         try:
-            await self.emit("question.asked", {"turn_id": turn_id, "request_id": request_id, "questions": record["questions"]})
+            await self.emit("question.asked", {"turn_id": turn_id, "request_id": request_id, "request": request})
             answers = await asyncio.wait_for(waiter, QUESTION_TIMEOUT_SECONDS)
         except asyncio.TimeoutError:
             record.update(status="expired")
@@ -62,6 +65,11 @@ class Questions(SessionPart):
             isinstance(answers, list) and all(isinstance(a, list) and all(isinstance(s, str) for s in a) for a in answers)
         ):
             raise _Refusal(422, "validation_failed", "answers is a list of lists of strings.", fields={"answers": "string[][]"})
+        if record.get("engine") == "opencode":  # OpenCode waits for it: the answer goes there first
+            await self._answer_opencode(record, answers)
+            record = await self.storage.get(QUESTION_PREFIX + request_id)
+            if record["status"] != "pending":  # OpenCode's own event recorded the answer meanwhile
+                return
         record.update(status="answered" if answers is not None else "rejected", answers=answers, answered_at=self._now())
         await self.storage.put(QUESTION_PREFIX + request_id, record)
         await self.emit("question." + record["status"], {"request_id": request_id, "answers": answers})

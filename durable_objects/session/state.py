@@ -23,6 +23,8 @@ DELTAS_KEY = "meta:delta_event_ids"
 # life (a restart, an eviction) ends it with `turn.failed` `interrupted`, so no client waits forever.
 RUNNING_TURN_KEY = "meta:running_turn"
 LAST_MESSAGE_KEY = "meta:last_message_seq"
+# The conversation's session on its OpenCode server, once OpenCode has answered it.
+OPENCODE_SESSION_KEY = "meta:opencode_session"
 EVENT_PREFIX = "event:"
 MESSAGE_PREFIX = "msg:"
 QUESTION_PREFIX = "question:"

@@ -63,7 +63,7 @@ class FileTools(SessionPart):
             except ApiError as error:
                 ok, result = False, f"Error: {error.message}"
         result = result[:TOOL_RESULT_LIMIT]
-        await self._add_message({"role": "tool", "tool_call_id": call["id"], "name": name, "content": result, "turn_id": turn_id})
+        await self._add_message({"role": "tool", "tool_call_id": call["id"], "name": name, "content": result, "ok": ok, "turn_id": turn_id})
         await self.emit("tool.result", {"turn_id": turn_id, "call_id": call["id"], "name": name, "ok": ok, "result": result})
 
     async def _run_tool(self, turn_id: str, call_id: str, name: str, arguments: dict[str, Any], context: dict[str, Any]) -> str:

@@ -59,7 +59,7 @@ class TurnRunner(SessionPart):
         """One unit of the AI budget per model call (the builtin engine is not a model: free)."""
         from fastest.services.ai import ai_budget, models
 
-        if not models.is_model(model):
+        if not models.is_model(model) and model.provider != "opencode":  # an OpenCode turn is model work
             return
 
         await ai_budget.spend(self._require_platform(), context["user_id"])
@@ -93,7 +93,10 @@ class TurnRunner(SessionPart):
         except BaseException:
             self._busy = False
             raise
-        self._turn_task = self._spawn(self._run_turn(turn_id, model, context))
+        if model.provider == "opencode":  # OpenCode runs the agent loop itself
+            self._turn_task = self._spawn(self._run_opencode_turn(turn_id, model, context, prompt, message))
+        else:
+            self._turn_task = self._spawn(self._run_turn(turn_id, model, context))
         return {"message": message, "turn_id": turn_id}
 
     async def _drop_previous_deltas(self) -> None:
@@ -170,12 +173,15 @@ class TurnRunner(SessionPart):
         except AIError as error:
             await self.emit("turn.failed", {"turn_id": turn_id, "error": {"code": "ai_unavailable", "message": str(error)}})
         except asyncio.CancelledError:
-            raise
+            if not self._cancelled:  # the server is stopping: the next life reports the turn
+                raise
+            await self.emit("turn.failed", {"turn_id": turn_id, "error": {"code": "cancelled", "message": "The turn was cancelled."}})
         except Exception:
             log.exception("conversation %s: turn %s failed", self.name, turn_id)
             await self.emit("turn.failed", {"turn_id": turn_id, "error": {"code": "internal", "message": "The turn failed."}})
         finally:
             self._busy = False
+            self._cancelled = False
             self._turn_task = None
             with contextlib.suppress(Exception):
                 await self.storage.delete(RUNNING_TURN_KEY)

@@ -39,7 +39,8 @@ class Settings:
     # The model behind conversations (and other AI features): "builtin" (no model: explains how to
     # configure one and serves the file tools through explicit commands), "openai" (any
     # OpenAI-compatible endpoint: OpenAI, llama.cpp, Ollama, vLLM…), "anthropic", or "workers-ai"
-    # (the Worker's `AI` binding). A user's own stored key for the provider wins over ai_api_key.
+    # (the Worker's `AI` binding), or "opencode" (OpenCode is the conversation's agent, see below). A
+    # user's own stored key for the provider wins over ai_api_key.
     ai_provider: str = "builtin"
     ai_base_url: str = ""
     ai_model: str = ""
@@ -54,6 +55,15 @@ class Settings:
     conversation_max_prompt_bytes: int = 32 * 1024
     conversation_max_frame_bytes: int = 64 * 1024
     conversation_max_tool_rounds: int = 8
+    # OpenCode as the agent (ai_provider "opencode"): the local runtime runs `opencode serve` per
+    # conversation from this binary ("" = the copy `fastest serve` installs with npm under the data
+    # dir), stopping a conversation's server after that many seconds without a turn; elsewhere (the
+    # Worker) the OpenCode server the operator runs, and its password
+    # (OPENCODE_SERVER_PASSWORD there; user "opencode").
+    opencode_bin: str = ""
+    opencode_idle_seconds: int = 600
+    opencode_url: str = ""
+    opencode_password: str = field(default="", repr=False)
     # Google sign-in: the OAuth client ids an ID token's `aud` may name (comma-separated; empty
     # disables Google sign-in) and where Google's signing keys are published.
     google_client_ids: str = ""

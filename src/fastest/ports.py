@@ -427,6 +427,62 @@ class EmbeddingModel(Protocol):
 # --------------------------------------------------------------------------------------------------
 
 
+# --------------------------------------------------------------------------------------------------
+# OpenCode as the conversation's agent
+# --------------------------------------------------------------------------------------------------
+
+
+class Workdir(Protocol):
+    """A working tree checked out to a directory an agent edits itself (the local runtime's
+    OpenCode). Paths are relative and `/`-joined; `scan` leaves out what a push leaves out."""
+
+    def keeps(self, path: str) -> bool:
+        """Whether `path` is part of the tree here (not under `.git/`, `node_modules/`, …)."""
+        ...
+
+    async def scan(self) -> dict[str, tuple[str, int, int]]:
+        """Every file kept: path → (sha256 hex, size, mode)."""
+        ...
+
+    async def write(self, path: str, data: bytes, mode: int) -> None: ...
+
+    async def remove(self, path: str) -> None: ...
+
+    async def read(self, path: str) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OpenCodeServer:
+    """A running OpenCode server (`opencode serve`): where it answers, the headers that sign in to
+    it, and the directory it works in (its `?directory=`; None: the server's own). `files` is that
+    directory when this runtime reaches it (the local runtime), else None; `alive()` says whether
+    its process still runs (None: not ours to watch)."""
+
+    url: str
+    directory: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    files: Workdir | None = None
+    alive: Callable[[], bool] | None = None
+
+    def running(self) -> bool:
+        return True if self.alive is None else bool(self.alive())
+
+
+class OpenCodeHost(Protocol):
+    """Where conversations' OpenCode servers run: processes this machine starts (local), or the
+    server its operator runs (`FASTEST_OPENCODE_URL`, the Worker)."""
+
+    async def server(self, name: str, config: Mapping[str, Any], secrets: Mapping[str, str]) -> OpenCodeServer:
+        """The server for conversation `name`, started if this host starts them and it is not
+        running (or runs with another configuration). `config` is OpenCode's `opencode.json`;
+        `secrets` are environment variables it refers to (`{env:NAME}`), never written to disk."""
+        ...
+
+    def done(self, name: str) -> None:
+        """A turn of conversation `name` ended (a host that starts servers may stop an idle one)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class VectorMatch:
     id: str

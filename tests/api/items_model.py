@@ -8,6 +8,7 @@ import json
 import threading
 from typing import Any, Callable
 
+from fastest.config import Settings
 from tests.e2e.model_server import _chunk, _tool_call
 from tests.loopback import LoopbackServer, QuietHandler
 
@@ -55,3 +56,9 @@ class ScriptedModel(LoopbackServer):
     def __exit__(self, *exc: Any) -> None:
         self.release.set()
         super().__exit__(*exc)
+
+
+def model_settings(model: ScriptedModel, **settings: Any) -> Settings:
+    """The platform's settings with `model` as its OpenAI-compatible provider."""
+    return Settings(ai_provider="openai", ai_base_url=model.base_url, ai_model="test-model", ai_rate_limit_per_minute=100,
+                    **settings)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any
+from typing import Any, Callable
 
 from tests.loopback import LoopbackServer, QuietHandler
 
@@ -54,8 +54,15 @@ def script(messages: list[dict[str, Any]]) -> tuple[list[bytes], float]:
     return [_chunk({"content": "Hello"}), _chunk({"content": " world"}), _chunk({}, "stop")], 0.0
 
 
+def _script_of_request(body: dict[str, Any]) -> tuple[list[bytes], float]:
+    return script(body["messages"])
+
+
 class ModelServer(LoopbackServer):
-    def __init__(self) -> None:
+    """The server; `respond` scripts the answer from the whole request body (default: `script`,
+    by the last message)."""
+
+    def __init__(self, respond: Callable[[dict[str, Any]], tuple[list[bytes], float]] = _script_of_request) -> None:
         self.requests: list[dict[str, Any]] = []
         owner = self
 
@@ -66,17 +73,20 @@ class ModelServer(LoopbackServer):
                 if self.path != "/v1/chat/completions":
                     self.send_error(404)
                     return
-                chunks, pause = script(body["messages"])
-                self.send_response(200)
-                self.send_header("content-type", "text/event-stream")
-                self.end_headers()
-                for chunk in chunks:
-                    self.wfile.write(chunk)
+                chunks, pause = respond(body)
+                try:
+                    self.send_response(200)
+                    self.send_header("content-type", "text/event-stream")
+                    self.end_headers()
+                    for chunk in chunks:
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                        if pause:
+                            time.sleep(pause)
+                    self.wfile.write(b"data: [DONE]\n\n")
                     self.wfile.flush()
-                    if pause:
-                        time.sleep(pause)
-                self.wfile.write(b"data: [DONE]\n\n")
-                self.wfile.flush()
+                except OSError:  # the client went away mid-answer (an aborted turn)
+                    pass
 
         super().__init__(Handler)
 

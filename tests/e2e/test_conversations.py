@@ -236,7 +236,9 @@ def test_question_reply_resumes_the_turn(setup):
         send_prompt(ws, "ask me something")
         asked = read_until(ws, is_type("question.asked"))[-1]
         request_id = asked["data"]["request_id"]
-        assert asked["data"]["questions"] == [{"question": "Which colour?", "options": ["red", "blue"]}]
+        assert asked["data"]["request"] == {"id": request_id, "sessionID": cid, "questions": [{
+            "question": "Which colour?", "header": "Which colour?",
+            "options": [{"label": "red", "description": ""}, {"label": "blue", "description": ""}]}]}
         reply = client.post(f"/v1/conversations/{cid}/opencode-questions/{request_id}/reply", headers=alice.headers, json={"answers": [["blue"]]})
         assert reply.status_code == 200 and reply.json() == {"success": True}
         frames = read_until(ws, is_type("turn.completed"))

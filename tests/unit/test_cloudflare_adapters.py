@@ -800,3 +800,18 @@ def test_durable_object_storage_alarms() -> None:
     assert run(storage.get_alarm()) == 1_700_000_001_000
     run(storage.delete_alarm())
     assert run(storage.get_alarm()) is None
+
+
+def test_the_workers_opencode_engine_is_the_operators_server() -> None:
+    import asyncio
+    import base64
+
+    env = worker_env(FASTEST_AI_PROVIDER="opencode", FASTEST_OPENCODE_URL="https://opencode.example.com/",
+                     FASTEST_OPENCODE_PASSWORD="pw")
+    platform = build_platform(env)
+    server = asyncio.run(platform.opencode.server("cnv_1", {}, {}))
+    assert server.url == "https://opencode.example.com" and server.directory is None and server.files is None
+    assert server.headers == {"authorization": "Basic " + base64.b64encode(b"opencode:pw").decode()}
+    assert server.running() and platform.model_factory(None).provider == "opencode"
+    assert "FASTEST_OPENCODE_PASSWORD" in read_vars(env) and "pw" not in repr(platform.settings)
+    assert build_platform(worker_env()).opencode is None

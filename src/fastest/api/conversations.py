@@ -53,6 +53,7 @@ from fastest.schemas.conversations import (
     PromptCreate,
     QuestionReply,
     Timeline,
+    TurnAborted,
 )
 from fastest.services import conversations
 from fastest.services.conversations import deploys as conversation_deploys
@@ -158,6 +159,14 @@ async def reject_question(
     principal: Principal = Depends(chat), platform: PlatformDep,
 ):
     return await conversations.call(platform, principal.user_id, conversation_id, "POST", f"/questions/{request_id}/reject", {})
+
+
+@router.post(
+    "/v1/conversations/{conversation_id}/abort", response_model=TurnAborted, responses=problem_responses(409, 503),
+    summary="Stop the running turn (it ends with turn.failed cancelled)",
+)
+async def abort(*, conversation_id: ConversationId, principal: Principal = Depends(chat), platform: PlatformDep):
+    return await conversations.call(platform, principal.user_id, conversation_id, "POST", "/abort", {})
 
 
 @router.post("/v1/conversations/{conversation_id}/clear", response_model=Cleared, responses=problem_responses(409), summary="Clear the messages")

@@ -15,6 +15,7 @@ from fastest.ports import (
     EmbeddingModel,
     HttpClient,
     KeyValue,
+    OpenCodeHost,
     RateLimiter,
     SessionNamespace,
     SignatureVerifier,
@@ -85,6 +86,9 @@ class Platform:
     closers: list[Callable[[], None]] = field(default_factory=list)
     # Work after the response (integration webhook deliveries): see `defer`.
     background: Background | None = None
+    # Where conversations' OpenCode servers run (FASTEST_AI_PROVIDER=opencode): processes of this
+    # machine (local), or the operator's server (FASTEST_OPENCODE_URL); None: nowhere here.
+    opencode: OpenCodeHost | None = None
     # What other capabilities do when an event is recorded (`services.events.reactions.Reaction`s),
     # handed over by whoever composes the platform; empty: nothing reacts.
     reactions: tuple[Any, ...] = ()

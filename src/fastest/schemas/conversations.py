@@ -92,6 +92,11 @@ class Cleared(ResponseModel):
     cleared: int
 
 
+class TurnAborted(ResponseModel):
+    success: bool
+    turn_id: str | None = Field(description="The turn that stops; it ends with `turn.failed` `cancelled` on the stream.")
+
+
 class ProjectInfo(ResponseModel):
     project_info: dict[str, Any]
 

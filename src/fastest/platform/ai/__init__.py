@@ -14,9 +14,10 @@ from fastest.config import Settings
 from fastest.platform.ai.anthropic import AnthropicModel
 from fastest.platform.ai.builtin import BuiltinEngine
 from fastest.platform.ai.openai import OpenAICompatibleModel
+from fastest.platform.ai.opencode import OpenCodeEngine, model_of
 from fastest.ports import AIModel, EmbeddingModel, HttpClient
 
-PROVIDERS = ("builtin", "openai", "anthropic", "workers-ai")
+PROVIDERS = ("builtin", "openai", "anthropic", "workers-ai", "opencode")
 
 def model_for(settings: Settings, http: HttpClient | None, *, api_key: str | None = None, workers_ai: Any = None) -> AIModel:
     """The configured model (the builtin engine when none is, or when what is configured cannot
@@ -30,6 +31,14 @@ def model_for(settings: Settings, http: HttpClient | None, *, api_key: str | Non
         return AnthropicModel(http, base_url=settings.ai_base_url, model=settings.ai_model, api_key=key, timeout=timeout)
     if provider == "workers-ai" and workers_ai is not None:
         return workers_ai
+    if provider == "opencode":
+        # OpenCode runs the conversation's agent; a plain completion goes to the OpenAI-compatible
+        # server FASTEST_AI_BASE_URL names, when one does.
+        completions: AIModel = BuiltinEngine()
+        if http is not None and settings.ai_base_url and settings.ai_model:
+            completions = OpenAICompatibleModel(http, base_url=settings.ai_base_url, model=settings.ai_model, api_key=key, timeout=timeout)
+        return OpenCodeEngine(model_of(settings.ai_model, settings.ai_base_url), base_url=settings.ai_base_url,
+                              api_key=key, completions=completions)
     return BuiltinEngine()
 
 

@@ -21,6 +21,7 @@ from typing import Any, Callable, Hashable, Mapping
 from fastest.config import Settings
 from fastest.platform import Platform
 from fastest.platform.ai import embedder_for, model_for_key
+from fastest.platform.ai.opencode import RemoteOpenCodeHost
 from fastest.platform.cloudflare.background import WaitUntilBackground
 from fastest.platform.cloudflare.clock import WorkersClock
 from fastest.platform.cloudflare.d1 import D1Database
@@ -103,6 +104,7 @@ def build_platform(env: Any, *, reactions: tuple[Any, ...] = ()) -> Platform:
         signatures=WebCryptoSignatureVerifier(),
         background=WaitUntilBackground(),
         reactions=reactions,
+        opencode=RemoteOpenCodeHost(settings.opencode_url, settings.opencode_password) if settings.opencode_url else None,
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping
 from fastest.config import Settings
 from fastest.platform import LOCAL, Platform
 from fastest.platform.ai import embedder_for, model_for_key
+from fastest.platform.ai.opencode import RemoteOpenCodeHost
 from fastest.platform.local.background import LocalBackground
 from fastest.platform.local.blobs import LocalBlobStore
 from fastest.platform.local.clock import ManualClock, SystemClock
@@ -28,6 +29,7 @@ from fastest.platform.local.deploy import LocalDeployProvider
 from fastest.platform.local.http import HttpxClient
 from fastest.platform.local.kv import LocalKeyValue
 from fastest.platform.local.migrations import apply_migrations, default_migrations_dir
+from fastest.platform.local.opencode import LocalOpenCodeHost, find_binary, npm_prefix
 from fastest.platform.local.rate_limit import SlidingWindowRateLimiter
 from fastest.platform.local.sessions import LocalSessionNamespace, LocalSessionStorage
 from fastest.platform.local.signatures import CryptographySignatureVerifier
@@ -129,6 +131,14 @@ def open_local_platform(
         background=LocalBackground(),
         reactions=reactions,
     )
+    if settings.opencode_url:  # an OpenCode server its operator runs, as the Worker uses one
+        platform.opencode = RemoteOpenCodeHost(settings.opencode_url, settings.opencode_password)
+    else:
+        opencode = LocalOpenCodeHost(data_dir / "opencode" / "conversations",
+                                     partial(find_binary, npm_prefix(data_dir), settings.opencode_bin), env=env,
+                                     idle_seconds=settings.opencode_idle_seconds)
+        platform.opencode = opencode
+        closers.append(opencode.close)
     platform.deploy_providers["local"] = LocalDeployProvider(data_dir / "deployments", settings.public_url)
     platform.deploy_builder = LocalBuilder()
     built.append(platform)

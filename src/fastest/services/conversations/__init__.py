@@ -3,7 +3,8 @@ from them.
 
 Modules: `registry` (conversation records and the calls to their session object); `turn_events`
 (project events of finished turns); `deploys` (deploying a conversation's tree); `working_tree` (a
-conversation's edits over its base manifest).
+conversation's edits over its base manifest); `checkout` (the working tree on disk for an agent that
+edits files itself, OpenCode).
 
 Callers use the names re-exported here (`conversations.name`); the modules they come from stay
 implementation, except those imported by name (`from fastest.services.conversations import turn_events`).

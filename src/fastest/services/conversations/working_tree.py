@@ -42,7 +42,7 @@ class WorkingTree:
         self.storage = storage_
         self.user_id = user_id
         self.base = base
-        self._load = storage.manifest_loader(platform, user_id)
+        self.load = storage.manifest_loader(platform, user_id)
 
     async def overlay(self) -> dict[str, dict[str, Any]]:
         entries = await self.storage.list(prefix=OVERLAY_PREFIX)
@@ -55,7 +55,7 @@ class WorkingTree:
             return None if changed.get("deleted") else changed
         if self.base is None:
             return None
-        entry = await tree.find(self.base, path, self._load)
+        entry = await tree.find(self.base, path, self.load)
         if entry is None or entry.type != "file":
             return None
         return {"hash": entry.hash, "size": entry.size, "mode": entry.mode}
@@ -66,10 +66,10 @@ class WorkingTree:
         files: dict[str, dict[str, Any]] = {}
         root = self.base
         if root is not None and prefix:  # walk only that directory's subtree
-            found = await tree.find(root, prefix[:-1], self._load)
+            found = await tree.find(root, prefix[:-1], self.load)
             root = found.hash if found is not None and found.type == "tree" else None
         if root is not None:
-            async for path, entry in tree.walk(root, self._load, prefix=prefix):
+            async for path, entry in tree.walk(root, self.load, prefix=prefix):
                 files[path] = {"path": path, "size": entry.size}
                 if len(files) > LIST_LIMIT:
                     break
@@ -96,10 +96,13 @@ class WorkingTree:
             raise ValidationFailed(f"{path} is a binary file ({len(data)} bytes).", code="binary_file") from None
 
     async def write_file(self, path: str, content: Any) -> dict[str, Any]:
-        path = normalize_path(path)
         if not isinstance(content, str):
             raise ValidationFailed("File content is a string.", fields={"content": "not a string"})
-        data = content.encode("utf-8")
+        return await self.write_bytes(path, content.encode("utf-8"))
+
+    async def write_bytes(self, path: str, data: bytes, mode: int | None = None) -> dict[str, Any]:
+        """Store `data` as the file at `path` (its mode kept, unless `mode` is given)."""
+        path = normalize_path(path)
         if len(data) > self.platform.settings.blob_max_bytes:
             raise PayloadTooLarge(f"A file may hold at most {self.platform.settings.blob_max_bytes} bytes.")
         digest = sha256_hex(data)
@@ -109,7 +112,7 @@ class WorkingTree:
 
         await storage.upload_blob(self.platform, self.user_id, digest, body(), declared_length=len(data))
         existing = await self._entry(path)
-        record = {"hash": digest, "size": len(data), "mode": existing["mode"] if existing else MODE_FILE}
+        record = {"hash": digest, "size": len(data), "mode": mode or (existing["mode"] if existing else MODE_FILE)}
         await self.storage.put(OVERLAY_PREFIX + path, record)
         return {"path": path, **record, "created": existing is None}
 
