@@ -23,6 +23,7 @@ class Symbol:
     doc: str = ""
     exported: bool = True
     parent: str | None = None  # the qualified name of the enclosing class
+    signatures: tuple[str, ...] = ()  # every declaration's first line, when several make one symbol
 
     @property
     def short_name(self) -> str:
@@ -50,6 +51,32 @@ class FileFacts:
     todo_count: int = 0
     doc: str = ""
     extra: dict = field(default_factory=dict)
+
+
+# When one name is declared several times (overloads, a getter and its setter, an interface merged
+# with a class), the symbol takes the most telling kind.
+_KIND_ORDER = ("class", "function", "method", "enum", "interface", "type", "constant")
+
+
+def merge_symbols(symbols: list[Symbol]) -> list[Symbol]:
+    """One symbol per qualified name: overloads, accessors and merged declarations become one, spanning
+    all of them, with every declaration's signature listed."""
+    merged: dict[str, Symbol] = {}
+    for symbol in symbols:
+        first = merged.get(symbol.name)
+        if first is None:
+            merged[symbol.name] = symbol
+            continue
+        kinds = sorted((first.kind, symbol.kind), key=lambda k: _KIND_ORDER.index(k) if k in _KIND_ORDER else len(_KIND_ORDER))
+        signatures = first.signatures or (first.signature,)
+        if symbol.signature not in signatures:
+            signatures += (symbol.signature,)
+        lead = first if first.kind == kinds[0] else symbol
+        merged[symbol.name] = Symbol(
+            name=first.name, kind=kinds[0], start_line=min(first.start_line, symbol.start_line),
+            end_line=max(first.end_line, symbol.end_line), signature=lead.signature, doc=first.doc or symbol.doc,
+            exported=first.exported or symbol.exported, parent=first.parent, signatures=signatures)
+    return list(merged.values())
 
 
 _TODO = re.compile(rb"\b(?:TODO|FIXME)\b")
