@@ -193,9 +193,9 @@ def test_every_atlas_route_is_404_for_another_user(client, alice, bob, project):
 
 
 def test_a_big_index_compacts_the_text_index_and_search_still_works(client, alice, project, monkeypatch):
-    from fastest.services.intelligence import atlas
+    from fastest.services.intelligence import atlas_indexer
 
-    monkeypatch.setattr(atlas, "COMPACT_AFTER_FILES", 1)
+    monkeypatch.setattr(atlas_indexer, "COMPACT_AFTER_FILES", 1)
     assert index(client, alice, project["id"])["status"] == "ready"
     found = client.post(f"/v1/projects/{project['id']}/atlas/search", headers=alice.headers, json={"query": "charge"}).json()
     assert found["results"][0]["name"] == "charge"

@@ -62,7 +62,7 @@ class AtlasGraph(ResponseModel):
 
 
 class AtlasSearch(RequestModel):
-    query: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    query: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
     limit: Annotated[int, Field(ge=1, le=100)] = 20
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastest.platform import Platform
 from fastest.services import projects
-from fastest.services.intelligence import atlas
+from fastest.services.intelligence import atlas_indexer
 
 RRF_K = 60
 CANDIDATES = 40
@@ -23,7 +23,7 @@ def query_words(query: str) -> list[str]:
     """The query's words, lowercased, stop words dropped (kept if nothing else is left), camelCase and
     snake_case split as the index splits them."""
     words: list[str] = []
-    for token in _WORD.findall(atlas.split_words(query)):
+    for token in _WORD.findall(atlas_indexer.split_words(query)):
         lowered = token.lower()
         if lowered not in _STOP and lowered not in words:
             words.append(lowered)
@@ -44,7 +44,7 @@ def fts_query(project_id: str, query: str, *, mode: str = "all", rare: list[str]
     words = query_words(query)
     if not words:
         return None
-    scope = f'scope : "{atlas.fts_scope(project_id)}"'
+    scope = f'scope : "{atlas_indexer.fts_scope(project_id)}"'
     if mode == "names":
         chosen = rare or sorted(words, key=lambda w: (-len(w), words.index(w)))[:4]
         return f'{scope} AND name : ({" OR ".join(f"{chr(34)}{w}{chr(34)}" for w in chosen)})'
@@ -122,8 +122,8 @@ async def embedding_hits(platform: Platform, user_id: str, project_id: str, quer
     stored_model = row["embed_model"] if row else None
     if not stored_model:
         return [], None
-    embedder = await atlas.embedder_for_user(platform, user_id)
-    if embedder is None or atlas.embedder_model_id(embedder) != stored_model:
+    embedder = await atlas_indexer.embedder_for_user(platform, user_id)
+    if embedder is None or atlas_indexer.embedder_model_id(embedder) != stored_model:
         return [], None  # vectors of another model are never compared
     if embedder.provider != "local":
         from fastest.errors import AIRateLimited
@@ -150,8 +150,33 @@ async def embedding_hits(platform: Platform, user_id: str, project_id: str, quer
     return [by_id[c] for c in ordered if c in by_id], stored_model
 
 
+EXACT_CANDIDATES = 100
+# For one name, the thing a person means first: a class before its own members of that name.
+_KIND_FIRST = {"package": 0, "repository": 0, "class": 1, "interface": 2, "enum": 3, "type": 4, "function": 5,
+               "constant": 6, "method": 7, "module": 8, "file": 9}
+
+
+async def exact_hits(platform: Platform, project_id: str, query: str) -> list[dict[str, Any]]:
+    """Concepts named exactly the query (case-insensitive): the qualified name (`Console.print`)
+    first, then the last part (`print`); within each, classes before functions before methods."""
+    wanted = query.strip().lower()
+    words = query_words(query)
+    if not wanted or not words:
+        return []
+    match = f'scope : "{atlas_indexer.fts_scope(project_id)}" AND name : ({" AND ".join(chr(34) + w + chr(34) for w in words)})'
+    found = []
+    for row in await _ranked(platform, project_id, match, EXACT_CANDIDATES):
+        name = row["name"].lower()
+        short = name.rsplit(".", 1)[-1] if row["layer"] == "code" else name.rsplit("/", 1)[-1]
+        tier = 0 if name == wanted else 1 if short == wanted else None
+        if tier is not None:
+            found.append(((tier, _KIND_FIRST.get(row["kind"], 10), -(row["rank"] or 0), row["seq"]), row))
+    return [row for _, row in sorted(found, key=lambda item: item[0])]
+
+
 async def search(platform: Platform, user_id: str, project_id: str, query: str, limit: int) -> dict[str, Any]:
     await projects.get_owned(platform, user_id, project_id)
+    exact = await exact_hits(platform, project_id, query)
     text = await text_hits(platform, project_id, query, CANDIDATES)
     semantic, model = await embedding_hits(platform, user_id, project_id, query, limit)
     fused: dict[str, dict[str, Any]] = {}
@@ -160,7 +185,14 @@ async def search(platform: Platform, user_id: str, project_id: str, query: str, 
             entry = fused.setdefault(row["id"], {"row": row, "score": 0.0, "matched_by": []})
             entry["score"] += 1.0 / (RRF_K + position + 1)
             entry["matched_by"].append(source)
-    ordered = sorted(fused.values(), key=lambda e: (-e["score"], -(e["row"]["rank"] or 0), e["row"]["seq"]))[:limit]
+    ordered = sorted(fused.values(), key=lambda e: (-e["score"], -(e["row"]["rank"] or 0), e["row"]["seq"]))
+    # An exact name outranks every fused score (at most 2 / (RRF_K + 1)), in its own order.
+    first = []
+    for position, row in enumerate(exact):
+        entry = fused.get(row["id"]) or {"row": row, "matched_by": ["text"]}
+        first.append({**entry, "score": 1.0 - position / 1000})
+    named = {row["id"] for row in exact}
+    ordered = (first + [e for e in ordered if e["row"]["id"] not in named])[:limit]
     results = []
     for entry in ordered:
         row = entry["row"]
