@@ -25,7 +25,9 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 from fastest.config import Settings  # noqa: E402
 from fastest.platform.local import open_local_platform  # noqa: E402
-from fastest.services import atlas, atlas_search, identity, projects, snapshots, workspaces  # noqa: E402
+from fastest.services import identity, projects  # noqa: E402
+from fastest.services.intelligence import atlas, atlas_search  # noqa: E402
+from fastest.services.sync import snapshots, workspaces  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

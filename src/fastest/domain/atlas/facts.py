@@ -90,6 +90,25 @@ def line_count(data: bytes) -> int:
     return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
 
 
+def first_paragraph(text: str | None, limit: int = 300) -> str:
+    """A docstring's or doc comment's first paragraph on one line: what search reads and a result
+    shows (up to a blank line or the first `@tag`)."""
+    if not text:
+        return ""
+    words: list[str] = []
+    for line in text.strip().splitlines():
+        line = line.strip().lstrip("/*").rstrip("*/").strip()
+        if not line:
+            if words:
+                break
+            continue
+        if line.startswith("@"):
+            break
+        words.append(line)
+    joined = " ".join(words)
+    return joined if len(joined) <= limit else joined[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
 def first_line(text: str | None, limit: int = 200) -> str:
     if not text:
         return ""

@@ -17,7 +17,7 @@ where (line and bracket).
 
 from __future__ import annotations
 
-from .facts import FileFacts, Import, Symbol, count_todos, first_line, line_count, merge_symbols
+from .facts import FileFacts, Import, Symbol, count_todos, first_line, first_paragraph, line_count, merge_symbols
 from .javascript_resolution import import_candidates
 from .javascript_tokens import Token, Tokens, tokenize
 
@@ -168,7 +168,7 @@ class _Reader:
 
     def doc_before(self, line: int) -> str:
         comment = self.comments.get(line - 1)
-        return first_line(comment.strip("/* \n")) if comment else ""
+        return first_paragraph(comment) if comment else ""
 
     def source_line(self, line: int) -> str:
         return self.lines[line - 1].strip()[:200] if 0 < line <= len(self.lines) else ""
