@@ -21,15 +21,20 @@ def index(client, caller, project_id, **params):
     return response.json()
 
 
-def shop(client, caller, workspace_name="laptop", *, indexed=False) -> tuple[str, str]:
-    """The "shop" project (tests/api/atlas_project.py) pushed to a new workspace, indexed if asked:
-    (project id, workspace id)."""
-    project = new_project(client, caller, "shop")
+def pushed(client, caller, files, name, workspace_name="laptop", *, indexed=False) -> tuple[str, str]:
+    """A new project with `files` pushed to a new workspace, indexed if asked: (project id, workspace id)."""
+    project = new_project(client, caller, name)
     workspace = new_workspace(client, caller, project["id"], workspace_name)
-    push(client, caller, project["id"], workspace["id"], FILES)
+    push(client, caller, project["id"], workspace["id"], files)
     if indexed:
         index(client, caller, project["id"])
     return project["id"], workspace["id"]
+
+
+def shop(client, caller, workspace_name="laptop", *, indexed=False) -> tuple[str, str]:
+    """The "shop" project (tests/api/atlas_project.py) pushed to a new workspace, indexed if asked:
+    (project id, workspace id)."""
+    return pushed(client, caller, FILES, "shop", workspace_name, indexed=indexed)
 
 
 @pytest.fixture

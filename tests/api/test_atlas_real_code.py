@@ -5,8 +5,7 @@ a whole graph read in a few pages."""
 
 from __future__ import annotations
 
-from tests.api.test_atlas import all_concepts, index, push
-from tests.api.trees import new_project, new_workspace
+from tests.api.test_atlas import all_concepts, index, push, pushed
 from tests.conftest import assert_problem
 
 FILES = {
@@ -35,10 +34,7 @@ FILES = {
 
 
 def project_with(client, caller, files, name="mono"):
-    project = new_project(client, caller, name)
-    workspace = new_workspace(client, caller, project["id"], "laptop")
-    push(client, caller, project["id"], workspace["id"], files)
-    return project["id"], workspace["id"]
+    return pushed(client, caller, files, name)
 
 
 def imports_of(client, caller, project_id):

@@ -68,28 +68,10 @@ def resolution_config(path: str, data: bytes) -> dict | None:
 def _json_with_comments(text: str):
     """tsconfig.json is JSON with comments and trailing commas."""
     import json
-    import re
 
-    out: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        char = text[i]
-        if char == '"':
-            end = i + 1
-            while end < n and text[end] != '"':
-                end += 2 if text[end] == "\\" else 1
-            out.append(text[i:end + 1])
-            i = end + 1
-        elif text.startswith("//", i):
-            newline = text.find("\n", i)
-            i = n if newline < 0 else newline
-        elif text.startswith("/*", i):
-            close = text.find("*/", i + 2)
-            i = n if close < 0 else close + 2
-        else:
-            out.append(char)
-            i += 1
-    return json.loads(re.sub(r",(\s*[}\]])", r"\1", "".join(out)))
+    from fastest.domain.detection import strip_jsonc
+
+    return json.loads(strip_jsonc(text))
 
 
 class Resolver:
