@@ -132,3 +132,15 @@ def test_imports_of_every_form():
     assert [i.spec for i in facts.imports] == ["./a", "./b.js", "./c", "./side", "./f", "./h", "./i", "./j", "./k",
                                                "./data.json", "./g", "./l", "./m", "./n"]
     assert {i.spec for i in facts.imports if i.reexport} == {"./h", "./i", "./j", "./k"}
+
+
+def test_values_that_only_look_like_functions_or_classes():
+    found = symbols("src/lodash.js", (
+        "export var baseCreate = (function() {\n  function object() {}\n  return function(proto) { return proto; };\n}());\n"
+        "var render = (function (x) { return x; });\n"
+        "export const isDraftTyped = isDraft as <T>(\n  value: T | Draft<T>,\n) => value is Draft<T>\n\n"
+        "export function after() {}\n"
+        "export const runTask = async <T>(task: () => Promise<T>): Promise<T> => {\n  return task();\n};\n"))
+    assert found["baseCreate"].kind == "constant"  # an IIFE's result is a value, not the function called
+    assert found["render"].kind == "function" and found["runTask"].kind == "function"
+    assert found["isDraftTyped"].kind == "constant" and found["after"].kind == "function"

@@ -33,6 +33,8 @@ _MEMBER_MODIFIERS = {"static", "public", "private", "protected", "readonly", "ab
 _STATEMENT_WORDS = {"const", "let", "var", "function", "class", "export", "import", "interface", "type", "enum",
                     "declare", "abstract", "async", "namespace", "module", "if", "for", "while", "do", "return",
                     "switch", "try", "throw"}
+_DECLARATION_WORDS = {"export", "import", "const", "let", "var", "function", "class", "interface", "type", "enum",
+                      "declare", "abstract", "namespace"}
 _CONTINUES = {".", "?.", "?", ":", ",", "=", "=>", "(", "[", "{", "+", "-", "*", "/", "%", "&&", "||", "??", "&", "|",
               "^", "<", ">", "<=", ">=", "==", "===", "!=", "!==", "in", "instanceof", "as", "satisfies", "extends",
               "**", "<<", ">>", ">>>", "!", "~"}
@@ -131,13 +133,15 @@ class _Reader:
         if self.t[i].line == self.t[prev].line:
             return False
         before = self.t[prev]
+        nxt = self.t[i]
+        if before.value in (">", ">>", ">>>") and nxt.value in _DECLARATION_WORDS:
+            return True  # `x as Map<K, V>` at a line's end, then a declaration: no comparison goes on
         if before.value == "!" and prev > 0 and self.t[prev - 1].line == before.line \
                 and (self.t[prev - 1].kind in ("name", "keyword") or self.t[prev - 1].value in (")", "]")):
             before = self.t[prev - 1]  # `x!`: a non-null assertion ends what it follows
         if before.value in _CONTINUES or before.kind == "op" and before.value not in ("++", "--") \
                 and not before.value.isalpha():  # `void` may end a type
             return False
-        nxt = self.t[i]
         if nxt.value in _CONTINUES or nxt.kind == "op" and nxt.value not in ("++", "--", "!", "~"):
             return False
         return nxt.kind in ("name", "keyword", "string", "number", "decorator", "template", "punct", "regex")
@@ -550,15 +554,26 @@ class _Reader:
         """Classify and step over a binding's value: (symbol kind created or "constant", index
         after the value: at its `,`, `;` or the statement's end)."""
         k = j
+        closers: list[int] = []  # the parentheses around the whole value: (class {…}), (<T>(x: T) => …)
         while self.value(k) == "(" and self.arrow(k) is None and self.partner.get(k, 0) > k + 1 \
                 and self.value_end(self.partner[k] + 1) == self.partner[k] + 1:
-            k += 1  # the whole value in parentheses: (class {…}), (<T>(x: T) => …)
-        if self.value(k) == "async" and self.value(k + 1) in ("function", "(") or self.value(k) == "async" and _is_name(self.at(k + 1)) and self.value(k + 2) == "=>":
+            closers.append(self.partner[k])
             k += 1
+        if self.value(k) == "async" and (self.value(k + 1) in ("function", "(", "<")
+                                         or _is_name(self.at(k + 1)) and self.value(k + 2) == "="):
+            k += 1
+        whole = closers[-1] if closers else None  # where the construct must end to be the value
+
+        def ends_value(after: int) -> bool:
+            return whole is None or after == whole
+
         value = self.value(k)
         if name is not None and value == "class" and self.t[k].kind == "keyword":
+            count = len(self.symbols)
             after = self.klass(k, k + 1, exported=exported, default=False, name=name, start=start)
-            return "class", self.value_end(after)
+            if ends_value(after):
+                return "class", self.value_end(after)
+            del self.symbols[count:]  # (class {…}).method(): a value made from a class
         if name is not None and value == "function":
             m = k + 1
             if self.value(m) == "*":
@@ -566,7 +581,7 @@ class _Reader:
             if _is_name(self.at(m)):
                 m += 1
             body, close = self.body_after_signature(m)
-            if body is not None:
+            if body is not None and ends_value(close + 1):
                 self.add(name, "function", start, self.t[close].line, exported)
                 return "function", self.value_end(close + 1)
         if name is not None:
@@ -575,11 +590,15 @@ class _Reader:
                 body = arrow + 1
                 if self.value(body) == "{":
                     close = self.partner.get(body, body)
-                    self.add(name, "function", start, self.t[close].line, exported)
-                    return "function", self.value_end(close + 1)
-                end = self.value_end(body)
-                self.add(name, "function", start, self.t[max(end - 1, body)].line if end - 1 < self.n else start.line, exported)
-                return "function", end
+                    if ends_value(close + 1):
+                        self.add(name, "function", start, self.t[close].line, exported)
+                        return "function", self.value_end(close + 1)
+                else:
+                    end = self.value_end(body)
+                    if ends_value(end):
+                        self.add(name, "function", start, self.t[max(end - 1, body)].line if end - 1 < self.n else start.line,
+                                 exported)
+                        return "function", end
         return "constant", self.value_end(j)
 
     def arrow(self, k: int) -> int | None:
