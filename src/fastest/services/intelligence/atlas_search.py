@@ -171,7 +171,7 @@ async def embedding_hits(platform: Platform, user_id: str, project_id: str, quer
     return [by_id[c] for c in ordered if c in by_id], stored_model
 
 
-EXACT_CANDIDATES = 100
+EXACT_CANDIDATES = 300
 # For one name, the thing a person means first: a class before its own members of that name.
 _KIND_FIRST = {"package": 0, "repository": 0, "class": 1, "interface": 2, "enum": 3, "type": 4, "function": 5,
                "constant": 6, "method": 7, "module": 8, "file": 9}
@@ -186,7 +186,13 @@ async def exact_hits(platform: Platform, project_id: str, query: str) -> list[di
         return []
     match = f'scope : "{atlas_indexer.fts_scope(project_id)}" AND name : ({" AND ".join(chr(34) + w + chr(34) for w in words)})'
     found = []
-    for row in await _ranked(platform, project_id, match, EXACT_CANDIDATES):
+    # No BM25: equality is checked here, so the first matches FTS5 finds are enough (a name's words
+    # in this many names are the most any project has).
+    rows = (await platform.db.prepare(
+        f"SELECT {_COLUMNS} FROM (SELECT rowid FROM atlas_fts WHERE atlas_fts MATCH ? LIMIT ?) f "
+        "CROSS JOIN atlas_concepts c ON c.seq = f.rowid WHERE c.project_id = ?"
+    ).bind(match, EXACT_CANDIDATES, project_id).all()).results
+    for row in rows:
         name = row["name"].lower()
         short = name.rsplit(".", 1)[-1] if row["layer"] == "code" else name.rsplit("/", 1)[-1]
         tier = 0 if name == wanted else 1 if short == wanted else None
