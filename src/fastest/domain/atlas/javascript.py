@@ -325,7 +325,7 @@ class _Reader:
                                                                                     "type", "namespace", "module", "global"):
             j += 1
         value = self.value(j)
-        if self.t[j].kind not in ("keyword", "name") if j < self.n else True:
+        if j >= self.n or self.t[j].kind not in ("keyword", "name"):
             return None
         if value == "function":
             return self.function(i, j + 1, exported=exported, default=default)
