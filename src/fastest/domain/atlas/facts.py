@@ -24,6 +24,7 @@ class Symbol:
     exported: bool = True
     parent: str | None = None  # the qualified name of the enclosing class
     signatures: tuple[str, ...] = ()  # every declaration's first line, when several make one symbol
+    detail: str = ""  # the rest of its documentation, for search (up to DETAIL_MAX characters)
 
     @property
     def short_name(self) -> str:
@@ -75,7 +76,8 @@ def merge_symbols(symbols: list[Symbol]) -> list[Symbol]:
         merged[symbol.name] = Symbol(
             name=first.name, kind=kinds[0], start_line=min(first.start_line, symbol.start_line),
             end_line=max(first.end_line, symbol.end_line), signature=lead.signature, doc=first.doc or symbol.doc,
-            exported=first.exported or symbol.exported, parent=first.parent, signatures=signatures)
+            exported=first.exported or symbol.exported, parent=first.parent, signatures=signatures,
+            detail=first.detail or symbol.detail)
     return list(merged.values())
 
 
@@ -107,6 +109,22 @@ def first_paragraph(text: str | None, limit: int = 300) -> str:
         words.append(line)
     joined = " ".join(words)
     return joined if len(joined) <= limit else joined[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+DETAIL_MAX = 300
+
+
+def doc_detail(text: str | None, limit: int = DETAIL_MAX) -> str:
+    """A docstring's or doc comment's text after its first paragraph, on one line, without `@tag`
+    lines: more words for search to find the symbol by."""
+    if not text:
+        return ""
+    lines = [line.strip().lstrip("/*").rstrip("*/").strip() for line in text.strip().splitlines()]
+    while lines and not lines[0]:
+        lines.pop(0)
+    rest = lines[next((i for i, line in enumerate(lines) if not line), len(lines)):]
+    joined = " ".join(line for line in rest if line and not line.startswith("@"))
+    return joined[:limit]
 
 
 def first_line(text: str | None, limit: int = 200) -> str:

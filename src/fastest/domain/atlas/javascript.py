@@ -17,7 +17,9 @@ where (line and bracket).
 
 from __future__ import annotations
 
-from .facts import FileFacts, Import, Symbol, count_todos, first_line, first_paragraph, line_count, merge_symbols
+from dataclasses import replace
+
+from .facts import FileFacts, Import, Symbol, count_todos, doc_detail, first_line, first_paragraph, line_count, merge_symbols
 from .javascript_resolution import import_candidates
 from .javascript_tokens import Token, Tokens, tokenize
 
@@ -178,9 +180,10 @@ class _Reader:
         return self.lines[line - 1].strip()[:200] if 0 < line <= len(self.lines) else ""
 
     def add(self, name: str, kind: str, start: Token, end_line: int, exported: bool, parent: str | None = None) -> None:
+        comment = self.comments.get(start.line - 1)
         self.symbols.append(Symbol(name=name, kind=kind, start_line=start.line, end_line=max(end_line, start.line),
                                    signature=self.source_line(start.line), doc=self.doc_before(start.line),
-                                   exported=exported, parent=parent))
+                                   exported=exported, parent=parent, detail=doc_detail(comment)))
 
     def add_import(self, spec: str, names: tuple[str, ...] = (), reexport: bool = False) -> None:
         if spec.startswith("."):
@@ -539,10 +542,8 @@ class _Reader:
                 if exported or _upper(name):
                     self.add(name, "constant", symbol_start, end_line, exported)
                 else:
-                    self.local_constants.append(Symbol(name=name, kind="constant", start_line=symbol_start.line,
-                                                       end_line=max(end_line, symbol_start.line),
-                                                       signature=self.source_line(symbol_start.line),
-                                                       doc=self.doc_before(symbol_start.line), exported=False))
+                    self.add(name, "constant", symbol_start, end_line, exported=False)
+                    self.local_constants.append(self.symbols.pop())
             j = end
             if self.value(j) == ",":
                 j += 1
@@ -645,9 +646,7 @@ class _Reader:
 
 
 def _exported(symbol: Symbol) -> Symbol:
-    return Symbol(name=symbol.name, kind=symbol.kind, start_line=symbol.start_line, end_line=symbol.end_line,
-                  signature=symbol.signature, doc=symbol.doc, exported=True, parent=symbol.parent,
-                  signatures=symbol.signatures)
+    return replace(symbol, exported=True)
 
 
 def extract(path: str, data: bytes) -> FileFacts:

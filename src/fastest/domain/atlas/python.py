@@ -15,7 +15,7 @@ import posixpath
 import sys
 import warnings
 
-from .facts import FileFacts, Import, Symbol, count_todos, first_line, first_paragraph, line_count, merge_symbols
+from .facts import FileFacts, Import, Symbol, count_todos, doc_detail, first_line, first_paragraph, line_count, merge_symbols
 
 LANGUAGE = "python"
 
@@ -139,13 +139,13 @@ def extract(path: str, data: bytes) -> FileFacts:
     def visit_class(node: ast.ClassDef, prefix: str, parent: str | None) -> None:
         name = prefix + node.name
         symbols.append(Symbol(name=name, kind="class", start_line=node.lineno, end_line=node.end_lineno or node.lineno,
-                              signature=_signature(node, line_of(node)), doc=first_paragraph(ast.get_docstring(node)),
+                              signature=_signature(node, line_of(node)), doc=first_paragraph(ast.get_docstring(node)), detail=doc_detail(ast.get_docstring(node)),
                               exported=not node.name.startswith("_"), parent=parent))
         for child in node.body:
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 symbols.append(Symbol(name=f"{name}.{child.name}", kind="method", start_line=child.lineno,
                                       end_line=child.end_lineno or child.lineno, signature=_signature(child, line_of(child)),
-                                      doc=first_paragraph(ast.get_docstring(child)),
+                                      doc=first_paragraph(ast.get_docstring(child)), detail=doc_detail(ast.get_docstring(child)),
                                       exported=not child.name.startswith("_") or child.name == "__init__", parent=name))
             elif isinstance(child, ast.ClassDef):
                 visit_class(child, name + ".", name)
@@ -156,7 +156,7 @@ def extract(path: str, data: bytes) -> FileFacts:
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             symbols.append(Symbol(name=node.name, kind="function", start_line=node.lineno,
                                   end_line=node.end_lineno or node.lineno, signature=_signature(node, line_of(node)),
-                                  doc=first_paragraph(ast.get_docstring(node)), exported=not node.name.startswith("_")))
+                                  doc=first_paragraph(ast.get_docstring(node)), detail=doc_detail(ast.get_docstring(node)), exported=not node.name.startswith("_")))
         else:
             for constant in _constant_names(node):
                 symbols.append(Symbol(name=constant, kind="constant", start_line=node.lineno,

@@ -288,7 +288,7 @@ class Indexer:
                     details["signatures"] = list(symbol.signatures)
                 concepts.append([cid, "code", symbol.kind, name, path, symbol.start_line, symbol.end_line,
                                  text[:DESCRIPTION_MAX], parent, json.dumps(details)])
-                fts.append([cid, split_words(name) + " " + name, f"{symbol.doc} {split_words(symbol.signature)} {path}"])
+                fts.append([cid, split_words(name) + " " + name, f"{symbol.doc} {symbol.detail} {split_words(symbol.signature)} {path}"])
                 edges.append([parent, cid, "defines" if symbol.parent is None else "contains", path])
             # Bare JavaScript/TypeScript specifiers too: a workspace package or tsconfig path may own them.
             scripts = facts.language in ("javascript", "typescript")

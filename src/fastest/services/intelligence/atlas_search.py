@@ -277,10 +277,29 @@ def _weight(row: dict[str, Any]) -> float:
     return PRIVATE_WEIGHT if short.startswith("_") else 1.0
 
 
+async def named_by_a_word(platform: Platform, project_id: str, query: str) -> list[dict[str, Any]]:
+    """For a question, the classes and functions named exactly one of its words ("render markdown in
+    the terminal" → `Markdown`): a word that is a symbol's whole name is a strong hint."""
+    words = [w for w in query_words(query) if len(w) >= 4]
+    if len(query_words(query)) < 2 or not words:
+        return []
+    # `^`: names that start with the word (few), not every name holding it (maybe hundreds).
+    match = f'scope : "{atlas_indexer.fts_scope(project_id)}" AND name : ({" OR ".join("^" + chr(34) + w + chr(34) for w in words)})'
+    rows = (await platform.db.prepare(
+        f"SELECT {_COLUMNS} FROM (SELECT rowid FROM atlas_fts WHERE atlas_fts MATCH ? LIMIT ?) f "
+        "CROSS JOIN atlas_concepts c ON c.seq = f.rowid WHERE c.project_id = ? AND c.layer = 'code' "
+        "AND c.kind IN ('class', 'function', 'interface', 'type', 'enum')"
+    ).bind(match, EXACT_CANDIDATES, project_id).all()).results
+    named = [r for r in rows if r["name"].lower() in words]
+    return [{**r, "step": 1} for r in sorted(named, key=lambda r: (_KIND_FIRST.get(r["kind"], 10), -(r["rank"] or 0), r["seq"]))]
+
+
 async def search(platform: Platform, user_id: str, project_id: str, query: str, limit: int) -> dict[str, Any]:
     await projects.get_owned(platform, user_id, project_id)
     exact = await exact_hits(platform, project_id, query)
     text = await text_hits(platform, project_id, query, CANDIDATES)
+    named = await named_by_a_word(platform, project_id, query)
+    text = named + [row for row in text if row["id"] not in {r["id"] for r in named}]
     semantic, model = await embedding_hits(platform, user_id, project_id, query, limit)
     fused: dict[str, dict[str, Any]] = {}
     for source, rows in (("text", text), ("embedding", semantic)):
