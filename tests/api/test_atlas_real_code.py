@@ -136,3 +136,23 @@ def test_the_graph_pages_by_up_to_a_thousand_concepts(client, alice):
     assert len(second["concepts"]) == 1 + 100 + 1200 - 1000 and second["next_cursor"] is None
     assert_problem(client.get(f"/v1/projects/{project_id}/atlas", headers=alice.headers, params={"limit": 1001}), 422,
                    "validation_failed")
+
+
+def test_a_question_finds_the_class_its_words_name_and_the_class_its_matches_share(client, alice):
+    files = {"lib/markdown.py": b'"""Markdown."""\n\n\nclass Markdown:\n    """A document to show."""\n\n'
+                                b'    def heading(self):\n        """Render a heading of the markdown document."""\n\n'
+                                b'    def paragraph(self):\n        """Render a paragraph of the markdown document."""\n\n\n'
+                                b'def render(text):\n    """Render text in the terminal."""\n',
+             "lib/interval.ts": b"/** Emits numbers, one each period. */\nexport function interval(period: number) { return period; }\n",
+             "lib/timer.ts": b"/** Clocks: wait, then emit. */\nimport { interval } from './interval';\n\n"
+                             b"export function timer() { return interval(1); }\n"}
+    project_id, _ = project_with(client, alice, files, "questions")
+    index(client, alice, project_id)
+    # "markdown" is a class's whole name: the class first, not its members nor `render`.
+    assert search(client, alice, project_id, "render markdown in the terminal")[0] == ("Markdown", "class")
+    # Members that share a class bring the class above them.
+    found = search(client, alice, project_id, "render a heading and a paragraph of the document")
+    assert found.index(("Markdown", "class")) < found.index(("Markdown.heading", "method"))
+    # A module that matches (here by its doc) is followed by the symbol it is named after.
+    found = search(client, alice, project_id, "clocks wait then emit")
+    assert found[0] == ("lib/timer.ts", "module") and found[1] == ("timer", "function")
