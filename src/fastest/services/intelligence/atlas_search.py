@@ -1,6 +1,11 @@
 """Atlas search: ranked text search (SQLite FTS5, BM25) fused with embedding search when the project
 has vectors of the model at hand (reciprocal rank fusion); `matched_by` says which found each result,
-and ties go to the concept the import graph ranks higher (PageRank)."""
+and ties go to the concept the import graph ranks higher (PageRank).
+
+On top of the fusion, what a person means: a concept named exactly the query comes first; for a
+question, a symbol named by one of its words counts as a strong text match; the class that several
+matched members share goes above them, and a matched module is followed by its namesake symbol.
+"""
 
 from __future__ import annotations
 
@@ -163,11 +168,7 @@ async def embedding_hits(platform: Platform, user_id: str, project_id: str, quer
             ordered.append(concept)
     if not ordered:
         return [], stored_model
-    rows = (await platform.db.prepare(
-        # CROSS JOIN: the few ids drive the lookup (else the planner may walk the project's concepts).
-        f"SELECT {_COLUMNS} FROM json_each(?) j CROSS JOIN atlas_concepts c ON c.id = j.value WHERE c.project_id = ?"
-    ).bind(json.dumps(ordered), project_id).all()).results
-    by_id = {r["id"]: r for r in rows}
+    by_id = await _concepts(platform, project_id, ordered)
     return [by_id[c] for c in ordered if c in by_id], stored_model
 
 
@@ -210,6 +211,7 @@ MODULES_FOLLOWED = 10  # matched modules (of the best) whose namesake symbol is 
 
 
 async def _concepts(platform: Platform, project_id: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    # CROSS JOIN: the few ids drive the lookup (else the planner may walk the project's concepts).
     return {r["id"]: r for r in (await platform.db.prepare(
         f"SELECT {_COLUMNS} FROM json_each(?) j CROSS JOIN atlas_concepts c ON c.id = j.value WHERE c.project_id = ?"
     ).bind(json.dumps(ids), project_id).all()).results} if ids else {}
