@@ -172,10 +172,10 @@ def component_drawing(modules, edges) -> tuple[str, Drawing]:
     return f"Components ({what})", drawing
 
 
-def omitted(modules: dict[str, dict[str, Any]], edges: list[tuple[str, str]], drawing: Drawing,
-            focus_scope: set[str] | None = None) -> dict[str, Any]:
-    """What a module-level drawing leaves out of the graph: modules and import edges not drawn."""
-    scope = focus_scope if focus_scope is not None else set(modules)
+def _omitted(modules: dict[str, dict[str, Any]], edges: list[tuple[str, str]], drawing: Drawing,
+             scope: set[str] | None = None) -> dict[str, Any]:
+    """What a drawing of modules leaves out of the graph (or of `scope`): modules and imports not drawn."""
+    scope = scope if scope is not None else set(modules)
     drawn = {n.id for n in drawing.nodes}
     if not drawn <= set(modules):  # an aggregated drawing: every module is inside some node
         return {"modules": 0, "imports": 0}
@@ -287,20 +287,15 @@ async def create(platform: Platform, user_id: str, project_id: str, kind: str, c
     focus = await _module_of(platform, project_id, concept_id) if concept_id else None
     source: dict[str, Any] = {"kind": "graph", "provider": None, "model": None, "note": None}
     if kind in ("dependency", "component"):
-        if kind == "dependency":
-            title, drawing = dependency_drawing(modules, edges, focus)
-            wanted = len(drawing.nodes), len(drawing.edges)
-            text, drawing = flowchart(drawing, direction="LR")
-        else:
-            title, drawing = component_drawing(modules, edges)
-            wanted = len(drawing.nodes), len(drawing.edges)
-            text, drawing = flowchart(drawing, direction="TB")
+        title, drawing = dependency_drawing(modules, edges, focus) if kind == "dependency" else component_drawing(modules, edges)
+        wanted = len(drawing.nodes), len(drawing.edges)
+        text, drawing = flowchart(drawing, direction="LR" if kind == "dependency" else "TB")
         scope = None
         if kind == "dependency" and focus is not None and focus["layer"] == "system" and focus["path"]:
             scope = {c for c, m in modules.items() if m["path"].startswith(focus["path"] + "/")}
         left_out = {"nodes": wanted[0] - len(drawing.nodes), "edges": wanted[1] - len(drawing.edges)}
         if focus is None or focus["layer"] == "system":
-            left_out.update(omitted(modules, edges, drawing, scope))
+            left_out.update(_omitted(modules, edges, drawing, scope))
         source["omitted"] = left_out
         if any(left_out.values()):
             source["note"] = _omission_note(left_out)
