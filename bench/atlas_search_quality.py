@@ -1,7 +1,8 @@
 """Benchmark: does Atlas search find what a person asks for? Natural-language questions about three
 real packages (bench/atlas_search_queries.json: rich and jinja2, the installed Python packages, and
 rxjs's TypeScript sources from the differential tests' corpus), each with the symbols that answer
-it; the figure is the share of questions answered in the top 5.
+it; the figure is the share of questions answered in the top 5. A held-out set, written after the
+ranking was tuned on the first, is reported apart (no goal: it says how far the tuning carries).
 
 Each package is pushed as a project on the local runtime and indexed twice: without embeddings
 (text-only search: BM25 and exact names) and with the bundled WordLlama model (hybrid search).
@@ -66,8 +67,11 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--show-misses", action="store_true")
     args = parser.parse_args()
-    questions = json.loads(QUERIES.read_text())["packages"]
+    document = json.loads(QUERIES.read_text())
+    questions = document["packages"]
+    held_out = document.get("held_out", {})
     hits = {"text-only": 0, "hybrid": 0}
+    held_hits = {"text-only": 0, "hybrid": 0}
     total = 0
     with tempfile.TemporaryDirectory() as work:
         platform = open_local_platform(Path(work) / "data", Settings(atlas_request_files=10**9, atlas_step_files=10**9))
@@ -95,11 +99,21 @@ async def main() -> int:
                     hits[mode] += found_here
                     print(f"{package:<7} {mode:<9} {found_here}/{len(asked)} in the top 5 ({len(files)} files, "
                           f"{body['concepts_created']} concepts)")
+                    for question, answers in held_out.get(package, []):
+                        results = (await atlas_search.search(platform, user["id"], project["id"], question, 5))["results"]
+                        if any(r["name"] in answers for r in results):
+                            held_hits[mode] += 1
+                        elif args.show_misses:
+                            print(f"  held-out miss [{mode}] {package}: {question!r} → {[r['name'] for r in results]}")
                 total += len(asked)
         finally:
             platform.close()
     rates = {mode: hits[mode] / total for mode in hits}
     print(f"top-5 rate over {total} questions: hybrid {rates['hybrid']:.0%}, text-only {rates['text-only']:.0%}")
+    held = sum(len(v) for v in held_out.values())
+    if held:
+        print(f"held-out questions (never tuned on), {held}: hybrid {held_hits['hybrid'] / held:.0%}, "
+              f"text-only {held_hits['text-only'] / held:.0%}")
     verdict = {"hybrid ≥ 90 %": rates["hybrid"] >= 0.90, "text-only ≥ 75 %": rates["text-only"] >= 0.75}
     print("goals: " + ", ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in verdict.items()))
     return 0 if all(verdict.values()) else 1
