@@ -21,15 +21,20 @@ def index(client, caller, project_id, **params):
     return response.json()
 
 
-def shop(client, caller, workspace_name="laptop", *, indexed=False) -> tuple[str, str]:
-    """The "shop" project (tests/api/atlas_project.py) pushed to a new workspace, indexed if asked:
-    (project id, workspace id)."""
-    project = new_project(client, caller, "shop")
+def pushed(client, caller, files, name, workspace_name="laptop", *, indexed=False) -> tuple[str, str]:
+    """A new project with `files` pushed to a new workspace, indexed if asked: (project id, workspace id)."""
+    project = new_project(client, caller, name)
     workspace = new_workspace(client, caller, project["id"], workspace_name)
-    push(client, caller, project["id"], workspace["id"], FILES)
+    push(client, caller, project["id"], workspace["id"], files)
     if indexed:
         index(client, caller, project["id"])
     return project["id"], workspace["id"]
+
+
+def shop(client, caller, workspace_name="laptop", *, indexed=False) -> tuple[str, str]:
+    """The "shop" project (tests/api/atlas_project.py) pushed to a new workspace, indexed if asked:
+    (project id, workspace id)."""
+    return pushed(client, caller, FILES, "shop", workspace_name, indexed=indexed)
 
 
 @pytest.fixture
@@ -193,9 +198,9 @@ def test_every_atlas_route_is_404_for_another_user(client, alice, bob, project):
 
 
 def test_a_big_index_compacts_the_text_index_and_search_still_works(client, alice, project, monkeypatch):
-    from fastest.services.intelligence import atlas
+    from fastest.services.intelligence import atlas_indexer
 
-    monkeypatch.setattr(atlas, "COMPACT_AFTER_FILES", 1)
+    monkeypatch.setattr(atlas_indexer, "COMPACT_AFTER_FILES", 1)
     assert index(client, alice, project["id"])["status"] == "ready"
     found = client.post(f"/v1/projects/{project['id']}/atlas/search", headers=alice.headers, json={"query": "charge"}).json()
     assert found["results"][0]["name"] == "charge"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.test_atlas import index, push, shop
-from tests.api.trees import new_project, new_workspace
+from tests.api.test_atlas import pushed, shop
+from tests.api.trees import new_project
 from tests.conftest import assert_problem
 
 
@@ -58,10 +58,7 @@ def test_a_big_system_is_aggregated_within_mermaids_limits(client, alice):
         for module in range(30):
             imports = "".join(f"from pkg{(package + k) % 30}.mod{(module * 7 + k) % 30} import thing\n" for k in range(1, 4))
             files[f"src/pkg{package}/mod{module}.py"] = f"{imports}\n\ndef thing():\n    return {module}\n".encode()
-    project = new_project(client, alice, "big")
-    workspace = new_workspace(client, alice, project["id"])
-    push(client, alice, project["id"], workspace["id"], files)
-    index(client, alice, project["id"])
+    project = {"id": pushed(client, alice, files, "big", indexed=True)[0]}
     diagram = draw(client, alice, project["id"], type="dependency")
     assert 4 <= len(diagram["nodes"]) <= 40 and all(n["id"].startswith("src/pkg") for n in diagram["nodes"])
     assert len(diagram["edges"]) <= 500 and len(diagram["mermaid"]) <= 50_000
@@ -96,3 +93,21 @@ def test_flow_written_by_the_model_is_validated_and_says_so(client, alice, index
     prompt = server.requests[0]["body"]["messages"][0]["content"]
     assert "api/shop/app.py" in prompt and "create_app" in prompt
     assert len(server.requests) == 3  # one invalid answer retried once, then one call for the sequence
+
+
+def test_a_flat_package_draws_its_most_important_modules_and_says_what_it_left_out(client, alice):
+    files = {"pkg/__init__.py": b"", "pkg/core.py": b"def thing():\n    return 0\n"}
+    for module in range(99):
+        imports = "from pkg.core import thing\n" + (f"from pkg.mod{(module + 1) % 99} import thing\n" if module % 3 else "")
+        files[f"pkg/mod{module}.py"] = f"{imports}\n\ndef thing():\n    return {module}\n".encode()
+    project = {"id": pushed(client, alice, files, "flat", indexed=True)[0]}
+    dependency = draw(client, alice, project["id"], type="dependency")
+    labels = [n["label"] for n in dependency["nodes"]]
+    assert len(labels) == 60 and labels[0] == "pkg/core.py"  # most imported first, not one "pkg" box
+    assert "the 60 most important of 101 modules" in dependency["title"]
+    omitted = dependency["source"]["omitted"]
+    assert omitted["modules"] == 41 and omitted["imports"] > 0 and omitted["nodes"] == omitted["edges"] == 0
+    assert dependency["source"]["note"].startswith(f"41 modules and {omitted['imports']} imports not drawn")
+    component = draw(client, alice, project["id"], type="component")
+    assert len(component["nodes"]) == 60 and "subgraph" in component["mermaid"]
+    assert component["source"]["omitted"]["modules"] == 41

@@ -27,12 +27,16 @@ def test_fts5_bm25_search_on_d1(local_d1):  # noqa: F811
         "INSERT INTO atlas_fts (rowid, name, body, scope) SELECT seq, replace(name, '_', ' '), description, 'fts' "
         "FROM atlas_concepts WHERE project_id = 'prj_fts';"
     )
-    match = fts_query("prj_fts", "config", mode="names").replace("'", "''")
+    match = fts_query("prj_fts", "configs", mode="any").replace("'", "''")  # stemmed, as a prefix
     rows = local_d1(
-        "SELECT c.name, f.rank AS score FROM (SELECT rowid, rank FROM atlas_fts WHERE atlas_fts MATCH "
-        f"'{match}' ORDER BY rank LIMIT 10) f JOIN atlas_concepts c ON c.seq = f.rowid ORDER BY f.rank"
+        "SELECT c.name, f.score FROM (SELECT rowid, bm25(atlas_fts, 3.0, 1.0, 0.0) AS score FROM atlas_fts WHERE atlas_fts "
+        f"MATCH '{match}' ORDER BY score LIMIT 10) f JOIN atlas_concepts c ON c.seq = f.rowid ORDER BY f.score"
     )
     assert {r["name"] for r in rows} == {"parse_config", "config_path"} and all(r["score"] < 0 for r in rows)
+    # A name that starts with a word (`^`): how a question's word finds the symbol it names.
+    assert [r["name"] for r in local_d1(
+        "SELECT c.name FROM atlas_fts f JOIN atlas_concepts c ON c.seq = f.rowid WHERE atlas_fts MATCH "
+        "'scope : \"fts\" AND name : (^\"config\" OR ^\"charge\")' ORDER BY c.name")] == ["charge", "config_path"]
     both = fts_query("prj_fts", "read yaml config").replace("'", "''")  # every word, in the name or the body
     assert [r["name"] for r in local_d1(
         "SELECT c.name FROM (SELECT rowid, rank FROM atlas_fts WHERE atlas_fts MATCH "

@@ -58,6 +58,15 @@ def big_tree() -> dict[str, bytes]:
     return files
 
 
+def flat_package() -> dict[str, bytes]:
+    """One package of 100 modules: no directory level summarises it, so its most important modules
+    are drawn (grouped by directory in the component diagram)."""
+    files = {"flat/__init__.py": b""}
+    for module in range(99):
+        files[f"flat/mod{module}.py"] = f"from flat.mod{(module + 1) % 99} import f\n\n\ndef f():\n    return 1\n".encode()
+    return files
+
+
 def model_diagrams(client, caller, platform) -> list[dict]:
     """Flow and sequence written by a (loopback) model, with labels full of Mermaid's syntax."""
     from tests.api.json_model_server import JsonModelServer, use_model
@@ -78,7 +87,7 @@ def model_diagrams(client, caller, platform) -> list[dict]:
 
 
 def test_every_diagram_type_renders_in_mermaid(client, alice, browser, tmp_path, platform):
-    diagrams = diagrams_of(client, alice, FILES) + diagrams_of(client, alice, big_tree())
+    diagrams = diagrams_of(client, alice, FILES) + diagrams_of(client, alice, big_tree()) + diagrams_of(client, alice, flat_package())
     diagrams += model_diagrams(client, alice, platform)
     page = tmp_path / "render.html"
     page.write_text(
@@ -109,4 +118,4 @@ def test_every_diagram_type_renders_in_mermaid(client, alice, browser, tmp_path,
     )
     failures = [(d["type"], d["title"], r["error"], d["mermaid"][:500]) for d, r in zip(diagrams, results) if not r["ok"]]
     assert not failures, failures
-    assert len(results) == 10
+    assert len(results) == 14

@@ -23,6 +23,7 @@ def test_push_index_search_next(cli: Cli, tmp_path: Path):
 
         indexed = cli("atlas", "index", cwd=folder)
         assert "indexed snp_" in indexed.stdout and "1 file(s) did not parse" in indexed.stdout
+        assert "  api/shop/broken.py: SyntaxError: " in indexed.stdout and "(line " in indexed.stdout  # which, and why
         assert "indexing…" in indexed.stderr  # progress while the rest went on in the background
 
         found = cli("atlas", "search", "OrderHandler", cwd=folder)

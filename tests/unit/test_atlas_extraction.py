@@ -301,6 +301,7 @@ def test_java_classes_methods_constants_and_imports():
     assert facts.external == ("java.util",)
 
 
-def test_go_and_java_that_do_not_parse():
-    assert extract("a.go", b"package a\nfunc Broken( {\n").parse_error
-    assert extract("A.java", b"class A { void m() {\n").parse_error
+def test_go_and_java_that_do_not_parse_say_where():
+    assert extract("a.go", b"package a\nfunc Broken( {\n").parse_error == "braces do not match: line 2: `{` is never closed"
+    assert extract("A.java", b"class A { void m() {\n").parse_error == "braces do not match: line 1: `{` is never closed"
+    assert extract("B.java", b"class B { }\n}\n").parse_error == "braces do not match: line 2: unexpected `}`"

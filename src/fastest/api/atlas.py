@@ -54,7 +54,7 @@ async def get_graph(
     *,
     project_id: ProjectId,
     layer: Layer | None = Query(None, description="Only concepts of this layer."),
-    page: PageParams = Depends(page_params(100)),
+    page: PageParams = Depends(page_params(100, maximum=1000)),
     principal: Principal = Depends(read),
     platform: PlatformDep,
 ):

@@ -121,9 +121,9 @@ class PageParams:
             raise ValidationFailed("The cursor is not one this API issued.", fields={"query.cursor": "invalid cursor"}) from exc
 
 
-def page_params(default_limit: int) -> Callable[..., PageParams]:
+def page_params(default_limit: int, maximum: int = 100) -> Callable[..., PageParams]:
     async def dependency(
-        limit: int = Query(default_limit, ge=1, le=100, description="Page size (1–100)."),
+        limit: int = Query(default_limit, ge=1, le=maximum, description=f"Page size (1–{maximum:,})."),
         cursor: str | None = Query(None, max_length=512, description="`next_cursor` from the previous page."),
     ) -> PageParams:
         return PageParams(limit=limit, cursor=cursor)

@@ -107,6 +107,10 @@ def _index(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     ]
     if result.get("parse_errors"):
         lines.append(f"{result['parse_errors']} file(s) did not parse: indexed without symbols")
+        failures = result.get("parse_failures") or []
+        lines += [f"  {failure['path']}: {failure['parse_error']}" for failure in failures]
+        if len(failures) < result["parse_errors"]:
+            lines.append(f"  … and {result['parse_errors'] - len(failures)} more")
     emit(args.json, result, lines)
     return EXIT_OK
 

@@ -24,6 +24,11 @@ class IndexProgress(ResponseModel):
     done: bool
 
 
+class ParseFailure(ResponseModel):
+    path: str
+    parse_error: str  # why, with the line: "SyntaxError: invalid syntax (line 4)"
+
+
 class AtlasIndexResult(ResponseModel):
     status: Literal["none", "running", "ready", "failed"]
     snapshot_id: str | None
@@ -33,6 +38,8 @@ class AtlasIndexResult(ResponseModel):
     embeddings_created: int
     reused: Reused
     progress: IndexProgress | None = None
+    parse_errors: int = 0  # source files that did not parse, over the whole index once it is done
+    parse_failures: list[ParseFailure] = Field(default_factory=list)  # the first 20 of them by path
 
 
 class Concept(ResponseModel):
@@ -62,7 +69,7 @@ class AtlasGraph(ResponseModel):
 
 
 class AtlasSearch(RequestModel):
-    query: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    query: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
     limit: Annotated[int, Field(ge=1, le=100)] = 20
 
 

@@ -2,11 +2,14 @@
 
 `extract(path, data)` → `FileFacts` (symbols, imports) for the languages indexed: Python (`ast`),
 JavaScript, TypeScript, Go and Java (Pygments' lexers). Any other file is a module without symbols.
+Each symbol is one per qualified name: overloads and merged declarations list their signatures.
 """
 
 from __future__ import annotations
 
-from .facts import FileFacts, Import, Symbol, count_todos, line_count
+from dataclasses import replace
+
+from .facts import FileFacts, Import, Symbol, count_todos, line_count, merge_symbols
 
 PYTHON_EXTENSIONS = (".py", ".pyi")
 MAX_SOURCE_BYTES = 512 * 1024  # larger files are modules without symbols (generated or vendored code)
@@ -39,7 +42,11 @@ def extract(path: str, data: bytes) -> FileFacts:
     whose `parse_error` says why; never raises for bad input."""
     language = language_of(path)
     if language is None:
-        return FileFacts(path=path, language=None, lines=line_count(data), todo_count=count_todos(data))
+        from .javascript_resolution import resolution_config
+
+        config = resolution_config(path, data) if len(data) <= MAX_SOURCE_BYTES else None
+        return FileFacts(path=path, language=None, lines=line_count(data), todo_count=count_todos(data),
+                         extra={"resolution": config} if config else {})
     if len(data) > MAX_SOURCE_BYTES or b"\x00" in data[:8192]:
         return FileFacts(path=path, language=language, parse_error="too large or binary to parse",
                          lines=line_count(data), todo_count=0)
@@ -51,7 +58,8 @@ def extract(path: str, data: bytes) -> FileFacts:
         from .golang import extract_go, extract_java
 
         try:
-            return (extract_go if language == "go" else extract_java)(path, data)
+            facts = (extract_go if language == "go" else extract_java)(path, data)
+            return replace(facts, symbols=tuple(merge_symbols(list(facts.symbols))))
         except Exception as exc:  # a lexer surprise must not fail an index
             return FileFacts(path=path, language=language, parse_error=f"lexer failed: {type(exc).__name__}",
                              lines=line_count(data), todo_count=count_todos(data))

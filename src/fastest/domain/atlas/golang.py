@@ -18,6 +18,8 @@ from .facts import FileFacts, Import, Symbol, count_todos, first_line, line_coun
 
 
 def _tokens(lexer, text: str) -> tuple[list[tuple[str, str, int]], dict[int, str], int]:
+    """(tokens, comments by the line they end on, the first line with a character the lexer could not
+    read — 0 when none)."""
     tokens: list[tuple[str, str, int]] = []
     comments: dict[int, str] = {}
     errors = 0
@@ -28,7 +30,7 @@ def _tokens(lexer, text: str) -> tuple[list[tuple[str, str, int]], dict[int, str
         if name.startswith("Token.Comment"):
             comments[line + newlines] = value
         elif name.startswith("Token.Error"):
-            errors += 1
+            errors = errors or line
         elif value.strip():
             tokens.append((name, value.strip(), line))
         line += newlines
@@ -40,11 +42,26 @@ def _doc(comments: dict[int, str], line: int) -> str:
     return first_line(comment.strip("/* \n")) if comment else ""
 
 
+def _unbalanced(tokens: list[tuple[str, str, int]]) -> str:
+    """Where the braces stop matching: "line N: unexpected `}`" or "line N: `{` is never closed"."""
+    opened: list[int] = []
+    for name, value, line in tokens:
+        if "Punctuation" in name and value in ("{", "}"):
+            if value == "{":
+                opened.append(line)
+            elif not opened:
+                return f"line {line}: unexpected `}}`"
+            else:
+                opened.pop()
+    return f"line {opened[0]}: `{{` is never closed" if opened else "braces do not match"
+
+
 def _finish(path: str, language: str, data: bytes, symbols: list[Symbol], imports: list[Import], external: set[str],
-            errors: int, depth: int, comments: dict[int, str]) -> FileFacts:
+            errors: int, depth: int, comments: dict[int, str], tokens: list[tuple[str, str, int]]) -> FileFacts:
     if errors or depth != 0:
-        return FileFacts(path=path, language=language, lines=line_count(data), todo_count=count_todos(data),
-                         parse_error=f"{errors} token(s) the {language} lexer could not read" if errors else "unbalanced braces")
+        why = (f"line {errors}: a character the {language} lexer could not read" if errors
+               else f"braces do not match: {_unbalanced(list(tokens))}")
+        return FileFacts(path=path, language=language, lines=line_count(data), todo_count=count_todos(data), parse_error=why)
     doc = first_line(comments[min(comments)].strip("/* \n")) if comments and min(comments) <= 3 else ""
     return FileFacts(path=path, language=language, symbols=tuple(symbols), imports=tuple(imports),
                      external=tuple(sorted(external)), lines=line_count(data), todo_count=count_todos(data), doc=doc)
@@ -141,7 +158,7 @@ def extract_go(path: str, data: bytes) -> FileFacts:
                 open_symbols.append((len(symbols) - 1, 0))
         last_line = line
         i += 1
-    return _finish(path, "go", data, symbols, imports, external, errors, depth, comments)
+    return _finish(path, "go", data, symbols, imports, external, errors, depth, comments, tokens)
 
 
 def extract_java(path: str, data: bytes) -> FileFacts:
@@ -220,4 +237,4 @@ def extract_java(path: str, data: bytes) -> FileFacts:
                 and i + 1 < n and tokens[i + 1][1] == "=" and "static" in statement and "final" in statement:
             symbols.append(Symbol(f"{parent}.{value}", "constant", line, line, sig(line), _doc(comments, line),
                                   "public" in statement, parent))
-    return _finish(path, "java", data, symbols, imports, external, errors, depth, comments)
+    return _finish(path, "java", data, symbols, imports, external, errors, depth, comments, tokens)

@@ -8,17 +8,23 @@ from typing import Iterable, Mapping, Sequence
 
 
 class PathIndex:
-    """The files of a tree, for resolving imports: exact paths, and for absolute Python imports
-    every path suffix (`pkg/mod.py` matches `src/pkg/mod.py`), the shortest path winning."""
+    """The files of a tree, for resolving imports: exact paths, and for absolute Python (and Java)
+    imports the path under a source root (`pkg/mod.py` matches `src/pkg/mod.py`), the shortest path
+    winning. A Python source root is a directory that is not itself a package (no `__init__.py`), as
+    on `sys.path`: `json.py` inside package `pkg/` is `pkg.json`, never `json`."""
 
     def __init__(self, paths: Iterable[str]) -> None:
         self.paths: set[str] = set(paths)
         self._suffixes: dict[str, str] = {}
         self._dirs: dict[str, str] = {}  # a Go/Java package directory (and its suffixes) → its first file
+        packages = {p[: -len("/__init__.py")] for p in self.paths if p.endswith("/__init__.py")}
         for path in sorted(self.paths, key=lambda p: (p.count("/"), p)):
             if path.endswith((".py", ".java")):
                 parts = path.split("/")
+                python = path.endswith(".py")
                 for start in range(1, len(parts)):
+                    if python and "/".join(parts[:start]) in packages:
+                        continue
                     self._suffixes.setdefault("/".join(parts[start:]), path)
             if path.endswith((".go", ".java")) and not path.endswith("_test.go"):
                 parts = path.split("/")[:-1]

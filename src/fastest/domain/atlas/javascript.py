@@ -1,35 +1,46 @@
-"""JavaScript and TypeScript through Pygments' lexers (pure Python, in Pyodide's package list, so the
-index of a snapshot is the same on both runtimes), reading declarations, exports and imports from
-the token stream with a brace-depth tracker — no regular expressions over source text.
+"""JavaScript and TypeScript: declarations, class members, imports and exports, read from the token
+stream (`javascript_tokens`) statement by statement, skipping whole bracketed groups by their
+matched partners — no regular expressions over source text.
 
-Symbols: top-level `function`, `class`, `const/let/var` (a function when its value is an arrow or
-`function` expression, else a constant), `interface`, `type`, `enum`; methods of classes. Exports:
-`export` before a declaration, `export default`, `export { a, b }`. Imports: `import … from 'x'`,
-`import 'x'`, `export … from 'x'` (re-exports), `require('x')`, `import('x')`. Relative specifiers
-resolve to files of the tree with the usual extensions and index files; bare ones are packages.
+Symbols: top-level `function`s (anonymous `export default function` is `default`), classes (also
+`var X = class … {}`, how bundlers emit them) with their methods, accessors and constructors,
+`interface`s, `type`s, `enum`s, and `const/let/var` bindings: a function when the value is an arrow
+or `function` expression, a class for a class expression, else a constant when exported (also later,
+by `export { x as y }`) or named in UPPER_CASE. Overloads and merged declarations are one symbol.
+Imports: `import … from`, `import 'x'`, `import x = require()`, `export … from` (re-exports), and
+`require('x')` / `import('x')` anywhere. Where a specifier leads is decided against the tree
+(`javascript_resolution`).
 
-A lexer never fails on bad input (it emits `Error` tokens); unbalanced braces or error tokens make
-the file "did not parse": a module without symbols.
+A file whose brackets do not match does not parse: a module without symbols whose `parse_error` says
+where (line and bracket).
 """
 
 from __future__ import annotations
 
-import posixpath
-from .facts import FileFacts, Import, Symbol, count_todos, first_line, line_count
+from dataclasses import replace
+
+from .facts import FileFacts, Import, Symbol, count_todos, doc_detail, first_line, first_paragraph, line_count, merge_symbols
+from .javascript_resolution import import_candidates
+from .javascript_tokens import Token, Tokens, tokenize
 
 EXTENSIONS = (".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs", ".mts", ".cts")
-_RESOLVE_EXTENSIONS = (".ts", ".tsx", ".d.ts", ".js", ".jsx", ".mjs", ".cjs", ".mts", ".cts")
-_INDEX_FILES = tuple(f"index{ext}" for ext in (".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs"))
-_DECLARATIONS = {"function": "function", "class": "class", "interface": "interface", "enum": "enum", "type": "type",
-                 "const": "constant", "let": "constant", "var": "constant"}
-# Words that really are keywords; Pygments also marks some identifiers as keywords (`double`, types).
+
+# Words that can never name a declaration; contextual ones (`from`, `get`, `type`, `async`…) can.
 _RESERVED = {"break", "case", "catch", "class", "const", "continue", "debugger", "default", "delete", "do", "else",
              "export", "extends", "finally", "for", "function", "if", "import", "in", "instanceof", "new", "return",
-             "super", "switch", "this", "throw", "try", "typeof", "var", "void", "while", "with", "yield", "let",
-             "static", "enum", "await", "implements", "package", "protected", "interface", "private", "public",
-             "async", "from", "as", "type", "declare", "abstract", "readonly"}
-_METHOD_MODIFIERS = {"async", "static", "get", "set", "public", "private", "protected", "readonly", "override",
-                     "abstract", "*"}
+             "super", "switch", "this", "throw", "try", "typeof", "var", "void", "while", "with", "null", "true",
+             "false", "enum"}
+_MEMBER_MODIFIERS = {"static", "public", "private", "protected", "readonly", "abstract", "override", "declare",
+                     "async", "get", "set", "accessor"}
+_STATEMENT_WORDS = {"const", "let", "var", "function", "class", "export", "import", "interface", "type", "enum",
+                    "declare", "abstract", "async", "namespace", "module", "if", "for", "while", "do", "return",
+                    "switch", "try", "throw"}
+_DECLARATION_WORDS = {"export", "import", "const", "let", "var", "function", "class", "interface", "type", "enum",
+                      "declare", "abstract", "namespace"}
+_CONTINUES = {".", "?.", "?", ":", ",", "=", "=>", "(", "[", "{", "+", "-", "*", "/", "%", "&&", "||", "??", "&", "|",
+              "^", "<", ">", "<=", ">=", "==", "===", "!=", "!==", "in", "instanceof", "as", "satisfies", "extends",
+              "**", "<<", ">>", ">>>", "!", "~"}
+_TYPE_OPENERS = {"<", ",", ":", "|", "&", "=", "=>", "(", "[", "extends", "implements", "keyof", "typeof", "?", "readonly"}
 
 
 def language_of(path: str) -> str | None:
@@ -41,292 +52,625 @@ def language_of(path: str) -> str | None:
     return None
 
 
-def _lexer(language: str):
-    if language == "typescript":
-        from pygments.lexers.javascript import TypeScriptLexer
-
-        return TypeScriptLexer(stripnl=False, ensurenl=False)
-    from pygments.lexers.javascript import JavascriptLexer
-
-    return JavascriptLexer(stripnl=False, ensurenl=False)
-
-
-def import_candidates(path: str, spec: str) -> tuple[str, ...]:
-    """The repository paths a relative specifier may mean (extensions, then index files)."""
-    base = posixpath.normpath(posixpath.join(posixpath.dirname(path), spec))
-    if base.startswith("../") or base == "..":
-        return ()
-    base = base.lstrip("./") if base.startswith("./") else base
-    candidates: list[str] = []
-    stem, ext = posixpath.splitext(base)
-    if ext in (".js", ".jsx", ".mjs", ".cjs"):  # TypeScript's "./x.js" means ./x.ts
-        candidates.append(base)
-        candidates += [stem + e for e in (".ts", ".tsx", ".mts", ".cts")]
-    elif ext in _RESOLVE_EXTENSIONS or ext in (".json", ".css", ".vue", ".svelte"):
-        candidates.append(base)
-    candidates += [base + e for e in _RESOLVE_EXTENSIONS]
-    candidates += [f"{base}/{index}" for index in _INDEX_FILES]
-    seen: dict[str, None] = {}
-    for candidate in candidates:
-        seen.setdefault(candidate, None)
-    return tuple(seen)
+def _dialect(path: str) -> str:
+    lower = path.lower()
+    if lower.endswith(".tsx"):
+        return "tsx"
+    if lower.endswith(".jsx"):
+        return "jsx"
+    return "typescript" if language_of(path) == "typescript" else "javascript"
 
 
-_KINDS: dict = {}
+def _is_name(token: Token | None) -> bool:
+    return token is not None and (token.kind == "name" or token.kind == "keyword" and token.value.isidentifier()
+                                  and token.value not in _RESERVED) and token.value[:1] != "@"
 
 
-def _kind_of(ttype) -> str:
-    """The coarse kind of a Pygments token type (cached: there are few types)."""
-    kind = _KINDS.get(ttype)
-    if kind is None:
-        name = str(ttype)
-        kind = ("comment" if name.startswith("Token.Comment") else "error" if name.startswith("Token.Error")
-                else "string" if "String" in name else "keyword" if "Keyword" in name else "name" if "Name" in name
-                else "punct" if "Punctuation" in name else "op" if "Operator" in name
-                else "space" if name.startswith(("Token.Text", "Token.Whitespace")) else "other")
-        _KINDS[ttype] = kind
-    return kind
-
-
-def _significant(language: str, text: str) -> tuple[list[tuple[str, str, int]], dict[int, str], int]:
-    """(tokens as (kind, value, line), the comment ending on each line, error token count)."""
-    tokens: list[tuple[str, str, int]] = []
-    comments: dict[int, str] = {}
-    errors = 0
-    line = 1
-    for _, ttype, value in _lexer(language).get_tokens_unprocessed(text):
-        kind = _kind_of(ttype)
-        newlines = value.count("\n")
-        if kind == "comment":
-            comments[line + newlines] = value
-        elif kind == "error":
-            errors += 1
-        elif kind == "space":
-            if value.strip():
-                tokens.append(("other", value.strip(), line))
-        else:
-            tokens.append((kind, value if kind == "string" else value.strip(), line))
-        line += newlines
-    return tokens, comments, errors
-
-
-def _unquote(value: str) -> str | None:
-    value = value.strip()
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"`":
+def _unquote(token: Token) -> str | None:
+    value = token.value.strip()
+    if token.kind in ("string", "template") and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"`":
         inner = value[1:-1]
-        return None if "${" in inner else inner
+        return None if value[0] == "`" and "${" in inner else inner
     return None
+
+
+def _upper(name: str) -> bool:
+    return name.upper() == name and name.lower() != name
+
+
+class _Reader:
+    def __init__(self, path: str, text: str, tokens: Tokens) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+        self.t = tokens.items
+        self.n = len(self.t)
+        self.partner = tokens.partner
+        self.comments = tokens.comments
+        self.symbols: list[Symbol] = []
+        self.imports: list[Import] = []
+        self.external: set[str] = set()
+        self.exported_later: set[str] = set()
+        self.local_constants: list[Symbol] = []  # lowercase, unexported: kept only if exported later
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def at(self, i: int) -> Token | None:
+        return self.t[i] if 0 <= i < self.n else None
+
+    def value(self, i: int) -> str:
+        return self.t[i].value if 0 <= i < self.n else ""
+
+    def skip_group(self, i: int) -> int:
+        """The index after the bracketed group opening at i, or after the token at i."""
+        return self.partner.get(i, i) + 1 if self.value(i) in ("{", "(", "[") and self.t[i].kind == "punct" else i + 1
+
+    def skip_angles(self, i: int) -> int:
+        """After a `<…>` type parameter/argument list starting at i."""
+        if self.value(i) != "<":
+            return i
+        level = 0
+        while i < self.n:
+            value = self.t[i].value
+            if value in ("(", "[", "{") and self.t[i].kind == "punct":
+                i = self.skip_group(i)
+                continue
+            if value == "<":
+                level += 1
+            elif value in (">", ">>", ">>>"):
+                level -= len(value)
+                if level <= 0:
+                    return i + 1
+            elif value in (";",) or value == "=>" and level <= 0:
+                return i
+            i += 1
+        return i
+
+    def statement_ends(self, prev: int, i: int) -> bool:
+        """Whether a statement may end between tokens prev and i (a `;`, or a line break that
+        automatic semicolon insertion would honour)."""
+        if i >= self.n:
+            return True
+        if self.t[prev].value == ";":
+            return True
+        if self.t[i].line == self.t[prev].line:
+            return False
+        before = self.t[prev]
+        nxt = self.t[i]
+        if before.value in (">", ">>", ">>>") and nxt.value in _DECLARATION_WORDS:
+            return True  # `x as Map<K, V>` at a line's end, then a declaration: no comparison goes on
+        if before.value == "!" and prev > 0 and self.t[prev - 1].line == before.line \
+                and (self.t[prev - 1].kind in ("name", "keyword") or self.t[prev - 1].value in (")", "]")):
+            before = self.t[prev - 1]  # `x!`: a non-null assertion ends what it follows
+        if before.value in _CONTINUES or before.kind == "op" and before.value not in ("++", "--") \
+                and not before.value.isalpha():  # `void` may end a type
+            return False
+        if nxt.value in _CONTINUES or nxt.kind == "op" and nxt.value not in ("++", "--", "!", "~"):
+            return False
+        return nxt.kind in ("name", "keyword", "string", "number", "decorator", "template", "punct", "regex")
+
+    def end_of_statement(self, i: int) -> int:
+        """From inside a statement at i, the index of its `;` or the first token after it."""
+        while i < self.n:
+            if self.t[i].value == ";":
+                return i
+            nxt = self.skip_group(i)
+            if nxt < self.n and self.statement_ends(nxt - 1, nxt):
+                return nxt
+            i = nxt
+        return i
+
+    def type_end(self, i: int) -> int:
+        """From inside a type alias at i, the index of its `;` or the first token after it (a `>`
+        closing type arguments ends a line like a bracket does)."""
+        while i < self.n:
+            if self.t[i].value == ";":
+                return i
+            angle = self.t[i].value == "<"
+            nxt = self.skip_angles(i) if angle else self.skip_group(i)
+            if nxt < self.n and (self.statement_ends(nxt - 1, nxt) or angle and self.closes_line(nxt)):
+                return nxt
+            i = max(nxt, i + 1)
+        return i
+
+    def doc_before(self, line: int) -> str:
+        comment = self.comments.get(line - 1)
+        return first_paragraph(comment) if comment else ""
+
+    def source_line(self, line: int) -> str:
+        return self.lines[line - 1].strip()[:200] if 0 < line <= len(self.lines) else ""
+
+    def add(self, name: str, kind: str, start: Token, end_line: int, exported: bool, parent: str | None = None) -> None:
+        comment = self.comments.get(start.line - 1)
+        self.symbols.append(Symbol(name=name, kind=kind, start_line=start.line, end_line=max(end_line, start.line),
+                                   signature=self.source_line(start.line), doc=self.doc_before(start.line),
+                                   exported=exported, parent=parent, detail=doc_detail(comment)))
+
+    def add_import(self, spec: str, names: tuple[str, ...] = (), reexport: bool = False) -> None:
+        if spec.startswith("."):
+            self.imports.append(Import(spec=spec, candidates=import_candidates(self.path, spec), names=names, reexport=reexport))
+        else:
+            package = spec.split("/")[0] if not spec.startswith("@") else "/".join(spec.split("/")[:2])
+            if package:
+                self.external.add(package)
+            self.imports.append(Import(spec=spec, candidates=(), names=names, reexport=reexport))
+
+    # --- the file ---------------------------------------------------------------------------------
+
+    def read(self) -> None:
+        i = 0
+        prev = -1
+        fresh = True  # a statement was just read: the next token starts one
+        while i < self.n:
+            start = fresh or self.statement_ends(prev, i) or self.value(prev) in ("}", ";")
+            nxt = self.statement(i) if start else None
+            if nxt is None or nxt <= i:
+                prev, i, fresh = self.skip_group(i) - 1, self.skip_group(i), False
+            else:
+                prev, i, fresh = nxt - 1, nxt, True
+        self.dynamic_imports()
+
+    def dynamic_imports(self) -> None:
+        """`require('x')` and `import('x')` anywhere (also `typeof import('x')` in types)."""
+        t = self.t
+        for i in range(self.n - 3):
+            token = t[i]
+            if (token.value == "require" and token.kind == "name" or token.value == "import" and token.kind == "keyword") \
+                    and t[i + 1].value == "(" and (i == 0 or t[i - 1].value not in (".", "?.")):
+                spec = _unquote(t[i + 2])
+                if spec is not None and t[i + 3].value in (")", ","):
+                    self.add_import(spec)
+
+    def statement(self, i: int) -> int | None:
+        """Read the declaration or import/export statement at i; the index after it, or None when
+        it is none of those (the caller steps over it token by token)."""
+        token = self.t[i]
+        value = token.value
+        if token.kind == "decorator":
+            j = i + 1
+            while self.value(j) == "." or self.at(j) is not None and self.t[j].kind == "name" and self.value(j - 1) == ".":
+                j += 1
+            return self.skip_group(j) if self.value(j) == "(" else j
+        if token.kind not in ("keyword", "name"):
+            return None
+        if value == "import" and self.value(i + 1) not in ("(", "."):
+            return self.import_statement(i)
+        if value == "export":
+            return self.export_statement(i)
+        return self.declaration(i, exported=False, default=False)
+
+    def import_statement(self, i: int) -> int:
+        j = i + 1
+        nxt = self.at(j)
+        spec = _unquote(nxt) if nxt is not None else None
+        if spec is not None:
+            self.add_import(spec)
+            return self.after_attributes(j + 1)
+        if self.value(j) == "type" and self.value(j + 1) not in ("from", ","):
+            j += 1
+        if _is_name(self.at(j)) and self.value(j + 1) == "=":  # import x = require("y") / import x = A.B
+            return self.end_of_statement(j)
+        names: list[str] = []
+        while j < self.n and not (self.value(j) == "from" and self.at(j + 1) is not None and _unquote(self.t[j + 1]) is not None):
+            token = self.t[j]
+            if token.value == ";" or (token.kind == "keyword" and token.value in _STATEMENT_WORDS
+                                      and token.line != self.t[j - 1].line):
+                return j
+            if token.value == "{" and token.kind == "punct":
+                end = self.skip_group(j)
+                names += [t.value for t in self.t[j + 1:end - 1] if t.kind in ("name", "keyword") and t.value not in ("as", "type")]
+                j = end
+                continue
+            if token.kind in ("name", "keyword") and token.value not in ("as", "type", "typeof"):
+                names.append(token.value)
+            j += 1
+        if j >= self.n:
+            return j
+        self.add_import(_unquote(self.t[j + 1]) or "", tuple(names))
+        return self.after_attributes(j + 2)
+
+    def after_attributes(self, j: int) -> int:
+        """Past `with { type: "json" }` / `assert {…}` and the `;`."""
+        if self.value(j) in ("with", "assert") and self.value(j + 1) == "{":
+            j = self.skip_group(j + 1)
+        return j + 1 if self.value(j) == ";" else j
+
+    def export_statement(self, i: int) -> int:
+        j = i + 1
+        value = self.value(j)
+        if value == "type" and self.value(j + 1) in ("{", "*"):
+            j += 1
+            value = self.value(j)
+        if value in ("{", "*"):
+            names: list[str] = []
+            local: list[str] = []
+            end = self.skip_group(j) if value == "{" else j + 1
+            if value == "{":
+                k = j + 1
+                while k < end - 1:
+                    if self.t[k].kind in ("name", "keyword") and self.value(k) not in ("as", "type", "default"):
+                        if self.value(k - 1) == "as":
+                            names[-1:] = [self.value(k)]
+                        else:
+                            names.append(self.value(k))
+                            local.append(self.value(k))
+                    k += 1
+            elif self.value(end) == "as":
+                names.append(self.value(end + 1))
+                end += 2
+            if self.value(end) == "from" and self.at(end + 1) is not None and _unquote(self.t[end + 1]) is not None:
+                self.add_import(_unquote(self.t[end + 1]) or "", tuple(names) or ("*",), reexport=True)
+                return self.after_attributes(end + 2)
+            self.exported_later.update(local)
+            return end + 1 if self.value(end) == ";" else end
+        if value == "=":  # export = X
+            if _is_name(self.at(j + 1)):
+                self.exported_later.add(self.value(j + 1))
+            return self.end_of_statement(j)
+        if value == "as":  # export as namespace X
+            return self.end_of_statement(j)
+        if value == "import":
+            return self.import_statement(j)
+        if value == "default":
+            nxt = self.declaration(j + 1, exported=True, default=True)
+            if nxt is not None:
+                return nxt
+            if _is_name(self.at(j + 1)) and (self.value(j + 2) == ";" or self.statement_ends(j + 1, j + 2)):
+                self.exported_later.add(self.value(j + 1))
+            return self.end_of_statement(j + 1)
+        nxt = self.declaration(j, exported=True, default=False)
+        return nxt if nxt is not None else j
+
+    def declaration(self, i: int, *, exported: bool, default: bool) -> int | None:
+        j = i
+        while self.value(j) in ("declare", "abstract", "async") and self.at(j + 1) is not None \
+                and self.t[j + 1].line == self.t[j].line and self.value(j + 1) in ("function", "class", "abstract", "const",
+                                                                                    "let", "var", "enum", "interface",
+                                                                                    "type", "namespace", "module", "global"):
+            j += 1
+        value = self.value(j)
+        if j >= self.n or self.t[j].kind not in ("keyword", "name"):
+            return None
+        if value == "function":
+            return self.function(i, j + 1, exported=exported, default=default)
+        if value == "class":
+            return self.klass(i, j + 1, exported=exported, default=default)
+        if value in ("interface", "enum") or value == "const" and self.value(j + 1) == "enum":
+            k = j + 2 if value == "const" else j + 1
+            if not _is_name(self.at(k)):
+                return None
+            body = k + 1
+            while body < self.n and self.value(body) != "{" and self.value(body) != ";":
+                body = self.skip_group(body) if self.value(body) in ("(", "[") else body + 1
+            end = self.skip_group(body) if self.value(body) == "{" else body + 1
+            self.add(self.value(k), "interface" if value == "interface" else "enum", self.t[i], self.t[end - 1].line, exported)
+            return end
+        if value == "type" and _is_name(self.at(j + 1)) and self.value(j + 2) in ("=", "<"):
+            end = self.type_end(j + 2)
+            self.add(self.value(j + 1), "type", self.t[i], self.t[min(end, self.n) - 1].line, exported)
+            return end + 1 if self.value(end) == ";" else end
+        if value in ("namespace", "module", "global") and (j > i or value != "global") \
+                and self.at(j + 1) is not None and (_is_name(self.t[j + 1]) or _unquote(self.t[j + 1]) is not None or value == "global"):
+            k = j + 1
+            while k < self.n and self.value(k) not in ("{", ";") and self.t[k].line == self.t[j].line:
+                k += 1
+            return self.skip_group(k) if self.value(k) == "{" else k
+        if value in ("const", "let", "var") and not default:
+            return self.variables(i, j + 1, exported=exported)
+        return None
+
+    def body_after_signature(self, j: int) -> tuple[int | None, int]:
+        """From the token after a function's name (type parameters, then parameters): (the index of
+        its body's `{`, or None for a signature without body — an overload, abstract or declared —
+        and the index of the signature's last token)."""
+        j = self.skip_angles(j)
+        if self.value(j) != "(":
+            return None, j
+        j = self.skip_group(j)
+        while j < self.n:
+            token = self.t[j]
+            if token.value == "{" and token.kind == "punct":
+                if self.value(j - 1) in _TYPE_OPENERS:
+                    j = self.skip_group(j)
+                    continue
+                return j, self.partner.get(j, j)
+            if token.value == ";":
+                return None, j
+            if token.value in ("}", ")", "]") or self.statement_ends(j - 1, j):
+                return None, j - 1
+            if token.value in ("(", "[") and token.kind == "punct":
+                j = self.skip_group(j)
+            elif token.value == "<":
+                j = self.skip_angles(j)
+            else:
+                j += 1
+        return None, self.n - 1
+
+    def function(self, i: int, j: int, *, exported: bool, default: bool, parent: str | None = None) -> int:
+        if self.value(j) == "*":
+            j += 1
+        if _is_name(self.at(j)):
+            name, j = self.value(j), j + 1
+        elif default:
+            name = "default"
+        else:
+            return j
+        _, last = self.body_after_signature(j)  # no body: an overload's signature
+        self.add(name, "function", self.t[i], self.t[min(last, self.n - 1)].line, exported)
+        return last + 1
+
+    def class_body(self, j: int) -> int | None:
+        """From after `class [Name]`, the index of the body's `{`."""
+        j = self.skip_angles(j)
+        while j < self.n:
+            token = self.t[j]
+            if token.kind == "punct" and token.value == "{":
+                if self.value(j - 1) in _TYPE_OPENERS and j > 0 and self.value(j - 1) not in ("extends", "implements"):
+                    j = self.skip_group(j)
+                    continue
+                return j
+            if token.kind == "punct" and token.value in ("(", "["):
+                j = self.skip_group(j)
+            elif token.value == "<":
+                j = self.skip_angles(j)
+            elif token.value in (";", "}", ")"):
+                return None
+            else:
+                j += 1
+        return None
+
+    def klass(self, i: int, j: int, *, exported: bool, default: bool, name: str | None = None,
+              start: Token | None = None) -> int:
+        if name is None:
+            if _is_name(self.at(j)) and self.value(j) not in ("extends", "implements"):
+                name, j = self.value(j), j + 1
+            elif default:
+                name = "default"
+            else:
+                return j
+        elif _is_name(self.at(j)) and self.value(j) not in ("extends", "implements"):
+            j += 1  # `var A = class B {}`: the binding names it
+        body = self.class_body(j)
+        if body is None:
+            return j
+        close = self.partner.get(body, body)
+        self.add(name, "class", start or self.t[i], self.t[close].line, exported)
+        self.members(name, body + 1, close, exported)
+        return close + 1
+
+    def members(self, klass: str, i: int, end: int, exported: bool) -> None:
+        while i < end:
+            token = self.t[i]
+            if token.value in (";", ",") or token.kind in ("other",):
+                i += 1
+                continue
+            start = i
+            if token.kind == "decorator":
+                i += 1
+                while self.value(i) == "." or self.t[i].kind == "name" and self.value(i - 1) == ".":
+                    i += 1
+                if self.value(i) == "(":
+                    i = self.skip_group(i)
+                continue
+            private = False
+            while i < end and self.value(i) in _MEMBER_MODIFIERS and self.member_name_follows(i + 1):
+                private = private or self.value(i) == "private"
+                i += 1
+            if self.value(i) == "*":
+                i += 1
+            if self.value(i) == "{":  # static { … }
+                i = self.skip_group(i)
+                continue
+            name_token = self.t[i]
+            computed = name_token.value == "["
+            name = None
+            if computed:
+                i = self.skip_group(i)
+            elif name_token.kind in ("name", "keyword", "string", "number") or name_token.value.startswith("#") \
+                    or name_token.kind == "op" and name_token.value.isalpha():  # delete(), in()
+                name = _unquote(name_token) if name_token.kind == "string" else name_token.value
+                i += 1
+            else:
+                i += 1
+                continue
+            if self.value(i) in ("?", "!"):
+                i += 1
+            if self.value(i) in ("(", "<"):
+                _, close = self.body_after_signature(i)
+                close = min(close, end - 1)
+                if name is not None:
+                    method = "constructor" if name == "constructor" else name
+                    self.add(f"{klass}.{method}", "method", self.t[start], self.t[close].line,
+                             exported and not private and not method.startswith("#"), parent=klass)
+                i = close + 1
+                continue
+            # a property: up to its `;` or the line break that ends it
+            typed = self.value(i) == ":"  # its type annotation, until `=`, may hold `<…>`
+            while i < end:
+                if self.value(i) == ";":
+                    i += 1
+                    break
+                typed = typed and self.value(i) != "="
+                angle = typed and self.value(i) == "<"
+                nxt = self.skip_angles(i) if angle else self.skip_group(i)
+                if nxt < end and (self.statement_ends(nxt - 1, nxt) or angle and self.closes_line(nxt)) \
+                        and self.value(nxt - 1) != "=>":
+                    i = nxt
+                    break
+                i = nxt
+
+    def closes_line(self, i: int) -> bool:
+        """After a `>` closing type arguments: whether the token at i starts the next line's own
+        statement or member."""
+        return i < self.n and self.t[i].line != self.t[i - 1].line and self.t[i].value not in _CONTINUES \
+            and (self.t[i].kind in ("name", "keyword", "decorator") or self.t[i].value.startswith("#"))
+
+    def member_name_follows(self, i: int) -> bool:
+        token = self.at(i)
+        return token is not None and (token.kind in ("name", "keyword", "string", "number") or token.value in ("[", "*", "{")
+                                      or token.value.startswith("#")) and token.value not in ("(", "<", "=", ";", ":", "?", "!")
+
+    def variables(self, i: int, j: int, *, exported: bool) -> int:
+        while j < self.n:
+            start = self.t[j]
+            if start.value in ("{", "[") and start.kind == "punct":  # destructuring: not indexed
+                name = None
+                j = self.skip_group(j)
+            elif _is_name(start):
+                name = start.value
+                j += 1
+            else:
+                return j
+            if self.value(j) == "!":
+                j += 1
+            if self.value(j) == ":":  # a type annotation
+                j += 1
+                while j < self.n and self.value(j) not in ("=", ",", ";"):
+                    if self.value(j) == "<":
+                        j = self.skip_angles(j)
+                    else:
+                        nxt = self.skip_group(j)
+                        if nxt < self.n and self.statement_ends(nxt - 1, nxt) and self.value(nxt) != "=":
+                            j = nxt
+                            break
+                        j = nxt
+            kind, end = "constant", j
+            if self.value(j) == "=":
+                kind, end = self.initializer(name, j + 1, exported, self.t[i])
+            if name is not None and kind == "constant":
+                symbol_start = self.t[i]
+                end_line = self.t[min(end, self.n) - 1].line if end > j else symbol_start.line
+                if exported or _upper(name):
+                    self.add(name, "constant", symbol_start, end_line, exported)
+                else:
+                    self.add(name, "constant", symbol_start, end_line, exported=False)
+                    self.local_constants.append(self.symbols.pop())
+            j = end
+            if self.value(j) == ",":
+                j += 1
+                continue
+            return j + 1 if self.value(j) == ";" else j
+        return j
+
+    def initializer(self, name: str | None, j: int, exported: bool, start: Token) -> tuple[str, int]:
+        """Classify and step over a binding's value: (symbol kind created or "constant", index
+        after the value: at its `,`, `;` or the statement's end)."""
+        k = j
+        closers: list[int] = []  # the parentheses around the whole value: (class {…}), (<T>(x: T) => …)
+        while self.value(k) == "(" and self.arrow(k) is None and self.partner.get(k, 0) > k + 1 \
+                and self.value_end(self.partner[k] + 1) == self.partner[k] + 1:
+            closers.append(self.partner[k])
+            k += 1
+        if self.value(k) == "async" and (self.value(k + 1) in ("function", "(", "<")
+                                         or _is_name(self.at(k + 1)) and self.value(k + 2) == "="):
+            k += 1
+        whole = closers[-1] if closers else None  # where the construct must end to be the value
+
+        def ends_value(after: int) -> bool:
+            return whole is None or after == whole
+
+        value = self.value(k)
+        if name is not None and value == "class" and self.t[k].kind == "keyword":
+            count = len(self.symbols)
+            after = self.klass(k, k + 1, exported=exported, default=False, name=name, start=start)
+            if ends_value(after):
+                return "class", self.value_end(after)
+            del self.symbols[count:]  # (class {…}).method(): a value made from a class
+        if name is not None and value == "function":
+            m = k + 1
+            if self.value(m) == "*":
+                m += 1
+            if _is_name(self.at(m)):
+                m += 1
+            body, close = self.body_after_signature(m)
+            if body is not None and ends_value(close + 1):
+                self.add(name, "function", start, self.t[close].line, exported)
+                return "function", self.value_end(close + 1)
+        if name is not None:
+            arrow = self.arrow(k)
+            if arrow is not None:
+                body = arrow + 1
+                if self.value(body) == "{":
+                    close = self.partner.get(body, body)
+                    if ends_value(close + 1):
+                        self.add(name, "function", start, self.t[close].line, exported)
+                        return "function", self.value_end(close + 1)
+                else:
+                    end = self.value_end(body)
+                    if ends_value(end):
+                        self.add(name, "function", start, self.t[max(end - 1, body)].line if end - 1 < self.n else start.line,
+                                 exported)
+                        return "function", end
+        return "constant", self.value_end(j)
+
+    def arrow(self, k: int) -> int | None:
+        """The index of `=>` when the expression at k is an arrow function."""
+        if self.value(k) == "<":
+            k = self.skip_angles(k)
+        if _is_name(self.at(k)) and self.value(k + 1) == "=>":
+            return k + 1
+        if self.value(k) != "(":
+            return None
+        k = self.skip_group(k)
+        if self.value(k) == "=>":
+            return k
+        if self.value(k) == ":":  # a return type
+            m = k + 1
+            while m < self.n and m < k + 200:
+                if self.value(m) == "=>" and self.value(m + 1) != ">":
+                    # `(a): (b: T) => U => …`: the last arrow of the type is not ours; the first one
+                    # outside the type's brackets is.
+                    return m
+                if self.value(m) in (";", ",", ")", "}", "]"):
+                    return None
+                m = self.skip_group(m) if self.value(m) in ("(", "[", "{") else self.skip_angles(m) if self.value(m) == "<" else m + 1
+        return None
+
+    def value_end(self, j: int) -> int:
+        """From inside a value at j, the index of the `,` or `;` ending it, or the statement's end."""
+        prev = j - 1
+        while j < self.n:
+            token = self.t[j]
+            if token.kind == "punct" and token.value in (",", ";", ")", "]", "}"):
+                return j
+            if prev >= 0 and self.t[prev].line != token.line and self.statement_ends(prev, j):
+                return j
+            nxt = self.skip_group(j)
+            prev, j = nxt - 1, nxt
+        return j
+
+    def facts(self) -> tuple[list[Symbol], list[Import]]:
+        later = self.exported_later
+        symbols = [s if s.exported or s.name not in later else _exported(s) for s in self.symbols]
+        symbols += [_exported(s) for s in self.local_constants if s.name in later]
+        return merge_symbols(symbols), self.imports
+
+
+def _exported(symbol: Symbol) -> Symbol:
+    return replace(symbol, exported=True)
 
 
 def extract(path: str, data: bytes) -> FileFacts:
     language = language_of(path) or "javascript"
     text = data.decode("utf-8", errors="replace")
+    dialect = _dialect(path)
     try:
-        tokens, comments, errors = _significant(language, text)
+        tokens = tokenize(text, dialect)
+        if tokens.unbalanced and dialect == "javascript":  # JSX in a .js file
+            jsx = tokenize(text, "jsx")
+            if not jsx.unbalanced:
+                tokens = jsx
     except Exception as exc:  # a lexer bug must not fail an index
         return FileFacts(path=path, language=language, parse_error=f"lexer failed: {type(exc).__name__}",
                          lines=line_count(data), todo_count=count_todos(data))
-    lines = text.splitlines()
-    symbols: list[Symbol] = []
-    imports: list[Import] = []
-    external: set[str] = set()
-    exported_names: set[str] = set()
-    depth = 0
-    paren = 0
-    open_symbols: list[tuple[int, int]] = []  # (index into symbols, depth it closes at)
-    classes: list[tuple[str, int]] = []  # (class name, body depth)
-    pending_export = False
-    pending_default = False
-    n = len(tokens)
-
-    def add_import(spec: str, names: tuple[str, ...] = (), reexport: bool = False) -> None:
-        if spec.startswith("."):
-            imports.append(Import(spec=spec, candidates=import_candidates(path, spec), names=names, reexport=reexport))
-        else:
-            package = spec.split("/")[0] if not spec.startswith("@") else "/".join(spec.split("/")[:2])
-            external.add(package)
-            imports.append(Import(spec=spec, candidates=(), names=names, reexport=reexport))
-
-    def doc_before(line: int) -> str:
-        comment = comments.get(line - 1)
-        return first_line(comment.strip("/* \n")) if comment else ""
-
-    def source_line(line: int) -> str:
-        return lines[line - 1].strip()[:200] if 0 < line <= len(lines) else ""
-
-    def read_names(i: int) -> tuple[tuple[str, ...], int]:
-        """Names of an import/export clause up to `from` or `;`; returns (names, index of `from`/end)."""
-        names: list[str] = []
-        while i < n and not (tokens[i][0] == "keyword" and tokens[i][1] == "from") and tokens[i][1] != ";":
-            kind, value, _ = tokens[i]
-            if kind == "string" and i > 0 and tokens[i - 1][1] in ("import", "export"):
-                break
-            if kind in ("name", "keyword") and value not in ("as", "type", "import", "export", "typeof"):
-                if not (i > 0 and tokens[i - 1][1] == "as"):
-                    names.append(value)
-                else:
-                    names[-1:] = [value]
-            i += 1
-            if tokens[i - 1][1] == "}" and (i >= n or tokens[i][1] != ","):
-                if i < n and tokens[i][1] != "from":
-                    break
-        return tuple(names), i
-
-    i = 0
-    while i < n:
-        kind, value, line = tokens[i]
-        if value == "{" and kind == "punct":
-            depth += 1
-        elif value == "}" and kind == "punct":
-            depth -= 1
-            while open_symbols and open_symbols[-1][1] == depth:
-                index, _ = open_symbols.pop()
-                symbols[index] = _with_end(symbols[index], line)
-            while classes and classes[-1][1] > depth:
-                classes.pop()
-        elif value in ("(", "[") and kind == "punct":
-            paren += 1
-        elif value in (")", "]") and kind == "punct":
-            paren -= 1
-        if depth < 0:
-            break
-        at_top = depth == 0 and paren == 0
-        if kind == "keyword" and value == "import" and at_top:
-            nxt = tokens[i + 1] if i + 1 < n else ("", "", 0)
-            if nxt[0] == "string":
-                spec = _unquote(nxt[1])
-                if spec is not None:
-                    add_import(spec)
-                i += 2
-                continue
-            if nxt[1] != "(":
-                names, j = read_names(i + 1)
-                if j + 1 < n and tokens[j][1] == "from" and tokens[j + 1][0] == "string":
-                    spec = _unquote(tokens[j + 1][1])
-                    if spec is not None:
-                        add_import(spec, names)
-                    i = j + 2
-                    continue
-        if kind == "keyword" and value == "export" and at_top:
-            nxt = tokens[i + 1] if i + 1 < n else ("", "", 0)
-            if nxt[1] in ("{", "*"):
-                names, j = read_names(i + 1)
-                if j + 1 < n and tokens[j][1] == "from" and tokens[j + 1][0] == "string":
-                    spec = _unquote(tokens[j + 1][1])
-                    if spec is not None:
-                        add_import(spec, names or ("*",), reexport=True)
-                    i = j + 2
-                    continue
-                exported_names.update(names)
-                # fall through: the braces are counted as we go
-            else:
-                pending_export = True
-                i += 1
-                continue
-        if kind == "keyword" and value == "default" and pending_export:
-            pending_default = True
-            i += 1
-            continue
-        if (kind == "name" and value == "require" or kind == "keyword" and value == "import") and i + 2 < n \
-                and tokens[i + 1][1] == "(" and tokens[i + 2][0] == "string":
-            spec = _unquote(tokens[i + 2][1])
-            if spec is not None:
-                add_import(spec)
-        declared = _DECLARATIONS.get(value) if kind == "keyword" and at_top else None
-        if declared == "type" and not (i + 1 < n and _is_name(tokens[i + 1]) and i + 2 < n and tokens[i + 2][1] in ("=", "<")):
-            declared = None
-        if declared is not None and i + 1 < n:
-            j = i + 1
-            if tokens[j][1] == "*":  # function*
-                j += 1
-            if _is_name(tokens[j]) or (declared == "class" and tokens[j][1] == "{"):
-                name = tokens[j][1] if _is_name(tokens[j]) else "default"
-                symbol_kind = declared
-                braced = declared in ("function", "class", "interface", "enum")
-                if declared == "constant":
-                    shape = _value_shape(tokens, j + 1)
-                    if shape is not None:
-                        symbol_kind, braced = "function", shape
-                    elif not name.isupper() and not pending_export:
-                        symbol_kind = ""  # a plain local binding at module level: not a concept
-                if symbol_kind:
-                    symbols.append(Symbol(name=name, kind=symbol_kind, start_line=line, end_line=line,
-                                          signature=source_line(line), doc=doc_before(line),
-                                          exported=pending_export or name in exported_names))
-                    if braced:
-                        open_symbols.append((len(symbols) - 1, depth))
-                    if symbol_kind == "class":
-                        classes.append((name, depth + 1))
-                pending_export = pending_default = False
-                i = j + 1
-                continue
-        if pending_default and kind != "keyword":  # `export default <expression>`
-            pending_export = pending_default = False
-        if classes and depth == classes[-1][1] and paren == 0 and kind in ("name", "keyword") \
-                and value not in _METHOD_MODIFIERS and i + 1 < n and tokens[i + 1][1] in ("(", "<") \
-                and (i == 0 or tokens[i - 1][1] in _METHOD_MODIFIERS | {";", "}", "{"}):
-            class_name = classes[-1][0]
-            symbols.append(Symbol(name=f"{class_name}.{value}", kind="method", start_line=line, end_line=line,
-                                  signature=source_line(line), doc=doc_before(line),
-                                  exported=not value.startswith("#") and (i == 0 or tokens[i - 1][1] != "private"),
-                                  parent=class_name))
-            open_symbols.append((len(symbols) - 1, depth))
-        if pending_export and not (kind == "keyword" and value in ("async", "declare", "abstract")):
-            pending_export = False
-        i += 1
-    parse_error = None
-    if errors or depth != 0:
-        parse_error = f"{errors} token(s) the {language} lexer could not read" if errors else "unbalanced braces"
-    if parse_error:
-        return FileFacts(path=path, language=language, parse_error=parse_error, lines=line_count(data),
-                         todo_count=count_todos(data))
-    if exported_names:
-        symbols = [s if s.exported or s.name not in exported_names else _exported(s) for s in symbols]
+    if tokens.unbalanced:
+        return FileFacts(path=path, language=language, parse_error=f"brackets do not match: {tokens.unbalanced}",
+                         lines=line_count(data), todo_count=count_todos(data))
+    reader = _Reader(path, text, tokens)
+    reader.read()
+    symbols, imports = reader.facts()
     file_doc = ""
-    if comments and min(comments) <= 3:
-        file_doc = first_line(comments[min(comments)].strip("/* \n"))
+    if tokens.comments and min(tokens.comments) <= 3:
+        file_doc = first_line(tokens.comments[min(tokens.comments)].strip("/* \n"))
     return FileFacts(path=path, language=language, symbols=tuple(symbols), imports=tuple(imports),
-                     external=tuple(sorted(external)), lines=line_count(data), todo_count=count_todos(data), doc=file_doc)
-
-
-def _is_name(token: tuple[str, str, int]) -> bool:
-    kind, value, _ = token
-    return kind == "name" or (kind == "keyword" and value.isidentifier() and value not in _RESERVED)
-
-
-def _value_shape(tokens: list[tuple[str, str, int]], start: int) -> bool | None:
-    """After a `const NAME`: None when the value is not a function; else whether its body is a
-    `{ … }` block (an arrow with an expression body has none)."""
-    n = len(tokens)
-    k = start
-    while k < n and k < start + 40 and tokens[k][1] not in ("=", ";"):
-        k += 1  # a type annotation
-    if k >= n or tokens[k][1] != "=":
-        return None
-    k += 1
-    if k < n and tokens[k][1] == "async":
-        k += 1
-    if k < n and tokens[k][1] == "function":
-        return True
-    level = 0
-    for m in range(k, min(n, k + 400)):
-        value = tokens[m][1]
-        if value in ("(", "<") and tokens[m][0] in ("punct", "op"):
-            level += 1
-        elif value in (")", ">") and tokens[m][0] in ("punct", "op"):
-            level -= 1
-        elif value == "=>" and level <= 0:
-            return m + 1 < n and tokens[m + 1][1] == "{"
-        elif level <= 0 and value in (";", "{", "}") or (m == k and tokens[m][0] != "punct" and tokens[m + 1][1] != "=>"):
-            return None
-    return None
-
-
-def _with_end(symbol: Symbol, line: int) -> Symbol:
-    return Symbol(name=symbol.name, kind=symbol.kind, start_line=symbol.start_line, end_line=max(line, symbol.start_line),
-                  signature=symbol.signature, doc=symbol.doc, exported=symbol.exported, parent=symbol.parent)
-
-
-def _exported(symbol: Symbol) -> Symbol:
-    return Symbol(name=symbol.name, kind=symbol.kind, start_line=symbol.start_line, end_line=symbol.end_line,
-                  signature=symbol.signature, doc=symbol.doc, exported=True, parent=symbol.parent)
+                     external=tuple(sorted(reader.external)), lines=line_count(data), todo_count=count_todos(data),
+                     doc=file_doc)

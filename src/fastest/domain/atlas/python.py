@@ -1,17 +1,21 @@
 """Python files through the standard library's `ast` (the same parser on both runtimes).
 
-Symbols: module-level classes, functions and constants (UPPER_CASE names), and the methods of
-classes (nested classes too). Imports: `import a.b`, `from a.b import c` (absolute: candidates
-under any source root), `from . import x` and `from ..pkg import y` (relative to the file's package).
+Symbols: module-level classes, functions and constants (UPPER_CASE names), also those defined under
+a module-level `if`/`try`/`with`, and the methods of classes (nested classes too); a name defined
+twice (a property's setter, `@overload`s, alternatives under `try`/`except`) is one symbol listing
+its signatures. Imports: `import a.b`, `from a.b import c` (absolute: candidates under a source root,
+never for the standard library), `from . import x` and `from ..pkg import y` (relative to the
+file's package).
 """
 
 from __future__ import annotations
 
 import ast
 import posixpath
+import sys
 import warnings
 
-from .facts import FileFacts, Import, Symbol, count_todos, first_line, line_count
+from .facts import FileFacts, Import, Symbol, count_todos, doc_detail, first_line, first_paragraph, line_count, merge_symbols
 
 LANGUAGE = "python"
 
@@ -26,6 +30,11 @@ def _module_candidates(dotted: str) -> tuple[str, ...]:
     return (f"{base}.py", f"{base}/__init__.py")
 
 
+def is_standard_library(dotted: str) -> bool:
+    """An absolute import of the standard library: Python 3 finds it there first, never in the tree."""
+    return dotted.split(".")[0] in sys.stdlib_module_names
+
+
 def _imports(tree: ast.Module, path: str) -> tuple[list[Import], list[str]]:
     imports: list[Import] = []
     external: list[str] = []
@@ -33,8 +42,9 @@ def _imports(tree: ast.Module, path: str) -> tuple[list[Import], list[str]]:
     for node in _statements(tree.body):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                imports.append(Import(spec=alias.name, candidates=_module_candidates(alias.name), suffix=True,
-                                      names=(alias.asname or alias.name,)))
+                standard = is_standard_library(alias.name)
+                imports.append(Import(spec=alias.name, candidates=() if standard else _module_candidates(alias.name),
+                                      suffix=not standard, names=(alias.asname or alias.name,)))
                 external.append(alias.name.split(".")[0])
         elif isinstance(node, ast.ImportFrom):
             names = tuple(a.name for a in node.names)
@@ -47,10 +57,13 @@ def _imports(tree: ast.Module, path: str) -> tuple[list[Import], list[str]]:
                 spec = "." * node.level + (node.module or "")
                 suffix = False
             elif node.module:
+                external.append(node.module.split(".")[0])
+                if is_standard_library(node.module):
+                    imports += [Import(spec=node.module, candidates=(), names=(name,)) for name in names]
+                    continue
                 target = node.module.replace(".", "/")
                 spec = node.module
                 suffix = True
-                external.append(node.module.split(".")[0])
             else:
                 continue
             module_candidates = [f"{target}.py", f"{target}/__init__.py"] if target else ["__init__.py"]
@@ -78,6 +91,19 @@ def _statements(body: list[ast.stmt]):
                 stack.extend(reversed(children))
         for case in getattr(node, "cases", ()) or ():
             stack.extend(reversed(case.body))
+
+
+def _module_level(body: list[ast.stmt]):
+    """The statements that bind module-level names: the module's own and those under a
+    module-level `if`, `try` or `with` (`if TYPE_CHECKING:`, `try: … except ImportError:`)."""
+    for node in body:
+        if isinstance(node, (ast.If, ast.Try, getattr(ast, "TryStar", ast.Try), ast.With)):
+            for name in ("body", "orelse", "finalbody"):
+                yield from _module_level(getattr(node, name, None) or [])
+            for handler in getattr(node, "handlers", ()) or ():
+                yield from _module_level(handler.body)
+        else:
+            yield node
 
 
 def _constant_names(node: ast.stmt) -> list[str]:
@@ -113,29 +139,29 @@ def extract(path: str, data: bytes) -> FileFacts:
     def visit_class(node: ast.ClassDef, prefix: str, parent: str | None) -> None:
         name = prefix + node.name
         symbols.append(Symbol(name=name, kind="class", start_line=node.lineno, end_line=node.end_lineno or node.lineno,
-                              signature=_signature(node, line_of(node)), doc=first_line(ast.get_docstring(node)),
+                              signature=_signature(node, line_of(node)), doc=first_paragraph(ast.get_docstring(node)), detail=doc_detail(ast.get_docstring(node)),
                               exported=not node.name.startswith("_"), parent=parent))
         for child in node.body:
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 symbols.append(Symbol(name=f"{name}.{child.name}", kind="method", start_line=child.lineno,
                                       end_line=child.end_lineno or child.lineno, signature=_signature(child, line_of(child)),
-                                      doc=first_line(ast.get_docstring(child)),
+                                      doc=first_paragraph(ast.get_docstring(child)), detail=doc_detail(ast.get_docstring(child)),
                                       exported=not child.name.startswith("_") or child.name == "__init__", parent=name))
             elif isinstance(child, ast.ClassDef):
                 visit_class(child, name + ".", name)
 
-    for node in tree.body:
+    for node in _module_level(tree.body):
         if isinstance(node, ast.ClassDef):
             visit_class(node, "", None)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             symbols.append(Symbol(name=node.name, kind="function", start_line=node.lineno,
                                   end_line=node.end_lineno or node.lineno, signature=_signature(node, line_of(node)),
-                                  doc=first_line(ast.get_docstring(node)), exported=not node.name.startswith("_")))
+                                  doc=first_paragraph(ast.get_docstring(node)), detail=doc_detail(ast.get_docstring(node)), exported=not node.name.startswith("_")))
         else:
             for constant in _constant_names(node):
                 symbols.append(Symbol(name=constant, kind="constant", start_line=node.lineno,
                                       end_line=node.end_lineno or node.lineno, signature=line_of(node).strip()[:200]))
     imports, external = _imports(tree, path)
-    return FileFacts(path=path, language=LANGUAGE, symbols=tuple(symbols), imports=tuple(imports),
+    return FileFacts(path=path, language=LANGUAGE, symbols=tuple(merge_symbols(symbols)), imports=tuple(imports),
                      external=tuple(sorted(set(external))), lines=line_count(data), todo_count=count_todos(data),
                      doc=first_line(ast.get_docstring(tree)))

@@ -19,6 +19,8 @@ from fastest.services.ai import ai_budget, models
 from fastest.services.common import new_id, now_iso, split_page
 
 SMALL_GRAPH = 40  # modules drawn one by one up to this many; beyond, directories aggregated
+MIN_GROUPS = 6  # fewer directory nodes than this says nothing: draw the top modules instead
+TOP_MODULES = 60  # modules drawn when a big graph does not aggregate into enough directories
 NEIGHBOURHOOD = 40
 FLOW_NODES = 30
 
@@ -42,17 +44,16 @@ def _group_key(path: str, depth: int) -> str:
     return "/".join(parts[:depth]) if parts else "(root files)"
 
 
-def _aggregate_level(paths: list[str]) -> int:
-    """The directory depth at which the modules fall into a readable number of parts (2–40)."""
-    best = 1
+def _aggregate_level(paths: list[str]) -> int | None:
+    """The directory depth at which the modules fall into a readable number of parts
+    (MIN_GROUPS–40), or None when no depth does (one flat package, or hundreds of directories)."""
     for depth in range(1, 6):
         count = len({_group_key(p, depth) for p in paths})
         if count > 40:
-            break
-        best = depth
-        if count >= 4:
-            break
-    return best
+            return None
+        if count >= MIN_GROUPS:
+            return depth
+    return None
 
 
 def _aggregated(modules: dict[str, dict[str, Any]], edges: list[tuple[str, str]], key) -> Drawing:
@@ -94,6 +95,17 @@ def _by_rank(modules: dict[str, dict[str, Any]], ids) -> list[str]:
     return sorted(ids, key=lambda c: (-(modules[c]["rank"] or 0), modules[c]["path"]))
 
 
+def _top_modules(scope: dict[str, dict[str, Any]], edges: list[tuple[str, str]], group=None) -> tuple[str, Drawing]:
+    """The most important modules (PageRank) of a graph too big to draw whole that no directory
+    level summarises; the drawing's note says how many modules and imports were left out."""
+    chosen = _by_rank(scope, scope)[:TOP_MODULES]
+    drawing = _module_drawing(scope, chosen, edges)
+    if group is not None:
+        drawing.nodes = [Node(id=n.id, label=n.label, group=group(scope[n.id])) for n in drawing.nodes]
+        drawing.groups = {g: g for g in dict.fromkeys(n.group for n in drawing.nodes) if g is not None}
+    return f"the {len(chosen)} most important of {len(scope)} modules (by import rank)", drawing
+
+
 def dependency_drawing(modules, edges, focus: dict[str, Any] | None) -> tuple[str, Drawing]:
     if focus is not None and focus["layer"] != "system":
         center = next((c for c, m in modules.items() if m["path"] == focus["path"]), None)
@@ -114,25 +126,62 @@ def dependency_drawing(modules, edges, focus: dict[str, Any] | None) -> tuple[st
     paths = [m["path"] for m in scope.values()]
     base = (focus["path"] + "/") if focus is not None and focus["path"] else ""
     depth = _aggregate_level([p[len(base):] for p in paths])
+    if depth is None:
+        what, drawing = _top_modules(scope, edges)
+        return f"{title} ({what})", drawing
     drawing = _aggregated(scope, edges, lambda m: base + _group_key(m["path"][len(base):], depth) if base else _group_key(m["path"], depth))
     return f"{title} (aggregated by directory)", drawing
 
 
 def component_drawing(modules, edges) -> tuple[str, Drawing]:
+    """Each system's parts: its directories at the first depth that gives a readable number of them,
+    else its most important modules, grouped by system."""
     systems = sorted({m["system_path"] or "" for m in modules.values()})
 
-    def key(module: dict[str, Any]) -> str:
+    def inside(module: dict[str, Any]) -> tuple[str, str]:
         system = module["system_path"] or ""
-        rest = module["path"][len(system) + 1:] if system else module["path"]
-        first = rest.split("/")[0] if "/" in rest else "(files)"
-        return f"{system}/{first}" if system else first
+        return system, (module["path"][len(system) + 1:] if system else module["path"])
 
-    drawing = _aggregated(modules, edges, key)
-    if len(systems) > 1:
-        drawing.groups = {s or "(root)": (s or "repository root") for s in systems}
-        drawing.nodes = [Node(id=n.id, label=n.label, group=(posixpath.dirname(n.id) if "/" in n.id and posixpath.dirname(n.id) in systems else "(root)"))
-                         for n in drawing.nodes]
-    return "Components", drawing
+    def key_at(depth: int):
+        def key(module: dict[str, Any]) -> str:
+            system, rest = inside(module)
+            parts = rest.split("/")[:-1]
+            part = "/".join(parts[:depth]) if parts else "(files)"
+            return f"{system}/{part}" if system else part
+        return key
+
+    def group_of(node_id: str) -> str:
+        owner = max((s for s in systems if s and (node_id == s or node_id.startswith(s + "/"))), key=len, default="")
+        return owner or "(root)"
+
+    for depth in (1, 2, 3):
+        key = key_at(depth)
+        count = len({key(m) for m in modules.values()})
+        if count > 40:
+            break
+        if count >= MIN_GROUPS or len(modules) <= SMALL_GRAPH and depth == 1 and count > 1:
+            drawing = _aggregated(modules, edges, key)
+            if len(systems) > 1:
+                drawing.groups = {s or "(root)": (s or "repository root") for s in systems}
+                drawing.nodes = [Node(id=n.id, label=n.label, group=group_of(n.id)) for n in drawing.nodes]
+            return "Components", drawing
+    if len(modules) <= SMALL_GRAPH:
+        drawing = _module_drawing(modules, _by_rank(modules, modules), edges)
+        return "Components (modules)", drawing
+    what, drawing = _top_modules(modules, edges, group=lambda m: posixpath.dirname(m["path"]) or "(root)")
+    return f"Components ({what})", drawing
+
+
+def _omitted(modules: dict[str, dict[str, Any]], edges: list[tuple[str, str]], drawing: Drawing,
+             scope: set[str] | None = None) -> dict[str, Any]:
+    """What a drawing of modules leaves out of the graph (or of `scope`): modules and imports not drawn."""
+    scope = scope if scope is not None else set(modules)
+    drawn = {n.id for n in drawing.nodes}
+    if not drawn <= set(modules):  # an aggregated drawing: every module is inside some node
+        return {"modules": 0, "imports": 0}
+    inner = [(s, t) for s, t in edges if s in scope and t in scope]
+    shown = {(e.source, e.target) for e in drawing.edges}
+    return {"modules": len(scope - drawn), "imports": sum(1 for e in inner if e not in shown)}
 
 
 def _entry(modules, edges) -> str:
@@ -204,6 +253,17 @@ async def _model_steps(platform: Platform, model, user_id: str, project_id: str,
     return None
 
 
+def _omission_note(left_out: dict[str, int]) -> str:
+    parts = []
+    if left_out.get("modules"):
+        parts.append(f"{left_out['modules']} modules and {left_out['imports']} imports not drawn")
+    elif left_out.get("imports"):
+        parts.append(f"{left_out['imports']} imports not drawn")
+    if left_out["nodes"] or left_out["edges"]:
+        parts.append(f"{left_out['nodes']} nodes and {left_out['edges']} arrows cut to stay within Mermaid's limits")
+    return "; ".join(parts) + " (the least important first, by import rank)."
+
+
 def _json_text(text: str) -> str:
     text = text.strip()
     if text.startswith("```"):
@@ -226,12 +286,19 @@ async def create(platform: Platform, user_id: str, project_id: str, kind: str, c
     modules, edges = await _modules(platform, project_id)
     focus = await _module_of(platform, project_id, concept_id) if concept_id else None
     source: dict[str, Any] = {"kind": "graph", "provider": None, "model": None, "note": None}
-    if kind == "dependency":
-        title, drawing = dependency_drawing(modules, edges, focus)
-        text, drawing = flowchart(drawing, direction="LR")
-    elif kind == "component":
-        title, drawing = component_drawing(modules, edges)
-        text, drawing = flowchart(drawing, direction="TB")
+    if kind in ("dependency", "component"):
+        title, drawing = dependency_drawing(modules, edges, focus) if kind == "dependency" else component_drawing(modules, edges)
+        wanted = len(drawing.nodes), len(drawing.edges)
+        text, drawing = flowchart(drawing, direction="LR" if kind == "dependency" else "TB")
+        scope = None
+        if kind == "dependency" and focus is not None and focus["layer"] == "system" and focus["path"]:
+            scope = {c for c, m in modules.items() if m["path"].startswith(focus["path"] + "/")}
+        left_out = {"nodes": wanted[0] - len(drawing.nodes), "edges": wanted[1] - len(drawing.edges)}
+        if focus is None or focus["layer"] == "system":
+            left_out.update(_omitted(modules, edges, drawing, scope))
+        source["omitted"] = left_out
+        if any(left_out.values()):
+            source["note"] = _omission_note(left_out)
     else:
         if focus is not None and focus["layer"] != "system":
             start = next((c for c, m in modules.items() if m["path"] == focus["path"]), None) or _entry(modules, edges)
