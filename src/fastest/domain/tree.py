@@ -35,6 +35,7 @@ from .manifest import (
     Manifest,
     ManifestError,
     canonical_bytes,
+    entry_of_chunk,
     is_sha256_hex,
     name_sort_key,
     parse_manifest,
@@ -128,15 +129,19 @@ async def _read(manifest_hash: str, load: ManifestLoader) -> Manifest:
 
 
 def _differing_pairs(old: Manifest, new: Manifest) -> Iterator[tuple[Entry | None, Entry | None]]:
-    """Merge-join two directories' entries (both sorted by name bytes) by name, yielding only the
-    names whose entries differ. This loop runs once per entry of every directory that changed, so
-    the common case (same name, same entry) is kept to a few comparisons."""
-    old_entries, new_entries = old.entries, new.entries
+    """Pair two directories' entries by name, yielding only the names whose entries differ, in
+    name order. Equal entries have equal bytes in the canonical encoding, so the two sides' entry
+    chunks are compared as sets (in C) and only the few that differ are parsed: this runs once per
+    directory that changed, where a changed directory usually differs in one entry of many."""
+    old_chunks, new_chunks = old.entry_chunks(), new.entry_chunks()
+    old_set, new_set = set(old_chunks), set(new_chunks)
+    old_entries = sorted(map(entry_of_chunk, old_set - new_set), key=_entry_name_key)
+    new_entries = sorted(map(entry_of_chunk, new_set - old_set), key=_entry_name_key)
     i = j = 0
     while i < len(old_entries) and j < len(new_entries):
         a, b = old_entries[i], new_entries[j]
         if a.name == b.name:
-            if a.hash != b.hash or a.type != b.type or a.mode != b.mode or a.size != b.size:
+            if a != b:  # always, for canonical bytes
                 yield a, b
             i += 1
             j += 1
@@ -150,6 +155,10 @@ def _differing_pairs(old: Manifest, new: Manifest) -> Iterator[tuple[Entry | Non
         yield a, None
     for b in new_entries[j:]:
         yield None, b
+
+
+def _entry_name_key(entry: Entry) -> bytes:
+    return entry.name.encode("utf-8")
 
 
 async def _diff_directories(prefix: str, old: Manifest, new: Manifest, load: ManifestLoader) -> AsyncIterator[Change]:
