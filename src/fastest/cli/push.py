@@ -1,7 +1,7 @@
 """`fastest push`: scan the folder, upload what the server lacks, record a snapshot, move the workspace.
 
-The order is what makes a push safe to interrupt at any point: blobs, then manifests children first,
-then the snapshot (whose creation checks that the whole tree is stored), then the compare-and-set
+The order is what makes a push safe to interrupt at any point: blobs and manifests (children first,
+beside the blobs), then the snapshot (whose creation checks that the whole tree is stored), then the compare-and-set
 of the workspace's current manifest, and only then the local state. A push that dies half-way
 leaves nothing visible on the server but content-addressed objects, which the next push reuses.
 
@@ -19,7 +19,6 @@ them one `PUT` each, wave by wave. A frame refused because the server's GC is de
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -192,6 +191,33 @@ def new_blobs(changes: Changes, pushed: PushedTree) -> dict[str, ScannedFile]:
 
 
 @contextmanager
+def run_beside(work: Callable[[], None] | None) -> Iterator[None]:
+    """Run `work` on a thread while the block runs; its error, if any, is raised after the block
+    (the block's own error first)."""
+    if work is None:
+        yield
+        return
+    import threading
+
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            work()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name="fastest-push-manifests", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+    if failure:
+        raise failure[0]
+
+
+@contextmanager
 def phase(timings: dict[str, float], name: str) -> Iterator[None]:
     started = time.perf_counter()
     try:
@@ -327,10 +353,21 @@ def upload_missing(
             missing_manifests = set(manifest_candidates)
 
     pending = [PendingBlob(h, blobs[h].size, blobs[h].path) for h in missing_blobs if h in blobs]
-    with phase(timings, "blobs"):
-        upload_blobs(api, root, pending, report, progress=progress)
-    with phase(timings, "manifests"):
-        upload_manifests(api, tree.manifests, missing_manifests, report, progress=progress)
+
+    def send_manifests() -> None:
+        with phase(timings, "manifests"):
+            # The blobs' progress bar is the one shown while both are under way.
+            upload_manifests(api, tree.manifests, missing_manifests, report,
+                             progress=False if pending else progress)
+
+    # Manifests go up beside the blobs, not after them: the server checks that a tree is whole
+    # only when the snapshot is created, and the manifests' requests (sent one after another,
+    # children first) would otherwise wait for the last blob.
+    with run_beside(send_manifests if pending and missing_manifests else None):
+        with phase(timings, "blobs"):
+            upload_blobs(api, root, pending, report, progress=progress)
+    if not (pending and missing_manifests):
+        send_manifests()
 
 
 def send_frames(api: ApiClient, hashes: list[str], send: Callable[[list[str]], BatchAnswer | None],
@@ -351,6 +388,8 @@ def send_frames(api: ApiClient, hashes: list[str], send: Callable[[list[str]], B
         refused = [r for r in answer.rejected if r.get("code") not in BEING_COLLECTED]
         if refused:
             first = refused[0]
+            if first.get("code") == "hash_mismatch":  # the file changed since it was hashed
+                raise PushError(f"{name(str(first.get('hash')))} changed while pushing; run fastest push again")
             raise PushError(f"the server refused {name(str(first.get('hash')))} ({first.get('code')}); "
                             f"{len(answer.rejected)} object(s) rejected")
         busy = [str(r["hash"]) for r in answer.rejected]
@@ -408,7 +447,7 @@ def upload_blobs(api: ApiClient, root: Path, pending: list[PendingBlob], report:
             by_hash = {blob.hash: blob for blob in batch}
             send_frames(
                 api, list(by_hash),
-                lambda hashes: api.upload_batch(encode_frames((h, read_verified(root, by_hash[h])) for h in hashes)),
+                lambda hashes: api.upload_batch(encode_frames((h, read_blob(root, by_hash[h])) for h in hashes)),
                 lambda digest: by_hash[digest].path if digest in by_hash else digest,
             )
             bar.advance(len(batch), sum(b.size for b in batch))
@@ -432,15 +471,14 @@ def upload_blobs(api: ApiClient, root: Path, pending: list[PendingBlob], report:
     report.blob_bytes_uploaded += sum(b.size for b in pending)
 
 
-def read_verified(root: Path, blob: PendingBlob) -> bytes:
-    """The file's bytes, provided they still hash to what the manifest says (else the push is stale)."""
+def read_blob(root: Path, blob: PendingBlob) -> bytes:
+    """The file's bytes as they are now. They are not hashed again here: the server checks every
+    frame against its hash and refuses one that changed since the scan (`hash_mismatch`), which
+    `send_frames` reports as a file changed while pushing."""
     try:
-        data = (root / blob.path).read_bytes()
+        return (root / blob.path).read_bytes()
     except FileNotFoundError as exc:
         raise PushError(f"{blob.path} disappeared while pushing; run fastest push again") from exc
-    if hashlib.sha256(data).hexdigest() != blob.hash:
-        raise PushError(f"{blob.path} changed while pushing; run fastest push again")
-    return data
 
 
 def manifest_waves(manifests: dict[str, bytes], missing: set[str]) -> list[list[str]]:
