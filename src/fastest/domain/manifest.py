@@ -124,7 +124,10 @@ class Manifest:
             data = canonical_bytes(self.entries)
             if len(data) == _EMPTY_LENGTH:
                 return []
-        return data[len(_CHUNKS_PREFIX):-len(_CHUNKS_SUFFIX)].split(_CHUNK_SEPARATOR)
+        chunks = data.split(_CHUNK_SEPARATOR)  # then trimmed at both ends: no copy of the whole
+        chunks[0] = chunks[0][len(_CHUNKS_PREFIX):]
+        chunks[-1] = chunks[-1][:-len(_CHUNKS_SUFFIX)]
+        return chunks
 
     def child_hashes(self) -> tuple[list[str], list[str]]:
         """(tree hashes, blob hashes) this manifest points at: its edges."""

@@ -133,10 +133,10 @@ def _differing_pairs(old: Manifest, new: Manifest) -> Iterator[tuple[Entry | Non
     name order. Equal entries have equal bytes in the canonical encoding, so the two sides' entry
     chunks are compared as sets (in C) and only the few that differ are parsed: this runs once per
     directory that changed, where a changed directory usually differs in one entry of many."""
-    old_chunks, new_chunks = old.entry_chunks(), new.entry_chunks()
-    old_set, new_set = set(old_chunks), set(new_chunks)
-    old_entries = sorted(map(entry_of_chunk, old_set - new_set), key=_entry_name_key)
-    new_entries = sorted(map(entry_of_chunk, new_set - old_set), key=_entry_name_key)
+    old_set = set(old.entry_chunks())
+    differing = old_set.symmetric_difference(new.entry_chunks())
+    old_entries = sorted([entry_of_chunk(c) for c in differing if c in old_set], key=_entry_name_key)
+    new_entries = sorted([entry_of_chunk(c) for c in differing if c not in old_set], key=_entry_name_key)
     i = j = 0
     while i < len(old_entries) and j < len(new_entries):
         a, b = old_entries[i], new_entries[j]
@@ -162,8 +162,21 @@ def _entry_name_key(entry: Entry) -> bytes:
 
 
 async def _diff_directories(prefix: str, old: Manifest, new: Manifest, load: ManifestLoader) -> AsyncIterator[Change]:
-    """The changes between two versions of one directory, name by name."""
+    """The changes between two versions of one directory, name by name. A file on both sides, or
+    on one side with nothing on the other (nearly every name that differs) is answered here, without
+    an async generator of its own."""
     for a, b in _differing_pairs(old, new):
+        if a is None:
+            if b.type == "file":  # type: ignore[union-attr]
+                yield Change(prefix + b.name, "added", None, b)  # type: ignore[union-attr]
+                continue
+        elif b is None:
+            if a.type == "file":
+                yield Change(prefix + a.name, "deleted", a, None)
+                continue
+        elif a.type == "file" and b.type == "file":
+            yield Change(prefix + a.name, "modified", a, b)
+            continue
         async for change in _diff_entry(prefix, a, b, load):
             yield change
 
