@@ -12,7 +12,9 @@ import json
 import os
 import sys
 import time
-from typing import Any, Mapping
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing: `fastest --help` builds this parser
+if TYPE_CHECKING:
+    from typing import Any, Mapping
 
 COMMANDS = frozenset({"atlas", "next"})
 POLL_SECONDS = 1.0

@@ -18,10 +18,12 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
 
-if TYPE_CHECKING:  # imported where used: building the parser must not load the HTTP client
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing: `fastest --help` builds this parser
+if TYPE_CHECKING:  # imported where used: building the parser must not load the HTTP client (nor pathlib)
+    from pathlib import Path
+    from typing import Any, Mapping
+
     from fastest.cli.client import ApiClient
     from fastest.cli.state import Folder, PushedTree, WorkspaceState
     from fastest.domain.detection import Detection
@@ -268,6 +270,8 @@ def cmd_deploy(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from fastest.cli.client import ApiClient
     from fastest.cli.state import find_folder
 
+    from pathlib import Path
+
     folder = find_folder(Path(args.dir) if args.dir else Path.cwd())
     with folder.exclusive():
         state = folder.load()
@@ -296,6 +300,8 @@ def cmd_deployments(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from fastest.cli import config
     from fastest.cli.client import ApiClient
     from fastest.cli.state import find_folder
+
+    from pathlib import Path
 
     folder = find_folder(Path(args.dir) if args.dir else Path.cwd())
     state = folder.load()

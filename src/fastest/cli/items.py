@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing: `fastest --help` builds this parser
+if TYPE_CHECKING:
+    from typing import Any
 
 COMMAND = "items"
 FOLLOW_SECONDS = 15 * 60
