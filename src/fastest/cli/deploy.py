@@ -42,8 +42,7 @@ class DeployFailed(Exception):
         self.log = log or []
 
 
-def add_arguments(commands: argparse._SubParsersAction) -> None:
-    deploy = commands.add_parser("deploy", help="push, build if needed, and deploy this folder; prints its URL")
+def deploy_arguments(deploy: argparse.ArgumentParser) -> None:
     build = deploy.add_mutually_exclusive_group()
     build.add_argument("--build", dest="build", action="store_true", default=None, help="build here before deploying")
     build.add_argument("--no-build", dest="build", action="store_false", help="deploy the output directory as it is")
@@ -51,7 +50,8 @@ def add_arguments(commands: argparse._SubParsersAction) -> None:
     deploy.add_argument("--dir", help="the folder (default: the one containing the current directory)")
     deploy.add_argument("--json", action="store_true", help="print the deployment as JSON")
 
-    listing = commands.add_parser("deployments", help="this workspace's deployments, newest first")
+
+def deployments_arguments(listing: argparse.ArgumentParser) -> None:
     listing.add_argument("-n", "--limit", type=int, default=20)
     listing.add_argument("--dir")
     listing.add_argument("--json", action="store_true")

@@ -6,7 +6,7 @@
                                   as `fastest sync` does (local changes are pushed first, so the
                                   server merges them with the run's change)
 
-Only `argparse` is imported at module level: `fastest --help` builds this parser, and must stay fast.
+Only `argparse` is imported at module level: `fastest items` builds this parser, and must start fast.
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ POLL_SECONDS = 1.0
 SEVERITY_MARK = {"critical": "!!", "high": "! ", "medium": "- ", "low": ". "}
 
 
-def add_items_command(commands: argparse._SubParsersAction) -> None:
-    items = commands.add_parser("items", help="action items across your workspaces; fix them with an agent")
+def items_arguments(items: argparse.ArgumentParser) -> None:
     items.add_argument("--all", action="store_true", help="also list dismissed items")
     items.add_argument("--json", action="store_true")
     items.add_argument("--dir")
