@@ -133,10 +133,9 @@ def _differing_pairs(old: Manifest, new: Manifest) -> Iterator[tuple[Entry | Non
     name order. Equal entries have equal bytes in the canonical encoding, so the two sides' entry
     chunks are compared as sets (in C) and only the few that differ are parsed: this runs once per
     directory that changed, where a changed directory usually differs in one entry of many."""
-    old_set = set(old.entry_chunks())
-    differing = old_set.symmetric_difference(new.entry_chunks())
-    old_entries = sorted([entry_of_chunk(c) for c in differing if c in old_set], key=_entry_name_key)
-    new_entries = sorted([entry_of_chunk(c) for c in differing if c not in old_set], key=_entry_name_key)
+    old_chunks, new_chunks = _differing_chunks(old.entry_chunks(), new.entry_chunks())
+    old_entries = sorted([entry_of_chunk(c) for c in old_chunks], key=_entry_name_key)
+    new_entries = sorted([entry_of_chunk(c) for c in new_chunks], key=_entry_name_key)
     i = j = 0
     while i < len(old_entries) and j < len(new_entries):
         a, b = old_entries[i], new_entries[j]
@@ -155,6 +154,22 @@ def _differing_pairs(old: Manifest, new: Manifest) -> Iterator[tuple[Entry | Non
         yield a, None
     for b in new_entries[j:]:
         yield None, b
+
+
+_FEW = 8
+
+
+def _differing_chunks(old: list[bytes], new: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """The chunks of each side that the other lacks, or a few more (those are parsed and compared).
+    Most changed directories keep their names, so their chunks are compared side by side first, an
+    equality test each; names added or removed shift the rest, and then the sides are compared as
+    sets (hashing every chunk)."""
+    if len(old) == len(new):
+        pairs = [(x, y) for x, y in zip(old, new) if x != y]
+        if len(pairs) <= _FEW:
+            return [x for x, _ in pairs], [y for _, y in pairs]
+    old_set, new_set = set(old), set(new)
+    return list(old_set - new_set), list(new_set - old_set)
 
 
 def _entry_name_key(entry: Entry) -> bytes:
