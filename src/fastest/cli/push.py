@@ -359,15 +359,17 @@ def upload_missing(
         with phase(timings, "manifests"):
             # The blobs' progress bar is the one shown while both are under way.
             upload_manifests(api, tree.manifests, missing_manifests, report,
-                             progress=False if pending else progress)
+                             progress=False if beside else progress)
 
-    # Manifests go up beside the blobs, not after them: the server checks that a tree is whole
-    # only when the snapshot is created, and the manifests' requests (sent one after another,
-    # children first) would otherwise wait for the last blob.
-    with run_beside(send_manifests if pending and missing_manifests else None):
+    # Many blobs: manifests go up beside them, not after them (the server checks that a tree is
+    # whole only when the snapshot is created), so the manifests' requests, sent one after another
+    # children first, do not wait for the last blob. A few blobs are one request: a thread would
+    # cost more than it overlaps.
+    beside = len(pending) > ASK_FIRST_ABOVE and bool(missing_manifests)
+    with run_beside(send_manifests if beside else None):
         with phase(timings, "blobs"):
             upload_blobs(api, root, pending, report, progress=progress)
-    if not (pending and missing_manifests):
+    if not beside:
         send_manifests()
 
 
