@@ -17,7 +17,8 @@ real server), so interpreter start-up is left out on our side as git's is tiny; 
 as a subprocess is printed too. For (b) the real HTTP work is checked: exactly one blob and the
 manifests on the changed file's path, by the push report and by the server's storage stats.
 Every figure is a median over rounds: of each side's times, and of the rounds' paired ratios
-(ours / git in the same round), which is what the budgets judge. Budgets: the first push ≤ 1.3×
+(ours / git in the same round), which is what the budgets judge. The CPU time each side spent
+(client and server / git) is printed beside: on a shared machine it moves far less than wall time. Budgets: the first push ≤ 1.3×
 git, the walked one-file push (b) ≤ 1.5×, the watched one (d) ≤ 1.0× (where inotify exists).
 
     .venv/bin/python bench/push.py [--files 10000] [--seed 7] [--rounds 5] [--first-rounds 3]
@@ -29,6 +30,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import socket
 import statistics
@@ -117,6 +119,30 @@ def timed(action) -> tuple[float, object]:
     return time.perf_counter() - started, result
 
 
+SERVER_PID: list[int] = []  # the benchmark's server, once started
+
+
+def cpu_so_far() -> float:
+    """CPU seconds (user + system) of this process's threads, its finished children (git) and the
+    server: what a push or a commit costs, whatever else the machine is doing."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = time.process_time() + children.ru_utime + children.ru_stime
+    for pid in SERVER_PID:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def measured(action) -> tuple[float, float, object]:
+    """(wall seconds, CPU seconds as `cpu_so_far` counts them, result) of one action."""
+    cpu_before = cpu_so_far()
+    seconds, result = timed(action)
+    return seconds, cpu_so_far() - cpu_before, result
+
+
 @dataclass(frozen=True)
 class Round:
     """One timed round: the file changed (None for a first push), both times, and the push's report."""
@@ -125,6 +151,8 @@ class Round:
     push_s: float
     git_s: float
     report: PushReport
+    push_cpu: float
+    git_cpu: float
 
     @property
     def ratio(self) -> float:
@@ -153,9 +181,15 @@ class Rounds:
     def last(self) -> Round:
         return self.rounds[-1]
 
+    @property
+    def cpu_ratio(self) -> float:
+        return statistics.median(r.push_cpu for r in self.rounds) / statistics.median(r.git_cpu for r in self.rounds)
+
     def line(self) -> str:
         return (f"medians of {len(self.rounds)}: fastest {self.push_s * 1000:6.0f} ms   git {self.git_s * 1000:6.0f} ms   "
-                f"ratio {self.ratio:5.2f}x   (round ratios: {', '.join(f'{r.ratio:.2f}' for r in self.rounds)})")
+                f"ratio {self.ratio:5.2f}x   (round ratios: {', '.join(f'{r.ratio:.2f}' for r in self.rounds)}); "
+                f"CPU (client + server / git) {statistics.median(r.push_cpu for r in self.rounds) * 1000:.0f} / "
+                f"{statistics.median(r.git_cpu for r in self.rounds) * 1000:.0f} ms = {self.cpu_ratio:.2f}x")
 
 
 def one_file_rounds(rounds: int, rng: random.Random, paths: list[str], ours: Path, theirs: Path, label: str,
@@ -170,12 +204,12 @@ def one_file_rounds(rounds: int, rng: random.Random, paths: list[str], ours: Pat
         for root in (ours, theirs):
             with open(root / changed, "ab") as handle:
                 handle.write(line)
-        push_s, report = timed(lambda: push_once(changed))
-        git_s, _ = timed(lambda: git(theirs, "commit", "-q", "-am", f"{label} {round_index}"))
+        push_s, push_cpu, report = measured(lambda: push_once(changed))
+        git_s, git_cpu, _ = measured(lambda: git(theirs, "commit", "-q", "-am", f"{label} {round_index}"))
         assert isinstance(report, PushReport) and report.blobs_uploaded == 1, report
         if check is not None:
             check(changed, report)
-        done.append(Round(changed, push_s, git_s, report))
+        done.append(Round(changed, push_s, git_s, report, push_cpu, git_cpu))
     return Rounds(done)
 
 
@@ -256,14 +290,15 @@ def first_push_rounds(args: argparse.Namespace, tmp: Path, data_dir: Path, base_
         time.sleep(0.1)  # let the newest files age past the index's racy-clean window, as they would in life
         with ApiClient(base_url, token) as api:
             state = folder.load()
-            push_s, report = timed(lambda: push(folder, state, api, progress=False))
-        git_s, _ = timed(lambda: git_first_commit(theirs))
+            push_s, push_cpu, report = measured(lambda: push(folder, state, api, progress=False))
+        git_s, git_cpu, _ = measured(lambda: git_first_commit(theirs))
         assert isinstance(report, PushReport) and report.blobs_uploaded == args.files, report
-        done.append(Round(None, push_s, git_s, report))
+        done.append(Round(None, push_s, git_s, report, push_cpu, git_cpu))
     return Rounds(done), token, config_dir
 
 
 def bench(args: argparse.Namespace, tmp: Path, data_dir: Path, base_url: str, server: subprocess.Popen) -> int:
+    SERVER_PID.append(server.pid)
     deadline = time.monotonic() + 30
     while True:
         try:
