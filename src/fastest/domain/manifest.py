@@ -157,9 +157,12 @@ def entry_of_chunk(chunk: bytes) -> Entry:
     return tuple.__new__(Entry, (_json_string(file_name), "file", digest.decode("ascii"), int(size), int(mode)))
 
 
-# One entry's chunk: a file's keys are hash, mode, name, size, type; a tree's hash, name, type.
+# One entry's chunk: a file's keys are hash, mode, name, size, type; a tree's hash, name, type. A
+# name is a JSON string's body: characters other than quote and backslash, or escapes.
 _CHUNK = re.compile(
-    rb'([0-9a-f]{64})","(?:mode":(\d+),"name":"(.*)","size":(\d+),"type":"file|name":"(.*)","type":"tree)"', re.S
+    rb'([0-9a-f]{64})","(?:mode":(\d+),"name":"((?:[^"\\]|\\.)*)","size":(\d+),"type":"file'
+    rb'|name":"((?:[^"\\]|\\.)*)","type":"tree)"',
+    re.S,
 )
 
 
