@@ -327,7 +327,7 @@ class Session:
                     return self._idle.pop(), True
         try:
             # An ASCII host goes to getaddrinfo as bytes: as a str, the socket module encodes it with
-            # the IDNA codec, whose import (unicodedata, stringprep) is ~10% of a `fastest status`.
+            # the IDNA codec, whose import (unicodedata, stringprep) is ~3% of a `fastest status`.
             host = self._host.encode("ascii") if self._host.isascii() else self._host
             if self._https:
                 import socket  # the ssl module wraps only its sockets
