@@ -42,6 +42,7 @@ from fastest.cli.progress import Progress
 from fastest.cli.records import Record
 from fastest.cli.scan import FileState, ScanResult, ScannedFile, scan, scan_paths
 from fastest.cli.state import Folder, PushedTree, WorkspaceState
+from fastest.domain.ids import make_id
 from fastest.domain.manifest import ManifestError
 from fastest.domain.tree import BuiltTree, build_manifests, update_manifests
 
@@ -111,8 +112,6 @@ class PushReport(Record):
 
 def new_snapshot_id() -> str:
     """`snp_` + 26 Crockford base32, chosen here so that a retried create is recognised as the same one."""
-    from fastest.domain.ids import make_id  # here: its module loads datetime, which `fastest status` never needs
-
     return make_id("snp", time.time_ns() // 1_000_000, os.urandom(10))
 
 
