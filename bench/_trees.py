@@ -9,9 +9,12 @@ from __future__ import annotations
 import gc
 import hashlib
 import random
+import resource
+import statistics
+import subprocess
 import time
 import tracemalloc
-from typing import Callable, Mapping
+from typing import Callable, Mapping, NamedTuple
 
 from fastest.domain.manifest import MODE_EXECUTABLE, MODE_FILE
 from fastest.domain.tree import ManifestLoader, memory_loader
@@ -61,14 +64,41 @@ class CountingLoader:
         return await self._parse(manifest_hash)
 
 
-def best_time(run: Callable[[], object], repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
+class Timing(NamedTuple):
+    """Medians over rounds: wall time, and CPU time (user + system), which other work sharing the
+    machine barely moves: the ratios to git are taken on it."""
+
+    wall: float
+    cpu: float
+
+
+def median_time(run: Callable[[], object], rounds: int = 5) -> Timing:
+    """Median wall and CPU time of `rounds` runs in this process (a collection before each, so none
+    pays for another's garbage)."""
+    walls, cpus = [], []
+    for _ in range(rounds):
         gc.collect()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         run()
-        times.append(time.perf_counter() - started)
-    return min(times)
+        walls.append(time.perf_counter() - started)
+        cpus.append(time.process_time() - cpu_started)
+    return Timing(statistics.median(walls), statistics.median(cpus))
+
+
+def median_command_time(argv: list[str], cwd: str, rounds: int = 5) -> Timing:
+    """Median wall and CPU time of a command run `rounds` times (process start included); it must
+    succeed (exit 0, or 1 for `git merge-tree`'s "conflicts")."""
+    walls, cpus = [], []
+    for _ in range(rounds):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        done = subprocess.run(argv, cwd=cwd, capture_output=True)
+        walls.append(time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        if done.returncode not in (0, 1):
+            raise RuntimeError(f"{' '.join(argv)} failed: {done.stderr.decode()}")
+    return Timing(statistics.median(walls), statistics.median(cpus))
 
 
 def traced_peak(run: Callable[[], object]) -> int:

@@ -23,21 +23,18 @@ import asyncio
 import gc
 import hashlib
 import random
-import sys
 import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-from fastest.config import Settings  # noqa: E402
-from fastest.domain.manifest import MODE_FILE  # noqa: E402
-from fastest.domain.tree import build_manifests  # noqa: E402
-from fastest.platform.local import open_local_platform  # noqa: E402
+from fastest.config import Settings
+from fastest.domain.manifest import MODE_FILE
+from fastest.domain.tree import build_manifests
+from fastest.platform.local import open_local_platform
 from fastest.services.intelligence import atlas, atlas_search
 from fastest.services import identity, projects, storage
-from fastest.services.sync import snapshots, workspaces  # noqa: E402
+from fastest.services.sync import snapshots, workspaces
 
 VERBS = ("load", "save", "parse", "render", "validate", "compute", "merge", "fetch", "send", "build", "resolve", "index")
 NOUNS = ("order", "invoice", "user", "session", "cart", "payment", "report", "config", "token", "message", "image", "file")

@@ -154,6 +154,20 @@ def test_cli_push_gives_up_on_a_hash_that_stays_busy(client, alice, tmp_path):
     assert recorder.count("POST", "/v1/blobs/batch") == 1 + push.COLLECTED_RETRIES
 
 
+def test_cli_push_of_a_file_changed_after_it_was_hashed_says_so(client, alice, tmp_path):
+    """The push reads each file once more to send it, without hashing it again: the server checks
+    every frame against its hash, refuses the changed one, and the push names the file."""
+    records = write_tree(tmp_path / "src", files=3, dirs=1)
+    changed_path = records[1][0]
+    (tmp_path / "src" / changed_path).write_bytes(b"edited after the scan\n")
+    api, recorder, _ = api_for(client, alice)
+    with pytest.raises(push.PushError, match=f"{changed_path} changed while pushing"):
+        push_tree(api, tmp_path / "src", records)
+    stats = api.get_json("/v1/blobs/stats")
+    assert stats["blobs"]["count"] == 2  # the two unchanged files; nothing under the changed one's hash
+    assert recorder.count("POST", "/v1/blobs/batch") == 1
+
+
 def test_cli_checkout_splits_downloads_and_resumes_a_cut_stream(client, alice, tmp_path, monkeypatch):
     monkeypatch.setattr(checkout, "DOWNLOAD_BATCH_HASHES", 7)
     monkeypatch.setattr(checkout, "DOWNLOAD_THREADS", 1)  # deterministic order of requests

@@ -691,3 +691,52 @@ def test_an_index_from_before_inline_bodies_is_upgraded(tmp_path: Path, manual_c
         asyncio.run(scenario())
     finally:
         store.close()
+
+
+INDEX_WITHOUT_ROWID = """
+CREATE TABLE objects (
+    key              TEXT PRIMARY KEY,
+    file_id          TEXT,
+    size             INTEGER NOT NULL,
+    etag             TEXT NOT NULL,
+    uploaded         TEXT NOT NULL,
+    custom_metadata  TEXT NOT NULL,
+    content_type     TEXT,
+    body             BLOB,
+    CHECK ((file_id IS NULL) <> (body IS NULL))
+) WITHOUT ROWID
+"""
+
+
+def test_an_index_without_rowid_is_upgraded_with_its_inline_bodies(tmp_path: Path, manual_clock: ManualClock) -> None:
+    root = tmp_path / "r2"
+    root.mkdir()
+    connection = sqlite3.connect(root / "index.sqlite")
+    connection.execute(INDEX_WITHOUT_ROWID)
+    uploaded = manual_clock.now().isoformat()
+    for key, body in (("k/a", b"first"), ("k/b", b"second")):
+        connection.execute(
+            "INSERT INTO objects VALUES (?, NULL, ?, ?, ?, ?, ?, ?)",
+            (key, len(body), hashlib.md5(body).hexdigest(), uploaded, '{"sha256": "x"}', "text/plain", body),
+        )
+    connection.commit()
+    connection.close()
+
+    store = LocalBlobStore(root, manual_clock)
+    try:
+
+        async def scenario() -> None:
+            listed = await store.list(prefix="k/")
+            assert [info.key for info in listed.objects] == ["k/a", "k/b"]
+            assert listed.objects[0].custom_metadata == {"sha256": "x"} and listed.objects[0].content_type == "text/plain"
+            for key, body in (("k/a", b"first"), ("k/b", b"second")):
+                stored = await store.get(key)
+                assert stored is not None and await stored.read() == body
+            await store.put("k/c", b"third")
+            assert [info.key for info in (await store.list(prefix="k/")).objects] == ["k/a", "k/b", "k/c"]
+
+        asyncio.run(scenario())
+    finally:
+        store.close()
+    sql = sqlite3.connect(root / "index.sqlite").execute("SELECT sql FROM sqlite_master WHERE name = 'objects'").fetchone()[0]
+    assert "WITHOUT ROWID" not in sql

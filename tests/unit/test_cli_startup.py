@@ -15,7 +15,7 @@ HEAVY = ("httpx", "fastapi", "pydantic", "starlette", "uvicorn", "anyio", "async
          "fastest.app", "fastest.api", "fastest.services", "fastest.platform", "fastest.config", "durable_objects")
 # `fastest --help` builds the parser: no command's code, not even the HTTP client.
 NOT_FOR_HELP = (*HEAVY, "fastest.cli.commands", "fastest.cli.client", "fastest.cli.transport", "fastest.cli.push",
-                "fastest.cli.status")
+                "fastest.cli.status", "fastest.cli.deploy", "fastest.cli.items", "fastest.cli.atlas", "socket")
 
 
 def loaded_after(code: str) -> set[str]:
@@ -58,6 +58,8 @@ def test_the_status_and_push_paths_import_nothing_heavy() -> None:
     )
     assert {"fastest.cli.status", "fastest.cli.push", "fastest.cli.transport"} <= modules
     assert heavy_in(modules, HEAVY) == []
+    # Plain HTTP and the watcher's question use `_socket`: `socket` makes enums of every constant.
+    assert heavy_in(modules, ("socket", "encodings.idna", "datetime")) == []
 
 
 def test_a_client_command_runs_without_them() -> None:
@@ -76,3 +78,25 @@ def test_a_client_command_runs_without_them() -> None:
     )
     assert "fastest.cli.commands" in modules
     assert heavy_in(modules, HEAVY) == []
+
+
+def test_a_command_gets_its_arguments_when_it_is_used(capsys) -> None:
+    """Each command's arguments are added when it runs or prints its help, not when the parser is
+    built: they are all there by then, in their own command only."""
+    from fastest.cli.main import build_parser, main
+
+    for argv, expected in ((["push", "--help"], "--rescan"), (["deploy", "--help"], "--no-build"),
+                           (["atlas", "search", "--help"], "--limit"), (["admin", "token", "--help"], "--abilities")):
+        try:
+            main(argv)
+        except SystemExit as exit_:
+            assert exit_.code == 0
+        assert expected in capsys.readouterr().out, argv
+    assert build_parser().parse_args(["push", "-m", "hi", "a.txt"]).paths == ["a.txt"]
+    try:
+        build_parser().parse_args(["status", "--message", "x"])  # push's option, not status's
+    except SystemExit as exit_:
+        assert exit_.code == 2
+    else:
+        raise AssertionError("status accepted --message")
+    assert "unrecognized arguments: --message x" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from fastest.domain.manifest import (
     Entry,
     Manifest,
     ManifestError,
+    entry_of_chunk,
     is_sha256_hex,
     parse_manifest,
     parse_stored_manifest,
@@ -578,3 +579,34 @@ def test_parse_stored_manifest_matches_parse_manifest_on_a_big_directory():
     tree = build(files)
     for manifest_hash, data in tree.manifests.items():
         assert parse_stored_manifest(data, manifest_hash) == parse_manifest(data)
+
+
+# Names that look like the canonical encoding's own punctuation: quotes, backslashes, the text that
+# separates two entries, control characters (escaped in JSON) and non-ASCII (kept as UTF-8).
+AWKWARD_NAMES = ['a"b', "back\\slash", '},{"hash":"x', 'end\\', '"', "tab\there", "line\nbreak", "é日本", "\x1f"]
+
+
+def test_entries_compared_as_bytes_parse_like_the_whole_manifest():
+    """Diff and merge cut a stored manifest at entry boundaries and parse only the pieces that
+    differ: every piece parses to the entry the whole document holds, whatever the name."""
+    files = {f"d/{name}": (index + 1, MODE_FILE) for index, name in enumerate(AWKWARD_NAMES)}
+    files.update({f"{name}/f": (index + 20, MODE_EXECUTABLE) for index, name in enumerate(AWKWARD_NAMES)})
+    tree = build(files)
+    for manifest_hash, data in tree.manifests.items():
+        stored = parse_stored_manifest(data, manifest_hash)
+        assert [entry_of_chunk(chunk) for chunk in stored.entry_chunks()] == list(parse_manifest(data).entries)
+
+
+def test_diff_of_awkward_names_is_the_diff_of_their_files():
+    old_files = {f"d/{name}": (index + 1, MODE_FILE) for index, name in enumerate(AWKWARD_NAMES)}
+    new_files = dict(old_files)
+    new_files['d/a"b'] = (99, MODE_FILE)  # modified
+    del new_files['d/},{"hash":"x']  # deleted
+    new_files["d/new\\one"] = (7, MODE_FILE)  # added
+    new_files["d/tab\there"] = (4, MODE_EXECUTABLE)  # mode only
+    old, new = build(old_files), build(new_files)
+    changes = collect(diff(old.root, new.root, CountingLoader(old, new, validate=False)))
+    assert {(c.path, c.kind) for c in changes} == {
+        ('d/a"b', "modified"), ('d/},{"hash":"x', "deleted"), ("d/new\\one", "added"), ("d/tab\there", "modified"),
+    }
+    assert [c.path for c in changes] == sorted((c.path for c in changes), key=path_sort_key)

@@ -2,7 +2,8 @@
 
 `authorize(ability, fresh=…)` (api/deps.py) marks the dependency it returns; this walks each
 route's dependency tree, finds that mark and sets `x-fastest-ability` (and `x-fastest-fresh`) on the
-route's operations. Routes without a bearer token carry `x-fastest-public` from `public("why")`.
+route's operations, with the bearer token's `security` requirement (`authorize` reads the header
+itself, so FastAPI does not see the scheme). Routes without a bearer token carry `x-fastest-public` from `public("why")`.
 Clients and the authorization matrix test read these instead of a hand-kept list.
 """
 
@@ -14,7 +15,7 @@ from fastapi import FastAPI, routing
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from fastest.api.deps import ABILITY_EXTENSION, FRESH_EXTENSION
+from fastest.api.deps import ABILITY_EXTENSION, FRESH_EXTENSION, bearer_security_scheme
 
 
 def route_ability(dependant: Dependant) -> tuple[str, bool] | None:
@@ -43,6 +44,8 @@ def _api_routes(app: FastAPI) -> Iterator[Any]:
 
 def annotate(app: FastAPI, schema: dict[str, Any]) -> None:
     paths = schema.get("paths", {})
+    scheme_name, scheme = bearer_security_scheme()
+    schema.setdefault("components", {}).setdefault("securitySchemes", {})[scheme_name] = scheme
     for route in _api_routes(app):
         if not route.include_in_schema:
             continue
@@ -55,5 +58,8 @@ def annotate(app: FastAPI, schema: dict[str, Any]) -> None:
             if operation is None:
                 continue
             operation[ABILITY_EXTENSION] = ability
+            requirements = operation.setdefault("security", [])
+            if {scheme_name: []} not in requirements:
+                requirements.append({scheme_name: []})
             if fresh:
                 operation[FRESH_EXTENSION] = True

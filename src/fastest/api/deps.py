@@ -52,19 +52,17 @@ def authorize(
     and checks the ability (None: any valid token) and, for sensitive routes, that the session is
     fresh. The ability is recorded on the dependency, so `/openapi.json` says it (`api/access.py`)."""
 
-    async def dependency(
-        *,
-        request: Request,
-        credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
-        platform: PlatformDep,
-    ) -> Principal:
-        token = bearer_token(credentials)
-
+    # The token is read here rather than through `Depends(_bearer)`: FastAPI resolves every
+    # dependency anew on each request (a security scheme costs it more than most), and this one runs
+    # on every authenticated request. The operation's `security` requirement is written into
+    # `/openapi.json` from the ability mark below instead (`api/access.py`).
+    async def dependency(request: Request) -> Principal:
         def report(decision: RateDecision) -> None:
             request.state.rate_limit = (route_class, decision)
 
         return await identity.authorize(
-            platform, token, ability, route_class=route_class, fresh=fresh, on_rate_decision=report
+            request.state.platform, request_bearer_token(request), ability,
+            route_class=route_class, fresh=fresh, on_rate_decision=report,
         )
 
     dependency.fastest_ability = ability or ANY_ABILITY  # type: ignore[attr-defined]
@@ -74,6 +72,18 @@ def authorize(
 
 def bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str | None:
     return None if credentials is None or credentials.scheme.lower() != "bearer" else credentials.credentials
+
+
+def request_bearer_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, read as `_bearer` reads it."""
+    scheme, _, credentials = (request.headers.get("authorization") or "").partition(" ")
+    credentials = credentials.strip()
+    return credentials if scheme and credentials and scheme.lower() == "bearer" else None
+
+
+def bearer_security_scheme() -> tuple[str, dict[str, Any]]:
+    """The name and OpenAPI description of the bearer token scheme (`components.securitySchemes`)."""
+    return _bearer.scheme_name, _bearer.model.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def client_ip(request: Request) -> str | None:

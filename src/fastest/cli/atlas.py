@@ -1,7 +1,7 @@
 """`fastest atlas index|search` and `fastest next [list|generate]`: the project's Atlas and next steps,
 for the project of the linked folder (or `--project-id`).
 
-Only argparse is imported at module level (this module's `add_commands` runs for `fastest --help`);
+Only argparse is imported at module level (its `*_arguments` build the parsers of `fastest atlas` and `next`);
 the HTTP client and the client commands' helpers are imported when a command runs.
 """
 
@@ -11,15 +11,16 @@ import argparse
 import os
 import sys
 import time
-from typing import Mapping
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing: `fastest --help` builds this parser
+if TYPE_CHECKING:
+    from typing import Mapping
 
 COMMANDS = frozenset({"atlas", "next"})
 STEP_VERBS = {"start": "started", "finish": "completed", "dismiss": "dismissed"}  # verb → the status it sets
 POLL_SECONDS = 1.0
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
-    atlas = commands.add_parser("atlas", help="the project's knowledge graph: index it, search it")
+def atlas_arguments(atlas: argparse.ArgumentParser) -> None:
     atlas_commands = atlas.add_subparsers(dest="atlas_command", required=True)
     index = atlas_commands.add_parser("index", help="index the project's latest snapshot (incremental), with progress")
     index.add_argument("--embed", action="store_true", help="also embed the source for searching by meaning")
@@ -32,8 +33,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         parser.add_argument("--dir", help="the linked folder (default: the one containing the current directory)")
         parser.add_argument("--json", action="store_true")
 
-    next_parser = commands.add_parser(
-        "next", help="next steps for the project: list them, generate new ones, start, finish or dismiss one")
+
+def next_arguments(next_parser: argparse.ArgumentParser) -> None:
     next_parser.add_argument("action", nargs="?", choices=("list", "generate", *STEP_VERBS), default="list")
     next_parser.add_argument("step_id", nargs="?", metavar="STEP", help="with start, finish or dismiss: the step (nxs_…)")
     next_parser.add_argument("--status", default="pending", choices=("pending", "started", "completed", "dismissed"))

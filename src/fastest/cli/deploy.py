@@ -18,10 +18,12 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
 
-if TYPE_CHECKING:  # imported where used: building the parser must not load the HTTP client
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing: `fastest --help` builds this parser
+if TYPE_CHECKING:  # imported where used: building the parser must not load the HTTP client (nor pathlib)
+    from pathlib import Path
+    from typing import Any, Mapping
+
     from fastest.cli.client import ApiClient
     from fastest.cli.state import Folder, PushedTree, WorkspaceState
     from fastest.domain.detection import Detection
@@ -40,8 +42,7 @@ class DeployFailed(Exception):
         self.log = log or []
 
 
-def add_arguments(commands: argparse._SubParsersAction) -> None:
-    deploy = commands.add_parser("deploy", help="push, build if needed, and deploy this folder; prints its URL")
+def deploy_arguments(deploy: argparse.ArgumentParser) -> None:
     build = deploy.add_mutually_exclusive_group()
     build.add_argument("--build", dest="build", action="store_true", default=None, help="build here before deploying")
     build.add_argument("--no-build", dest="build", action="store_false", help="deploy the output directory as it is")
@@ -54,7 +55,8 @@ def add_arguments(commands: argparse._SubParsersAction) -> None:
     deploy.add_argument("--dir", help="the folder (default: the one containing the current directory)")
     deploy.add_argument("--json", action="store_true", help="print the deployment as JSON")
 
-    listing = commands.add_parser("deployments", help="this workspace's deployments, newest first")
+
+def deployments_arguments(listing: argparse.ArgumentParser) -> None:
     listing.add_argument("-n", "--limit", type=int, default=20)
     listing.add_argument("--dir")
     listing.add_argument("--json", action="store_true")
@@ -337,6 +339,8 @@ def cmd_deploy(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from fastest.cli.client import ApiClient
     from fastest.cli.state import find_folder
 
+    from pathlib import Path
+
     folder = find_folder(Path(args.dir) if args.dir else Path.cwd())
     with folder.exclusive():
         state = folder.load()
@@ -366,6 +370,8 @@ def cmd_deployments(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from fastest.cli import config
     from fastest.cli.client import ApiClient
     from fastest.cli.state import find_folder
+
+    from pathlib import Path
 
     folder = find_folder(Path(args.dir) if args.dir else Path.cwd())
     state = folder.load()

@@ -46,10 +46,6 @@ def is_settled(mtime_ns: int, hashed_at_ns: int) -> bool:
     return mtime_ns + window < hashed_at_ns
 
 
-def _looks_like_sha256(value: Any) -> bool:
-    return type(value) is str and len(value) == 64
-
-
 class Listing(namedtuple("Listing", ("files", "directories", "ignored", "symlinks", "special", "unencodable"))):
     """What the walk kept of one directory, by name, and what it skipped, by count."""
 
@@ -96,7 +92,7 @@ class LocalIndex:
         entry = self._entries.get(path)
         if type(entry) is tuple and len(entry) == 3 and entry[0] == size and entry[1] == mtime_ns:
             digest = entry[2]
-            if _looks_like_sha256(digest):
+            if type(digest) is str and len(digest) == 64:  # looks like a SHA-256 (checked inline: once per file)
                 return digest
         return None
 

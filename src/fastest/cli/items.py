@@ -6,22 +6,23 @@
                                   as `fastest sync` does (local changes are pushed first, so the
                                   server merges them with the run's change)
 
-Only `argparse` is imported at module level: `fastest --help` builds this parser, and must stay fast.
+Only `argparse` is imported at module level: `fastest items` builds this parser, and must start fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing: `fastest --help` builds this parser
+if TYPE_CHECKING:
+    from typing import Any
 
 COMMAND = "items"
 FOLLOW_SECONDS = 15 * 60
 POLL_SECONDS = 1.0
 
 
-def add_items_command(commands: argparse._SubParsersAction) -> None:
-    items = commands.add_parser("items", help="action items across your workspaces; fix them with an agent")
+def items_arguments(items: argparse.ArgumentParser) -> None:
     items.add_argument("--all", action="store_true", help="also list dismissed items")
     items.add_argument("--json", action="store_true")
     items.add_argument("--dir")

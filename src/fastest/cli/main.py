@@ -15,13 +15,12 @@ import functools
 import os
 import sys
 
-from fastest.cli.arguments import CLIENT_COMMANDS, add_client_commands
-from fastest.domain import tokens
+from fastest.cli.arguments import CLIENT_COMMANDS, add_client_commands, command, elsewhere
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from pathlib import Path
-    from typing import Sequence
+    from typing import Callable, Sequence
 
     from fastest.config import Settings
 
@@ -66,10 +65,34 @@ def _serve_settings(host: str, port: int) -> Settings:
 argparse._ = functools.lru_cache(maxsize=None)(argparse._)  # type: ignore[attr-defined]
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse makes a HelpFormatter at every `add_argument` (to check the metavar), and the default
-    one imports shutil for the terminal's width: ~7 ms on every command. This asks the terminal
-    directly (as shutil does: $COLUMNS, else the terminal, else 80). Subparsers are made of this class too."""
+class Parser(argparse.ArgumentParser):
+    """The `fastest` parser and its subparsers (made of this class too).
+
+    A subcommand's arguments are added when it is first used (`arguments.command`): parsing, or
+    printing its usage or help. `fastest --help` lists ~30 commands and `fastest push` runs one, and
+    neither builds the arguments of the others (each `add_argument` makes a formatter).
+
+    argparse's default formatter imports shutil for the terminal's width: ~7 ms on every command.
+    This asks the terminal directly (as shutil does: $COLUMNS, else the terminal, else 80)."""
+
+    add_arguments_later: Callable[[argparse.ArgumentParser], None] | None = None
+
+    def _add_arguments_now(self) -> None:
+        add, self.add_arguments_later = self.add_arguments_later, None
+        if add is not None:
+            add(self)
+
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None):  # type: ignore[override]
+        self._add_arguments_now()
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        self._add_arguments_now()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._add_arguments_now()
+        return super().format_help()
 
     def _get_formatter(self) -> argparse.HelpFormatter:
         return self.formatter_class(prog=self.prog, width=_terminal_width() - 2)
@@ -87,25 +110,42 @@ def _terminal_width() -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="fastest", description="Fastest: workspaces, snapshots, drift and merge.")
+    parser = Parser(prog="fastest", description="Fastest: workspaces, snapshots, drift and merge.")
     commands = parser.add_subparsers(dest="command", required=True)
+    command(commands, "serve", "run the local server (applies pending migrations first)", _serve_arguments)
+    command(commands, "migrate", "apply pending database migrations and exit", _migrate_arguments)
+    command(commands, "jobs", "background jobs (cron on Cloudflare)", _jobs_arguments)
+    command(commands, "admin", "administer the local runtime", _admin_arguments)
+    add_client_commands(commands)
+    # Their handlers import the client when run.
+    command(commands, "atlas", "the project's knowledge graph: index it, search it",
+            elsewhere("fastest.cli.atlas", "atlas_arguments"))
+    command(commands, "next", "next steps for the project: list them, generate new ones, start, finish or dismiss one",
+            elsewhere("fastest.cli.atlas", "next_arguments"))
+    return parser
 
-    serve = commands.add_parser("serve", help="run the local server (applies pending migrations first)")
+
+def _serve_arguments(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8787)
     serve.add_argument("--data-dir", help=f"where state lives (default $FASTEST_DATA_DIR or {DEFAULT_DATA_DIR})")
 
-    migrate = commands.add_parser("migrate", help="apply pending database migrations and exit")
+
+def _migrate_arguments(migrate: argparse.ArgumentParser) -> None:
     migrate.add_argument("--data-dir")
 
-    jobs = commands.add_parser("jobs", help="background jobs (cron on Cloudflare)")
+
+def _jobs_arguments(jobs: argparse.ArgumentParser) -> None:
     jobs_commands = jobs.add_subparsers(dest="jobs_command", required=True)
     run_job = jobs_commands.add_parser("run", help="run one job now")
     run_job.add_argument("name", help="e.g. purge-idempotency-keys")
     run_job.add_argument("--data-dir")
     jobs_commands.add_parser("list", help="every job, its cron schedule and what it does")
 
-    admin = commands.add_parser("admin", help="administer the local runtime")
+
+def _admin_arguments(admin: argparse.ArgumentParser) -> None:
+    from fastest.domain import tokens
+
     admin_commands = admin.add_subparsers(dest="admin_command", required=True)
     token = admin_commands.add_parser("token", help="create the user if needed and print a new bearer token")
     token.add_argument("--email", required=True)
@@ -123,11 +163,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead of the local database, write SQL for a Cloudflare D1 "
         "(`npx wrangler d1 execute fastest --remote --file FILE`)",
     )
-    add_client_commands(commands)
-    from fastest.cli import atlas as atlas_cli  # argparse only; its handlers import the client when run
-
-    atlas_cli.add_commands(commands)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -156,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "jobs" and args.jobs_command == "run":
         return asyncio.run(_run_job(_data_dir(args.data_dir), args.name))
     if args.command == "admin" and args.admin_command == "token":
+        from fastest.domain import tokens
+
         try:
             abilities = tokens.parse_abilities(args.abilities)
         except ValueError as exc:

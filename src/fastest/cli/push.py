@@ -1,7 +1,7 @@
 """`fastest push`: scan the folder, upload what the server lacks, record a snapshot, move the workspace.
 
-The order is what makes a push safe to interrupt at any point: blobs, then manifests children first,
-then the snapshot (whose creation checks that the whole tree is stored), then the compare-and-set
+The order is what makes a push safe to interrupt at any point: blobs and manifests (children first,
+beside the blobs), then the snapshot (whose creation checks that the whole tree is stored), then the compare-and-set
 of the workspace's current manifest, and only then the local state. A push that dies half-way
 leaves nothing visible on the server but content-addressed objects, which the next push reuses.
 
@@ -12,14 +12,12 @@ manifests on that file's path (sent without asking first, as there are only a fe
 
 Small blobs and all manifests travel in batches (frames, see `frames.py`): a first push of 10,000
 files in 1,000 directories is a few dozen requests, not 11,000. Manifests go children first, in
-batches sent one after another; a server without `POST /v1/blobs/manifests/batch` (404/405) gets
-them one `PUT` each, wave by wave. A frame refused because the server's GC is deleting that hash
+batches sent one after another. A frame refused because the server's GC is deleting that hash
 (`*_being_collected`) is sent again after `Retry-After`, a bounded number of times.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from contextlib import contextmanager
@@ -192,6 +190,33 @@ def new_blobs(changes: Changes, pushed: PushedTree) -> dict[str, ScannedFile]:
 
 
 @contextmanager
+def run_beside(work: Callable[[], None] | None) -> Iterator[None]:
+    """Run `work` on a thread while the block runs; its error, if any, is raised after the block
+    (the block's own error first)."""
+    if work is None:
+        yield
+        return
+    import threading
+
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            work()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name="fastest-push-manifests", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+    if failure:
+        raise failure[0]
+
+
+@contextmanager
 def phase(timings: dict[str, float], name: str) -> Iterator[None]:
     started = time.perf_counter()
     try:
@@ -329,10 +354,23 @@ def upload_missing(
             missing_manifests = set(manifest_candidates)
 
     pending = [PendingBlob(h, blobs[h].size, blobs[h].path) for h in missing_blobs if h in blobs]
-    with phase(timings, "blobs"):
-        upload_blobs(api, root, pending, report, progress=progress)
-    with phase(timings, "manifests"):
-        upload_manifests(api, tree.manifests, missing_manifests, report, progress=progress)
+
+    def send_manifests() -> None:
+        with phase(timings, "manifests"):
+            # The blobs' progress bar is the one shown while both are under way.
+            upload_manifests(api, tree.manifests, missing_manifests, report,
+                             progress=False if beside else progress)
+
+    # Many blobs: manifests go up beside them, not after them (the server checks that a tree is
+    # whole only when the snapshot is created), so the manifests' requests, sent one after another
+    # children first, do not wait for the last blob. A few blobs are one request: a thread would
+    # cost more than it overlaps.
+    beside = len(pending) > ASK_FIRST_ABOVE and bool(missing_manifests)
+    with run_beside(send_manifests if beside else None):
+        with phase(timings, "blobs"):
+            upload_blobs(api, root, pending, report, progress=progress)
+    if not beside:
+        send_manifests()
 
 
 def send_frames(api: ApiClient, hashes: list[str], send: Callable[[list[str]], BatchAnswer | None],
@@ -353,6 +391,8 @@ def send_frames(api: ApiClient, hashes: list[str], send: Callable[[list[str]], B
         refused = [r for r in answer.rejected if r.get("code") not in BEING_COLLECTED]
         if refused:
             first = refused[0]
+            if first.get("code") == "hash_mismatch":  # the file changed since it was hashed
+                raise PushError(f"{name(str(first.get('hash')))} changed while pushing; run fastest push again")
             raise PushError(f"the server refused {name(str(first.get('hash')))} ({first.get('code')}); "
                             f"{len(answer.rejected)} object(s) rejected")
         busy = [str(r["hash"]) for r in answer.rejected]
@@ -394,7 +434,7 @@ def upload_blobs(api: ApiClient, root: Path, pending: list[PendingBlob], report:
             by_hash = {blob.hash: blob for blob in batch}
             send_frames(
                 api, list(by_hash),
-                lambda hashes: api.upload_batch(encode_frames((h, read_verified(root, by_hash[h])) for h in hashes)),
+                lambda hashes: api.upload_batch(encode_frames((h, read_blob(root, by_hash[h])) for h in hashes)),
                 lambda digest: by_hash[digest].path if digest in by_hash else digest,
             )
             bar.advance(len(batch), sum(b.size for b in batch))
@@ -418,12 +458,11 @@ def upload_blobs(api: ApiClient, root: Path, pending: list[PendingBlob], report:
     report.blob_bytes_uploaded += sum(b.size for b in pending)
 
 
-def read_verified(root: Path, blob: PendingBlob) -> bytes:
-    """The file's bytes, provided they still hash to what the manifest says (else the push is stale)."""
+def read_blob(root: Path, blob: PendingBlob) -> bytes:
+    """The file's bytes as they are now. They are not hashed again here: the server checks every
+    frame against its hash and refuses one that changed since the scan (`hash_mismatch`), which
+    `send_frames` reports as a file changed while pushing."""
     try:
-        data = (root / blob.path).read_bytes()
+        return (root / blob.path).read_bytes()
     except FileNotFoundError as exc:
         raise PushError(f"{blob.path} disappeared while pushing; run fastest push again") from exc
-    if hashlib.sha256(data).hexdigest() != blob.hash:
-        raise PushError(f"{blob.path} changed while pushing; run fastest push again")
-    return data

@@ -16,6 +16,7 @@ import os
 import stat
 import time
 from collections import namedtuple
+from functools import partial
 from pathlib import Path
 
 from fastest.cli.ignore import STATE_DIR, IgnoreRules
@@ -47,6 +48,11 @@ class FoundFile(namedtuple("FoundFile", ("path", "size", "mtime_ns", "mode"))):
     size: int
     mtime_ns: int
     mode: int
+
+
+# `FoundFile._make` without a Python-level call (`partial` over `tuple.__new__` runs in C): the walk
+# builds one per file, always from four fields.
+_new_found_file = partial(tuple.__new__, FoundFile)
 
 
 class ScannedFile(namedtuple("ScannedFile", ("path", "hash", "size", "mode"))):
@@ -162,7 +168,7 @@ def _stat_listed(directory: str, prefix: str, names: tuple[str, ...]) -> list[Fo
     (the directory changed under us after its mtime was read: list it again)."""
     found: list[FoundFile] = []
     lstat = os.lstat
-    new_file = FoundFile._make
+    new_file = _new_found_file
     base = directory + os.sep
     for name in names:
         try:
@@ -192,7 +198,7 @@ def _list_directory(directory: str, prefix: str, rules: IgnoreRules) -> tuple[li
     is_ignored = rules.is_ignored
     simple = rules.simple_sets()
     simple_names, simple_suffixes = (simple.file_names, simple.file_suffixes) if simple else (frozenset(), ())
-    new_file = FoundFile._make
+    new_file = _new_found_file
     try:
         scanner = os.scandir(directory)
     except (FileNotFoundError, NotADirectoryError):

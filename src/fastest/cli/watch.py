@@ -26,10 +26,10 @@ machine of a network file system. `fastest push --rescan` walks the folder regar
 
 from __future__ import annotations
 
+import _socket
 import hashlib
 import json
 import os
-import socket
 import struct
 import sys
 import time
@@ -64,8 +64,8 @@ def socket_address(root: Path) -> bytes:
     return b"\0fastest-watch-" + digest.encode()
 
 
-def _same_user(sock: socket.socket) -> bool:
-    _, uid, _ = _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
+def _same_user(sock: Any) -> bool:
+    _, uid, _ = _UCRED.unpack(sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, _UCRED.size))
     return uid == os.getuid()
 
 
@@ -126,7 +126,8 @@ def ask(folder: Folder) -> WatchAnswer | None:
     if not supported():
         return None
     since = saved_token(folder)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # `_socket`'s socket type: importing the `socket` module costs push and status more than the question.
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.settimeout(ASK_TIMEOUT_SECONDS)
         sock.connect(socket_address(folder.root))
@@ -149,7 +150,7 @@ def remember(folder: Folder, token: str) -> None:
     write_atomic(folder.state_dir / TOKEN_FILE, token.encode() + b"\n", 0o600)
 
 
-def _read_line(sock: socket.socket) -> bytes:
+def _read_line(sock: Any) -> bytes:
     data = b""
     while not data.endswith(b"\n"):
         chunk = sock.recv(65536)
@@ -182,6 +183,8 @@ class Watcher:
         self._cookies: set[str] = set()
         self._cookie_number = 0
         self.last_event = 0.0  # monotonic time of the last journaled change
+        import socket
+
         # The name first: a second watcher of the folder stops before placing a single watch.
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:

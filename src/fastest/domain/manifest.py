@@ -68,16 +68,32 @@ class Entry(namedtuple("Entry", ("name", "type", "hash", "size", "mode"), defaul
 
 
 class Manifest:
-    """One directory: its entries (immutable; equal when the entries are)."""
+    """One directory: its entries (immutable; equal when the entries are).
 
-    __slots__ = ("entries",)
-    entries: tuple[Entry, ...]
+    A manifest read from bytes keeps them: its entries are parsed only when asked for, and
+    `entry_chunks` splits the canonical bytes into one piece per entry, which a diff or merge
+    compares as bytes without parsing the entries that are equal (most of a changed directory)."""
 
-    def __init__(self, entries: tuple[Entry, ...]) -> None:
-        object.__setattr__(self, "entries", entries)
+    __slots__ = ("_entries", "_data")
+    _entries: tuple[Entry, ...] | None
+    _data: bytes | None
+
+    def __init__(self, entries: tuple[Entry, ...] | None = None, *, data: bytes | None = None) -> None:
+        if entries is None and data is None:
+            raise TypeError("a Manifest needs its entries or its canonical bytes")
+        object.__setattr__(self, "_entries", entries)
+        object.__setattr__(self, "_data", data)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"a Manifest is immutable (cannot set {name!r})")
+
+    @property
+    def entries(self) -> tuple[Entry, ...]:
+        entries = self._entries
+        if entries is None:
+            entries = _entries_of(self._data)  # type: ignore[arg-type]
+            object.__setattr__(self, "_entries", entries)
+        return entries
 
     def __eq__(self, other: object) -> bool:
         return other.__class__ is Manifest and other.entries == self.entries  # type: ignore[attr-defined]
@@ -89,17 +105,76 @@ class Manifest:
         return f"Manifest(entries={self.entries!r})"
 
     def canonical_bytes(self) -> bytes:
-        return canonical_bytes(self.entries)
+        data = self._data
+        if data is None:
+            data = canonical_bytes(self.entries)
+            object.__setattr__(self, "_data", data)
+        return data
 
     @property
     def hash(self) -> str:
         return sha256_hex(self.canonical_bytes())
+
+    def entry_chunks(self) -> list[bytes]:
+        """The canonical bytes cut into one piece per entry, in entry order: equal pieces are equal
+        entries (same name, type, hash, size and mode), and `entry_of_chunk` parses one."""
+        data = self.canonical_bytes()
+        if not (data.startswith(_CHUNKS_PREFIX) and data.endswith(_CHUNKS_SUFFIX)):
+            # Empty, or bytes trusted by their hash that are not canonical after all.
+            data = canonical_bytes(self.entries)
+            if len(data) == _EMPTY_LENGTH:
+                return []
+        chunks = data.split(_CHUNK_SEPARATOR)  # then trimmed at both ends: no copy of the whole
+        chunks[0] = chunks[0][len(_CHUNKS_PREFIX):]
+        chunks[-1] = chunks[-1][:-len(_CHUNKS_SUFFIX)]
+        return chunks
 
     def child_hashes(self) -> tuple[list[str], list[str]]:
         """(tree hashes, blob hashes) this manifest points at: its edges."""
         trees = [e.hash for e in self.entries if e.type == "tree"]
         blobs = [e.hash for e in self.entries if e.type == "file"]
         return trees, blobs
+
+
+# Canonical bytes are `{"entries":[{"hash":"…",…},{"hash":"…",…}],"version":1}`: every entry
+# object starts with its sorted first key, "hash". Inside a name a quote is escaped (`\"`), so
+# `},{"hash":"` occurs only between two entries, and cutting there is exact.
+_CHUNKS_PREFIX = b'{"entries":[{"hash":"'
+_CHUNKS_SUFFIX = b'}],"version":1}'
+_CHUNK_SEPARATOR = b'},{"hash":"'
+_EMPTY_LENGTH = len(b'{"entries":[],"version":1}')
+
+
+def entry_of_chunk(chunk: bytes) -> Entry:
+    """The entry one of `Manifest.entry_chunks` encodes."""
+    match = _CHUNK.fullmatch(chunk)
+    if match is None:  # not the shape canonical bytes have: let JSON say what it is
+        raw = json.loads(b'{"hash":"' + chunk + b"}")
+        return tuple.__new__(Entry, (raw["name"], raw["type"], raw["hash"], raw.get("size"), raw.get("mode")))
+    digest, mode, file_name, size, tree_name = match.groups()
+    if mode is None:
+        return tuple.__new__(Entry, (_json_string(tree_name), "tree", digest.decode("ascii"), None, None))
+    return tuple.__new__(Entry, (_json_string(file_name), "file", digest.decode("ascii"), int(size), int(mode)))
+
+
+# One entry's chunk: a file's keys are hash, mode, name, size, type; a tree's hash, name, type. A
+# name is a JSON string's body: characters other than quote and backslash, or escapes.
+_CHUNK = re.compile(
+    rb'([0-9a-f]{64})","(?:mode":(\d+),"name":"((?:[^"\\]|\\.)*)","size":(\d+),"type":"file'
+    rb'|name":"((?:[^"\\]|\\.)*)","type":"tree)"',
+    re.S,
+)
+
+
+def _json_string(raw: bytes) -> str:
+    """The text of a JSON string's body as canonical bytes hold it (UTF-8, escapes only where needed)."""
+    return json.loads(b'"' + raw + b'"') if b"\\" in raw else raw.decode("utf-8")
+
+
+def _entries_of(data: bytes) -> tuple[Entry, ...]:
+    new = tuple.__new__  # Entry's own constructor, minus a Python-level call per entry
+    return tuple([new(Entry, (raw["name"], raw["type"], raw["hash"], raw.get("size"), raw.get("mode")))
+                  for raw in json.loads(data)["entries"]])
 
 
 def sha256_hex(data: bytes) -> str:
@@ -188,14 +263,13 @@ def parse_manifest(data: bytes) -> Manifest:
                 code="manifest_not_canonical",
                 field=f"entries.{index}.name",
             )
-    manifest = Manifest(entries=entries)
-    if manifest.canonical_bytes() != data:
+    if canonical_bytes(entries) != data:
         raise ManifestError(
             "The manifest is not in canonical form: json.dumps(m, sort_keys=True, separators=(',', ':'), "
             "ensure_ascii=False) encoded as UTF-8.",
             code="manifest_not_canonical",
         )
-    return manifest
+    return Manifest(entries, data=data)
 
 
 def parse_stored_manifest(data: bytes, manifest_hash: str) -> Manifest:
@@ -209,9 +283,4 @@ def parse_stored_manifest(data: bytes, manifest_hash: str) -> Manifest:
         raise ManifestError(
             f"The stored manifest {manifest_hash} does not match its hash.", code="manifest_corrupt", field=manifest_hash
         )
-    raw_entries = json.loads(data)["entries"]
-    new = tuple.__new__  # Entry's own constructor, minus a Python-level call per entry
-    return Manifest(
-        entries=tuple([new(Entry, (raw["name"], raw["type"], raw["hash"], raw.get("size"), raw.get("mode")))
-                       for raw in raw_entries])
-    )
+    return Manifest(data=data)

@@ -45,7 +45,7 @@ from typing import AsyncIterator, Literal
 
 from merge3 import Merge3
 
-from .manifest import Entry, Manifest, name_sort_key
+from .manifest import Entry, Manifest, entry_of_chunk, name_sort_key
 from .tree import EMPTY_MANIFEST, EMPTY_TREE_HASH, FileRecord, ManifestLoader, diff, path_sort_key
 
 ConflictKind = Literal["modify/modify", "add/add", "modify/delete", "delete/modify", "file/directory", "directory/file"]
@@ -215,16 +215,24 @@ class _TreeMerge:
         self.result.combined += 1  # one side changed the content, the other the mode
 
     async def directories(self, path: str, base_hash: str, ours_hash: str, theirs_hash: str) -> None:
-        """Merge three versions of one directory, name by name, in manifest order."""
-        base = await _read(base_hash, self.load)
-        ours = await _read(ours_hash, self.load)
-        theirs = await _read(theirs_hash, self.load)
-        in_base = {entry.name: entry for entry in base.entries}
-        in_ours = {entry.name: entry for entry in ours.entries}
-        in_theirs = {entry.name: entry for entry in theirs.entries}
+        """Merge three versions of one directory, name by name, in manifest order. A name whose
+        entry is the same on all three sides has the same bytes in all three manifests: those are
+        set aside as bytes (in C) and only the names that differ somewhere are parsed and merged."""
+        base = (await _read(base_hash, self.load)).entry_chunks()
+        ours = (await _read(ours_hash, self.load)).entry_chunks()
+        theirs = (await _read(theirs_hash, self.load)).entry_chunks()
+        in_base, in_ours, in_theirs = set(base), set(ours), set(theirs)
+        everywhere = in_base & in_ours & in_theirs
+        sides: dict[str, list[Entry | None]] = {}
+        for chunk in (in_base | in_ours | in_theirs) - everywhere:
+            entry = entry_of_chunk(chunk)
+            found = sides.setdefault(entry.name, [None, None, None])
+            for index, side in enumerate((in_base, in_ours, in_theirs)):
+                if chunk in side:
+                    found[index] = entry
         prefix = f"{path}/" if path else ""
-        for name in sorted(in_base.keys() | in_ours.keys() | in_theirs.keys(), key=name_sort_key):
-            await self.name(prefix + name, in_base.get(name), in_ours.get(name), in_theirs.get(name))
+        for name in sorted(sides, key=name_sort_key):
+            await self.name(prefix + name, *sides[name])
 
     async def take_theirs(self, path: str, ours: Entry | None, theirs: Entry | None) -> None:
         """Ours did not change this name (or removed all base had there): take theirs' version."""

@@ -35,6 +35,7 @@ from .manifest import (
     Manifest,
     ManifestError,
     canonical_bytes,
+    entry_of_chunk,
     is_sha256_hex,
     name_sort_key,
     parse_manifest,
@@ -128,15 +129,18 @@ async def _read(manifest_hash: str, load: ManifestLoader) -> Manifest:
 
 
 def _differing_pairs(old: Manifest, new: Manifest) -> Iterator[tuple[Entry | None, Entry | None]]:
-    """Merge-join two directories' entries (both sorted by name bytes) by name, yielding only the
-    names whose entries differ. This loop runs once per entry of every directory that changed, so
-    the common case (same name, same entry) is kept to a few comparisons."""
-    old_entries, new_entries = old.entries, new.entries
+    """Pair two directories' entries by name, yielding only the names whose entries differ, in
+    name order. Equal entries have equal bytes in the canonical encoding, so the two sides' entry
+    chunks are compared as sets (in C) and only the few that differ are parsed: this runs once per
+    directory that changed, where a changed directory usually differs in one entry of many."""
+    old_chunks, new_chunks = _differing_chunks(old.entry_chunks(), new.entry_chunks())
+    old_entries = sorted([entry_of_chunk(c) for c in old_chunks], key=_entry_name_key)
+    new_entries = sorted([entry_of_chunk(c) for c in new_chunks], key=_entry_name_key)
     i = j = 0
     while i < len(old_entries) and j < len(new_entries):
         a, b = old_entries[i], new_entries[j]
         if a.name == b.name:
-            if a.hash != b.hash or a.type != b.type or a.mode != b.mode or a.size != b.size:
+            if a != b:  # always, for canonical bytes
                 yield a, b
             i += 1
             j += 1
@@ -152,9 +156,42 @@ def _differing_pairs(old: Manifest, new: Manifest) -> Iterator[tuple[Entry | Non
         yield None, b
 
 
+_FEW = 8
+
+
+def _differing_chunks(old: list[bytes], new: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """The chunks of each side that the other lacks, or a few more (those are parsed and compared).
+    Most changed directories keep their names, so their chunks are compared side by side first, an
+    equality test each; names added or removed shift the rest, and then the sides are compared as
+    sets (hashing every chunk)."""
+    if len(old) == len(new):
+        pairs = [(x, y) for x, y in zip(old, new) if x != y]
+        if len(pairs) <= _FEW:
+            return [x for x, _ in pairs], [y for _, y in pairs]
+    old_set, new_set = set(old), set(new)
+    return list(old_set - new_set), list(new_set - old_set)
+
+
+def _entry_name_key(entry: Entry) -> bytes:
+    return entry.name.encode("utf-8")
+
+
 async def _diff_directories(prefix: str, old: Manifest, new: Manifest, load: ManifestLoader) -> AsyncIterator[Change]:
-    """The changes between two versions of one directory, name by name."""
+    """The changes between two versions of one directory, name by name. A file on both sides, or
+    on one side with nothing on the other (nearly every name that differs) is answered here, without
+    an async generator of its own."""
     for a, b in _differing_pairs(old, new):
+        if a is None:
+            if b.type == "file":  # type: ignore[union-attr]
+                yield Change(prefix + b.name, "added", None, b)  # type: ignore[union-attr]
+                continue
+        elif b is None:
+            if a.type == "file":
+                yield Change(prefix + a.name, "deleted", a, None)
+                continue
+        elif a.type == "file" and b.type == "file":
+            yield Change(prefix + a.name, "modified", a, b)
+            continue
         async for change in _diff_entry(prefix, a, b, load):
             yield change
 

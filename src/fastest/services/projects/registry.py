@@ -23,8 +23,11 @@ _PROJECT_COLUMNS = (
 )
 
 
+_PROJECT_KEYS = tuple(column.strip() for column in _PROJECT_COLUMNS.split(","))
+
+
 def project_view(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {column.strip(): row[column.strip()] for column in _PROJECT_COLUMNS.split(",")}
+    return {key: row[key] for key in _PROJECT_KEYS}
 
 
 async def get_owned(platform: Platform, user_id: str, project_id: str) -> dict[str, Any]:
