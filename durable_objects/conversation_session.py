@@ -111,6 +111,8 @@ class ConversationSession(EventLog, Messages, TurnRunner, FileTools, Questions):
     async def _route(self, method: str, path: str, query: dict[str, str], body: dict[str, Any], context: dict[str, Any]) -> SessionResponse:
         if (method, path) == ("GET", "/context"):
             return _json(200, {"context": context})
+        if (method, path) == ("POST", "/streams/close"):  # its token was revoked (conversations.streams)
+            return _json(200, {"closed": self.close_streams(str(body.get("token_id", "")))})
         if (method, path) == ("PATCH", "/context"):
             return await self._patch_context(body, context)
         if (method, path) == ("POST", "/messages"):
