@@ -19,6 +19,7 @@ from durable_objects.session.state import (
     _Refusal,
     _send,
 )
+from fastest.domain.untrusted_text import parse_json
 from fastest.errors import ApiError
 
 
@@ -150,10 +151,10 @@ class EventLog(SessionPart):
             _send(socket, _frame("error", {"code": "frame_too_large", "message": f"Frames are at most {limit} bytes."}))
             return
         try:
-            frame = json.loads(text)
+            frame = parse_json(text)
             if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
                 raise ValueError
-        except ValueError:
+        except ValueError:  # Unparseable (nested too deep included) is one
             _send(socket, _frame("error", {"code": "invalid_frame", "message": 'A frame is a JSON object with a "type".'}))
             return
         data = frame.get("data") if isinstance(frame.get("data"), dict) else {}

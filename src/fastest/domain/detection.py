@@ -17,11 +17,11 @@ from `.env.example` and its siblings and wrangler's `[vars]`.
 
 from __future__ import annotations
 
-import json
 import re
-import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
+
+from fastest.domain.untrusted_text import Unparseable, parse_json, parse_toml
 
 MAX_READ_BYTES = 256 * 1024  # a config file bigger than this is not read (and not believed)
 
@@ -337,8 +337,8 @@ def _json(text: str | None) -> dict[str, Any] | None:
     if text is None:
         return None
     try:
-        value = json.loads(text)
-    except ValueError:
+        value = parse_json(text)
+    except Unparseable:
         return {}
     return value if isinstance(value, dict) else {}
 
@@ -348,10 +348,10 @@ def _wrangler(path: str, text: str | None) -> dict[str, Any] | None:
         return None
     try:
         if path.endswith(".toml"):
-            return tomllib.loads(text)
-        value = json.loads(strip_jsonc(text))
+            return parse_toml(text)
+        value = parse_json(strip_jsonc(text))
         return value if isinstance(value, dict) else {}
-    except (ValueError, tomllib.TOMLDecodeError):
+    except Unparseable:
         return {}
 
 

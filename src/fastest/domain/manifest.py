@@ -187,7 +187,7 @@ def parse_manifest(data: bytes, *, allow_reserved: bool = False) -> Manifest:
     have stored before they were refused; it must then leave those paths out of what it writes."""
     try:
         document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise ManifestError("A manifest is a UTF-8 JSON document.", code="manifest_invalid") from exc
     if not isinstance(document, dict) or set(document) != {"version", "entries"}:
         raise ManifestError("A manifest is an object with exactly 'version' and 'entries'.")
