@@ -19,7 +19,7 @@ from fastest.services import events, webhooks
 from fastest.services.webhooks import endpoints as webhooks_endpoints
 from tests.api.trees import new_project, snapshot, upload_tree
 from tests.api.webhook_receiver import Answer, Receiver
-from tests.conftest import assert_problem, count_rows, run
+from tests.conftest import assert_problem, count_rows, make_caller, run
 
 BASE = "/v1/integrations/webhooks"
 
@@ -547,3 +547,14 @@ def test_combined_result_writes_fall_back_to_one_batch_each(platform, alice):
     assert results[0] is None and results[2] is None and isinstance(results[1], Exception)
     rows = run(platform.db.prepare("SELECT id FROM security_events WHERE id LIKE 'aud_%' ORDER BY id").all()).results
     assert [r["id"] for r in rows] == ["aud_a", "aud_c"]
+
+
+def test_rotating_a_secret_needs_a_fresh_session(client, platform, clock, alice, receiver):
+    hook, _ = create(client, alice, receiver.url())
+    sealed = "SELECT secret_sealed FROM webhook_endpoints"
+    before = run(platform.db.prepare(sealed).first("secret_sealed"))
+    clock.advance(2 * 3600)  # alice's token is two hours old
+    assert_problem(client.post(f"{BASE}/{hook['id']}/rotate-secret", headers=alice.headers), 403, "reauthentication_required")
+    assert run(platform.db.prepare(sealed).first("secret_sealed")) == before
+    fresh = make_caller(platform, alice.email)
+    assert client.post(f"{BASE}/{hook['id']}/rotate-secret", headers=fresh.headers).status_code == 200
