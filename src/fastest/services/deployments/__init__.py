@@ -20,6 +20,7 @@ from fastest.services.deployments.pipeline import (
     deploy_project,
     deploy_workspace,
     deployment_view,
+    fail_stalled,
     failing_projects,
     get_owned,
     get_settings,
