@@ -27,6 +27,7 @@ from fastest.domain import atlas as extraction
 from fastest.domain.atlas.chunks import chunk_file
 from fastest.domain.atlas.graph import PathIndex, pagerank
 from fastest.domain.ids import iso
+from fastest.domain.secrets import mask_secrets
 from fastest.errors import Conflict, NotFound
 from fastest.platform import Platform
 from fastest.ports import AIModel, Statement
@@ -424,7 +425,7 @@ class _Indexer:
             if facts.parse_error:
                 self.counts["parse_errors"] += 1
             module_id = concept_id(pid, "module", path)
-            description = facts.doc or (
+            description = mask_secrets(facts.doc) or (
                 f"{facts.language.capitalize()} module that did not parse ({facts.parse_error})" if facts.parse_error
                 else f"{facts.language.capitalize()} module, {facts.lines} lines, {len(facts.symbols)} symbols" if facts.language
                 else f"File, {facts.lines} lines")
@@ -442,11 +443,14 @@ class _Indexer:
                 seen.add(name)
                 cid = concept_id(pid, "code", path, name)
                 parent = concept_id(pid, "code", path, symbol.parent) if symbol.parent else module_id
-                text = symbol.doc or symbol.signature
+                # A committed secret (a constant's value, a key in a docstring) is masked before it is
+                # stored in the concept or the text index, as anywhere beyond the file itself.
+                doc, signature = mask_secrets(symbol.doc), mask_secrets(symbol.signature, code=True)
+                text = doc or signature
                 concepts.append([cid, "code", symbol.kind, name, path, symbol.start_line, symbol.end_line,
                                  text[:DESCRIPTION_MAX], parent,
-                                 json.dumps({"signature": symbol.signature, "exported": symbol.exported})])
-                fts.append([cid, split_words(name) + " " + name, f"{symbol.doc} {split_words(symbol.signature)} {path}"])
+                                 json.dumps({"signature": signature, "exported": symbol.exported})])
+                fts.append([cid, split_words(name) + " " + name, f"{doc} {split_words(signature)} {path}"])
                 edges.append([parent, cid, "defines" if symbol.parent is None else "contains", path])
             imports = [[i.spec, list(i.candidates), i.suffix] for i in facts.imports if i.candidates]
             files.append([path, directory, blob_hash, facts.language, facts.parse_error, facts.lines, facts.todo_count,
@@ -457,7 +461,7 @@ class _Indexer:
                     target = concept_id(pid, "code", path, chunk.symbol) if chunk.symbol else module_id
                     identifier = chunk_id(pid, path, index)
                     chunk_rows.append([identifier, path, target, chunk.start_line, chunk.end_line, self.embed_model])
-                    embed_items.append((identifier, chunk.text, {"concept_id": target, "path": path}))
+                    embed_items.append((identifier, mask_secrets(chunk.text), {"concept_id": target, "path": path}))
         self.counts["concepts_created"] += len(concepts)
         self.counts["edges_created"] += len(edges)
         db = self.db
