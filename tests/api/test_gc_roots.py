@@ -7,18 +7,11 @@ from __future__ import annotations
 import pytest
 
 from fastest.config import Settings
-from tests.api.items_model import ScriptedModel
-from tests.api.test_action_item_runs import fixing_model, secret_item, start, wait_run
+from tests.api.test_action_item_runs import model, secret_item, start, wait_run  # noqa: F401 (model: a fixture)
 from tests.api.test_action_items import make_workspace
 from tests.api.test_conversations import new_conversation, prompt, turn_done, wait_for
 from tests.api.test_gc import GRACE, gc
 from tests.api.trees import new_project, new_workspace, snapshot, upload_tree
-
-
-@pytest.fixture
-def model():
-    with ScriptedModel(fixing_model()) as server:
-        yield server
 
 
 @pytest.fixture
