@@ -42,5 +42,8 @@ def test_detect_and_deploy_answer_about_the_rest(client, alice):
     project, _, _, _ = pushed(client, alice, HOSTILE)
     detected = client.get(f"/v1/infrastructure/projects/{project['id']}/detect", headers=alice.headers)
     assert detected.status_code == 200, detected.text
+    notes = " ".join(detected.json()["detection"]["notes"])
+    assert "package.json could not be read (not JSON: nested too deeply)" in notes
+    assert "wrangler.toml could not be read (not TOML: nested too deeply)" in notes
     deployed = client.post(f"/v1/infrastructure/projects/{project['id']}/deploy", headers=alice.headers, json={})
     assert deployed.status_code == 200, deployed.text
