@@ -83,14 +83,16 @@ class DurableObjectStub:
 
 
 def with_headers(request: Any, headers: dict[str, str]) -> Any:
-    """A copy of a JS Request with these headers set (an incoming request's own are immutable)."""
-    from js import Headers, Object, Request  # type: ignore[import-not-found]
-    from pyodide.ffi import to_js  # type: ignore[import-not-found]
+    """A copy of a Request (the SDK's, or a JS one) as a JS Request with these headers set over its
+    own (an incoming request's headers are immutable). Method, URL, body and the WebSocket upgrade
+    are the original's."""
+    from js import Headers, Request  # type: ignore[import-not-found]
 
-    copied = Headers.new(request.headers)
+    raw = getattr(request, "js_object", request)  # the SDK's Request wraps the JS one
+    copied = Headers.new(raw.headers)
     for name, value in headers.items():
         copied.set(name, value)
-    return Request.new(request, to_js({"headers": copied}, dict_converter=Object.fromEntries))
+    return Request.new(raw, headers=copied)
 
 
 class DurableObjectNamespace:
