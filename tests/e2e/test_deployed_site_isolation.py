@@ -9,7 +9,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
 
 from tests.e2e.chromium import headless_chromium, needs_chromium
 from tests.e2e.conftest import Cli, admin_token, running_server, write
