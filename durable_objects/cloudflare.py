@@ -43,7 +43,7 @@ class ConversationSession(DurableObject):
         return self._core
 
     async def fetch(self, request):
-        from fastest.edge.conversation_streams import since_of
+        from fastest.edge.conversation_streams import grant_of, since_of
         from fastest.platform.cloudflare.durable_objects import (
             accept_websocket,
             read_session_request,
@@ -52,17 +52,18 @@ class ConversationSession(DurableObject):
             wants_websocket,
         )
 
-        # The Worker opened these streams (token, ownership, since) before forwarding them here.
+        # The Worker opened these streams (token, ownership, since) before forwarding them here,
+        # with the grant that closes them when their token expires or is revoked.
         if wants_websocket(request):
             client, socket = accept_websocket(self.ctx)
-            await self._session().attach(socket, since_of(request))
+            await self._session().attach(socket, since_of(request), grant_of(request))
             return socket.upgrade_response(client)
         if wants_event_stream(request):
-            return await self._event_stream(since_of(request))
+            return await self._event_stream(since_of(request), grant_of(request))
         response = await self._session().fetch(await read_session_request(request))
         return to_js_response(response)
 
-    async def _event_stream(self, since):
+    async def _event_stream(self, since, grant):
         """SSE: the core writes the replay after `since`, then live events, as records into a
         TransformStream whose readable side is the response body; it keeps the stream alive and
         lets it go when the client does."""
@@ -71,7 +72,7 @@ class ConversationSession(DurableObject):
 
         sink = JsEventSink()
         stream = EventStream(sink.write, sink.end)
-        await self._session().attach(stream, since)
+        await self._session().attach(stream, since, grant)
         background(self.ctx)(self._session().hold(stream, sink.disconnected()))
         return sink.response(EVENT_STREAM_HEADERS)
 

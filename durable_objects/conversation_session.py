@@ -24,7 +24,6 @@ event-stream framing) and `state` (storage keys and the pieces they all share).
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from typing import Any, Awaitable, Callable
 
@@ -42,6 +41,7 @@ from durable_objects.session.state import (
 )
 from durable_objects.session.tools import FileTools
 from durable_objects.session.turns import TurnRunner
+from fastest.domain.untrusted_text import Unparseable, parse_json
 from fastest.errors import ApiError
 from fastest.platform import Platform
 from fastest.ports import SessionRequest, SessionResponse, SessionStorage
@@ -113,6 +113,8 @@ class ConversationSession(EventLog, Messages, TurnRunner, OpenCodeTurns, FileToo
     async def _route(self, method: str, path: str, query: dict[str, str], body: dict[str, Any], context: dict[str, Any]) -> SessionResponse:
         if (method, path) == ("GET", "/context"):
             return _json(200, {"context": context})
+        if (method, path) == ("POST", "/streams/close"):  # its token was revoked (conversations.streams)
+            return _json(200, {"closed": self.close_streams(str(body.get("token_id", "")))})
         if (method, path) == ("PATCH", "/context"):
             return await self._patch_context(body, context)
         if (method, path) == ("POST", "/messages"):
@@ -169,8 +171,8 @@ class ConversationSession(EventLog, Messages, TurnRunner, OpenCodeTurns, FileToo
     @staticmethod
     def _body(request: SessionRequest) -> dict[str, Any]:
         try:
-            body = json.loads(request.body or b"{}")
-        except ValueError:
+            body = parse_json(request.body or b"{}")
+        except Unparseable:
             raise _Refusal(400, "invalid_json", "The body is not JSON.") from None
         if not isinstance(body, dict):
             raise _Refusal(422, "validation_failed", "The body must be a JSON object.")

@@ -19,6 +19,7 @@ from durable_objects.session.state import (
     _Refusal,
     _send,
 )
+from fastest.domain.untrusted_text import parse_json
 from fastest.errors import ApiError
 
 
@@ -45,6 +46,8 @@ class EventLog(SessionPart):
         await self.storage.put(LAST_EVENT_KEY, event_id)
         text = json.dumps(event, ensure_ascii=False)
         for socket in list(self.sockets):
+            if self._end_if_expired(socket):
+                continue
             pending = self._replaying.get(socket)
             if pending is not None:
                 pending.append((event_id, text))
@@ -57,11 +60,16 @@ class EventLog(SessionPart):
         events = await self.storage.list(prefix=EVENT_PREFIX, start=f"{EVENT_PREFIX}{since + 1:012d}")
         return [event for event in events.values() if event["id"] > since]
 
-    async def attach(self, socket: Socket, since: int | None = None) -> None:
+    async def attach(self, socket: Socket, since: int | None = None, grant: dict[str, Any] | None = None) -> None:
         """Connect a client: replay every event after `since` (when given), then live events, with
         nothing lost or repeated in between; then a `ready` frame (not an event: no id) saying where
-        the client now is (a `since` beyond the log's head is brought back to the head)."""
+        the client now is (a `since` beyond the log's head is brought back to the head).
+
+        `grant`: the token that opened the stream, `{token_id, expires_at}` (POSIX seconds): the
+        client is closed 4401 when that token expires or is revoked (`close_streams`)."""
         await self.recover()
+        if grant is not None:
+            socket.grant = grant
         self._replaying[socket] = []
         if hasattr(self.sockets, "add"):
             self.sockets.add(socket)
@@ -101,6 +109,31 @@ class EventLog(SessionPart):
             gone.cancel()
             self.detach(stream)
 
+    def close_streams(self, token_id: str) -> int:
+        """Close (4401) every client whose stream that token opened: it was revoked. Its grant is
+        voided too, so a frame it sent meanwhile is not acted on."""
+        closed = 0
+        for socket in list(self.sockets):
+            grant = getattr(socket, "grant", None)
+            if grant is not None and grant.get("token_id") == token_id:
+                socket.grant = {**grant, "expires_at": 0, "revoked": True}
+                self._end_if_expired(socket)
+                closed += 1
+        return closed
+
+    def _end_if_expired(self, socket: Socket) -> bool:
+        """Close (4401) and detach a client whose token has expired or was revoked."""
+        grant = getattr(socket, "grant", None)
+        if grant is None or (grant["expires_at"] > 0 and (
+                self.platform is None or self.platform.clock.now().timestamp() < grant["expires_at"])):
+            return False
+        try:
+            socket.close(4401, "token_revoked" if grant.get("revoked") else "token_expired")
+        except Exception:  # already gone
+            pass
+        self.detach(socket)
+        return True
+
     def detach(self, socket: Socket) -> None:
         if hasattr(self.sockets, "discard"):
             self.sockets.discard(socket)
@@ -111,16 +144,18 @@ class EventLog(SessionPart):
         `{request_id, answers}`, `question.reject` `{request_id}`. Anything wrong gets an `error`
         frame (no id)."""
         await self.recover()
+        if self._end_if_expired(socket):
+            return
         limit = self._settings_value("conversation_max_frame_bytes", 64 * 1024)
         size = len(text.encode("utf-8")) if isinstance(text, str) else len(text)
         if size > limit:
             _send(socket, _frame("error", {"code": "frame_too_large", "message": f"Frames are at most {limit} bytes."}))
             return
         try:
-            frame = json.loads(text)
+            frame = parse_json(text)
             if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
                 raise ValueError
-        except ValueError:
+        except ValueError:  # Unparseable (nested too deep included) is one
             _send(socket, _frame("error", {"code": "invalid_frame", "message": 'A frame is a JSON object with a "type".'}))
             return
         data = frame.get("data") if isinstance(frame.get("data"), dict) else {}

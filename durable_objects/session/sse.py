@@ -4,7 +4,7 @@ framing is here, so the local route and the Durable Object send the same records
 from __future__ import annotations
 
 import json
-from typing import Callable
+from typing import Any, Callable
 
 EVENT_STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 # Proxies (Cloudflare's among them) drop connections idle for long: a comment record keeps it open.
@@ -27,6 +27,7 @@ class EventStream:
     def __init__(self, write: Callable[[str], None], end: Callable[[], None]) -> None:
         self._write = write
         self._end = end
+        self.grant: dict[str, Any] | None = None  # the token that opened it (`EventLog.attach`)
 
     def send(self, text: str) -> None:
         self._write(sse_record(text))

@@ -45,7 +45,8 @@ class FileTools(SessionPart):
     def _tree(self, context: dict[str, Any]):
         from fastest.services.conversations.working_tree import WorkingTree
 
-        return WorkingTree(self._require_platform(), self.storage, context["user_id"], context.get("manifest_hash"))
+        return WorkingTree(self._require_platform(), self.storage, context["user_id"], context.get("manifest_hash"),
+                           holder=self.name)
 
     async def _tool(self, turn_id: str, call: dict[str, Any], context: dict[str, Any]) -> None:
         name = call["function"]["name"]

@@ -84,6 +84,9 @@ class Settings:
     # Integration webhooks: allow plain-HTTP targets on loopback (a receiver on this machine). Local
     # runtime only (ignored on Cloudflare); off by default. "1"/"true"/"yes"/"on" switch it on.
     webhooks_allow_loopback_http: str = ""
+    # The local server: the reverse proxies (addresses or networks, comma-separated) whose
+    # X-Forwarded-For/-Proto are believed. Empty: none, the peer address is the client's.
+    forwarded_allow_ips: str = ""
     # Deployments: whether the local runtime may run a project's build command itself (a subprocess
     # with a timeout and an output cap); off by default, so builds run on the CLI's machine. The
     # key that signs the pipeline's callback tokens (empty: one the server makes and seals itself).

@@ -423,3 +423,9 @@ def test_a_subscribed_user_cannot_start_a_second_subscription(client, alice, clo
     body = assert_problem(client.post("/v1/billing/checkout", headers=alice.headers, json={"plan": "team"}), 409,
                           "already_subscribed")
     assert body["plan"] == "pro"
+
+
+def test_a_signed_notification_nested_too_deep_is_400_and_changes_nothing(client, clock, platform):
+    assert_problem(deliver(client, clock, b"[" * 200_000), 400, "invalid_json")
+    assert_problem(deliver(client, clock, b'{"event_id": ' + b"[" * 200_000), 400, "invalid_json")
+    assert count_rows(platform, "SELECT COUNT(*) AS n FROM paddle_events") == 0

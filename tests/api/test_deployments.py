@@ -22,7 +22,7 @@ SITE = {
     "404.html": b"<h1>Lost</h1>",
     "img/logo.svg": b"<svg xmlns='http://www.w3.org/2000/svg'/>",
 }
-HIDDEN = {".env": b"SECRET=1", ".git/config": b"[core]", ".well-known/security.txt": b"Contact: x"}
+HIDDEN = {".env": b"SECRET=1", ".secrets/config": b"[core]", ".well-known/security.txt": b"Contact: x"}
 WORKER = {
     "wrangler.toml": b'name = "w"\ncompatibility_date = "2025-01-01"\n[assets]\ndirectory = "./public"\n'
                      b'[[d1_databases]]\nbinding = "DB"\ndatabase_name = "main"\ndatabase_id = "x"\n'
@@ -92,7 +92,7 @@ def test_deploy_static_site_serves_every_file_by_host_and_by_path(client, sites,
     assert sites.get("/docs", headers={"host": f"{slug}.localhost"}).content == SITE["docs.html"]
     # Hidden files are not published (a plain site deploys its folder as is); .well-known is.
     assert sites.get("/.env", headers={"host": f"{slug}.localhost"}).status_code == 404
-    assert sites.get(f"/_deployments/{slug}/.git/config").status_code == 404
+    assert sites.get(f"/_deployments/{slug}/.secrets/config").status_code == 404
     assert sites.get("/.well-known/security.txt", headers={"host": f"{slug}.localhost"}).content == b"Contact: x"
     missing = sites.get("/nope", headers={"host": f"{slug}.localhost"})
     assert missing.status_code == 404 and missing.content == SITE["404.html"]

@@ -21,7 +21,7 @@ from fastest.services.webhooks import delivery as webhooks_delivery
 from fastest.services.webhooks.senders import senders
 from tests.api.trees import new_project, snapshot, upload_tree
 from tests.api.webhook_receiver import Answer, Receiver
-from tests.conftest import assert_problem, count_rows, run
+from tests.conftest import assert_problem, count_rows, make_caller, run
 
 BASE = "/v1/integrations/webhooks"
 
@@ -579,3 +579,14 @@ def test_an_endpoints_slots_hold_however_many_other_endpoints_come_and_go(platfo
     waited, tracked = run(go())
     assert waited  # the busy endpoint's slots were not dropped
     assert tracked == [1, 0]  # while its fifth sender holds a slot; then nothing
+
+
+def test_rotating_a_secret_needs_a_fresh_session(client, platform, clock, alice, receiver):
+    hook, _ = create(client, alice, receiver.url())
+    sealed = "SELECT secret_sealed FROM webhook_endpoints"
+    before = run(platform.db.prepare(sealed).first("secret_sealed"))
+    clock.advance(2 * 3600)  # alice's token is two hours old
+    assert_problem(client.post(f"{BASE}/{hook['id']}/rotate-secret", headers=alice.headers), 403, "reauthentication_required")
+    assert run(platform.db.prepare(sealed).first("secret_sealed")) == before
+    fresh = make_caller(platform, alice.email)
+    assert client.post(f"{BASE}/{hook['id']}/rotate-secret", headers=fresh.headers).status_code == 200

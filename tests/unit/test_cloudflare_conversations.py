@@ -151,3 +151,49 @@ def test_event_streams_share_the_broadcast_with_the_runtimes_websockets():
     assert [json.loads(t)["type"] for t in ws.sent] == ["one", "ready", "two", "three"]
     assert [r.split("\n")[-4] for r in sink.records] == ["event: one", "event: ready", "event: two"]
     assert list(sockets) == [JsSocket(ws)]
+
+
+class HibernatingWebSocket(FakeWebSocket):
+    """A WebSocket with the runtime's attachment, which survives hibernation (only text kept here)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attachment = None
+
+    def serializeAttachment(self, value) -> None:
+        assert isinstance(value, str)  # structured-clonable as it is
+        self.attachment = value
+
+    def deserializeAttachment(self):
+        return self.attachment
+
+
+def test_sockets_end_with_their_token_across_hibernation():
+    """The grant is kept with the runtime's socket, so a new instance (after hibernation) still
+    closes the streams of a revoked token (4401) and leaves the others open; an expired one is
+    closed at the next event instead of receiving it."""
+    from datetime import datetime, timezone
+
+    from fastest.platform.local.clock import ManualClock
+
+    revoked, kept, expiring = HibernatingWebSocket(), HibernatingWebSocket(), HibernatingWebSocket()
+    ctx = FakeCtx([revoked, kept, expiring])
+    storage = MemoryStorage()
+    clock = ManualClock(datetime(2026, 1, 1, tzinfo=timezone.utc))
+    platform = type("P", (), {"clock": clock})()
+    far = clock.now().timestamp() + 3600
+
+    async def scenario():
+        first = ConversationSession("cnv_x", storage, platform=platform, sockets=HibernatableSockets(ctx))
+        await first.attach(JsSocket(revoked), None, {"token_id": "tok_a", "expires_at": far})
+        await first.attach(JsSocket(kept), None, {"token_id": "tok_b", "expires_at": far})
+        await first.attach(JsSocket(expiring), None, {"token_id": "tok_c", "expires_at": clock.now().timestamp() + 10})
+        woken = ConversationSession("cnv_x", storage, platform=platform, sockets=HibernatableSockets(ctx))
+        assert woken.close_streams("tok_a") == 1
+        clock.advance(11)
+        await woken.emit("after", {})
+
+    asyncio.run(scenario())
+    assert revoked.closed == (4401, "token_revoked") and expiring.closed == (4401, "token_expired")
+    assert kept.closed is None and json.loads(kept.sent[-1])["type"] == "after"
+    assert all(json.loads(t)["type"] != "after" for t in expiring.sent)

@@ -55,8 +55,8 @@ def refusal(platform, conversation_id: str, query: dict, headers: dict) -> tuple
 
 
 def test_open_stream_checks_the_token_then_the_owner_then_since(platform, conversation, alice, bob):
-    assert asyncio.run(conversations.open_stream(platform, conversation, {"token": alice.token, "since": "3"}, {})) == 3
-    assert asyncio.run(conversations.open_stream(platform, conversation, {}, {"authorization": f"Bearer {alice.token}"})) is None
+    assert asyncio.run(conversations.open_stream(platform, conversation, {"token": alice.token, "since": "3"}, {})).since == 3
+    assert asyncio.run(conversations.open_stream(platform, conversation, {}, {"authorization": f"Bearer {alice.token}"})).since is None
     assert refusal(platform, conversation, {"since": "x"}, {}) == (401, "unauthenticated")
     assert refusal(platform, conversation, {"token": "fst_nope", "since": "x"}, {}) == (401, "invalid_token")
     assert refusal(platform, conversation, {"token": bob.token, "since": "x"}, {}) == (404, "not_found")
@@ -74,8 +74,9 @@ class ForwardingStub:
         self.forwarded = forwarded
         self.response = response
 
-    async def forward(self, request: Any) -> Any:
-        self.forwarded.append(request)
+    async def forward(self, request: Any, headers: dict[str, str] | None = None) -> Any:
+        """As `DurableObjectStub.forward`: the request, with `headers` set over the client's."""
+        self.forwarded.append(FakeRequest(request.url, {**request.headers, **(headers or {})}))
         return self.response
 
 
@@ -102,10 +103,14 @@ def test_the_worker_forwards_by_the_same_rules(platform, conversation, alice, mo
     assert forward("?token=fst_nope", {}) == "closed"
     assert closed == [(4400, "validation_failed"), (4400, "validation_failed"), (4401, "invalid_token")] and forwarded == []
     assert forward("?since=2", {"Authorization": f"Bearer {alice.token}"}) == "the object's response"
-    assert forward(f"?token={alice.token}", {}) == "the object's response"
+    forged = {"x-fastest-stream-token": "tok_forged", "x-fastest-stream-expires": "1e20"}
+    assert forward(f"?token={alice.token}", forged) == "the object's response"
     assert len(forwarded) == 2
-    # The object reads where to start by the same rule.
+    # The object reads where to start by the same rule, and the grant the Worker set (never the client's).
     assert conversation_streams.since_of(forwarded[0]) == 2
+    grants = [conversation_streams.grant_of(request) for request in forwarded]
+    assert grants[0] == grants[1] and grants[0]["token_id"] and grants[0]["token_id"] != "tok_forged"
+    assert grants[0]["expires_at"] < 1e20
     assert conversation_streams.since_of(FakeRequest(url, {"Last-Event-ID": "5"})) == 5
 
 

@@ -27,7 +27,7 @@ from fastest.schemas.auth import (
     TokenGrant,
 )
 from fastest.schemas.common import Success, problem_responses
-from fastest.services import identity
+from fastest.services import conversations, identity
 from fastest.services.identity import api_keys, google
 from fastest.services.identity.accounts import Principal
 from fastest.services.identity.audit import RequestContext
@@ -99,6 +99,7 @@ async def revoke_token(
     context: RequestContext = Depends(request_context),
 ):
     await identity.revoke_or_404(platform, principal, token_id, context)
+    await conversations.close_token_streams(platform, token_id)
     return {"success": True}
 
 
@@ -110,6 +111,7 @@ async def logout(
     context: RequestContext = Depends(request_context),
 ):
     await identity.revoke_token(platform, principal.user_id, principal.token_id, context=context, reason="signed out")
+    await conversations.close_token_streams(platform, principal.token_id)
     return Response(status_code=204)
 
 

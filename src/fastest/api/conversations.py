@@ -227,6 +227,7 @@ class _QueuedClient:
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue[str | tuple[int, str]] = asyncio.Queue()
+        self.grant: dict[str, Any] | None = None  # set by the session object (conversations.streams)
 
     def send(self, text: str) -> None:
         self.queue.put_nowait(text)
@@ -250,7 +251,7 @@ async def stream(websocket: WebSocket, conversation_id: str):
     platform: Platform = websocket.scope["state"]["platform"]
     await websocket.accept()
     try:
-        since = await conversations.open_stream(platform, conversation_id, websocket.query_params, websocket.headers)
+        opened = await conversations.open_stream(platform, conversation_id, websocket.query_params, websocket.headers)
         session = _session_object(platform, conversation_id)
     except ApiError as error:
         await websocket.close(code=conversations.stream_close_code(error.status), reason=error.code)
@@ -267,7 +268,7 @@ async def stream(websocket: WebSocket, conversation_id: str):
 
     writer = asyncio.create_task(write())
     try:
-        await session.attach(client, since)
+        await session.attach(client, opened.since, opened.grant())
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
@@ -301,13 +302,13 @@ async def events(request: Request, conversation_id: str, platform: PlatformDep):
     def report(decision: RateDecision) -> None:  # the RateLimit headers, as `deps.authorize` reports them
         request.state.rate_limit = ("default", decision)
 
-    start = await conversations.open_stream(platform, conversation_id, request.query_params, request.headers, on_rate_decision=report)
+    opened = await conversations.open_stream(platform, conversation_id, request.query_params, request.headers, on_rate_decision=report)
     session = _session_object(platform, conversation_id)
     records: asyncio.Queue[str | None] = asyncio.Queue()
     client = EventStream(records.put_nowait, lambda: records.put_nowait(None))
 
     async def body() -> AsyncIterator[bytes]:
-        await session.attach(client, start)
+        await session.attach(client, opened.since, opened.grant())
         try:
             while True:
                 try:

@@ -3,7 +3,12 @@
 Two ways in, both answered from the deployment's output tree (the user's content-addressed blobs):
 - its own origin, `http://<slug>.localhost:<port>/…` (browsers and curl resolve `*.localhost` to
   loopback; an origin per deployment keeps absolute asset paths such as `/assets/app.js` working);
-- the path fallback `/_deployments/<slug>/…` on the server's own origin.
+- the path fallback `/_deployments/<slug>/…` on the server's own origin. That origin is the API's and
+  the device page's, where a browser on this machine signs in as the local owner: a deployed script
+  there could read the page's form token and approve a sign-in of its own. So the fallback is sent
+  with `Content-Security-Policy: sandbox` without `allow-same-origin`: the browser gives the page an
+  opaque origin of its own, which reads nothing of the server's origin and carries none of its
+  cookies. Sites are never sent a `Set-Cookie`.
 
 A project also has a stable origin, `http://<project-slug>.localhost:<port>/`, serving its latest
 ready local deployment (a rollback is a new deployment, so it moves there too).
@@ -37,6 +42,9 @@ PROJECT_HOST = re.compile(r"^([a-z0-9](?:[a-z0-9-]{0,40}[a-z0-9])?-[0-9a-z]{8})\
 FALLBACK = re.compile(r"^/_deployments/(dep-[0-9a-z]{26})(/.*)?$")
 MANIFEST_CACHE = 4096  # parsed manifests kept (they are immutable: keyed by hash)
 SITE_CACHE, SITE_TTL = 1024, 10.0
+# The path fallback's pages run as a sandboxed document: scripts, forms and popups work, but never as
+# the server's origin (no `allow-same-origin`), nor can they navigate the tab they are in.
+FALLBACK_SANDBOX = "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads"
 
 
 def route(scope: Scope) -> tuple[str, str, str] | None:
@@ -78,6 +86,8 @@ class DeploymentSites:
             return
         platform = self.platform_provider(scope)
         status, body, headers = await self._serve(platform, slug, path, _header(scope, b"if-none-match"))
+        if prefix:
+            headers["content-security-policy"] = FALLBACK_SANDBOX
         await _answer(send, status, b"" if scope["method"] == "HEAD" else body, headers, length=len(body))
 
     async def _serve(self, platform: Platform, slug: str, path: str, if_none_match: str | None) -> tuple[int, bytes, dict[str, str]]:

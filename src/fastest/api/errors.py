@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
+from fastest.domain.untrusted_text import PARSE_ERRORS
 from fastest.errors import (
     ApiError,
     Internal,
@@ -108,6 +109,9 @@ def install(app: FastAPI) -> None:
         if isinstance(exc.__cause__, ApiError):
             # FastAPI wraps errors raised while reading the body (e.g. our 413) in a 400.
             return problem_response(exc.__cause__, request.scope)
+        if exc.status_code == 400 and isinstance(exc.__cause__, PARSE_ERRORS):
+            # The body is JSON the parser gave up on (nested too deep: a RecursionError).
+            return problem_response(InvalidJson("The body is not JSON this server can read."), request.scope)
         if exc.status_code == 404:
             error: ApiError = NotFound("No such route." if exc.detail == "Not Found" else str(exc.detail))
         elif exc.status_code == 405:

@@ -6,7 +6,6 @@ problem+json: OAuth clients branch on `error`. It accepts JSON and the RFC's for
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -21,6 +20,7 @@ from fastest.api.deps import (
     request_context,
 )
 from fastest.domain import tokens
+from fastest.domain.untrusted_text import parse_json
 from fastest.errors import Unauthenticated, ValidationFailed
 from fastest.platform import Platform
 from fastest.schemas.auth import (
@@ -72,7 +72,7 @@ async def _token_request_fields(request: Request) -> dict[str, Any]:
     try:
         if content_type == "application/x-www-form-urlencoded":
             return {k: v[0] for k, v in parse_qs(raw.decode("utf-8"), keep_blank_values=True).items()}
-        document = json.loads(raw or b"{}")
+        document = parse_json(raw or b"{}")
     except (ValueError, UnicodeDecodeError) as exc:
         raise device_flow.OAuthError("invalid_request", "The body must be JSON or form-encoded.") from exc
     if not isinstance(document, dict):

@@ -42,6 +42,8 @@ router = APIRouter(
 
 read = authorize("projects:read")
 write = authorize("projects:write")
+# Minting a new signing secret is a secret write, like setting an API key: a fresh session only.
+write_fresh = authorize("projects:write", fresh=True)
 
 
 @router.get("", response_model=WebhookList, summary="Your webhook endpoints")
@@ -91,10 +93,10 @@ async def delete_webhook(
 
 
 @router.post("/{webhook_id}/rotate-secret", response_model=WebhookWithSecret,
-             summary="Replace the signing secret (the new one is shown once)")
+             summary="Replace the signing secret (the new one is shown once; fresh session)")
 async def rotate_webhook_secret(
     *,
-    webhook_id: WebhookId, principal: Principal = Depends(write), platform: PlatformDep,
+    webhook_id: WebhookId, principal: Principal = Depends(write_fresh), platform: PlatformDep,
     context: RequestContext = Depends(request_context),
 ):
     webhook, secret = await webhooks.rotate_secret(platform, principal.user_id, webhook_id, context)

@@ -27,6 +27,7 @@ from fastest.cli.loader import manifest_loader, prefetch_tree
 from fastest.cli.parallel import run_parallel
 from fastest.cli.progress import Progress
 from fastest.cli.state import ManifestCache
+from fastest.cli.writable import file_mode, writable
 from fastest.domain.manifest import Entry
 from fastest.domain.tree import ManifestLoader, walk
 
@@ -87,7 +88,8 @@ def checkout(api: ApiClient, snapshot_id: str, target: Path, *, force: bool = Fa
     snapshot = api.get_snapshot(snapshot_id)
     known = known or {}
     prefetched = prefetch_tree(api, snapshot["manifest_hash"], cache, known)
-    files = list_files(snapshot["manifest_hash"], manifest_loader(api, cache, known, prefetched))
+    files = writable(list_files(snapshot["manifest_hash"], manifest_loader(api, cache, known, prefetched)),
+                     lambda item: item[0])
 
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.checkout-", dir=target.parent))
@@ -120,10 +122,10 @@ def materialise(api: ApiClient, staging: Path, files: list[tuple[str, Entry]], *
             destination = staging / first_path
             if first.size is not None and size != first.size:
                 raise CheckoutError(f"{first_path}: the server sent {size} bytes, the manifest says {first.size}")
-            os.chmod(destination, first.mode or 0o644)
+            os.chmod(destination, file_mode(first.mode))
             for path, entry in group[1:]:
                 shutil.copyfile(destination, staging / path)
-                os.chmod(staging / path, entry.mode or 0o644)
+                os.chmod(staging / path, file_mode(entry.mode))
             bar.advance(1, size)
 
         def fetch(group: list[tuple[str, Entry]]) -> None:

@@ -18,6 +18,7 @@ import hashlib
 import time
 from collections import namedtuple
 from pathlib import Path
+from urllib.parse import quote
 
 from fastest.cli.failures import CommandFailure
 from fastest.cli.frames import FrameReader, FramingError
@@ -43,6 +44,10 @@ DEFAULT_COLLECTED_WAIT_SECONDS = 5.0
 NO_ROUTE_MESSAGE = "No such route."  # the server's 404 for a path it has no route for
 BLOB_DOWNLOAD_BATCH = "/v1/blobs/download/batch"
 MANIFEST_DOWNLOAD_BATCH = "/v1/blobs/manifests/download/batch"
+# What stays as it is in a request path: `/` between segments and RFC 3986's unreserved characters.
+# Everything else an id given on the command line may hold (CR/LF, spaces, `?`, `#`, `%`, non-ASCII)
+# is percent-encoded, so it stays inside its segment and the request line stays one line.
+PATH_SAFE = "/"
 
 
 class ApiError(CommandFailure):
@@ -172,7 +177,7 @@ class ApiClient:
         self._sleep = sleep
         headers = {"User-Agent": USER_AGENT}
         if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
+            headers["Authorization"] = f"Bearer {_header_value('the token', token)}"
         self._http: Any
         self._transport_errors: tuple[type[Exception], ...]
         if transport is None and not uses_proxy(server):
@@ -210,6 +215,9 @@ class ApiClient:
 
         `content_factory` builds a fresh body per attempt (a file object cannot be replayed).
         """
+        path = quote(path, safe=PATH_SAFE)
+        for name, value in (kwargs.get("headers") or {}).items():
+            _header_value(name, value)
         for attempt in range(MAX_ATTEMPTS):
             last = attempt == MAX_ATTEMPTS - 1
             if content_factory is not None:
@@ -435,3 +443,11 @@ def _read_download_frames(response: Response | httpx.Response, expected: list[st
             raise ApiError(200, "hash_mismatch", f"blob {digest} came back with different content")
         received.add(digest)
         on_done(digest, length)
+
+
+def _header_value(what: str, value: str) -> str:
+    """`value` if a header can carry it as it is; otherwise one line saying why (never a header
+    injected by a line break, nor a traceback from a character outside Latin-1)."""
+    if any(c in value for c in "\r\n\x00") or not value.isascii() or not value.isprintable():
+        raise ApiError(0, "invalid_header", f"{what} cannot be sent: it holds a line break or a character outside printable ASCII")
+    return value

@@ -7,8 +7,9 @@ segment; `**/` (any leading directories), `/**` (everything inside) and `/**/` (
 directories). The last matching pattern wins. As in git, a file inside an ignored directory cannot
 be re-included: the walk never enters that directory.
 
-Only the `.fastestignore` at the folder root is read. `.fastest/` (the client's own state) is always
-ignored, whatever the file says.
+Only the `.fastestignore` at the folder root is read. `.git` and `.fastest` (a repository, the
+client's own state), files or directories at any depth, are always left out, whatever the file
+says: no tree may hold them (the server refuses them, `domain.manifest.RESERVED_NAMES`).
 
 Matching runs once per path on every push, so the common shapes (`name`, `*.ext`) skip the regex.
 """
@@ -36,6 +37,8 @@ DEFAULT_PATTERNS: tuple[str, ...] = (
     ".DS_Store",
     ".wrangler/",
 )
+# After the folder's own patterns, so that no `!` line re-includes them (the last match wins).
+ENFORCED_PATTERNS: tuple[str, ...] = (".git", ".fastest")
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -180,7 +183,7 @@ class IgnoreRules:
 
     @classmethod
     def from_lines(cls, lines: Iterable[str], *, defaults: bool = True) -> "IgnoreRules":
-        source = [*DEFAULT_PATTERNS, *lines] if defaults else list(lines)
+        source = [*DEFAULT_PATTERNS, *lines, *ENFORCED_PATTERNS] if defaults else [*lines, *ENFORCED_PATTERNS]
         return cls((rule for rule in map(compile_rule, source) if rule is not None), key="\n".join(source))
 
     @classmethod

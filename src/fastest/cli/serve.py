@@ -52,7 +52,7 @@ def serve(*, host: str, port: int, data_dir: Path, settings: Settings) -> int:
     log.info("data in %s; serving on http://%s:%d", data_dir, host, port)
     try:
         server.run(app, scheduler, host=host, port=port, start_alarms=getattr(platform.sessions, "start_alarms", None),
-                   background=platform.background)
+                   background=platform.background, forwarded_allow_ips=settings.forwarded_allow_ips)
     finally:
         platform.close()
     log.info("stopped")

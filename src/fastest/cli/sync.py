@@ -26,6 +26,7 @@ from fastest.cli.failures import CommandFailure
 from fastest.cli.loader import manifest_loader
 from fastest.cli.push import push, scan_folder
 from fastest.cli.state import Folder, ManifestCache, PushedTree, WorkspaceState
+from fastest.cli.writable import writable
 from fastest.domain.manifest import Entry, ManifestError
 from fastest.domain.tree import Change, build_manifests, diff, update_manifests
 
@@ -195,8 +196,9 @@ def update_folder(folder: Folder, state: WorkspaceState, api: ApiClient, new_roo
         return [change async for change in diff(old_root, new_root, load)]
 
     found = asyncio.run(changes())
-    written = [(c.path, c.new) for c in found if c.new is not None]
-    deleted = [c.path for c in found if c.new is None]
+    applied = writable(found, lambda change: change.path)
+    written = [(c.path, c.new) for c in applied if c.new is not None]
+    deleted = [c.path for c in applied if c.new is None]
     staging = folder.state_dir / "staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)

@@ -17,11 +17,11 @@ from `.env.example` and its siblings and wrangler's `[vars]`.
 
 from __future__ import annotations
 
-import json
 import re
-import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
+
+from fastest.domain.untrusted_text import Unparseable, parse_json, parse_toml
 
 MAX_READ_BYTES = 256 * 1024  # a config file bigger than this is not read (and not believed)
 
@@ -127,13 +127,13 @@ def detect(paths: Iterable[str], contents: Mapping[str, str]) -> Detection:
     """
     present = set(paths)
     found = Detection()
-    package = _json(contents.get("package.json"))
+    package = _json(contents.get("package.json"), "package.json", found.notes)
     deps = {**(package.get("dependencies") or {}), **(package.get("devDependencies") or {})} if package else {}
     scripts = (package.get("scripts") or {}) if package else {}
     if package is not None:
         found.package_manager = next((pm for lock, pm in LOCKFILES if lock in present), "npm")
     wrangler_path = next((p for p in WRANGLER_FILES if p in present), None)
-    wrangler = _wrangler(wrangler_path, contents.get(wrangler_path or "")) if wrangler_path else None
+    wrangler = _wrangler(wrangler_path, contents.get(wrangler_path or ""), found.notes) if wrangler_path else None
 
     if wrangler_path is not None:
         _detect_worker(found, wrangler_path, wrangler or {}, scripts)
@@ -358,25 +358,28 @@ def _clean_dir(value: str) -> str:
     return cleaned or "."
 
 
-def _json(text: str | None) -> dict[str, Any] | None:
+def _json(text: str | None, path: str, notes: list[str]) -> dict[str, Any] | None:
+    """A JSON config's object; {} (and a note naming the file) when it does not parse."""
     if text is None:
         return None
     try:
-        value = json.loads(text)
-    except ValueError:
+        value = parse_json(text)
+    except Unparseable as exc:
+        notes.append(f"{path} could not be read ({exc}): detected from the other files.")
         return {}
     return value if isinstance(value, dict) else {}
 
 
-def _wrangler(path: str, text: str | None) -> dict[str, Any] | None:
+def _wrangler(path: str, text: str | None, notes: list[str]) -> dict[str, Any] | None:
     if text is None:
         return None
     try:
         if path.endswith(".toml"):
-            return tomllib.loads(text)
-        value = json.loads(strip_jsonc(text))
+            return parse_toml(text)
+        value = parse_json(strip_jsonc(text))
         return value if isinstance(value, dict) else {}
-    except (ValueError, tomllib.TOMLDecodeError):
+    except Unparseable as exc:
+        notes.append(f"{path} could not be read ({exc}): detected from the other files.")
         return {}
 
 

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import posixpath
 import re
-import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from fastest.domain.secrets import SecretHit, scan_text
+from fastest.domain.untrusted_text import Unparseable, parse_toml
 
 SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 SECRETS_MAX_FILE_BYTES = 512 * 1024
@@ -143,8 +143,8 @@ def _declares_python_dependencies(text: str | None) -> bool:
     if text is None:
         return True  # not read: assume it does (a lockfile is cheap insurance)
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
+        data = parse_toml(text)
+    except Unparseable:
         return False
     project = data.get("project") if isinstance(data.get("project"), dict) else {}
     poetry = data.get("tool", {}).get("poetry", {}) if isinstance(data.get("tool"), dict) else {}

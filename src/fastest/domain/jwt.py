@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Collection, Mapping
+
+from fastest.domain.untrusted_text import Unparseable, parse_json
 
 ALLOWED_ALGORITHM = "RS256"
 GOOGLE_ISSUERS = frozenset({"accounts.google.com", "https://accounts.google.com"})
@@ -43,8 +44,8 @@ def b64url_decode(text: str) -> bytes:
 
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        value = parse_json(raw)
+    except Unparseable as exc:
         raise InvalidToken(f"{what} is not JSON") from exc
     if not isinstance(value, dict):
         raise InvalidToken(f"{what} is not a JSON object")

@@ -34,6 +34,11 @@ MODES = frozenset({MODE_FILE, MODE_EXECUTABLE})
 MAX_SIZE = 2**53 - 1
 MAX_NAME_BYTES = 255
 HEX = frozenset("0123456789abcdef")
+# Names no tree may hold: a folder's git repository and the client's own state. A tree is written
+# into people's folders (checkout, sync), where `.git/config` or `.git/hooks/` would run commands on
+# the next `git status`. Compared as git compares them (case-insensitively, trailing dots and spaces
+# dropped, as case-insensitive and Windows file systems would), so `.GIT` or `.git.` are refused too.
+RESERVED_NAMES = frozenset({".git", ".fastest"})
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")  # one C-level match, not 64 Python-level tests
 
 class ManifestError(ValueError):
@@ -196,7 +201,16 @@ def canonical_bytes(entries: Iterable[Entry]) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def validate_name(name: object, where: str) -> str:
+def is_reserved_name(name: str) -> bool:
+    return name.rstrip(". ").casefold() in RESERVED_NAMES
+
+
+def reserved_component(path: str) -> str | None:
+    """The first component of a `/`-joined path that no tree may hold (`.git`, `.fastest`), or None."""
+    return next((part for part in path.split("/") if is_reserved_name(part)), None)
+
+
+def validate_name(name: object, where: str, *, allow_reserved: bool = False) -> str:
     if not isinstance(name, str) or not name:
         raise ManifestError("An entry name must be a non-empty string.", field=where)
     if name in (".", ".."):
@@ -209,6 +223,8 @@ def validate_name(name: object, where: str) -> str:
         raise ManifestError("An entry name must be valid UTF-8.", field=where) from exc
     if len(encoded) > MAX_NAME_BYTES:
         raise ManifestError(f"An entry name may be at most {MAX_NAME_BYTES} bytes.", field=where)
+    if not allow_reserved and is_reserved_name(name):
+        raise ManifestError(f"No tree may hold {name!r}: it is a repository's or the client's own state.", field=where)
     return name
 
 
@@ -216,11 +232,11 @@ _FILE_KEYS = frozenset({"name", "type", "hash", "size", "mode"})
 _TREE_KEYS = frozenset({"name", "type", "hash"})
 
 
-def _entry(raw: object, index: int) -> Entry:
+def _entry(raw: object, index: int, allow_reserved: bool) -> Entry:
     where = f"entries.{index}"
     if not isinstance(raw, dict):
         raise ManifestError("Each entry must be an object.", field=where)
-    name = validate_name(raw.get("name"), f"{where}.name")
+    name = validate_name(raw.get("name"), f"{where}.name", allow_reserved=allow_reserved)
     kind = raw.get("type")
     if kind not in ("file", "tree"):
         raise ManifestError("An entry's type is 'file' or 'tree'.", field=f"{where}.type")
@@ -239,11 +255,14 @@ def _entry(raw: object, index: int) -> Entry:
     return Entry(name=name, type="file", hash=raw["hash"], size=size, mode=mode)
 
 
-def parse_manifest(data: bytes) -> Manifest:
-    """Parse and fully validate a manifest, requiring its canonical bytes."""
+def parse_manifest(data: bytes, *, allow_reserved: bool = False) -> Manifest:
+    """Parse and fully validate a manifest, requiring its canonical bytes.
+
+    `allow_reserved`: accept `.git`/`.fastest` entries, for a client reading trees the server may
+    have stored before they were refused; it must then leave those paths out of what it writes."""
     try:
         document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise ManifestError("A manifest is a UTF-8 JSON document.", code="manifest_invalid") from exc
     if not isinstance(document, dict) or set(document) != {"version", "entries"}:
         raise ManifestError("A manifest is an object with exactly 'version' and 'entries'.")
@@ -252,7 +271,7 @@ def parse_manifest(data: bytes) -> Manifest:
     raw_entries = document["entries"]
     if not isinstance(raw_entries, list):
         raise ManifestError("'entries' must be a list.", field="entries")
-    entries = tuple(_entry(raw, i) for i, raw in enumerate(raw_entries))
+    entries = tuple(_entry(raw, i, allow_reserved) for i, raw in enumerate(raw_entries))
     for index in range(1, len(entries)):
         previous, current = name_sort_key(entries[index - 1].name), name_sort_key(entries[index].name)
         if previous == current:

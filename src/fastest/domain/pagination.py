@@ -11,6 +11,8 @@ import base64
 import json
 from typing import Any
 
+from fastest.domain.untrusted_text import parse_json
+
 
 class InvalidCursor(ValueError):
     pass
@@ -25,8 +27,8 @@ def decode_cursor(cursor: str, *types: type) -> list[Any]:
     """Decode a cursor whose key has exactly these element types (e.g. `str, str`)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        key = json.loads(raw)
-    except (ValueError, TypeError) as exc:
+        key = parse_json(raw)
+    except (ValueError, TypeError) as exc:  # Unparseable is a ValueError
         raise InvalidCursor("malformed cursor") from exc
     if (
         not isinstance(key, list)

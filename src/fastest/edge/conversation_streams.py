@@ -21,7 +21,7 @@ from fastest.platform.cloudflare.durable_objects import (
 from fastest.platform.cloudflare.interop import field
 from fastest.services import conversations
 
-__all__ = ["forward_stream", "since_of"]
+__all__ = ["forward_stream", "grant_of", "since_of"]
 
 
 def since_of(request: Any) -> int | None:
@@ -31,6 +31,12 @@ def since_of(request: Any) -> int | None:
         return conversations.stream_since(query_of(request), headers_of(request))
     except ApiError:
         return None
+
+
+def grant_of(request: Any) -> dict[str, Any] | None:
+    """The grant the Worker forwarded the stream with (the token that opened it: it closes the
+    stream when that token expires or is revoked)."""
+    return conversations.grant_of(headers_of(request))
 
 
 async def forward_stream(conversation_id: str, kind: str, request: Any, platform: Any, *, respond: Any = None) -> Any:
@@ -44,14 +50,14 @@ async def forward_stream(conversation_id: str, kind: str, request: Any, platform
     reply = EdgeReply(request, platform, respond, route_class="default")
     path = urlsplit(str(field(request, "url"))).path
     try:
-        await conversations.open_stream(
+        opened = await conversations.open_stream(
             platform, conversation_id, query_of(request), headers_of(request), on_rate_decision=reply.rate_decided,
         )
     except ApiError as error:
         if kind == STREAM:
             return closed_socket_response(conversations.stream_close_code(error.status), error.code)
         return reply.problem(error, path)
-    response = await platform.sessions.get(conversation_id).forward(request)
+    response = await platform.sessions.get(conversation_id).forward(request, opened.grant_headers())
     if kind == STREAM:
         return response
     return reply.stream(field(response, "body"), int(field(response, "status")), headers_of(response))

@@ -15,6 +15,7 @@ to the object.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -72,10 +73,26 @@ class DurableObjectStub:
         response = await self._stub.fetch(session_url(request.path), **fetch_options(request))
         return await read_session_response(response)
 
-    async def forward(self, request: Any) -> Any:
-        """Cloudflare only: pass a JS Request through untouched and return the JS Response, for
-        what a `SessionResponse` cannot carry (a WebSocket upgrade's 101 + socket)."""
+    async def forward(self, request: Any, headers: dict[str, str] | None = None) -> Any:
+        """Cloudflare only: pass a JS Request through and return the JS Response, for what a
+        `SessionResponse` cannot carry (a WebSocket upgrade's 101 + socket). `headers` are set on
+        it (over any the client sent of the same names)."""
+        if headers:
+            request = with_headers(request, headers)
         return await self._stub.fetch(request)
+
+
+def with_headers(request: Any, headers: dict[str, str]) -> Any:
+    """A copy of a Request (the SDK's, or a JS one) as a JS Request with these headers set over its
+    own (an incoming request's headers are immutable). Method, URL, body and the WebSocket upgrade
+    are the original's."""
+    from js import Headers, Request  # type: ignore[import-not-found]
+
+    raw = getattr(request, "js_object", request)  # the SDK's Request wraps the JS one
+    copied = Headers.new(raw.headers)
+    for name, value in headers.items():
+        copied.set(name, value)
+    return Request.new(raw, headers=copied)
 
 
 class DurableObjectNamespace:
@@ -220,6 +237,24 @@ class JsSocket:
 
     def __init__(self, ws: Any) -> None:
         self.ws = ws
+
+    @property
+    def grant(self) -> dict[str, Any] | None:
+        """The token that opened this stream (`conversations.streams`), kept with the socket by the
+        runtime across hibernation (`serializeAttachment`, as JSON text)."""
+        read = getattr(self.ws, "deserializeAttachment", None)
+        raw = read() if callable(read) else None
+        if is_null(raw) or not isinstance(raw, str):
+            return None
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    @grant.setter
+    def grant(self, value: dict[str, Any]) -> None:
+        self.ws.serializeAttachment(json.dumps(value))
 
     def send(self, text: str) -> None:
         self.ws.send(text)

@@ -81,6 +81,7 @@ def open_local_platform(
     """
     data_dir = Path(data_dir)
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir.chmod(0o700)  # also when it existed: it holds the database, the blobs and the vault key
     env = os.environ if env is None else env
     clock = clock or SystemClock()
     closers: list[Callable[[], None]] = []

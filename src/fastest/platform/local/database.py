@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from fastest.platform.local.sqlite_files import private_file
 from fastest.ports import (
     D1_MAX_BOUND_PARAMETERS,
     D1_MAX_SAFE_INTEGER,
@@ -192,6 +193,7 @@ class LocalDatabase:
 
     def __init__(self, path: Path | str, *, busy_timeout_ms: int = 5000) -> None:
         self.path = Path(path) if str(path) != ":memory:" else None
+        private_file(path)
         connection = sqlite3.connect(
             str(path),
             isolation_level=None,  # no implicit transactions: autocommit, except inside our batches

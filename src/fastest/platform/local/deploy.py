@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from fastest.platform.local.sqlite_files import private_file
 from fastest.ports import DeployError, DeployOutcome, DeployRequest, ProvisionedResource
 
 
@@ -47,9 +48,10 @@ class LocalDeployProvider:
         external_id = f"{type}-{secrets.token_hex(8)}"
         if type == "d1":
             path = directory / f"{external_id}.sqlite"
-            sqlite3.connect(path).close()
+            private_file(path)
         elif type == "kv":
             path = directory / f"{external_id}.kv.sqlite"
+            private_file(path)
             with sqlite3.connect(path) as connection:
                 connection.execute("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB, expires_at INTEGER)")
             connection.close()

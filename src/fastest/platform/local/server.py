@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 import uvicorn
 
+from fastest.platform.local import log_redaction
 from fastest.platform.local.scheduler import CronScheduler
 
 
@@ -53,12 +54,21 @@ async def _serve_with_jobs(
 
 
 def run(
-    app: Any, scheduler: CronScheduler, *, host: str, port: int, start_alarms: Any = None, background: Any = None
+    app: Any, scheduler: CronScheduler, *, host: str, port: int, start_alarms: Any = None, background: Any = None,
+    forwarded_allow_ips: str = "",
 ) -> None:
-    """Serve `app` on host:port, firing `scheduler`'s crons meanwhile, until SIGINT or SIGTERM."""
+    """Serve `app` on host:port, firing `scheduler`'s crons meanwhile, until SIGINT or SIGTERM.
+
+    `forwarded_allow_ips`: the proxies whose `X-Forwarded-For`/`-Proto` are believed (comma-separated
+    addresses or networks). Empty: none, so the peer address is the client's — uvicorn's default
+    would believe any process on this machine, letting it forge the address that per-IP limits, the
+    audit log and the device page's local-owner check rely on."""
     # No permessage-deflate on WebSockets: conversation frames are small JSON events, fanned out to
     # every client of a conversation, and compressing each one for each client costs more than it saves.
+    proxies = forwarded_allow_ips.strip()
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="info", lifespan="off", server_header=False, ws_per_message_deflate=False
+        app, host=host, port=port, log_level="info", lifespan="off", server_header=False, ws_per_message_deflate=False,
+        proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None,
     )
+    log_redaction.install()
     asyncio.run(_serve_with_jobs(_Server(config), scheduler, start_alarms, background))

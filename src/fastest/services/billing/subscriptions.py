@@ -18,7 +18,6 @@ the event that set it (`state_at`), and an upsert only overwrites a row whose `s
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import secrets
 from datetime import datetime, timedelta, timezone
@@ -27,6 +26,7 @@ from typing import Any, Mapping
 from fastest.domain import paddle_signature
 from fastest.domain.ids import iso
 from fastest.domain.plans import Plan
+from fastest.domain.untrusted_text import Unparseable, parse_json
 from fastest.errors import (
     ApiError,
     Conflict,
@@ -278,8 +278,8 @@ def verify_signature(platform: Platform, raw: bytes, header: str | None) -> None
 
 def _parse_event(raw: bytes) -> dict[str, Any]:
     try:
-        event = json.loads(raw)
-    except ValueError:
+        event = parse_json(raw)
+    except Unparseable:
         raise InvalidJson("The notification is not JSON.") from None
     if not isinstance(event, dict):
         raise ValidationFailed("The notification is not a JSON object.")

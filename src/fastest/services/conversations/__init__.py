@@ -4,7 +4,7 @@ from them.
 Modules: `registry` (conversation records and the calls to their session object); `turn_events`
 (project events of finished turns); `deploys` (deploying a conversation's tree); `working_tree` (a
 conversation's edits over its base manifest); `checkout` (the working tree on disk for an agent that
-edits files itself, OpenCode).
+edits files itself, OpenCode); `streams` (live streams end with their token).
 
 Callers use the names re-exported here (`conversations.name`); the modules they come from stay
 implementation, except those imported by name (`from fastest.services.conversations import turn_events`).
@@ -27,3 +27,4 @@ from fastest.services.conversations.registry import (
     stream_token,
     update,
 )
+from fastest.services.conversations.streams import OpenedStream, close_token_streams, grant_of

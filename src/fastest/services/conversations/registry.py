@@ -29,7 +29,7 @@ from fastest.services import events, identity, storage
 from fastest.services.ai import ai_budget
 from fastest.services.billing import entitlements
 from fastest.services.common import new_id, now_iso, split_page
-from fastest.services.conversations import working_tree
+from fastest.services.conversations import streams, working_tree
 from fastest.services.sync import snapshots, workspaces
 
 TITLE_MAX = 80
@@ -268,13 +268,17 @@ def stream_since(query: Mapping[str, str], headers: Mapping[str, str]) -> int | 
 async def open_stream(
     platform: Platform, conversation_id: str, query: Mapping[str, str], headers: Mapping[str, str],
     *, on_rate_decision: Callable[[RateDecision], None] | None = None,
-) -> int | None:
+) -> streams.OpenedStream:
     """Everything a stream request must pass before it reaches the session object, in this order:
     the token (with the `conversations` ability; one unit of the default rate class), the
     conversation (the caller's own), then `since` (so a stranger learns nothing from a validation
-    error). Returns where the replay starts. Used by the local routes and by the Worker that
-    forwards streams to the Durable Object, so both runtimes accept and refuse the same."""
+    error). Returns where the replay starts and the stream's grant (it ends with its token:
+    `streams`). Used by the local routes and by the Worker that forwards streams to the Durable
+    Object, so both runtimes accept and refuse the same."""
     token = stream_token(query, headers)
     principal = await identity.authorize(platform, token, "conversations", on_rate_decision=on_rate_decision)
     await get_owned(platform, principal.user_id, conversation_id)
-    return stream_since(query, headers)
+    since = stream_since(query, headers)
+    await streams.record(platform, principal.token_id, conversation_id)
+    expires = principal.expires_at.timestamp() if principal.expires_at is not None else float("inf")
+    return streams.OpenedStream(since=since, token_id=principal.token_id, expires_at=expires)

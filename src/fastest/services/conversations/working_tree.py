@@ -37,8 +37,11 @@ def normalize_path(path: Any) -> str:
 
 
 class WorkingTree:
-    def __init__(self, platform: Platform, storage_: SessionStorage, user_id: str, base: str | None) -> None:
+    def __init__(self, platform: Platform, storage_: SessionStorage, user_id: str, base: str | None,
+                 holder: str | None = None) -> None:
+        """`holder`: the conversation (or `run:<id>`) whose edits these are, so GC keeps their blobs."""
         self.platform = platform
+        self.holder = holder
         self.storage = storage_
         self.user_id = user_id
         self.base = base
@@ -111,6 +114,8 @@ class WorkingTree:
             yield data
 
         await storage.upload_blob(self.platform, self.user_id, digest, body(), declared_length=len(data))
+        if self.holder is not None:
+            await storage.hold_blob(self.platform, self.user_id, self.holder, digest)
         existing = await self._entry(path)
         record = {"hash": digest, "size": len(data), "mode": mode or (existing["mode"] if existing else MODE_FILE)}
         await self.storage.put(OVERLAY_PREFIX + path, record)

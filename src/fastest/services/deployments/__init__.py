@@ -25,6 +25,7 @@ from fastest.services.deployments.pipeline import (
 from fastest.services.deployments.records import (
     by_slug,
     deployment_view,
+    fail_stalled,
     failing_projects,
     get_owned,
     last_failure,

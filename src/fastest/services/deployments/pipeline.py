@@ -20,10 +20,13 @@ import asyncio
 import base64
 import logging
 import secrets
+from datetime import timedelta
 from typing import Any, Awaitable, Callable, Mapping
+from urllib.parse import urlsplit
 
 from fastest.domain import deploy_pipeline, tree, worker_modules
 from fastest.domain.detection import Detection
+from fastest.domain.ids import iso
 from fastest.domain.manifest import is_sha256_hex
 from fastest.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
 from fastest.platform import Platform
@@ -46,13 +49,16 @@ from fastest.services.deployments.status import (
     log_statement,
     move,
 )
-from fastest.services.sync import workspaces
+from fastest.services.sync import snapshots, workspaces
 
 log = logging.getLogger("fastest.deployments")
 
 Spawn = Callable[[Callable[[], Awaitable[None]]], None]
 SIGNING_KEY_NAME = "deploy-callback-key"
 TRIGGERS = ("manual", "chat", "auto", "rollback", "cli")
+# A deployment not finished that made no progress (no status change, no build report) for this long
+# is failed by the `fail-stalled-deployments` job: its client (or build) is gone.
+STALLED_AFTER_SECONDS = 60 * 60
 
 
 # --- the callback token ----------------------------------------------------------------------
@@ -162,6 +168,9 @@ async def deploy_project(
     provider = provider or settings.get("provider") or deploy_providers.default_provider(platform)
     if output_manifest_hash is not None:
         await _check_output(platform, user_id, output_manifest_hash)
+    if snapshot_id is not None:
+        chosen = await _snapshot_of_project(platform, user_id, project_id, snapshot_id)
+        source_manifest_hash = source_manifest_hash or chosen["manifest_hash"]
     if source_manifest_hash is None and workspace is not None:
         source_manifest_hash = await workspaces.tree_of(platform, workspace, include_dirty=True)
         snapshot_id = snapshot_id or workspace["current_snapshot_id"]
@@ -286,6 +295,49 @@ async def auto_deploy(platform: Platform, moved: events.Event) -> None:
 # --- the callback, cancel, rollback ----------------------------------------------------------
 
 
+async def _snapshot_of_project(platform: Platform, user_id: str, project_id: str, snapshot_id: str) -> dict[str, Any]:
+    """The snapshot a deploy names, if it is one of this project's; else 422 (never stored unchecked)."""
+    try:
+        found = await snapshots.get_owned(platform, user_id, snapshot_id)
+    except NotFound:
+        found = None
+    if found is None or found["project_id"] != project_id:
+        raise ValidationFailed("snapshot_id is not a snapshot of this project.",
+                               fields={"snapshot_id": "not a snapshot of this project"})
+    return found
+
+
+def _check_site_url(url: Any) -> None:
+    """A deployment's URL is a web address people open: http(s) with a host, nothing else
+    (`javascript:` or `data:` would run in whoever clicks it)."""
+    if url is None:
+        return
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+        raise ValidationFailed("url must be an http(s) address.", fields={"url": "not an http(s) URL"})
+
+
+async def fail_stalled(platform: Platform, *, stalled_after_seconds: int = STALLED_AFTER_SECONDS) -> int:
+    """Fail deployments that made no progress for `stalled_after_seconds` (a client build whose
+    client died leaves one `queued` or `building` for good), each with a log line saying why."""
+    cutoff = iso(platform.clock.now() - timedelta(seconds=stalled_after_seconds))
+    rows = (await platform.db.prepare(
+        "SELECT id FROM deployments WHERE status IN ('queued', 'building', 'deploying') AND updated_at < ? "
+        "ORDER BY updated_at LIMIT 500"
+    ).bind(cutoff).all()).results
+    minutes = stalled_after_seconds // 60
+    failed = 0
+    for row in rows:
+        try:
+            moved = await fail(platform, row["id"], "pipeline",
+                               f"No progress for {minutes} minutes (the build stopped reporting): failed by the "
+                               "fail-stalled-deployments job. Deploy again.")
+        except Conflict:  # it moved meanwhile: not stalled after all
+            continue
+        failed += moved["status"] == "failed"
+    return failed
+
+
 async def callback(platform: Platform, deployment_id: str, token: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
     """`POST …/deployments/:id/status` with the pipeline's token. A bad, spent or foreign token is
     401 and a backwards status 409; neither changes anything. Same status: log lines only."""
@@ -312,6 +364,10 @@ async def callback(platform: Platform, deployment_id: str, token: str | None, bo
     output = body.get("output_manifest_hash")
     if target == "deploying" and output is None:
         raise ValidationFailed("Moving to deploying needs output_manifest_hash.", fields={"output_manifest_hash": "required"})
+    if target == "ready" and output is None and not row["output_manifest_hash"]:
+        raise ValidationFailed("A deployment is ready only with an output: report output_manifest_hash.",
+                               fields={"output_manifest_hash": "required"})
+    _check_site_url(body.get("url"))
     if output is not None:
         await _check_output(platform, row["user_id"], output)
     if lines:

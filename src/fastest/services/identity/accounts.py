@@ -41,6 +41,7 @@ class Principal:
     token_id: str
     abilities: frozenset[str]
     authenticated_at: datetime
+    expires_at: datetime | None = None  # the token's; live streams end then (conversations.streams)
 
     def can(self, ability: str) -> bool:
         return ability in self.abilities
@@ -84,6 +85,7 @@ async def authenticate(platform: Platform, token: str) -> Principal:
         token_id=row["token_id"],
         abilities=frozenset(json.loads(row["abilities"])),
         authenticated_at=parse_iso(row["authenticated_at"]),
+        expires_at=parse_iso(row["expires_at"]),
     )
 
 

@@ -23,6 +23,7 @@ from fastest.domain import atlas as extraction
 from fastest.domain.atlas.chunks import chunk_file
 from fastest.domain.atlas.graph import PathIndex, pagerank
 from fastest.domain.atlas.javascript_resolution import RESOLUTION_FILES, Resolver
+from fastest.domain.secrets import mask_secrets
 from fastest.platform import Platform
 from fastest.ports import EmbeddingModel, Statement
 from fastest.services import storage
@@ -268,7 +269,7 @@ class Indexer:
             if facts.parse_error and facts.language:
                 self.counts["parse_errors"] += 1  # so far; `finish` counts over the whole index
             module_id = concept_id(pid, "module", path)
-            description = facts.doc or (
+            description = mask_secrets(facts.doc) or (
                 f"{facts.language.capitalize()} module that did not parse ({facts.parse_error})" if facts.parse_error
                 else f"{facts.language.capitalize()} module, {facts.lines} lines, {len(facts.symbols)} symbols" if facts.language
                 else f"File, {facts.lines} lines")
@@ -282,13 +283,17 @@ class Indexer:
                 name = symbol.name
                 cid = concept_id(pid, "code", path, name)
                 parent = concept_id(pid, "code", path, symbol.parent) if symbol.parent else module_id
-                text = symbol.doc or symbol.signature
-                details = {"signature": symbol.signature, "exported": symbol.exported}
+                # A committed secret (a constant's value, a key in a docstring) is masked before it is
+                # stored in the concept or the text index, as anywhere beyond the file itself.
+                doc, signature = mask_secrets(symbol.doc), mask_secrets(symbol.signature, code=True)
+                text = doc or signature
+                details = {"signature": signature, "exported": symbol.exported}
                 if symbol.signatures:
-                    details["signatures"] = list(symbol.signatures)
+                    details["signatures"] = [mask_secrets(each, code=True) for each in symbol.signatures]
                 concepts.append([cid, "code", symbol.kind, name, path, symbol.start_line, symbol.end_line,
                                  text[:DESCRIPTION_MAX], parent, json.dumps(details)])
-                fts.append([cid, split_words(name) + " " + name, f"{symbol.doc} {symbol.detail} {split_words(symbol.signature)} {path}"])
+                fts.append([cid, split_words(name) + " " + name,
+                            f"{doc} {mask_secrets(symbol.detail)} {split_words(signature)} {path}"])
                 edges.append([parent, cid, "defines" if symbol.parent is None else "contains", path])
             # Bare JavaScript/TypeScript specifiers too: a workspace package or tsconfig path may own them.
             scripts = facts.language in ("javascript", "typescript")
@@ -305,7 +310,7 @@ class Indexer:
                     target = concept_id(pid, "code", path, chunk.symbol) if chunk.symbol else module_id
                     identifier = chunk_id(pid, path, index)
                     chunk_rows.append([identifier, path, target, chunk.start_line, chunk.end_line, self.embed_model])
-                    embed_items.append((identifier, chunk.text, {"concept_id": target, "path": path}))
+                    embed_items.append((identifier, mask_secrets(chunk.text), {"concept_id": target, "path": path}))
         self.counts["concepts_created"] += len(concepts)
         self.counts["edges_created"] += len(edges)
         db = self.db

@@ -74,6 +74,13 @@ async def reconcile_subscriptions(platform: Platform) -> int:
     return await billing.reconcile_subscriptions(platform)
 
 
+async def fail_stalled_deployments(platform: Platform) -> int:
+    """Fail deployments with no progress for an hour (a client build whose client died), saying why in their log."""
+    from fastest.services import deployments
+
+    return await deployments.fail_stalled(platform)
+
+
 async def refresh_action_items(platform: Platform) -> int:
     """Analyse workspaces whose tree moved (committed secrets, lockfiles, tests, binaries) for action items."""
     return await action_items.refresh_job(platform)
@@ -90,11 +97,12 @@ JOBS: dict[str, Job] = {
     "recompute-storage-stats": recompute_storage_stats,
     "reconcile-subscriptions": reconcile_subscriptions,
     "refresh-action-items": refresh_action_items,
+    "fail-stalled-deployments": fail_stalled_deployments,
 }
 
 # Keep in step with [triggers] crons in wrangler.toml.
 SCHEDULE: dict[str, tuple[str, ...]] = {
-    "*/15 * * * *": ("atlas-index", "refresh-action-items"),
+    "*/15 * * * *": ("atlas-index", "refresh-action-items", "fail-stalled-deployments"),
     "0 3 * * *": ("purge-idempotency-keys", "purge-device-codes", "collect-garbage",
                   "purge-expired-tokens", "purge-webhook-deliveries", "recompute-storage-stats",
                   "reconcile-subscriptions"),

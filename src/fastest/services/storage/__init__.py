@@ -16,9 +16,9 @@ are the R2 objects deleted, then the rows. Everything that relies on a row *touc
 conditional `UPDATE … WHERE state = 'live'` that is also the existence check (exists, uploads of a
 known hash, closure checks), so each such operation is ordered against the flip: either it touched
 first (and the flip's re-check skips the row) or the flip came first (and it sees the row as missing
-and says so). Roots are every snapshot's manifest, every workspace's current manifest, and every
-manifest touched within the grace period — so touching a snapshot's root manifest protects its whole
-closure.
+and says so). The roots are listed in `garbage` (and DESIGN.md): snapshots, workspaces,
+deployments, action-item runs, sync runs, working trees' held blobs, and every manifest touched
+within the grace period — so touching a snapshot's root manifest protects its whole closure.
 
 **Batches.** `store_batch` (blobs) and `store_manifest_batch` (manifests) read the same frames
 `<64 hex hash><8 hex length><bytes>` with one reader and handle them in groups: one D1 batch checks a
@@ -65,6 +65,7 @@ from fastest.services.storage.garbage import (
     R2_DELETE_CHUNK,
     collect_garbage,
     collect_garbage_all_users,
+    hold_blob,
 )
 from fastest.services.storage.index import EDGES_PER_STATEMENT, HASHES_PER_STATEMENT
 from fastest.services.storage.objects import (
@@ -140,6 +141,7 @@ __all__ = [
     "checksum_mismatch",
     "collect_garbage",
     "collect_garbage_all_users",
+    "hold_blob",
     "download_paths",
     "file_count",
     "manifest_exists",

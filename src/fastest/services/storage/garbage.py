@@ -32,10 +32,17 @@ R2_DELETE_CHUNK = 1000
 # Garbage collection
 # --------------------------------------------------------------------------------------------------
 
-# What GC keeps. Parameters: ?1 user, ?2 grace cutoff (ISO time). Roots: every snapshot of the
-# user's projects, every workspace's current manifest, every deployment's output (what its site
-# serves, and what a rollback needs), and every manifest touched (uploaded, checked,
-# relied on) within the grace period. Reachability ignores `state`: it is about references.
+# What GC keeps: every manifest hash a user can still reach, and what they reach (DESIGN.md lists
+# them). Parameters: ?1 user, ?2 grace cutoff (ISO time). Roots:
+# - every snapshot of the user's projects, and every workspace's current manifest;
+# - every deployment's source and output (what its site serves, and what a rollback needs);
+# - every action-item run's base and result (a ready run is applied from its result later);
+# - every sync run's merged tree (what an undo compares against);
+# - the blobs a working tree holds (`blob_holds`: a conversation's or a run's unsnapshotted edits)
+#   while its conversation or run exists;
+# - every manifest touched (uploaded, checked, relied on) within the grace period, which also covers
+#   sync previews (kept 30 minutes) as long as the grace period is longer.
+# Reachability ignores `state`: it is about references.
 _REACHABLE = (
     "WITH RECURSIVE"
     " roots(hash) AS ("
@@ -43,6 +50,11 @@ _REACHABLE = (
     "  UNION SELECT w.current_manifest_hash FROM workspaces w JOIN projects p ON p.id = w.project_id"
     "   WHERE p.user_id = ?1 AND w.current_manifest_hash IS NOT NULL"
     "  UNION SELECT d.output_manifest_hash FROM deployments d WHERE d.user_id = ?1 AND d.output_manifest_hash IS NOT NULL"
+    "  UNION SELECT d.source_manifest_hash FROM deployments d WHERE d.user_id = ?1 AND d.source_manifest_hash IS NOT NULL"
+    "  UNION SELECT r.result_manifest_hash FROM action_item_runs r WHERE r.user_id = ?1 AND r.result_manifest_hash IS NOT NULL"
+    "  UNION SELECT r.base_manifest_hash FROM action_item_runs r WHERE r.user_id = ?1 AND r.base_manifest_hash IS NOT NULL"
+    "  UNION SELECT u.manifest_hash FROM sync_runs u JOIN workspaces w ON w.id = u.workspace_id"
+    "   JOIN projects p ON p.id = w.project_id WHERE p.user_id = ?1"
     "  UNION SELECT m.hash FROM manifests m WHERE m.user_id = ?1 AND m.touched_at >= ?2"
     " ),"
     " reachable(hash) AS ("
@@ -54,6 +66,9 @@ _REACHABLE = (
     " reachable_blobs(hash) AS ("
     "  SELECT e.child_hash FROM reachable r JOIN manifest_edges e"
     "   ON e.user_id = ?1 AND e.parent_hash = r.hash AND e.child_type = 'blob'"
+    "  UNION SELECT h.hash FROM blob_holds h WHERE h.user_id = ?1 AND ("
+    "   EXISTS (SELECT 1 FROM conversations c WHERE c.id = h.holder)"
+    "   OR EXISTS (SELECT 1 FROM action_item_runs r WHERE 'run:' || r.id = h.holder))"
     " ) "
 )
 # Unreachable and untouched for the grace period, at most ?3 of them (by hash, so runs agree).
@@ -199,6 +214,15 @@ async def _abandoned(platform: Platform, user_id: str, limit: int) -> tuple[dict
         {r["hash"]: int(r["size"]) for r in blobs.results},
         {r["hash"]: int(r["size"]) for r in manifests.results},
     )
+
+
+async def hold_blob(platform: Platform, user_id: str, holder: str, blob_hash: str) -> None:
+    """Keep `blob_hash` from GC while `holder` (a conversation id, or `run:<run id>`) exists: its
+    working tree names the blob before any manifest does. Call it right after the blob is stored
+    (its fresh touch covers the moment in between)."""
+    await platform.db.prepare(
+        "INSERT OR IGNORE INTO blob_holds (user_id, holder, hash, created_at) VALUES (?, ?, ?, ?)"
+    ).bind(user_id, holder, blob_hash, now_iso(platform)).run()
 
 
 def _merge(first: dict[str, int], second: dict[str, int]) -> dict[str, int]:
