@@ -20,12 +20,12 @@ from fastest.services.deployments.pipeline import (
     cancel,
     deploy_project,
     deploy_workspace,
+    fail_stalled,
     rollback,
 )
 from fastest.services.deployments.records import (
     by_slug,
     deployment_view,
-    fail_stalled,
     failing_projects,
     get_owned,
     last_failure,
