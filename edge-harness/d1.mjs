@@ -32,4 +32,5 @@ export class D1Database {
   }
   prepare(sql) { return new D1PreparedStatement(this.send, sql); }
   batch(statements) { return this.send("batch", statements); }
+  exec(sql) { return this.send("exec", [{ sql, params: [] }]); }
 }

@@ -109,7 +109,7 @@ const bindings = {
   BLOBS: named("R2Bucket", r2(await mf.getR2Bucket("BLOBS"))),
   RATE_LIMITER: named("Ratelimit", await mf.getBindings().then((b) => b.RATE_LIMITER)),
 };
-const objects = new ObjectSide(await mf.getDurableObjectNamespace("CONVERSATIONS"), (request) => mf.dispatchFetch(request));
+const objects = new ObjectSide((url, init) => mf.dispatchFetch(url, init));
 bindings.CONVERSATIONS = objects.namespace;
 
 // Per-test settings and secrets (POST /__edge_harness/configure), over wrangler.toml's [vars].
@@ -279,7 +279,12 @@ async function writeResponse(res, response) {
 }
 
 async function control(req, res, url) {
-  const body = JSON.parse((await readBody(req)).toString() || "{}");
+  const raw = (await readBody(req)).toString();
+  // SQL for D1 (one statement per line, as `fastest admin token --sql` writes), e.g. a first token.
+  if (url.pathname === "/__edge_harness/sql") {
+    try { return json(res, 200, { result: await bindings.DB.exec(raw) }); } catch (error) { return json(res, 400, { error: String(error?.message || error) }); }
+  }
+  const body = JSON.parse(raw || "{}");
   switch (url.pathname) {
     case "/__edge_harness/reset": await reset(); return json(res, 200, { ok: true });
     case "/__edge_harness/configure": configured = body.vars || {}; pyCall.reset(); return json(res, 200, { ok: true });

@@ -65,9 +65,10 @@ export class ConversationSession extends DurableObject {
 const decodeParam = (v) => (v && typeof v === "object" && "$bytes" in v ? fromBase64(v.$bytes) : v);
 async function d1(request, env) {
   const { op, statements, column } = await request.json();
-  const prepared = statements.map(([sql, params]) => env.DB.prepare(sql).bind(...params.map(decodeParam)));
+  const prepared = op === "exec" ? [] : statements.map(([sql, params]) => env.DB.prepare(sql).bind(...params.map(decodeParam)));
   try {
     if (op === "batch") return Response.json({ result: await env.DB.batch(prepared) });
+    if (op === "exec") return Response.json({ result: await env.DB.exec(statements[0][0]) });
     const statement = prepared[0];
     const result = op === "first" ? (column === undefined ? await statement.first() : await statement.first(column))
       : op === "raw" ? await statement.raw(column === undefined ? undefined : column) : await statement[op]();
@@ -76,9 +77,20 @@ async function d1(request, env) {
     return Response.json({ error: String(error && error.message || error) });
   }
 }
+// Storage and socket calls from the Python side in Node, made on the object by RPC inside workerd.
+async function objectCall(request, env) {
+  const { object, method, args } = await request.json();
+  const stub = env.CONVERSATIONS.get(env.CONVERSATIONS.idFromName(object));
+  try {
+    return Response.json({ result: (await stub[method](...args)) ?? null });
+  } catch (error) {
+    return Response.json({ error: String(error && error.message || error) });
+  }
+}
 export default {
   async fetch(request, env) {
     if (request.headers.get("x-edge-harness-d1")) return d1(request, env);
+    if (request.headers.get("x-edge-harness-call")) return objectCall(request, env);
     const name = request.headers.get("x-edge-harness-object");
     return env.CONVERSATIONS.get(env.CONVERSATIONS.idFromName(name)).fetch(request);
   },
@@ -88,8 +100,7 @@ export default {
 const named = (name, fields) => { const C = { [name]: class {} }[name]; return Object.assign(new C(), fields); };
 
 export class ObjectSide {
-  constructor(namespace, dispatch) {
-    this.rpc = namespace;           // miniflare's namespace: RPC stubs into the objects
+  constructor(dispatch) {
     this.dispatch = dispatch;       // mf.dispatchFetch: requests to an object through workerd
     this.instances = new Map();     // object name → the Python ConversationSession
     this.sockets = new Map();       // object name → Map(tag → socket end in Node)
@@ -114,7 +125,12 @@ export class ObjectSide {
     });
   }
 
-  translate(response) { return response; }
+  // miniflare hands back its own Response class; workerd's stub.fetch gives the runtime's Response
+  // (the Workers SDK accepts only that name): the same status, headers, streaming body or socket.
+  translate(response) {
+    if (response.status === 101) return new Response(null, { status: 101, webSocket: response.webSocket });
+    return new Response(response.body, { status: response.status, statusText: response.statusText, headers: response.headers });
+  }
 
   attach({ py, newObject, env, log }) { Object.assign(this, { py, newObject, env, log }); }
   listen(origin) { this.origin = origin; }
@@ -123,7 +139,24 @@ export class ObjectSide {
 
   async settle() { await Promise.all([...this.pending]); }
 
-  stub(name) { return this.rpc.get(this.rpc.idFromName(name)); }
+  // The object `name` in workerd, as a stub whose methods (storage, send, close) run there by RPC.
+  // (One request per call through workerd: miniflare's Node RPC proxies make synchronous round trips.)
+  stub(name) {
+    const call = async (method, args) => {
+      const response = await this.dispatch("http://objects.internal/", {
+        method: "POST", headers: { "x-edge-harness-call": "1", "content-type": "application/json" },
+        body: JSON.stringify({ object: name, method, args }),
+      });
+      const answer = await response.json();
+      if (answer.error !== undefined) throw new Error(answer.error);
+      return answer.result;
+    };
+    return {
+      storage: (method, args) => call("storage", [method, args]),
+      send: (tag, data) => call("send", [tag, data]),
+      close: (tag, code, reason) => call("close", [tag, code, reason]),
+    };
+  }
 
   socketsOf(name) { if (!this.sockets.has(name)) this.sockets.set(name, new Map()); return this.sockets.get(name); }
 

@@ -22,7 +22,7 @@ import subprocess
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import httpx
 
@@ -52,10 +52,15 @@ EDGE_SKIPS: dict[str, str] = {
 }
 
 
-def edge_skip_reason(nodeid: str) -> str | None:
+# And every test that uses `monkeypatch`: what it patches lives in the test process, not in the Worker.
+PATCHING = "patches the app's code in the test process (monkeypatch), which the Worker does not share"
+
+
+def edge_skip_reason(nodeid: str, fixtures: Iterable[str] = ()) -> str | None:
     """Why the test with this node id does not run on `edge` (None: it runs)."""
     bare = nodeid.split("[", 1)[0]
-    return EDGE_SKIPS.get(bare) or EDGE_SKIPS.get(bare.split("::", 1)[0])
+    listed = EDGE_SKIPS.get(bare) or EDGE_SKIPS.get(bare.split("::", 1)[0])
+    return listed or (PATCHING if "monkeypatch" in fixtures else None)
 
 
 class HarnessError(RuntimeError):
@@ -227,6 +232,16 @@ def worker_vars(settings: Settings, vault_key: str) -> dict[str, str]:
     return values
 
 
+class EdgePlatform(Platform):
+    """The test's `Platform` on `edge`: new settings given to it (a test pointing the app at its
+    loopback model server) become the Worker's vars too, as a redeploy with new vars would."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name == "settings" and getattr(self, "_harness", None) is not None:
+            self._harness.call("configure", {"vars": worker_vars(value, self._vault_key)})
+
+
 def open_edge_platform(harness: EdgeHarness, data_dir: Path, settings: Settings, clock: Any) -> Platform:
     """A fresh start on the harness for one test, and the test's own `Platform` over its storage."""
     from durable_objects.local import open_platform
@@ -235,10 +250,13 @@ def open_edge_platform(harness: EdgeHarness, data_dir: Path, settings: Settings,
     harness.call("reset")
     harness.call("configure", {"vars": worker_vars(settings, vault_key)})
     local = open_platform(data_dir, settings, clock=clock, env={"FASTEST_VAULT_KEY": vault_key})
-    return dataclasses.replace(
-        local, db=D1Database(RemoteD1(harness)), blobs=R2BlobStore(RemoteR2(harness)), kv=WorkersKV(RemoteKV(harness)),
-        runtime="cloudflare",
-    )
+    values = {f.name: getattr(local, f.name) for f in dataclasses.fields(local)}
+    values.update(db=D1Database(RemoteD1(harness)), blobs=R2BlobStore(RemoteR2(harness)), kv=WorkersKV(RemoteKV(harness)),
+                  runtime="cloudflare")
+    platform = EdgePlatform(**values)
+    object.__setattr__(platform, "_vault_key", vault_key)
+    object.__setattr__(platform, "_harness", harness)
+    return platform
 
 
 def edge_client(harness: EdgeHarness, clock: Any) -> Iterator[Any]:
