@@ -14,6 +14,8 @@ gives the object's JS body stream to return in a Response untouched.
 
 from __future__ import annotations
 
+import re
+
 from typing import Any, AsyncIterator, Mapping, Sequence
 
 from fastest.platform.cloudflare.interop import (
@@ -34,8 +36,18 @@ LIST_INCLUDE = ["httpMetadata", "customMetadata"]
 _CHECKSUM_MISMATCH_MARKERS = ("checksum you specified did not match", "(10037)")
 
 
+# R2's refusal names the hash of what it received: "… Actual SHA-256 was: <hex>".
+_ACTUAL_SHA256 = re.compile(r"Actual SHA-256 was: ([0-9a-f]{64})")
+
+
 class ChecksumMismatch(Exception):
-    """R2 refused a put because the body's checksum is not the one given; nothing was stored."""
+    """R2 refused a put because the body's checksum is not the one given; nothing was stored.
+    `actual` is the SHA-256 R2 computed, when its message says it (else None)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        found = _ACTUAL_SHA256.search(message)
+        self.actual = found.group(1) if found else None
 
 
 def is_checksum_mismatch(exc: BaseException) -> bool:
