@@ -87,9 +87,45 @@ async function objectCall(request, env) {
     return Response.json({ error: String(error && error.message || error) });
   }
 }
+// R2 and KV calls for the test process's own Platform: results as plain JSON (R2 objects with their
+// body, dates and bytes tagged).
+const r2Object = (o) => ({ key: o.key, size: o.size, etag: o.etag, uploaded: { $date: o.uploaded.getTime() },
+  customMetadata: o.customMetadata, httpMetadata: o.httpMetadata });
+async function plain(result) {
+  if (result === null || result === undefined) return null;
+  if (Array.isArray(result.objects)) return { ...result, objects: result.objects.map(r2Object) };
+  if (typeof result.etag === "string" && result.uploaded instanceof Date) {
+    const object = r2Object(result);
+    if (typeof result.arrayBuffer === "function") object.bodyBytes = { $bytes: toBase64(await result.arrayBuffer()) };
+    return object;
+  }
+  return result;
+}
+async function bindingCall(request, env) {
+  const { binding, method, args } = await request.json();
+  const decode = (v) => (Array.isArray(v) ? v.map(decode) : v && typeof v === "object"
+    ? ("$bytes" in v ? fromBase64(v.$bytes) : Object.fromEntries(Object.entries(v).map(([k, x]) => [k, decode(x)]))) : v);
+  try {
+    return Response.json({ result: await plain(await env[binding][method](...decode(args))) });
+  } catch (error) {
+    return Response.json({ error: String(error && error.message || error) });
+  }
+}
+// Empties the bucket and the namespace (the harness's reset between tests).
+async function wipe(env) {
+  for (let listing = await env.BLOBS.list({ limit: 1000 }); listing.objects.length; listing = await env.BLOBS.list({ limit: 1000 })) {
+    await env.BLOBS.delete(listing.objects.map((o) => o.key));
+  }
+  for (let listing = await env.CACHE.list(); listing.keys.length; listing = await env.CACHE.list()) {
+    await Promise.all(listing.keys.map((k) => env.CACHE.delete(k.name)));
+  }
+  return Response.json({ result: true });
+}
 export default {
   async fetch(request, env) {
     if (request.headers.get("x-edge-harness-d1")) return d1(request, env);
+    if (request.headers.get("x-edge-harness-wipe")) return wipe(env);
+    if (request.headers.get("x-edge-harness-binding")) return bindingCall(request, env);
     if (request.headers.get("x-edge-harness-call")) return objectCall(request, env);
     const name = request.headers.get("x-edge-harness-object");
     return env.CONVERSATIONS.get(env.CONVERSATIONS.idFromName(name)).fetch(request);

@@ -36,6 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = os.environ.get("FASTEST_TEST_RUNTIME", "local")
 NOW_HEADER = "x-edge-harness-now"
 LOG = ROOT / ".edge" / "harness.log"
+# The caller's address as the app records it: Starlette's in-process client, or loopback through the
+# harness (which sets CF-Connecting-IP as Cloudflare's edge does).
+CLIENT_IP = "127.0.0.1" if RUNTIME == "edge" else "testclient"
 
 
 def is_edge() -> bool:
@@ -45,8 +48,44 @@ def is_edge() -> bool:
 # The tests that do not run on `edge`, each with its reason: a test file, or one test (its node id
 # without parameters). Everything else under tests/api and tests/contract runs on both runtimes.
 EDGE_SKIPS: dict[str, str] = {
+    # Features of the local runtime alone (by design, not offered by the Worker).
+    "tests/api/test_deployments.py":
+        "deploys with the local runtime's own provider and serves the sites from the local server",
+    "tests/api/test_deploy_server_builds.py": "server-side builds are a local runtime feature",
+    "tests/api/test_conversation_deploys.py": "deploys with the local runtime's own provider",
+    "tests/api/test_deployment_findings_and_limits.py": "deploys with the local runtime's own provider",
+    "tests/api/test_device_page.py":
+        "drives apps it builds in-process (the local owner's sign-in on this machine is local-only)",
+    "tests/api/test_blobs.py::test_oversize_upload_is_413_and_leaves_nothing":
+        "sends a chunked body: the Worker's streaming upload needs Content-Length (411, documented)",
+    "tests/api/test_blobs.py::test_client_disconnect_midway_stores_nothing": "inspects the local blob store's files",
+    "tests/api/test_blobs.py::test_client_stream_raising_midway_stores_nothing": "inspects the local blob store's files",
+    "tests/api/test_audit_and_secrets_at_rest.py::test_the_database_file_holds_no_plaintext_token_device_code_or_key":
+        "reads the local database file",
+    # Webhook receivers on loopback plain HTTP are allowed on the local runtime only.
+    **{f"tests/api/test_authorization_matrix.py::test_authorization_matrix[{route}]":
+       "makes a webhook endpoint on a loopback receiver (plain HTTP is refused on the Worker)"
+       for route in ("PATCH /v1/integrations/webhooks/{webhook_id}", "DELETE /v1/integrations/webhooks/{webhook_id}",
+                     "POST /v1/integrations/webhooks/{webhook_id}/rotate-secret",
+                     "POST /v1/integrations/webhooks/{webhook_id}/test",
+                     "GET /v1/integrations/webhooks/{webhook_id}/deliveries",
+                     "POST /v1/integrations/webhooks/deliveries/{delivery_id}/redeliver")},
+    "tests/api/test_jobs_concurrency.py::test_purge_webhook_deliveries":
+        "delivers to a loopback receiver over plain HTTP (refused on the Worker)",
+    "tests/api/test_atlas.py::test_a_large_tree_answers_202_and_finishes_in_the_background":
+        "on the Worker the index goes on by the atlas-index cron job, not a deferred task (by design)",
+    "tests/api/test_atlas.py::test_search_by_described_behaviour_with_the_local_embedding_model":
+        "uses the local runtime's own embedding model",
+    "tests/api/test_atlas_diagrams.py::test_a_big_system_is_aggregated_within_mermaids_limits":
+        "more than a minute of CPU under Pyodide here for one request (over a Worker's CPU limit; a known cost)",
+    # What the test does cannot reach the Worker.
     "tests/api/test_sync.py::test_two_executes_of_one_preview_racing_one_wins":
         "builds its own in-process app around the test's platform to race two requests",
+    "tests/api/test_conventions.py::test_unexpected_errors_are_500_without_leaks":
+        "builds its own in-process app with a failing route",
+    "tests/contract/test_openapi_fuzz.py":
+        "fuzzes an app it builds in-process when the module is imported, not the client fixture's server",
+    # workerd keeps its own time.
     "tests/api/test_sync.py::test_expired_and_unknown_previews_are_gone":
         "a preview expires by its KV TTL, which workerd counts on its real clock, not the test's",
 }
@@ -59,7 +98,7 @@ PATCHING = "patches the app's code in the test process (monkeypatch), which the 
 def edge_skip_reason(nodeid: str, fixtures: Iterable[str] = ()) -> str | None:
     """Why the test with this node id does not run on `edge` (None: it runs)."""
     bare = nodeid.split("[", 1)[0]
-    listed = EDGE_SKIPS.get(bare) or EDGE_SKIPS.get(bare.split("::", 1)[0])
+    listed = EDGE_SKIPS.get(nodeid) or EDGE_SKIPS.get(bare) or EDGE_SKIPS.get(bare.split("::", 1)[0])
     return listed or (PATCHING if "monkeypatch" in fixtures else None)
 
 
@@ -232,14 +271,24 @@ def worker_vars(settings: Settings, vault_key: str) -> dict[str, str]:
     return values
 
 
+# Platform fields a test may replace with an object of its own (a scripted model): on `edge` the
+# Worker builds its own from the settings, so such a test is skipped where it does that.
+IN_PROCESS_ONLY = frozenset({"model_factory", "embedder_factory", "http", "deploy_providers", "deploy_builder", "blobs"})
+
+
 class EdgePlatform(Platform):
     """The test's `Platform` on `edge`: new settings given to it (a test pointing the app at its
     loopback model server) become the Worker's vars too, as a redeploy with new vars would."""
 
     def __setattr__(self, name: str, value: Any) -> None:
+        harness = getattr(self, "harness", None)
+        if harness is not None and name in IN_PROCESS_ONLY:
+            import pytest
+
+            pytest.skip(f"not on edge: gives the app an in-process object ({name}), which the Worker cannot reach")
         object.__setattr__(self, name, value)
-        if name == "settings" and getattr(self, "_harness", None) is not None:
-            self._harness.call("configure", {"vars": worker_vars(value, self._vault_key)})
+        if name == "settings" and harness is not None:
+            harness.call("configure", {"vars": worker_vars(value, self._vault_key)})
 
 
 def open_edge_platform(harness: EdgeHarness, data_dir: Path, settings: Settings, clock: Any) -> Platform:
@@ -255,28 +304,29 @@ def open_edge_platform(harness: EdgeHarness, data_dir: Path, settings: Settings,
                   runtime="cloudflare")
     platform = EdgePlatform(**values)
     object.__setattr__(platform, "_vault_key", vault_key)
-    object.__setattr__(platform, "_harness", harness)
+    object.__setattr__(platform, "harness", harness)
     return platform
 
 
 def edge_client(harness: EdgeHarness, clock: Any) -> Iterator[Any]:
     """An HTTP client of the Worker, shaped like Starlette's TestClient (follows redirects, has
     `websocket_connect`); each request carries the test's clock."""
-    def stamp(request: httpx.Request) -> None:
-        request.headers[NOW_HEADER] = str(int(clock.now().timestamp() * 1000))
-
-    client = EdgeClient(base_url=harness.url, follow_redirects=True, event_hooks={"request": [stamp]}, timeout=60)
+    client = EdgeClient(base_url=harness.url, follow_redirects=True, timeout=60)
     client.clock = clock
+    client.event_hooks = {"request": [client.stamp], "response": []}
     return client
 
 
 class EdgeClient(httpx.Client):
     clock: Any = None
 
+    def stamp(self, request: httpx.Request) -> None:
+        """The test's clock, for the Worker (the harness sets its time from this header)."""
+        request.headers[NOW_HEADER] = str(int(self.clock.now().timestamp() * 1000))
+
     def websocket_connect(self, url: str, headers: dict[str, str] | None = None, subprotocols: list[str] | None = None, **_: Any):
         from tests.edge_sockets import EdgeWebSocket
 
         target = str(self.base_url).rstrip("/").replace("http://", "ws://", 1) + url
-        sent = dict(headers or {})
-        sent[NOW_HEADER] = str(int(self.clock.now().timestamp() * 1000))
+        sent = {**(headers or {}), NOW_HEADER: str(int(self.clock.now().timestamp() * 1000))}
         return EdgeWebSocket(target, sent, subprotocols)

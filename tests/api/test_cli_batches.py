@@ -54,7 +54,7 @@ class Recorder(httpx.BaseTransport):
 def api_for(client, caller, override=None) -> tuple[ApiClient, Recorder, list[float]]:
     recorder = Recorder(AppTransport(client), override)
     slept: list[float] = []
-    return ApiClient("http://testserver", caller.token, transport=recorder, sleep=slept.append), recorder, slept
+    return ApiClient(str(client.base_url).rstrip("/"), caller.token, transport=recorder, sleep=slept.append), recorder, slept
 
 
 MANIFEST_DOWNLOAD_BATCH = "/v1/blobs/manifests/download/batch"
