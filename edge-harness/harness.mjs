@@ -259,7 +259,9 @@ async function writeResponse(res, response) {
   res.writeHead(response.status, headers);
   if (!response.body) { res.end(); return; }
   const reader = response.body.getReader();
-  res.on("close", () => reader.cancel().catch(() => {}));
+  // A client that goes away cancels the body with an Error, as workerd does (Pyodide cannot turn a
+  // bare `undefined` rejection into a Python exception).
+  res.on("close", () => reader.cancel(new Error("the client went away")).catch(() => {}));
   try {
     for (;;) {
       const { done, value } = await reader.read();
@@ -352,4 +354,7 @@ markReady();
 console.log(`edge harness listening on ${harnessOrigin} (pyodide ${py.version}, started in ${Date.now() - started} ms)`);
 const stop = async () => { server.close(); await mf.dispose().catch(() => {}); if (!option("--state")) fs.rmSync(STATE, { recursive: true, force: true }); process.exit(0); };
 process.on("SIGTERM", stop);
+// One failing event must not end the session: log it, as workerd logs an uncaught exception.
+process.on("uncaughtException", (error) => log("uncaught exception:", error?.stack || error));
+process.on("unhandledRejection", (error) => log("unhandled rejection:", error?.stack || error));
 process.on("SIGINT", stop);
