@@ -45,8 +45,10 @@ def is_edge() -> bool:
     return RUNTIME == "edge"
 
 
-# The tests that do not run on `edge`, each with its reason: a test file, or one test (its node id
-# without parameters). Everything else under tests/api and tests/contract runs on both runtimes.
+# The tests that do not run on `edge`, each with its reason: a test file, one test (its node id,
+# without parameters for all of them, or with them for one case). Besides these, a test is skipped
+# where it uses `monkeypatch` or hands the platform an object of its own (PATCHING, IN_PROCESS_ONLY).
+# Everything else under tests/api and tests/contract runs on both runtimes.
 EDGE_SKIPS: dict[str, str] = {
     # Features of the local runtime alone (by design, not offered by the Worker).
     "tests/api/test_deployments.py":
@@ -70,6 +72,16 @@ EDGE_SKIPS: dict[str, str] = {
                      "POST /v1/integrations/webhooks/{webhook_id}/test",
                      "GET /v1/integrations/webhooks/{webhook_id}/deliveries",
                      "POST /v1/integrations/webhooks/deliveries/{delivery_id}/redeliver")},
+    # The matrix's deployment factories deploy with the local runtime's own provider.
+    **{f"tests/api/test_authorization_matrix.py::test_authorization_matrix[{route}]":
+       "makes a deployment with the local runtime's own provider"
+       for route in ("GET /v1/conversations/{conversation_id}/deployments/{deployment_id}/logs",
+                     "GET /v1/infrastructure/deployments/{deployment_id}",
+                     "GET /v1/infrastructure/deployments/{deployment_id}/logs",
+                     "POST /v1/infrastructure/deployments/{deployment_id}/cancel",
+                     "POST /v1/infrastructure/deployments/{deployment_id}/rollback",
+                     "GET /v1/infrastructure/projects/{project_id}/resources/{resource_id}",
+                     "DELETE /v1/infrastructure/projects/{project_id}/resources/{resource_id}")},
     "tests/api/test_jobs_concurrency.py::test_purge_webhook_deliveries":
         "delivers to a loopback receiver over plain HTTP (refused on the Worker)",
     "tests/api/test_atlas.py::test_a_large_tree_answers_202_and_finishes_in_the_background":

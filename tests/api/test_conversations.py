@@ -30,6 +30,12 @@ def turn_done(event):
 
 
 @pytest.fixture
+def settings() -> Settings:
+    # These tests wait for turns by polling the timeline; the polls are not what they count.
+    return Settings(rate_limit_per_minute=1000)
+
+
+@pytest.fixture
 def workspace(client, alice):
     project = new_project(client, alice)
     root = upload_tree(client, alice, {"README.md": b"# Hello\n", "src/app.py": b"print('hi')\n"})
