@@ -18,6 +18,18 @@ from fastest.domain.tokens import DEFAULT_ABILITIES
 from fastest.platform import Platform
 from fastest.platform.local.clock import ManualClock
 from fastest.services import identity
+from tests.edge_runtime import EdgeHarness, edge_client, edge_skip_reason, is_edge, open_edge_platform
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the edge runtime, the tests listed in tests/edge_runtime.py's EDGE_SKIPS are skipped with
+    their reason."""
+    if not is_edge():
+        return
+    for item in items:
+        reason = edge_skip_reason(item.nodeid, getattr(item, "fixturenames", ()))
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=f"not on edge: {reason}"))
 
 
 def run(coro: Any) -> Any:
@@ -46,15 +58,31 @@ def settings() -> Settings:
     return Settings()
 
 
+@pytest.fixture(scope="session")
+def edge_harness() -> Iterator[EdgeHarness]:
+    """The Worker on the edge harness, one per session (FASTEST_TEST_RUNTIME=edge only)."""
+    harness = EdgeHarness()
+    yield harness
+    harness.close()
+
+
 @pytest.fixture
-def platform(tmp_path: Path, settings: Settings, clock: ManualClock) -> Iterator[Platform]:
-    platform = open_local_platform(tmp_path / "data", settings, clock=clock)
+def platform(request: pytest.FixtureRequest, tmp_path: Path, settings: Settings, clock: ManualClock) -> Iterator[Platform]:
+    if is_edge():
+        platform = open_edge_platform(request.getfixturevalue("edge_harness"), tmp_path / "data", settings, clock)
+    else:
+        platform = open_local_platform(tmp_path / "data", settings, clock=clock)
     yield platform
     platform.close()
 
 
 @pytest.fixture
-def client(platform: Platform) -> Iterator[TestClient]:
+def client(request: pytest.FixtureRequest, platform: Platform, clock: ManualClock) -> Iterator[TestClient]:
+    """The API over HTTP: the app in-process (local), or the Worker on the edge harness (edge)."""
+    if is_edge():
+        with edge_client(request.getfixturevalue("edge_harness"), clock) as edge:
+            yield edge
+        return
     app = create_app(lambda scope: platform)
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client

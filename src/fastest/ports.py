@@ -121,7 +121,12 @@ class BlobListing:
 
 
 class ChecksumMismatch(Exception):
-    """A `put_stream` whose body's SHA-256 is not the one given; nothing was stored."""
+    """A `put_stream` whose body's SHA-256 is not the one given; nothing was stored. `actual`: the
+    SHA-256 the store computed, when it says (else None)."""
+
+    def __init__(self, message: str, *, actual: str | None = None) -> None:
+        super().__init__(message)
+        self.actual = actual
 
 
 class BlobStore(Protocol):

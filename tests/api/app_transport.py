@@ -1,4 +1,4 @@
-"""The app in process as an httpx transport for the CLI's `ApiClient` (which takes any httpx
+"""The app in process (or the Worker on the edge harness) as an httpx transport for the CLI's `ApiClient` (which takes any httpx
 transport in tests).
 
 Starlette's `TestClient` holds one (`client._transport`), but it speaks whichever HTTP library
@@ -30,9 +30,14 @@ class _Chunks(httpx.SyncByteStream):
 class AppTransport(httpx.BaseTransport):
     def __init__(self, client: Any) -> None:
         self.inner = client._transport
-        self.library = starlette.testclient.httpx  # the module Starlette's transport speaks
+        # The module Starlette's transport speaks; on the edge runtime the client is a plain
+        # httpx.Client to the Worker, whose transport speaks httpx.
+        self.library = httpx if isinstance(client, httpx.Client) else starlette.testclient.httpx
+        self.stamp = getattr(client, "stamp", None)  # the edge client's: the test's clock on each request
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.stamp is not None:
+            self.stamp(request)
         sent = self.library.Request(request.method, str(request.url), headers=request.headers.raw, content=request.read())
         answer = self.inner.handle_request(sent)
         return httpx.Response(answer.status_code, headers=answer.headers.raw, stream=_Chunks(answer.stream), request=request)

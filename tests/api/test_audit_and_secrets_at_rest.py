@@ -13,6 +13,7 @@ from fastest.domain.tokens import ABILITIES
 from fastest.platform import EDGE, LOCAL
 from tests.api.google_idp import CLIENT_ID
 from tests.conftest import assert_problem, make_caller
+from tests.edge_runtime import CLIENT_IP
 
 
 def test_audit_pages_newest_first_without_gaps_and_only_the_callers(client, platform):
@@ -32,7 +33,7 @@ def test_audit_pages_newest_first_without_gaps_and_only_the_callers(client, plat
         if cursor is None:
             break
     assert [e["request_id"] for e in seen] == [f"set-{i}" for i in reversed(range(5))]
-    assert all(e["type"] == "api_key.set" and e["ip"] == "testclient" for e in seen)
+    assert all(e["type"] == "api_key.set" and e["ip"] == CLIENT_IP for e in seen)
     assert [e["data"]["provider"] for e in seen] == ["p4", "p3", "p2", "p1", "p0"]
     assert all("secret" not in str(e) for e in seen)
 

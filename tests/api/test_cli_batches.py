@@ -54,7 +54,7 @@ class Recorder(httpx.BaseTransport):
 def api_for(client, caller, override=None) -> tuple[ApiClient, Recorder, list[float]]:
     recorder = Recorder(AppTransport(client), override)
     slept: list[float] = []
-    return ApiClient("http://testserver", caller.token, transport=recorder, sleep=slept.append), recorder, slept
+    return ApiClient(str(client.base_url).rstrip("/"), caller.token, transport=recorder, sleep=slept.append), recorder, slept
 
 
 def write_tree(root: Path, files: int = 60, dirs: int = 12) -> list[tuple[str, str, int, int]]:

@@ -48,7 +48,7 @@ def test_polls_at_the_interval_and_honours_slow_down(client, clock, platform):
     def on_code(started):
         transport.user_code = started["user_code"]
 
-    with ApiClient("http://testserver", None, transport=transport, sleep=lambda s: None) as api:
+    with ApiClient(str(client.base_url).rstrip("/"), None, transport=transport, sleep=lambda s: None) as api:
         granted = device_login(api, client_name="test", on_code=on_code, sleep=sleep)
     assert granted["user"]["email"] == "me@example.com"
     assert transport.answers == ["authorization_pending", "slow_down", "authorization_pending", "token"]
@@ -62,12 +62,12 @@ def test_a_denial_ends_the_login(client, clock, platform):
     def on_code(started):
         transport.user_code = started["user_code"]
 
-    with ApiClient("http://testserver", None, transport=transport) as api:
+    with ApiClient(str(client.base_url).rstrip("/"), None, transport=transport) as api:
         with pytest.raises(DeviceLoginError, match="denied"):
             device_login(api, client_name="test", on_code=on_code, sleep=clock.advance)
 
 
 def test_an_unapproved_code_runs_out(client, clock):
-    with ApiClient("http://testserver", None, transport=AppTransport(client)) as api:
+    with ApiClient(str(client.base_url).rstrip("/"), None, transport=AppTransport(client)) as api:
         with pytest.raises(DeviceLoginError, match="expired"):
             device_login(api, client_name="test", on_code=lambda s: None, sleep=clock.advance)

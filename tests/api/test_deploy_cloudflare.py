@@ -103,7 +103,7 @@ def test_credentials_are_sealed_listed_without_token_and_deleted(client, alice, 
 def _plain_text_anywhere(platform, needle: str) -> list[str]:
     found = []
     tables = run(platform.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-                                     "AND name NOT LIKE '%fts%' AND name != '_cf_KV'").all()).results
+                                     "AND name NOT LIKE '%fts%' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\'").all()).results
     for table in tables:
         rows = run(platform.db.prepare(f'SELECT * FROM "{table["name"]}"').all()).results
         for row in rows:

@@ -8,6 +8,7 @@ import pytest
 from fastest.config import Settings
 from tests.api.google_idp import CLIENT_ID, FakeGoogle, b64url_json
 from tests.conftest import assert_problem, count_rows
+from tests.edge_runtime import CLIENT_IP
 
 
 @pytest.fixture
@@ -130,7 +131,7 @@ def test_sign_in_is_audited_without_the_credential(client, idp, clock):
     events = response.json()["events"]
     assert [e["type"] for e in events] == ["token.created", "auth.sign_in"]
     assert events[1]["data"] == {"method": "google"}
-    assert events[1]["ip"] == "testclient" and events[1]["request_id"].startswith("req_")
+    assert events[1]["ip"] == CLIENT_IP and events[1]["request_id"].startswith("req_")
     assert credential not in response.text and token not in response.text
 
 

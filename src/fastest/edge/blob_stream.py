@@ -114,7 +114,7 @@ async def _upload(request: Any, platform: Platform, user_id: str, blob_hash: str
             content_type=upload.content_type,
         )
     except ChecksumMismatch as exc:
-        raise storage.checksum_mismatch(blob_hash, declared) from exc
+        raise storage.checksum_mismatch(blob_hash, declared, exc.actual) from exc
     return reply.json(await storage.record_upload(platform, user_id, upload, info.size), 201)
 
 

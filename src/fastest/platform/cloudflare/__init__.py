@@ -87,14 +87,18 @@ def build_platform(env: Any, *, reactions: tuple[Any, ...] = ()) -> Platform:
     ai_binding = _get(env, AI)
     workers_ai = WorkersAIModel(ai_binding, settings.ai_model) if ai_binding is not None and settings.ai_model else None
     http = WorkersFetchClient()
+    clock = WorkersClock()
+    # The isolate's rate windows are timed by the Worker's clock, like everything else (and like the
+    # local runtime's windows, by the platform clock).
+    window = SlidingWindowLimiter(monotonic=lambda: clock.now().timestamp())
     return Platform(
         db=D1Database(_binding(env, DB)),
         blobs=R2BlobStore(_binding(env, BLOBS)),
         kv=WorkersKV(_binding(env, CACHE)),
         sessions=DurableObjectNamespace(_binding(env, CONVERSATIONS)),
-        clock=WorkersClock(),
+        clock=clock,
         vault=_vault(read_vars(env, (VAULT_KEY, VAULT_PREVIOUS_KEYS))),
-        rate_limiter=SlidingWindowLimiter() if limiter_binding is None else BindingCappedLimiter(limiter_binding),
+        rate_limiter=window if limiter_binding is None else BindingCappedLimiter(limiter_binding, window),
         settings=settings,
         http=http,
         model_factory=partial(model_for_key, settings, http, workers_ai=workers_ai),

@@ -14,6 +14,8 @@ gives the object's JS body stream to return in a Response untouched.
 
 from __future__ import annotations
 
+import re
+
 from typing import Any, AsyncIterator, Mapping, Sequence
 
 from fastest.platform.cloudflare.interop import (
@@ -32,6 +34,16 @@ LIST_INCLUDE = ["httpMetadata", "customMetadata"]
 # How R2 refuses a put whose body does not match the checksum it was given (workerd/miniflare:
 # "put: The SHA-256 checksum you specified did not match what we received. … (10037)").
 _CHECKSUM_MISMATCH_MARKERS = ("checksum you specified did not match", "(10037)")
+
+
+# R2's refusal names the hash of what it received: "… Actual SHA-256 was: <hex>".
+_ACTUAL_SHA256 = re.compile(r"Actual SHA-256 was: ([0-9a-f]{64})")
+
+
+def actual_sha256(message: str) -> str | None:
+    """The SHA-256 R2 says it computed, when its refusal says it."""
+    found = _ACTUAL_SHA256.search(message)
+    return found.group(1) if found else None
 
 
 def is_checksum_mismatch(exc: BaseException) -> bool:
@@ -154,7 +166,7 @@ class R2BlobStore:
             obj = await self._binding.put(key, stream, **options)
         except Exception as exc:
             if is_checksum_mismatch(exc):
-                raise ChecksumMismatch(error_message(exc)) from exc
+                raise ChecksumMismatch(error_message(exc), actual=actual_sha256(error_message(exc))) from exc
             raise
         return blob_info(obj)
 

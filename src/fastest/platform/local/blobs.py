@@ -180,7 +180,7 @@ async def _checked(chunks: AsyncIterator[bytes], expected_sha256: str) -> AsyncI
         digest.update(chunk)
         yield chunk
     if digest.hexdigest() != expected_sha256:
-        raise ChecksumMismatch(f"The body's SHA-256 is {digest.hexdigest()}, not {expected_sha256}.")
+        raise ChecksumMismatch(f"The body's SHA-256 is {digest.hexdigest()}, not {expected_sha256}.", actual=digest.hexdigest())
 
 
 class LocalBlobBody:

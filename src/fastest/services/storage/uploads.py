@@ -180,13 +180,17 @@ async def record_upload(platform: Platform, user_id: str, upload: BlobUpload, si
     return {"hash": upload.hash, "size": size, "created": True}
 
 
-def checksum_mismatch(expected: str, size: int | None) -> HashMismatch:
+def checksum_mismatch(expected: str, size: int | None, actual: str | None = None) -> HashMismatch:
     """The 422 for a body the BlobStore itself refused because its SHA-256 is not `expected` (R2's
-    checksum check), when the actual hash is not known to us."""
+    checksum check): the same answer as a mismatch found here, `actual_hash` included when the
+    store reported it."""
+    if actual is not None and size is not None:
+        return _mismatch(expected, actual, size)
     return HashMismatch(
         f"The SHA-256 of the body received is not {expected}. Nothing was stored.",
         fields={"hash": "does not match the body"},
-        extra={"expected_hash": expected, **({"size": size} if size is not None else {})},
+        extra={"expected_hash": expected, **({"actual_hash": actual} if actual else {}),
+               **({"size": size} if size is not None else {})},
     )
 
 

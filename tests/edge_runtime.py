@@ -1,0 +1,344 @@
+"""The `edge` runtime of the HTTP-level tests: the Worker on the edge harness (edge-harness/).
+
+`FASTEST_TEST_RUNTIME=edge` makes the `platform` and `client` fixtures (tests/conftest.py) talk to one
+harness per test session: `src/entry.py` under Pyodide with miniflare's D1, R2, KV and the
+conversation's Durable Object. Each test starts from empty storage, with its own `Settings` as the
+Worker's vars and the test's clock as the Worker's clock (sent with each request).
+
+The test's own `platform` (what a test reads and writes directly: tokens, rows, blobs, jobs) is the
+Cloudflare adapters (`fastest.platform.cloudflare`) over the harness's bindings, reached by one small
+call per binding method; what a Worker has no binding for (the vault's key, outbound HTTP, models)
+is the local runtime's, with the vault key shared with the Worker.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+import secrets
+import subprocess
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import httpx
+
+from fastest.config import Settings
+from fastest.platform import Platform
+from fastest.platform.cloudflare.d1 import D1Database
+from fastest.platform.cloudflare.kv import WorkersKV
+from fastest.platform.cloudflare.r2 import R2BlobStore
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNTIME = os.environ.get("FASTEST_TEST_RUNTIME", "local")
+NOW_HEADER = "x-edge-harness-now"
+LOG = ROOT / ".edge" / "harness.log"
+# The caller's address as the app records it: Starlette's in-process client, or loopback through the
+# harness (which sets CF-Connecting-IP as Cloudflare's edge does).
+CLIENT_IP = "127.0.0.1" if RUNTIME == "edge" else "testclient"
+
+
+def is_edge() -> bool:
+    return RUNTIME == "edge"
+
+
+# The tests that do not run on `edge`, each with its reason: a test file, one test (its node id,
+# without parameters for all of them, or with them for one case). Besides these, a test is skipped
+# where it uses `monkeypatch` or hands the platform an object of its own (PATCHING, IN_PROCESS_ONLY).
+# Everything else under tests/api and tests/contract runs on both runtimes.
+EDGE_SKIPS: dict[str, str] = {
+    # Features of the local runtime alone (by design, not offered by the Worker).
+    "tests/api/test_deployments.py":
+        "deploys with the local runtime's own provider and serves the sites from the local server",
+    "tests/api/test_deploy_server_builds.py": "server-side builds are a local runtime feature",
+    "tests/api/test_conversation_deploys.py": "deploys with the local runtime's own provider",
+    "tests/api/test_deployment_findings_and_limits.py": "deploys with the local runtime's own provider",
+    "tests/api/test_device_page.py":
+        "drives apps it builds in-process (the local owner's sign-in on this machine is local-only)",
+    "tests/api/test_blobs.py::test_oversize_upload_is_413_and_leaves_nothing":
+        "sends a chunked body: the Worker's streaming upload needs Content-Length (411, documented)",
+    "tests/api/test_blobs.py::test_client_disconnect_midway_stores_nothing": "inspects the local blob store's files",
+    "tests/api/test_blobs.py::test_client_stream_raising_midway_stores_nothing": "inspects the local blob store's files",
+    "tests/api/test_audit_and_secrets_at_rest.py::test_the_database_file_holds_no_plaintext_token_device_code_or_key":
+        "reads the local database file",
+    # Webhook receivers on loopback plain HTTP are allowed on the local runtime only.
+    **{f"tests/api/test_authorization_matrix.py::test_authorization_matrix[{route}]":
+       "makes a webhook endpoint on a loopback receiver (plain HTTP is refused on the Worker)"
+       for route in ("PATCH /v1/integrations/webhooks/{webhook_id}", "DELETE /v1/integrations/webhooks/{webhook_id}",
+                     "POST /v1/integrations/webhooks/{webhook_id}/rotate-secret",
+                     "POST /v1/integrations/webhooks/{webhook_id}/test",
+                     "GET /v1/integrations/webhooks/{webhook_id}/deliveries",
+                     "POST /v1/integrations/webhooks/deliveries/{delivery_id}/redeliver")},
+    # The matrix's deployment factories deploy with the local runtime's own provider.
+    **{f"tests/api/test_authorization_matrix.py::test_authorization_matrix[{route}]":
+       "makes a deployment with the local runtime's own provider"
+       for route in ("GET /v1/conversations/{conversation_id}/deployments/{deployment_id}/logs",
+                     "GET /v1/infrastructure/deployments/{deployment_id}",
+                     "GET /v1/infrastructure/deployments/{deployment_id}/logs",
+                     "POST /v1/infrastructure/deployments/{deployment_id}/cancel",
+                     "POST /v1/infrastructure/deployments/{deployment_id}/rollback",
+                     "GET /v1/infrastructure/projects/{project_id}/resources/{resource_id}",
+                     "DELETE /v1/infrastructure/projects/{project_id}/resources/{resource_id}")},
+    "tests/api/test_jobs_concurrency.py::test_purge_webhook_deliveries":
+        "delivers to a loopback receiver over plain HTTP (refused on the Worker)",
+    "tests/api/test_atlas.py::test_a_large_tree_answers_202_and_finishes_in_the_background":
+        "on the Worker the index goes on by the atlas-index cron job, not a deferred task (by design)",
+    "tests/api/test_atlas.py::test_search_by_described_behaviour_with_the_local_embedding_model":
+        "uses the local runtime's own embedding model",
+    "tests/api/test_atlas_diagrams.py::test_a_big_system_is_aggregated_within_mermaids_limits":
+        "more than a minute of CPU under Pyodide here for one request (over a Worker's CPU limit; a known cost)",
+    # What the test does cannot reach the Worker.
+    "tests/api/test_sync.py::test_two_executes_of_one_preview_racing_one_wins":
+        "builds its own in-process app around the test's platform to race two requests",
+    "tests/api/test_conventions.py::test_unexpected_errors_are_500_without_leaks":
+        "builds its own in-process app with a failing route",
+    "tests/contract/test_openapi_fuzz.py":
+        "fuzzes an app it builds in-process when the module is imported, not the client fixture's server",
+    # workerd keeps its own time.
+    "tests/api/test_sync.py::test_expired_and_unknown_previews_are_gone":
+        "a preview expires by its KV TTL, which workerd counts on its real clock, not the test's",
+}
+
+
+# And every test that uses `monkeypatch`: what it patches lives in the test process, not in the Worker.
+PATCHING = "patches the app's code in the test process (monkeypatch), which the Worker does not share"
+
+
+def edge_skip_reason(nodeid: str, fixtures: Iterable[str] = ()) -> str | None:
+    """Why the test with this node id does not run on `edge` (None: it runs)."""
+    bare = nodeid.split("[", 1)[0]
+    listed = EDGE_SKIPS.get(nodeid) or EDGE_SKIPS.get(bare) or EDGE_SKIPS.get(bare.split("::", 1)[0])
+    return listed or (PATCHING if "monkeypatch" in fixtures else None)
+
+
+class HarnessError(RuntimeError):
+    """The harness refused a storage call: carries workerd's error message, as a JS error would."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class EdgeHarness:
+    """One `node edge-harness/harness.mjs` for the test session."""
+
+    def __init__(self) -> None:
+        # The harness's own log (the Worker's tracebacks among it) goes to .edge/harness.log.
+        LOG.parent.mkdir(exist_ok=True)
+        self._log = LOG.open("w")
+        self._process = subprocess.Popen(
+            ["node", str(ROOT / "edge-harness/harness.mjs"), "--port", "0"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=self._log, text=True,
+        )
+        line = self._process.stdout.readline() if self._process.stdout else ""
+        if "listening on " not in line:
+            self._process.kill()
+            raise RuntimeError(f"the edge harness did not start (see {LOG}):\n{line}")
+        self.url = line.split("listening on ", 1)[1].split()[0]
+
+    def call(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        request = urllib.request.Request(
+            self.url + "/__edge_harness/" + path, data=json.dumps(body or {}).encode(), method="POST",
+            headers={"content-type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            raise HarnessError(json.loads(error.read() or b"{}").get("error", str(error))) from None
+
+    def storage(self, binding: str, method: str, *args: Any) -> Any:
+        return decode(self.call("storage", {"binding": binding, "method": method, "args": encode(list(args))})["result"])
+
+    def close(self) -> None:
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+        self._log.close()
+
+
+def encode(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"$bytes": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, dict):
+        return {str(k): encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [encode(v) for v in value]
+    return value
+
+
+def decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "$bytes" in value:
+            return base64.b64decode(value["$bytes"])
+        if "$date" in value:
+            return datetime.fromtimestamp(value["$date"] / 1000, tz=timezone.utc)
+        return {k: decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    return value
+
+
+# --- The bindings as the test process sees them: each method one call into the harness ------------
+
+
+class _Statement:
+    def __init__(self, harness: EdgeHarness, sql: str, params: tuple[Any, ...] = ()) -> None:
+        self.harness, self.sql, self.params = harness, sql, params
+
+    def bind(self, *params: Any) -> "_Statement":
+        return _Statement(self.harness, self.sql, params)
+
+    async def _run(self, method: str, *extra: Any) -> Any:
+        return self.harness.storage("DB", method, self.sql, list(self.params), *extra)
+
+    async def all(self) -> Any:
+        return await self._run("all")
+
+    async def run(self) -> Any:
+        return await self._run("run")
+
+    async def first(self, column: str | None = None) -> Any:
+        return await (self._run("first", column) if column is not None else self._run("first"))
+
+
+class RemoteD1:
+    def __init__(self, harness: EdgeHarness) -> None:
+        self.harness = harness
+
+    def prepare(self, sql: str) -> _Statement:
+        return _Statement(self.harness, sql)
+
+    async def batch(self, statements: list[_Statement]) -> Any:
+        return self.harness.storage("DB", "batch", [[s.sql, list(s.params)] for s in statements])
+
+
+class _Stream:
+    """An R2 object's body, read whole by the harness, handed out in one chunk."""
+
+    def __init__(self, data: bytes) -> None:
+        self._chunks = [data] if data else []
+
+    def getReader(self) -> "_Stream":
+        return self
+
+    async def read(self) -> dict[str, Any]:
+        return {"done": False, "value": self._chunks.pop(0)} if self._chunks else {"done": True}
+
+
+class RemoteR2:
+    def __init__(self, harness: EdgeHarness) -> None:
+        self.harness = harness
+
+    def _object(self, found: Any) -> Any:
+        if isinstance(found, dict) and "bodyBytes" in found:
+            found["body"] = _Stream(found.pop("bodyBytes"))
+        return found
+
+    async def get(self, key: str, **options: Any) -> Any:
+        return self._object(self.harness.storage("BLOBS", "get", key, *([options] if options else [])))
+
+    async def head(self, key: str) -> Any:
+        return self.harness.storage("BLOBS", "head", key)
+
+    async def put(self, key: str, value: Any, **options: Any) -> Any:
+        return self.harness.storage("BLOBS", "put", key, value, options)
+
+    async def delete(self, keys: Any) -> Any:
+        return self.harness.storage("BLOBS", "delete", keys)
+
+    async def list(self, **options: Any) -> Any:
+        return self.harness.storage("BLOBS", "list", options)
+
+
+class RemoteKV:
+    def __init__(self, harness: EdgeHarness) -> None:
+        self.harness = harness
+
+    async def get(self, key: str) -> Any:
+        return self.harness.storage("CACHE", "get", key)
+
+    async def put(self, key: str, value: str, **options: Any) -> Any:
+        return self.harness.storage("CACHE", "put", key, value, *([options] if options else []))
+
+    async def delete(self, key: str) -> Any:
+        return self.harness.storage("CACHE", "delete", key)
+
+    async def list(self, **options: Any) -> Any:
+        return self.harness.storage("CACHE", "list", options)
+
+
+# --- The fixtures' pieces -------------------------------------------------------------------------
+
+
+def worker_vars(settings: Settings, vault_key: str) -> dict[str, str]:
+    """The test's settings as the Worker's vars (FASTEST_<FIELD>, strings), and the vault key secret."""
+    values = {"FASTEST_" + f.name.upper(): str(getattr(settings, f.name)) for f in dataclasses.fields(Settings)}
+    values["FASTEST_VAULT_KEY"] = vault_key
+    return values
+
+
+# Platform fields a test may replace with an object of its own (a scripted model): on `edge` the
+# Worker builds its own from the settings, so such a test is skipped where it does that.
+IN_PROCESS_ONLY = frozenset({"model_factory", "embedder_factory", "http", "deploy_providers", "deploy_builder", "blobs"})
+
+
+class EdgePlatform(Platform):
+    """The test's `Platform` on `edge`: new settings given to it (a test pointing the app at its
+    loopback model server) become the Worker's vars too, as a redeploy with new vars would."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        harness = getattr(self, "harness", None)
+        if harness is not None and name in IN_PROCESS_ONLY:
+            import pytest
+
+            pytest.skip(f"not on edge: gives the app an in-process object ({name}), which the Worker cannot reach")
+        object.__setattr__(self, name, value)
+        if name == "settings" and harness is not None:
+            harness.call("configure", {"vars": worker_vars(value, self._vault_key)})
+
+
+def open_edge_platform(harness: EdgeHarness, data_dir: Path, settings: Settings, clock: Any) -> Platform:
+    """A fresh start on the harness for one test, and the test's own `Platform` over its storage."""
+    from durable_objects.local import open_platform
+
+    vault_key = base64.b64encode(secrets.token_bytes(32)).decode()
+    harness.call("reset")
+    harness.call("configure", {"vars": worker_vars(settings, vault_key)})
+    local = open_platform(data_dir, settings, clock=clock, env={"FASTEST_VAULT_KEY": vault_key})
+    values = {f.name: getattr(local, f.name) for f in dataclasses.fields(local)}
+    values.update(db=D1Database(RemoteD1(harness)), blobs=R2BlobStore(RemoteR2(harness)), kv=WorkersKV(RemoteKV(harness)),
+                  runtime="cloudflare")
+    platform = EdgePlatform(**values)
+    object.__setattr__(platform, "_vault_key", vault_key)
+    object.__setattr__(platform, "harness", harness)
+    return platform
+
+
+def edge_client(harness: EdgeHarness, clock: Any) -> Iterator[Any]:
+    """An HTTP client of the Worker, shaped like Starlette's TestClient (follows redirects, has
+    `websocket_connect`); each request carries the test's clock."""
+    client = EdgeClient(base_url=harness.url, follow_redirects=True, timeout=60)
+    client.clock = clock
+    client.event_hooks = {"request": [client.stamp], "response": []}
+    return client
+
+
+class EdgeClient(httpx.Client):
+    clock: Any = None
+
+    def stamp(self, request: httpx.Request) -> None:
+        """The test's clock, for the Worker (the harness sets its time from this header)."""
+        request.headers[NOW_HEADER] = str(int(self.clock.now().timestamp() * 1000))
+
+    def websocket_connect(self, url: str, headers: dict[str, str] | None = None, subprotocols: list[str] | None = None, **_: Any):
+        from tests.edge_sockets import EdgeWebSocket
+
+        target = str(self.base_url).rstrip("/").replace("http://", "ws://", 1) + url
+        sent = {**(headers or {}), NOW_HEADER: str(int(self.clock.now().timestamp() * 1000))}
+        return EdgeWebSocket(target, sent, subprotocols)
