@@ -27,7 +27,7 @@ from typing import Any, Iterable, Iterator
 import httpx
 
 from fastest.config import Settings
-from fastest.platform import Platform
+from fastest.platform import EDGE, Platform
 from fastest.platform.cloudflare.d1 import D1Database
 from fastest.platform.cloudflare.kv import WorkersKV
 from fastest.platform.cloudflare.r2 import R2BlobStore
@@ -313,7 +313,7 @@ def open_edge_platform(harness: EdgeHarness, data_dir: Path, settings: Settings,
     local = open_platform(data_dir, settings, clock=clock, env={"FASTEST_VAULT_KEY": vault_key})
     values = {f.name: getattr(local, f.name) for f in dataclasses.fields(local)}
     values.update(db=D1Database(RemoteD1(harness)), blobs=R2BlobStore(RemoteR2(harness)), kv=WorkersKV(RemoteKV(harness)),
-                  runtime="cloudflare")
+                  capabilities=EDGE)
     platform = EdgePlatform(**values)
     object.__setattr__(platform, "_vault_key", vault_key)
     object.__setattr__(platform, "harness", harness)

@@ -185,7 +185,7 @@ def checksum_mismatch(expected: str, size: int | None, actual: str | None = None
     checksum check): the same answer as a mismatch found here, `actual_hash` included when the
     store reported it."""
     if actual is not None and size is not None:
-        return _mismatch(expected, actual, size)
+        return mismatch_error(expected, actual, size)
     return HashMismatch(
         f"The SHA-256 of the body received is not {expected}. Nothing was stored.",
         fields={"hash": "does not match the body"},
