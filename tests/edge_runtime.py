@@ -82,6 +82,8 @@ EDGE_SKIPS: dict[str, str] = {
                      "POST /v1/infrastructure/deployments/{deployment_id}/rollback",
                      "GET /v1/infrastructure/projects/{project_id}/resources/{resource_id}",
                      "DELETE /v1/infrastructure/projects/{project_id}/resources/{resource_id}")},
+    "tests/api/test_webhooks.py":
+        "delivers to loopback receivers over plain HTTP (allowed on the local runtime only)",
     "tests/api/test_jobs_concurrency.py::test_purge_webhook_deliveries":
         "delivers to a loopback receiver over plain HTTP (refused on the Worker)",
     "tests/api/test_atlas.py::test_a_large_tree_answers_202_and_finishes_in_the_background":
