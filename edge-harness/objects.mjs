@@ -60,6 +60,7 @@ export class ConversationSession extends DurableObject {
   }
   async send(tag, data) { for (const ws of this.ctx.getWebSockets(tag)) ws.send(typeof data === "string" ? data : fromBase64(data.$bytes)); }
   async close(tag, code, reason) { for (const ws of this.ctx.getWebSockets(tag)) ws.close(code, reason); }
+  async attach(tag, value) { for (const ws of this.ctx.getWebSockets(tag)) ws.serializeAttachment(value); }
 }
 // D1 statements sent by the harness (see d1.mjs): run by workerd's D1, results as D1 gives them.
 const decodeParam = (v) => (v && typeof v === "object" && "$bytes" in v ? fromBase64(v.$bytes) : v);
@@ -191,6 +192,7 @@ export class ObjectSide {
       storage: (method, args) => call("storage", [method, args]),
       send: (tag, data) => call("send", [tag, data]),
       close: (tag, code, reason) => call("close", [tag, code, reason]),
+      attach: (tag, value) => call("attach", [tag, value]),
     };
   }
 
@@ -206,6 +208,7 @@ export class ObjectSide {
     end.relay = {
       send(data) { side.queue(tag, () => side.stub(name).send(tag, typeof data === "string" ? data : { $bytes: Buffer.from(data).toString("base64") })); },
       close(code, reason) { side.queue(tag, () => side.stub(name).close(tag, code, reason)); },
+      attach(value) { side.queue(tag, () => side.stub(name).attach(tag, value)); },
     };
     ends.set(tag, end);
     return end;
@@ -242,6 +245,7 @@ export class ObjectSide {
         end.tag = tag;
         const mirror = side.socketEnd(name, tag);
         end.relay = mirror.relay;
+        end.attachment = mirror.attachment;
         ends.set(tag, end);
       },
       getWebSockets: () => [...side.socketsOf(name).values()],

@@ -43,8 +43,12 @@ export const clock = {
 // A socket end made in Node by `new WebSocketPair()` (workerd's API: the Worker refuses a stream by
 // accepting and closing one end; the Durable Object accepts the other). `peer` is the other end.
 export class WebSocket extends EventTarget {
-  constructor() { super(); this.peer = null; this.sent = []; this.closed = null; this.joined = null; this.relay = null; }
+  constructor() { super(); this.peer = null; this.sent = []; this.closed = null; this.joined = null; this.relay = null; this.attachment = null; }
   accept() {}
+  // The hibernation API's attachment: a Durable Object's accepted socket keeps it in workerd (the
+  // relay), so it outlives hibernation; `deserializeAttachment` is synchronous there, hence the copy.
+  serializeAttachment(value) { this.attachment = value; if (this.relay?.attach) this.relay.attach(value); }
+  deserializeAttachment() { return this.attachment; }
   send(data) { if (this.relay) this.relay.send(data); else if (this.peer?.joined) this.peer.joined.send(data); else this.sent.push(data); }
   close(code = 1000, reason = "") {
     this.closed = { code, reason };

@@ -19,6 +19,8 @@ import json
 import re
 from collections import namedtuple
 
+from fastest.domain.untrusted_text import Unparseable, parse_json
+
 # Neither typing nor dataclasses at run time: the CLI imports this module on every command, and
 # those two (with `inspect`, which dataclasses imports) cost it ~15 ms of start-up (bench/cli.py).
 TYPE_CHECKING = False
@@ -261,8 +263,8 @@ def parse_manifest(data: bytes, *, allow_reserved: bool = False) -> Manifest:
     `allow_reserved`: accept `.git`/`.fastest` entries, for a client reading trees the server may
     have stored before they were refused; it must then leave those paths out of what it writes."""
     try:
-        document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+        document = parse_json(data.decode("utf-8"))
+    except (UnicodeDecodeError, Unparseable) as exc:
         raise ManifestError("A manifest is a UTF-8 JSON document.", code="manifest_invalid") from exc
     if not isinstance(document, dict) or set(document) != {"version", "entries"}:
         raise ManifestError("A manifest is an object with exactly 'version' and 'entries'.")
