@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from typing import Any
 
 # What parsing hostile text can raise: the parsers' own errors (ValueError subclasses), recursion
@@ -59,6 +58,8 @@ def parse_json(text: str | bytes) -> Any:
 
 def parse_toml(text: str) -> dict[str, Any]:
     """`tomllib.loads`, raising `Unparseable` for anything it cannot turn into a table."""
+    import tomllib  # imported here: it imports datetime, which the CLI's push and status never need
+
     try:
         return tomllib.loads(text)
     except PARSE_ERRORS as exc:
