@@ -62,6 +62,11 @@ EDGE_SKIPS: dict[str, str] = {
     "tests/api/test_deploy_server_builds.py": "server-side builds are a local runtime feature",
     "tests/api/test_conversation_deploys.py": "deploys with the local runtime's own provider",
     "tests/api/test_deployment_findings_and_limits.py": "deploys with the local runtime's own provider",
+    "tests/api/test_deployment_input.py": "deploys with the local runtime's own provider",
+    "tests/api/test_hostile_files.py::test_detect_and_deploy_answer_about_the_rest":
+        "deploys with the local runtime's own provider",
+    "tests/api/test_audit_and_secrets_at_rest.py::test_the_audited_ip_is_the_edges_header_only_where_the_platform_has_one":
+        "builds its own in-process apps, one per platform capability, to compare them",
     "tests/api/test_device_page.py":
         "drives apps it builds in-process (the local owner's sign-in on this machine is local-only)",
     "tests/api/test_blobs.py::test_oversize_upload_is_413_and_leaves_nothing":

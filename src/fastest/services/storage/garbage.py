@@ -45,18 +45,23 @@ R2_DELETE_CHUNK = 1000
 # Reachability ignores `state`: it is about references.
 _REACHABLE = (
     "WITH RECURSIVE"
-    " roots(hash) AS ("
+    # Two groups of roots, because D1 (like Durable Object SQL) allows at most five terms in one
+    # compound SELECT.
+    " content_roots(hash) AS ("
     "  SELECT s.manifest_hash FROM snapshots s JOIN projects p ON p.id = s.project_id WHERE p.user_id = ?1"
     "  UNION SELECT w.current_manifest_hash FROM workspaces w JOIN projects p ON p.id = w.project_id"
     "   WHERE p.user_id = ?1 AND w.current_manifest_hash IS NOT NULL"
-    "  UNION SELECT d.output_manifest_hash FROM deployments d WHERE d.user_id = ?1 AND d.output_manifest_hash IS NOT NULL"
-    "  UNION SELECT d.source_manifest_hash FROM deployments d WHERE d.user_id = ?1 AND d.source_manifest_hash IS NOT NULL"
-    "  UNION SELECT r.result_manifest_hash FROM action_item_runs r WHERE r.user_id = ?1 AND r.result_manifest_hash IS NOT NULL"
-    "  UNION SELECT r.base_manifest_hash FROM action_item_runs r WHERE r.user_id = ?1 AND r.base_manifest_hash IS NOT NULL"
     "  UNION SELECT u.manifest_hash FROM sync_runs u JOIN workspaces w ON w.id = u.workspace_id"
     "   JOIN projects p ON p.id = w.project_id WHERE p.user_id = ?1"
     "  UNION SELECT m.hash FROM manifests m WHERE m.user_id = ?1 AND m.touched_at >= ?2"
     " ),"
+    " output_roots(hash) AS ("
+    "  SELECT d.output_manifest_hash FROM deployments d WHERE d.user_id = ?1 AND d.output_manifest_hash IS NOT NULL"
+    "  UNION SELECT d.source_manifest_hash FROM deployments d WHERE d.user_id = ?1 AND d.source_manifest_hash IS NOT NULL"
+    "  UNION SELECT r.result_manifest_hash FROM action_item_runs r WHERE r.user_id = ?1 AND r.result_manifest_hash IS NOT NULL"
+    "  UNION SELECT r.base_manifest_hash FROM action_item_runs r WHERE r.user_id = ?1 AND r.base_manifest_hash IS NOT NULL"
+    " ),"
+    " roots(hash) AS (SELECT hash FROM content_roots UNION SELECT hash FROM output_roots),"
     " reachable(hash) AS ("
     "  SELECT hash FROM roots"
     "  UNION"
