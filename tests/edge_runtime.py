@@ -49,6 +49,8 @@ def is_edge() -> bool:
 # without parameters for all of them, or with them for one case). Besides these, a test is skipped
 # where it uses `monkeypatch` or hands the platform an object of its own (PATCHING, IN_PROCESS_ONLY).
 # Everything else under tests/api and tests/contract runs on both runtimes.
+LOCAL_PROVIDER = "deploys with the local runtime's own provider"
+
 EDGE_SKIPS: dict[str, str] = {
     # A real gap the harness found (docs/DESIGN.md, "What the edge harness does not prove"): request
     # bodies FastAPI parses itself nest as deep as they like, and under Pyodide a deep enough one
@@ -60,11 +62,11 @@ EDGE_SKIPS: dict[str, str] = {
     "tests/api/test_deployments.py":
         "deploys with the local runtime's own provider and serves the sites from the local server",
     "tests/api/test_deploy_server_builds.py": "server-side builds are a local runtime feature",
-    "tests/api/test_conversation_deploys.py": "deploys with the local runtime's own provider",
-    "tests/api/test_deployment_findings_and_limits.py": "deploys with the local runtime's own provider",
-    "tests/api/test_deployment_input.py": "deploys with the local runtime's own provider",
+    "tests/api/test_conversation_deploys.py": LOCAL_PROVIDER,
+    "tests/api/test_deployment_findings_and_limits.py": LOCAL_PROVIDER,
+    "tests/api/test_deployment_input.py": LOCAL_PROVIDER,
     "tests/api/test_hostile_files.py::test_detect_and_deploy_answer_about_the_rest":
-        "deploys with the local runtime's own provider",
+        LOCAL_PROVIDER,
     "tests/api/test_audit_and_secrets_at_rest.py::test_the_audited_ip_is_the_edges_header_only_where_the_platform_has_one":
         "builds its own in-process apps, one per platform capability, to compare them",
     "tests/api/test_device_page.py":
