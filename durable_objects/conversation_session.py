@@ -133,7 +133,7 @@ class ConversationSession(EventLog, Messages, TurnRunner, OpenCodeTurns, FileToo
             return _json(200, await self._project_info(context))
         if (method, path) == ("GET", "/files/changes"):
             return _json(200, {"manifest_hash": context.get("manifest_hash"), "snapshot_id": context.get("snapshot_id"),
-                               "changes": await self._tree(context).overlay()})
+                               "changes": await self.working_tree(context).overlay()})
         if (method, path) == ("POST", "/files/rebase"):
             return _json(200, await self._rebase(body, context))
         if (method, path) == ("POST", "/deployments"):  # a deployment made from this conversation

@@ -14,8 +14,9 @@ survives its object being evicted or the server restarting:
   the reason given to the next attempt, until `max_attempts`; then the run fails with the reason;
 - with the builtin engine (no model) the run fails at once with `model_not_configured`.
 
-Only the hooks (`ConversationSession._route` → `route`, `ConversationSession.alarm` → `alarm`, and
-`headless` in `_ask`) live in `conversation_session.py`; the rest is here.
+The session object lends its routes (`ConversationSession._route` → `route`), its alarm
+(`ConversationSession.alarm` → `alarm`) and its public turn API (`run_headless_turn`,
+`working_tree`); the rest is here.
 """
 
 from __future__ import annotations
@@ -129,38 +130,20 @@ async def _reset_copy(session: Any) -> None:
 async def _attempt(session: Any, state: dict[str, Any], context: dict[str, Any]) -> tuple[str, Any, Any]:
     """One headless agent turn and the evaluation of its result: ("ready", result, checks),
     ("retry", error, checks) or ("failed", error, checks)."""
-    from durable_objects.session.state import EVENT_PREFIX
-    from fastest.errors import AIRateLimited
     from fastest.services.action_items import runs as action_item_runs
-    from fastest.services.ai import models
 
     platform = session.platform
-    model = await session._model(context)
-    if not models.is_model(model):
-        return "failed", {"code": "model_not_configured", "message": MODEL_NOT_CONFIGURED}, None
     await _reset_copy(session)
     prompt = state["prompt"]
     if state.get("last_error"):
         prompt += f"\n\nA previous attempt failed: {state['last_error']['message']} Avoid that this time."
-    try:
-        await session._spend(context, model)
-    except AIRateLimited as error:
-        return "retry", {"code": error.code, "message": error.message}, None
-    session.headless = True
-    session._busy = True
-    turn_id = session._new_id("trn")
-    await session._add_message({"role": "user", "content": prompt, "turn_id": turn_id})
-    await session.emit("turn.started", {"turn_id": turn_id, "provider": model.provider, "model": model.model})
-    await session._run_turn(turn_id, model, context)
-    ended = await session.storage.list(prefix=EVENT_PREFIX, reverse=True, limit=20)
-    final = next((e for e in ended.values() if e["type"] in ("turn.completed", "turn.failed")
-                  and e["data"].get("turn_id") == turn_id), None)
-    if final is None or final["type"] == "turn.failed":
-        error = (final or {}).get("data", {}).get("error") or {"code": "turn_failed", "message": "The agent's turn failed."}
-        return "retry", {"code": error.get("code", "turn_failed"), "message": error.get("message", "The agent's turn failed.")}, None
-    answer = next((m.get("content") or "" for m in reversed(await session.messages())
-                   if m["role"] == "assistant" and (m.get("content") or "").strip()), "")
-    tree = session._tree(context)
+    turn = await session.run_headless_turn(prompt, context)
+    if turn.status == "model_not_configured":
+        return "failed", {"code": "model_not_configured", "message": MODEL_NOT_CONFIGURED}, None
+    if turn.status != "completed":
+        return "retry", turn.error, None
+    answer = turn.answer
+    tree = session.working_tree(context)
     result = await action_item_runs.evaluate(platform, context["user_id"], state["item"], context.get("manifest_hash"),
                                              await tree.overlay())
     failed = [c for c in result["checks"] if not c["ok"]]

@@ -132,7 +132,7 @@ class OpenCodeTurns(SessionPart):
                 session_id = await self._opencode_session(client, context)
                 run = _Run(turn_id, session_id)
                 if server.files is not None:
-                    checked_out = await checkout.check_out(self._tree(context), server.files)
+                    checked_out = await checkout.check_out(self.working_tree(context), server.files)
                 self._opencode_abort = lambda: client.abort(session_id)
                 await self._follow(client, server, run, prompt, engine)
                 await self._keep_opencode_messages(client, run, user_message)
@@ -142,7 +142,7 @@ class OpenCodeTurns(SessionPart):
                 else:
                     failure = _Failed("opencode_unavailable", str(error))
             if checked_out is not None:  # what OpenCode did on disk is kept, even from a turn cut short
-                await self._take_changes(self._tree(context), server.files, checked_out, turn_id, context)
+                await self._take_changes(self.working_tree(context), server.files, checked_out, turn_id, context)
             if failure is not None:
                 raise failure
             if self._cancelled:

@@ -42,7 +42,8 @@ TOOLS: list[dict[str, Any]] = [
 class FileTools(SessionPart):
     """The agent's file tools over the working tree (a part of `ConversationSession`)."""
 
-    def _tree(self, context: dict[str, Any]):
+    def working_tree(self, context: dict[str, Any]):
+        """The conversation's working tree: its workspace's snapshot with the agent's edits over it."""
         from fastest.services.conversations.working_tree import WorkingTree
 
         return WorkingTree(self._require_platform(), self.storage, context["user_id"], context.get("manifest_hash"),
@@ -68,7 +69,7 @@ class FileTools(SessionPart):
         await self.emit("tool.result", {"turn_id": turn_id, "call_id": call["id"], "name": name, "ok": ok, "result": result})
 
     async def _run_tool(self, turn_id: str, call_id: str, name: str, arguments: dict[str, Any], context: dict[str, Any]) -> str:
-        tree = self._tree(context)
+        tree = self.working_tree(context)
         if name == "list_files":
             files = await tree.list_files(str(arguments.get("path") or ""))
             return "\n".join(f"{f['path']} ({f['size']} bytes)" for f in files) or "(no files)"
@@ -93,7 +94,7 @@ class FileTools(SessionPart):
         manifest_hash, frozen = body.get("manifest_hash"), body.get("frozen")
         if not isinstance(manifest_hash, str) or not isinstance(frozen, dict):
             raise _Refusal(422, "validation_failed", "manifest_hash and frozen are required.")
-        await self._tree(context).rebase(frozen)
+        await self.working_tree(context).rebase(frozen)
         context["manifest_hash"] = manifest_hash
         context["snapshot_id"] = body.get("snapshot_id")  # the parent of the next snapshot
         await self.storage.put(CONTEXT_KEY, context)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from durable_objects.session.state import (
@@ -41,6 +42,17 @@ class _TurnFailed(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+@dataclass(frozen=True)
+class HeadlessTurn:
+    """How a turn no client watches ended: `status` is "completed" (with the model's last words
+    in `answer`), "failed", "rate_limited" (both with an `error` of code and message) or
+    "model_not_configured" (the builtin engine cannot act on its own)."""
+
+    status: str
+    error: dict[str, str] | None = None
+    answer: str = ""
 
 
 class TurnRunner(SessionPart):
@@ -98,6 +110,35 @@ class TurnRunner(SessionPart):
         else:
             self._turn_task = self._spawn(self._run_turn(turn_id, model, context))
         return {"message": message, "turn_id": turn_id}
+
+    async def run_headless_turn(self, prompt: str, context: dict[str, Any]) -> HeadlessTurn:
+        """Run one turn to its end with no one watching (an action-item run): `ask_question`
+        answers itself and no integration webhook announces it."""
+        from fastest.services.ai import models
+
+        model = await self._model(context)
+        if not models.is_model(model):
+            return HeadlessTurn("model_not_configured")
+        try:
+            await self._spend(context, model)
+        except AIRateLimited as error:
+            return HeadlessTurn("rate_limited", {"code": error.code, "message": error.message})
+        self.headless = True
+        self._busy = True
+        turn_id = self._new_id("trn")
+        await self._add_message({"role": "user", "content": prompt, "turn_id": turn_id})
+        await self.emit("turn.started", {"turn_id": turn_id, "provider": model.provider, "model": model.model})
+        await self._run_turn(turn_id, model, context)
+        ended = await self.storage.list(prefix=EVENT_PREFIX, reverse=True, limit=20)
+        final = next((e for e in ended.values() if e["type"] in ("turn.completed", "turn.failed")
+                      and e["data"].get("turn_id") == turn_id), None)
+        if final is None or final["type"] == "turn.failed":
+            error = (final or {}).get("data", {}).get("error") or {}
+            return HeadlessTurn("failed", {"code": error.get("code", "turn_failed"),
+                                           "message": error.get("message", "The agent's turn failed.")})
+        answer = next((m.get("content") or "" for m in reversed(await self.messages())
+                       if m["role"] == "assistant" and (m.get("content") or "").strip()), "")
+        return HeadlessTurn("completed", answer=answer)
 
     async def _drop_previous_deltas(self) -> None:
         """Forget the streamed chunks of earlier turns (their messages keep the text)."""
