@@ -59,8 +59,14 @@ EDGE_SKIPS: dict[str, str] = {
     "tests/api/test_deep_json.py::test_json_bodies_and_cursors_nested_too_deep_are_400":
         "FastAPI's own JSON body parse overflows Pyodide's stack on 200,000 nested brackets (a known gap)",
     # Features of the local runtime alone (by design, not offered by the Worker).
-    "tests/api/test_deployments.py":
-        "deploys with the local runtime's own provider and serves the sites from the local server",
+    # The local runtime's own deploy provider and the local server that serves its sites (on the
+    # Worker, deployments go to Cloudflare's API: tests/api/deploy_target.py, test_deploy_cloudflare.py).
+    "tests/api/test_deployments.py::test_the_local_server_serves_every_file_by_host_and_by_path":
+        "the local server serving the local provider's sites (the Worker deploys to Cloudflare, which serves them)",
+    "tests/api/test_deployments.py::test_the_project_address_serves_its_latest_deployment":
+        "the project's stable address is the local server's (on Cloudflare the Worker's own address is per project)",
+    "tests/api/test_deployments.py::test_a_worker_with_code_deploys_its_assets_and_says_so":
+        "the local provider serves a Worker's assets without its code (Cloudflare runs it: test_deploy_cloudflare.py)",
     "tests/api/test_deploy_server_builds.py": "server-side builds are a local runtime feature",
     "tests/api/test_conversation_deploys.py": LOCAL_PROVIDER,
     "tests/api/test_deployment_findings_and_limits.py": LOCAL_PROVIDER,
