@@ -68,11 +68,8 @@ EDGE_SKIPS: dict[str, str] = {
     "tests/api/test_deployments.py::test_a_worker_with_code_deploys_its_assets_and_says_so":
         "the local provider serves a Worker's assets without its code (Cloudflare runs it: test_deploy_cloudflare.py)",
     "tests/api/test_deploy_server_builds.py": "server-side builds are a local runtime feature",
-    "tests/api/test_conversation_deploys.py": LOCAL_PROVIDER,
-    "tests/api/test_deployment_findings_and_limits.py": LOCAL_PROVIDER,
-    "tests/api/test_deployment_input.py": LOCAL_PROVIDER,
-    "tests/api/test_hostile_files.py::test_detect_and_deploy_answer_about_the_rest":
-        LOCAL_PROVIDER,
+    "tests/api/test_conversation_deploys.py::test_the_session_keeps_its_own_record_of_the_deployment":
+        "reads the conversation's session object in-process (on the Worker it is a Durable Object the test cannot call)",
     "tests/api/test_audit_and_secrets_at_rest.py::test_the_audited_ip_is_the_edges_header_only_where_the_platform_has_one":
         "builds its own in-process apps, one per platform capability, to compare them",
     "tests/api/test_device_page.py":

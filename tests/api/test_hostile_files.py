@@ -8,6 +8,7 @@ import pytest
 
 from fastest.config import Settings
 from tests.api.test_action_items import LEAKY, items
+from tests.api.deploy_target import alice, bob  # noqa: F401 (the callers, able to deploy)
 from tests.api.test_deployments import pushed
 from tests.api.trees import new_project, new_workspace, snapshot, upload_tree
 
