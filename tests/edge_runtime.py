@@ -49,8 +49,6 @@ def is_edge() -> bool:
 # without parameters for all of them, or with them for one case). Besides these, a test is skipped
 # where it uses `monkeypatch` or hands the platform an object of its own (PATCHING, IN_PROCESS_ONLY).
 # Everything else under tests/api and tests/contract runs on both runtimes.
-LOCAL_PROVIDER = "deploys with the local runtime's own provider"
-
 EDGE_SKIPS: dict[str, str] = {
     # A real gap the harness found (docs/DESIGN.md, "What the edge harness does not prove"): request
     # bodies FastAPI parses itself nest as deep as they like, and under Pyodide a deep enough one
@@ -88,16 +86,6 @@ EDGE_SKIPS: dict[str, str] = {
                      "POST /v1/integrations/webhooks/{webhook_id}/test",
                      "GET /v1/integrations/webhooks/{webhook_id}/deliveries",
                      "POST /v1/integrations/webhooks/deliveries/{delivery_id}/redeliver")},
-    # The matrix's deployment factories deploy with the local runtime's own provider.
-    **{f"tests/api/test_authorization_matrix.py::test_authorization_matrix[{route}]":
-       "makes a deployment with the local runtime's own provider"
-       for route in ("GET /v1/conversations/{conversation_id}/deployments/{deployment_id}/logs",
-                     "GET /v1/infrastructure/deployments/{deployment_id}",
-                     "GET /v1/infrastructure/deployments/{deployment_id}/logs",
-                     "POST /v1/infrastructure/deployments/{deployment_id}/cancel",
-                     "POST /v1/infrastructure/deployments/{deployment_id}/rollback",
-                     "GET /v1/infrastructure/projects/{project_id}/resources/{resource_id}",
-                     "DELETE /v1/infrastructure/projects/{project_id}/resources/{resource_id}")},
     "tests/api/test_webhooks.py":
         "delivers to loopback receivers over plain HTTP (allowed on the local runtime only)",
     "tests/api/test_jobs_concurrency.py::test_purge_webhook_deliveries":
