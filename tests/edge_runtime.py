@@ -70,8 +70,14 @@ EDGE_SKIPS: dict[str, str] = {
         "reads the conversation's session object in-process (on the Worker it is a Durable Object the test cannot call)",
     "tests/api/test_audit_and_secrets_at_rest.py::test_the_audited_ip_is_the_edges_header_only_where_the_platform_has_one":
         "builds its own in-process apps, one per platform capability, to compare them",
-    "tests/api/test_device_page.py":
-        "drives apps it builds in-process (the local owner's sign-in on this machine is local-only)",
+    # The local owner's sign-in on the device page exists on the local runtime alone (the Worker
+    # refuses it: test_local_owner_is_refused_on_the_worker_runtime runs on both).
+    "tests/api/test_device_page.py::test_local_owner_approves_from_the_page":
+        "the local owner's sign-in from this machine is a local runtime feature (the Worker refuses it)",
+    "tests/api/test_device_page.py::test_local_owner_can_deny_from_the_page":
+        "the local owner's sign-in from this machine is a local runtime feature (the Worker refuses it)",
+    "tests/api/test_device_page.py::test_local_owner_is_refused_to_a_browser_on_another_machine":
+        "needs a caller that is not on loopback; every request reaches the harness from loopback",
     "tests/api/test_blobs.py::test_oversize_upload_is_413_and_leaves_nothing":
         "sends a chunked body: the Worker's streaming upload needs Content-Length (411, documented)",
     "tests/api/test_blobs.py::test_client_disconnect_midway_stores_nothing": "inspects the local blob store's files",
