@@ -108,8 +108,6 @@ EDGE_SKIPS: dict[str, str] = {
     "tests/api/test_atlas_diagrams.py::test_a_big_system_is_aggregated_within_mermaids_limits":
         "more than a minute of CPU under Pyodide here for one request (over a Worker's CPU limit; a known cost)",
     # What the test does cannot reach the Worker.
-    "tests/api/test_sync.py::test_two_executes_of_one_preview_racing_one_wins":
-        "builds its own in-process app around the test's platform to race two requests",
     "tests/api/test_conventions.py::test_unexpected_errors_are_500_without_leaks":
         "builds its own in-process app with a failing route",
     "tests/contract/test_openapi_fuzz.py":
@@ -335,6 +333,18 @@ def open_edge_platform(harness: EdgeHarness, data_dir: Path, settings: Settings,
     object.__setattr__(platform, "_vault_key", vault_key)
     object.__setattr__(platform, "harness", harness)
     return platform
+
+
+def concurrent_client(platform: Platform, clock: Any) -> httpx.AsyncClient:
+    """An async HTTP client of the API, for requests sent at once: the app in-process (local), or the
+    Worker on the harness (edge), its requests carrying the test's clock."""
+    harness = getattr(platform, "harness", None)
+    if harness is None:
+        from fastest.app import create_app
+
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(lambda scope: platform)), base_url="http://test")
+    return httpx.AsyncClient(base_url=harness.url, timeout=60,
+                             headers={NOW_HEADER: str(int(clock.now().timestamp() * 1000))})
 
 
 def edge_client(harness: EdgeHarness, clock: Any) -> Iterator[Any]:
