@@ -65,7 +65,8 @@ EDGE_SKIPS: dict[str, str] = {
         "the project's stable address is the local server's (on Cloudflare the Worker's own address is per project)",
     "tests/api/test_deployments.py::test_a_worker_with_code_deploys_its_assets_and_says_so":
         "the local provider serves a Worker's assets without its code (Cloudflare runs it: test_deploy_cloudflare.py)",
-    "tests/api/test_deploy_server_builds.py": "server-side builds are a local runtime feature",
+    "tests/api/test_deploy_server_builds.py":
+        "server-side builds run the project's build command on the local server; the Worker runs no commands (by design)",
     "tests/api/test_conversation_deploys.py::test_the_session_keeps_its_own_record_of_the_deployment":
         "reads the conversation's session object in-process (on the Worker it is a Durable Object the test cannot call)",
     "tests/api/test_audit_and_secrets_at_rest.py::test_the_audited_ip_is_the_edges_header_only_where_the_platform_has_one":
