@@ -49,8 +49,6 @@ def is_edge() -> bool:
 # without parameters for all of them, or with them for one case). Besides these, a test is skipped
 # where it uses `monkeypatch` or hands the platform an object of its own (PATCHING, IN_PROCESS_ONLY).
 # Everything else under tests/api and tests/contract runs on both runtimes.
-LOCAL_PROVIDER = "deploys with the local runtime's own provider"
-
 EDGE_SKIPS: dict[str, str] = {
     # A real gap the harness found (docs/DESIGN.md, "What the edge harness does not prove"): request
     # bodies FastAPI parses itself nest as deep as they like, and under Pyodide a deep enough one
@@ -59,22 +57,37 @@ EDGE_SKIPS: dict[str, str] = {
     "tests/api/test_deep_json.py::test_json_bodies_and_cursors_nested_too_deep_are_400":
         "FastAPI's own JSON body parse overflows Pyodide's stack on 200,000 nested brackets (a known gap)",
     # Features of the local runtime alone (by design, not offered by the Worker).
-    "tests/api/test_deployments.py":
-        "deploys with the local runtime's own provider and serves the sites from the local server",
-    "tests/api/test_deploy_server_builds.py": "server-side builds are a local runtime feature",
-    "tests/api/test_conversation_deploys.py": LOCAL_PROVIDER,
-    "tests/api/test_deployment_findings_and_limits.py": LOCAL_PROVIDER,
-    "tests/api/test_deployment_input.py": LOCAL_PROVIDER,
-    "tests/api/test_hostile_files.py::test_detect_and_deploy_answer_about_the_rest":
-        LOCAL_PROVIDER,
+    # The local runtime's own deploy provider and the local server that serves its sites (on the
+    # Worker, deployments go to Cloudflare's API: tests/api/deploy_target.py, test_deploy_cloudflare.py).
+    "tests/api/test_deployments.py::test_the_local_server_serves_every_file_by_host_and_by_path":
+        "the local server serving the local provider's sites (the Worker deploys to Cloudflare, which serves them)",
+    "tests/api/test_deployments.py::test_the_project_address_serves_its_latest_deployment":
+        "the project's stable address is the local server's (on Cloudflare the Worker's own address is per project)",
+    "tests/api/test_deployments.py::test_a_worker_with_code_deploys_its_assets_and_says_so":
+        "the local provider serves a Worker's assets without its code (Cloudflare runs it: test_deploy_cloudflare.py)",
+    "tests/api/test_deploy_server_builds.py":
+        "server-side builds run the project's build command on the local server; the Worker runs no commands (by design)",
+    "tests/api/test_conversation_deploys.py::test_the_session_keeps_its_own_record_of_the_deployment":
+        "reads the conversation's session object in-process (on the Worker it is a Durable Object the test cannot call)",
     "tests/api/test_audit_and_secrets_at_rest.py::test_the_audited_ip_is_the_edges_header_only_where_the_platform_has_one":
         "builds its own in-process apps, one per platform capability, to compare them",
-    "tests/api/test_device_page.py":
-        "drives apps it builds in-process (the local owner's sign-in on this machine is local-only)",
+    # The local owner's sign-in on the device page exists on the local runtime alone (the Worker
+    # refuses it: test_local_owner_is_refused_on_the_worker_runtime runs on both).
+    "tests/api/test_device_page.py::test_local_owner_approves_from_the_page":
+        "the local owner's sign-in from this machine is a local runtime feature (the Worker refuses it)",
+    "tests/api/test_device_page.py::test_local_owner_can_deny_from_the_page":
+        "the local owner's sign-in from this machine is a local runtime feature (the Worker refuses it)",
+    "tests/api/test_device_page.py::test_local_owner_is_refused_to_a_browser_on_another_machine":
+        "needs a caller that is not on loopback; every request reaches the harness from loopback",
     "tests/api/test_blobs.py::test_oversize_upload_is_413_and_leaves_nothing":
         "sends a chunked body: the Worker's streaming upload needs Content-Length (411, documented)",
-    "tests/api/test_blobs.py::test_client_disconnect_midway_stores_nothing": "inspects the local blob store's files",
-    "tests/api/test_blobs.py::test_client_stream_raising_midway_stores_nothing": "inspects the local blob store's files",
+    # Run in-process on edge they would pass, but through the app's ASGI upload route, which the
+    # Worker never takes for uploads (its entry streams them: fastest/edge/blob_stream.py); and the
+    # harness reads a request's whole body before it calls the Worker, so a client that vanishes
+    # midway never reaches the Worker at all.
+    **{f"tests/api/test_blobs.py::{name}":
+       "cuts an upload's body short in an in-process app (the Worker's streaming upload is not reachable that way)"
+       for name in ("test_client_disconnect_midway_stores_nothing", "test_client_stream_raising_midway_stores_nothing")},
     "tests/api/test_audit_and_secrets_at_rest.py::test_the_database_file_holds_no_plaintext_token_device_code_or_key":
         "reads the local database file",
     # Webhook receivers on loopback plain HTTP are allowed on the local runtime only.
@@ -85,16 +98,6 @@ EDGE_SKIPS: dict[str, str] = {
                      "POST /v1/integrations/webhooks/{webhook_id}/test",
                      "GET /v1/integrations/webhooks/{webhook_id}/deliveries",
                      "POST /v1/integrations/webhooks/deliveries/{delivery_id}/redeliver")},
-    # The matrix's deployment factories deploy with the local runtime's own provider.
-    **{f"tests/api/test_authorization_matrix.py::test_authorization_matrix[{route}]":
-       "makes a deployment with the local runtime's own provider"
-       for route in ("GET /v1/conversations/{conversation_id}/deployments/{deployment_id}/logs",
-                     "GET /v1/infrastructure/deployments/{deployment_id}",
-                     "GET /v1/infrastructure/deployments/{deployment_id}/logs",
-                     "POST /v1/infrastructure/deployments/{deployment_id}/cancel",
-                     "POST /v1/infrastructure/deployments/{deployment_id}/rollback",
-                     "GET /v1/infrastructure/projects/{project_id}/resources/{resource_id}",
-                     "DELETE /v1/infrastructure/projects/{project_id}/resources/{resource_id}")},
     "tests/api/test_webhooks.py":
         "delivers to loopback receivers over plain HTTP (allowed on the local runtime only)",
     "tests/api/test_jobs_concurrency.py::test_purge_webhook_deliveries":
@@ -106,8 +109,6 @@ EDGE_SKIPS: dict[str, str] = {
     "tests/api/test_atlas_diagrams.py::test_a_big_system_is_aggregated_within_mermaids_limits":
         "more than a minute of CPU under Pyodide here for one request (over a Worker's CPU limit; a known cost)",
     # What the test does cannot reach the Worker.
-    "tests/api/test_sync.py::test_two_executes_of_one_preview_racing_one_wins":
-        "builds its own in-process app around the test's platform to race two requests",
     "tests/api/test_conventions.py::test_unexpected_errors_are_500_without_leaks":
         "builds its own in-process app with a failing route",
     "tests/contract/test_openapi_fuzz.py":
@@ -333,6 +334,18 @@ def open_edge_platform(harness: EdgeHarness, data_dir: Path, settings: Settings,
     object.__setattr__(platform, "_vault_key", vault_key)
     object.__setattr__(platform, "harness", harness)
     return platform
+
+
+def concurrent_client(platform: Platform, clock: Any) -> httpx.AsyncClient:
+    """An async HTTP client of the API, for requests sent at once: the app in-process (local), or the
+    Worker on the harness (edge), its requests carrying the test's clock."""
+    harness = getattr(platform, "harness", None)
+    if harness is None:
+        from fastest.app import create_app
+
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(lambda scope: platform)), base_url="http://test")
+    return httpx.AsyncClient(base_url=harness.url, timeout=60,
+                             headers={NOW_HEADER: str(int(clock.now().timestamp() * 1000))})
 
 
 def edge_client(harness: EdgeHarness, clock: Any) -> Iterator[Any]:

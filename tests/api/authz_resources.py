@@ -36,6 +36,7 @@ import httpx
 from fastest.domain.device_codes import GRANT_TYPE
 from fastest.domain.manifest import MODE_FILE
 from fastest.domain.tree import build_manifests
+from tests.edge_runtime import is_edge
 
 Factory = Callable[["Owner"], Awaitable[Any]]
 FACTORIES: dict[str, Factory] = {}
@@ -236,9 +237,17 @@ async def action_item_run(owner: Owner) -> str:
 
 @factory("deployment_id")
 async def deployment(owner: Owner) -> str:
-    """A deployment of the owner's project to the local provider (whatever its outcome)."""
+    """A deployment of the owner's project with the runtime's own provider (whatever its outcome)."""
     await owner.id("snapshot_id")
+    await can_deploy(owner)
     return (await owner.post(f"/v1/infrastructure/projects/{await owner.id('project_id')}/deploy", json={}))["deployment_id"]
+
+
+async def can_deploy(owner: Owner) -> None:
+    """The Worker deploys to the owner's Cloudflare account (the matrix's loopback Cloudflare): their
+    token saved first. The local runtime deploys with its own provider, which needs none."""
+    if is_edge():
+        await deploy_credential(owner)
 
 
 WORKER_FILES = {
@@ -254,6 +263,7 @@ async def deployed_resource(owner: Owner) -> str:
     project_id, workspace_id = await owner.id("project_id"), await owner.id("workspace_id")
     root = await upload_tree(owner, WORKER_FILES)
     await owner.post(f"/v1/projects/{project_id}/snapshots", json={"manifest_hash": root, "workspace_id": workspace_id})
+    await can_deploy(owner)
     await owner.post(f"/v1/infrastructure/projects/{project_id}/deploy", json={})
     return (await owner.get(f"/v1/infrastructure/projects/{project_id}/resources"))["resources"][0]["id"]
 

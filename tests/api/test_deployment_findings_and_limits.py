@@ -9,6 +9,7 @@ import json
 import pytest
 
 from fastest.config import Settings
+from tests.api.deploy_target import alice, bob  # noqa: F401 (the callers, able to deploy)
 from tests.api.test_deployments import deploy, pushed
 from tests.api.trees import snapshot, upload_tree
 from tests.conftest import assert_problem

@@ -8,6 +8,7 @@ import pytest
 
 from fastest.config import Settings
 from fastest.services.operations import jobs
+from tests.api.deploy_target import alice, bob  # noqa: F401 (the callers, able to deploy)
 from tests.api.test_deployments import deploy, pushed
 from tests.conftest import assert_problem, run
 

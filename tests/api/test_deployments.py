@@ -1,6 +1,7 @@
-"""Deployments through HTTP on the local runtime: detect, deploy (local provider), the site served by
-host and by path, settings, history, logs, the signed status callback, rollback, resources, auto-deploy
-and cross-user 404s."""
+"""Deployments through HTTP: detect, deploy with the runtime's own provider (tests/api/deploy_target.py:
+local, or Cloudflare's API on the Worker), settings, history, logs, the signed status callback,
+rollback, resources, auto-deploy and cross-user 404s; and the local server serving the sites by host
+and by path."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from fastapi.testclient import TestClient
 
 from fastest.api.deploy_sites import DeploymentSites
 from fastest.app import create_app
+from tests.api.deploy_target import alice, bob  # noqa: F401 (the callers, able to deploy)
 from tests.api.trees import new_project, new_workspace, snapshot, upload_tree
-from tests.conftest import assert_problem, count_rows, run
+from tests.conftest import assert_problem, count_rows, make_caller, run
 
 SITE = {
     "index.html": b"<!doctype html><link rel=stylesheet href=/css/site.css><h1>Hello</h1>",
@@ -71,14 +73,32 @@ def test_detect_reports_framework_resources_and_env_with_evidence(client, alice)
     assert_problem(other, 404, "not_found")
 
 
-def test_deploy_static_site_serves_every_file_by_host_and_by_path(client, sites, alice):
+def test_a_deploy_goes_live_with_its_files_events_and_logs(client, alice, deploy_target):
     project, workspace, root, snap = pushed(client, alice, {**SITE, **HIDDEN})
     result = deploy(client, alice, project["id"])
-    assert result["success"] and result["status"] == "ready" and result["error"] is None
+    assert result["success"] and result["status"] == "ready" and result["error"] is None, result
     deployment = result["deployment"]
     assert deployment["snapshot_id"] == snap["id"] and deployment["workspace_id"] == workspace["id"]
+    assert deployment["provider"] == deploy_target.provider
+    assert result["url"] == deployment["url"] == deploy_target.site_url(deployment, project)
+    for path, content in SITE.items():
+        assert deploy_target.serves(result["url"], f"/{path}") == content, path
+    assert deploy_target.serves(result["url"], "/") == SITE["index.html"]
+    # Hidden files are not published (a plain site deploys its folder as is).
+    assert deploy_target.serves(result["url"], "/.env") is None
+    assert deploy_target.serves(result["url"], "/.secrets/config") is None
+    assert event_types(client, alice, project["id"])[-2:] == ["deployment.started", "deployment.ready"]
+    logs = client.get(f"/v1/infrastructure/deployments/{deployment['id']}/logs", headers=alice.headers).json()
+    assert logs["status"] == "ready" and any(f"Live at {result['url']}" in line["message"] for line in logs["logs"])
+    later = client.get(f"/v1/infrastructure/deployments/{deployment['id']}/logs?after={logs['next_after']}",
+                       headers=alice.headers).json()
+    assert later["logs"] == []
+
+
+def test_the_local_server_serves_every_file_by_host_and_by_path(client, sites, alice):
+    project, workspace, root, snap = pushed(client, alice, {**SITE, **HIDDEN})
+    deployment = deploy(client, alice, project["id"])["deployment"]
     slug = deployment["id"].lower().replace("_", "-")
-    assert result["url"] == f"http://{slug}.localhost:8787/"
     assert deployment["fallback_url"].endswith(f"/_deployments/{slug}/")
     for path, content in SITE.items():
         by_host = sites.get(f"/{path}", headers={"host": f"{slug}.localhost:8787"})
@@ -104,12 +124,6 @@ def test_deploy_static_site_serves_every_file_by_host_and_by_path(client, sites,
     assert sites.get("/health").status_code == 200
     assert sites.get("/health", headers={"host": f"{slug}.localhost"}).status_code == 404
     assert sites.get("/", headers={"host": "dep-00000000000000000000000000.localhost"}).status_code == 404
-    assert event_types(client, alice, project["id"])[-2:] == ["deployment.started", "deployment.ready"]
-    logs = client.get(f"/v1/infrastructure/deployments/{deployment['id']}/logs", headers=alice.headers).json()
-    assert logs["status"] == "ready" and any("Live at" in line["message"] for line in logs["logs"])
-    later = client.get(f"/v1/infrastructure/deployments/{deployment['id']}/logs?after={logs['next_after']}",
-                       headers=alice.headers).json()
-    assert later["logs"] == []
 
 
 def test_workspace_deploy_and_history(client, alice):
@@ -137,23 +151,22 @@ def test_a_project_that_needs_a_build_fails_clearly_when_the_server_does_not_bui
     assert event_types(client, alice, project["id"])[-2:] == ["deployment.started", "deployment.failed"]
 
 
-def test_worker_project_provisions_local_resources_masked(client, alice, platform):
+def test_a_worker_project_provisions_its_resources_masked(client, alice, platform, deploy_target):
     project, _, _, _ = pushed(client, alice, WORKER)
     result = deploy(client, alice, project["id"])
     assert result["status"] == "ready", result
     assert sorted((r["type"], r["name"]) for r in result["provisioned_resources"]) == [("d1", "main"), ("kv", "CACHE")]
     listed = client.get(f"/v1/infrastructure/projects/{project['id']}/resources", headers=alice.headers).json()["resources"]
-    assert all(r["connection_info"] == {"path": "••••••••"} for r in listed)
+    assert all(set(r["connection_info"].values()) <= {"••••••••"} for r in listed)
     assert "sqlite" not in json.dumps(listed)
     again = deploy(client, alice, project["id"])
     assert again["provisioned_resources"] == [] and len(again["resources"]) == 2
     d1 = next(r for r in listed if r["type"] == "d1")
     one = client.get(f"/v1/infrastructure/projects/{project['id']}/resources/{d1['id']}", headers=alice.headers)
     assert one.json()["resource"]["id"] == d1["id"]
-    path = platform.deploy_providers["local"].root / "resources" / f"{d1['external_id']}.sqlite"
-    assert path.exists()
+    assert deploy_target.holds(d1)
     deleted = client.delete(f"/v1/infrastructure/projects/{project['id']}/resources/{d1['id']}", headers=alice.headers)
-    assert deleted.json() == {"success": True} and not path.exists()
+    assert deleted.json() == {"success": True} and not deploy_target.holds(d1)
     assert count_rows(platform, "SELECT COUNT(*) AS n FROM resources WHERE id = ?", d1["id"]) == 0
 
 
@@ -220,7 +233,7 @@ def test_client_build_failure_records_build_failed(client, alice):
     assert event_types(client, alice, project["id"])[-3:] == ["build.started", "build.failed", "deployment.failed"]
 
 
-def test_rollback_makes_the_earlier_output_live_again(client, alice, sites):
+def test_rollback_makes_the_earlier_output_live_again(client, alice, deploy_target):
     project, workspace, _, _ = pushed(client, alice, {"index.html": b"v1"})
     first = deploy(client, alice, project["id"])
     root2 = upload_tree(client, alice, {"index.html": b"v2"})
@@ -231,8 +244,7 @@ def test_rollback_makes_the_earlier_output_live_again(client, alice, sites):
     assert rolled.status_code == 200, rolled.text
     body = rolled.json()["deployment"]
     assert body["status"] == "ready" and body["rollback_of"] == first["deployment_id"] and body["trigger"] == "rollback"
-    slug = body["id"].lower().replace("_", "-")
-    assert sites.get("/", headers={"host": f"{slug}.localhost"}).content == b"v1"
+    assert deploy_target.serves(body["url"]) == b"v1"
 
 
 def test_cancel_is_forward_only(client, alice):
@@ -255,15 +267,16 @@ def test_auto_deploy_when_main_moves(client, alice):
     assert [(d["trigger"], d["status"]) for d in history["deployments"]] == [("auto", "ready")]
 
 
-def test_credentials_local_needs_none_and_cloudflare_needs_one(client, alice):
-    assert client.get("/v1/infrastructure/credentials", headers=alice.headers).json() == {"credentials": []}
-    assert client.post("/v1/infrastructure/credentials", headers=alice.headers,
+def test_credentials_local_needs_none_and_cloudflare_needs_one(client, platform):
+    carol = make_caller(platform, "carol@example.com")  # no credential saved
+    assert client.get("/v1/infrastructure/credentials", headers=carol.headers).json() == {"credentials": []}
+    assert client.post("/v1/infrastructure/credentials", headers=carol.headers,
                        json={"provider": "local", "api_token": "x"}).status_code == 422
-    project, _, _, _ = pushed(client, alice, {"index.html": b"x"})
-    response = client.post(f"/v1/infrastructure/projects/{project['id']}/deploy", headers=alice.headers,
+    project, _, _, _ = pushed(client, carol, {"index.html": b"x"})
+    response = client.post(f"/v1/infrastructure/projects/{project['id']}/deploy", headers=carol.headers,
                            json={"provider": "cloudflare"})
     assert_problem(response, 422, "credential_missing")
-    assert_problem(client.delete("/v1/infrastructure/credentials/cloudflare", headers=alice.headers), 404, "not_found")
+    assert_problem(client.delete("/v1/infrastructure/credentials/cloudflare", headers=carol.headers), 404, "not_found")
 
 
 def test_other_users_get_404_on_every_route(client, alice, bob):
@@ -295,14 +308,12 @@ def test_other_users_get_404_on_every_route(client, alice, bob):
 
 
 def test_routes_need_the_deploy_ability(client, platform):
-    from tests.conftest import make_caller
-
     reader = make_caller(platform, "reader@example.com", ("projects:read",))
     assert_problem(client.get("/v1/infrastructure/credentials", headers=reader.headers), 403, "forbidden")
     assert client.get("/v1/infrastructure/credentials").status_code == 401
 
 
-def test_gc_keeps_what_a_deployment_serves(client, sites, alice, clock):
+def test_gc_keeps_what_a_deployment_serves(client, alice, clock, deploy_target):
     from fastest.config import Settings
 
     project, _, _, _ = pushed(client, alice, {"package.json": b'{"scripts":{"build":"x"},"devDependencies":{"vite":"5"}}'})
@@ -315,8 +326,8 @@ def test_gc_keeps_what_a_deployment_serves(client, sites, alice, clock):
     clock.advance(Settings().gc_grace_seconds + 60)
     swept = client.post("/v1/blobs/gc", headers=alice.headers, json={"dryRun": False}).json()
     assert swept["orphanedBlobs"] == 0 and swept["orphanedManifests"] == 0
-    slug = started["deployment_id"].lower().replace("_", "-")
-    assert sites.get("/app.js", headers={"host": f"{slug}.localhost"}).content == b"1"
+    live = client.get(f"/v1/infrastructure/deployments/{started['deployment_id']}", headers=alice.headers).json()
+    assert deploy_target.serves(live["deployment"]["url"], "/app.js") == b"1"
 
 
 def test_a_move_from_a_stale_read_changes_nothing(client, alice, platform):

@@ -1,5 +1,9 @@
 """`GET /device` and its forms: accessible HTML, the local owner sign-in (and every place it is
-refused), Google's form_post callback, and the same-origin form token on approve/deny."""
+refused), Google's form_post callback, and the same-origin form token on approve/deny.
+
+The `browser` is on the server's own machine: on the local runtime, an in-process client whose peer
+is loopback; on `edge`, the client of the Worker on the harness (loopback too, as the Worker sees it
+in CF-Connecting-IP), so what the Worker serves is tested by the same tests."""
 
 from __future__ import annotations
 
@@ -13,15 +17,19 @@ from fastest.app import create_app
 from fastest.config import Settings
 from fastest.domain.device_codes import GRANT_TYPE
 from fastest.platform import EDGE
-from tests.api.google_idp import CLIENT_ID, FakeGoogle
+from tests.api.google_idp import CLIENT_ID
 from tests.conftest import count_rows, run
+from tests.edge_runtime import is_edge
 
 LOCAL = ("127.0.0.1", 50000)
 
 
 @pytest.fixture
-def browser(platform) -> Iterator[TestClient]:
+def browser(request, platform) -> Iterator[TestClient]:
     """A browser on the server's own machine."""
+    if is_edge():
+        yield request.getfixturevalue("client")
+        return
     with TestClient(create_app(lambda scope: platform), client=LOCAL, base_url="http://127.0.0.1:8787") as c:
         yield c
 
@@ -82,10 +90,10 @@ def test_local_owner_can_deny_from_the_page(browser):
 
 
 @pytest.mark.parametrize("attack", ["no token", "wrong token", "cross-site origin", "sec-fetch-site"])
-def test_forged_form_posts_are_refused(browser, platform, attack):
-    started = start(browser)
-    page = browser.get(f"/device?user_code={started['user_code']}")
-    data = {"user_code": started["user_code"], "csrf_token": form_token(page.text)}
+def test_forged_form_posts_are_refused(google_browser, platform, clock, idp, attack):
+    browser = google_browser
+    started, confirm, credential = signed_in_with_google(browser, clock, idp)
+    data = {"user_code": started["user_code"], "csrf_token": form_token(confirm.text), "credential": credential}
     headers = {}
     if attack == "no token":
         data.pop("csrf_token")
@@ -153,10 +161,25 @@ def own_form_token(browser: TestClient) -> str:
 
 
 @pytest.fixture
-def google_browser(platform, idp) -> Iterator[TestClient]:
+def google_browser(request, platform, idp) -> Iterator[TestClient]:
+    """A browser, where Google sign-in is configured (the JWKS on the tests' loopback Google)."""
     platform.settings = Settings(google_client_ids=CLIENT_ID, google_jwks_url=idp.jwks_url)
+    if is_edge():
+        yield request.getfixturevalue("client")
+        return
     with TestClient(create_app(lambda scope: platform), base_url="http://127.0.0.1:8787") as c:
         yield c
+
+
+def signed_in_with_google(browser, clock, idp) -> tuple[dict, object, str]:
+    """A code started, its page opened and Google's form_post answered: (the code, the confirm page
+    with the approve form, the ID token)."""
+    started = start(browser)
+    nonce = google_nonce(browser.get(f"/device?user_code={started['user_code']}").text)
+    credential = idp.token(idp.claims(clock.now().timestamp(), nonce=nonce))
+    confirm = browser.post("/device/google", data={"id_token": credential, "state": started["user_code"]})
+    assert confirm.status_code == 200, confirm.text
+    return started, confirm, credential
 
 
 def test_google_form_post_callback_then_approve(google_browser, platform, clock, idp):
@@ -240,13 +263,11 @@ def test_an_expired_nonce_is_refused(google_browser, platform, clock, idp):
     assert confirm.status_code == 401
 
 
-def test_device_authorize_accepts_a_google_credential(platform, clock):
-    with FakeGoogle() as idp:
-        platform.settings = Settings(google_client_ids=CLIENT_ID, google_jwks_url=idp.jwks_url)
-        with TestClient(create_app(lambda scope: platform)) as api:
-            started = start(api)
-            credential = idp.token(idp.claims(clock.now().timestamp()))
-            response = api.post("/v1/oauth/device/authorize", json={"user_code": started["user_code"], "credential": credential})
-            assert response.status_code == 200, response.text
-            bad = api.post("/v1/oauth/device/authorize", json={"user_code": started["user_code"], "credential": "x.y.z"})
-            assert bad.status_code == 401
+def test_device_authorize_accepts_a_google_credential(google_browser, clock, idp):
+    api = google_browser
+    started = start(api)
+    credential = idp.token(idp.claims(clock.now().timestamp()))
+    response = api.post("/v1/oauth/device/authorize", json={"user_code": started["user_code"], "credential": credential})
+    assert response.status_code == 200, response.text
+    bad = api.post("/v1/oauth/device/authorize", json={"user_code": started["user_code"], "credential": "x.y.z"})
+    assert bad.status_code == 401

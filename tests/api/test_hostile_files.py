@@ -38,7 +38,8 @@ def test_a_hostile_file_does_not_hide_a_committed_key(client, alice):
     assert any(i["type"] == "secrets" and "config/settings.py" in i["title"] for i in found), found
 
 
-def test_detect_and_deploy_answer_about_the_rest(client, alice):
+def test_detect_and_deploy_answer_about_the_rest(client, alice, deploy_target):
+    deploy_target.ready(alice)
     project, _, _, _ = pushed(client, alice, HOSTILE)
     detected = client.get(f"/v1/infrastructure/projects/{project['id']}/detect", headers=alice.headers)
     assert detected.status_code == 200, detected.text

@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
-from fastest.app import create_app
 from fastest.config import Settings
 from fastest.domain.manifest import parse_manifest
 from tests.api.trees import new_project, new_workspace, snapshot, upload_tree
 from tests.conftest import assert_problem, count_rows
+from tests.edge_runtime import concurrent_client
 
 BASE = {
     "README.md": b"# app\n",
@@ -236,13 +236,11 @@ def test_binary_files_both_changed_are_decided(client, alice):
 # -- races, staleness, expiry, ownership --------------------------------------------------------
 
 
-def test_two_executes_of_one_preview_racing_one_wins(clean, platform):
+def test_two_executes_of_one_preview_racing_one_wins(clean, platform, clock):
     preview = clean.prepare()
-    app = create_app(lambda scope: platform)
 
     async def race() -> list[httpx.Response]:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        async with concurrent_client(platform, clock) as http:
             body = {"preview_id": preview["id"], "decisions": {}}
             url = clean.url("execute")
             return list(await asyncio.gather(*(http.post(url, headers=clean.caller.headers, json=body) for _ in range(2))))
