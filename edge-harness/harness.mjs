@@ -303,6 +303,16 @@ async function controlCall(req, res, url) {
     }
     case "/__edge_harness/settle": await Promise.all([...pending]); await objects.settle(); return json(res, 200, { ok: true });
     case "/__edge_harness/object": return objects.handle(req, res, body, { callWorker, writeResponse, json });
+    case "/__edge_harness/session": {
+      // The test process's own requests to a conversation's object (its Platform's `sessions`): through
+      // the CONVERSATIONS binding, as the Worker's own requests go.
+      const stub = objects.namespace.get(objects.namespace.idFromName(body.name));
+      const response = await stub.fetch("https://session.internal" + body.path, {
+        method: body.method, headers: body.headers || {}, body: body.body ? Buffer.from(body.body, "base64") : undefined,
+      });
+      const answer = Buffer.from(await response.arrayBuffer()).toString("base64");
+      return json(res, 200, { status: response.status, headers: Object.fromEntries(response.headers), body: answer });
+    }
     // For bench/edge.py: the import time of src/entry.py, and this process's CPU time so far (the
     // Worker's Python runs here; workerd's D1, R2 and KV work is another process, as on Cloudflare
     // where it is not billed as the Worker's CPU).

@@ -7,7 +7,7 @@ Worker's vars and the test's clock as the Worker's clock (sent with each request
 
 The test's own `platform` (what a test reads and writes directly: tokens, rows, blobs, jobs) is the
 Cloudflare adapters (`fastest.platform.cloudflare`) over the harness's bindings, reached by one small
-call per binding method; what a Worker has no binding for (the vault's key, outbound HTTP, models)
+call per binding method, and its conversation objects are the Worker's own; what a Worker has no binding for (the vault's key, outbound HTTP, models)
 is the local runtime's, with the vault key shared with the Worker.
 """
 
@@ -31,6 +31,7 @@ from fastest.platform import EDGE, Platform
 from fastest.platform.cloudflare.d1 import D1Database
 from fastest.platform.cloudflare.kv import WorkersKV
 from fastest.platform.cloudflare.r2 import R2BlobStore
+from fastest.ports import SessionRequest, SessionResponse
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = os.environ.get("FASTEST_TEST_RUNTIME", "local")
@@ -67,8 +68,6 @@ EDGE_SKIPS: dict[str, str] = {
         "the local provider serves a Worker's assets without its code (Cloudflare runs it: test_deploy_cloudflare.py)",
     "tests/api/test_deploy_server_builds.py":
         "server-side builds run the project's build command on the local server; the Worker runs no commands (by design)",
-    "tests/api/test_conversation_deploys.py::test_the_session_keeps_its_own_record_of_the_deployment":
-        "reads the conversation's session object in-process (on the Worker it is a Durable Object the test cannot call)",
     "tests/api/test_audit_and_secrets_at_rest.py::test_the_audited_ip_is_the_edges_header_only_where_the_platform_has_one":
         "builds its own in-process apps, one per platform capability, to compare them",
     # The local owner's sign-in on the device page exists on the local runtime alone (the Worker
@@ -289,6 +288,31 @@ class RemoteKV:
         return self.harness.storage("CACHE", "list", options)
 
 
+class RemoteSessions:
+    """The CONVERSATIONS namespace for the test's own platform: a request the test process makes to
+    a conversation's object (a job, a revoked token closing its streams) reaches the Worker's object
+    in workerd, through the binding as the Worker's own requests do."""
+
+    def __init__(self, harness: EdgeHarness) -> None:
+        self.harness = harness
+
+    def get(self, name: str) -> "RemoteSession":
+        return RemoteSession(self.harness, name)
+
+
+@dataclasses.dataclass
+class RemoteSession:
+    harness: EdgeHarness
+    name: str
+
+    async def fetch(self, request: SessionRequest) -> SessionResponse:
+        answer = self.harness.call("session", {
+            "name": self.name, "method": request.method, "path": request.path, "headers": dict(request.headers or {}),
+            "body": base64.b64encode(bytes(request.body)).decode() if request.body else None,
+        })
+        return SessionResponse(status=answer["status"], body=base64.b64decode(answer["body"]), headers=answer["headers"])
+
+
 # --- The fixtures' pieces -------------------------------------------------------------------------
 
 
@@ -329,7 +353,7 @@ def open_edge_platform(harness: EdgeHarness, data_dir: Path, settings: Settings,
     local = open_platform(data_dir, settings, clock=clock, env={"FASTEST_VAULT_KEY": vault_key})
     values = {f.name: getattr(local, f.name) for f in dataclasses.fields(local)}
     values.update(db=D1Database(RemoteD1(harness)), blobs=R2BlobStore(RemoteR2(harness)), kv=WorkersKV(RemoteKV(harness)),
-                  capabilities=EDGE)
+                  sessions=RemoteSessions(harness), capabilities=EDGE)
     platform = EdgePlatform(**values)
     object.__setattr__(platform, "_vault_key", vault_key)
     object.__setattr__(platform, "harness", harness)

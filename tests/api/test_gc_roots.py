@@ -29,7 +29,8 @@ def last_reply(client, caller, conversation_id) -> str:
 
 
 def turn(client, caller, conversation_id, text) -> str:
-    before = len(client.get(f"/v1/conversations/{conversation_id}/timeline", headers=caller.headers).json()["timeline"])
+    timeline = client.get(f"/v1/conversations/{conversation_id}/timeline", headers=caller.headers).json()["timeline"]
+    before = max((event["id"] for event in timeline), default=0)  # this turn's end comes after every event so far
     prompt(client, caller, conversation_id, text)
     wait_for(client, caller, conversation_id, lambda e: turn_done(e) and e["id"] > before)
     return last_reply(client, caller, conversation_id)
