@@ -8,7 +8,12 @@ Worker's vars and the test's clock as the Worker's clock (sent with each request
 The test's own `platform` (what a test reads and writes directly: tokens, rows, blobs, jobs) is the
 Cloudflare adapters (`fastest.platform.cloudflare`) over the harness's bindings, reached by one small
 call per binding method; what a Worker has no binding for (the vault's key, outbound HTTP, models)
-is the local runtime's, with the vault key shared with the Worker.
+is the local runtime's, with the vault key shared with the Worker. Work it defers is left to the
+Worker's cron (`EdgeHarness.scheduled`), as the Worker leaves work deferred outside an invocation.
+
+A test points the Worker at its loopback model server through settings (`use_model`), which become
+the Worker's vars; its webhook receivers are public HTTPS hosts (`tests/loopback.py`,
+`EdgeHarness.register_host`).
 """
 
 from __future__ import annotations
@@ -94,7 +99,8 @@ EDGE_SKIPS: dict[str, str] = {
     "tests/api/test_atlas.py::test_a_large_tree_answers_202_and_finishes_in_the_background":
         "on the Worker the index goes on by the atlas-index cron job, not a deferred task (by design)",
     "tests/api/test_atlas.py::test_search_by_described_behaviour_with_the_local_embedding_model":
-        "uses the local runtime's own embedding model",
+        "the local runtime's in-process embedding model (wordllama, a server-only package) by design; the Worker "
+        "embeds with the provider's model into Vectorize, which the harness does not have",
     "tests/api/test_atlas_diagrams.py::test_a_big_system_is_aggregated_within_mermaids_limits":
         "more than a minute of CPU under Pyodide here for one request (over a Worker's CPU limit; a known cost)",
     # What the test does cannot reach the Worker.
@@ -306,8 +312,9 @@ def worker_vars(settings: Settings, vault_key: str) -> dict[str, str]:
     return values
 
 
-# Platform fields a test may replace with an object of its own (a scripted model): on `edge` the
-# Worker builds its own from the settings, so such a test is skipped where it does that.
+# Platform fields a test may replace with an object of its own: on `edge` the Worker builds its own
+# from the settings, so such a test is skipped where it does that (a test that only needs a model
+# configures one by settings instead: tests/api/json_model_server.py's `use_model`).
 IN_PROCESS_ONLY = frozenset({"model_factory", "embedder_factory", "http", "deploy_providers", "deploy_builder", "blobs"})
 
 
