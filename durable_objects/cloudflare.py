@@ -43,6 +43,14 @@ class ConversationSession(DurableObject):
         return self._core
 
     async def fetch(self, request):
+        from fastest.platform.cloudflare.background import invocation
+
+        # Work the object's code defers (the webhooks of the events a turn records) is handed to
+        # this object's `ctx.waitUntil`, as the Worker's is to its request's: not left to the cron.
+        with invocation(self.ctx):
+            return await self._fetch(request)
+
+    async def _fetch(self, request):
         from fastest.edge.conversation_streams import grant_of, since_of
         from fastest.platform.cloudflare.durable_objects import (
             accept_websocket,
@@ -79,12 +87,17 @@ class ConversationSession(DurableObject):
     async def alarm(self, *alarm_info):
         """The object's alarm is due (`ctx.storage.setAlarm`): the core carries on its background
         work (an action-item run). Raising makes the runtime retry it with backoff."""
-        await self._session().alarm()
+        from fastest.platform.cloudflare.background import invocation
+
+        with invocation(self.ctx):
+            await self._session().alarm()
 
     async def webSocketMessage(self, ws, message):
+        from fastest.platform.cloudflare.background import invocation
         from fastest.platform.cloudflare.durable_objects import JsSocket
 
-        await self._session().receive(JsSocket(ws), message)
+        with invocation(self.ctx):
+            await self._session().receive(JsSocket(ws), message)
 
     async def webSocketClose(self, ws, code, reason, was_clean):
         from fastest.platform.cloudflare.durable_objects import JsSocket

@@ -24,6 +24,7 @@ import { WebSocketServer } from "ws";
 import { D1Database } from "./d1.mjs";
 import { objectHost, ObjectSide } from "./objects.mjs";
 import { installRuntimeGlobals, clock, invocation, upgradeOf, waitUntilFor } from "./runtime.mjs";
+import { installNetwork, network } from "./network.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, "..");
@@ -118,6 +119,7 @@ const env = () => ({ ...VARS, ...configured, ...bindings });
 
 // --- Pyodide with the Worker's packages -----------------------------------------------------------
 installRuntimeGlobals();
+installNetwork();
 const py = await loadPyodide({ indexURL: path.join(ROOT, "node_modules/pyodide") + "/", stdout: (s) => log("[py]", s), stderr: (s) => log("[py!]", s) });
 const site = py.runPython("import site; site.getsitepackages()[0]");
 for (const wheel of fs.readdirSync(path.join(DEPS, "wheels")).filter((f) => f.endsWith(".whl"))) {
@@ -219,6 +221,7 @@ async function reset() {
   await (await mf.dispatchFetch("http://wipe.internal/", { method: "POST", headers: { "x-edge-harness-wipe": "1" } })).arrayBuffer();
   pyCall.reset();
   objects.reset();
+  network.reset();
   clock.set(null);
 }
 
@@ -292,7 +295,11 @@ async function controlCall(req, res, url) {
     case "/__edge_harness/storage":
       // A binding's error goes back as its message (what a JS error carries), for the test's adapter.
       try { return json(res, 200, { result: await storageCall(body) }); } catch (error) { return json(res, 500, { error: String(error?.message || error) }); }
+    // A host of the test's on the Internet the Worker's fetch sees (edge-harness/network.mjs).
+    case "/__edge_harness/hosts": network.register(body); return json(res, 200, { ok: true });
     case "/__edge_harness/scheduled": {
+      // The cron's time is the test's clock when it sends one (as a request's header sets it).
+      if (body.now !== undefined) clock.set(Number(body.now));
       const ctx = executionContext();
       const C = class ScheduledController {}; const controller = new C();
       controller.cron = body.cron; controller.scheduledTime = clock.now(); controller.noRetry = () => {};

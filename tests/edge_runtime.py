@@ -7,8 +7,14 @@ Worker's vars and the test's clock as the Worker's clock (sent with each request
 
 The test's own `platform` (what a test reads and writes directly: tokens, rows, blobs, jobs) is the
 Cloudflare adapters (`fastest.platform.cloudflare`) over the harness's bindings, reached by one small
-call per binding method, and its conversation objects are the Worker's own; what a Worker has no binding for (the vault's key, outbound HTTP, models)
-is the local runtime's, with the vault key shared with the Worker.
+call per binding method, and its conversation objects are the Worker's own; what a Worker has no
+binding for (the vault's key, outbound HTTP, models) is the local runtime's, with the vault key shared
+with the Worker. Work it defers is left to the Worker's cron (`EdgeHarness.scheduled`), as the Worker
+leaves work deferred outside an invocation.
+
+A test points the Worker at its loopback model server through settings (`use_model`), which become
+the Worker's vars; its webhook receivers are public HTTPS hosts (`tests/loopback.py`,
+`EdgeHarness.register_host`).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import httpx
 
 from fastest.config import Settings
 from fastest.platform import EDGE, Platform
+from fastest.platform.cloudflare.background import WaitUntilBackground
 from fastest.platform.cloudflare.d1 import D1Database
 from fastest.platform.cloudflare.kv import WorkersKV
 from fastest.platform.cloudflare.r2 import R2BlobStore
@@ -89,22 +96,14 @@ EDGE_SKIPS: dict[str, str] = {
        for name in ("test_client_disconnect_midway_stores_nothing", "test_client_stream_raising_midway_stores_nothing")},
     "tests/api/test_audit_and_secrets_at_rest.py::test_the_database_file_holds_no_plaintext_token_device_code_or_key":
         "reads the local database file",
-    # Webhook receivers on loopback plain HTTP are allowed on the local runtime only.
-    **{f"tests/api/test_authorization_matrix.py::test_authorization_matrix[{route}]":
-       "makes a webhook endpoint on a loopback receiver (plain HTTP is refused on the Worker)"
-       for route in ("PATCH /v1/integrations/webhooks/{webhook_id}", "DELETE /v1/integrations/webhooks/{webhook_id}",
-                     "POST /v1/integrations/webhooks/{webhook_id}/rotate-secret",
-                     "POST /v1/integrations/webhooks/{webhook_id}/test",
-                     "GET /v1/integrations/webhooks/{webhook_id}/deliveries",
-                     "POST /v1/integrations/webhooks/deliveries/{delivery_id}/redeliver")},
-    "tests/api/test_webhooks.py":
-        "delivers to loopback receivers over plain HTTP (allowed on the local runtime only)",
-    "tests/api/test_jobs_concurrency.py::test_purge_webhook_deliveries":
-        "delivers to a loopback receiver over plain HTTP (refused on the Worker)",
+    "tests/api/test_webhooks.py::test_plain_http_to_loopback_needs_the_operator_setting":
+        "the operator's plain-HTTP-to-loopback exception exists on the local runtime only (the Worker refuses it: "
+        "test_the_setting_never_opens_loopback_on_the_edge)",
     "tests/api/test_atlas.py::test_a_large_tree_answers_202_and_finishes_in_the_background":
         "on the Worker the index goes on by the atlas-index cron job, not a deferred task (by design)",
     "tests/api/test_atlas.py::test_search_by_described_behaviour_with_the_local_embedding_model":
-        "uses the local runtime's own embedding model",
+        "the local runtime's in-process embedding model (wordllama, a server-only package) by design; the Worker "
+        "embeds with the provider's model into Vectorize, which the harness does not have",
     "tests/api/test_atlas_diagrams.py::test_a_big_system_is_aggregated_within_mermaids_limits":
         "more than a minute of CPU under Pyodide here for one request (over a Worker's CPU limit; a known cost)",
     # What the test does cannot reach the Worker.
@@ -167,6 +166,22 @@ class EdgeHarness:
 
     def storage(self, binding: str, method: str, *args: Any) -> Any:
         return decode(self.call("storage", {"binding": binding, "method": method, "args": encode(list(args))})["result"])
+
+    def register_host(self, name: str, addresses: list[str], *, port: int | None = None, ca: str | None = None) -> None:
+        """A host on the Internet the Worker's fetch sees (edge-harness/network.mjs): `name` resolves
+        to `addresses` (DNS over HTTPS) and, given a loopback `port`, is served there over HTTPS with
+        a certificate from `ca`; without one nothing answers at its address. Until the next reset."""
+        self.call("hosts", {"name": name, "addresses": addresses, "port": port, "ca": ca})
+
+    def scheduled(self, cron: str, clock: Any) -> None:
+        """The Worker's cron handler for `cron`, at the test's time; returns once its work settled."""
+        self.call("scheduled", {"cron": cron, "now": int(clock.now().timestamp() * 1000)})
+
+    def run_job(self, name: str, clock: Any) -> None:
+        """The Worker's cron trigger that runs the job `name` (wrangler.toml's crons)."""
+        from fastest.services.operations.jobs import SCHEDULE
+
+        self.scheduled(next(cron for cron, names in SCHEDULE.items() if name in names), clock)
 
     def close(self) -> None:
         self._process.terminate()
@@ -323,8 +338,9 @@ def worker_vars(settings: Settings, vault_key: str) -> dict[str, str]:
     return values
 
 
-# Platform fields a test may replace with an object of its own (a scripted model): on `edge` the
-# Worker builds its own from the settings, so such a test is skipped where it does that.
+# Platform fields a test may replace with an object of its own: on `edge` the Worker builds its own
+# from the settings, so such a test is skipped where it does that (a test that only needs a model
+# configures one by settings instead: tests/api/json_model_server.py's `use_model`).
 IN_PROCESS_ONLY = frozenset({"model_factory", "embedder_factory", "http", "deploy_providers", "deploy_builder", "blobs"})
 
 
@@ -352,8 +368,11 @@ def open_edge_platform(harness: EdgeHarness, data_dir: Path, settings: Settings,
     harness.call("configure", {"vars": worker_vars(settings, vault_key)})
     local = open_platform(data_dir, settings, clock=clock, env={"FASTEST_VAULT_KEY": vault_key})
     values = {f.name: getattr(local, f.name) for f in dataclasses.fields(local)}
+    # Work the test's own calls defer (a webhook's first attempts after an event the test records
+    # itself) is deferred as the Worker does outside an invocation: not run, left to the cron, which
+    # the test runs on the Worker (`EdgeHarness.scheduled`). The test process is no runtime.
     values.update(db=D1Database(RemoteD1(harness)), blobs=R2BlobStore(RemoteR2(harness)), kv=WorkersKV(RemoteKV(harness)),
-                  sessions=RemoteSessions(harness), capabilities=EDGE)
+                  sessions=RemoteSessions(harness), capabilities=EDGE, background=WaitUntilBackground())
     platform = EdgePlatform(**values)
     object.__setattr__(platform, "_vault_key", vault_key)
     object.__setattr__(platform, "harness", harness)

@@ -278,10 +278,20 @@ async def deploy_credential(owner: Owner) -> str:
     return "cloudflare"
 
 
+# Where the matrix's webhook endpoint points: loopback locally (the matrix's settings allow it); on
+# edge, where the Worker refuses loopback, a public name the harness resolves (the matrix registers
+# it) where nothing answers. Either way a delivery is attempted and logged as failed.
+WEBHOOK_HOST = "nobody-listens.example"
+
+
+def webhook_url() -> str:
+    return f"https://{WEBHOOK_HOST}/hook" if is_edge() else "http://127.0.0.1:9/hook"
+
+
 @factory("webhook_id")
 async def webhook_endpoint(owner: Owner) -> str:
-    """An integration webhook endpoint on loopback (allowed by the matrix's settings; nothing listens)."""
-    created = await owner.post("/v1/integrations/webhooks", json={"url": "http://127.0.0.1:9/hook", "events": ["*"]})
+    """An integration webhook endpoint where nothing listens."""
+    created = await owner.post("/v1/integrations/webhooks", json={"url": webhook_url(), "events": ["*"]})
     return created["webhook"]["id"]
 
 

@@ -43,13 +43,17 @@ class JsonModelServer(LoopbackServer):
 
 
 
-def use_model(platform, server: JsonModelServer, **settings: Any) -> None:
-    """Point the platform at this server as its OpenAI-compatible provider."""
+def use_model(platform, server: Any, **settings: Any) -> None:
+    """Point the platform at this server as its OpenAI-compatible provider, as an operator does: by
+    the settings (on edge they become the Worker's vars, and the Worker makes its own model client,
+    which calls this server through its fetch)."""
     from dataclasses import replace
     from functools import partial
 
     from fastest.platform.ai import model_for_key
+    from tests.edge_runtime import is_edge
 
-    platform.settings = replace(platform.settings, ai_provider="openai", ai_base_url=server.base_url,
-                                ai_model="json-model", ai_rate_limit_per_minute=100, **settings)
-    platform.model_factory = partial(model_for_key, platform.settings, platform.http)
+    platform.settings = replace(platform.settings, **{"ai_provider": "openai", "ai_base_url": server.base_url,
+                                                      "ai_model": "json-model", "ai_rate_limit_per_minute": 100, **settings})
+    if not is_edge():  # the local platform made its model client from the settings it was opened with
+        platform.model_factory = partial(model_for_key, platform.settings, platform.http)

@@ -40,6 +40,8 @@ from fastest.domain.tokens import ABILITIES
 from tests.api.cloudflare_standin import CloudflareStandIn
 from tests.api import authz_resources as resources
 from tests.conftest import make_caller
+from tests.edge_runtime import is_edge
+from tests.loopback import PUBLIC_ADDRESS
 
 OPENAPI = create_app(lambda scope: None).openapi()
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -272,6 +274,8 @@ def test_authorization_matrix(method: str, path: str, operation: dict[str, Any],
     lacking = make_caller(platform, "owner@example.com", _everything_but(ability)) if ability != ANY_ABILITY else None
     stranger = make_caller(platform, "stranger@example.com", tuple(ABILITIES))
     route = f"{method} {path}"
+    if is_edge():
+        platform.harness.register_host(resources.WEBHOOK_HOST, [PUBLIC_ADDRESS])
 
     async def check() -> None:
         async with matrix_client(platform) as api:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from functools import partial
 from typing import Any
 
 import httpx
@@ -12,6 +11,7 @@ import pytest
 
 from fastest.config import Settings
 from fastest.domain.manifest import parse_manifest
+from tests.api.json_model_server import JsonModelServer, use_model
 from tests.api.trees import new_project, new_workspace, snapshot, upload_tree
 from tests.conftest import assert_problem, count_rows
 from tests.edge_runtime import concurrent_client
@@ -381,35 +381,18 @@ def test_unsnapshotted_changes_are_merged_and_kept_as_the_pre_sync_snapshot(clea
     assert clean.files()["wip.txt"] == b"wip\n"
 
 
-class ScriptedModel:
-    """An AI model adapter made by the test: answers each prompt with the next scripted reply."""
-
-    provider, model = "test", "scripted"
-
-    def __init__(self, *replies: str) -> None:
-        self.replies = list(replies)
-        self.prompts: list[str] = []
-
-    async def complete(self, messages, **options) -> dict[str, Any]:
-        self.prompts.append(messages[-1]["content"])
-        return {"content": self.replies.pop(0), "model": self.model}
-
-    async def embed(self, texts):  # pragma: no cover - not used by sync
-        raise NotImplementedError
-
-
 def test_an_ai_combination_is_offered_only_when_it_passes_the_checks(conflicted, platform):
-    model = ScriptedModel(
+    with JsonModelServer(
         '{"debug": true, "x": 1}\n',  # conf/settings.json: valid JSON → offered
         "notes\n<<<<<<< mine\n",  # notes.txt: conflict markers → refused
         "```\none\ntwo\nTHREE (both)\nfour\nfive\n```\n",  # src/app.py: fenced → unwrapped, offered
-    )
-    platform.model_factory = lambda api_key: model
-    preview = conflicted.prepare()
+    ) as model:
+        use_model(platform, model)
+        preview = conflicted.prepare()
     options = {d["path"]: [o["id"] for o in d["options"]] for d in preview["decisions_needed"]}
     assert "ai_combined" in options["conf/settings.json"] and "ai_combined" in options["src/app.py"]
     assert "ai_combined" not in options["notes.txt"]
-    assert preview["ai"] == {"engine": "test:scripted", "available": True, "offered": 2,
+    assert preview["ai"] == {"engine": "openai:json-model", "available": True, "offered": 2,
                              "message": preview["ai"]["message"]}
     answers = {d["path"]: "keep_workspace" for d in preview["decisions_needed"]}
     answers.update({"conf/settings.json": "ai_combined", "src/app.py": "ai_combined"})
@@ -421,9 +404,9 @@ def test_an_ai_combination_is_offered_only_when_it_passes_the_checks(conflicted,
 
 def test_an_ai_proposal_that_does_not_parse_is_refused(client, alice, platform):
     world = World(client, alice, edit(BASE, {"conf/settings.json": b'{"a": 1}\n'}), edit(BASE, {"conf/settings.json": b'{"b": 2}\n'}))
-    model = ScriptedModel('{"a": 1, "b": 2')
-    platform.model_factory = lambda api_key: model
-    preview = world.prepare()
+    with JsonModelServer('{"a": 1, "b": 2') as model:
+        use_model(platform, model)
+        preview = world.prepare()
     [decision] = preview["decisions_needed"]
     assert "ai_combined" not in [o["id"] for o in decision["options"]]
     assert preview["ai"]["offered"] == 0 and "refused" in preview["ai"]["message"]
@@ -442,25 +425,20 @@ def test_the_mass_change_share_is_configurable(client, alice, settings):
 
 @pytest.mark.parametrize("settings", [Settings(ai_budget_calls=1)])
 def test_ai_combinations_stop_when_the_ai_budget_is_spent(conflicted, platform, settings):
-    model = ScriptedModel('{"debug": true, "x": 1}\n', "never asked\n")
-    platform.model_factory = lambda api_key: model
-    preview = conflicted.prepare()
-    assert len(model.prompts) == 1  # one unit of budget, one call
+    with JsonModelServer('{"debug": true, "x": 1}\n', "never asked\n") as model:
+        use_model(platform, model, ai_budget_calls=1)
+        preview = conflicted.prepare()
+    assert len(model.requests) == 1  # one unit of budget, one call
     assert preview["ai"]["offered"] == 1 and "AI budget is spent" in preview["ai"]["message"]
 
 
 def test_ai_combinations_use_the_users_own_provider_key(conflicted, client, alice, platform):
     """With a model configured, the conflict goes to it with the key the user stored, not the server's."""
-    from dataclasses import replace
-
-    from fastest.platform.ai import model_for_key
     from tests.e2e.model_server import ModelServer
 
     stored = client.post("/v1/auth/api-keys", headers=alice.headers, json={"provider": "openai", "key_value": "sk-alice-own"})
     assert stored.status_code in (200, 201), stored.text
     with ModelServer() as model_server:
-        platform.settings = replace(platform.settings, ai_provider="openai", ai_base_url=model_server.base_url,
-                                    ai_model="test-model", ai_api_key="sk-server")
-        platform.model_factory = partial(model_for_key, platform.settings, platform.http)
+        use_model(platform, model_server, ai_model="test-model", ai_api_key="sk-server")
         conflicted.prepare()
     assert model_server.requests and {r["authorization"] for r in model_server.requests} == {"Bearer sk-alice-own"}

@@ -22,6 +22,7 @@ from fastest.services.webhooks.senders import senders
 from tests.api.trees import new_project, snapshot, upload_tree
 from tests.api.webhook_receiver import Answer, Receiver
 from tests.conftest import assert_problem, count_rows, make_caller, run
+from tests.edge_runtime import is_edge
 
 BASE = "/v1/integrations/webhooks"
 
@@ -32,16 +33,35 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def receiver():
-    with Receiver() as rx:
+def receiver(platform):
+    with Receiver(platform) as rx:
         yield rx
 
 
 @pytest.fixture(autouse=True)
-def no_in_task_retries(monkeypatch):
+def no_in_task_retries(request):
     """The background task retries by itself when the next try is seconds away; here the clock is
-    manual, so retries are driven by the sweep."""
-    monkeypatch.setattr(webhooks_delivery, "SHORT_RETRY_SECONDS", -1)
+    manual, so retries are driven by the sweep. (On edge the events the test records are sent by the
+    Worker's cron, which does not retry within itself: nothing to change there.)"""
+    if not is_edge():
+        request.getfixturevalue("monkeypatch").setattr(webhooks_delivery, "SHORT_RETRY_SECONDS", -1)
+
+
+class Names:
+    """Host names that resolve as the test says: through the app's resolver (FakeDns) locally; on
+    edge, through the DNS the Worker asks (the harness's), as a name owner's DNS would answer."""
+
+    def __init__(self, platform):
+        self.platform = platform
+        if not is_edge():
+            self.table: dict[str, list[str]] = {}
+            platform.http = FakeDns(platform.http, self.table)
+
+    def __setitem__(self, host: str, addresses: list[str]) -> None:
+        if is_edge():
+            self.platform.harness.register_host(host, addresses)
+        else:
+            self.table[host] = addresses
 
 
 class FakeDns:
@@ -67,17 +87,29 @@ def create(client, caller, url: str, events_=("*",), **fields) -> tuple[dict, st
 
 
 def emit(platform, project_id: str, user_id: str, type_: str = "snapshot.created", data: dict | None = None) -> None:
-    """Record a project event the way writers do (in their batch), then let its first attempts run."""
+    """Record a project event the way writers do (in their batch), then let its first attempts run:
+    in the test's background locally; on edge, by the Worker's cron (work deferred outside a Worker's
+    invocation is left to it)."""
 
     async def go():
         await platform.db.batch(events.record(platform, project_id, user_id, type_, f"{type_} happened", data or {}))
-        await platform.background.drain()
+        if not is_edge():
+            await platform.background.drain()
 
     run(go())
+    if is_edge():
+        platform.harness.run_job("retry-webhook-deliveries", platform.clock)
 
 
 def sweep(platform) -> int:
-    return run(webhooks.sweep(platform))
+    """The retry job's run: how many attempts it made (on edge, the Worker's cron: counted in the
+    deliveries log, one row per attempt)."""
+    if not is_edge():
+        return run(webhooks.sweep(platform))
+    logged = "SELECT COUNT(*) AS n FROM webhook_deliveries"
+    before = count_rows(platform, logged)
+    platform.harness.run_job("retry-webhook-deliveries", platform.clock)
+    return count_rows(platform, logged) - before
 
 
 def deliveries(client, caller, webhook_id: str) -> list[dict]:
@@ -155,7 +187,8 @@ def test_a_failed_batch_queues_nothing(client, alice, platform, receiver):
         failing = platform.db.prepare("INSERT INTO projects (id) VALUES (NULL)")
         with pytest.raises(Exception):
             await platform.db.batch([*statements, failing])
-        await platform.background.drain()
+        if not is_edge():
+            await platform.background.drain()
 
     run(go())
     assert count_rows(platform, "SELECT COUNT(*) AS n FROM webhook_messages") == 0 and receiver.received == []
@@ -305,6 +338,16 @@ def test_a_stuck_endpoint_does_not_delay_another(client, alice, platform, receiv
 
     receiver.server.RequestHandlerClass.do_POST = do_post
 
+    if is_edge():  # the event recorded here is sent by the Worker's cron, which runs meanwhile
+        run(platform.db.batch(events.record(platform, project["id"], alice.user_id, "snapshot.created", "x")))
+        sending = threading.Thread(target=sweep, args=(platform,))
+        sending.start()
+        good_done_while_stuck = bool(receiver.wait_for("/good")) and not release.is_set()
+        release.set()
+        sending.join(30)
+        assert good_done_while_stuck and len(receiver.on("/stuck")) == 1
+        return
+
     async def go():
         await platform.db.batch(events.record(platform, project["id"], alice.user_id, "snapshot.created", "x"))
         for _ in range(1000):  # the healthy endpoint is served while the other one hangs
@@ -429,7 +472,7 @@ def test_unsafe_targets_are_refused_at_creation(client, alice, url):
 
 
 def test_a_name_resolving_inside_is_refused(client, alice, platform):
-    platform.http = FakeDns(platform.http, {"inside.example": ["93.184.216.34", "10.1.2.3"]})
+    Names(platform)["inside.example"] = ["93.184.216.34", "10.1.2.3"]
     response = client.post(BASE, headers=alice.headers, json={"url": "https://inside.example/hook", "events": ["*"]})
     assert_problem(response, 422, "webhook_url_refused")
 
@@ -452,8 +495,8 @@ def test_the_setting_never_opens_loopback_on_the_edge(platform):
 
 
 def test_dns_rebinding_is_refused_at_send_and_logged(client, alice, platform, receiver):
-    table = {"hooks.example": ["93.184.216.34"]}
-    platform.http = FakeDns(platform.http, table)
+    table = Names(platform)
+    table["hooks.example"] = ["93.184.216.34"]
     project = new_project(client, alice)
     hook, _ = create(client, alice, "https://hooks.example/hook")
     for inside in (["10.0.0.7"], ["127.0.0.1"], ["169.254.169.254"], ["::ffff:192.168.0.1"]):

@@ -1,10 +1,13 @@
-"""A loopback receiver for integration webhook tests: records every request and answers as told."""
+"""A receiver for integration webhook tests: records every request and answers as told. Plain HTTP on
+loopback for the local runtime (the operator's loopback exception); on edge, a public HTTPS host the
+Worker reaches by name (tests/loopback.py)."""
 
 from __future__ import annotations
 
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from tests.loopback import LoopbackServer, QuietHandler
 
@@ -26,9 +29,10 @@ class Answer:
 
 
 class Receiver(LoopbackServer):
-    """`answers[path]` says how to answer a path (default 200 "ok"); `received` lists requests."""
+    """`answers[path]` says how to answer a path (default 200 "ok"); `received` lists requests.
+    Given the test's platform, it is a public host where that platform is the edge harness's."""
 
-    def __init__(self) -> None:
+    def __init__(self, platform: Any = None) -> None:
         self.received: list[Received] = []
         self.answers: dict[str, Answer] = {}
         self._lock = threading.Lock()
@@ -51,7 +55,7 @@ class Receiver(LoopbackServer):
                 self.end_headers()
                 self.wfile.write(answer.body)
 
-        super().__init__(Handler)
+        super().__init__(Handler, public_on=getattr(platform, "harness", None))
 
     def url(self, path: str = "/hook") -> str:
         return f"{self.origin}{path}"

@@ -49,16 +49,20 @@ class WorkersFetchClient:
         # Workers cannot reach private networks or Cloudflare-internal addresses from fetch at all.
         # The fetch's own AbortSignal would cut a long stream; chunks are bounded one by one below.
         response = await _fetch(method, url, headers, body, max(timeout, 3600.0))
-        reader = response.body.getReader()
+        # A response without a body (204, 304, a HEAD's answer) has `body` null in the Fetch API.
+        stream = field(response, "body")
+        reader = stream.getReader() if stream is not None else None
 
         async def chunks() -> AsyncIterator[bytes]:
-            while True:
+            while reader is not None:
                 result = await asyncio.wait_for(reader.read(), timeout)
                 if field(result, "done"):
                     return
                 yield to_bytes(field(result, "value"))
 
         async def close() -> None:
+            if reader is None:
+                return
             try:
                 await reader.cancel()
             except Exception:
