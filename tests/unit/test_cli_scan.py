@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import marshal
 import os
 import shutil
 import stat
@@ -34,7 +35,7 @@ from fastest.cli.index import LocalIndex, is_settled
 from fastest.cli import scan as scan_module
 from fastest.cli.scan import scan, scan_paths, walk
 from fastest.cli.state import ManifestCache, PushedTree
-from fastest.domain.tree import build_manifests
+from fastest.domain.tree import build_manifests, build_tree
 
 # --------------------------------------------------------------------------------------------------
 # ignore rules
@@ -291,7 +292,8 @@ def test_fresh_directories_are_read_again(tmp_path: Path):
     assert listed == 4
 
 
-def test_looking_at_named_paths_finds_what_changed_there_and_only_there(tmp_path: Path):
+@pytest.mark.parametrize("with_directories", [False, True])
+def test_looking_at_named_paths_finds_what_changed_there_and_only_there(tmp_path: Path, with_directories: bool):
     root = tmp_path / "tree"
     for path, text in {"a.txt": "a", "lib/one.py": "1", "lib/sub/two.py": "2", "lib.txt": "l", "libx/three.py": "3"}.items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
@@ -302,11 +304,38 @@ def test_looking_at_named_paths_finds_what_changed_there_and_only_there(tmp_path
     (root / "lib").write_text("now a file")  # a directory replaced by a file
     (root / "a.txt").write_text("a changed")
     (root / "libx" / "three.py").write_text("3 changed, but not named")
-    changes, hashed = scan_paths(root, index, known, ["lib", "a.txt", "missing.txt"])
+    directories = build_tree([(path, *state) for path, state in known.items()])[1] if with_directories else None
+    changes, hashed = scan_paths(root, index, known, ["lib", "a.txt", "missing.txt"], directories=directories)
     assert sorted(changes) == ["a.txt", "lib", "lib/one.py", "lib/sub/two.py"]
     assert changes["lib/one.py"] is None and changes["lib/sub/two.py"] is None
     assert changes["lib"][0] == hashlib.sha256(b"now a file").hexdigest()
     assert hashed == 2
+
+
+def test_looking_at_a_few_named_files_hashes_them_without_loading_the_index(tmp_path: Path):
+    root = tmp_path / "tree"
+    root.mkdir()
+    for n in range(40):
+        (root / f"f{n}.txt").write_text(str(n))
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "f0.txt").write_text("before")
+    known = scan(old, LocalIndex(tmp_path / "old-index"), progress=False).records
+    loads: list[int] = []
+
+    def load_index() -> LocalIndex:
+        loads.append(1)
+        return LocalIndex(tmp_path / "index")
+
+    changes, hashed = scan_paths(root, load_index, known, ["f0.txt", "f1.txt"])
+    assert loads == [] and hashed == 2
+    assert changes == {f"f{n}.txt": (hashlib.sha256(str(n).encode()).hexdigest(), len(str(n)), 420) for n in (0, 1)}
+    changes, hashed = scan_paths(root, load_index, known, [f"f{n}.txt" for n in range(40)])
+    assert loads == [1] and hashed == 40 and len(changes) == 40
+    (root / "sub").mkdir()
+    (root / "sub" / "x").write_text("x")
+    scan_paths(root, load_index, known, ["sub"])  # a directory: its files have likely not all changed
+    assert loads == [1, 1]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -397,12 +426,24 @@ def test_pushed_tree_round_trips_and_only_applies_to_its_root(tmp_path: Path):
     tree = build_manifests([record("a/x", b"1"), record("b", b"2")])
     blob_hashes = frozenset({hashlib.sha256(b"1").hexdigest(), hashlib.sha256(b"2").hexdigest()})
     files = {"a/x": (hashlib.sha256(b"1").hexdigest(), 1, 420), "b": (hashlib.sha256(b"2").hexdigest(), 1, 420)}
-    PushedTree(tree.root, files, blob_hashes, tree.manifests).save(path)
-    assert PushedTree.load(path, tree.root) == PushedTree(tree.root, files, blob_hashes, tree.manifests)
+    directories = build_tree([record("a/x", b"1"), record("b", b"2")])[1]
+    assert set(directories) == {"", "a"}
+    PushedTree(tree.root, files, blob_hashes, tree.manifests).save(path)  # directories derived when saved
+    assert PushedTree.load(path, tree.root) == PushedTree(tree.root, files, blob_hashes, tree.manifests, directories)
     assert PushedTree.load(path, "x" * 64) == PushedTree.empty()
     assert PushedTree.load(tmp_path / "missing", tree.root) == PushedTree.empty()
     path.write_bytes(path.read_bytes().replace(b'"a"', b'"z"'))  # a damaged manifest
     assert PushedTree.load(path, tree.root) == PushedTree.empty()
+
+
+def test_pushed_tree_of_the_version_before_directories_still_loads(tmp_path: Path):
+    """A folder last pushed by the previous release keeps its pushed tree: directories are derived."""
+    path = tmp_path / "pushed"
+    built, directories = build_tree([record("a/b/x", b"1"), record("b", b"2")])
+    files = {"a/b/x": (hashlib.sha256(b"1").hexdigest(), 1, 420), "b": (hashlib.sha256(b"2").hexdigest(), 1, 420)}
+    path.write_bytes(b"fastest-pushed 2\n" + marshal.dumps((built.root, files, built.manifests), 2))
+    loaded = PushedTree.load(path, built.root)
+    assert loaded.root == built.root and loaded.records == files and loaded.directories == directories
 
 
 def test_manifest_cache_verifies_what_it_returns(tmp_path: Path):

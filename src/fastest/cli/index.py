@@ -32,7 +32,7 @@ from fastest.cli.fsutil import write_atomic
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up: fastest.cli.records)
 if TYPE_CHECKING:
-    from typing import Any, Collection
+    from typing import Any, Collection, Mapping
 
 INDEX_MAGIC = b"fastest-index 3\n"
 # How much older than the hashing moment an mtime must be before (size, mtime) is trusted.
@@ -86,6 +86,10 @@ class LocalIndex:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def entries(self) -> Mapping[str, Any]:
+        """path -> (size, mtime_ns, hash) as loaded (unchecked: check an entry as `lookup` does)."""
+        return self._entries
 
     def lookup(self, path: str, size: int, mtime_ns: int) -> str | None:
         """The recorded hash if the file still has the recorded size and mtime, else None."""

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 STATE_DIR = ".fastest"
 WORKSPACE_FILE = "workspace.json"
-PUSHED_MAGIC = b"fastest-pushed 2\n"
+PUSHED_MAGIC = b"fastest-pushed 3\n"
+PUSHED_MAGIC_BEFORE = b"fastest-pushed 2\n"  # without directories: still read
 
 
 class FolderBusy(Exception):
@@ -125,16 +126,19 @@ def find_folder(start: Path) -> Folder:
     raise NotAWorkspace(f"{here} is not inside a fastest folder; run fastest init")
 
 
-class PushedTree(namedtuple("PushedTree", ("root", "records", "blobs", "manifests"))):
-    """The last pushed tree: its root, its files, their blob hashes and its manifests.
+class PushedTree(namedtuple("PushedTree", ("root", "records", "blobs", "manifests", "directories"), defaults=(None,))):
+    """The last pushed tree: its root, its files, their blob hashes, its manifests and its directories.
 
     The server keeps all of it while the head snapshot exists, so a push only asks about the rest,
     and `status` diffs against these manifests without a request. A scan is compared with `records`
     (path -> (hash, size, mode)) to find what changed since, and only the directories on those
-    paths are rebuilt (`update_manifests`). One file, rewritten per push, `marshal`led behind a
-    magic line (a private cache, loaded on every push and status: several times faster than JSON):
+    paths are rebuilt (`update_tree`, which finds the untouched manifests through `directories`:
+    path -> manifest hash). One file, rewritten per push, `marshal`led behind a magic line (a
+    private cache, loaded on every push and status: several times faster than JSON):
 
-        fastest-pushed 2\n + marshal((root, records, manifests))
+        fastest-pushed 3\n + marshal((root, records, manifests, directories))
+
+    A file of version 2 (no directories) is still read; its directories are derived from the manifests.
     """
 
     __slots__ = ()
@@ -142,19 +146,38 @@ class PushedTree(namedtuple("PushedTree", ("root", "records", "blobs", "manifest
     records: Mapping[str, tuple[str, int, int]]
     blobs: frozenset[str]
     manifests: Mapping[str, bytes]
+    directories: Mapping[str, str] | None  # None: not known yet (`with_directories` derives them)
 
     @classmethod
     def empty(cls) -> "PushedTree":
-        return cls(None, {}, frozenset(), {})
+        return cls(None, {}, frozenset(), {}, {})
+
+    def with_directories(self) -> "PushedTree":
+        """This tree, with `directories` derived from its manifests if they were not given."""
+        if self.directories is not None:
+            return self
+        if self.root is None:
+            return self._replace(directories={})
+        from fastest.domain.tree import directories_of
+
+        return self._replace(directories=directories_of(self.root, self.manifests))
 
     @classmethod
     def load(cls, path: Path, expected_root: str | None) -> "PushedTree":
         """The saved tree if it is `expected_root` (the folder's last pushed manifest) and intact; else empty."""
         try:
             data = path.read_bytes()
-            if not expected_root or not data.startswith(PUSHED_MAGIC):
+            if not expected_root:
                 return cls.empty()
-            root, records, manifests = marshal.loads(data[len(PUSHED_MAGIC):])
+            directories = None
+            if data.startswith(PUSHED_MAGIC):
+                root, records, manifests, directories = marshal.loads(data[len(PUSHED_MAGIC):])
+                if type(directories) is not dict or directories.get("") != root:
+                    return cls.empty()
+            elif data.startswith(PUSHED_MAGIC_BEFORE):
+                root, records, manifests = marshal.loads(data[len(PUSHED_MAGIC_BEFORE):])
+            else:
+                return cls.empty()
             if root != expected_root or type(records) is not dict or type(manifests) is not dict:
                 return cls.empty()
             blobs = frozenset(state[0] for state in records.values())
@@ -162,12 +185,21 @@ class PushedTree(namedtuple("PushedTree", ("root", "records", "blobs", "manifest
             return cls.empty()
         if any(sha256_hex(data) != digest for digest, data in manifests.items()):
             return cls.empty()
-        return cls(expected_root, records, blobs, manifests)
+        tree = cls(expected_root, records, blobs, manifests, directories)
+        if directories is None:  # version 2
+            try:
+                return tree.with_directories()
+            except (ValueError, KeyError):  # ManifestError is a ValueError
+                return cls.empty()
+        if not manifests.keys() >= set(directories.values()):
+            return cls.empty()
+        return tree
 
     def save(self, path: Path) -> None:
-        """Writes the root, records and manifests; `blobs` are the records' hashes, derived on load
-        (marshalling a set of 10,000 hashes costs ten times deriving it)."""
-        document = (self.root, dict(self.records), dict(self.manifests))
+        """Writes the root, records, manifests and directories; `blobs` are the records' hashes,
+        derived on load (marshalling a set of 10,000 hashes costs ten times deriving it)."""
+        tree = self.with_directories()
+        document = (tree.root, dict(tree.records), dict(tree.manifests), dict(tree.directories or {}))
         write_atomic(path, PUSHED_MAGIC + marshal.dumps(document, 2))
 
 

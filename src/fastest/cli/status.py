@@ -67,7 +67,7 @@ def status(folder: Folder, state: WorkspaceState, api: ApiClient, *, progress: b
            with_drift: bool = True, only: Sequence[str] | None = None) -> StatusReport:
     """`only`: look at these paths alone (what `fastest watch` says changed), as `push` does."""
     pushed = PushedTree.load(folder.pushed_file, state.manifest_hash)
-    scanned, tree, _ = scan_folder(folder, pushed, progress=progress, only=only)
+    scanned, tree, _, _ = scan_folder(folder, pushed, progress=progress, only=only)
     load = manifest_loader(api, ManifestCache(folder.manifest_dir), tree.manifests, pushed.manifests)
     report = StatusReport(state.head_snapshot_id, state.manifest_hash, tree.root, folder_walked=scanned.folder_walked,
                           workspace_id=state.workspace_id, project_id=state.project_id)
