@@ -21,8 +21,11 @@ from __future__ import annotations
 import os
 import time
 from contextlib import contextmanager
+from itertools import compress
+from operator import ne
 from pathlib import Path
 from fastest.cli.client import BEING_COLLECTED, DEFAULT_COLLECTED_WAIT_SECONDS, ApiClient, ApiError, BatchAnswer
+from fastest.cli.collector import collector_paused
 from fastest.cli.failures import CommandFailure
 from fastest.cli.frames import (
     BATCH_MAX_BYTES,
@@ -186,7 +189,9 @@ def changes_since(before: Mapping[str, FileState], after: Mapping[str, FileState
     """What turns the file list `before` into `after`. Equal lists (the usual status) compare in C."""
     if before == after:
         return {}
-    changes: Changes = {path: state for path, state in after.items() if before.get(path) != state}
+    # Compared in C (map, compress) rather than in a comprehension: a third of the time on 10,000 files.
+    changed = list(compress(after, map(ne, map(before.get, after), after.values())))
+    changes: Changes = dict(zip(changed, map(after.__getitem__, changed)))
     changes.update((path, None) for path in before.keys() - after.keys())
     return changes
 
@@ -246,6 +251,12 @@ def push(
     only: Sequence[str] | None = None,
 ) -> PushReport:
     """`only`: push the changes under these folder-relative paths alone (see `scan_folder`)."""
+    with collector_paused():
+        return _push(folder, state, api, message=message, progress=progress, only=only)
+
+
+def _push(folder: Folder, state: WorkspaceState, api: ApiClient, *, message: str | None,
+          progress: bool | None, only: Sequence[str] | None) -> PushReport:
     timings: dict[str, float] = {}
     pushed = PushedTree.load(folder.pushed_file, state.manifest_hash)
     scanned, tree, changes, directories = scan_folder(folder, pushed, progress=progress, timings=timings, only=only)

@@ -360,7 +360,8 @@ def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, pro
             hashed_bytes += size
             known[path] = (digest, size, mode)
     reused = len(known) - len(fresh)
-    records = {path: known[path] for path in sorted(known)}
+    paths = sorted(known)
+    records = dict(zip(paths, map(known.__getitem__, paths)))
     index.retain(records)
     return ScanResult(
         records=records,
