@@ -276,6 +276,83 @@ def test_removed_and_replaced_entries_are_noticed(listed_tree):
     assert "src/pkg" not in LocalIndex.load(index_path)._listings  # forgotten with the directory
 
 
+def many_files_tree(root: Path) -> None:
+    for d in range(12):
+        for f in range(10):
+            (root / f"d{d}" / f"s{f % 3}").mkdir(parents=True, exist_ok=True)
+            (root / f"d{d}" / f"s{f % 3}" / f"f{f}.txt").write_text(f"{d}/{f}")
+    age_tree(root)
+
+
+def test_the_threaded_lstat_of_listed_directories_finds_what_one_thread_finds(tmp_path: Path, monkeypatch):
+    root = tmp_path / "tree"
+    many_files_tree(root)
+    index_path = tmp_path / "index"
+    index = LocalIndex(index_path)
+    first = scan(root, index, progress=False)
+    index.save()
+    (root / "d3" / "s1" / "f4.txt").write_text("changed, same directory mtime")
+    monkeypatch.setattr(scan_module, "PARALLEL_STAT_MIN_FILES", 1)
+    threaded = scan(root, LocalIndex.load(index_path), progress=False)
+    monkeypatch.setattr(scan_module, "PARALLEL_STAT_MIN_FILES", 10**9)
+    alone = scan(root, LocalIndex.load(index_path), progress=False)
+    assert threaded == alone
+    assert threaded.hashed == 1 and len(threaded.records) == len(first.records) == 120
+    assert threaded.records["d3/s1/f4.txt"][0] == hashlib.sha256(b"changed, same directory mtime").hexdigest()
+
+
+@pytest.mark.parametrize("threaded", [False, True])
+def test_a_listed_directory_that_changed_without_a_new_mtime_is_read_again(tmp_path: Path, monkeypatch, threaded: bool):
+    """A directory changed between reading its mtime and reading its files (here: a file removed
+    and the directory's mtime put back, which a coarse clock can also do): its listing no longer
+    holds, so it is listed again, and the walk still finds exactly what is there."""
+    root = tmp_path / "tree"
+    many_files_tree(root)
+    index_path = tmp_path / "index"
+    index = LocalIndex(index_path)
+    scan(root, index, progress=False)
+    index.save()
+    directory = root / "d5" / "s2"
+    before = directory.stat()
+    (directory / "f2.txt").unlink()
+    os.utime(directory, ns=(before.st_atime_ns, before.st_mtime_ns))
+    monkeypatch.setattr(scan_module, "PARALLEL_STAT_MIN_FILES", 1 if threaded else 10**9)
+    again = scan(root, LocalIndex.load(index_path), progress=False)
+    assert "d5/s2/f2.txt" not in again.records and len(again.records) == 119
+    assert again.hashed == 0
+
+
+def test_a_file_rewritten_within_the_clock_tick_of_its_scan_is_hashed_again(tmp_path: Path):
+    """git's racy-clean rule: a file whose mtime is as new as the scan that hashed it may change
+    again without its (size, mtime) changing, so the index does not vouch for it; here it is
+    rewritten with the same size and given back the very same mtime, and the next scan still sees
+    the new content. On a file system with whole-second mtimes, two seconds are needed."""
+    root = tmp_path / "tree"
+    root.mkdir()
+    path = root / "a.txt"
+    path.write_text("one")
+    index_path = tmp_path / "index"
+    index = LocalIndex(index_path)
+    assert scan(root, index, progress=False).hashed == 1
+    index.save()
+    mtime_ns = path.stat().st_mtime_ns
+    path.write_text("two")
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+    again = scan(root, LocalIndex.load(index_path), progress=False)
+    assert again.records["a.txt"][0] == hashlib.sha256(b"two").hexdigest()
+    whole_second = (time.time_ns() // 10**9) * 10**9  # as such a file system stores it
+    os.utime(path, ns=(whole_second, whole_second))
+    index = LocalIndex(index_path)
+    scan(root, index, progress=False)
+    assert len(index) == 0  # not trusted for two seconds
+    time.sleep(0.06)
+    path.write_text("one")
+    os.utime(path, ns=(mtime_ns - 10**9, mtime_ns - 10**9))  # a second old (sub-second clock): trusted
+    index = LocalIndex(index_path)
+    scan(root, index, progress=False)
+    assert len(index) == 1
+
+
 def test_changed_ignore_rules_drop_every_listing(listed_tree):
     root, index_path, _ = listed_tree
     (root / ".fastestignore").write_text("*.log\n*.py\n")  # rewrites a file: no directory's mtime moves

@@ -42,7 +42,7 @@ from fastest.cli.parallel import run_parallel
 from fastest.cli.progress import Progress
 from fastest.cli.records import Record
 from fastest.cli.scan import FileState, ScanResult, ScannedFile, scan, scan_paths
-from fastest.cli.state import Folder, PushedTree, WorkspaceState
+from fastest.cli.state import Folder, PushedTree, WorkspaceState, save_pushed
 from fastest.domain.ids import make_id
 from fastest.domain.manifest import ManifestError
 from fastest.domain.tree import BuiltTree, build_tree, update_tree
@@ -313,8 +313,7 @@ def _push(folder: Folder, state: WorkspaceState, api: ApiClient, *, message: str
         state.head_snapshot_id = report.snapshot_id
         state.manifest_hash = tree.root
         folder.save(state)
-        all_blobs = frozenset(state[0] for state in scanned.records.values())
-        PushedTree(tree.root, scanned.records, all_blobs, tree.manifests, directories).save(folder.pushed_file)
+        save_pushed(folder.pushed_file, tree.root, scanned.records, tree.manifests, directories)
     report.requests = api.requests_sent - requests_before
     return report
 

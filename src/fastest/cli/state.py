@@ -17,6 +17,7 @@ import json
 import marshal
 from collections import namedtuple
 from contextlib import contextmanager
+from operator import itemgetter
 from pathlib import Path
 
 from fastest.cli.failures import UsageFailure
@@ -180,7 +181,7 @@ class PushedTree(namedtuple("PushedTree", ("root", "records", "blobs", "manifest
                 return cls.empty()
             if root != expected_root or type(records) is not dict or type(manifests) is not dict:
                 return cls.empty()
-            blobs = frozenset(state[0] for state in records.values())
+            blobs = frozenset(map(itemgetter(0), records.values()))  # in C: a third of the generator's time
         except (OSError, ValueError, EOFError, TypeError, IndexError, KeyError):
             return cls.empty()
         if any(sha256_hex(data) != digest for digest, data in manifests.items()):
@@ -199,8 +200,14 @@ class PushedTree(namedtuple("PushedTree", ("root", "records", "blobs", "manifest
         """Writes the root, records, manifests and directories; `blobs` are the records' hashes,
         derived on load (marshalling a set of 10,000 hashes costs ten times deriving it)."""
         tree = self.with_directories()
-        document = (tree.root, dict(tree.records), dict(tree.manifests), dict(tree.directories or {}))
-        write_atomic(path, PUSHED_MAGIC + marshal.dumps(document, 2))
+        save_pushed(path, tree.root, tree.records, tree.manifests, tree.directories or {})
+
+
+def save_pushed(path: Path, root: str | None, records: Mapping[str, tuple[str, int, int]], manifests: Mapping[str, bytes],
+                directories: Mapping[str, str]) -> None:
+    """`PushedTree(root, records, …).save(path)` without deriving the blobs it does not write."""
+    document = (root, dict(records), dict(manifests), dict(directories))
+    write_atomic(path, PUSHED_MAGIC + marshal.dumps(document, 2))
 
 
 class ManifestCache:
