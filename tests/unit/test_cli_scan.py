@@ -35,7 +35,9 @@ from fastest.cli.index import LocalIndex, is_settled
 from fastest.cli import scan as scan_module
 from fastest.cli.scan import scan, scan_paths, walk
 from fastest.cli.state import ManifestCache, PushedTree
-from fastest.domain.tree import build_manifests, build_tree
+from fastest.cli.loader import manifest_loader, run_blocking
+from fastest.domain.manifest import ManifestError
+from fastest.domain.tree import build_manifests, build_tree, update_tree
 
 # --------------------------------------------------------------------------------------------------
 # ignore rules
@@ -510,7 +512,14 @@ def test_pushed_tree_round_trips_and_only_applies_to_its_root(tmp_path: Path):
     assert PushedTree.load(path, "x" * 64) == PushedTree.empty()
     assert PushedTree.load(tmp_path / "missing", tree.root) == PushedTree.empty()
     path.write_bytes(path.read_bytes().replace(b'"a"', b'"z"'))  # a damaged manifest
-    assert PushedTree.load(path, tree.root) == PushedTree.empty()
+    damaged = PushedTree.load(path, tree.root)
+    # Loaded (only hashes are relied on), but its bytes are never used: they are checked where read.
+    with pytest.raises(ApiError) as offline:
+        run_blocking(manifest_loader(None, None, damaged.manifests)(tree.root))
+    assert offline.value.code == "manifest_missing"
+    assert run_blocking(manifest_loader(None, None, damaged.manifests, tree.manifests)(tree.root)).hash == tree.root
+    with pytest.raises(ManifestError):
+        update_tree(tree.root, damaged.manifests, damaged.directories, {"b": None})
 
 
 def test_pushed_tree_of_the_version_before_directories_still_loads(tmp_path: Path):
