@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given, strategies as st
 
 from fastest.cli import config
 from fastest.cli.client import ApiClient, ApiError
@@ -31,6 +32,7 @@ from fastest.cli.frames import (
     split_by_size,
 )
 from fastest.cli.ignore import IgnoreRules
+from fastest.cli.push import changes_since
 from fastest.cli.index import LocalIndex, is_settled
 from fastest.cli import scan as scan_module
 from fastest.cli.scan import scan, scan_paths, walk
@@ -643,3 +645,12 @@ def test_download_verifies_the_hash():
     client, _, _ = mock_client([httpx.Response(200, content=data)])
     sink = io.BytesIO()
     assert client.download_blob(hashlib.sha256(data).hexdigest(), sink) == len(data) and sink.getvalue() == data
+
+
+@given(st.dictionaries(st.sampled_from("abcdefgh"), st.tuples(st.sampled_from("xyz"), st.integers(0, 2), st.just(420))),
+       st.dictionaries(st.sampled_from("abcdefgh"), st.tuples(st.sampled_from("xyz"), st.integers(0, 2), st.just(420))))
+def test_changes_since_are_exactly_what_turns_one_file_list_into_the_other(before, after):
+    changes = changes_since(before, after)
+    assert changes == {**{p: s for p, s in after.items() if before.get(p) != s}, **{p: None for p in before if p not in after}}
+    applied = {**before, **changes}
+    assert {p: s for p, s in applied.items() if s is not None} == after

@@ -186,13 +186,14 @@ def _scan_only(folder: Folder, pushed: PushedTree, only: Sequence[str]) -> tuple
 
 
 def changes_since(before: Mapping[str, FileState], after: Mapping[str, FileState]) -> Changes:
-    """What turns the file list `before` into `after`. Equal lists (the usual status) compare in C."""
-    if before == after:
-        return {}
+    """What turns the file list `before` into `after`: each added or changed path with its new
+    state, each deleted one with None."""
     # Compared in C (map, compress) rather than in a comprehension: a third of the time on 10,000 files.
     changed = list(compress(after, map(ne, map(before.get, after), after.values())))
     changes: Changes = dict(zip(changed, map(after.__getitem__, changed)))
-    changes.update((path, None) for path in before.keys() - after.keys())
+    added = sum(1 for path in changed if path not in before)
+    if len(before) != len(after) - added:  # some paths of `before` are gone (else the set difference is spared)
+        changes.update((path, None) for path in before.keys() - after.keys())
     return changes
 
 
