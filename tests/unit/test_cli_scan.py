@@ -216,10 +216,47 @@ def test_index_forgets_deleted_files_and_survives_corruption(tmp_path: Path):
     scan(tmp_path, index, progress=False)
     index.save()
     assert set(LocalIndex.load(path)._entries) == {"a"}
-    path.write_bytes(path.read_bytes()[:-5])  # truncated
+    appended = path.read_bytes()
+    path.write_bytes(appended[:-5])  # the last update cut short (a crash while appending): ignored
+    assert set(LocalIndex.load(path)._entries) == {"a", "b"}  # "b" is merely forgotten again next scan
+    index = LocalIndex(path)  # not loaded: saved whole
+    scan(tmp_path, index, progress=False)
+    index.save()
+    path.write_bytes(path.read_bytes()[:-5])  # the base cut short
     assert len(LocalIndex.load(path)) == 0
     path.write_text("{not an index")
     assert len(LocalIndex.load(path)) == 0
+
+
+def test_the_index_appends_a_few_changed_entries_and_rewrites_when_they_grow(tmp_path: Path):
+    root = tmp_path / "tree"
+    root.mkdir()
+    for n in range(40):
+        (root / f"f{n}.txt").write_text(f"file {n}")
+    age_tree(root)
+    path = tmp_path / "index"
+    index = LocalIndex(path)
+    scan(root, index, progress=False)
+    index.save()
+    size = path.stat().st_size
+    for n in range(3):  # as pushes after editing one file at a time
+        (root / f"f{n}.txt").write_text(f"edited {n}")
+        age(root / f"f{n}.txt")
+        index = LocalIndex.load(path)
+        assert scan(root, index, progress=False).hashed == 1
+        index.save()
+    assert size < path.stat().st_size < size * 5 // 4  # three small updates appended
+    index = LocalIndex.load(path)
+    again = scan(root, index, progress=False)
+    assert again.hashed == 0 and again.records["f1.txt"][0] == hashlib.sha256(b"edited 1").hexdigest()
+    for n in range(40):  # many more changes than a quarter of the base: rewritten whole
+        (root / f"f{n}.txt").write_text(f"again {n}")
+        age(root / f"f{n}.txt")
+    index = LocalIndex.load(path)
+    scan(root, index, progress=False)
+    index.save()
+    assert path.stat().st_size < size * 5 // 4
+    assert scan(root, LocalIndex.load(path), progress=False).hashed == 0
 
 
 def age_tree(root: Path, seconds: float = 10.0) -> None:
