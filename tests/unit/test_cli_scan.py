@@ -325,25 +325,7 @@ def many_files_tree(root: Path) -> None:
     age_tree(root)
 
 
-def test_the_threaded_lstat_of_listed_directories_finds_what_one_thread_finds(tmp_path: Path, monkeypatch):
-    root = tmp_path / "tree"
-    many_files_tree(root)
-    index_path = tmp_path / "index"
-    index = LocalIndex(index_path)
-    first = scan(root, index, progress=False)
-    index.save()
-    (root / "d3" / "s1" / "f4.txt").write_text("changed, same directory mtime")
-    monkeypatch.setattr(scan_module, "PARALLEL_STAT_MIN_FILES", 1)
-    threaded = scan(root, LocalIndex.load(index_path), progress=False)
-    monkeypatch.setattr(scan_module, "PARALLEL_STAT_MIN_FILES", 10**9)
-    alone = scan(root, LocalIndex.load(index_path), progress=False)
-    assert threaded == alone
-    assert threaded.hashed == 1 and len(threaded.records) == len(first.records) == 120
-    assert threaded.records["d3/s1/f4.txt"][0] == hashlib.sha256(b"changed, same directory mtime").hexdigest()
-
-
-@pytest.mark.parametrize("threaded", [False, True])
-def test_a_listed_directory_that_changed_without_a_new_mtime_is_read_again(tmp_path: Path, monkeypatch, threaded: bool):
+def test_a_listed_directory_that_changed_without_a_new_mtime_is_read_again(tmp_path: Path):
     """A directory changed between reading its mtime and reading its files (here: a file removed
     and the directory's mtime put back, which a coarse clock can also do): its listing no longer
     holds, so it is listed again, and the walk still finds exactly what is there."""
@@ -357,7 +339,6 @@ def test_a_listed_directory_that_changed_without_a_new_mtime_is_read_again(tmp_p
     before = directory.stat()
     (directory / "f2.txt").unlink()
     os.utime(directory, ns=(before.st_atime_ns, before.st_mtime_ns))
-    monkeypatch.setattr(scan_module, "PARALLEL_STAT_MIN_FILES", 1 if threaded else 10**9)
     again = scan(root, LocalIndex.load(index_path), progress=False)
     assert "d5/s2/f2.txt" not in again.records and len(again.records) == 119
     assert again.hashed == 0

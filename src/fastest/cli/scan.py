@@ -124,27 +124,10 @@ def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex |
     only the files it listed are `lstat`ed (see `fastest.cli.index`), and fresh listings are recorded.
     With `clean` too, the files of such a directory that the index vouches for (same size and
     mtime) go into `clean` as their (hash, size, mode), not into `files`: the usual file of a big
-    folder then costs its `lstat` and one comparison, nothing more. Those `lstat`s are most of a
-    walk of an unchanged big folder, and the kernel's share of them runs in parallel: with
-    PARALLEL_STAT_MIN_FILES or more such files and more than one CPU, a few threads make them
-    (as git's preload-index does) once the directories are known.
+    folder then costs its `lstat` and one comparison, nothing more. (Threads would not help: the
+    GIL is handed over far more slowly than an `lstat` takes, measured with `bench/push.py`.)
     """
-    if clean is not None and index is not None and (os.cpu_count() or 1) > 1:
-        done = _walk(root, rules, start, index, clean, parallel=True)
-        if done is not None:
-            return done
-        clean.clear()  # a directory changed under the parallel walk: walk again, one directory at a time
-    done = _walk(root, rules, start, index, clean, parallel=False)
-    assert done is not None
-    return done
-
-
-def _walk(root: Path, rules: IgnoreRules, start: str, index: LocalIndex | None, clean: dict[str, FileState] | None,
-          *, parallel: bool) -> WalkResult | None:
-    """`walk`; `parallel`: the listed directories' files are `lstat`ed at the end, by threads if
-    there are enough of them, and None is returned if one of those directories changed meanwhile."""
     result = WalkResult()
-    deferred: list[tuple[str, str, tuple[str, ...]]] = []
     files = result.files
     walk_started_ns = time.time_ns()
     reached: list[str] = []
@@ -168,9 +151,6 @@ def _walk(root: Path, rules: IgnoreRules, start: str, index: LocalIndex | None, 
         listing = index.listing(prefix[:-1], mtime_ns) if index is not None else None
         if listing is None:
             found = None
-        elif parallel:
-            deferred.append((directory, prefix, listing.files))
-            found = []
         elif clean is None:
             found = _stat_listed(directory, prefix, listing.files)
         else:
@@ -188,56 +168,10 @@ def _walk(root: Path, rules: IgnoreRules, start: str, index: LocalIndex | None, 
         result.special += listing.special
         result.unencodable += listing.unencodable
         pending += [(os.path.join(directory, name), prefix + name + "/") for name in listing.directories]
-    if deferred:
-        assert index is not None and clean is not None
-        if not _stat_deferred(deferred, index.entries(), clean, files):
-            return None
     if index is not None and not start:
         index.retain_listings(reached)
     files.sort()
     return result
-
-
-PARALLEL_STAT_MIN_FILES = 2000
-STAT_THREADS = 4
-
-
-def _stat_deferred(jobs: list[tuple[str, str, tuple[str, ...]]], entries: Mapping[str, Any], clean: dict[str, FileState],
-                   files: list[FoundFile]) -> bool:
-    """`_stat_listed_known` for each (directory, prefix, names), on threads if there are many files;
-    False if a directory changed (its listing no longer holds)."""
-    threads = min(STAT_THREADS, os.cpu_count() or 1)
-    if sum(len(names) for _, _, names in jobs) < PARALLEL_STAT_MIN_FILES or threads < 2:
-        threads = 1
-    parts: list[tuple[dict[str, FileState], list[FoundFile]] | None] = [None] * threads
-
-    def run(part: int) -> None:
-        mine: dict[str, FileState] = {}
-        found: list[FoundFile] = []
-        for directory, prefix, names in jobs[part::threads]:
-            listed = _stat_listed_known(directory, prefix, names, entries, mine)
-            if listed is None:
-                return  # parts[part] stays None
-            found += listed
-        parts[part] = (mine, found)
-
-    if threads == 1:
-        run(0)
-    else:
-        import threading
-
-        workers = [threading.Thread(target=run, args=(part,), name="fastest-stat", daemon=True) for part in range(1, threads)]
-        for worker in workers:
-            worker.start()
-        run(0)
-        for worker in workers:
-            worker.join()
-    for part in parts:
-        if part is None:
-            return False
-        clean.update(part[0])
-        files += part[1]
-    return True
 
 
 def _stat_listed_known(directory: str, prefix: str, names: tuple[str, ...], entries: Mapping[str, Any],
