@@ -583,25 +583,6 @@ def test_config_is_private_and_env_overrides(tmp_path: Path):
     assert config.config_dir({"XDG_CONFIG_HOME": "/xdg"}) == Path("/xdg/fastest")
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:8787", "https://api.example.com/", " https://api.example.com/v1/ ", "http://[::1]:8787",
-    "HTTP://Example.com", "https://user@host", "https://host/x?y=1", "https://host/#f", "ftp://x", "http://",
-    "http:///path", "http://:80", "https://host:port", "https://host/a b", "example.com", "https://bücher.example",
-])
-def test_server_urls_are_judged_as_urlsplit_judges_them(url: str):
-    """The plain URLs every command meets skip `urlsplit` (start-up time); the verdict is the same."""
-    from urllib.parse import urlsplit
-
-    text = url.strip().rstrip("/")
-    parts = urlsplit(text)
-    accepted = parts.scheme in ("http", "https") and bool(parts.netloc) and not parts.query and not parts.fragment
-    if accepted:
-        assert config.normalise_server(url) == text
-    else:
-        with pytest.raises(config.ConfigError):
-            config.normalise_server(url)
-
-
 # --------------------------------------------------------------------------------------------------
 # the HTTP client's error and retry handling (no server: httpx.MockTransport)
 
