@@ -151,10 +151,8 @@ def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex |
         listing = index.listing(prefix[:-1], mtime_ns) if index is not None else None
         if listing is None:
             found = None
-        elif clean is None:
-            found = _stat_listed(directory, prefix, listing.files)
         else:
-            found = _stat_listed_known(directory, prefix, listing.files, index.entries(), clean)
+            found = _stat_listed(directory, prefix, listing.files, index.entries() if clean is not None else None, clean)
         if found is None:
             listed = _list_directory(directory, prefix, rules)
             if listed is None:
@@ -174,14 +172,17 @@ def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex |
     return result
 
 
-def _stat_listed_known(directory: str, prefix: str, names: tuple[str, ...], entries: Mapping[str, Any],
-                       clean: dict[str, FileState]) -> list[FoundFile] | None:
-    """`_stat_listed`, putting the files whose index entry (size, mtime_ns, hash) still matches
-    into `clean` and returning the others. On None (list the directory again), `clean` may hold
-    some of its files: they are files of the directory, with what the index says, all the same."""
+def _stat_listed(directory: str, prefix: str, names: tuple[str, ...], entries: Mapping[str, Any] | None = None,
+                 clean: dict[str, FileState] | None = None) -> list[FoundFile] | None:
+    """`lstat` the files a recorded listing names; None if one is gone or no longer a regular file
+    (the directory changed under us after its mtime was read: list it again).
+
+    With the index's `entries` and `clean`, the files whose entry (size, mtime_ns, hash) still
+    matches go into `clean`, and only the others are returned. On None, `clean` may hold some of the
+    directory's files: they are its files, with what the index says, all the same."""
     found: list[FoundFile] = []
     lstat = os.lstat
-    get = entries.get
+    get = entries.get if entries is not None and clean is not None else {}.get
     new_file = _new_found_file
     base = directory + os.sep
     for name in names:
@@ -198,30 +199,10 @@ def _stat_listed_known(directory: str, prefix: str, names: tuple[str, ...], entr
         # (the index is a private cache, but its entries are checked as `LocalIndex.lookup` does)
         if (entry.__class__ is tuple and len(entry) == 3 and entry[0] == size and entry[1] == info.st_mtime_ns
                 and entry[2].__class__ is str and len(entry[2]) == 64):
-            clean[path] = (entry[2], size, MODE_EXECUTABLE if st_mode & stat.S_IXUSR else MODE_FILE)
+            clean[path] = (entry[2], size, MODE_EXECUTABLE if st_mode & stat.S_IXUSR else MODE_FILE)  # type: ignore[index]
         else:
             found.append(new_file((path, size, info.st_mtime_ns,
                                    MODE_EXECUTABLE if st_mode & stat.S_IXUSR else MODE_FILE)))
-    return found
-
-
-def _stat_listed(directory: str, prefix: str, names: tuple[str, ...]) -> list[FoundFile] | None:
-    """`lstat` the files a recorded listing names; None if one is gone or no longer a regular file
-    (the directory changed under us after its mtime was read: list it again)."""
-    found: list[FoundFile] = []
-    lstat = os.lstat
-    new_file = _new_found_file
-    base = directory + os.sep
-    for name in names:
-        try:
-            info = lstat(base + name)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        st_mode = info.st_mode
-        if st_mode & 0o170000 != stat.S_IFREG:
-            return None
-        found.append(new_file((prefix + name, info.st_size, info.st_mtime_ns,
-                               MODE_EXECUTABLE if st_mode & stat.S_IXUSR else MODE_FILE)))
     return found
 
 
