@@ -36,7 +36,7 @@ from fastest.cli.push import changes_since
 from fastest.cli.index import LocalIndex, is_settled
 from fastest.cli import scan as scan_module
 from fastest.cli.scan import scan, scan_paths, walk
-from fastest.cli.state import ManifestCache, PushedTree
+from fastest.cli.state import ManifestCache, PushedTree, save_pushed
 from fastest.cli.loader import manifest_loader, run_blocking
 from fastest.domain.manifest import ManifestError
 from fastest.domain.tree import build_manifests, build_tree, update_tree
@@ -540,6 +540,33 @@ def test_pushed_tree_round_trips_and_only_applies_to_its_root(tmp_path: Path):
     assert run_blocking(manifest_loader(None, None, damaged.manifests, tree.manifests)(tree.root)).hash == tree.root
     with pytest.raises(ManifestError):
         update_tree(tree.root, damaged.manifests, damaged.directories, {"b": None})
+
+
+def test_pushes_append_their_changes_to_the_pushed_tree_and_a_cut_short_one_is_not_used(tmp_path: Path):
+    path = tmp_path / "pushed"
+    files = {f"d{n % 4}/f{n}": (hashlib.sha256(str(n).encode()).hexdigest(), 1, 420) for n in range(40)}
+    built, directories = build_tree([(p, *state) for p, state in files.items()])
+    blobs = frozenset(state[0] for state in files.values())
+    PushedTree(built.root, files, blobs, built.manifests, directories).save(path)
+    size = path.stat().st_size
+    pushed = PushedTree.load(path, built.root)
+    for n, change in enumerate([{"d1/f1": (hashlib.sha256(b"x").hexdigest(), 1, 420)},  # as three pushes
+                                {"d2/f2": None, "d9/new": (hashlib.sha256(b"y").hexdigest(), 1, 493)},
+                                {f"d3/f{k}": None for k in range(3, 40, 4)}]):  # a directory emptied
+        records = {p: state for p, state in {**pushed.records, **change}.items() if state is not None}
+        tree, tree_directories = update_tree(pushed.root, pushed.manifests, pushed.directories,
+                                             {p: None if state is None else (p, *state) for p, state in change.items()})
+        save_pushed(path, tree.root, records, tree.manifests, tree_directories, since=pushed, changes=change)
+        loaded = PushedTree.load(path, tree.root)
+        assert loaded == PushedTree(tree.root, records, frozenset(s[0] for s in records.values()), tree.manifests,
+                                    tree_directories)
+        assert list(loaded.manifests) == list(tree.manifests)  # children first, as built
+        pushed = loaded
+    assert size < path.stat().st_size < size * 5 // 4  # appended, not rewritten
+    assert PushedTree.load_saved(path) == pushed  # whatever its root (a deploy's last output)
+    path.write_bytes(path.read_bytes()[:-3])  # the last update cut short by a crash
+    assert PushedTree.load(path, pushed.root) == PushedTree.empty()  # not the folder's last pushed tree
+    assert PushedTree.load_saved(path).root not in (None, pushed.root)  # the tree before that update
 
 
 def test_pushed_tree_of_the_version_before_directories_still_loads(tmp_path: Path):

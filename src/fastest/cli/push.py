@@ -314,7 +314,7 @@ def _push(folder: Folder, state: WorkspaceState, api: ApiClient, *, message: str
         state.head_snapshot_id = report.snapshot_id
         state.manifest_hash = tree.root
         folder.save(state)
-        save_pushed(folder.pushed_file, tree.root, scanned.records, tree.manifests, directories)
+        save_pushed(folder.pushed_file, tree.root, scanned.records, tree.manifests, directories, since=pushed, changes=changes)
     report.requests = api.requests_sent - requests_before
     return report
 
