@@ -141,8 +141,9 @@ class LocalIndex:
                 self._entries[path] = self._updated[path] = entry
         else:
             # Forgotten in memory only: the saved entry no longer matches the file's (size, mtime)
-            # either, so it cannot be trusted by mistake, and a one-file push need not rewrite the index.
+            # either, so it cannot be trusted by mistake, and a one-file push need not write the index.
             self._entries.pop(path, None)
+            self._updated.pop(path, None)
 
     def use_rules(self, rules_key: str) -> None:
         """Listings are only good for the ignore rules that filtered them: forget them if these differ."""
