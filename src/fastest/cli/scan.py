@@ -337,10 +337,12 @@ def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, pro
                 one(found)
 
     for path, _, _, mode in to_hash:
-        if path in fresh:  # else vanished
+        if path in fresh:
             digest, size = fresh[path]
             hashed_bytes += size
             known[path] = (digest, size, mode)
+        else:  # vanished (and not vouched for either: a directory listed again may have left it in `known`)
+            known.pop(path, None)
     reused = len(known) - len(fresh)
     paths = sorted(known)
     records = dict(zip(paths, map(known.__getitem__, paths)))
@@ -402,8 +404,8 @@ def scan_paths(root: Path, index: LocalIndex | Callable[[], LocalIndex], known: 
             if old not in here and old not in found:
                 changes[old] = None
         found.update(here)
-        for path in here:
-            changes.pop(path, None)  # found after all (named twice, or under a path named earlier)
+        for name in here:
+            changes.pop(name, None)  # found after all (named twice, or under a path named earlier)
     if callable(index):
         index = index() if directory_named or len(found) > HASH_WITHOUT_INDEX_MAX else None
     hashed = 0
