@@ -153,6 +153,9 @@ def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex |
             found = None
         else:
             found = _stat_listed(directory, prefix, listing.files, index.entries() if clean is not None else None, clean)
+            if found is None and clean is not None:  # listed again below: what it found stands alone
+                for name in listing.files:
+                    clean.pop(prefix + name, None)
         if found is None:
             listed = _list_directory(directory, prefix, rules)
             if listed is None:
@@ -179,7 +182,7 @@ def _stat_listed(directory: str, prefix: str, names: tuple[str, ...], entries: M
 
     With the index's `entries` and `clean`, the files whose entry (size, mtime_ns, hash) still
     matches go into `clean`, and only the others are returned. On None, `clean` may hold some of the
-    directory's files: they are its files, with what the index says, all the same."""
+    directory's files (the caller drops them)."""
     found: list[FoundFile] = []
     lstat = os.lstat
     get = entries.get if entries is not None and clean is not None else {}.get
@@ -341,7 +344,7 @@ def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, pro
             digest, size = fresh[path]
             hashed_bytes += size
             known[path] = (digest, size, mode)
-        else:  # vanished (and not vouched for either: a directory listed again may have left it in `known`)
+        else:  # vanished
             known.pop(path, None)
     reused = len(known) - len(fresh)
     paths = sorted(known)
