@@ -3,7 +3,9 @@ the real CLI against a real server, both as processes."""
 
 from __future__ import annotations
 
+import os
 import socket
+import time
 from pathlib import Path
 
 import httpx
@@ -120,6 +122,10 @@ def test_push_counts_the_changes_a_status_already_hashed(logged_in: Cli, tmp_pat
     logged_in("init", cwd=folder)
     logged_in("push", cwd=folder)
     write(folder / "b.txt", "edited, and longer\n")
+    # A second old: an edit made within the clock tick of the hashing is hashed again next time (the
+    # racy-clean rule), and a status can start within that tick.
+    moment = time.time() - 1
+    os.utime(folder / "b.txt", (moment, moment))
     logged_in("status", cwd=folder)  # hashes the edit and remembers it
     pushed = logged_in("push", cwd=folder)
     assert pushed.stdout.splitlines()[0] == "scanned 3 files: 1 changed since the last push (0 hashed now)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import marshal
 import os
 import shutil
 import stat
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given, strategies as st
 
 from fastest.cli import config
 from fastest.cli.client import ApiClient, ApiError
@@ -30,11 +32,14 @@ from fastest.cli.frames import (
     split_by_size,
 )
 from fastest.cli.ignore import IgnoreRules
+from fastest.cli.push import changes_since
 from fastest.cli.index import LocalIndex, is_settled
 from fastest.cli import scan as scan_module
 from fastest.cli.scan import scan, scan_paths, walk
-from fastest.cli.state import ManifestCache, PushedTree
-from fastest.domain.tree import build_manifests
+from fastest.cli.state import ManifestCache, PushedTree, save_pushed
+from fastest.cli.loader import manifest_loader, run_blocking
+from fastest.domain.manifest import ManifestError
+from fastest.domain.tree import build_manifests, build_tree, update_tree
 
 # --------------------------------------------------------------------------------------------------
 # ignore rules
@@ -211,10 +216,47 @@ def test_index_forgets_deleted_files_and_survives_corruption(tmp_path: Path):
     scan(tmp_path, index, progress=False)
     index.save()
     assert set(LocalIndex.load(path)._entries) == {"a"}
-    path.write_bytes(path.read_bytes()[:-5])  # truncated
+    appended = path.read_bytes()
+    path.write_bytes(appended[:-5])  # the last update cut short (a crash while appending): ignored
+    assert set(LocalIndex.load(path)._entries) == {"a", "b"}  # "b" is merely forgotten again next scan
+    index = LocalIndex(path)  # not loaded: saved whole
+    scan(tmp_path, index, progress=False)
+    index.save()
+    path.write_bytes(path.read_bytes()[:-5])  # the base cut short
     assert len(LocalIndex.load(path)) == 0
     path.write_text("{not an index")
     assert len(LocalIndex.load(path)) == 0
+
+
+def test_the_index_appends_a_few_changed_entries_and_rewrites_when_they_grow(tmp_path: Path):
+    root = tmp_path / "tree"
+    root.mkdir()
+    for n in range(40):
+        (root / f"f{n}.txt").write_text(f"file {n}")
+    age_tree(root)
+    path = tmp_path / "index"
+    index = LocalIndex(path)
+    scan(root, index, progress=False)
+    index.save()
+    size = path.stat().st_size
+    for n in range(3):  # as pushes after editing one file at a time
+        (root / f"f{n}.txt").write_text(f"edited {n}")
+        age(root / f"f{n}.txt")
+        index = LocalIndex.load(path)
+        assert scan(root, index, progress=False).hashed == 1
+        index.save()
+    assert size < path.stat().st_size < size * 5 // 4  # three small updates appended
+    index = LocalIndex.load(path)
+    again = scan(root, index, progress=False)
+    assert again.hashed == 0 and again.records["f1.txt"][0] == hashlib.sha256(b"edited 1").hexdigest()
+    for n in range(40):  # many more changes than a quarter of the base: rewritten whole
+        (root / f"f{n}.txt").write_text(f"again {n}")
+        age(root / f"f{n}.txt")
+    index = LocalIndex.load(path)
+    scan(root, index, progress=False)
+    index.save()
+    assert path.stat().st_size < size * 5 // 4
+    assert scan(root, LocalIndex.load(path), progress=False).hashed == 0
 
 
 def age_tree(root: Path, seconds: float = 10.0) -> None:
@@ -275,6 +317,64 @@ def test_removed_and_replaced_entries_are_noticed(listed_tree):
     assert "src/pkg" not in LocalIndex.load(index_path)._listings  # forgotten with the directory
 
 
+def many_files_tree(root: Path) -> None:
+    for d in range(12):
+        for f in range(10):
+            (root / f"d{d}" / f"s{f % 3}").mkdir(parents=True, exist_ok=True)
+            (root / f"d{d}" / f"s{f % 3}" / f"f{f}.txt").write_text(f"{d}/{f}")
+    age_tree(root)
+
+
+def test_a_listed_directory_that_changed_without_a_new_mtime_is_read_again(tmp_path: Path):
+    """A directory changed between reading its mtime and reading its files (here: a file removed
+    and the directory's mtime put back, which a coarse clock can also do): its listing no longer
+    holds, so it is listed again, and the walk still finds exactly what is there."""
+    root = tmp_path / "tree"
+    many_files_tree(root)
+    index_path = tmp_path / "index"
+    index = LocalIndex(index_path)
+    scan(root, index, progress=False)
+    index.save()
+    directory = root / "d5" / "s2"
+    before = directory.stat()
+    (directory / "f2.txt").unlink()
+    os.utime(directory, ns=(before.st_atime_ns, before.st_mtime_ns))
+    again = scan(root, LocalIndex.load(index_path), progress=False)
+    assert "d5/s2/f2.txt" not in again.records and len(again.records) == 119
+    assert again.hashed == 0
+
+
+def test_a_file_rewritten_within_the_clock_tick_of_its_scan_is_hashed_again(tmp_path: Path):
+    """git's racy-clean rule: a file whose mtime is as new as the scan that hashed it may change
+    again without its (size, mtime) changing, so the index does not vouch for it; here it is
+    rewritten with the same size and given back the very same mtime, and the next scan still sees
+    the new content. On a file system with whole-second mtimes, two seconds are needed."""
+    root = tmp_path / "tree"
+    root.mkdir()
+    path = root / "a.txt"
+    path.write_text("one")
+    index_path = tmp_path / "index"
+    index = LocalIndex(index_path)
+    assert scan(root, index, progress=False).hashed == 1
+    index.save()
+    mtime_ns = path.stat().st_mtime_ns
+    path.write_text("two")
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+    again = scan(root, LocalIndex.load(index_path), progress=False)
+    assert again.records["a.txt"][0] == hashlib.sha256(b"two").hexdigest()
+    whole_second = (time.time_ns() // 10**9) * 10**9  # as such a file system stores it
+    os.utime(path, ns=(whole_second, whole_second))
+    index = LocalIndex(index_path)
+    scan(root, index, progress=False)
+    assert len(index) == 0  # not trusted for two seconds
+    time.sleep(0.06)
+    path.write_text("one")
+    os.utime(path, ns=(mtime_ns - 10**9, mtime_ns - 10**9))  # a second old (sub-second clock): trusted
+    index = LocalIndex(index_path)
+    scan(root, index, progress=False)
+    assert len(index) == 1
+
+
 def test_changed_ignore_rules_drop_every_listing(listed_tree):
     root, index_path, _ = listed_tree
     (root / ".fastestignore").write_text("*.log\n*.py\n")  # rewrites a file: no directory's mtime moves
@@ -291,7 +391,8 @@ def test_fresh_directories_are_read_again(tmp_path: Path):
     assert listed == 4
 
 
-def test_looking_at_named_paths_finds_what_changed_there_and_only_there(tmp_path: Path):
+@pytest.mark.parametrize("with_directories", [False, True])
+def test_looking_at_named_paths_finds_what_changed_there_and_only_there(tmp_path: Path, with_directories: bool):
     root = tmp_path / "tree"
     for path, text in {"a.txt": "a", "lib/one.py": "1", "lib/sub/two.py": "2", "lib.txt": "l", "libx/three.py": "3"}.items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
@@ -302,11 +403,38 @@ def test_looking_at_named_paths_finds_what_changed_there_and_only_there(tmp_path
     (root / "lib").write_text("now a file")  # a directory replaced by a file
     (root / "a.txt").write_text("a changed")
     (root / "libx" / "three.py").write_text("3 changed, but not named")
-    changes, hashed = scan_paths(root, index, known, ["lib", "a.txt", "missing.txt"])
+    directories = build_tree([(path, *state) for path, state in known.items()])[1] if with_directories else None
+    changes, hashed = scan_paths(root, index, known, ["lib", "a.txt", "missing.txt"], directories=directories)
     assert sorted(changes) == ["a.txt", "lib", "lib/one.py", "lib/sub/two.py"]
     assert changes["lib/one.py"] is None and changes["lib/sub/two.py"] is None
     assert changes["lib"][0] == hashlib.sha256(b"now a file").hexdigest()
     assert hashed == 2
+
+
+def test_looking_at_a_few_named_files_hashes_them_without_loading_the_index(tmp_path: Path):
+    root = tmp_path / "tree"
+    root.mkdir()
+    for n in range(40):
+        (root / f"f{n}.txt").write_text(str(n))
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "f0.txt").write_text("before")
+    known = scan(old, LocalIndex(tmp_path / "old-index"), progress=False).records
+    loads: list[int] = []
+
+    def load_index() -> LocalIndex:
+        loads.append(1)
+        return LocalIndex(tmp_path / "index")
+
+    changes, hashed = scan_paths(root, load_index, known, ["f0.txt", "f1.txt"])
+    assert loads == [] and hashed == 2
+    assert changes == {f"f{n}.txt": (hashlib.sha256(str(n).encode()).hexdigest(), len(str(n)), 420) for n in (0, 1)}
+    changes, hashed = scan_paths(root, load_index, known, [f"f{n}.txt" for n in range(40)])
+    assert loads == [1] and hashed == 40 and len(changes) == 40
+    (root / "sub").mkdir()
+    (root / "sub" / "x").write_text("x")
+    scan_paths(root, load_index, known, ["sub"])  # a directory: its files have likely not all changed
+    assert loads == [1, 1]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -397,12 +525,58 @@ def test_pushed_tree_round_trips_and_only_applies_to_its_root(tmp_path: Path):
     tree = build_manifests([record("a/x", b"1"), record("b", b"2")])
     blob_hashes = frozenset({hashlib.sha256(b"1").hexdigest(), hashlib.sha256(b"2").hexdigest()})
     files = {"a/x": (hashlib.sha256(b"1").hexdigest(), 1, 420), "b": (hashlib.sha256(b"2").hexdigest(), 1, 420)}
-    PushedTree(tree.root, files, blob_hashes, tree.manifests).save(path)
-    assert PushedTree.load(path, tree.root) == PushedTree(tree.root, files, blob_hashes, tree.manifests)
+    directories = build_tree([record("a/x", b"1"), record("b", b"2")])[1]
+    assert set(directories) == {"", "a"}
+    PushedTree(tree.root, files, blob_hashes, tree.manifests).save(path)  # directories derived when saved
+    assert PushedTree.load(path, tree.root) == PushedTree(tree.root, files, blob_hashes, tree.manifests, directories)
     assert PushedTree.load(path, "x" * 64) == PushedTree.empty()
     assert PushedTree.load(tmp_path / "missing", tree.root) == PushedTree.empty()
     path.write_bytes(path.read_bytes().replace(b'"a"', b'"z"'))  # a damaged manifest
-    assert PushedTree.load(path, tree.root) == PushedTree.empty()
+    damaged = PushedTree.load(path, tree.root)
+    # Loaded (only hashes are relied on), but its bytes are never used: they are checked where read.
+    with pytest.raises(ApiError) as offline:
+        run_blocking(manifest_loader(None, None, damaged.manifests)(tree.root))
+    assert offline.value.code == "manifest_missing"
+    assert run_blocking(manifest_loader(None, None, damaged.manifests, tree.manifests)(tree.root)).hash == tree.root
+    with pytest.raises(ManifestError):
+        update_tree(tree.root, damaged.manifests, damaged.directories, {"b": None})
+
+
+def test_pushes_append_their_changes_to_the_pushed_tree_and_a_cut_short_one_is_not_used(tmp_path: Path):
+    path = tmp_path / "pushed"
+    files = {f"d{n % 4}/f{n}": (hashlib.sha256(str(n).encode()).hexdigest(), 1, 420) for n in range(40)}
+    built, directories = build_tree([(p, *state) for p, state in files.items()])
+    blobs = frozenset(state[0] for state in files.values())
+    PushedTree(built.root, files, blobs, built.manifests, directories).save(path)
+    size = path.stat().st_size
+    pushed = PushedTree.load(path, built.root)
+    for n, change in enumerate([{"d1/f1": (hashlib.sha256(b"x").hexdigest(), 1, 420)},  # as three pushes
+                                {"d2/f2": None, "d9/new": (hashlib.sha256(b"y").hexdigest(), 1, 493)},
+                                {f"d3/f{k}": None for k in range(3, 40, 4)}]):  # a directory emptied
+        records = {p: state for p, state in {**pushed.records, **change}.items() if state is not None}
+        tree, tree_directories = update_tree(pushed.root, pushed.manifests, pushed.directories,
+                                             {p: None if state is None else (p, *state) for p, state in change.items()})
+        save_pushed(path, tree.root, records, tree.manifests, tree_directories, since=pushed, changes=change)
+        loaded = PushedTree.load(path, tree.root)
+        assert loaded == PushedTree(tree.root, records, frozenset(s[0] for s in records.values()), tree.manifests,
+                                    tree_directories)
+        assert list(loaded.manifests) == list(tree.manifests)  # children first, as built
+        pushed = loaded
+    assert size < path.stat().st_size < size * 5 // 4  # appended, not rewritten
+    assert PushedTree.load_saved(path) == pushed  # whatever its root (a deploy's last output)
+    path.write_bytes(path.read_bytes()[:-3])  # the last update cut short by a crash
+    assert PushedTree.load(path, pushed.root) == PushedTree.empty()  # not the folder's last pushed tree
+    assert PushedTree.load_saved(path).root not in (None, pushed.root)  # the tree before that update
+
+
+def test_pushed_tree_of_the_version_before_directories_still_loads(tmp_path: Path):
+    """A folder last pushed by the previous release keeps its pushed tree: directories are derived."""
+    path = tmp_path / "pushed"
+    built, directories = build_tree([record("a/b/x", b"1"), record("b", b"2")])
+    files = {"a/b/x": (hashlib.sha256(b"1").hexdigest(), 1, 420), "b": (hashlib.sha256(b"2").hexdigest(), 1, 420)}
+    path.write_bytes(b"fastest-pushed 2\n" + marshal.dumps((built.root, files, built.manifests), 2))
+    loaded = PushedTree.load(path, built.root)
+    assert loaded.root == built.root and loaded.records == files and loaded.directories == directories
 
 
 def test_manifest_cache_verifies_what_it_returns(tmp_path: Path):
@@ -497,3 +671,12 @@ def test_download_verifies_the_hash():
     client, _, _ = mock_client([httpx.Response(200, content=data)])
     sink = io.BytesIO()
     assert client.download_blob(hashlib.sha256(data).hexdigest(), sink) == len(data) and sink.getvalue() == data
+
+
+@given(st.dictionaries(st.sampled_from("abcdefgh"), st.tuples(st.sampled_from("xyz"), st.integers(0, 2), st.just(420))),
+       st.dictionaries(st.sampled_from("abcdefgh"), st.tuples(st.sampled_from("xyz"), st.integers(0, 2), st.just(420))))
+def test_changes_since_are_exactly_what_turns_one_file_list_into_the_other(before, after):
+    changes = changes_since(before, after)
+    assert changes == {**{p: s for p, s in after.items() if before.get(p) != s}, **{p: None for p in before if p not in after}}
+    applied = {**before, **changes}
+    assert {p: s for p, s in applied.items() if s is not None} == after

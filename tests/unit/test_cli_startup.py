@@ -100,3 +100,23 @@ def test_a_command_gets_its_arguments_when_it_is_used(capsys) -> None:
     else:
         raise AssertionError("status accepted --message")
     assert "unrecognized arguments: --message x" in capsys.readouterr().err
+
+
+def test_the_quick_exit_flushes_everything_and_keeps_the_exit_code(tmp_path) -> None:
+    """A brief command ends with `os._exit` (no interpreter finalisation): what it printed still
+    arrives whole through a pipe, and the exit code is the command's; `serve`-like commands are not
+    cut short (here `jobs list`, which exits the usual way)."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("FASTEST_")},
+           "FASTEST_CONFIG_DIR": str(tmp_path / "config"), "COLUMNS": "100"}
+    run = lambda *argv: subprocess.run([sys.executable, "-m", "fastest.cli.main", *argv], cwd=tmp_path,  # noqa: E731
+                                       capture_output=True, text=True, env=env, timeout=60)
+    helped = run("push", "--help")
+    assert helped.returncode == 0 and "--rescan" in helped.stdout and helped.stdout.endswith("\n")
+    refused = run("push", "--no-such-option")
+    assert refused.returncode == 2 and "unrecognized arguments" in refused.stderr
+    outside = run("status")
+    assert outside.returncode == 2 and "fastest init" in outside.stderr
+    whoami = run("whoami")
+    assert whoami.returncode != 0 and whoami.stderr.strip()
+    jobs = run("jobs", "list")
+    assert jobs.returncode == 0 and jobs.stdout.strip()

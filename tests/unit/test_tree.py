@@ -28,11 +28,14 @@ from fastest.domain.tree import (
     BuiltTree,
     Change,
     build_manifests,
+    build_tree,
     diff,
+    directories_of,
     find,
     memory_loader,
     path_sort_key,
     update_manifests,
+    update_tree,
     walk,
 )
 
@@ -245,6 +248,37 @@ def test_update_is_build_of_the_changed_file_list(case):
     assert after == build(applied(old, changes))
     assert_children_first(after)
     assert list(after.manifests)[-1] == after.root
+
+
+@settings(max_examples=400)
+@given(edits(), st.integers(1, 3))
+def test_update_tree_keeps_the_directories_that_a_build_would_give(case, times):
+    """`update_tree` (what push uses) finds the untouched manifests through the directories it is
+    given; after one or several updates in a row, tree and directories are a fresh build's."""
+    old, changes = case
+    before, directories = build_tree(records(old))
+    assert directories == directories_of(before.root, before.manifests)
+    files = old
+    tree = before
+    for _ in range(times):
+        tree, directories = update_tree(tree.root, tree.manifests, directories, change_records(changes))
+        files = applied(files, changes)
+        expected, expected_directories = build_tree(records(files))
+        assert tree == expected
+        assert directories == expected_directories
+        assert_children_first(tree)
+        assert list(tree.manifests)[-1] == tree.root
+        changes = {path: None if content is None else (content[0] + 1, content[1]) for path, content in changes.items()}
+
+
+def test_update_tree_drops_a_directory_replaced_by_a_file_with_what_was_below_it():
+    tree, directories = build_tree(records({"a/b/c": (1, MODE_FILE), "d": (2, MODE_FILE)}))
+    assert set(directories) == {"", "a", "a/b"}
+    after, directories = update_tree(tree.root, tree.manifests, directories,
+                                     change_records({"a/b/c": None, "a": (3, MODE_FILE)}))
+    assert after == build({"a": (3, MODE_FILE), "d": (2, MODE_FILE)})
+    assert directories == {"": after.root}
+    assert len(after.manifests) == 1
 
 
 @settings(max_examples=300)

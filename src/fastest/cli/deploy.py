@@ -276,17 +276,9 @@ def push_output(folder: Folder, api: ApiClient, output_dir: str | None, bundle: 
 
 
 def _load_last_output(folder: Folder) -> PushedTree:
-    import marshal
+    from fastest.cli.state import PushedTree
 
-    from fastest.cli.state import PUSHED_MAGIC, PushedTree
-
-    path = folder.state_dir / DEPLOY_PUSHED
-    try:
-        data = path.read_bytes()
-        root = marshal.loads(data[len(PUSHED_MAGIC):])[0] if data.startswith(PUSHED_MAGIC) else None
-    except (OSError, ValueError, EOFError, TypeError, IndexError):
-        root = None
-    return PushedTree.load(path, root)
+    return PushedTree.load_saved(folder.state_dir / DEPLOY_PUSHED)
 
 
 def _finish(api: ApiClient, deployment_id: str, started: float, uploaded: int,

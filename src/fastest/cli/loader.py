@@ -24,13 +24,15 @@ if TYPE_CHECKING:
 
 def manifest_loader(api: ApiClient | None, cache: ManifestCache | None = None,
                     *local: Mapping[str, bytes]) -> ManifestLoader:
-    """Look in each `local` mapping (trusted: built or verified here), then the cache, then the server."""
+    """Look in each `local` mapping, then the cache, then the server. Local bytes are used only if
+    they are those of their hash (the pushed tree's manifests are checked here, when read)."""
     parsed: dict[str, Manifest] = {}
 
     async def load(digest: str) -> Manifest:
         if digest in parsed:
             return parsed[digest]
-        data = next((source[digest] for source in local if digest in source), None)
+        data = next((source[digest] for source in local
+                     if digest in source and sha256_hex(source[digest]) == digest), None)
         if data is None and cache is not None:
             data = cache.get(digest)
         if data is None:
@@ -73,8 +75,10 @@ def prefetch_tree(api: ApiClient, root_hash: str, cache: ManifestCache | None = 
     fetched: dict[str, bytes] = {}
 
     def have(digest: str) -> bytes | None:
-        for source in (fetched, *local):
-            if digest in source:
+        if digest in fetched:
+            return fetched[digest]
+        for source in local:  # checked as the loader checks them
+            if digest in source and sha256_hex(source[digest]) == digest:
                 return source[digest]
         return cache.get(digest) if cache is not None else None
 

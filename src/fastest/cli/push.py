@@ -21,8 +21,11 @@ from __future__ import annotations
 import os
 import time
 from contextlib import contextmanager
+from itertools import compress
+from operator import ne
 from pathlib import Path
 from fastest.cli.client import BEING_COLLECTED, DEFAULT_COLLECTED_WAIT_SECONDS, ApiClient, ApiError, BatchAnswer
+from fastest.cli.collector import collector_paused
 from fastest.cli.failures import CommandFailure
 from fastest.cli.frames import (
     BATCH_MAX_BYTES,
@@ -39,10 +42,10 @@ from fastest.cli.parallel import run_parallel
 from fastest.cli.progress import Progress
 from fastest.cli.records import Record
 from fastest.cli.scan import FileState, ScanResult, ScannedFile, scan, scan_paths
-from fastest.cli.state import Folder, PushedTree, WorkspaceState
+from fastest.cli.state import Folder, PushedTree, WorkspaceState, save_pushed
 from fastest.domain.ids import make_id
 from fastest.domain.manifest import ManifestError
-from fastest.domain.tree import BuiltTree, build_manifests, update_manifests
+from fastest.domain.tree import BuiltTree, build_tree, update_tree
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up: fastest.cli.records)
 if TYPE_CHECKING:
@@ -120,46 +123,57 @@ Changes = dict[str, "FileState | None"]
 
 def scan_folder(folder: Folder, pushed: PushedTree, *, progress: bool | None = None,
                 timings: dict[str, float] | None = None,
-                only: Sequence[str] | None = None) -> tuple[ScanResult, BuiltTree, Changes]:
+                only: Sequence[str] | None = None) -> tuple[ScanResult, BuiltTree, Changes, dict[str, str]]:
     """Scan with the local index (saving it if it changed) and derive the tree's manifests.
 
     With the pushed tree at hand, only the directories on changed paths are rebuilt
-    (`update_manifests`); otherwise the whole tree is built. `only`: look at these paths alone and
+    (`update_tree`); otherwise the whole tree is built. `only`: look at these paths alone and
     take the rest as pushed (needs a pushed tree; without one, the whole folder is scanned).
-    Returns the scan, the tree and the changes since the pushed tree (every file, if there is none).
+    Returns the scan, the tree, the changes since the pushed tree (every file, if there is none)
+    and the tree's directories (path -> manifest hash).
     """
     timings = {} if timings is None else timings
     with phase(timings, "scan"):
-        index = LocalIndex.load(folder.index_file)
         if only is not None and len(only) > LOOK_AT_PATHS_MAX:
             only = None  # e.g. a branch switch under a watcher: walking is as fast and simpler
         if only is not None and pushed.root is not None:
-            result, changes = _scan_only(folder, index, pushed, only)
+            result, changes = _scan_only(folder, pushed, only)
         else:
+            index = LocalIndex.load(folder.index_file)
             result = scan(folder.root, index, progress=progress)
             changes = None
-        index.save()
+            index.save()
     with phase(timings, "build"):
         if changes is None:
             changes = changes_since(pushed.records, result.records)
         tree = None
         if pushed.root is not None:
+            directories = pushed.with_directories().directories or {}
             if not changes:
                 tree = BuiltTree(pushed.root, dict(pushed.manifests))
             else:
                 try:
-                    tree = update_manifests(pushed.root, pushed.manifests,
-                                            {path: None if state is None else (path, *state)
-                                             for path, state in changes.items()})
-                except ManifestError:
+                    tree, directories = update_tree(pushed.root, pushed.manifests, directories,
+                                                    {path: None if state is None else (path, *state)
+                                                     for path, state in changes.items()})
+                except (ManifestError, KeyError):
                     tree = None  # e.g. a damaged manifest: build it all, which also names a bad record
         if tree is None:
-            tree = build_manifests(result.manifest_records())
-    return result, tree, changes
+            tree, directories = build_tree(result.manifest_records())
+    return result, tree, changes, directories
 
 
-def _scan_only(folder: Folder, index: LocalIndex, pushed: PushedTree, only: Sequence[str]) -> tuple[ScanResult, Changes]:
-    changes, hashed = scan_paths(folder.root, index, pushed.records, only)
+def _scan_only(folder: Folder, pushed: PushedTree, only: Sequence[str]) -> tuple[ScanResult, Changes]:
+    loaded: list[LocalIndex] = []
+
+    def load_index() -> LocalIndex:  # only if many files are to be looked at
+        loaded.append(LocalIndex.load(folder.index_file))
+        return loaded[0]
+
+    changes, hashed = scan_paths(folder.root, load_index, pushed.records, only,
+                                 directories=pushed.with_directories().directories)
+    for index in loaded:
+        index.save()
     records = dict(pushed.records)
     for path, state in changes.items():
         if state is None:
@@ -172,11 +186,14 @@ def _scan_only(folder: Folder, index: LocalIndex, pushed: PushedTree, only: Sequ
 
 
 def changes_since(before: Mapping[str, FileState], after: Mapping[str, FileState]) -> Changes:
-    """What turns the file list `before` into `after`. Equal lists (the usual status) compare in C."""
-    if before == after:
-        return {}
-    changes: Changes = {path: state for path, state in after.items() if before.get(path) != state}
-    changes.update((path, None) for path in before.keys() - after.keys())
+    """What turns the file list `before` into `after`: each added or changed path with its new
+    state, each deleted one with None."""
+    # Compared in C (map, compress) rather than in a comprehension: a third of the time on 10,000 files.
+    changed = list(compress(after, map(ne, map(before.get, after), after.values())))
+    changes: Changes = dict(zip(changed, map(after.__getitem__, changed)))
+    added = sum(1 for path in changed if path not in before)
+    if len(before) != len(after) - added:  # some paths of `before` are gone (else the set difference is spared)
+        changes.update((path, None) for path in before.keys() - after.keys())
     return changes
 
 
@@ -235,9 +252,15 @@ def push(
     only: Sequence[str] | None = None,
 ) -> PushReport:
     """`only`: push the changes under these folder-relative paths alone (see `scan_folder`)."""
+    with collector_paused():
+        return _push(folder, state, api, message=message, progress=progress, only=only)
+
+
+def _push(folder: Folder, state: WorkspaceState, api: ApiClient, *, message: str | None,
+          progress: bool | None, only: Sequence[str] | None) -> PushReport:
     timings: dict[str, float] = {}
     pushed = PushedTree.load(folder.pushed_file, state.manifest_hash)
-    scanned, tree, changes = scan_folder(folder, pushed, progress=progress, timings=timings, only=only)
+    scanned, tree, changes, directories = scan_folder(folder, pushed, progress=progress, timings=timings, only=only)
     report = PushReport(
         timings_ms=timings,
         folder_walked=scanned.folder_walked,
@@ -291,8 +314,7 @@ def push(
         state.head_snapshot_id = report.snapshot_id
         state.manifest_hash = tree.root
         folder.save(state)
-        all_blobs = frozenset(state[0] for state in scanned.records.values())
-        PushedTree(tree.root, scanned.records, all_blobs, tree.manifests).save(folder.pushed_file)
+        save_pushed(folder.pushed_file, tree.root, scanned.records, tree.manifests, directories, since=pushed, changes=changes)
     report.requests = api.requests_sent - requests_before
     return report
 

@@ -27,13 +27,14 @@ from fastest.domain.manifest import MODE_EXECUTABLE, MODE_FILE
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up: fastest.cli.records)
 if TYPE_CHECKING:
-    from typing import Iterable, Mapping
+    from typing import Any, Callable, Collection, Iterable, Mapping
 
 HASH_THREADS = 4
 PARALLEL_HASH_MIN_FILES = 16
 PARALLEL_HASH_MIN_AVERAGE = 256 * 1024  # bytes per file
 WHOLE_READ_MAX = 1024 * 1024
 CHUNK_BYTES = 1024 * 1024
+HASH_WITHOUT_INDEX_MAX = 16  # files: `scan_paths` hashes this many without loading the index
 
 
 class FoundFile(namedtuple("FoundFile", ("path", "size", "mtime_ns", "mode"))):
@@ -114,12 +115,17 @@ def _valid_name(name: str) -> bool:
     return True
 
 
-def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex | None = None) -> WalkResult:
+def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex | None = None,
+         clean: dict[str, FileState] | None = None) -> WalkResult:
     """Every regular, non-ignored file under `root` (or under its subdirectory `start`, a `/`-joined
     relative path), without following symlinks.
 
     With an `index`, a directory whose mtime is that of its recorded listing is not read again:
     only the files it listed are `lstat`ed (see `fastest.cli.index`), and fresh listings are recorded.
+    With `clean` too, the files of such a directory that the index vouches for (same size and
+    mtime) go into `clean` as their (hash, size, mode), not into `files`: the usual file of a big
+    folder then costs its `lstat` and one comparison, nothing more. (Threads would not help: the
+    GIL is handed over far more slowly than an `lstat` takes, measured with `bench/push.py`.)
     """
     result = WalkResult()
     files = result.files
@@ -143,7 +149,13 @@ def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex |
             reached.append(prefix[:-1])
         first = False
         listing = index.listing(prefix[:-1], mtime_ns) if index is not None else None
-        found = _stat_listed(directory, prefix, listing.files) if listing is not None else None
+        if listing is None:
+            found = None
+        else:
+            found = _stat_listed(directory, prefix, listing.files, index.entries() if clean is not None else None, clean)
+            if found is None and clean is not None:  # listed again below: what it found stands alone
+                for name in listing.files:
+                    clean.pop(prefix + name, None)
         if found is None:
             listed = _list_directory(directory, prefix, rules)
             if listed is None:
@@ -163,11 +175,17 @@ def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex |
     return result
 
 
-def _stat_listed(directory: str, prefix: str, names: tuple[str, ...]) -> list[FoundFile] | None:
+def _stat_listed(directory: str, prefix: str, names: tuple[str, ...], entries: Mapping[str, Any] | None = None,
+                 clean: dict[str, FileState] | None = None) -> list[FoundFile] | None:
     """`lstat` the files a recorded listing names; None if one is gone or no longer a regular file
-    (the directory changed under us after its mtime was read: list it again)."""
+    (the directory changed under us after its mtime was read: list it again).
+
+    With the index's `entries` and `clean`, the files whose entry (size, mtime_ns, hash) still
+    matches go into `clean`, and only the others are returned. On None, `clean` may hold some of the
+    directory's files (the caller drops them)."""
     found: list[FoundFile] = []
     lstat = os.lstat
+    get = entries.get if entries is not None and clean is not None else {}.get
     new_file = _new_found_file
     base = directory + os.sep
     for name in names:
@@ -178,8 +196,16 @@ def _stat_listed(directory: str, prefix: str, names: tuple[str, ...]) -> list[Fo
         st_mode = info.st_mode
         if st_mode & 0o170000 != stat.S_IFREG:
             return None
-        found.append(new_file((prefix + name, info.st_size, info.st_mtime_ns,
-                               MODE_EXECUTABLE if st_mode & stat.S_IXUSR else MODE_FILE)))
+        path = prefix + name
+        entry = get(path)
+        size = info.st_size
+        # (the index is a private cache, but its entries are checked as `LocalIndex.lookup` does)
+        if (entry.__class__ is tuple and len(entry) == 3 and entry[0] == size and entry[1] == info.st_mtime_ns
+                and entry[2].__class__ is str and len(entry[2]) == 64):
+            clean[path] = (entry[2], size, MODE_EXECUTABLE if st_mode & stat.S_IXUSR else MODE_FILE)  # type: ignore[index]
+        else:
+            found.append(new_file((path, size, info.st_mtime_ns,
+                                   MODE_EXECUTABLE if st_mode & stat.S_IXUSR else MODE_FILE)))
     return found
 
 
@@ -272,8 +298,8 @@ def hash_file(path: str) -> tuple[str, int, int]:
 
 def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, progress: bool | None = None) -> ScanResult:
     """Walk `root`, reuse index hashes for unchanged files, hash the rest, and update the index (unsaved)."""
-    walked = walk(root, rules or IgnoreRules.for_folder(root), index=index)
-    known: dict[str, str] = {}
+    known: dict[str, FileState] = {}  # what the index vouches for
+    walked = walk(root, rules or IgnoreRules.for_folder(root), index=index, clean=known)
     to_hash: list[FoundFile] = []
     lookup = index.lookup
     for found in walked.files:
@@ -281,7 +307,7 @@ def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, pro
         if digest is None:
             to_hash.append(found)
         else:
-            known[found[0]] = digest
+            known[found[0]] = (digest, found[1], found[3])
 
     base = str(root)
     fresh: dict[str, tuple[str, int]] = {}
@@ -313,20 +339,21 @@ def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, pro
             for found in to_hash:
                 one(found)
 
-    records: dict[str, FileState] = {}
-    for path, size, _, mode in walked.files:
-        digest = known.get(path)
-        if digest is None:
-            if path not in fresh:
-                continue  # vanished
+    for path, _, _, mode in to_hash:
+        if path in fresh:
             digest, size = fresh[path]
             hashed_bytes += size
-        records[path] = (digest, size, mode)
+            known[path] = (digest, size, mode)
+        else:  # vanished
+            known.pop(path, None)
+    reused = len(known) - len(fresh)
+    paths = sorted(known)
+    records = dict(zip(paths, map(known.__getitem__, paths)))
     index.retain(records)
     return ScanResult(
         records=records,
         hashed=len(fresh),
-        reused=len(known),
+        reused=reused,
         hashed_bytes=hashed_bytes,
         ignored=walked.ignored,
         symlinks=walked.symlinks,
@@ -335,18 +362,25 @@ def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, pro
     )
 
 
-def scan_paths(root: Path, index: LocalIndex, known: Mapping[str, FileState], paths: Iterable[str], *,
-               rules: IgnoreRules | None = None) -> tuple[dict[str, FileState | None], int]:
+def scan_paths(root: Path, index: LocalIndex | Callable[[], LocalIndex], known: Mapping[str, FileState],
+               paths: Iterable[str], *, rules: IgnoreRules | None = None,
+               directories: Collection[str] | None = None) -> tuple[dict[str, FileState | None], int]:
     """Look again at `paths` only (files or directories, `/`-joined and relative to `root`); every
     other file is taken to be as `known` says (the last pushed tree). Returns the changes against
-    `known` (path → new state, or None when gone) and how many files were hashed.
+    `known` (path → new state, or None when gone) and how many files were hashed. `directories`,
+    the directories of `known`'s tree if at hand, spares sorting `known` for a path that was not one.
+
+    `index` may be a function that loads it: then it is loaded only when a named path is a
+    directory or more than HASH_WITHOUT_INDEX_MAX files are named (hashing a few files costs less
+    than loading the index of a big folder, and a file a watcher reports has usually changed anyway).
 
     This is how an editor or a file watcher that knows what it changed pushes without a scan of
     the whole folder (`fastest push PATH…`)."""
     rules = rules or IgnoreRules.for_folder(root)
     changes: dict[str, FileState | None] = {}
-    hashed = 0
     known_sorted: list[str] | None = None  # for finding what was under a path, by bisection
+    found: dict[str, FoundFile] = {}
+    directory_named = False
     for path in paths:
         parts = path.split("/")
         if any(rules.is_ignored("/".join(parts[:n]), is_dir=True) for n in range(1, len(parts))):
@@ -355,30 +389,46 @@ def scan_paths(root: Path, index: LocalIndex, known: Mapping[str, FileState], pa
             info = os.lstat(os.path.join(root, path))
         except FileNotFoundError:
             info = None
-        found: dict[str, FoundFile] = {}
+        here: dict[str, FoundFile] = {}
         if info is not None and stat.S_ISDIR(info.st_mode):
             if not rules.is_ignored(path, is_dir=True):
-                found = {f.path: f for f in walk(root, rules, start=path).files}
+                here = {f.path: f for f in walk(root, rules, start=path).files}
+                directory_named = True
         elif info is not None and stat.S_ISREG(info.st_mode) and not rules.is_ignored(path, is_dir=False):
-            found = {path: FoundFile(path, info.st_size, info.st_mtime_ns,
-                                     MODE_EXECUTABLE if info.st_mode & stat.S_IXUSR else MODE_FILE)}
-        if known_sorted is None:
-            known_sorted = sorted(known)
-        for old in _at_or_under(known_sorted, path):
-            if old not in found:
+            here = {path: FoundFile(path, info.st_size, info.st_mtime_ns,
+                                    MODE_EXECUTABLE if info.st_mode & stat.S_IXUSR else MODE_FILE)}
+        if directories is not None and path not in directories:
+            before = [path] if path in known else []  # a file, or nothing, in the known tree
+        else:
+            if known_sorted is None:
+                known_sorted = sorted(known)
+            before = _at_or_under(known_sorted, path)
+        for old in before:
+            if old not in here and old not in found:
                 changes[old] = None
-        for file in found.values():
-            digest = index.lookup(file.path, file.size, file.mtime_ns)
-            if digest is None:
-                started_ns = time.time_ns()
+        found.update(here)
+        for name in here:
+            changes.pop(name, None)  # found after all (named twice, or under a path named earlier)
+    if callable(index):
+        index = index() if directory_named or len(found) > HASH_WITHOUT_INDEX_MAX else None
+    hashed = 0
+    for file in found.values():
+        digest = index.lookup(file.path, file.size, file.mtime_ns) if index is not None else None
+        if digest is None:
+            started_ns = time.time_ns()
+            try:
                 digest, size, mtime_ns = hash_file(os.path.join(root, file.path))
-                hashed += 1
-                if size == file.size and mtime_ns == file.mtime_ns:
-                    index.record(file.path, size, mtime_ns, digest, started_ns)
-                file = file._replace(size=size)
-            state = (digest, file.size, file.mode)
-            if known.get(file.path) != state:
-                changes[file.path] = state
+            except FileNotFoundError:  # gone since it was found
+                if file.path in known:
+                    changes[file.path] = None
+                continue
+            hashed += 1
+            if index is not None and size == file.size and mtime_ns == file.mtime_ns:
+                index.record(file.path, size, mtime_ns, digest, started_ns)
+            file = file._replace(size=size)
+        state = (digest, file.size, file.mode)
+        if known.get(file.path) != state:
+            changes[file.path] = state
     return changes, hashed
 
 

@@ -9,6 +9,7 @@ request for the diff (the server is asked only for manifests missing locally, th
 from __future__ import annotations
 
 from fastest.cli.client import ApiClient, ApiError
+from fastest.cli.collector import collector_paused
 from fastest.cli.loader import manifest_loader, run_blocking
 from fastest.cli.push import scan_folder
 from fastest.cli.state import Folder, ManifestCache, PushedTree, WorkspaceState
@@ -66,8 +67,9 @@ def local_changes(old_root: str | None, new_root: str, load: ManifestLoader) -> 
 def status(folder: Folder, state: WorkspaceState, api: ApiClient, *, progress: bool | None = None,
            with_drift: bool = True, only: Sequence[str] | None = None) -> StatusReport:
     """`only`: look at these paths alone (what `fastest watch` says changed), as `push` does."""
-    pushed = PushedTree.load(folder.pushed_file, state.manifest_hash)
-    scanned, tree, _ = scan_folder(folder, pushed, progress=progress, only=only)
+    with collector_paused():
+        pushed = PushedTree.load(folder.pushed_file, state.manifest_hash)
+        scanned, tree, _, _ = scan_folder(folder, pushed, progress=progress, only=only)
     load = manifest_loader(api, ManifestCache(folder.manifest_dir), tree.manifests, pushed.manifests)
     report = StatusReport(state.head_snapshot_id, state.manifest_hash, tree.root, folder_walked=scanned.folder_walked,
                           workspace_id=state.workspace_id, project_id=state.project_id)

@@ -113,7 +113,7 @@ def sync(folder: Folder, state: WorkspaceState, api: ApiClient, *, prefer: str |
 def undo(folder: Folder, state: WorkspaceState, api: ApiClient, *, force: bool = False,
          progress: bool | None = None) -> SyncReport:
     pushed = PushedTree.load(folder.pushed_file, state.manifest_hash)
-    _, tree, changes = scan_folder(folder, pushed, progress=progress)
+    _, tree, changes, _ = scan_folder(folder, pushed, progress=progress)
     if tree.root != state.manifest_hash:
         raise SyncError(f"{len(changes)} local change(s) not pushed; push them (or discard them) before undoing a sync")
     result = api.post_json(f"/v1/workspaces/{state.workspace_id}/sync/undo", {"force": force}).json()

@@ -251,11 +251,19 @@ def build_manifests(files: Iterable[FileRecord]) -> BuiltTree:
     Used by the CLI (push), tests and benchmarks. Empty directories cannot be expressed and are not
     recorded; no files at all gives the empty manifest as root. Raises ManifestError for a bad
     name, hash, size or mode, a duplicate path, or a path that is both a file and a directory."""
+    return build_tree(files)[0]
+
+
+def build_tree(files: Iterable[FileRecord]) -> tuple[BuiltTree, dict[str, str]]:
+    """`build_manifests`, and the manifest hash of each directory by path ("" for the root): what
+    `update_tree` takes to update the tree again without reading the untouched rest."""
     root = _Directory()
     for index, record in enumerate(files):
         _insert(root, index, record)
     manifests: dict[str, bytes] = {}
-    return BuiltTree(_seal(root, manifests), manifests)
+    sealed: dict[str, str | None] = {}
+    built = BuiltTree(_seal(root, manifests, sealed), manifests)
+    return built, {path: digest for path, digest in sealed.items() if digest is not None}
 
 
 def _insert(root: _Directory, index: int, record: FileRecord) -> None:
@@ -288,19 +296,22 @@ def _checked(record: FileRecord, where: str) -> list[str]:
     return [validate_name(part, f"{where}.path") for part in path.split("/")]
 
 
-def _seal(root: _Directory, manifests: dict[str, bytes]) -> str:
+def _seal(root: _Directory, manifests: dict[str, bytes], sealed: dict[str, str | None] | None = None) -> str:
     """Encode every directory after its subdirectories (post-order, iteratively so that deep trees
     cannot hit the recursion limit); record each manifest once; return the root's hash.
 
     A directory left with nothing in it (possible only in `update_manifests`) is dropped from its
-    parent, as empty directories are not recorded; an empty root is the empty manifest."""
+    parent, as empty directories are not recorded; an empty root is the empty manifest. `sealed`,
+    if given, receives each encoded directory's path ("" for the root) and hash (None: dropped)."""
     hashes: dict[int, str | None] = {}  # id(directory) -> its manifest hash (None: empty), while its parent is pending
-    stack: list[tuple[_Directory, bool]] = [(root, False)]
+    stack: list[tuple[_Directory, bool, str]] = [(root, False, "")]
     while stack:
-        directory, children_done = stack.pop()
+        directory, children_done, path = stack.pop()
         if not children_done:
-            stack.append((directory, True))
-            stack.extend((child, False) for child in directory.children.values() if isinstance(child, _Directory))
+            stack.append((directory, True, path))
+            prefix = path + "/" if path else ""
+            stack.extend((child, False, prefix + name) for name, child in directory.children.items()
+                         if isinstance(child, _Directory))
             continue
         entries = []
         for name, child in directory.children.items():
@@ -310,11 +321,15 @@ def _seal(root: _Directory, manifests: dict[str, bytes]) -> str:
                 entries.append(Entry(name=name, type="tree", hash=child_hash))
         if not entries and directory is not root:
             hashes[id(directory)] = None
+            if sealed is not None:
+                sealed[path] = None
             continue
         data = canonical_bytes(entries)
         digest = sha256_hex(data)
         manifests.setdefault(digest, data)
         hashes[id(directory)] = digest
+        if sealed is not None:
+            sealed[path] = digest
     return hashes[id(root)]  # type: ignore[return-value]  # the root is never None
 
 
@@ -346,6 +361,56 @@ def rebuild_manifests(old_root: str, old_manifests: Mapping[str, bytes],
     on changed paths (children before parents; some may equal old ones). `old_manifests` needs
     only the directories on changed paths — what a server holding nothing else in memory reads
     from storage (see `directories_on_paths`)."""
+    built: dict[str, bytes] = {}
+    return BuiltTree(_seal(_changed(old_root, old_manifests, changes), built), built)
+
+
+def update_tree(old_root: str, old_manifests: Mapping[str, bytes], old_directories: Mapping[str, str],
+                changes: Mapping[str, FileRecord | None]) -> tuple[BuiltTree, dict[str, str]]:
+    """`update_manifests` for a caller that keeps the tree's directories (path -> manifest hash, as
+    `build_tree` gives them): the untouched manifests are found through them, not by reading every
+    manifest of the tree, so a one-file change costs the directories on its path. Returns the new
+    tree (children before parents) and its directories."""
+    built: dict[str, bytes] = {}
+    sealed: dict[str, str | None] = {}
+    new_root = _seal(_changed(old_root, old_manifests, changes), built, sealed)
+    directories = dict(old_directories)
+    gone = [path for path, digest in sealed.items() if digest is None]
+    gone += [path for path, record in changes.items() if record is not None and path in directories]  # a file where a directory was
+    if gone:
+        prefixes = tuple(path + "/" for path in gone)
+        for path in [path for path in directories if path.startswith(prefixes)]:
+            del directories[path]
+        for path in gone:
+            directories.pop(path, None)
+    directories.update((path, digest) for path, digest in sealed.items() if digest is not None)
+    live = set(directories.values())
+    # Old manifests keep their places (each after its children, which are old and live too), and
+    # the rebuilt ones follow in the order they were sealed (children first).
+    manifests = {digest: data for digest, data in old_manifests.items() if digest in live}
+    for digest, data in built.items():
+        manifests.setdefault(digest, data)
+    return BuiltTree(new_root, manifests), directories
+
+
+def directories_of(root: str, manifests: Mapping[str, bytes]) -> dict[str, str]:
+    """Each directory's manifest hash by path ("" for the root), read from the tree's manifests."""
+    directories = {"": root}
+    stack = [("", root)]
+    while stack:
+        path, digest = stack.pop()
+        if digest == EMPTY_TREE_HASH and path == "":
+            continue
+        prefix = path + "/" if path else ""
+        for entry in parse_stored_manifest(manifests[digest], digest).entries:
+            if entry.type == "tree":
+                directories[prefix + entry.name] = entry.hash
+                stack.append((prefix + entry.name, entry.hash))
+    return directories
+
+
+def _changed(old_root: str, old_manifests: Mapping[str, bytes], changes: Mapping[str, FileRecord | None]) -> _Directory:
+    """The old tree's root, opened, with `changes` applied to the directories on their paths."""
     root = _opened(old_root, old_manifests)
     additions: list[tuple[int, FileRecord]] = []
     for index, (path, record) in enumerate(changes.items()):
@@ -357,8 +422,7 @@ def rebuild_manifests(old_root: str, old_manifests: Mapping[str, bytes],
             additions.append((index, record))
     for index, record in additions:
         _put(root, index, record, old_manifests)
-    built: dict[str, bytes] = {}
-    return BuiltTree(_seal(root, built), built)
+    return root
 
 
 async def directories_on_paths(root_hash: str, paths: Iterable[str], load_bytes: Callable[[str], Awaitable[bytes]]) -> dict[str, bytes]:

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the CLI's start-up (see domain.manifest)
+if TYPE_CHECKING:
+    from typing import Any
 
 # What parsing hostile text can raise: the parsers' own errors (ValueError subclasses), recursion
 # too deep for the interpreter, and memory exhausted by a huge document.
