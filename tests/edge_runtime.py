@@ -52,12 +52,6 @@ def is_edge() -> bool:
 LOCAL_PROVIDER = "deploys with the local runtime's own provider"
 
 EDGE_SKIPS: dict[str, str] = {
-    # A real gap the harness found (docs/DESIGN.md, "What the edge harness does not prove"): request
-    # bodies FastAPI parses itself nest as deep as they like, and under Pyodide a deep enough one
-    # overflows the WebAssembly stack, which kills the isolate. The app's own parsers refuse
-    # depth > MAX_JSON_DEPTH first (untrusted_text.json_too_deep); FastAPI's body parse does not yet.
-    "tests/api/test_deep_json.py::test_json_bodies_and_cursors_nested_too_deep_are_400":
-        "FastAPI's own JSON body parse overflows Pyodide's stack on 200,000 nested brackets (a known gap)",
     # Features of the local runtime alone (by design, not offered by the Worker).
     "tests/api/test_deployments.py":
         "deploys with the local runtime's own provider and serves the sites from the local server",
