@@ -22,7 +22,7 @@ import subprocess
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import httpx
 
@@ -47,8 +47,8 @@ def is_edge() -> bool:
 
 # The tests that do not run on `edge`, each with its reason: a test file, one test (its node id,
 # without parameters for all of them, or with them for one case). Besides these, a test is skipped
-# where it uses `monkeypatch` or hands the platform an object of its own (PATCHING, IN_PROCESS_ONLY).
-# Everything else under tests/api and tests/contract runs on both runtimes.
+# where it hands the platform an object of its own (IN_PROCESS_ONLY). Everything else under tests/api
+# and tests/contract runs on both runtimes.
 LOCAL_PROVIDER = "deploys with the local runtime's own provider"
 
 EDGE_SKIPS: dict[str, str] = {
@@ -93,6 +93,8 @@ EDGE_SKIPS: dict[str, str] = {
         "delivers to loopback receivers over plain HTTP (allowed on the local runtime only)",
     "tests/api/test_jobs_concurrency.py::test_purge_webhook_deliveries":
         "delivers to a loopback receiver over plain HTTP (refused on the Worker)",
+    "tests/api/test_jobs_concurrency.py::test_retry_webhook_deliveries_sends_each_due_message_once":
+        "delivers to a loopback receiver over plain HTTP (refused on the Worker)",
     "tests/api/test_atlas.py::test_a_large_tree_answers_202_and_finishes_in_the_background":
         "on the Worker the index goes on by the atlas-index cron job, not a deferred task (by design)",
     "tests/api/test_atlas.py::test_search_by_described_behaviour_with_the_local_embedding_model":
@@ -106,21 +108,30 @@ EDGE_SKIPS: dict[str, str] = {
         "builds its own in-process app with a failing route",
     "tests/contract/test_openapi_fuzz.py":
         "fuzzes an app it builds in-process when the module is imported, not the client fixture's server",
+    # They change the app's code in the test process (monkeypatch) where the Worker runs it. (Tests
+    # that patch code running in the test process itself, the CLI or a service they call, run on both.)
+    "tests/api/test_action_item_runs.py::test_a_lost_compare_and_set_applies_nothing":
+        "moves the workspace between the apply's read and its batch by patching the service the Worker runs",
+    "tests/api/test_action_items.py::test_scans_are_kept_per_blob_and_big_trees_wait_for_the_job":
+        "lowers the Worker's lazy-scan threshold (a module constant) in the test process",
+    "tests/api/test_atlas.py::test_a_big_index_compacts_the_text_index_and_search_still_works":
+        "lowers the Worker's compaction threshold (a module constant) in the test process",
+    "tests/api/test_blob_batches.py::test_download_batch_refuses_an_answer_beyond_the_size_bound":
+        "lowers the Worker's download-batch bound (a module constant) in the test process",
+    "tests/api/test_conversations.py::test_the_timeline_is_the_last_events_without_deltas":
+        "lowers the Durable Object's timeline length (a module constant) in the test process",
+    "tests/api/test_reserved_paths.py::test_checkout_of_a_tree_stored_before_the_rule_skips_git_and_fastest":
+        "switches the Worker's reserved-name rule off in the test process to store a tree from before it",
     # workerd keeps its own time.
     "tests/api/test_sync.py::test_expired_and_unknown_previews_are_gone":
         "a preview expires by its KV TTL, which workerd counts on its real clock, not the test's",
 }
 
 
-# And every test that uses `monkeypatch`: what it patches lives in the test process, not in the Worker.
-PATCHING = "patches the app's code in the test process (monkeypatch), which the Worker does not share"
-
-
-def edge_skip_reason(nodeid: str, fixtures: Iterable[str] = ()) -> str | None:
+def edge_skip_reason(nodeid: str) -> str | None:
     """Why the test with this node id does not run on `edge` (None: it runs)."""
     bare = nodeid.split("[", 1)[0]
-    listed = EDGE_SKIPS.get(nodeid) or EDGE_SKIPS.get(bare) or EDGE_SKIPS.get(bare.split("::", 1)[0])
-    return listed or (PATCHING if "monkeypatch" in fixtures else None)
+    return EDGE_SKIPS.get(nodeid) or EDGE_SKIPS.get(bare) or EDGE_SKIPS.get(bare.split("::", 1)[0])
 
 
 class HarnessError(RuntimeError):
