@@ -106,8 +106,6 @@ EDGE_SKIPS: dict[str, str] = {
         "builds its own in-process app around the test's platform to race two requests",
     "tests/api/test_conventions.py::test_unexpected_errors_are_500_without_leaks":
         "builds its own in-process app with a failing route",
-    "tests/contract/test_openapi_fuzz.py":
-        "fuzzes an app it builds in-process when the module is imported, not the client fixture's server",
     # They change the app's code in the test process (monkeypatch) where the Worker runs it. (Tests
     # that patch code running in the test process itself, the CLI or a service they call, run on both.)
     "tests/api/test_action_item_runs.py::test_a_lost_compare_and_set_applies_nothing":
