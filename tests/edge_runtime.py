@@ -118,8 +118,6 @@ EDGE_SKIPS: dict[str, str] = {
         "lowers the Worker's download-batch bound (a module constant) in the test process",
     "tests/api/test_conversations.py::test_the_timeline_is_the_last_events_without_deltas":
         "lowers the Durable Object's timeline length (a module constant) in the test process",
-    "tests/api/test_reserved_paths.py::test_checkout_of_a_tree_stored_before_the_rule_skips_git_and_fastest":
-        "switches the Worker's reserved-name rule off in the test process to store a tree from before it",
     # workerd keeps its own time.
     "tests/api/test_sync.py::test_expired_and_unknown_previews_are_gone":
         "a preview expires by its KV TTL, which workerd counts on its real clock, not the test's",
