@@ -38,15 +38,19 @@ class Default(WorkerEntrypoint):
         from fastest.platform.cloudflare.durable_objects import match_stream
 
         path = urlsplit(str(request.url)).path
+        # The method as it arrived: the SDK's `request.method` maps it through Python's HTTPMethod,
+        # which raises for any other method a client may send (QUERY, PURGE…), a 500 where the app
+        # answers 405.
+        method = str(request.js_object.method)
         # A conversation's live streams terminate in its Durable Object: the WebSocket (hibernation
         # API), which the ASGI bridge cannot hand a socket to, and SSE, which never ends (the
         # bridge buffers bodies). Open them here and forward them.
-        live = match_stream(request.method, path)
+        live = match_stream(method, path)
         if live is not None:
             return await forward_stream(*live, request, worker_platform(self.env))
         # Blob bodies bypass the ASGI bridge (which buffers whole request bodies): JS streams go
         # straight between the client and R2 (DESIGN.md §3).
-        matched = blob_stream.match(request.method, path)
+        matched = blob_stream.match(method, path)
         if matched is not None:
             return await blob_stream.handle(*matched, request, worker_platform(self.env))
 
@@ -55,7 +59,8 @@ class Default(WorkerEntrypoint):
         from fastest.platform.cloudflare.background import invocation
 
         with invocation(getattr(self, "ctx", None)):
-            return await asgi.fetch(_asgi_app(), request, self.env)
+            # The JS request, for the same reason: the bridge then reads its method as a string.
+            return await asgi.fetch(_asgi_app(), request.js_object, self.env)
 
     async def scheduled(self, controller, env=None, ctx=None):
         """A cron trigger fired: run the jobs due for that cron string (see wrangler.toml)."""

@@ -27,7 +27,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not is_edge():
         return
     for item in items:
-        reason = edge_skip_reason(item.nodeid, getattr(item, "fixturenames", ()))
+        reason = edge_skip_reason(item.nodeid)
         if reason:
             item.add_marker(pytest.mark.skip(reason=f"not on edge: {reason}"))
 

@@ -28,7 +28,7 @@ import subprocess
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import httpx
 
@@ -55,15 +55,9 @@ def is_edge() -> bool:
 
 # The tests that do not run on `edge`, each with its reason: a test file, one test (its node id,
 # without parameters for all of them, or with them for one case). Besides these, a test is skipped
-# where it uses `monkeypatch` or hands the platform an object of its own (PATCHING, IN_PROCESS_ONLY).
-# Everything else under tests/api and tests/contract runs on both runtimes.
+# where it hands the platform an object of its own (IN_PROCESS_ONLY). Everything else under tests/api
+# and tests/contract runs on both runtimes.
 EDGE_SKIPS: dict[str, str] = {
-    # A real gap the harness found (docs/DESIGN.md, "What the edge harness does not prove"): request
-    # bodies FastAPI parses itself nest as deep as they like, and under Pyodide a deep enough one
-    # overflows the WebAssembly stack, which kills the isolate. The app's own parsers refuse
-    # depth > MAX_JSON_DEPTH first (untrusted_text.json_too_deep); FastAPI's body parse does not yet.
-    "tests/api/test_deep_json.py::test_json_bodies_and_cursors_nested_too_deep_are_400":
-        "FastAPI's own JSON body parse overflows Pyodide's stack on 200,000 nested brackets (a known gap)",
     # Features of the local runtime alone (by design, not offered by the Worker).
     # The local runtime's own deploy provider and the local server that serves its sites (on the
     # Worker, deployments go to Cloudflare's API: tests/api/deploy_target.py, test_deploy_cloudflare.py).
@@ -109,23 +103,28 @@ EDGE_SKIPS: dict[str, str] = {
     # What the test does cannot reach the Worker.
     "tests/api/test_conventions.py::test_unexpected_errors_are_500_without_leaks":
         "builds its own in-process app with a failing route",
-    "tests/contract/test_openapi_fuzz.py":
-        "fuzzes an app it builds in-process when the module is imported, not the client fixture's server",
+    # They change the app's code in the test process (monkeypatch) where the Worker runs it. (Tests
+    # that patch code running in the test process itself, the CLI or a service they call, run on both.)
+    "tests/api/test_action_item_runs.py::test_a_lost_compare_and_set_applies_nothing":
+        "moves the workspace between the apply's read and its batch by patching the service the Worker runs",
+    "tests/api/test_action_items.py::test_scans_are_kept_per_blob_and_big_trees_wait_for_the_job":
+        "lowers the Worker's lazy-scan threshold (a module constant) in the test process",
+    "tests/api/test_atlas.py::test_a_big_index_compacts_the_text_index_and_search_still_works":
+        "lowers the Worker's compaction threshold (a module constant) in the test process",
+    "tests/api/test_blob_batches.py::test_download_batch_refuses_an_answer_beyond_the_size_bound":
+        "lowers the Worker's download-batch bound (a module constant) in the test process",
+    "tests/api/test_conversations.py::test_the_timeline_is_the_last_events_without_deltas":
+        "lowers the Durable Object's timeline length (a module constant) in the test process",
     # workerd keeps its own time.
     "tests/api/test_sync.py::test_expired_and_unknown_previews_are_gone":
         "a preview expires by its KV TTL, which workerd counts on its real clock, not the test's",
 }
 
 
-# And every test that uses `monkeypatch`: what it patches lives in the test process, not in the Worker.
-PATCHING = "patches the app's code in the test process (monkeypatch), which the Worker does not share"
-
-
-def edge_skip_reason(nodeid: str, fixtures: Iterable[str] = ()) -> str | None:
+def edge_skip_reason(nodeid: str) -> str | None:
     """Why the test with this node id does not run on `edge` (None: it runs)."""
     bare = nodeid.split("[", 1)[0]
-    listed = EDGE_SKIPS.get(nodeid) or EDGE_SKIPS.get(bare) or EDGE_SKIPS.get(bare.split("::", 1)[0])
-    return listed or (PATCHING if "monkeypatch" in fixtures else None)
+    return EDGE_SKIPS.get(nodeid) or EDGE_SKIPS.get(bare) or EDGE_SKIPS.get(bare.split("::", 1)[0])
 
 
 class HarnessError(RuntimeError):

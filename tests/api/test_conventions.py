@@ -23,6 +23,14 @@ def test_wrong_method_is_a_problem_405_with_allow(client, alice):
     assert "GET" in response.headers["allow"] and "POST" in response.headers["allow"]
 
 
+@pytest.mark.parametrize("method", ["TRACE", "QUERY", "PURGE", "PROPFIND"])
+def test_a_method_no_route_takes_is_a_problem_405_with_allow(client, alice, method):
+    """Methods outside the usual few (Python's HTTPMethod knows TRACE, not QUERY or WebDAV's) too."""
+    response = client.request(method, "/v1/projects", headers=alice.headers)
+    assert_problem(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "GET, POST"
+
+
 def test_request_id_is_generated_and_echoed(client):
     generated = client.get("/health").headers["x-request-id"]
     assert generated.startswith("req_")

@@ -5,10 +5,12 @@ any other: the routes answer their 4xx and change nothing, and a WebSocket frame
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 
 from fastest.config import Settings
+from fastest.domain.untrusted_text import MAX_JSON_DEPTH
 from tests.api.test_conversations import new_conversation
 from tests.api.trees import new_project, new_workspace
 from tests.conftest import assert_problem, count_rows
@@ -41,6 +43,21 @@ def test_json_bodies_and_cursors_nested_too_deep_are_400(client, alice):
     cursor = base64.urlsafe_b64encode(b"[" * 3000).decode().rstrip("=")
     listed = client.get("/v1/projects", headers=alice.headers, params={"cursor": cursor})
     assert listed.status_code in (400, 422) and listed.json()["error"]["code"] != "internal", listed.text
+
+
+def test_a_json_body_is_refused_for_its_depth_before_anything_parses_it(client, alice):
+    """Deeper than MAX_JSON_DEPTH is refused even where Python's parser would cope (600 levels), also
+    when the body arrives in parts; as deep as allowed, or brackets inside strings, are parsed as usual."""
+    json_headers = {**alice.headers, "Content-Type": "application/json; charset=utf-8"}
+    too_deep = b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1)
+    assert_problem(client.post("/v1/projects", headers=json_headers, content=too_deep), 400, "invalid_json")
+    parts = iter([too_deep[:300], too_deep[300:]])
+    assert_problem(client.post("/v1/projects", headers=json_headers, content=parts), 400, "invalid_json")
+    as_deep_as_allowed = b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH
+    assert_problem(client.post("/v1/projects", headers=json_headers, content=as_deep_as_allowed), 422, "validation_failed")
+    in_a_string = json.dumps({"name": "[" * 1000}).encode()  # parsed: its name is too long
+    too_long = assert_problem(client.post("/v1/projects", headers=json_headers, content=in_a_string), 422, "validation_failed")
+    assert list(too_long["error"]["fields"]) == ["name"]
 
 
 def test_a_websocket_frame_nested_too_deep_is_an_error_frame_and_the_socket_stays(client, alice):

@@ -12,10 +12,12 @@ from fastest.cli.checkout import checkout
 from fastest.cli.client import ApiClient
 from fastest.config import Settings
 from fastest.domain import manifest as manifest_module
+from fastest.domain.tree import build_manifests
+from fastest.services import storage
 from tests.api.app_transport import AppTransport
 from tests.api.test_blobs import file_entry, frame, manifest, put_manifest, tree_entry
-from tests.api.trees import new_project, new_workspace, snapshot, upload_tree
-from tests.conftest import assert_problem, count_rows
+from tests.api.trees import new_project, new_workspace, snapshot, upload_blobs
+from tests.conftest import assert_problem, count_rows, run
 
 
 @pytest.fixture
@@ -39,18 +41,32 @@ def test_names_that_only_look_alike_are_kept(client, alice):
         assert put_manifest(client, alice, manifest(file_entry(name, b"x"))).status_code == 201, name
 
 
-def test_checkout_of_a_tree_stored_before_the_rule_skips_git_and_fastest(client, alice, tmp_path, monkeypatch, capsys):
-    hostile = b"[core]\n\tfsmonitor = touch " + str(tmp_path / "ran").encode() + b"\n"
+def store_as_before_the_rule(client, caller, platform, monkeypatch, files: dict[str, bytes]) -> str:
+    """The tree's blobs through the API, and its manifests as a server from before the rule stored
+    them: by the storage service, run in this process with the rule off (on both runtimes)."""
+    records = upload_blobs(client, caller, files)
+
+    async def body(data: bytes):
+        yield data
+
     with monkeypatch.context() as before_the_rule:
         before_the_rule.setattr(manifest_module, "RESERVED_NAMES", frozenset())
-        root = upload_tree(client, alice, {"app.py": b"print(1)\n", ".git/config": hostile,
-                                           "sub/.fastest/workspace.json": b"{}", "sub/ok.txt": b"ok"})
+        built = build_manifests(records)
+        for digest, data in built.manifests.items():
+            run(storage.upload_manifest(platform, caller.user_id, digest, body(data), declared_length=len(data)))
+    return built.root
+
+
+def test_checkout_of_a_tree_stored_before_the_rule_skips_git_and_fastest(client, alice, platform, tmp_path, monkeypatch, capsys):
+    hostile = b"[core]\n\tfsmonitor = touch " + str(tmp_path / "ran").encode() + b"\n"
+    root = store_as_before_the_rule(client, alice, platform, monkeypatch, {
+        "app.py": b"print(1)\n", ".git/config": hostile, "sub/.fastest/workspace.json": b"{}", "sub/ok.txt": b"ok"})
     project = new_project(client, alice)
     workspace = new_workspace(client, alice, project["id"])
     stored = snapshot(client, alice, project["id"], root, workspace_id=workspace["id"])
 
     target = tmp_path / "out"
-    with ApiClient("http://testserver", alice.token, transport=AppTransport(client)) as api:
+    with ApiClient(str(client.base_url).rstrip("/"), alice.token, transport=AppTransport(client)) as api:
         report = checkout(api, stored["id"], target, progress=False)
 
     assert sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file()) == ["app.py", "sub/ok.txt"]

@@ -9,8 +9,8 @@ from fastest.domain.manifest import MODE_FILE
 from fastest.domain.tree import build_manifests
 
 
-def upload_tree(client, caller, files: Mapping[str, bytes | tuple[bytes, int]]) -> str:
-    """Upload every blob and manifest of this {path: content | (content, mode)} tree; return the root."""
+def upload_blobs(client, caller, files: Mapping[str, bytes | tuple[bytes, int]]) -> list[tuple[str, str, int, int]]:
+    """Upload every blob of this {path: content | (content, mode)} tree; its (path, hash, size, mode) records."""
     records = []
     for path, value in files.items():
         content, mode = value if isinstance(value, tuple) else (value, MODE_FILE)
@@ -18,7 +18,12 @@ def upload_tree(client, caller, files: Mapping[str, bytes | tuple[bytes, int]]) 
         response = client.put(f"/v1/blobs/upload/{digest}", headers=caller.headers, content=content)
         assert response.status_code in (200, 201), response.text
         records.append((path, digest, len(content), mode))
-    built = build_manifests(records)
+    return records
+
+
+def upload_tree(client, caller, files: Mapping[str, bytes | tuple[bytes, int]]) -> str:
+    """Upload every blob and manifest of this {path: content | (content, mode)} tree; return the root."""
+    built = build_manifests(upload_blobs(client, caller, files))
     for digest, data in built.manifests.items():
         response = client.put(f"/v1/blobs/manifests/{digest}", headers=caller.headers, content=data)
         assert response.status_code in (200, 201), response.text

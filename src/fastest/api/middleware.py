@@ -2,8 +2,9 @@
 
 For every HTTP request it: attaches the platform, assigns or echoes `X-Request-Id`, bounds the request
 body (413 before reading when `Content-Length` says so, or as soon as the stream passes the limit),
-adds `RateLimit` headers decided during the request and security headers, and turns any unexpected
-exception into a 500 problem that leaks nothing.
+refuses a JSON body nested deeper than any parser here may go (400 `invalid_json`, raised by the body's
+last read, before anyone parses it), adds `RateLimit` headers decided during the request and security
+headers, and turns any unexpected exception into a 500 problem that leaks nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastest.api.errors import internal_error_response, problem_response
 from fastest.config import Settings
-from fastest.errors import PayloadTooLarge
+from fastest.domain.untrusted_text import MAX_JSON_DEPTH, json_too_deep
+from fastest.errors import InvalidJson, PayloadTooLarge
 from fastest.platform import Platform
 from fastest.ports import D1_MAX_VALUE_BYTES
 from fastest.services.safeguards.rate_limits import rate_limit_headers
@@ -29,6 +31,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 # JSON request.
 _BLOB_BODY_PREFIXES = ("/v1/blobs/upload/", "/v1/blobs/batch", "/v1/blobs/manifests/batch")
 _MANIFEST_BODY_PREFIX = "/v1/blobs/manifests/"
+_OWN_PARSER_PREFIXES = (*_BLOB_BODY_PREFIXES, _MANIFEST_BODY_PREFIX)
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -85,14 +88,28 @@ class RequestContextMiddleware:
             return
 
         received = 0
+        # FastAPI parses JSON bodies itself, and its parser recurses: a body nested deep enough raises
+        # RecursionError here, and on the Worker (Pyodide) overflows the WebAssembly stack, which
+        # kills the isolate. So a JSON body's depth is checked when its last part arrives; only a body
+        # with more brackets than MAX_JSON_DEPTH is scanned (routes carrying blobs or manifests read
+        # their bodies with their own parsers, which check depth themselves).
+        json_parts: list[bytes] | None = [] if _is_json(scope) and not scope["path"].startswith(_OWN_PARSER_PREFIXES) else None
+        brackets = 0
 
         async def bounded_receive() -> Message:
-            nonlocal received
+            nonlocal received, brackets
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                body = message.get("body", b"")
+                received += len(body)
                 if received > limit:
                     raise _too_large(limit)
+                if json_parts is not None:
+                    if body:
+                        json_parts.append(body)
+                        brackets += body.count(b"[") + body.count(b"{")
+                    if brackets > MAX_JSON_DEPTH and not message.get("more_body", False) and json_too_deep(b"".join(json_parts)):
+                        raise InvalidJson(f"The request body nests deeper than {MAX_JSON_DEPTH} levels.")
             return message
 
         try:
@@ -127,6 +144,15 @@ def _incoming_request_id(scope: Scope) -> str | None:
         return None
     text = value.decode("latin-1")
     return text if _REQUEST_ID.match(text) else None
+
+
+def _is_json(scope: Scope) -> bool:
+    """Whether the body is one FastAPI parses as JSON (`application/json` or `application/…+json`)."""
+    value = _header(scope, b"content-type")
+    if value is None:
+        return False
+    media_type = value.split(b";", 1)[0].strip().lower()
+    return media_type == b"application/json" or (media_type.startswith(b"application/") and media_type.endswith(b"+json"))
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -21,7 +21,7 @@ from fastest.api.deps import (
 )
 from fastest.domain import tokens
 from fastest.domain.untrusted_text import parse_json
-from fastest.errors import Unauthenticated, ValidationFailed
+from fastest.errors import InvalidJson, Unauthenticated, ValidationFailed
 from fastest.platform import Platform
 from fastest.schemas.auth import (
     DeviceApproved,
@@ -67,7 +67,10 @@ async def start_device_flow(
 
 
 async def _token_request_fields(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except InvalidJson as exc:  # nested too deep: refused as the body is read (api.middleware)
+        raise device_flow.OAuthError("invalid_request", "The body must be JSON or form-encoded.") from exc
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     try:
         if content_type == "application/x-www-form-urlencoded":
