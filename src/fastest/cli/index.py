@@ -28,6 +28,15 @@ rewriting 10,000 entries:
 
 An update cut short by a crash is ignored (its entries are merely hashed again); once the updates
 outgrow a quarter of the base, or a listing or the rules change, the whole file is rewritten.
+
+A listing may also vouch for its files as a whole, for a push: its `seal` is a digest of what
+`lstat` said of each file (size, mtime_ns, st_mode) and of each file's state in the pushed tree
+(hash, size, mode), recorded only once every file's index entry is settled and agrees with both.
+When the `lstat`s of a directory's files and the pushed tree's records of them give the same digest
+again (built in C, one comparison per directory), the directory's files are as pushed: a clean
+file then costs its `lstat` and nothing in Python. A seal that no longer matches is dropped. Setting
+or dropping one is appended like entries (an update is then `marshal((entries update, {directory:
+seal or None}))`).
 """
 
 from __future__ import annotations
@@ -43,7 +52,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-u
 if TYPE_CHECKING:
     from typing import Any, Collection, Mapping
 
-INDEX_MAGIC = b"fastest-index 4\n"
+INDEX_MAGIC = b"fastest-index 5\n"
 _BASE_LENGTH = struct.Struct(">Q")
 _UPDATE_LENGTH = struct.Struct(">I")
 # How much older than the hashing moment an mtime must be before (size, mtime) is trusted.
@@ -81,6 +90,7 @@ class LocalIndex:
         self._rules_key = rules_key
         self._dirty = False  # something beyond entries changed (a listing, the rules): rewrite it all
         self._updated: dict[str, tuple[Any, ...] | None] = {}  # entries changed since load (None: gone)
+        self._sealed: dict[str, bytes | None] = {}  # listings' seals set or dropped since load
         self._base_bytes = 0  # of the file as loaded: its base, and the updates appended to it
         self._appended_bytes = 0
 
@@ -102,8 +112,8 @@ class LocalIndex:
                 at += _UPDATE_LENGTH.size
                 if at + length > len(data):
                     break  # cut short by a crash: those entries are hashed again
-                update = marshal.loads(data[at:at + length])
-                if type(update) is not dict:
+                update, sealed = marshal.loads(data[at:at + length])
+                if type(update) is not dict or type(sealed) is not dict:
                     return cls(path)
                 at += length
                 for name, entry in update.items():
@@ -111,6 +121,10 @@ class LocalIndex:
                         entries.pop(name, None)
                     else:
                         entries[name] = entry
+                for directory, seal in sealed.items():
+                    listing = listings.get(directory)
+                    if type(listing) is tuple and len(listing) == 8:
+                        listings[directory] = listing[:7] + (seal,)
         except (OSError, ValueError, EOFError, TypeError, struct.error):
             return cls(path)
         index = cls(path, entries, listings, rules_key)
@@ -156,9 +170,9 @@ class LocalIndex:
     def listing(self, directory: str, mtime_ns: int) -> Listing | None:
         """The recorded listing of `directory` if its mtime is still the recorded one, else None."""
         entry = self._listings.get(directory)
-        if type(entry) is tuple and len(entry) == 7 and entry[0] == mtime_ns:
+        if type(entry) is tuple and len(entry) == 8 and entry[0] == mtime_ns:
             try:
-                return Listing._make(entry[1:])
+                return Listing._make(entry[1:7])
             except TypeError:
                 return None
         return None
@@ -166,12 +180,26 @@ class LocalIndex:
     def record_listing(self, directory: str, mtime_ns: int, listing: Listing, listed_at_ns: int) -> None:
         """Remember a fresh listing, unless the directory changed too recently for its mtime to tell."""
         if is_settled(mtime_ns, listed_at_ns):
-            entry = (mtime_ns, *listing)
+            entry = (mtime_ns, *listing, None)
             if self._listings.get(directory) != entry:
                 self._listings[directory] = entry
                 self._dirty = True
         elif self._listings.pop(directory, None) is not None:
             self._dirty = True
+
+    def seal(self, directory: str) -> bytes | None:
+        """The seal of `directory`'s listing (see the module's doc), if it has one; call after
+        `listing` found the listing current."""
+        entry = self._listings.get(directory)
+        return entry[7] if entry is not None and entry[7].__class__ is bytes else None
+
+    def set_seal(self, directory: str, seal: bytes | None) -> None:
+        """Set (or, with None, drop) the seal of a directory's recorded listing."""
+        entry = self._listings.get(directory)
+        if type(entry) is not tuple or len(entry) != 8 or entry[7] == seal:
+            return
+        self._listings[directory] = entry[:7] + (seal,)
+        self._sealed[directory] = seal
 
     def retain_listings(self, directories: Collection[str]) -> None:
         """Forget directories the walk no longer reached."""
@@ -194,16 +222,16 @@ class LocalIndex:
 
     def save(self) -> None:
         """Write what changed: the updated entries appended, or the whole index rewritten."""
-        if not self._dirty and not self._updated:
+        if not self._dirty and not self._updated and not self._sealed:
             return
         if not self._dirty and self._base_bytes:
-            update = marshal.dumps(self._updated, 2)
+            update = marshal.dumps((self._updated, self._sealed), 2)
             if (self._appended_bytes + len(update)) * 4 <= self._base_bytes and self._append(update):
-                self._updated = {}
+                self._updated, self._sealed = {}, {}
                 return
         base = marshal.dumps((self._entries, self._listings, self._rules_key or ""), 2)
         write_atomic(self.path, INDEX_MAGIC + _BASE_LENGTH.pack(len(base)) + base)
-        self._dirty, self._updated = False, {}
+        self._dirty, self._updated, self._sealed = False, {}, {}
         self._base_bytes, self._appended_bytes = len(INDEX_MAGIC) + _BASE_LENGTH.size + len(base), 0
 
     def _append(self, update: bytes) -> bool:

@@ -140,8 +140,8 @@ def scan_folder(folder: Folder, pushed: PushedTree, *, progress: bool | None = N
             result, changes = _scan_only(folder, pushed, only)
         else:
             index = LocalIndex.load(folder.index_file)
-            result = scan(folder.root, index, progress=progress)
-            changes = None
+            result = scan(folder.root, index, progress=progress, against=pushed.records if pushed.root is not None else None)
+            changes = result.changes
             index.save()
     with phase(timings, "build"):
         if changes is None:

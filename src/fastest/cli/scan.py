@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import marshal
 import os
 import stat
 import time
 from collections import namedtuple
 from functools import partial
+from operator import attrgetter
 from pathlib import Path
 
 from fastest.cli.ignore import STATE_DIR, IgnoreRules
@@ -64,14 +66,28 @@ class ScannedFile(namedtuple("ScannedFile", ("path", "hash", "size", "mode"))):
     mode: int
 
 
+# What a listing's seal holds of each file's `lstat` (see `fastest.cli.index`): read in C.
+_stamp = attrgetter("st_size", "st_mtime_ns", "st_mode")
+
+
+def _seal(stamps: tuple[Any, ...], states: tuple[Any, ...]) -> bytes:
+    """The digest a listing's seal is: of the files' stamps and pushed states, in C. (`marshal`
+    version 0 writes equal values as equal bytes, whether a string is interned or not.)"""
+    return hashlib.blake2b(marshal.dumps((stamps, states), 0), digest_size=16).digest()
+
+
 class WalkResult(Record):
-    __slots__ = ("files", "ignored", "symlinks", "special", "unencodable")
-    DEFAULTS = {"files": list, "ignored": 0, "symlinks": 0, "special": 0, "unencodable": list}
+    __slots__ = ("files", "ignored", "symlinks", "special", "unencodable", "sealed", "sealed_files", "unsealed")
+    DEFAULTS = {"files": list, "ignored": 0, "symlinks": 0, "special": 0, "unencodable": list, "sealed": list,
+                "sealed_files": 0, "unsealed": list}
     files: list[FoundFile]
     ignored: int
     symlinks: int
     special: int
     unencodable: list[str]
+    sealed: list[tuple[str, tuple[str, ...]]]  # (path/, file names) of directories whose files are as `against` has them
+    sealed_files: int  # how many files those directories hold
+    unsealed: list[tuple[str, str, tuple[str, ...]]]  # (directory, its path, file names): listed, not sealed
 
 
 FileState = tuple[str, int, int]
@@ -79,9 +95,9 @@ FileState = tuple[str, int, int]
 
 
 class ScanResult(namedtuple("ScanResult", ("records", "hashed", "reused", "hashed_bytes", "ignored", "symlinks",
-                                           "special", "unencodable", "folder_walked"), defaults=(True,))):
+                                           "special", "unencodable", "folder_walked", "changes"), defaults=(True, None))):
     __slots__ = ()
-    records: dict[str, FileState]  # by `/`-joined relative path, in path order
+    records: dict[str, FileState]  # by `/`-joined relative path, in path order (unless scanned `against` a tree)
     hashed: int  # read and hashed this time
     reused: int  # taken from the index
     hashed_bytes: int
@@ -90,6 +106,7 @@ class ScanResult(namedtuple("ScanResult", ("records", "hashed", "reused", "hashe
     special: int
     unencodable: list[str]
     folder_walked: bool  # (default True) False: only some paths were looked at (`scan_paths`)
+    changes: dict[str, FileState | None] | None  # (default None) with `scan(against=…)`: path -> new state, None if gone
 
     @property
     def files(self) -> list[ScannedFile]:
@@ -116,7 +133,7 @@ def _valid_name(name: str) -> bool:
 
 
 def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex | None = None,
-         clean: dict[str, FileState] | None = None) -> WalkResult:
+         clean: dict[str, FileState] | None = None, against: Mapping[str, FileState] | None = None) -> WalkResult:
     """Every regular, non-ignored file under `root` (or under its subdirectory `start`, a `/`-joined
     relative path), without following symlinks.
 
@@ -126,6 +143,11 @@ def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex |
     mtime) go into `clean` as their (hash, size, mode), not into `files`: the usual file of a big
     folder then costs its `lstat` and one comparison, nothing more. (Threads would not help: the
     GIL is handed over far more slowly than an `lstat` takes, measured with `bench/push.py`.)
+
+    With `against` too (the pushed tree's records), a listed directory whose files and their
+    states in `against` still give its listing's seal (see `fastest.cli.index`) is only counted
+    (`sealed`): its files go nowhere. The other listed directories are named in `unsealed`, for
+    `scan` to seal once their files are hashed.
     """
     result = WalkResult()
     files = result.files
@@ -149,9 +171,17 @@ def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex |
             reached.append(prefix[:-1])
         first = False
         listing = index.listing(prefix[:-1], mtime_ns) if index is not None else None
+        sealed_here = False
         if listing is None:
             found = None
+        elif against is not None and _sealed(directory, prefix, listing.files, index.seal(prefix[:-1]), against):
+            result.sealed.append((prefix, listing.files))
+            result.sealed_files += len(listing.files)
+            found = ()
+            sealed_here = True
         else:
+            if against is not None:
+                index.set_seal(prefix[:-1], None)
             found = _stat_listed(directory, prefix, listing.files, index.entries() if clean is not None else None, clean)
             if found is None and clean is not None:  # listed again below: what it found stands alone
                 for name in listing.files:
@@ -163,6 +193,8 @@ def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex |
             found, listing = listed
             if index is not None:
                 index.record_listing(prefix[:-1], mtime_ns, listing, walk_started_ns)
+        if against is not None and listing.files and not sealed_here:
+            result.unsealed.append((directory, prefix, listing.files))
         files += found
         result.ignored += listing.ignored
         result.symlinks += listing.symlinks
@@ -173,6 +205,37 @@ def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex |
         index.retain_listings(reached)
     files.sort()
     return result
+
+
+def _sealed(directory: str, prefix: str, names: tuple[str, ...], seal: bytes | None,
+            against: Mapping[str, FileState]) -> bool:
+    """True if the files `names` of `directory` and their states in `against` give the listing's
+    `seal` again: the `lstat`s, and a digest of what they and `against` say, built in C."""
+    if seal is None:
+        return False
+    try:
+        stamps = tuple(map(_stamp, map(os.lstat, map((directory + os.sep).__add__, names))))
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return _seal(stamps, tuple(map(against.get, map(prefix.__add__, names)))) == seal
+
+
+def _seal_of(directory: str, prefix: str, names: tuple[str, ...], index: LocalIndex,
+             states: Mapping[str, FileState], against: Mapping[str, FileState]) -> bytes | None:
+    """The seal for a directory's listing, once every file's index entry is settled and agrees
+    with what `lstat` says now, with its scanned state and with `against`; else None."""
+    paths = [prefix + name for name in names]
+    try:
+        stamps = tuple(map(_stamp, map(os.lstat, map((directory + os.sep).__add__, names))))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    entries = index.entries()
+    for path, (size, mtime_ns, st_mode) in zip(paths, stamps):
+        entry, state = entries.get(path), states.get(path)
+        if (st_mode & 0o170000 != stat.S_IFREG or state is None or entry != (size, mtime_ns, state[0])
+                or state[1:] != (size, file_mode(st_mode)) or against.get(path) != state):
+            return None
+    return _seal(stamps, tuple(map(states.__getitem__, paths)))
 
 
 def _stat_listed(directory: str, prefix: str, names: tuple[str, ...], entries: Mapping[str, Any] | None = None,
@@ -296,10 +359,15 @@ def hash_file(path: str) -> tuple[str, int, int]:
     return hasher.hexdigest(), size, info.st_mtime_ns
 
 
-def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, progress: bool | None = None) -> ScanResult:
-    """Walk `root`, reuse index hashes for unchanged files, hash the rest, and update the index (unsaved)."""
+def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, progress: bool | None = None,
+         against: Mapping[str, FileState] | None = None) -> ScanResult:
+    """Walk `root`, reuse index hashes for unchanged files, hash the rest, and update the index (unsaved).
+
+    `against`: the pushed tree's records. The walk then leaves out the files of directories the
+    index has sealed as `against` has them (see `walk`), the result's `changes` say how the folder
+    differs from `against`, and its `records` are `against` with those changes."""
     known: dict[str, FileState] = {}  # what the index vouches for
-    walked = walk(root, rules or IgnoreRules.for_folder(root), index=index, clean=known)
+    walked = walk(root, rules or IgnoreRules.for_folder(root), index=index, clean=known, against=against)
     to_hash: list[FoundFile] = []
     lookup = index.lookup
     for found in walked.files:
@@ -346,9 +414,21 @@ def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, pro
             known[path] = (digest, size, mode)
         else:  # vanished
             known.pop(path, None)
-    reused = len(known) - len(fresh)
-    paths = sorted(known)
-    records = dict(zip(paths, map(known.__getitem__, paths)))
+    reused = walked.sealed_files + len(known) - len(fresh)
+    changes = None
+    if against is None:
+        paths = sorted(known)
+        records = dict(zip(paths, map(known.__getitem__, paths)))
+    else:
+        changes = _changes_against(against, known, walked.sealed, walked.sealed_files)
+        for directory, prefix, names in walked.unsealed:
+            index.set_seal(prefix[:-1], _seal_of(directory, prefix, names, index, known, against))
+        records = dict(against)
+        for path, state in changes.items():
+            if state is None:
+                del records[path]
+            else:
+                records[path] = state
     index.retain(records)
     return ScanResult(
         records=records,
@@ -359,7 +439,22 @@ def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, pro
         symlinks=walked.symlinks,
         special=walked.special,
         unencodable=walked.unencodable,
+        changes=changes,
     )
+
+
+def _changes_against(against: Mapping[str, FileState], known: dict[str, FileState],
+                     sealed: list[tuple[str, tuple[str, ...]]], sealed_files: int) -> dict[str, FileState | None]:
+    """How the folder differs from `against`, given the files outside the sealed directories
+    (`known`): each changed or added path with its state, each gone one with None."""
+    changes: dict[str, FileState | None] = {path: state for path, state in known.items() if against.get(path) != state}
+    if len(against) != sealed_files + len(known) - sum(1 for path in changes if path not in against):
+        # some paths of `against` are neither in a sealed directory nor found (else spared: the usual case)
+        inside = {prefix + name for prefix, names in sealed for name in names}
+        for path in against:
+            if path not in known and path not in inside:
+                changes[path] = None
+    return changes
 
 
 def scan_paths(root: Path, index: LocalIndex | Callable[[], LocalIndex], known: Mapping[str, FileState],
