@@ -167,16 +167,6 @@ class LocalIndex:
                 self._listings.clear()
             self._dirty = True
 
-    def listing(self, directory: str, mtime_ns: int) -> Listing | None:
-        """The recorded listing of `directory` if its mtime is still the recorded one, else None."""
-        entry = self._listings.get(directory)
-        if type(entry) is tuple and len(entry) == 8 and entry[0] == mtime_ns:
-            try:
-                return Listing._make(entry[1:7])
-            except TypeError:
-                return None
-        return None
-
     def record_listing(self, directory: str, mtime_ns: int, listing: Listing, listed_at_ns: int) -> None:
         """Remember a fresh listing, unless the directory changed too recently for its mtime to tell."""
         if is_settled(mtime_ns, listed_at_ns):
@@ -187,11 +177,17 @@ class LocalIndex:
         elif self._listings.pop(directory, None) is not None:
             self._dirty = True
 
-    def seal(self, directory: str) -> bytes | None:
-        """The seal of `directory`'s listing (see the module's doc), if it has one; call after
-        `listing` found the listing current."""
+    def listing_and_seal(self, directory: str, mtime_ns: int | None) -> tuple[Listing | None, bytes | None]:
+        """The recorded listing of `directory` if its mtime is still the recorded one, else None;
+        and the listing's seal (see the module's doc), if it has one."""
         entry = self._listings.get(directory)
-        return entry[7] if entry is not None and entry[7].__class__ is bytes else None
+        if entry.__class__ is tuple and len(entry) == 8 and entry[0] == mtime_ns:
+            try:
+                listing = Listing._make(entry[1:7])
+            except TypeError:
+                return None, None
+            return listing, entry[7] if entry[7].__class__ is bytes else None
+        return None, None
 
     def set_seal(self, directory: str, seal: bytes | None) -> None:
         """Set (or, with None, drop) the seal of a directory's recorded listing."""

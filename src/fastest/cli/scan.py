@@ -170,17 +170,17 @@ def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex |
             mtime_ns = info.st_mtime_ns
             reached.append(prefix[:-1])
         first = False
-        listing = index.listing(prefix[:-1], mtime_ns) if index is not None else None
+        listing, seal = index.listing_and_seal(prefix[:-1], mtime_ns) if index is not None else (None, None)
         sealed_here = False
         if listing is None:
             found = None
-        elif against is not None and _sealed(directory, prefix, listing.files, index.seal(prefix[:-1]), against):
+        elif against is not None and seal is not None and _sealed(directory, prefix, listing.files, seal, against):
             result.sealed.append((prefix, listing.files))
             result.sealed_files += len(listing.files)
             found = ()
             sealed_here = True
         else:
-            if against is not None:
+            if seal is not None:
                 index.set_seal(prefix[:-1], None)
             found = _stat_listed(directory, prefix, listing.files, index.entries() if clean is not None else None, clean)
             if found is None and clean is not None:  # listed again below: what it found stands alone
@@ -200,19 +200,18 @@ def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex |
         result.symlinks += listing.symlinks
         result.special += listing.special
         result.unencodable += listing.unencodable
-        pending += [(os.path.join(directory, name), prefix + name + "/") for name in listing.directories]
+        if listing.directories:
+            base = directory + os.sep
+            pending += [(base + name, prefix + name + "/") for name in listing.directories]
     if index is not None and not start:
         index.retain_listings(reached)
     files.sort()
     return result
 
 
-def _sealed(directory: str, prefix: str, names: tuple[str, ...], seal: bytes | None,
-            against: Mapping[str, FileState]) -> bool:
+def _sealed(directory: str, prefix: str, names: tuple[str, ...], seal: bytes, against: Mapping[str, FileState]) -> bool:
     """True if the files `names` of `directory` and their states in `against` give the listing's
     `seal` again: the `lstat`s, and a digest of what they and `against` say, built in C."""
-    if seal is None:
-        return False
     try:
         stamps = tuple(map(_stamp, map(os.lstat, map((directory + os.sep).__add__, names))))
     except (FileNotFoundError, NotADirectoryError):
