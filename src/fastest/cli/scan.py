@@ -157,20 +157,23 @@ def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex |
         index.use_rules(rules.key)
     pending: list[tuple[str, str]] = [(os.path.join(root, start), start + "/") if start else (str(root), "")]
     first = True
+    lstat = os.lstat
+    listing_and_seal = index.listing_and_seal if index is not None else None
     while pending:
         directory, prefix = pending.pop()
+        name = prefix[:-1]
         mtime_ns = None
         if index is not None:
             try:
-                info = os.stat(directory) if first else os.lstat(directory)
+                info = os.stat(directory) if first else lstat(directory)
             except (FileNotFoundError, NotADirectoryError):
                 continue  # removed while we walked
-            if not stat.S_ISDIR(info.st_mode):
+            if info.st_mode & 0o170000 != stat.S_IFDIR:
                 continue
             mtime_ns = info.st_mtime_ns
-            reached.append(prefix[:-1])
+            reached.append(name)
         first = False
-        listing, seal = index.listing_and_seal(prefix[:-1], mtime_ns) if index is not None else (None, None)
+        listing, seal = listing_and_seal(name, mtime_ns) if listing_and_seal is not None else (None, None)
         sealed_here = False
         if listing is None:
             found = None
@@ -181,28 +184,29 @@ def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex |
             sealed_here = True
         else:
             if seal is not None:
-                index.set_seal(prefix[:-1], None)
+                index.set_seal(name, None)
             found = _stat_listed(directory, prefix, listing.files, index.entries() if clean is not None else None, clean)
             if found is None and clean is not None:  # listed again below: what it found stands alone
-                for name in listing.files:
-                    clean.pop(prefix + name, None)
+                for file_name in listing.files:
+                    clean.pop(prefix + file_name, None)
         if found is None:
             listed = _list_directory(directory, prefix, rules)
             if listed is None:
                 continue  # removed while we walked
             found, listing = listed
             if index is not None:
-                index.record_listing(prefix[:-1], mtime_ns, listing, walk_started_ns)
+                index.record_listing(name, mtime_ns, listing, walk_started_ns)
         if against is not None and listing.files and not sealed_here:
             result.unsealed.append((directory, prefix, listing.files))
         files += found
-        result.ignored += listing.ignored
-        result.symlinks += listing.symlinks
-        result.special += listing.special
-        result.unencodable += listing.unencodable
+        if listing.ignored or listing.symlinks or listing.special or listing.unencodable:
+            result.ignored += listing.ignored
+            result.symlinks += listing.symlinks
+            result.special += listing.special
+            result.unencodable += listing.unencodable
         if listing.directories:
             base = directory + os.sep
-            pending += [(base + name, prefix + name + "/") for name in listing.directories]
+            pending += [(base + sub, prefix + sub + "/") for sub in listing.directories]
     if index is not None and not start:
         index.retain_listings(reached)
     files.sort()
