@@ -213,14 +213,19 @@ def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex |
     return result
 
 
+def _stamps(directory: str, names: tuple[str, ...]) -> tuple[Any, ...] | None:
+    """What `lstat` says of each file `names` of `directory` for a seal, in C; None if one is gone."""
+    try:
+        return tuple(map(_stamp, map(os.lstat, map((directory + os.sep).__add__, names))))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
 def _sealed(directory: str, prefix: str, names: tuple[str, ...], seal: bytes, against: Mapping[str, FileState]) -> bool:
     """True if the files `names` of `directory` and their states in `against` give the listing's
     `seal` again: the `lstat`s, and a digest of what they and `against` say, built in C."""
-    try:
-        stamps = tuple(map(_stamp, map(os.lstat, map((directory + os.sep).__add__, names))))
-    except (FileNotFoundError, NotADirectoryError):
-        return False
-    return _seal(stamps, tuple(map(against.get, map(prefix.__add__, names)))) == seal
+    stamps = _stamps(directory, names)
+    return stamps is not None and _seal(stamps, tuple(map(against.get, map(prefix.__add__, names)))) == seal
 
 
 def _seal_of(directory: str, prefix: str, names: tuple[str, ...], index: LocalIndex,
@@ -228,9 +233,8 @@ def _seal_of(directory: str, prefix: str, names: tuple[str, ...], index: LocalIn
     """The seal for a directory's listing, once every file's index entry is settled and agrees
     with what `lstat` says now, with its scanned state and with `against`; else None."""
     paths = [prefix + name for name in names]
-    try:
-        stamps = tuple(map(_stamp, map(os.lstat, map((directory + os.sep).__add__, names))))
-    except (FileNotFoundError, NotADirectoryError):
+    stamps = _stamps(directory, names)
+    if stamps is None:
         return None
     entries = index.entries()
     for path, (size, mtime_ns, st_mode) in zip(paths, stamps):
