@@ -391,15 +391,22 @@ def test_fresh_directories_are_read_again(tmp_path: Path):
     assert listed == 4
 
 
+def tree_root(records: dict) -> str:
+    return build_tree([(path, *state) for path, state in records.items()])[0].root
+
+
 def scan_against(root: Path, index_path: Path, against: dict) -> tuple[dict, dict, int, int]:
     """A push's scan, with the index at `index_path` and `against` as the pushed tree's records:
     (its changes, its records, files hashed, files taken from sealed directories); and checks the
-    changes against a full scan with a fresh index."""
+    changes against a full scan with a fresh index. The push then records the scanned tree."""
     index = LocalIndex.load(index_path)
     rules = IgnoreRules.for_folder(root)
-    sealed_files = walk(root, rules, index=LocalIndex.load(index_path), clean={}, against=against).sealed_files
-    result = scan(root, index, progress=False, against=against)
+    against_root = tree_root(against)
+    sealed_files = walk(root, rules, index=LocalIndex.load(index_path), clean={}, against=against,
+                        against_root=against_root).sealed_files
+    result = scan(root, index, progress=False, against=against, against_root=against_root)
     index.save()
+    LocalIndex.move_sealed_root(index_path, against_root, tree_root(result.records))
     truth = scan(root, LocalIndex(index_path.parent / "scratch"), progress=False).records
     assert result.changes == changes_since(against, truth)
     assert result.records == truth and len(result.records) == result.hashed + result.reused
@@ -408,7 +415,7 @@ def scan_against(root: Path, index_path: Path, against: dict) -> tuple[dict, dic
 
 def test_a_push_scan_takes_sealed_directories_as_pushed_and_finds_every_change(tmp_path: Path):
     """Once every file of a listed directory is settled and as pushed, the directory is sealed: its
-    files are `lstat`ed and compared with the pushed tree in C, and nothing else. What breaks a seal
+    files are `lstat`ed and their digest compared in C, and nothing else. What breaks a seal
     (content, mode, a file added, removed or replaced, a directory removed or added, other ignore
     rules, a pushed tree that is not the one sealed against) is found, exactly as a full scan finds it."""
     root = tmp_path / "tree"
@@ -455,12 +462,34 @@ def test_a_push_scan_takes_sealed_directories_as_pushed_and_finds_every_change(t
     changes, _, hashed, sealed = scan_against(root, index_path, pushed)
     assert (changes, hashed) == ({}, 0) and sealed == len(pushed)
 
-    # A pushed tree that differs from the one the seals were made against (another client's push
-    # recorded by `sync`, or a push whose state was lost): the seal covers it, the change is found.
+    # A pushed tree other than the one the seals hold for (another client's push recorded by
+    # `sync`, or a push whose state was lost): no seal is trusted, the change is found, and the
+    # directories are sealed afresh against it.
     other = dict(pushed)
     other["d6/s0/f0.txt"] = (digest(b"elsewhere"), 9, 420)
     changes, _, _, sealed = scan_against(root, index_path, other)
-    assert changes == {"d6/s0/f0.txt": pushed["d6/s0/f0.txt"]} and sealed < len(pushed)
+    assert changes == {"d6/s0/f0.txt": pushed["d6/s0/f0.txt"]} and sealed == 0
+    _, _, _, sealed = scan_against(root, index_path, pushed)  # recorded from that scan: the folder's tree
+    assert sealed == len(pushed) - 4  # d6/s0 (f0, f3, f6, f9) was not as `other` had it: not sealed
+    _, _, _, sealed = scan_against(root, index_path, pushed)
+    assert sealed == len(pushed)
+
+
+def test_seals_hold_only_for_the_tree_they_were_made_against(tmp_path: Path):
+    """The index says which pushed tree its seals hold for; a push moves that to the tree it
+    recorded, and an update that does not follow from the root so far leaves none."""
+    index_path = tmp_path / "index"
+    index = LocalIndex(index_path)
+    index.record_listing("", 1, scan_module.Listing(("a",), (), 0, 0, 0, ()), 10**12)
+    index.set_seal("", b"s" * 16)
+    index.sealed_root = "r1"
+    index.save()
+    assert LocalIndex.load(index_path).sealed_root == "r1"
+    LocalIndex.move_sealed_root(index_path, "r1", "r2")
+    loaded = LocalIndex.load(index_path)
+    assert loaded.sealed_root == "r2" and loaded.listing_and_seal("", 1)[1] == b"s" * 16
+    LocalIndex.move_sealed_root(index_path, "r1", "r3")  # not from the root the file has: none
+    assert LocalIndex.load(index_path).sealed_root is None
 
 
 def test_a_push_scan_does_not_seal_a_directory_whose_file_is_too_fresh(tmp_path: Path):

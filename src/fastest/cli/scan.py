@@ -70,10 +70,9 @@ class ScannedFile(namedtuple("ScannedFile", ("path", "hash", "size", "mode"))):
 _stamp = attrgetter("st_size", "st_mtime_ns", "st_mode")
 
 
-def _seal(stamps: tuple[Any, ...], states: tuple[Any, ...]) -> bytes:
-    """The digest a listing's seal is: of the files' stamps and pushed states, in C. (`marshal`
-    version 0 writes equal values as equal bytes, whether a string is interned or not.)"""
-    return hashlib.blake2b(marshal.dumps((stamps, states), 0), digest_size=16).digest()
+def _seal(stamps: tuple[Any, ...]) -> bytes:
+    """The digest a listing's seal is, of its files' stamps, in C."""
+    return hashlib.blake2b(marshal.dumps(stamps, 2), digest_size=16).digest()
 
 
 class WalkResult(Record):
@@ -133,7 +132,8 @@ def _valid_name(name: str) -> bool:
 
 
 def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex | None = None,
-         clean: dict[str, FileState] | None = None, against: Mapping[str, FileState] | None = None) -> WalkResult:
+         clean: dict[str, FileState] | None = None, against: Mapping[str, FileState] | None = None,
+         against_root: str | None = None) -> WalkResult:
     """Every regular, non-ignored file under `root` (or under its subdirectory `start`, a `/`-joined
     relative path), without following symlinks.
 
@@ -144,10 +144,11 @@ def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex |
     folder then costs its `lstat` and one comparison, nothing more. (Threads would not help: the
     GIL is handed over far more slowly than an `lstat` takes, measured with `bench/push.py`.)
 
-    With `against` too (the pushed tree's records), a listed directory whose files and their
-    states in `against` still give its listing's seal (see `fastest.cli.index`) is only counted
-    (`sealed`): its files go nowhere. The other listed directories are named in `unsealed`, for
-    `scan` to seal once their files are hashed.
+    With `against` too (the pushed tree's records, `against_root` its root), a listed directory
+    whose files still give its listing's seal (see `fastest.cli.index`), sealed against that tree,
+    is only counted (`sealed`): its files go nowhere. The other listed directories are named in
+    `unsealed`, for `scan` to seal once their files are hashed. Seals made against another tree
+    are dropped.
     """
     result = WalkResult()
     files = result.files
@@ -159,6 +160,7 @@ def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex |
     first = True
     lstat = os.lstat
     listing_and_seal = index.listing_and_seal if index is not None else None
+    seals_hold = against is not None and against_root is not None and index is not None and index.sealed_root == against_root
     while pending:
         directory, prefix = pending.pop()
         name = prefix[:-1]
@@ -177,7 +179,7 @@ def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex |
         sealed_here = False
         if listing is None:
             found = None
-        elif against is not None and seal is not None and _sealed(directory, prefix, listing.files, seal, against):
+        elif seals_hold and seal is not None and _sealed(directory, listing.files, seal):
             result.sealed.append((prefix, listing.files))
             result.sealed_files += len(listing.files)
             found = ()
@@ -221,11 +223,11 @@ def _stamps(directory: str, names: tuple[str, ...]) -> tuple[Any, ...] | None:
         return None
 
 
-def _sealed(directory: str, prefix: str, names: tuple[str, ...], seal: bytes, against: Mapping[str, FileState]) -> bool:
-    """True if the files `names` of `directory` and their states in `against` give the listing's
-    `seal` again: the `lstat`s, and a digest of what they and `against` say, built in C."""
+def _sealed(directory: str, names: tuple[str, ...], seal: bytes) -> bool:
+    """True if the files `names` of `directory` give the listing's `seal` again: the `lstat`s and
+    their digest, built in C."""
     stamps = _stamps(directory, names)
-    return stamps is not None and _seal(stamps, tuple(map(against.get, map(prefix.__add__, names)))) == seal
+    return stamps is not None and _seal(stamps) == seal
 
 
 def _seal_of(directory: str, prefix: str, names: tuple[str, ...], index: LocalIndex,
@@ -242,7 +244,7 @@ def _seal_of(directory: str, prefix: str, names: tuple[str, ...], index: LocalIn
         if (st_mode & 0o170000 != stat.S_IFREG or state is None or entry != (size, mtime_ns, state[0])
                 or state[1:] != (size, file_mode(st_mode)) or against.get(path) != state):
             return None
-    return _seal(stamps, tuple(map(states.__getitem__, paths)))
+    return _seal(stamps)
 
 
 def _stat_listed(directory: str, prefix: str, names: tuple[str, ...], entries: Mapping[str, Any] | None = None,
@@ -367,14 +369,16 @@ def hash_file(path: str) -> tuple[str, int, int]:
 
 
 def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, progress: bool | None = None,
-         against: Mapping[str, FileState] | None = None) -> ScanResult:
+         against: Mapping[str, FileState] | None = None, against_root: str | None = None) -> ScanResult:
     """Walk `root`, reuse index hashes for unchanged files, hash the rest, and update the index (unsaved).
 
-    `against`: the pushed tree's records. The walk then leaves out the files of directories the
-    index has sealed as `against` has them (see `walk`), the result's `changes` say how the folder
-    differs from `against`, and its `records` are `against` with those changes."""
+    `against`: the pushed tree's records (`against_root`: its root). The walk then leaves out the
+    files of directories the index has sealed as that tree has them (see `walk`), the result's
+    `changes` say how the folder differs from `against`, its `records` are `against` with those
+    changes, and the index's seals hold for `against_root`."""
     known: dict[str, FileState] = {}  # what the index vouches for
-    walked = walk(root, rules or IgnoreRules.for_folder(root), index=index, clean=known, against=against)
+    walked = walk(root, rules or IgnoreRules.for_folder(root), index=index, clean=known, against=against,
+                  against_root=against_root)
     to_hash: list[FoundFile] = []
     lookup = index.lookup
     for found in walked.files:
@@ -430,6 +434,7 @@ def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, pro
         changes = _changes_against(against, known, walked.sealed, walked.sealed_files)
         for directory, prefix, names in walked.unsealed:
             index.set_seal(prefix[:-1], _seal_of(directory, prefix, names, index, known, against))
+        index.sealed_root = against_root
         records = dict(against)
         for path, state in changes.items():
             if state is None:
