@@ -132,6 +132,36 @@ def test_push_counts_the_changes_a_status_already_hashed(logged_in: Cli, tmp_pat
     assert "uploaded 1 blob(s)" in pushed.stdout
 
 
+def test_walked_pushes_find_each_change_in_directories_sealed_by_earlier_pushes(logged_in: Cli, tmp_path: Path):
+    """A walked push takes a directory whose files' `lstat`s still give its seal as pushed; the seal
+    outlives pushes that did not touch the directory, and a change of content or mode in it is found."""
+    folder = tmp_path / "app"
+    for name in ("a/x.txt", "a/y.txt", "b/z.txt"):
+        write(folder / name, f"{name}\n")
+
+    def age(*names: str, seconds: float = 10.0) -> None:  # old enough for the index to trust
+        moment = time.time() - seconds
+        for name in names:
+            os.utime(folder / name, (moment, moment))
+
+    age("a/x.txt", "a/y.txt", "b/z.txt", "a", "b", ".")
+    logged_in("init", cwd=folder)
+    logged_in("push", cwd=folder)
+    assert logged_in("push", cwd=folder).stdout.splitlines()[-1].startswith("nothing to push")  # seals a and b
+    write(folder / "a/x.txt", "x, edited\n")
+    age("a/x.txt", "a", seconds=5.0)
+    assert logged_in("push", cwd=folder).stdout.splitlines()[0] == "scanned 3 files: 1 changed since the last push (1 hashed now)"
+    (folder / "b/z.txt").chmod(0o755)  # b is sealed from the push before last: only its mode changes
+    assert logged_in("push", cwd=folder).stdout.splitlines()[0] == "scanned 3 files: 1 changed since the last push (0 hashed now)"
+    write(folder / "a/y.txt", "y, edited\n")
+    age("a/y.txt", "a", seconds=3.0)
+    assert logged_in("push", cwd=folder).stdout.splitlines()[0] == "scanned 3 files: 1 changed since the last push (1 hashed now)"
+    assert logged_in("push", cwd=folder).stdout.splitlines()[-1].startswith("nothing to push")
+    checked = tmp_path / "checked"
+    logged_in("checkout", logged_in.json("log", cwd=folder)["head_snapshot_id"], str(checked), cwd=folder)
+    assert (checked / "a/y.txt").read_text() == "y, edited\n" and os.stat(checked / "b/z.txt").st_mode & 0o100
+
+
 def test_token_prints_the_saved_token_for_curl(logged_in: Cli, server, tmp_path: Path):
     base_url, _ = server
     done = logged_in("token", cwd=tmp_path)

@@ -391,6 +391,129 @@ def test_fresh_directories_are_read_again(tmp_path: Path):
     assert listed == 4
 
 
+def tree_root(records: dict) -> str:
+    return build_tree([(path, *state) for path, state in records.items()])[0].root
+
+
+def scan_against(root: Path, index_path: Path, against: dict) -> tuple[dict, dict, int, int]:
+    """A push's scan, with the index at `index_path` and `against` as the pushed tree's records:
+    (its changes, its records, files hashed, files taken from sealed directories); and checks the
+    changes against a full scan with a fresh index. The push then records the scanned tree."""
+    index = LocalIndex.load(index_path)
+    rules = IgnoreRules.for_folder(root)
+    against_root = tree_root(against)
+    sealed_files = walk(root, rules, index=LocalIndex.load(index_path), clean={}, against=against,
+                        against_root=against_root).sealed_files
+    result = scan(root, index, progress=False, against=against, against_root=against_root)
+    index.save()
+    LocalIndex.move_sealed_root(index_path, against_root, tree_root(result.records))
+    truth = scan(root, LocalIndex(index_path.parent / "scratch"), progress=False).records
+    assert result.changes == changes_since(against, truth)
+    assert result.records == truth and len(result.records) == result.hashed + result.reused
+    return result.changes, result.records, result.hashed, sealed_files
+
+
+def test_a_push_scan_takes_sealed_directories_as_pushed_and_finds_every_change(tmp_path: Path):
+    """Once every file of a listed directory is settled and as pushed, the directory is sealed: its
+    files are `lstat`ed and their digest compared in C, and nothing else. What breaks a seal
+    (content, mode, a file added, removed or replaced, a directory removed or added, other ignore
+    rules, a pushed tree that is not the one sealed against) is found, exactly as a full scan finds it."""
+    root = tmp_path / "tree"
+    many_files_tree(root)
+    index_path = tmp_path / "index"
+    pushed = scan(root, LocalIndex(index_path), progress=False).records  # the first push's tree
+    changes, pushed, hashed, _ = scan_against(root, index_path, pushed)  # lists, hashes and seals
+    assert changes == {} and hashed == 120
+    changes, _, hashed, sealed = scan_against(root, index_path, pushed)
+    assert (changes, hashed, sealed) == ({}, 0, 120)
+
+    def push_after(change, seconds: float = 10.0) -> dict:
+        nonlocal pushed
+        change()
+        age_tree(root, seconds)
+        found, pushed, _, _ = scan_against(root, index_path, pushed)
+        scan_against(root, index_path, pushed)  # seals what the change touched, now settled and pushed
+        return found
+
+    def digest(content: bytes) -> str:
+        return hashlib.sha256(content).hexdigest()
+
+    assert push_after(lambda: (root / "d1/s0/f0.txt").write_text("changed")) == {
+        "d1/s0/f0.txt": (digest(b"changed"), 7, 420)}
+    _, _, _, sealed = scan_against(root, index_path, pushed)
+    assert sealed == 120
+    mtime_ns = (root / "d2/s1/f1.txt").stat().st_mtime_ns
+    (root / "d2/s1/f1.txt").chmod(0o755)  # the mode alone, mtime untouched
+    assert (root / "d2/s1/f1.txt").stat().st_mtime_ns == mtime_ns
+    changes, pushed, _, sealed = scan_against(root, index_path, pushed)
+    assert changes == {"d2/s1/f1.txt": (digest(b"2/1"), 3, 493)} and sealed == 120 - 3  # d2/s1: f1, f4, f7
+    assert push_after(lambda: (root / "d3/s2/f2.txt").unlink()) == {"d3/s2/f2.txt": None}
+    assert push_after(lambda: shutil.rmtree(root / "d4")) == {f"d4/s{f % 3}/f{f}.txt": None for f in range(10)}
+    assert push_after(lambda: ((root / "new/deep").mkdir(parents=True), (root / "new/deep/n.txt").write_text("n"))) == {
+        "new/deep/n.txt": (digest(b"n"), 1, 420)}
+
+    def replace_with_directory() -> None:
+        (root / "d5/s0/f0.txt").unlink()
+        (root / "d5/s0/f0.txt").mkdir()
+        (root / "d5/s0/f0.txt/inner.txt").write_text("i")
+    assert push_after(replace_with_directory) == {"d5/s0/f0.txt": None, "d5/s0/f0.txt/inner.txt": (digest(b"i"), 1, 420)}
+    assert push_after(lambda: (root / ".fastestignore").write_text("f1.txt\n")) == {
+        **{f"d{d}/s1/f1.txt": None for d in range(12) if d != 4}, ".fastestignore": (digest(b"f1.txt\n"), 7, 420)}
+    changes, _, hashed, sealed = scan_against(root, index_path, pushed)
+    assert (changes, hashed) == ({}, 0) and sealed == len(pushed)
+
+    # A pushed tree other than the one the seals hold for (another client's push recorded by
+    # `sync`, or a push whose state was lost): no seal is trusted, the change is found, and the
+    # directories are sealed afresh against it.
+    other = dict(pushed)
+    other["d6/s0/f0.txt"] = (digest(b"elsewhere"), 9, 420)
+    changes, _, _, sealed = scan_against(root, index_path, other)
+    assert changes == {"d6/s0/f0.txt": pushed["d6/s0/f0.txt"]} and sealed == 0
+    _, _, _, sealed = scan_against(root, index_path, pushed)  # recorded from that scan: the folder's tree
+    assert sealed == len(pushed) - 4  # d6/s0 (f0, f3, f6, f9) was not as `other` had it: not sealed
+    _, _, _, sealed = scan_against(root, index_path, pushed)
+    assert sealed == len(pushed)
+
+
+def test_seals_hold_only_for_the_tree_they_were_made_against(tmp_path: Path):
+    """The index says which pushed tree its seals hold for; a push moves that to the tree it
+    recorded, and an update that does not follow from the root so far leaves none."""
+    index_path = tmp_path / "index"
+    index = LocalIndex(index_path)
+    index.record_listing("", 1, scan_module.Listing(("a",), (), 0, 0, 0, ()), 10**12)
+    index.set_seal("", b"s" * 16)
+    index.sealed_root = "r1"
+    index.save()
+    assert LocalIndex.load(index_path).sealed_root == "r1"
+    LocalIndex.move_sealed_root(index_path, "r1", "r2")
+    loaded = LocalIndex.load(index_path)
+    assert loaded.sealed_root == "r2" and loaded.listing_and_seal("", 1)[1] == b"s" * 16
+    LocalIndex.move_sealed_root(index_path, "r1", "r3")  # not from the root the file has: none
+    assert LocalIndex.load(index_path).sealed_root is None
+
+
+def test_a_push_scan_does_not_seal_a_directory_whose_file_is_too_fresh(tmp_path: Path):
+    """The racy-clean rule holds for seals: a file written just before the scan is not trusted, so
+    its directory is not sealed, and the file rewritten with the same size and mtime is hashed again."""
+    root = tmp_path / "tree"
+    many_files_tree(root)
+    index_path = tmp_path / "index"
+    pushed = scan(root, LocalIndex(index_path), progress=False).records
+    _, pushed, _, _ = scan_against(root, index_path, pushed)
+    path = root / "d0/s0/f0.txt"
+    path.write_text("one")
+    directory_mtime = (root / "d0/s0").stat().st_mtime_ns
+    changes, pushed, hashed, _ = scan_against(root, index_path, pushed)
+    assert changes == {"d0/s0/f0.txt": (hashlib.sha256(b"one").hexdigest(), 3, 420)} and hashed == 1
+    mtime_ns = path.stat().st_mtime_ns
+    path.write_text("two")
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+    assert (root / "d0/s0").stat().st_mtime_ns == directory_mtime
+    changes, _, hashed, sealed = scan_against(root, index_path, pushed)
+    assert changes == {"d0/s0/f0.txt": (hashlib.sha256(b"two").hexdigest(), 3, 420)} and hashed == 1
+    assert sealed == 120 - 4  # d0/s0 holds f0, f3, f6, f9
+
+
 @pytest.mark.parametrize("with_directories", [False, True])
 def test_looking_at_named_paths_finds_what_changed_there_and_only_there(tmp_path: Path, with_directories: bool):
     root = tmp_path / "tree"

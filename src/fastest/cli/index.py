@@ -28,6 +28,18 @@ rewriting 10,000 entries:
 
 An update cut short by a crash is ignored (its entries are merely hashed again); once the updates
 outgrow a quarter of the base, or a listing or the rules change, the whole file is rewritten.
+
+A listing may also vouch for its files as a whole, for a push: its `seal` is a digest of what
+`lstat` said of each file (size, mtime_ns, st_mode), recorded by a scan against a pushed tree
+(`sealed_root`) once every file's index entry is settled and agrees with it and with that tree.
+While the folder's pushed tree is `sealed_root`, a directory whose files' `lstat`s give its seal
+again (built in C, one comparison per directory) holds its files as pushed: a clean file then
+costs its `lstat` and nothing in Python. A seal that no longer matches is dropped; a scan against
+another tree drops every seal it meets and seals afresh. A push that records a new tree from such a
+scan moves `sealed_root` to it (`move_sealed_root`): the seals still standing are of directories it
+did not change. Setting or dropping seals is appended like entries (an update is then
+`marshal((entries update, {directory: seal or None}, sealed_root before, sealed_root after))`; an
+update whose "before" is not the root so far leaves no root, and so no seal trusted).
 """
 
 from __future__ import annotations
@@ -43,7 +55,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-u
 if TYPE_CHECKING:
     from typing import Any, Collection, Mapping
 
-INDEX_MAGIC = b"fastest-index 4\n"
+INDEX_MAGIC = b"fastest-index 5\n"
 _BASE_LENGTH = struct.Struct(">Q")
 _UPDATE_LENGTH = struct.Struct(">I")
 # How much older than the hashing moment an mtime must be before (size, mtime) is trusted.
@@ -73,7 +85,8 @@ class LocalIndex:
     """In-memory view of the index file; `save` writes it back atomically, only if something changed."""
 
     def __init__(self, path: Path, entries: dict[str, tuple[Any, ...]] | None = None,
-                 listings: dict[str, tuple[Any, ...]] | None = None, rules_key: str | None = None) -> None:
+                 listings: dict[str, tuple[Any, ...]] | None = None, rules_key: str | None = None,
+                 sealed_root: str | None = None) -> None:
         self.path = path
         self._entries: dict[str, tuple[Any, ...]] = dict(entries or {})
         # directory ("" for the root) -> (mtime_ns, *Listing), plain tuples as marshal wants them
@@ -81,6 +94,9 @@ class LocalIndex:
         self._rules_key = rules_key
         self._dirty = False  # something beyond entries changed (a listing, the rules): rewrite it all
         self._updated: dict[str, tuple[Any, ...] | None] = {}  # entries changed since load (None: gone)
+        self._sealed: dict[str, bytes | None] = {}  # listings' seals set or dropped since load
+        self.sealed_root = sealed_root  # the pushed tree the seals hold for (see the module's doc)
+        self._loaded_root = sealed_root
         self._base_bytes = 0  # of the file as loaded: its base, and the updates appended to it
         self._appended_bytes = 0
 
@@ -93,7 +109,7 @@ class LocalIndex:
                 return cls(path)
             start = len(INDEX_MAGIC) + _BASE_LENGTH.size
             (base_length,) = _BASE_LENGTH.unpack_from(data, len(INDEX_MAGIC))
-            entries, listings, rules_key = marshal.loads(data[start:start + base_length])
+            entries, listings, rules_key, sealed_root = marshal.loads(data[start:start + base_length])
             if type(entries) is not dict or type(listings) is not dict or type(rules_key) is not str:
                 return cls(path)
             at = start + base_length
@@ -102,18 +118,23 @@ class LocalIndex:
                 at += _UPDATE_LENGTH.size
                 if at + length > len(data):
                     break  # cut short by a crash: those entries are hashed again
-                update = marshal.loads(data[at:at + length])
-                if type(update) is not dict:
+                update, sealed, root_before, root_after = marshal.loads(data[at:at + length])
+                if type(update) is not dict or type(sealed) is not dict:
                     return cls(path)
+                sealed_root = root_after if root_before == sealed_root else None
                 at += length
                 for name, entry in update.items():
                     if entry is None:
                         entries.pop(name, None)
                     else:
                         entries[name] = entry
+                for directory, seal in sealed.items():
+                    listing = listings.get(directory)
+                    if type(listing) is tuple and len(listing) == 8:
+                        listings[directory] = listing[:7] + (seal,)
         except (OSError, ValueError, EOFError, TypeError, struct.error):
             return cls(path)
-        index = cls(path, entries, listings, rules_key)
+        index = cls(path, entries, listings, rules_key, sealed_root if type(sealed_root) is str else None)
         index._base_bytes, index._appended_bytes = start + base_length, at - start - base_length
         return index
 
@@ -153,25 +174,35 @@ class LocalIndex:
                 self._listings.clear()
             self._dirty = True
 
-    def listing(self, directory: str, mtime_ns: int) -> Listing | None:
-        """The recorded listing of `directory` if its mtime is still the recorded one, else None."""
-        entry = self._listings.get(directory)
-        if type(entry) is tuple and len(entry) == 7 and entry[0] == mtime_ns:
-            try:
-                return Listing._make(entry[1:])
-            except TypeError:
-                return None
-        return None
-
     def record_listing(self, directory: str, mtime_ns: int, listing: Listing, listed_at_ns: int) -> None:
         """Remember a fresh listing, unless the directory changed too recently for its mtime to tell."""
         if is_settled(mtime_ns, listed_at_ns):
-            entry = (mtime_ns, *listing)
+            entry = (mtime_ns, *listing, None)
             if self._listings.get(directory) != entry:
                 self._listings[directory] = entry
                 self._dirty = True
         elif self._listings.pop(directory, None) is not None:
             self._dirty = True
+
+    def listing_and_seal(self, directory: str, mtime_ns: int | None) -> tuple[Listing | None, bytes | None]:
+        """The recorded listing of `directory` if its mtime is still the recorded one, else None;
+        and the listing's seal (see the module's doc), if it has one."""
+        entry = self._listings.get(directory)
+        if entry.__class__ is tuple and len(entry) == 8 and entry[0] == mtime_ns:
+            try:
+                listing = Listing._make(entry[1:7])
+            except TypeError:
+                return None, None
+            return listing, entry[7] if entry[7].__class__ is bytes else None
+        return None, None
+
+    def set_seal(self, directory: str, seal: bytes | None) -> None:
+        """Set (or, with None, drop) the seal of a directory's recorded listing."""
+        entry = self._listings.get(directory)
+        if type(entry) is not tuple or len(entry) != 8 or entry[7] == seal:
+            return
+        self._listings[directory] = entry[:7] + (seal,)
+        self._sealed[directory] = seal
 
     def retain_listings(self, directories: Collection[str]) -> None:
         """Forget directories the walk no longer reached."""
@@ -194,23 +225,39 @@ class LocalIndex:
 
     def save(self) -> None:
         """Write what changed: the updated entries appended, or the whole index rewritten."""
-        if not self._dirty and not self._updated:
+        if not self._dirty and not self._updated and not self._sealed and self.sealed_root == self._loaded_root:
             return
         if not self._dirty and self._base_bytes:
-            update = marshal.dumps(self._updated, 2)
+            update = marshal.dumps((self._updated, self._sealed, self._loaded_root, self.sealed_root), 2)
             if (self._appended_bytes + len(update)) * 4 <= self._base_bytes and self._append(update):
-                self._updated = {}
+                self._updated, self._sealed, self._loaded_root = {}, {}, self.sealed_root
                 return
-        base = marshal.dumps((self._entries, self._listings, self._rules_key or ""), 2)
+        base = marshal.dumps((self._entries, self._listings, self._rules_key or "", self.sealed_root), 2)
         write_atomic(self.path, INDEX_MAGIC + _BASE_LENGTH.pack(len(base)) + base)
-        self._dirty, self._updated = False, {}
+        self._dirty, self._updated, self._sealed, self._loaded_root = False, {}, {}, self.sealed_root
         self._base_bytes, self._appended_bytes = len(INDEX_MAGIC) + _BASE_LENGTH.size + len(base), 0
 
     def _append(self, update: bytes) -> bool:
         """Append one update to the file as loaded; False if it is no longer there (then rewrite)."""
-        if not self.path.is_file():
+        if not _append_update(self.path, update):
             return False
-        with open(self.path, "ab") as handle:
-            handle.write(_UPDATE_LENGTH.pack(len(update)) + update)
         self._appended_bytes += _UPDATE_LENGTH.size + len(update)
         return True
+
+    @staticmethod
+    def move_sealed_root(path: Path, before: str, after: str) -> None:
+        """After a push recorded `after` from a scan against `before`, the seals hold for `after`
+        (see the module's doc): say so in the index file at `path`, without loading it."""
+        _append_update(path, marshal.dumps(({}, {}, before, after), 2))
+
+
+def _append_update(path: Path, update: bytes) -> bool:
+    try:
+        with open(path, "r+b") as handle:
+            if handle.read(len(INDEX_MAGIC)) != INDEX_MAGIC:
+                return False
+            handle.seek(0, 2)
+            handle.write(_UPDATE_LENGTH.pack(len(update)) + update)
+    except OSError:
+        return False
+    return True

@@ -140,8 +140,9 @@ def scan_folder(folder: Folder, pushed: PushedTree, *, progress: bool | None = N
             result, changes = _scan_only(folder, pushed, only)
         else:
             index = LocalIndex.load(folder.index_file)
-            result = scan(folder.root, index, progress=progress)
-            changes = None
+            result = scan(folder.root, index, progress=progress, against=pushed.records if pushed.root is not None else None,
+                          against_root=pushed.root)
+            changes = result.changes
             index.save()
     with phase(timings, "build"):
         if changes is None:
@@ -260,6 +261,7 @@ def _push(folder: Folder, state: WorkspaceState, api: ApiClient, *, message: str
           progress: bool | None, only: Sequence[str] | None) -> PushReport:
     timings: dict[str, float] = {}
     pushed = PushedTree.load(folder.pushed_file, state.manifest_hash)
+    scanned_against = pushed.root
     scanned, tree, changes, directories = scan_folder(folder, pushed, progress=progress, timings=timings, only=only)
     report = PushReport(
         timings_ms=timings,
@@ -315,6 +317,8 @@ def _push(folder: Folder, state: WorkspaceState, api: ApiClient, *, message: str
         state.manifest_hash = tree.root
         folder.save(state)
         save_pushed(folder.pushed_file, tree.root, scanned.records, tree.manifests, directories, since=pushed, changes=changes)
+        if scanned.changes is not None and scanned_against is not None:  # the index's seals were made against it
+            LocalIndex.move_sealed_root(folder.index_file, scanned_against, tree.root)
     report.requests = api.requests_sent - requests_before
     return report
 

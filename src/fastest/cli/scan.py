@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import marshal
 import os
 import stat
 import time
 from collections import namedtuple
 from functools import partial
+from operator import attrgetter
 from pathlib import Path
 
 from fastest.cli.ignore import STATE_DIR, IgnoreRules
@@ -64,14 +66,27 @@ class ScannedFile(namedtuple("ScannedFile", ("path", "hash", "size", "mode"))):
     mode: int
 
 
+# What a listing's seal holds of each file's `lstat` (see `fastest.cli.index`): read in C.
+_stamp = attrgetter("st_size", "st_mtime_ns", "st_mode")
+
+
+def _seal(stamps: tuple[Any, ...]) -> bytes:
+    """The digest a listing's seal is, of its files' stamps, in C."""
+    return hashlib.blake2b(marshal.dumps(stamps, 2), digest_size=16).digest()
+
+
 class WalkResult(Record):
-    __slots__ = ("files", "ignored", "symlinks", "special", "unencodable")
-    DEFAULTS = {"files": list, "ignored": 0, "symlinks": 0, "special": 0, "unencodable": list}
+    __slots__ = ("files", "ignored", "symlinks", "special", "unencodable", "sealed", "sealed_files", "unsealed")
+    DEFAULTS = {"files": list, "ignored": 0, "symlinks": 0, "special": 0, "unencodable": list, "sealed": list,
+                "sealed_files": 0, "unsealed": list}
     files: list[FoundFile]
     ignored: int
     symlinks: int
     special: int
     unencodable: list[str]
+    sealed: list[tuple[str, tuple[str, ...]]]  # (path/, file names) of directories whose files are as `against` has them
+    sealed_files: int  # how many files those directories hold
+    unsealed: list[tuple[str, str, tuple[str, ...]]]  # (directory, its path, file names): listed, not sealed
 
 
 FileState = tuple[str, int, int]
@@ -79,9 +94,9 @@ FileState = tuple[str, int, int]
 
 
 class ScanResult(namedtuple("ScanResult", ("records", "hashed", "reused", "hashed_bytes", "ignored", "symlinks",
-                                           "special", "unencodable", "folder_walked"), defaults=(True,))):
+                                           "special", "unencodable", "folder_walked", "changes"), defaults=(True, None))):
     __slots__ = ()
-    records: dict[str, FileState]  # by `/`-joined relative path, in path order
+    records: dict[str, FileState]  # by `/`-joined relative path, in path order (unless scanned `against` a tree)
     hashed: int  # read and hashed this time
     reused: int  # taken from the index
     hashed_bytes: int
@@ -90,6 +105,7 @@ class ScanResult(namedtuple("ScanResult", ("records", "hashed", "reused", "hashe
     special: int
     unencodable: list[str]
     folder_walked: bool  # (default True) False: only some paths were looked at (`scan_paths`)
+    changes: dict[str, FileState | None] | None  # (default None) with `scan(against=…)`: path -> new state, None if gone
 
     @property
     def files(self) -> list[ScannedFile]:
@@ -116,7 +132,8 @@ def _valid_name(name: str) -> bool:
 
 
 def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex | None = None,
-         clean: dict[str, FileState] | None = None) -> WalkResult:
+         clean: dict[str, FileState] | None = None, against: Mapping[str, FileState] | None = None,
+         against_root: str | None = None) -> WalkResult:
     """Every regular, non-ignored file under `root` (or under its subdirectory `start`, a `/`-joined
     relative path), without following symlinks.
 
@@ -126,6 +143,12 @@ def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex |
     mtime) go into `clean` as their (hash, size, mode), not into `files`: the usual file of a big
     folder then costs its `lstat` and one comparison, nothing more. (Threads would not help: the
     GIL is handed over far more slowly than an `lstat` takes, measured with `bench/push.py`.)
+
+    With `against` too (the pushed tree's records, `against_root` its root), a listed directory
+    whose files still give its listing's seal (see `fastest.cli.index`), sealed against that tree,
+    is only counted (`sealed`): its files go nowhere. The other listed directories are named in
+    `unsealed`, for `scan` to seal once their files are hashed. Seals made against another tree
+    are dropped.
     """
     result = WalkResult()
     files = result.files
@@ -135,44 +158,93 @@ def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex |
         index.use_rules(rules.key)
     pending: list[tuple[str, str]] = [(os.path.join(root, start), start + "/") if start else (str(root), "")]
     first = True
+    lstat = os.lstat
+    listing_and_seal = index.listing_and_seal if index is not None else None
+    seals_hold = against is not None and against_root is not None and index is not None and index.sealed_root == against_root
     while pending:
         directory, prefix = pending.pop()
+        name = prefix[:-1]
         mtime_ns = None
         if index is not None:
             try:
-                info = os.stat(directory) if first else os.lstat(directory)
+                info = os.stat(directory) if first else lstat(directory)
             except (FileNotFoundError, NotADirectoryError):
                 continue  # removed while we walked
-            if not stat.S_ISDIR(info.st_mode):
+            if info.st_mode & 0o170000 != stat.S_IFDIR:
                 continue
             mtime_ns = info.st_mtime_ns
-            reached.append(prefix[:-1])
+            reached.append(name)
         first = False
-        listing = index.listing(prefix[:-1], mtime_ns) if index is not None else None
+        listing, seal = listing_and_seal(name, mtime_ns) if listing_and_seal is not None else (None, None)
+        sealed_here = False
         if listing is None:
             found = None
+        elif seals_hold and seal is not None and _sealed(directory, listing.files, seal):
+            result.sealed.append((prefix, listing.files))
+            result.sealed_files += len(listing.files)
+            found = ()
+            sealed_here = True
         else:
+            if seal is not None:
+                index.set_seal(name, None)
             found = _stat_listed(directory, prefix, listing.files, index.entries() if clean is not None else None, clean)
             if found is None and clean is not None:  # listed again below: what it found stands alone
-                for name in listing.files:
-                    clean.pop(prefix + name, None)
+                for file_name in listing.files:
+                    clean.pop(prefix + file_name, None)
         if found is None:
             listed = _list_directory(directory, prefix, rules)
             if listed is None:
                 continue  # removed while we walked
             found, listing = listed
             if index is not None:
-                index.record_listing(prefix[:-1], mtime_ns, listing, walk_started_ns)
+                index.record_listing(name, mtime_ns, listing, walk_started_ns)
+        if against is not None and listing.files and not sealed_here:
+            result.unsealed.append((directory, prefix, listing.files))
         files += found
-        result.ignored += listing.ignored
-        result.symlinks += listing.symlinks
-        result.special += listing.special
-        result.unencodable += listing.unencodable
-        pending += [(os.path.join(directory, name), prefix + name + "/") for name in listing.directories]
+        if listing.ignored or listing.symlinks or listing.special or listing.unencodable:
+            result.ignored += listing.ignored
+            result.symlinks += listing.symlinks
+            result.special += listing.special
+            result.unencodable += listing.unencodable
+        if listing.directories:
+            base = directory + os.sep
+            pending += [(base + sub, prefix + sub + "/") for sub in listing.directories]
     if index is not None and not start:
         index.retain_listings(reached)
     files.sort()
     return result
+
+
+def _stamps(directory: str, names: tuple[str, ...]) -> tuple[Any, ...] | None:
+    """What `lstat` says of each file `names` of `directory` for a seal, in C; None if one is gone."""
+    try:
+        return tuple(map(_stamp, map(os.lstat, map((directory + os.sep).__add__, names))))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _sealed(directory: str, names: tuple[str, ...], seal: bytes) -> bool:
+    """True if the files `names` of `directory` give the listing's `seal` again: the `lstat`s and
+    their digest, built in C."""
+    stamps = _stamps(directory, names)
+    return stamps is not None and _seal(stamps) == seal
+
+
+def _seal_of(directory: str, prefix: str, names: tuple[str, ...], index: LocalIndex,
+             states: Mapping[str, FileState], against: Mapping[str, FileState]) -> bytes | None:
+    """The seal for a directory's listing, once every file's index entry is settled and agrees
+    with what `lstat` says now, with its scanned state and with `against`; else None."""
+    paths = [prefix + name for name in names]
+    stamps = _stamps(directory, names)
+    if stamps is None:
+        return None
+    entries = index.entries()
+    for path, (size, mtime_ns, st_mode) in zip(paths, stamps):
+        entry, state = entries.get(path), states.get(path)
+        if (st_mode & 0o170000 != stat.S_IFREG or state is None or entry != (size, mtime_ns, state[0])
+                or state[1:] != (size, file_mode(st_mode)) or against.get(path) != state):
+            return None
+    return _seal(stamps)
 
 
 def _stat_listed(directory: str, prefix: str, names: tuple[str, ...], entries: Mapping[str, Any] | None = None,
@@ -296,10 +368,17 @@ def hash_file(path: str) -> tuple[str, int, int]:
     return hasher.hexdigest(), size, info.st_mtime_ns
 
 
-def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, progress: bool | None = None) -> ScanResult:
-    """Walk `root`, reuse index hashes for unchanged files, hash the rest, and update the index (unsaved)."""
+def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, progress: bool | None = None,
+         against: Mapping[str, FileState] | None = None, against_root: str | None = None) -> ScanResult:
+    """Walk `root`, reuse index hashes for unchanged files, hash the rest, and update the index (unsaved).
+
+    `against`: the pushed tree's records (`against_root`: its root). The walk then leaves out the
+    files of directories the index has sealed as that tree has them (see `walk`), the result's
+    `changes` say how the folder differs from `against`, its `records` are `against` with those
+    changes, and the index's seals hold for `against_root`."""
     known: dict[str, FileState] = {}  # what the index vouches for
-    walked = walk(root, rules or IgnoreRules.for_folder(root), index=index, clean=known)
+    walked = walk(root, rules or IgnoreRules.for_folder(root), index=index, clean=known, against=against,
+                  against_root=against_root)
     to_hash: list[FoundFile] = []
     lookup = index.lookup
     for found in walked.files:
@@ -346,9 +425,22 @@ def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, pro
             known[path] = (digest, size, mode)
         else:  # vanished
             known.pop(path, None)
-    reused = len(known) - len(fresh)
-    paths = sorted(known)
-    records = dict(zip(paths, map(known.__getitem__, paths)))
+    reused = walked.sealed_files + len(known) - len(fresh)
+    changes = None
+    if against is None:
+        paths = sorted(known)
+        records = dict(zip(paths, map(known.__getitem__, paths)))
+    else:
+        changes = _changes_against(against, known, walked.sealed, walked.sealed_files)
+        for directory, prefix, names in walked.unsealed:
+            index.set_seal(prefix[:-1], _seal_of(directory, prefix, names, index, known, against))
+        index.sealed_root = against_root
+        records = dict(against)
+        for path, state in changes.items():
+            if state is None:
+                del records[path]
+            else:
+                records[path] = state
     index.retain(records)
     return ScanResult(
         records=records,
@@ -359,7 +451,22 @@ def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, pro
         symlinks=walked.symlinks,
         special=walked.special,
         unencodable=walked.unencodable,
+        changes=changes,
     )
+
+
+def _changes_against(against: Mapping[str, FileState], known: dict[str, FileState],
+                     sealed: list[tuple[str, tuple[str, ...]]], sealed_files: int) -> dict[str, FileState | None]:
+    """How the folder differs from `against`, given the files outside the sealed directories
+    (`known`): each changed or added path with its state, each gone one with None."""
+    changes: dict[str, FileState | None] = {path: state for path, state in known.items() if against.get(path) != state}
+    if len(against) != sealed_files + len(known) - sum(1 for path in changes if path not in against):
+        # some paths of `against` are neither in a sealed directory nor found (else spared: the usual case)
+        inside = {prefix + name for prefix, names in sealed for name in names}
+        for path in against:
+            if path not in known and path not in inside:
+                changes[path] = None
+    return changes
 
 
 def scan_paths(root: Path, index: LocalIndex | Callable[[], LocalIndex], known: Mapping[str, FileState],
