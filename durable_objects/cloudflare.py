@@ -42,12 +42,16 @@ class ConversationSession(DurableObject):
             )
         return self._core
 
-    async def fetch(self, request):
+    def _invocation(self):
+        """The context each event of the object runs in: work its code defers (the webhooks of the
+        events a turn records) is handed to this object's `ctx.waitUntil`, as the Worker's is to its
+        request's, not left to the cron."""
         from fastest.platform.cloudflare.background import invocation
 
-        # Work the object's code defers (the webhooks of the events a turn records) is handed to
-        # this object's `ctx.waitUntil`, as the Worker's is to its request's: not left to the cron.
-        with invocation(self.ctx):
+        return invocation(self.ctx)
+
+    async def fetch(self, request):
+        with self._invocation():
             return await self._fetch(request)
 
     async def _fetch(self, request):
@@ -87,16 +91,13 @@ class ConversationSession(DurableObject):
     async def alarm(self, *alarm_info):
         """The object's alarm is due (`ctx.storage.setAlarm`): the core carries on its background
         work (an action-item run). Raising makes the runtime retry it with backoff."""
-        from fastest.platform.cloudflare.background import invocation
-
-        with invocation(self.ctx):
+        with self._invocation():
             await self._session().alarm()
 
     async def webSocketMessage(self, ws, message):
-        from fastest.platform.cloudflare.background import invocation
         from fastest.platform.cloudflare.durable_objects import JsSocket
 
-        with invocation(self.ctx):
+        with self._invocation():
             await self._session().receive(JsSocket(ws), message)
 
     async def webSocketClose(self, ws, code, reason, was_clean):
