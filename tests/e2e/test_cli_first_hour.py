@@ -147,7 +147,7 @@ def test_walked_pushes_find_each_change_in_directories_sealed_by_earlier_pushes(
     age("a/x.txt", "a/y.txt", "b/z.txt", "a", "b", ".")
     logged_in("init", cwd=folder)
     logged_in("push", cwd=folder)
-    assert logged_in("push", cwd=folder).stdout.splitlines()[-1].startswith("nothing to push")  # seals a and b
+    assert logged_in("push", cwd=folder).stdout.splitlines()[-1].startswith("nothing to push")  # a and b sealed
     write(folder / "a/x.txt", "x, edited\n")
     age("a/x.txt", "a", seconds=5.0)
     assert logged_in("push", cwd=folder).stdout.splitlines()[0] == "scanned 3 files: 1 changed since the last push (1 hashed now)"

@@ -344,6 +344,26 @@ def test_a_listed_directory_that_changed_without_a_new_mtime_is_read_again(tmp_p
     assert again.hashed == 0
 
 
+def test_a_sealed_directory_replaced_by_a_symlink_is_not_followed(tmp_path: Path):
+    """The walk opens each listed directory without following a symlink: a directory swapped for a
+    symlink to an identical copy (files, sizes and mtimes alike), behind a parent whose mtime was
+    put back, is gone for the scan, as a symlink is never followed."""
+    root = tmp_path / "tree"
+    many_files_tree(root)
+    index_path = tmp_path / "index"
+    pushed = scan(root, LocalIndex(index_path), progress=False).records
+    _, pushed, _, _ = scan_against(root, index_path, pushed)  # seals every directory
+    parent = (root / "d1").stat()
+    shutil.copytree(root / "d1" / "s0", tmp_path / "copy")  # copy2: the files keep their mtimes
+    shutil.rmtree(root / "d1" / "s0")
+    (root / "d1" / "s0").symlink_to(tmp_path / "copy", target_is_directory=True)
+    os.utime(root / "d1", ns=(parent.st_atime_ns, parent.st_mtime_ns))
+    index = LocalIndex.load(index_path)
+    result = scan(root, index, progress=False, against=pushed, against_root=tree_root(pushed))
+    gone = {path for path in pushed if path.startswith("d1/s0/")}
+    assert len(gone) == 4 and result.changes == dict.fromkeys(gone)
+
+
 def test_a_file_rewritten_within_the_clock_tick_of_its_scan_is_hashed_again(tmp_path: Path):
     """git's racy-clean rule: a file whose mtime is as new as the scan that hashed it may change
     again without its (size, mtime) changing, so the index does not vouch for it; here it is
@@ -473,6 +493,31 @@ def test_a_push_scan_takes_sealed_directories_as_pushed_and_finds_every_change(t
     assert sealed == len(pushed) - 4  # d6/s0 (f0, f3, f6, f9) was not as `other` had it: not sealed
     _, _, _, sealed = scan_against(root, index_path, pushed)
     assert sealed == len(pushed)
+
+
+def test_a_first_push_scan_seals_what_it_found_for_the_tree_it_records(tmp_path: Path):
+    """A scan without a pushed tree (a first push) seals the directories as it found them: the
+    seals hold once the push moves the index's root from None to the tree it recorded, so the next
+    walked push already takes them as pushed; without that move they are not trusted."""
+    root = tmp_path / "tree"
+    many_files_tree(root)
+    index_path = tmp_path / "index"
+    index = LocalIndex(index_path)
+    records = scan(root, index, progress=False, seal=True).records
+    index.save()
+    rules = IgnoreRules.for_folder(root)
+
+    def sealed_files() -> int:
+        return walk(root, rules, index=LocalIndex.load(index_path), clean={}, against=records,
+                    against_root=tree_root(records)).sealed_files
+
+    assert LocalIndex.load(index_path).sealed_root is None and sealed_files() == 0  # the push did not land
+    LocalIndex.move_sealed_root(index_path, None, tree_root(records))
+    assert sealed_files() == len(records) == 120
+    (root / "d3/s1/f4.txt").write_text("edited")
+    age_tree(root)
+    found = scan(root, LocalIndex.load(index_path), progress=False, against=records, against_root=tree_root(records))
+    assert found.changes == {"d3/s1/f4.txt": (hashlib.sha256(b"edited").hexdigest(), 6, 420)}
 
 
 def test_seals_hold_only_for_the_tree_they_were_made_against(tmp_path: Path):

@@ -46,8 +46,9 @@ from __future__ import annotations
 
 import marshal
 import struct
-from pathlib import Path
 from collections import namedtuple
+from functools import partial
+from pathlib import Path
 
 from fastest.cli.fsutil import write_atomic
 
@@ -79,6 +80,11 @@ class Listing(namedtuple("Listing", ("files", "directories", "ignored", "symlink
     symlinks: int
     special: int
     unencodable: tuple[str, ...]  # printable relative paths
+
+
+# `Listing._make` without a Python-level call: the walk takes one per directory (a listing's length
+# is checked with its entry's).
+_new_listing = partial(tuple.__new__, Listing)
 
 
 class LocalIndex:
@@ -189,11 +195,7 @@ class LocalIndex:
         and the listing's seal (see the module's doc), if it has one."""
         entry = self._listings.get(directory)
         if entry.__class__ is tuple and len(entry) == 8 and entry[0] == mtime_ns:
-            try:
-                listing = Listing._make(entry[1:7])
-            except TypeError:
-                return None, None
-            return listing, entry[7] if entry[7].__class__ is bytes else None
+            return _new_listing(entry[1:7]), entry[7] if entry[7].__class__ is bytes else None
         return None, None
 
     def set_seal(self, directory: str, seal: bytes | None) -> None:
@@ -213,12 +215,11 @@ class LocalIndex:
             del self._listings[directory]
         self._dirty = self._dirty or bool(stale)
 
-    def retain(self, paths: Collection[str]) -> None:
-        """Forget files that are gone (or now ignored)."""
-        keys = paths.keys() if isinstance(paths, dict) else paths
-        if len(paths) == len(self._entries) and self._entries.keys() <= keys:
-            return  # the usual case, checked in C
-        stale = [path for path in self._entries if path not in paths]
+    def retain(self, files: Mapping[str, Any]) -> None:
+        """Forget files that are not among `files` (by path): gone, or now ignored."""
+        if self._entries.keys() <= files.keys():
+            return  # the usual case (a file just hashed may be missing: too fresh to record), checked in C
+        stale = [path for path in self._entries if path not in files]
         for path in stale:
             del self._entries[path]
             self._updated[path] = None
@@ -245,9 +246,10 @@ class LocalIndex:
         return True
 
     @staticmethod
-    def move_sealed_root(path: Path, before: str, after: str) -> None:
-        """After a push recorded `after` from a scan against `before`, the seals hold for `after`
-        (see the module's doc): say so in the index file at `path`, without loading it."""
+    def move_sealed_root(path: Path, before: str | None, after: str) -> None:
+        """After a push recorded `after` from a scan against `before` (None: a scan that sealed
+        what it found, against no tree), the seals hold for `after` (see the module's doc): say so
+        in the index file at `path`, without loading it."""
         _append_update(path, marshal.dumps(({}, {}, before, after), 2))
 
 

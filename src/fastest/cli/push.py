@@ -141,7 +141,7 @@ def scan_folder(folder: Folder, pushed: PushedTree, *, progress: bool | None = N
         else:
             index = LocalIndex.load(folder.index_file)
             result = scan(folder.root, index, progress=progress, against=pushed.records if pushed.root is not None else None,
-                          against_root=pushed.root)
+                          against_root=pushed.root, seal=True)
             changes = result.changes
             index.save()
     with phase(timings, "build"):
@@ -317,7 +317,7 @@ def _push(folder: Folder, state: WorkspaceState, api: ApiClient, *, message: str
         state.manifest_hash = tree.root
         folder.save(state)
         save_pushed(folder.pushed_file, tree.root, scanned.records, tree.manifests, directories, since=pushed, changes=changes)
-        if scanned.changes is not None and scanned_against is not None:  # the index's seals were made against it
+        if scanned.folder_walked:  # the index's seals were made against the pushed tree (None: the scanned one)
             LocalIndex.move_sealed_root(folder.index_file, scanned_against, tree.root)
     report.requests = api.requests_sent - requests_before
     return report

@@ -151,82 +151,134 @@ def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex |
     are dropped.
     """
     result = WalkResult()
-    files = result.files
     walk_started_ns = time.time_ns()
     reached: list[str] = []
     if index is not None:
         index.use_rules(rules.key)
     pending: list[tuple[str, str]] = [(os.path.join(root, start), start + "/") if start else (str(root), "")]
     first = True
-    lstat = os.lstat
-    listing_and_seal = index.listing_and_seal if index is not None else None
     seals_hold = against is not None and against_root is not None and index is not None and index.sealed_root == against_root
+    listing_and_seal = index.listing_and_seal if index is not None else None
+    sealed = result.sealed
     while pending:
         directory, prefix = pending.pop()
         name = prefix[:-1]
-        mtime_ns = None
+        mtime_ns = fd = None
         if index is not None:
             try:
-                info = os.stat(directory) if first else lstat(directory)
+                fd, info = _open_directory(directory, follow=first)
             except (FileNotFoundError, NotADirectoryError):
                 continue  # removed while we walked
             if info.st_mode & 0o170000 != stat.S_IFDIR:
-                continue
+                continue  # now a symlink or a file
             mtime_ns = info.st_mtime_ns
             reached.append(name)
         first = False
-        listing, seal = listing_and_seal(name, mtime_ns) if listing_and_seal is not None else (None, None)
-        sealed_here = False
-        if listing is None:
-            found = None
-        elif seals_hold and seal is not None and _sealed(directory, listing.files, seal):
-            result.sealed.append((prefix, listing.files))
-            result.sealed_files += len(listing.files)
-            found = ()
-            sealed_here = True
-        else:
-            if seal is not None:
-                index.set_seal(name, None)
-            found = _stat_listed(directory, prefix, listing.files, index.entries() if clean is not None else None, clean)
-            if found is None and clean is not None:  # listed again below: what it found stands alone
-                for file_name in listing.files:
-                    clean.pop(prefix + file_name, None)
-        if found is None:
-            listed = _list_directory(directory, prefix, rules)
-            if listed is None:
-                continue  # removed while we walked
-            found, listing = listed
-            if index is not None:
-                index.record_listing(name, mtime_ns, listing, walk_started_ns)
-        if against is not None and listing.files and not sealed_here:
-            result.unsealed.append((directory, prefix, listing.files))
-        files += found
-        if listing.ignored or listing.symlinks or listing.special or listing.unencodable:
-            result.ignored += listing.ignored
-            result.symlinks += listing.symlinks
-            result.special += listing.special
-            result.unencodable += listing.unencodable
-        if listing.directories:
-            base = directory + os.sep
-            pending += [(base + sub, prefix + sub + "/") for sub in listing.directories]
+        try:
+            listing, seal = listing_and_seal(name, mtime_ns) if listing_and_seal is not None else (None, None)
+            if seals_hold and seal is not None and _sealed(directory, listing.files, seal, fd):
+                # The usual directory of a big folder, so handled here rather than in a call.
+                sealed.append((prefix, listing.files))
+                result.sealed_files += len(listing.files)
+                if listing.ignored or listing.symlinks or listing.special or listing.unencodable:
+                    _count_skipped(result, listing)
+                if listing.directories:
+                    base = directory + os.sep
+                    pending += [(base + sub, prefix + sub + "/") for sub in listing.directories]
+                continue
+            _walk_directory(result, directory, prefix, name, mtime_ns, listing, seal, pending, rules, index, clean,
+                            walk_started_ns)
+        finally:
+            if fd is not None:
+                os.close(fd)
     if index is not None and not start:
         index.retain_listings(reached)
-    files.sort()
+    result.files.sort()
     return result
 
 
-def _stamps(directory: str, names: tuple[str, ...]) -> tuple[Any, ...] | None:
-    """What `lstat` says of each file `names` of `directory` for a seal, in C; None if one is gone."""
+def _walk_directory(result: WalkResult, directory: str, prefix: str, name: str, mtime_ns: int | None,
+                    listing: Listing | None, seal: bytes | None, pending: list[tuple[str, str]], rules: IgnoreRules,
+                    index: LocalIndex | None, clean: dict[str, FileState] | None, walk_started_ns: int) -> None:
+    """One directory of `walk` that is not sealed: its files into `result`, its subdirectories onto
+    `pending`. `listing` and `seal`: what the index recorded for it, if its mtime is the same."""
+    if listing is None:
+        found = None
+    else:
+        if seal is not None:
+            index.set_seal(name, None)
+        found = _stat_listed(directory, prefix, listing.files, index.entries() if clean is not None else None, clean)
+        if found is None and clean is not None:  # listed again below: what it found stands alone
+            for file_name in listing.files:
+                clean.pop(prefix + file_name, None)
+    if found is None:
+        listed = _list_directory(directory, prefix, rules)
+        if listed is None:
+            return  # removed while we walked
+        found, listing = listed
+        if index is not None:
+            index.record_listing(name, mtime_ns, listing, walk_started_ns)
+    if clean is not None and listing.files:
+        result.unsealed.append((directory, prefix, listing.files))
+    result.files += found
+    if listing.ignored or listing.symlinks or listing.special or listing.unencodable:
+        _count_skipped(result, listing)
+    if listing.directories:
+        base = directory + os.sep
+        pending += [(base + sub, prefix + sub + "/") for sub in listing.directories]
+
+
+def _count_skipped(result: WalkResult, listing: Listing) -> None:
+    result.ignored += listing.ignored
+    result.symlinks += listing.symlinks
+    result.special += listing.special
+    result.unencodable += listing.unencodable
+
+
+# Directories are opened (a symlink is not followed) and their files `lstat`ed relative to them:
+# one path component to resolve per file rather than the whole path, a sixth of a big walk's time.
+# Where `dir_fd` is not supported (Windows), files are `lstat`ed by their whole path.
+_RELATIVE_LSTAT = os.stat in os.supports_dir_fd and hasattr(os, "O_DIRECTORY") and hasattr(os, "O_NOFOLLOW")
+_DIRECTORY_FLAGS = (os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+                    | getattr(os, "O_PATH", 0))  # O_PATH (Linux): no read permission needed, nothing read
+
+
+def _open_directory(directory: str, *, follow: bool) -> tuple[int | None, os.stat_result]:
+    """(an open descriptor of `directory` or None, what it is), not following a symlink unless
+    `follow`. The descriptor is None where relative `lstat` is not supported or the directory
+    cannot be opened (then its files are `lstat`ed by path); its caller closes it."""
+    if _RELATIVE_LSTAT:
+        try:
+            fd = os.open(directory, _DIRECTORY_FLAGS if follow else _DIRECTORY_FLAGS | os.O_NOFOLLOW)
+        except (FileNotFoundError, NotADirectoryError):
+            raise
+        except OSError:  # a symlink (ELOOP), or not readable without O_PATH: look at it by path
+            pass
+        else:
+            try:
+                return fd, os.fstat(fd)
+            except BaseException:
+                os.close(fd)
+                raise
+    return None, (os.stat(directory) if follow else os.lstat(directory))
+
+
+def _stamps(directory: str, names: tuple[str, ...], fd: int | None = None) -> tuple[Any, ...] | None:
+    """What `lstat` says of each file `names` of `directory` (opened as `fd`, if given) for a seal;
+    None if one is gone."""
     try:
+        if fd is not None:
+            lstat = os.lstat
+            return tuple([_stamp(lstat(name, dir_fd=fd)) for name in names])
         return tuple(map(_stamp, map(os.lstat, map((directory + os.sep).__add__, names))))
     except (FileNotFoundError, NotADirectoryError):
         return None
 
 
-def _sealed(directory: str, names: tuple[str, ...], seal: bytes) -> bool:
-    """True if the files `names` of `directory` give the listing's `seal` again: the `lstat`s and
-    their digest, built in C."""
-    stamps = _stamps(directory, names)
+def _sealed(directory: str, names: tuple[str, ...], seal: bytes, fd: int | None = None) -> bool:
+    """True if the files `names` of `directory` (opened as `fd`, if given) give the listing's
+    `seal` again."""
+    stamps = _stamps(directory, names, fd)
     return stamps is not None and _seal(stamps) == seal
 
 
@@ -369,7 +421,8 @@ def hash_file(path: str) -> tuple[str, int, int]:
 
 
 def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, progress: bool | None = None,
-         against: Mapping[str, FileState] | None = None, against_root: str | None = None) -> ScanResult:
+         against: Mapping[str, FileState] | None = None, against_root: str | None = None,
+         seal: bool = False) -> ScanResult:
     """Walk `root`, reuse index hashes for unchanged files, hash the rest, and update the index (unsaved).
 
     `against`: the pushed tree's records (`against_root`: its root). The walk then leaves out the
@@ -430,6 +483,10 @@ def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, pro
     if against is None:
         paths = sorted(known)
         records = dict(zip(paths, map(known.__getitem__, paths)))
+        if seal:  # as the tree just found; they hold once a push records it (`move_sealed_root` from None)
+            for directory, prefix, names in walked.unsealed:
+                index.set_seal(prefix[:-1], _seal_of(directory, prefix, names, index, known, records))
+        index.sealed_root = None
     else:
         changes = _changes_against(against, known, walked.sealed, walked.sealed_files)
         for directory, prefix, names in walked.unsealed:
