@@ -33,7 +33,7 @@ from fastest.cli.frames import (
 )
 from fastest.cli.ignore import IgnoreRules
 from fastest.cli.push import changes_since
-from fastest.cli.index import LocalIndex, is_settled
+from fastest.cli.index import INDEX_MAGIC, LocalIndex, is_settled
 from fastest.cli import scan as scan_module
 from fastest.cli.scan import scan, scan_paths, walk
 from fastest.cli.state import ManifestCache, PushedTree, save_pushed
@@ -215,10 +215,10 @@ def test_index_forgets_deleted_files_and_survives_corruption(tmp_path: Path):
     index = LocalIndex.load(path)
     scan(tmp_path, index, progress=False)
     index.save()
-    assert set(LocalIndex.load(path)._entries) == {"a"}
+    assert LocalIndex.load(path).paths() == {"a"}
     appended = path.read_bytes()
     path.write_bytes(appended[:-5])  # the last update cut short (a crash while appending): ignored
-    assert set(LocalIndex.load(path)._entries) == {"a", "b"}  # "b" is merely forgotten again next scan
+    assert LocalIndex.load(path).paths() == {"a", "b"}  # "b" is merely forgotten again next scan
     index = LocalIndex(path)  # not loaded: saved whole
     scan(tmp_path, index, progress=False)
     index.save()
@@ -226,6 +226,31 @@ def test_index_forgets_deleted_files_and_survives_corruption(tmp_path: Path):
     assert len(LocalIndex.load(path)) == 0
     path.write_text("{not an index")
     assert len(LocalIndex.load(path)) == 0
+
+
+def test_the_index_reads_a_directorys_entries_only_when_asked_and_forgets_removed_directories(tmp_path: Path):
+    """Entries are kept per directory and read when the scan first asks about one: a damaged
+    directory's entries cost only that directory's files a new hash, and a removed directory's
+    entries go with it."""
+    root = tmp_path / "tree"
+    many_files_tree(root)
+    path = tmp_path / "index"
+    index = LocalIndex(path)
+    scan(root, index, progress=False)
+    index.save()
+    assert len(LocalIndex.load(path)) == 120
+    loaded = LocalIndex.load(path)
+    base = marshal.loads(path.read_bytes()[len(INDEX_MAGIC) + 8:])
+    loaded._chunks = {**base[0], "d2/s1": b"\x00damaged"}  # one directory's entries unreadable
+    assert loaded.entries_in("d2/s1") == {} and len(loaded.entries_in("d2/s0")) == 4
+    damaged = scan(root, loaded, progress=False)
+    assert damaged.hashed == 3 and damaged.reused == 117  # d2/s1: f1, f4, f7
+    shutil.rmtree(root / "d5")
+    index = LocalIndex.load(path)
+    scan(root, index, progress=False)
+    index.save()
+    assert LocalIndex.load(path).paths() == {p for p in scan(root, LocalIndex(tmp_path / "x"), progress=False).records}
+    assert not any(p.startswith("d5/") for p in LocalIndex.load(path).paths())
 
 
 def test_the_index_appends_a_few_changed_entries_and_rewrites_when_they_grow(tmp_path: Path):

@@ -56,7 +56,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-u
 if TYPE_CHECKING:
     from typing import Any, Collection, Mapping
 
-INDEX_MAGIC = b"fastest-index 5\n"
+INDEX_MAGIC = b"fastest-index 6\n"
 _BASE_LENGTH = struct.Struct(">Q")
 _UPDATE_LENGTH = struct.Struct(">I")
 # How much older than the hashing moment an mtime must be before (size, mtime) is trusted.
@@ -90,12 +90,14 @@ _new_listing = partial(tuple.__new__, Listing)
 class LocalIndex:
     """In-memory view of the index file; `save` writes it back atomically, only if something changed."""
 
-    def __init__(self, path: Path, entries: dict[str, tuple[Any, ...]] | None = None,
-                 listings: dict[str, tuple[Any, ...]] | None = None, rules_key: str | None = None,
-                 sealed_root: str | None = None) -> None:
+    def __init__(self, path: Path, listings: dict[str, tuple[Any, ...]] | None = None, rules_key: str | None = None,
+                 sealed_root: str | None = None, *, chunks: dict[str, bytes] | None = None) -> None:
         self.path = path
-        self._entries: dict[str, tuple[Any, ...]] = dict(entries or {})
-        # directory ("" for the root) -> (mtime_ns, *Listing), plain tuples as marshal wants them
+        # directory ("" for the root) -> its files' entries {name: (size, mtime_ns, hash)}: marshalled
+        # as loaded (`_chunks`) until the directory is first asked about, then in `_files`
+        self._chunks: dict[str, bytes] = dict(chunks or {})
+        self._files: dict[str, dict[str, tuple[Any, ...]]] = {}
+        # directory ("" for the root) -> (mtime_ns, *Listing, seal), plain tuples as marshal wants them
         self._listings: dict[str, tuple[Any, ...]] = dict(listings or {})
         self._rules_key = rules_key
         self._dirty = False  # something beyond entries changed (a listing, the rules): rewrite it all
@@ -115,9 +117,10 @@ class LocalIndex:
                 return cls(path)
             start = len(INDEX_MAGIC) + _BASE_LENGTH.size
             (base_length,) = _BASE_LENGTH.unpack_from(data, len(INDEX_MAGIC))
-            entries, listings, rules_key, sealed_root = marshal.loads(data[start:start + base_length])
-            if type(entries) is not dict or type(listings) is not dict or type(rules_key) is not str:
+            chunks, listings, rules_key, sealed_root = marshal.loads(data[start:start + base_length])
+            if type(chunks) is not dict or type(listings) is not dict or type(rules_key) is not str:
                 return cls(path)
+            index = cls(path, listings, rules_key, chunks=chunks)
             at = start + base_length
             while at + _UPDATE_LENGTH.size <= len(data):
                 (length,) = _UPDATE_LENGTH.unpack_from(data, at)
@@ -129,31 +132,56 @@ class LocalIndex:
                     return cls(path)
                 sealed_root = root_after if root_before == sealed_root else None
                 at += length
-                for name, entry in update.items():
+                for file_path, entry in update.items():
+                    directory, _, name = file_path.rpartition("/")
+                    files = index._files_in(directory)
                     if entry is None:
-                        entries.pop(name, None)
+                        files.pop(name, None)
                     else:
-                        entries[name] = entry
+                        files[name] = entry
                 for directory, seal in sealed.items():
-                    listing = listings.get(directory)
+                    listing = index._listings.get(directory)
                     if type(listing) is tuple and len(listing) == 8:
-                        listings[directory] = listing[:7] + (seal,)
-        except (OSError, ValueError, EOFError, TypeError, struct.error):
+                        index._listings[directory] = listing[:7] + (seal,)
+        except (OSError, ValueError, EOFError, TypeError, AttributeError, struct.error):
             return cls(path)
-        index = cls(path, entries, listings, rules_key, sealed_root if type(sealed_root) is str else None)
+        index.sealed_root = index._loaded_root = sealed_root if type(sealed_root) is str else None
         index._base_bytes, index._appended_bytes = start + base_length, at - start - base_length
         return index
 
-    def __len__(self) -> int:
-        return len(self._entries)
+    def _files_in(self, directory: str) -> dict[str, tuple[Any, ...]]:
+        files = self._files.get(directory)
+        if files is None:
+            chunk = self._chunks.pop(directory, None)
+            try:
+                files = marshal.loads(chunk) if chunk is not None else {}
+            except (ValueError, EOFError, TypeError):
+                files = {}
+            if type(files) is not dict:
+                files = {}
+            self._files[directory] = files
+        return files
 
-    def entries(self) -> Mapping[str, Any]:
-        """path -> (size, mtime_ns, hash) as loaded (unchecked: check an entry as `lookup` does)."""
-        return self._entries
+    def entries_in(self, directory: str) -> Mapping[str, Any]:
+        """The entries of the files directly in `directory` ("" for the root), by name: (size,
+        mtime_ns, hash) as recorded (unchecked: check an entry as `lookup` does). Only the
+        directories asked about are read from the file."""
+        return self._files_in(directory)
+
+    def paths(self) -> set[str]:
+        """Every file with an entry (reads them all)."""
+        for directory in [*self._chunks]:
+            self._files_in(directory)
+        return {f"{directory}/{name}" if directory else name
+                for directory, files in self._files.items() for name in files}
+
+    def __len__(self) -> int:
+        return len(self.paths())
 
     def lookup(self, path: str, size: int, mtime_ns: int) -> str | None:
         """The recorded hash if the file still has the recorded size and mtime, else None."""
-        entry = self._entries.get(path)
+        directory, _, name = path.rpartition("/")
+        entry = self._files_in(directory).get(name)
         if type(entry) is tuple and len(entry) == 3 and entry[0] == size and entry[1] == mtime_ns:
             digest = entry[2]
             if type(digest) is str and len(digest) == 64:  # looks like a SHA-256 (checked inline: once per file)
@@ -162,14 +190,16 @@ class LocalIndex:
 
     def record(self, path: str, size: int, mtime_ns: int, digest: str, hashed_at_ns: int) -> None:
         """Remember a freshly computed hash, unless the file is too fresh for (size, mtime) to be trusted."""
+        directory, _, name = path.rpartition("/")
+        files = self._files_in(directory)
         if is_settled(mtime_ns, hashed_at_ns):
             entry = (size, mtime_ns, digest)
-            if self._entries.get(path) != entry:
-                self._entries[path] = self._updated[path] = entry
+            if files.get(name) != entry:
+                files[name] = self._updated[path] = entry
         else:
             # Forgotten in memory only: the saved entry no longer matches the file's (size, mtime)
             # either, so it cannot be trusted by mistake, and a one-file push need not write the index.
-            self._entries.pop(path, None)
+            files.pop(name, None)
             self._updated.pop(path, None)
 
     def use_rules(self, rules_key: str) -> None:
@@ -207,22 +237,31 @@ class LocalIndex:
         self._sealed[directory] = seal
 
     def retain_listings(self, directories: Collection[str]) -> None:
-        """Forget directories the walk no longer reached."""
-        if len(directories) == len(self._listings) and all(d in self._listings for d in directories):
+        """Forget directories the walk no longer reached: their listings and their files' entries."""
+        reached = set(directories)
+        for directory in [*(self._chunks.keys() - reached), *(self._files.keys() - reached)]:
+            prefix = directory + "/" if directory else ""
+            for name in self._files_in(directory):
+                self._updated[prefix + name] = None
+            del self._files[directory]
+        if len(reached) == len(self._listings) and self._listings.keys() <= reached:
             return
-        stale = [d for d in self._listings if d not in directories]
+        stale = [d for d in self._listings if d not in reached]
         for directory in stale:
             del self._listings[directory]
         self._dirty = self._dirty or bool(stale)
 
     def retain(self, files: Mapping[str, Any]) -> None:
-        """Forget files that are not among `files` (by path): gone, or now ignored."""
-        if self._entries.keys() <= files.keys():
-            return  # the usual case (a file just hashed may be missing: too fresh to record), checked in C
-        stale = [path for path in self._entries if path not in files]
-        for path in stale:
-            del self._entries[path]
-            self._updated[path] = None
+        """Forget files that are not among `files` (by path): gone, or now ignored. Only the
+        directories read from the file are looked at: the others were not walked into file by file,
+        their files unchanged as a whole (sealed), and a removed directory is forgotten by
+        `retain_listings`."""
+        for directory, entries in self._files.items():
+            prefix = directory + "/" if directory else ""
+            stale = [name for name in entries if prefix + name not in files]
+            for name in stale:
+                del entries[name]
+                self._updated[prefix + name] = None
 
     def save(self) -> None:
         """Write what changed: the updated entries appended, or the whole index rewritten."""
@@ -233,7 +272,9 @@ class LocalIndex:
             if (self._appended_bytes + len(update)) * 4 <= self._base_bytes and self._append(update):
                 self._updated, self._sealed, self._loaded_root = {}, {}, self.sealed_root
                 return
-        base = marshal.dumps((self._entries, self._listings, self._rules_key or "", self.sealed_root), 2)
+        chunks = dict(self._chunks)
+        chunks.update((directory, marshal.dumps(files, 2)) for directory, files in self._files.items() if files)
+        base = marshal.dumps((chunks, self._listings, self._rules_key or "", self.sealed_root), 2)
         write_atomic(self.path, INDEX_MAGIC + _BASE_LENGTH.pack(len(base)) + base)
         self._dirty, self._updated, self._sealed, self._loaded_root = False, {}, {}, self.sealed_root
         self._base_bytes, self._appended_bytes = len(INDEX_MAGIC) + _BASE_LENGTH.size + len(base), 0

@@ -207,7 +207,7 @@ def _walk_directory(result: WalkResult, directory: str, prefix: str, name: str, 
     else:
         if seal is not None:
             index.set_seal(name, None)
-        found = _stat_listed(directory, prefix, listing.files, index.entries() if clean is not None else None, clean)
+        found = _stat_listed(directory, prefix, listing.files, index.entries_in(name) if clean is not None else None, clean)
         if found is None and clean is not None:  # listed again below: what it found stands alone
             for file_name in listing.files:
                 clean.pop(prefix + file_name, None)
@@ -286,13 +286,13 @@ def _seal_of(directory: str, prefix: str, names: tuple[str, ...], index: LocalIn
              states: Mapping[str, FileState], against: Mapping[str, FileState]) -> bytes | None:
     """The seal for a directory's listing, once every file's index entry is settled and agrees
     with what `lstat` says now, with its scanned state and with `against`; else None."""
-    paths = [prefix + name for name in names]
     stamps = _stamps(directory, names)
     if stamps is None:
         return None
-    entries = index.entries()
-    for path, (size, mtime_ns, st_mode) in zip(paths, stamps):
-        entry, state = entries.get(path), states.get(path)
+    entries = index.entries_in(prefix[:-1])
+    for name, (size, mtime_ns, st_mode) in zip(names, stamps):
+        path = prefix + name
+        entry, state = entries.get(name), states.get(path)
         if (st_mode & 0o170000 != stat.S_IFREG or state is None or entry != (size, mtime_ns, state[0])
                 or state[1:] != (size, file_mode(st_mode)) or against.get(path) != state):
             return None
@@ -304,8 +304,8 @@ def _stat_listed(directory: str, prefix: str, names: tuple[str, ...], entries: M
     """`lstat` the files a recorded listing names; None if one is gone or no longer a regular file
     (the directory changed under us after its mtime was read: list it again).
 
-    With the index's `entries` and `clean`, the files whose entry (size, mtime_ns, hash) still
-    matches go into `clean`, and only the others are returned. On None, `clean` may hold some of the
+    With the index's `entries` of the directory (by file name) and `clean`, the files whose entry
+    (size, mtime_ns, hash) still matches go into `clean`, and only the others are returned. On None, `clean` may hold some of the
     directory's files (the caller drops them)."""
     found: list[FoundFile] = []
     lstat = os.lstat
@@ -321,7 +321,7 @@ def _stat_listed(directory: str, prefix: str, names: tuple[str, ...], entries: M
         if st_mode & 0o170000 != stat.S_IFREG:
             return None
         path = prefix + name
-        entry = get(path)
+        entry = get(name)
         size = info.st_size
         # (the index is a private cache, but its entries are checked as `LocalIndex.lookup` does)
         if (entry.__class__ is tuple and len(entry) == 3 and entry[0] == size and entry[1] == info.st_mtime_ns
