@@ -772,6 +772,26 @@ def test_pushed_tree_of_the_version_before_directories_still_loads(tmp_path: Pat
     assert loaded.root == built.root and loaded.records == files and loaded.directories == directories
 
 
+def test_pushed_tree_of_version_4_still_loads_and_records_are_read_by_directory(tmp_path: Path):
+    """A pushed tree saved with its records whole (version 4) still loads, appended updates and
+    all; saved again, its records are grouped by directory and read a directory at a time."""
+    path = tmp_path / "pushed"
+    files = {"a/b/x": (hashlib.sha256(b"1").hexdigest(), 1, 420), "b": (hashlib.sha256(b"2").hexdigest(), 1, 420)}
+    built, directories = build_tree([(p, *r) for p, r in files.items()])
+    base = marshal.dumps((built.root, dict(files), dict(built.manifests), directories), 2)
+    path.write_bytes(b"fastest-pushed 4\n" + len(base).to_bytes(8, "big") + base)
+    loaded = PushedTree.load(path, built.root)
+    assert loaded.records == files and loaded.blobs == {r[0] for r in files.values()}
+    changed = {**files, "a/c": (hashlib.sha256(b"3").hexdigest(), 1, 493)}
+    rebuilt, rebuilt_directories = build_tree([(p, *r) for p, r in changed.items()])
+    save_pushed(path, rebuilt.root, changed, rebuilt.manifests, rebuilt_directories, since=loaded,
+                changes={"a/c": changed["a/c"]})  # a file of another version: rewritten whole
+    assert path.read_bytes().startswith(b"fastest-pushed 5\n")
+    again = PushedTree.load(path, rebuilt.root)
+    assert len(again.records) == 3 and again.records.get("a/c") == changed["a/c"]
+    assert set(again.records._files) == {"a"}  # only the group of a/c was read
+    assert again.records == changed and list(again.records) == sorted(changed)
+
 def test_manifest_cache_verifies_what_it_returns(tmp_path: Path):
     cache = ManifestCache(tmp_path / "m")
     data = b'{"entries":[],"version":1}'

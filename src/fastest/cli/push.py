@@ -40,6 +40,7 @@ from fastest.cli.frames import (
 from fastest.cli.index import LocalIndex
 from fastest.cli.parallel import run_parallel
 from fastest.cli.progress import Progress
+from fastest.cli.pushed_records import with_changes
 from fastest.cli.records import Record
 from fastest.cli.scan import FileState, ScanResult, ScannedFile, scan, scan_paths
 from fastest.cli.state import Folder, PushedTree, WorkspaceState, save_pushed
@@ -100,7 +101,7 @@ class PushReport(Record):
     symlinks_skipped: int
     special_skipped: int
     unencodable_skipped: list[str]
-    blobs_new: int  # not in the last pushed tree
+    blobs_new: int  # not in the last pushed tree (a few small ones are not looked up there: see `new_blobs`)
     blobs_checked: int  # asked about with blobs/exists
     blobs_uploaded: int
     blob_bytes_uploaded: int
@@ -175,12 +176,7 @@ def _scan_only(folder: Folder, pushed: PushedTree, only: Sequence[str]) -> tuple
                                  directories=pushed.with_directories().directories)
     for index in loaded:
         index.save()
-    records = dict(pushed.records)
-    for path, state in changes.items():
-        if state is None:
-            records.pop(path, None)
-        else:
-            records[path] = state
+    records = with_changes(pushed.records, changes)
     result = ScanResult(records=records, hashed=hashed, reused=len(records) - hashed, hashed_bytes=0,
                         ignored=0, symlinks=0, special=0, unencodable=[], folder_walked=False)
     return result, changes
@@ -199,11 +195,17 @@ def changes_since(before: Mapping[str, FileState], after: Mapping[str, FileState
 
 
 def new_blobs(changes: Changes, pushed: PushedTree) -> dict[str, ScannedFile]:
-    """The blobs of changed files that the pushed tree does not hold, with one path each."""
+    """The blobs of changed files that the pushed tree does not hold, with one path each.
+
+    Telling which blobs the pushed tree holds reads all of its records (a tenth of a one-file push
+    on a big folder), so a few small blobs are not looked up: they are sent as they are, and the
+    upload skips whatever the server already holds."""
     blobs: dict[str, ScannedFile] = {}
     for path, state in changes.items():
-        if state is not None and state[0] not in pushed.blobs and state[0] not in blobs:
+        if state is not None and state[0] not in blobs:
             blobs[state[0]] = ScannedFile(path, *state)
+    if len(blobs) > ASK_FIRST_ABOVE or sum(blob.size for blob in blobs.values()) > SMALL_BLOB_MAX:
+        blobs = {digest: blob for digest, blob in blobs.items() if digest not in pushed.blobs}
     return blobs
 
 
@@ -357,13 +359,13 @@ def upload_missing(
     *,
     progress: bool | None = None,
 ) -> None:
-    """Upload what the server lacks of what is not in `pushed`: `blobs` (by hash, one file each)
-    first, then the tree's manifests.
+    """Upload what the server lacks of `blobs` (by hash, one file each: `new_blobs`) first, then
+    of the tree's manifests not in `pushed`.
 
     A handful of small candidates (the usual edit) are sent without asking first: the upload
     routes skip what they already hold, and one round trip is saved. Otherwise the server is asked.
     """
-    blob_candidates = [h for h in blobs if h not in pushed.blobs]
+    blob_candidates = list(blobs)  # what `new_blobs` found the pushed tree lacks
     manifest_candidates = [h for h in tree.manifests if h not in pushed.manifests]
     report.blobs_new, report.manifests_new = len(blob_candidates), len(manifest_candidates)
     timings = report.timings_ms

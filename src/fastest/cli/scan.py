@@ -24,6 +24,7 @@ from pathlib import Path
 from fastest.cli.ignore import STATE_DIR, IgnoreRules
 from fastest.cli.index import Listing, LocalIndex
 from fastest.cli.progress import Progress
+from fastest.cli.pushed_records import with_changes
 from fastest.cli.records import Record
 from fastest.domain.manifest import MODE_EXECUTABLE, MODE_FILE
 
@@ -492,12 +493,7 @@ def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, pro
         for directory, prefix, names in walked.unsealed:
             index.set_seal(prefix[:-1], _seal_of(directory, prefix, names, index, known, against))
         index.sealed_root = against_root
-        records = dict(against)
-        for path, state in changes.items():
-            if state is None:
-                del records[path]
-            else:
-                records[path] = state
+        records = with_changes(against, changes)
     index.retain(records)
     return ScanResult(
         records=records,
