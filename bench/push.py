@@ -21,7 +21,7 @@ Every figure is a median over rounds: of each side's times, and of the rounds' p
 (client and server / git) is printed beside: on a shared machine it moves far less than wall time. Budgets: the first push ≤ 1.3×
 git, the walked one-file push (b) ≤ 1.5×, the watched one (d) ≤ 1.0× (where inotify exists).
 
-    .venv/bin/python bench/push.py [--files 10000] [--seed 7] [--rounds 5] [--first-rounds 3]
+    .venv/bin/python bench/push.py [--files 10000] [--seed 7] [--rounds 11] [--first-rounds 3]
 """
 
 from __future__ import annotations
@@ -244,7 +244,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--rounds", type=int, default=5, help="one-file rounds of (b), (c) and (d)")
+    parser.add_argument("--rounds", type=int, default=11, help="one-file rounds of (b), (c) and (d)")
     parser.add_argument("--first-rounds", type=int, default=3, help="first-push rounds of (a)")
     args = parser.parse_args()
 

@@ -16,15 +16,18 @@ asking the ignore rules about every name again. A listing is kept with the rules
 (`rules_key`): other rules, and every listing is dropped.
 
 Every push and status loads the index, and a one-file push is meant to take a few times what
-`git commit -am` does, so the file is `marshal`led `{path: (size, mtime_ns, hash)}` behind a magic
-line (loads ~3× faster than JSON, dumps ~2×), entries checked when used rather than on load. It is
-a private cache: anything unreadable or of another version is an empty index (everything is hashed
+`git commit -am` does, so the file is `marshal`led behind a magic line (loads ~3× faster than JSON,
+dumps ~2×), entries checked when used rather than on load, and each directory's entries
+`{name: (size, mtime_ns, hash)}` are `marshal`led on their own and read only when the scan first
+asks about that directory (a walk that vouches for a directory as a whole never does). It is a
+private cache: anything unreadable or of another version is an empty index (everything is hashed
 and listed once more). It is written only when something changed, and when only a few entries
 did (the file edited since the last push, hashed again), they are appended to the file instead of
 rewriting 10,000 entries:
 
-    fastest-index 4\n + length of the base (8 bytes) + marshal((entries, listings, rules_key))
-                      + appended updates, each: length (4 bytes) + marshal({path: entry, or None: gone})
+    fastest-index 6\n + length of the base (8 bytes) + marshal(({directory: marshal(entries)},
+                      listings, rules_key, sealed_root))
+                      + appended updates, each: length (4 bytes) + marshal({path: entry, or None: gone}, …)
 
 An update cut short by a crash is ignored (its entries are merely hashed again); once the updates
 outgrow a quarter of the base, or a listing or the rules change, the whole file is rewritten.
@@ -51,6 +54,7 @@ from functools import partial
 from pathlib import Path
 
 from fastest.cli.fsutil import write_atomic
+from fastest.cli.groups import Groups, join, split
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up: fastest.cli.records)
 if TYPE_CHECKING:
@@ -93,10 +97,8 @@ class LocalIndex:
     def __init__(self, path: Path, listings: dict[str, tuple[Any, ...]] | None = None, rules_key: str | None = None,
                  sealed_root: str | None = None, *, chunks: dict[str, bytes] | None = None) -> None:
         self.path = path
-        # directory ("" for the root) -> its files' entries {name: (size, mtime_ns, hash)}: marshalled
-        # as loaded (`_chunks`) until the directory is first asked about, then in `_files`
-        self._chunks: dict[str, bytes] = dict(chunks or {})
-        self._files: dict[str, dict[str, tuple[Any, ...]]] = {}
+        # directory ("" for the root) -> its files' entries {name: (size, mtime_ns, hash)}
+        self._entries = Groups(dict(chunks or {}))
         # directory ("" for the root) -> (mtime_ns, *Listing, seal), plain tuples as marshal wants them
         self._listings: dict[str, tuple[Any, ...]] = dict(listings or {})
         self._rules_key = rules_key
@@ -133,8 +135,8 @@ class LocalIndex:
                 sealed_root = root_after if root_before == sealed_root else None
                 at += length
                 for file_path, entry in update.items():
-                    directory, _, name = file_path.rpartition("/")
-                    files = index._files_in(directory)
+                    files = index.entries_in(split(file_path)[0])
+                    name = split(file_path)[1]
                     if entry is None:
                         files.pop(name, None)
                     else:
@@ -149,39 +151,23 @@ class LocalIndex:
         index._base_bytes, index._appended_bytes = start + base_length, at - start - base_length
         return index
 
-    def _files_in(self, directory: str) -> dict[str, tuple[Any, ...]]:
-        files = self._files.get(directory)
-        if files is None:
-            chunk = self._chunks.pop(directory, None)
-            try:
-                files = marshal.loads(chunk) if chunk is not None else {}
-            except (ValueError, EOFError, TypeError):
-                files = {}
-            if type(files) is not dict:
-                files = {}
-            self._files[directory] = files
-        return files
-
     def entries_in(self, directory: str) -> Mapping[str, Any]:
         """The entries of the files directly in `directory` ("" for the root), by name: (size,
         mtime_ns, hash) as recorded (unchecked: check an entry as `lookup` does). Only the
         directories asked about are read from the file."""
-        return self._files_in(directory)
+        return self._entries.of(directory)
 
     def paths(self) -> set[str]:
         """Every file with an entry (reads them all)."""
-        for directory in [*self._chunks]:
-            self._files_in(directory)
-        return {f"{directory}/{name}" if directory else name
-                for directory, files in self._files.items() for name in files}
+        return {join(directory, name) for directory, files in self._entries.read_all().items() for name in files}
 
     def __len__(self) -> int:
         return len(self.paths())
 
     def lookup(self, path: str, size: int, mtime_ns: int) -> str | None:
         """The recorded hash if the file still has the recorded size and mtime, else None."""
-        directory, _, name = path.rpartition("/")
-        entry = self._files_in(directory).get(name)
+        directory, name = split(path)
+        entry = self._entries.of(directory).get(name)
         if type(entry) is tuple and len(entry) == 3 and entry[0] == size and entry[1] == mtime_ns:
             digest = entry[2]
             if type(digest) is str and len(digest) == 64:  # looks like a SHA-256 (checked inline: once per file)
@@ -190,8 +176,8 @@ class LocalIndex:
 
     def record(self, path: str, size: int, mtime_ns: int, digest: str, hashed_at_ns: int) -> None:
         """Remember a freshly computed hash, unless the file is too fresh for (size, mtime) to be trusted."""
-        directory, _, name = path.rpartition("/")
-        files = self._files_in(directory)
+        directory, name = split(path)
+        files = self._entries.of(directory)
         if is_settled(mtime_ns, hashed_at_ns):
             entry = (size, mtime_ns, digest)
             if files.get(name) != entry:
@@ -239,11 +225,9 @@ class LocalIndex:
     def retain_listings(self, directories: Collection[str]) -> None:
         """Forget directories the walk no longer reached: their listings and their files' entries."""
         reached = set(directories)
-        for directory in [*(self._chunks.keys() - reached), *(self._files.keys() - reached)]:
-            prefix = directory + "/" if directory else ""
-            for name in self._files_in(directory):
-                self._updated[prefix + name] = None
-            del self._files[directory]
+        for directory in self._entries.directories() - reached:
+            for name in self._entries.drop(directory):
+                self._updated[join(directory, name)] = None
         if len(reached) == len(self._listings) and self._listings.keys() <= reached:
             return
         stale = [d for d in self._listings if d not in reached]
@@ -256,12 +240,11 @@ class LocalIndex:
         directories read from the file are looked at: the others were not walked into file by file,
         their files unchanged as a whole (sealed), and a removed directory is forgotten by
         `retain_listings`."""
-        for directory, entries in self._files.items():
-            prefix = directory + "/" if directory else ""
-            stale = [name for name in entries if prefix + name not in files]
+        for directory, entries in self._entries.read().items():
+            stale = [name for name in entries if join(directory, name) not in files]
             for name in stale:
                 del entries[name]
-                self._updated[prefix + name] = None
+                self._updated[join(directory, name)] = None
 
     def save(self) -> None:
         """Write what changed: the updated entries appended, or the whole index rewritten."""
@@ -272,9 +255,7 @@ class LocalIndex:
             if (self._appended_bytes + len(update)) * 4 <= self._base_bytes and self._append(update):
                 self._updated, self._sealed, self._loaded_root = {}, {}, self.sealed_root
                 return
-        chunks = dict(self._chunks)
-        chunks.update((directory, marshal.dumps(files, 2)) for directory, files in self._files.items() if files)
-        base = marshal.dumps((chunks, self._listings, self._rules_key or "", self.sealed_root), 2)
+        base = marshal.dumps((self._entries.dump(), self._listings, self._rules_key or "", self.sealed_root), 2)
         write_atomic(self.path, INDEX_MAGIC + _BASE_LENGTH.pack(len(base)) + base)
         self._dirty, self._updated, self._sealed, self._loaded_root = False, {}, {}, self.sealed_root
         self._base_bytes, self._appended_bytes = len(INDEX_MAGIC) + _BASE_LENGTH.size + len(base), 0

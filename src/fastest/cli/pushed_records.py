@@ -1,16 +1,16 @@
 """The last pushed tree's files, path -> (hash, size, mode), read a directory at a time.
 
-`.fastest/pushed` keeps them grouped by directory, each group `marshal`led on its own, and a group
-is read the first time a path of its directory is asked about: a one-file push on a folder of
-10,000 files reads the few groups on its path (and those a walk could not vouch for), not 10,000
-records, which cost a twentieth of that push. Reading everything (iterating, or `blobs`) still
-works, for the rarer commands and code paths that need it.
+`.fastest/pushed` keeps them grouped by directory (`fastest.cli.groups`): a one-file push on a
+folder of 10,000 files reads the few groups on its path and those a walk could not vouch for.
+Reading everything (iterating, or `PushedBlobs`) still works, for the rarer commands and code
+paths that need it.
 """
 
 from __future__ import annotations
 
-import marshal
 from collections.abc import Mapping, Set
+
+from fastest.cli.groups import Groups, join, split
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up: fastest.cli.records)
 if TYPE_CHECKING:
@@ -20,15 +20,13 @@ Record = tuple[str, int, int]
 
 
 class PushedRecords(Mapping):
-    """path -> (hash, size, mode), kept per directory ("" for the root): as loaded (`marshal`led
-    groups, read on first use) or as given. A group that cannot be read is taken as empty, as any
-    damaged part of this private cache is."""
+    """path -> (hash, size, mode), grouped by directory (`Groups`): as loaded, each group read on
+    first use, or as given."""
 
-    __slots__ = ("_groups", "_files", "_count")
+    __slots__ = ("_groups", "_count")
 
     def __init__(self, groups: dict[str, bytes] | None = None, count: int = 0) -> None:
-        self._groups = groups if groups is not None else {}  # directory -> marshal({name: record})
-        self._files: dict[str, dict[str, Record]] = {}  # directory -> {name: record}, read or changed
+        self._groups = Groups(groups)
         self._count = count
 
     @classmethod
@@ -39,62 +37,42 @@ class PushedRecords(Mapping):
             grouped[path] = record
         return grouped
 
-    def _in(self, directory: str) -> dict[str, Record]:
-        files = self._files.get(directory)
-        if files is None:
-            group = self._groups.pop(directory, None)
-            try:
-                files = marshal.loads(group) if group is not None else {}
-            except (ValueError, EOFError, TypeError):
-                files = {}
-            if type(files) is not dict:
-                files = {}
-            self._files[directory] = files
-        return files
-
     def __getitem__(self, path: str) -> Record:
-        directory, _, name = path.rpartition("/")
-        return self._in(directory)[name]
+        directory, name = split(path)
+        return self._groups.of(directory)[name]
 
     def get(self, path: str, default: Record | None = None) -> Record | None:
-        directory, _, name = path.rpartition("/")
-        return self._in(directory).get(name, default)
+        directory, name = split(path)
+        return self._groups.of(directory).get(name, default)
 
     def __contains__(self, path: object) -> bool:
         if not isinstance(path, str):
             return False
-        directory, _, name = path.rpartition("/")
-        return name in self._in(directory)
+        directory, name = split(path)
+        return name in self._groups.of(directory)
 
     def __len__(self) -> int:
         return self._count
 
     def by_directory(self) -> dict[str, dict[str, Record]]:
         """directory -> {name: record}, every group read."""
-        for directory in [*self._groups]:
-            self._in(directory)
-        return self._files
+        return self._groups.read_all()
 
     def __iter__(self) -> Iterator[str]:
         """Every path, in path order (reads every group)."""
-        return iter(sorted(f"{directory}/{name}" if directory else name
-                           for directory, files in self.by_directory().items() for name in files))
+        return iter(sorted(join(directory, name) for directory, records in self.by_directory().items()
+                           for name in records))
 
     def __setitem__(self, path: str, record: Record) -> None:
-        directory, _, name = path.rpartition("/")
-        files = self._in(directory)
-        if name not in files:
+        directory, name = split(path)
+        records = self._groups.of(directory)
+        if name not in records:
             self._count += 1
-        files[name] = record
-
-    def __delitem__(self, path: str) -> None:
-        directory, _, name = path.rpartition("/")
-        del self._in(directory)[name]
-        self._count -= 1
+        records[name] = record
 
     def pop(self, path: str, default: Record | None = None) -> Record | None:
-        directory, _, name = path.rpartition("/")
-        record = self._in(directory).pop(name, None)
+        directory, name = split(path)
+        record = self._groups.of(directory).pop(name, None)
         if record is None:
             return default
         self._count -= 1
@@ -103,8 +81,8 @@ class PushedRecords(Mapping):
     def with_changes(self, changes: Mapping[str, Record | None]) -> "PushedRecords":
         """A copy with `changes` applied (path -> new record, None: gone); the groups not
         changed are shared, still unread."""
-        changed = PushedRecords(dict(self._groups), self._count)
-        changed._files = {directory: dict(files) for directory, files in self._files.items()}
+        changed = PushedRecords(count=self._count)
+        changed._groups = self._groups.copy()
         for path, record in changes.items():
             if record is None:
                 changed.pop(path)
@@ -114,9 +92,7 @@ class PushedRecords(Mapping):
 
     def groups(self) -> dict[str, bytes]:
         """Every non-empty directory's group, `marshal`led, for saving (unread ones as loaded)."""
-        groups = dict(self._groups)
-        groups.update((directory, marshal.dumps(files, 2)) for directory, files in self._files.items() if files)
-        return groups
+        return self._groups.dump()
 
 
 def with_changes(records: Mapping[str, Record], changes: Mapping[str, Record | None]) -> Mapping[str, Record]:
