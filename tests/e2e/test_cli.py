@@ -176,7 +176,7 @@ def test_workspace_moved_on_the_server_is_reported(logged_in: Cli, server, tmp_p
     folder = tmp_path / "w"
     write(folder / "a.txt", "1\n")
     logged_in("init", cwd=folder)
-    logged_in("push", cwd=folder)
+    pushed_hash = logged_in.json("push", cwd=folder)["manifest_hash"]
     state = json.loads((folder / ".fastest" / "workspace.json").read_text())
     # Someone else moves the workspace to another (stored) manifest behind our back.
     other = tmp_path / "other"
@@ -187,7 +187,7 @@ def test_workspace_moved_on_the_server_is_reported(logged_in: Cli, server, tmp_p
     moved = httpx.post(
         f"{base_url}/v1/workspaces/{state['workspace_id']}/current-manifest",
         headers={"Authorization": f"Bearer {token}"},
-        json={"manifest_hash": other_hash, "previous_manifest_hash": state["manifest_hash"]},
+        json={"manifest_hash": other_hash, "previous_manifest_hash": pushed_hash},
     )
     assert moved.status_code == 200, moved.text
     write(folder / "a.txt", "changed\n")
@@ -195,7 +195,7 @@ def test_workspace_moved_on_the_server_is_reported(logged_in: Cli, server, tmp_p
     assert done.returncode == 1 and "workspace moved on the server" in done.stderr
     (folder / ".fastest" / "pushed").unlink()  # local copies are only a cache: the server has the manifests
     assert logged_in.json("status", "--no-drift", cwd=folder)["changes"] == [{"path": "a.txt", "kind": "modified"}]
-    assert [p.name for p in (folder / ".fastest" / "manifests").iterdir()] == [state["manifest_hash"]]
+    assert [p.name for p in (folder / ".fastest" / "manifests").iterdir()] == [pushed_hash]
 
 
 def test_push_of_named_paths_looks_at_those_alone(logged_in: Cli, tmp_path: Path):

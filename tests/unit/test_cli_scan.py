@@ -4,6 +4,7 @@ upload order, local state, config, and the HTTP client's error and retry handlin
 from __future__ import annotations
 
 import hashlib
+import json
 import io
 import marshal
 import os
@@ -36,7 +37,7 @@ from fastest.cli.push import changes_since
 from fastest.cli.index import INDEX_MAGIC, LocalIndex, is_settled
 from fastest.cli import scan as scan_module
 from fastest.cli.scan import scan, scan_paths, walk
-from fastest.cli.state import ManifestCache, PushedTree, save_pushed
+from fastest.cli.state import Folder, ManifestCache, PushedTree, WorkspaceState, save_pushed
 from fastest.cli.loader import manifest_loader, run_blocking
 from fastest.domain.manifest import ManifestError
 from fastest.domain.tree import build_manifests, build_tree, update_tree
@@ -895,3 +896,39 @@ def test_changes_since_are_exactly_what_turns_one_file_list_into_the_other(befor
     assert changes == {**{p: s for p, s in after.items() if before.get(p) != s}, **{p: None for p in before if p not in after}}
     applied = {**before, **changes}
     assert {p: s for p, s in applied.items() if s is not None} == after
+
+
+def test_a_push_appends_the_head_it_moved_to_and_the_link_is_folded_back_into_workspace_json(tmp_path: Path):
+    """A push that only moves the head appends it to `.fastest/head` instead of replacing
+    workspace.json; a line cut short by a crash is not used, nor one for another workspace; the
+    file is folded back into workspace.json once it grows, and when the link itself changes."""
+    folder = Folder(tmp_path)
+    linked = WorkspaceState(server="http://s", project_id="prj_1", workspace_id="wsp_1")
+    folder.save(linked)
+    heads = [(f"snp_{n:026d}", hashlib.sha256(str(n).encode()).hexdigest()) for n in range(60)]
+
+    def push(n: int) -> None:
+        state = folder.load()
+        state.head_snapshot_id, state.manifest_hash = heads[n]
+        folder.save(state)
+
+    push(0)
+    push(1)
+    assert folder.head_file.exists() and json.loads(folder.workspace_file.read_text())["manifest_hash"] is None
+    assert (folder.load().head_snapshot_id, folder.load().manifest_hash) == heads[1]
+    with open(folder.head_file, "ab") as handle:
+        handle.write(b"wsp_1 snp_cut")  # a crash mid-append
+    assert folder.load().manifest_hash == heads[1][1]
+    with open(folder.head_file, "ab") as handle:
+        handle.write(f"\nwsp_2 {heads[2][0]} {heads[2][1]}\n".encode())  # not this folder's workspace
+    assert folder.load().manifest_hash == heads[1][1]
+    for n in range(3, 60):
+        push(n)
+    assert folder.head_file.stat().st_size <= 4096  # folded back at least once
+    assert (folder.load().head_snapshot_id, folder.load().manifest_hash) == heads[59]
+    relinked = folder.load()
+    relinked.workspace_id = "wsp_9"
+    folder.save(relinked)
+    assert not folder.head_file.exists()
+    assert json.loads(folder.workspace_file.read_text())["manifest_hash"] == heads[59][1]
+    assert folder.load().workspace_id == "wsp_9"

@@ -262,7 +262,8 @@ def push(
 def _push(folder: Folder, state: WorkspaceState, api: ApiClient, *, message: str | None,
           progress: bool | None, only: Sequence[str] | None) -> PushReport:
     timings: dict[str, float] = {}
-    pushed = PushedTree.load(folder.pushed_file, state.manifest_hash)
+    with phase(timings, "load"):
+        pushed = PushedTree.load(folder.pushed_file, state.manifest_hash)
     scanned_against = pushed.root
     scanned, tree, changes, directories = scan_folder(folder, pushed, progress=progress, timings=timings, only=only)
     report = PushReport(
