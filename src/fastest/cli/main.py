@@ -174,26 +174,31 @@ BRIEF_COMMANDS = frozenset({"login", "logout", "whoami", "token", "init", "push"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return _run_parsed(_parse(argv))
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     import gc
 
     enabled = gc.isenabled()
     gc.disable()
     try:
-        args = build_parser().parse_args(argv)
+        return build_parser().parse_args(argv)
     finally:
         if enabled:
             gc.enable()
-    _ran.append(args.command)
-    if args.command in BRIEF_COMMANDS and enabled:
+
+
+def _run_parsed(args: argparse.Namespace) -> int:
+    import gc
+
+    if args.command in BRIEF_COMMANDS and gc.isenabled():
         gc.disable()
         try:
             return _run(args)
         finally:
             gc.enable()
     return _run(args)
-
-
-_ran: list[str] = []  # the command `main` parsed, for `entry`
 
 
 def entry() -> None:
@@ -205,13 +210,18 @@ def entry() -> None:
     nothing (such a command leaves no thread running and no file open: each is closed by its
     `with` block). Other commands, and any uncaught exception, exit the usual way."""
     try:
-        code = main()
+        args = _parse(None)
     except SystemExit as exc:  # argparse's --help and usage errors
-        if _ran or not (exc.code is None or isinstance(exc.code, int)):
+        if not (exc.code is None or isinstance(exc.code, int)):
             raise
-        code = exc.code or 0
-    if _ran and _ran[-1] not in BRIEF_COMMANDS:
+        _exit_now(exc.code or 0)
+    code = _run_parsed(args)
+    if args.command not in BRIEF_COMMANDS:
         raise SystemExit(code)
+    _exit_now(code)
+
+
+def _exit_now(code: int) -> None:
     try:
         sys.stdout.flush()
         sys.stderr.flush()
