@@ -181,17 +181,22 @@ def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex |
                 # The usual directory of a big folder, so handled here rather than in a call.
                 sealed.append((prefix, listing.files))
                 result.sealed_files += len(listing.files)
-                if listing.ignored or listing.symlinks or listing.special or listing.unencodable:
-                    _count_skipped(result, listing)
-                if listing.directories:
-                    base = directory + os.sep
-                    pending += [(base + sub, prefix + sub + "/") for sub in listing.directories]
-                continue
-            _walk_directory(result, directory, prefix, name, mtime_ns, listing, seal, pending, rules, index, clean,
-                            walk_started_ns)
+            else:
+                listing = _walk_directory(result, directory, prefix, name, mtime_ns, listing, seal, rules, index,
+                                          clean, walk_started_ns)
+                if listing is None:
+                    continue  # removed while we walked
         finally:
             if fd is not None:
                 os.close(fd)
+        if listing.ignored or listing.symlinks or listing.special or listing.unencodable:
+            result.ignored += listing.ignored
+            result.symlinks += listing.symlinks
+            result.special += listing.special
+            result.unencodable += listing.unencodable
+        if listing.directories:
+            base = directory + os.sep
+            pending += [(base + sub, prefix + sub + "/") for sub in listing.directories]
     if index is not None and not start:
         index.retain_listings(reached)
     result.files.sort()
@@ -199,10 +204,11 @@ def walk(root: Path, rules: IgnoreRules, *, start: str = "", index: LocalIndex |
 
 
 def _walk_directory(result: WalkResult, directory: str, prefix: str, name: str, mtime_ns: int | None,
-                    listing: Listing | None, seal: bytes | None, pending: list[tuple[str, str]], rules: IgnoreRules,
-                    index: LocalIndex | None, clean: dict[str, FileState] | None, walk_started_ns: int) -> None:
-    """One directory of `walk` that is not sealed: its files into `result`, its subdirectories onto
-    `pending`. `listing` and `seal`: what the index recorded for it, if its mtime is the same."""
+                    listing: Listing | None, seal: bytes | None, rules: IgnoreRules, index: LocalIndex | None,
+                    clean: dict[str, FileState] | None, walk_started_ns: int) -> Listing | None:
+    """The files of one directory of `walk` that is not sealed, into `result`; returns its listing
+    (None if the directory is gone). `listing` and `seal`: what the index recorded for it, if its
+    mtime is the same."""
     if listing is None:
         found = None
     else:
@@ -215,25 +221,14 @@ def _walk_directory(result: WalkResult, directory: str, prefix: str, name: str, 
     if found is None:
         listed = _list_directory(directory, prefix, rules)
         if listed is None:
-            return  # removed while we walked
+            return None
         found, listing = listed
         if index is not None:
             index.record_listing(name, mtime_ns, listing, walk_started_ns)
     if clean is not None and listing.files:
         result.unsealed.append((directory, prefix, listing.files))
     result.files += found
-    if listing.ignored or listing.symlinks or listing.special or listing.unencodable:
-        _count_skipped(result, listing)
-    if listing.directories:
-        base = directory + os.sep
-        pending += [(base + sub, prefix + sub + "/") for sub in listing.directories]
-
-
-def _count_skipped(result: WalkResult, listing: Listing) -> None:
-    result.ignored += listing.ignored
-    result.symlinks += listing.symlinks
-    result.special += listing.special
-    result.unencodable += listing.unencodable
+    return listing
 
 
 # Directories are opened (a symlink is not followed) and their files `lstat`ed relative to them:
@@ -484,16 +479,15 @@ def scan(root: Path, index: LocalIndex, *, rules: IgnoreRules | None = None, pro
     if against is None:
         paths = sorted(known)
         records = dict(zip(paths, map(known.__getitem__, paths)))
-        if seal:  # as the tree just found; they hold once a push records it (`move_sealed_root` from None)
-            for directory, prefix, names in walked.unsealed:
-                index.set_seal(prefix[:-1], _seal_of(directory, prefix, names, index, known, records))
-        index.sealed_root = None
+        # With `seal`, as the tree just found: they hold once a push records it (`move_sealed_root` from None).
+        sealed_as, index.sealed_root = (records if seal else None), None
     else:
         changes = _changes_against(against, known, walked.sealed, walked.sealed_files)
-        for directory, prefix, names in walked.unsealed:
-            index.set_seal(prefix[:-1], _seal_of(directory, prefix, names, index, known, against))
-        index.sealed_root = against_root
         records = with_changes(against, changes)
+        sealed_as, index.sealed_root = against, against_root
+    if sealed_as is not None:
+        for directory, prefix, names in walked.unsealed:
+            index.set_seal(prefix[:-1], _seal_of(directory, prefix, names, index, known, sealed_as))
     index.retain(records)
     return ScanResult(
         records=records,
@@ -567,8 +561,8 @@ def scan_paths(root: Path, index: LocalIndex | Callable[[], LocalIndex], known: 
             if old not in here and old not in found:
                 changes[old] = None
         found.update(here)
-        for name in here:
-            changes.pop(name, None)  # found after all (named twice, or under a path named earlier)
+        for found_path in here:
+            changes.pop(found_path, None)  # found after all (named twice, or under a path named earlier)
     if callable(index):
         index = index() if directory_named or len(found) > HASH_WITHOUT_INDEX_MAX else None
     hashed = 0
