@@ -95,18 +95,18 @@ class LocalIndex:
     """In-memory view of the index file; `save` writes it back atomically, only if something changed."""
 
     def __init__(self, path: Path, listings: dict[str, tuple[Any, ...]] | None = None, rules_key: str | None = None,
-                 sealed_root: str | None = None, *, chunks: dict[str, bytes] | None = None) -> None:
+                 groups: dict[str, bytes] | None = None) -> None:
         self.path = path
         # directory ("" for the root) -> its files' entries {name: (size, mtime_ns, hash)}
-        self._entries = Groups(dict(chunks or {}))
+        self._entries = Groups(dict(groups or {}))
         # directory ("" for the root) -> (mtime_ns, *Listing, seal), plain tuples as marshal wants them
         self._listings: dict[str, tuple[Any, ...]] = dict(listings or {})
         self._rules_key = rules_key
         self._dirty = False  # something beyond entries changed (a listing, the rules): rewrite it all
         self._updated: dict[str, tuple[Any, ...] | None] = {}  # entries changed since load (None: gone)
         self._sealed: dict[str, bytes | None] = {}  # listings' seals set or dropped since load
-        self.sealed_root = sealed_root  # the pushed tree the seals hold for (see the module's doc)
-        self._loaded_root = sealed_root
+        self.sealed_root: str | None = None  # the pushed tree the seals hold for (see the module's doc)
+        self._loaded_root: str | None = None
         self._base_bytes = 0  # of the file as loaded: its base, and the updates appended to it
         self._appended_bytes = 0
 
@@ -119,10 +119,10 @@ class LocalIndex:
                 return cls(path)
             start = len(INDEX_MAGIC) + _BASE_LENGTH.size
             (base_length,) = _BASE_LENGTH.unpack_from(data, len(INDEX_MAGIC))
-            chunks, listings, rules_key, sealed_root = marshal.loads(data[start:start + base_length])
-            if type(chunks) is not dict or type(listings) is not dict or type(rules_key) is not str:
+            groups, listings, rules_key, sealed_root = marshal.loads(data[start:start + base_length])
+            if type(groups) is not dict or type(listings) is not dict or type(rules_key) is not str:
                 return cls(path)
-            index = cls(path, listings, rules_key, chunks=chunks)
+            index = cls(path, listings, rules_key, groups)
             at = start + base_length
             while at + _UPDATE_LENGTH.size <= len(data):
                 (length,) = _UPDATE_LENGTH.unpack_from(data, at)
@@ -135,8 +135,8 @@ class LocalIndex:
                 sealed_root = root_after if root_before == sealed_root else None
                 at += length
                 for file_path, entry in update.items():
-                    files = index.entries_in(split(file_path)[0])
-                    name = split(file_path)[1]
+                    directory, name = split(file_path)
+                    files = index._entries.of(directory)
                     if entry is None:
                         files.pop(name, None)
                     else:

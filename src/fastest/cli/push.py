@@ -204,9 +204,15 @@ def new_blobs(changes: Changes, pushed: PushedTree) -> dict[str, ScannedFile]:
     for path, state in changes.items():
         if state is not None and state[0] not in blobs:
             blobs[state[0]] = ScannedFile(path, *state)
-    if len(blobs) > ASK_FIRST_ABOVE or sum(blob.size for blob in blobs.values()) > SMALL_BLOB_MAX:
+    if not _few_and_small(blobs):
         blobs = {digest: blob for digest, blob in blobs.items() if digest not in pushed.blobs}
     return blobs
+
+
+def _few_and_small(blobs: Mapping[str, ScannedFile]) -> bool:
+    """A handful of small blobs (the usual edit): sent without asking the server or the pushed tree
+    first, as one batch; the upload skips what the server already holds."""
+    return len(blobs) <= ASK_FIRST_ABOVE and sum(blob.size for blob in blobs.values()) <= SMALL_BLOB_MAX
 
 
 @contextmanager
@@ -371,7 +377,7 @@ def upload_missing(
     report.blobs_new, report.manifests_new = len(blob_candidates), len(manifest_candidates)
     timings = report.timings_ms
     with phase(timings, "check"):
-        if len(blob_candidates) > ASK_FIRST_ABOVE or sum(blobs[h].size for h in blob_candidates) > SMALL_BLOB_MAX:
+        if not _few_and_small(blobs):
             missing_blobs = api.blobs_exist(blob_candidates).missing
             report.blobs_checked += len(blob_candidates)
         else:

@@ -83,11 +83,7 @@ class PushedRecords(Mapping):
         changed are shared, still unread."""
         changed = PushedRecords(count=self._count)
         changed._groups = self._groups.copy()
-        for path, record in changes.items():
-            if record is None:
-                changed.pop(path)
-            else:
-                changed[path] = record
+        apply_changes(changed, changes)
         return changed
 
     def groups(self) -> dict[str, bytes]:
@@ -101,12 +97,17 @@ def with_changes(records: Mapping[str, Record], changes: Mapping[str, Record | N
     if isinstance(records, PushedRecords):
         return records.with_changes(changes)
     changed = dict(records)
+    apply_changes(changed, changes)
+    return changed
+
+
+def apply_changes(records: dict[str, Record] | PushedRecords, changes: Mapping[str, Record | None]) -> None:
+    """Apply `changes` to `records` in place: path -> new record, or None when the file is gone."""
     for path, record in changes.items():
         if record is None:
-            changed.pop(path, None)
+            records.pop(path, None)
         else:
-            changed[path] = record
-    return changed
+            records[path] = record
 
 
 class PushedBlobs(Set):
@@ -115,17 +116,14 @@ class PushedBlobs(Set):
 
     __slots__ = ("_records", "_hashes")
 
-    def __init__(self, records: Mapping[str, Record]) -> None:
+    def __init__(self, records: PushedRecords) -> None:
         self._records = records
         self._hashes: frozenset[str] | None = None
 
     def _all(self) -> frozenset[str]:
         if self._hashes is None:
-            records = self._records
-            if isinstance(records, PushedRecords):
-                self._hashes = frozenset(record[0] for files in records.by_directory().values() for record in files.values())
-            else:
-                self._hashes = frozenset(record[0] for record in records.values())
+            self._hashes = frozenset(record[0] for records in self._records.by_directory().values()
+                                     for record in records.values())
         return self._hashes
 
     def __contains__(self, digest: object) -> bool:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from fastest.cli.failures import UsageFailure
 from fastest.cli.fsutil import write_atomic
-from fastest.cli.pushed_records import PushedBlobs, PushedRecords
+from fastest.cli.pushed_records import PushedBlobs, PushedRecords, apply_changes
 from fastest.cli.records import Record
 from fastest.domain.manifest import is_sha256_hex, sha256_hex
 
@@ -356,11 +356,7 @@ def _read_pushed(data: bytes) -> tuple[Any, Any, Any, Any]:
         at += length
         if from_root != root:
             break
-        for path, record in changed.items():
-            if record is None:
-                records.pop(path, None)
-            else:
-                records[path] = record
+        apply_changes(records, changed)
         for digest in removed:
             manifests.pop(digest, None)
         manifests.update(added)
