@@ -233,12 +233,7 @@ def test_the_index_reads_a_directorys_entries_only_when_asked_and_forgets_remove
     """Entries are kept per directory and read when the scan first asks about one: a damaged
     directory's entries cost only that directory's files a new hash, and a removed directory's
     entries go with it."""
-    root = tmp_path / "tree"
-    many_files_tree(root)
-    path = tmp_path / "index"
-    index = LocalIndex(path)
-    scan(root, index, progress=False)
-    index.save()
+    root, path = indexed_many_files_tree(tmp_path)
     assert len(LocalIndex.load(path)) == 120
     groups, listings, rules_key, sealed_root = marshal.loads(path.read_bytes()[len(INDEX_MAGIC) + 8:])
     groups["d2/s1"] = b"\x00damaged"  # one directory's entries unreadable
@@ -353,16 +348,21 @@ def many_files_tree(root: Path) -> None:
     age_tree(root)
 
 
+def indexed_many_files_tree(tmp_path: Path) -> tuple[Path, Path]:
+    """`many_files_tree` at tmp_path/tree, scanned once with a new index saved at tmp_path/index."""
+    root, index_path = tmp_path / "tree", tmp_path / "index"
+    many_files_tree(root)
+    index = LocalIndex(index_path)
+    scan(root, index, progress=False)
+    index.save()
+    return root, index_path
+
+
 def test_a_listed_directory_that_changed_without_a_new_mtime_is_read_again(tmp_path: Path):
     """A directory changed between reading its mtime and reading its files (here: a file removed
     and the directory's mtime put back, which a coarse clock can also do): its listing no longer
     holds, so it is listed again, and the walk still finds exactly what is there."""
-    root = tmp_path / "tree"
-    many_files_tree(root)
-    index_path = tmp_path / "index"
-    index = LocalIndex(index_path)
-    scan(root, index, progress=False)
-    index.save()
+    root, index_path = indexed_many_files_tree(tmp_path)
     directory = root / "d5" / "s2"
     before = directory.stat()
     (directory / "f2.txt").unlink()
