@@ -253,7 +253,7 @@ class PushedTree(namedtuple("PushedTree", ("root", "records", "blobs", "manifest
             if not expected_root and not any_root:
                 return cls.empty()
             directories = None
-            if data.startswith(PUSHED_MAGIC) or data.startswith(PUSHED_MAGIC_4):
+            if data.startswith((PUSHED_MAGIC, PUSHED_MAGIC_4)):
                 root, records, manifests, directories = _read_pushed(data)
                 if type(directories) is not dict or directories.get("") != root:
                     return cls.empty()
